@@ -1,0 +1,104 @@
+"""The raw event contract, version 1 (DESIGN.md section 3), as pydantic models.
+
+``ClientEvent`` is what a browser may POST to the collector (``/e``); ``RawEvent`` is what is
+produced to Kafka ``mayak.raw`` by the collector, the e-mail pixel and the server hooks, and
+what the stream jobs validate. Field names are part of the contract: see producers/README.md.
+Both models forbid unknown fields, so a typo is a 400 naming the field, not silent data loss.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo,
+                      field_validator)
+
+SCHEMA_VERSION = 1
+
+#: Event types a browser may send; the others are made by the collector or the hooks only.
+BROWSER_TYPES = frozenset({"pageview", "engagement", "custom", "outbound"})
+SERVER_TYPES = frozenset({"email_open", "service_request"})
+EVENT_TYPES = BROWSER_TYPES | SERVER_TYPES
+
+MAX_MS = 86_400_000  # one day: no single page view is engaged for longer
+# 2020-01-01 .. 2100-01-01 in epoch ms; rejects seconds-instead-of-ms and garbage clocks
+MIN_TS, MAX_TS = 1_577_836_800_000, 4_102_444_800_000
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+# Opaque identifiers (cookie id, e-mail recipient token): no '@', so an e-mail address never fits
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,128}$")]
+Url = Annotated[str, StringConstraints(max_length=2048)]
+PropKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")]
+PropValue = Annotated[str, StringConstraints(max_length=200)] | int | float | bool
+EventType = Literal["pageview", "engagement", "custom", "outbound", "email_open",
+                    "service_request"]
+Ms = Annotated[int, Field(ge=0, le=MAX_MS)]
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+    id: UUID  # made by the sender so that a retry can never count twice
+    type: EventType
+    site: Slug
+    ts: Annotated[int, Field(ge=MIN_TS, le=MAX_TS)]  # client clock, epoch ms
+    url: Url | None = None
+    ref: Url | None = None
+    section: Name | None = None
+    name: Name | None = None  # custom event name
+    engaged_ms: Ms | None = None
+    scroll_pct: Annotated[int, Field(ge=0, le=100)] | None = None
+    sections: Annotated[dict[Name, Ms], Field(max_length=32)] | None = None  # name -> dwell ms
+    props: Annotated[dict[PropKey, PropValue], Field(max_length=16)] | None = None
+    consent: Literal["analytics", "none"] = "none"
+    dnt: bool = False  # Do-Not-Track seen (header or navigator)
+    gpc: bool = False  # Global Privacy Control seen
+    vid: Token | None = None  # first-party cookie id, only with consent
+
+    @field_validator("vid")
+    @classmethod
+    def _vid_needs_consent(cls, vid: str | None, info: ValidationInfo) -> str | None:
+        d = info.data
+        if vid is not None and (d.get("consent") != "analytics" or d.get("dnt") or d.get("gpc")):
+            raise ValueError("only allowed with consent=analytics and no DNT/GPC")
+        return vid
+
+
+class ClientEvent(_Base):
+    """One event as a browser sends it to ``POST /e`` (the beacon, or a portal's own JS)."""
+
+    @field_validator("type")
+    @classmethod
+    def _browser_types_only(cls, value: str) -> str:
+        if value not in BROWSER_TYPES:
+            raise ValueError(f"{value!r} cannot be sent by a browser")
+        return value
+
+
+class RawEvent(_Base):
+    """One event on ``mayak.raw``: the client's fields plus what the producer side adds."""
+
+    uid: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    campaign: Slug | None = None  # e-mail campaign id (email_open)
+    recipient: Token | None = None  # opaque recipient token, pseudonymized downstream
+    service_type: Name | None = None  # service_request: which portal service
+    route: Annotated[str, StringConstraints(max_length=256)] | None = None  # route template
+    method: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3,7}$")] | None = None
+    status: Annotated[int, Field(ge=100, le=599)] | None = None
+    duration_ms: Annotated[float, Field(ge=0)] | None = None
+    ua: Annotated[str, StringConstraints(max_length=512)] | None = None  # full UA, parsed then dropped
+    ip_enc: Annotated[str, StringConstraints(max_length=128)] | None = None  # AES-GCM, base64
+    lang: Annotated[str, StringConstraints(max_length=35)] | None = None
+    received: int | None = None  # producer clock, epoch ms
+
+    def to_json(self) -> bytes:
+        """Compact JSON without null fields (the wire format of ``mayak.raw``)."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+def field_of(error: dict) -> str:
+    """Dotted field path of one pydantic error, e.g. ``props.x`` or ``3.type``."""
+    return ".".join(str(p) for p in error.get("loc", ())) or "body"
