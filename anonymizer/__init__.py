@@ -1,0 +1,1 @@
+"""The anonymizer: pseudonymize identifiers, coarsen and scrub, so nothing raw reaches storage."""

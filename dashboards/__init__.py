@@ -1,0 +1,1 @@
+"""Dashboards: product and marketing views and the aggregate-only research API."""

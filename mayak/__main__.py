@@ -1,0 +1,3 @@
+from mayak.cli import main
+
+main()

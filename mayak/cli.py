@@ -1,0 +1,146 @@
+"""The ``mayak`` command: one entry point for the local stack and every operator task."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from mayak.errors import MayakError
+from mayak.settings import Settings
+
+app = typer.Typer(help="Mayak: privacy-first analytics for E-LEGAL.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+kafka_app = typer.Typer(help="The local Apache Kafka broker (KRaft, assembled from Maven Central).",
+                        no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+console = Console(stderr=True)
+
+
+@kafka_app.command("start")
+def kafka_start() -> None:
+    """Start the local broker in the background (downloads the jars the first time)."""
+    from mayak.kafka_local import broker_from_settings
+    from mayak.topics import ensure_topics
+
+    settings = Settings()
+    broker = broker_from_settings(settings)
+    with console.status("starting Kafka ..."):
+        broker.start(log=console.print)
+        ensure_topics(settings)
+    console.print(f"Kafka {broker.status()}")
+
+
+@kafka_app.command("stop")
+def kafka_stop() -> None:
+    """Stop the local broker (SIGTERM, SIGKILL after 30 s)."""
+    from mayak.kafka_local import broker_from_settings
+
+    stopped = broker_from_settings(Settings()).stop()
+    console.print("Kafka stopped" if stopped else "Kafka was not running")
+
+
+@kafka_app.command("status")
+def kafka_status() -> None:
+    """Say whether the local broker runs."""
+    from mayak.kafka_local import broker_from_settings
+
+    console.print(f"Kafka {broker_from_settings(Settings()).status()}")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the warehouse migrations that are not applied yet."""
+    from warehouse.client import client_from_settings
+    from warehouse.migrate import migrate as run
+
+    applied = run(client_from_settings(Settings()), log=console.print)
+    console.print(f"{len(applied)} migration(s) applied" if applied else "schema is up to date")
+
+
+@app.command()
+def worker(
+    dashboards: bool = typer.Option(None, help="Also serve the dashboards from this process "
+                                    "(default: on with embedded ClickHouse)"),
+    loglevel: str = typer.Option("warn", help="crit, error, warn, info or debug"),
+) -> None:
+    """Run the stream worker (Faust): raw -> enriched -> ClickHouse."""
+    from stream_jobs.worker import run_worker
+
+    settings = Settings()
+    run_worker(settings, settings.embedded_clickhouse if dashboards is None else dashboards, loglevel)
+
+
+@app.command()
+def collector() -> None:
+    """Run the collector (HTTP -> Kafka)."""
+    import uvicorn
+
+    from producers.collector.app import create_app
+
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=settings.collector_host, port=settings.collector_port,
+                log_level="warning")
+
+
+@app.command("dashboards")
+def dashboards_cmd() -> None:
+    """Run the dashboards alone (needs a ClickHouse server; embedded mode serves them from the worker)."""
+    import uvicorn
+
+    from dashboards.app import create_app
+    from warehouse.client import client_from_settings
+
+    settings = Settings()
+    if settings.embedded_clickhouse:
+        raise MayakError("with embedded ClickHouse the worker serves the dashboards "
+                         "(`mayak worker --dashboards`); set MAYAK_CLICKHOUSE_DSN=http://... to run them alone")
+    uvicorn.run(create_app(settings, client_from_settings(settings)),
+                host=settings.dashboards_host, port=settings.dashboards_port, log_level="warning")
+
+
+@app.command()
+def sql(query: str = typer.Argument(..., help="a read-only query, e.g. 'SELECT count() FROM events'")) -> None:
+    """Run a read-only query as admin and print the rows as JSON lines (the worker must be stopped
+    when ClickHouse is embedded)."""
+    import orjson
+
+    from warehouse.client import client_from_settings
+
+    result = client_from_settings(Settings()).query(query, settings={"readonly": 1})
+    for row in result.named_results():
+        sys.stdout.write(orjson.dumps(row, default=str).decode() + "\n")
+
+
+@app.command()
+def up(demo: bool = typer.Option(False, help="Also send synthetic portal traffic")) -> None:
+    """Run the whole local stack: broker, topics, migrations, worker, collector, dashboards."""
+    from mayak.stack import run_stack
+
+    run_stack(Settings(), demo=demo, console=console)
+
+
+def _register_packages() -> None:
+    # each pipeline stage contributes its own commands; a stage without a cli module is fine
+    import importlib
+
+    for name in ("producers", "stream_jobs", "warehouse", "anonymizer", "dashboards", "bench"):
+        try:
+            module = importlib.import_module(f"{name}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{name}.cli":
+                raise
+            continue
+        module.register(app)
+
+
+_register_packages()
+
+
+def main() -> None:
+    try:
+        app()
+    except MayakError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)

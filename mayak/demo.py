@@ -1,0 +1,83 @@
+"""Synthetic E-LEGAL portal traffic for ``mayak up --demo``: sends hits through the collector."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+
+import httpx
+from rich.console import Console
+
+from mayak.settings import Settings
+
+SITE = "demo"
+PAGES = [
+    ("/", "home"), ("/services/notary", "services"), ("/services/court-representation", "services"),
+    ("/services/company-registration", "services"), ("/lawyers", "lawyers"),
+    ("/lawyers/family-law", "lawyers"), ("/blog/new-labour-code-2026", "blog"),
+    ("/faq", "faq"), ("/contact", "contact"), ("/cases/48213", "cabinet"),
+]
+USER_AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.6 Mobile/15E148 Safari/604.1",
+]
+REFERRERS = ["", "", "https://www.google.com/search?q=notarius", "https://www.facebook.com/",
+             "https://e-gov.az/"]
+
+
+def visit_events(rng: random.Random, now_ms: int) -> list[dict]:
+    """One visitor's pageviews and engagement pings on the demo site."""
+    events = []
+    for step in range(rng.randint(1, 4)):
+        path, section = rng.choice(PAGES)
+        ts = now_ms + step * 1000
+        url = f"https://e-legal.az{path}?utm_source=demo&phone=0501234567"
+        base = {"v": 1, "site": SITE, "ts": ts, "url": url, "section": section,
+                "ref": rng.choice(REFERRERS) if step == 0 else ""}
+        events.append({**base, "id": str(uuid.uuid4()), "type": "pageview"})
+        events.append({**base, "id": str(uuid.uuid4()), "type": "engagement",
+                       "engaged_ms": rng.randint(2_000, 90_000), "scroll_pct": rng.randint(10, 100)})
+    return events
+
+
+def send_visit(client: httpx.Client, settings: Settings, rng: random.Random) -> int:
+    headers = {"User-Agent": rng.choice(USER_AGENTS), "Content-Type": "text/plain",
+               "X-Forwarded-For": f"{rng.choice([5, 31, 37, 46, 62, 85, 94, 185])}."
+                                  f"{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+               "Origin": "https://e-legal.az"}
+    sent = 0
+    for event in visit_events(rng, int(time.time() * 1000)):
+        response = client.post(f"{settings.collector_url}/e", json=event, headers=headers)
+        sent += response.status_code < 300
+    return sent
+
+
+def start_demo(settings: Settings, stop: threading.Event, console: Console) -> threading.Thread:
+    """Send a first burst of visits, then a visit every couple of seconds until ``stop``."""
+
+    def loop() -> None:
+        rng = random.Random(7)
+        with httpx.Client(timeout=10) as client:
+            sent = sum(send_visit(client, settings, rng) for _ in range(60))
+            console.print(f"demo: sent {sent} events; try "
+                          f"{settings.dashboards_url}/api/stats/summary?site={SITE}")
+            while not stop.wait(2.0):
+                try:
+                    send_visit(client, settings, rng)
+                except httpx.HTTPError:
+                    pass
+
+    thread = threading.Thread(target=loop, name="demo", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,74 @@
+"""The one typed settings object of every Mayak deployable, read from the environment once.
+
+Each process builds ``Settings()`` at start-up and passes it down; nothing deeper reads
+``os.environ``. Every field maps to an environment variable ``MAYAK_<FIELD>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    # Kafka jars are shared by every checkout and data dir, so they live outside the repo.
+    return Path.home() / ".cache" / "mayak"
+
+
+class Settings(BaseSettings):
+    """Configuration of the collector, the stream worker, the dashboards and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="MAYAK_", extra="ignore", frozen=True)
+
+    # --- storage ---------------------------------------------------------------------
+    data_dir: Path = Field(Path(".mayak"), description="Broker logs, chDB files, key store")
+    cache_dir: Path = Field(default_factory=_default_cache_dir, description="Kafka jar cache")
+
+    # --- Kafka -------------------------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_controller_port: int = 9093  # local broker only (KRaft controller listener)
+    kafka_version: str = "3.9.2"
+    kafka_heap_mb: int = 512
+    kafka_partitions: int = 2
+    topic_raw: str = "mayak.raw"
+    topic_events: str = "mayak.events"
+    topic_failed: str = "mayak.failed"
+
+    # --- ClickHouse --------------------------------------------------------------------
+    # chdb:///abs/path = embedded engine (one process per path); http(s)://... = server.
+    clickhouse_dsn: str = ""
+    clickhouse_database: str = "mayak"
+
+    # --- HTTP services ------------------------------------------------------------------
+    collector_host: str = "127.0.0.1"
+    collector_port: int = 8400
+    dashboards_host: str = "127.0.0.1"
+    dashboards_port: int = 8401
+
+    # --- stream worker -----------------------------------------------------------------
+    worker_id: str = "mayak-worker"
+    worker_web_port: int = 6066
+    sink_batch_size: int = 5000
+    sink_flush_seconds: float = 1.0
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> "Settings":
+        if not self.clickhouse_dsn:
+            path = (self.data_dir / "clickhouse").resolve()
+            object.__setattr__(self, "clickhouse_dsn", f"chdb://{path}")
+        return self
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        """True when ClickHouse runs in-process (chDB) and so only one process may open it."""
+        return self.clickhouse_dsn.startswith("chdb://")
+
+    @property
+    def collector_url(self) -> str:
+        return f"http://{self.collector_host}:{self.collector_port}"
+
+    @property
+    def dashboards_url(self) -> str:
+        return f"http://{self.dashboards_host}:{self.dashboards_port}"

@@ -1,0 +1,1 @@
+"""Producers: everything that emits or accepts events (beacon, collector, pixel, server hooks)."""

@@ -1,0 +1,37 @@
+"""Runs the stream worker process: migrations, the Faust worker and (embedded mode) dashboards.
+
+With embedded ClickHouse only one process may open the chDB path, so the process that
+writes (this one) also serves the dashboards/API, from a thread sharing the same client.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import uvicorn
+from faust import Worker
+
+from mayak.settings import Settings
+from stream_jobs.app import create_app
+from warehouse.client import client_from_settings
+from warehouse.migrate import migrate
+
+
+def serve_dashboards_in_thread(settings: Settings, client) -> threading.Thread:
+    from dashboards.app import create_app as create_dashboards
+
+    config = uvicorn.Config(create_dashboards(settings, client), host=settings.dashboards_host,
+                            port=settings.dashboards_port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)  # off the main thread uvicorn installs no signal handlers
+    thread = threading.Thread(target=server.run, name="dashboards", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_worker(settings: Settings, with_dashboards: bool, loglevel: str = "warn") -> None:
+    client = client_from_settings(settings)
+    migrate(client, log=print)
+    if with_dashboards:
+        serve_dashboards_in_thread(settings, client)
+    app = create_app(settings, client)
+    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,0 +1,1 @@
+"""The warehouse: ClickHouse schema (numbered migrations), retention, erasure and audit."""

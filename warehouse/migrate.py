@@ -1,0 +1,75 @@
+"""Applies the numbered ``migrations/NNNN_name.sql`` files once each, in order, and records them.
+
+A file may hold several statements separated by ``;`` at the end of a line. Applied versions
+are kept in ``schema_migrations``; re-running is a no-op.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from clickhouse_connect.driver.client import Client
+
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations
+(
+    version UInt32,
+    name String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = MergeTree ORDER BY version
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    def statements(self) -> list[str]:
+        parts = re.split(r";\s*$", self.sql, flags=re.MULTILINE)
+        return [p.strip() for p in parts if _has_code(p)]
+
+
+def _has_code(text: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
+
+
+def discover() -> list[Migration]:
+    folder = resources.files("warehouse.migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(versions) != len(set(versions)):
+        raise ValueError(f"two migrations share a number: {versions}")
+    return found
+
+
+def applied_versions(client: Client) -> set[int]:
+    client.command(_LEDGER)
+    return {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
+
+
+def migrate(client: Client, log=lambda msg: None) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    done = applied_versions(client)
+    applied = []
+    for migration in discover():
+        if migration.version in done:
+            continue
+        for statement in migration.statements():
+            client.command(statement)
+        client.insert("schema_migrations", [[migration.version, migration.name]],
+                      column_names=["version", "name"])
+        log(f"applied {migration.name}")
+        applied.append(migration.name)
+    return applied
