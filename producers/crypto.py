@@ -1,0 +1,75 @@
+"""Keys and the two cryptographic jobs of the producer side.
+
+* ``encrypt_ip`` / ``decrypt_ip``: the client IP crosses Kafka only as AES-256-GCM ciphertext
+  (``ip_enc`` = base64 of 12-byte nonce || ciphertext || 16-byte tag, associated data
+  ``b"mayak.ip.v1"``). The stream jobs decrypt it with ``ip_cipher_key`` for geo/ISP lookup.
+* ``partition_key``: the Kafka message key, a keyed hash (HMAC-SHA256) so one visitor's events
+  stay on one partition without the key itself revealing the IP, cookie id or customer id.
+
+Both keys derive from one 32-byte master secret: ``settings.ip_key`` (base64) when set, else a
+random one created once under ``data_dir/keys/producers.key`` (mode 0600).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_AAD = b"mayak.ip.v1"
+
+
+def load_master_secret(ip_key: str, data_dir: Path) -> bytes:
+    """The 32-byte master secret: from ``ip_key`` (base64) or the key file, created if absent."""
+    if ip_key:
+        raw = base64.b64decode(ip_key)
+        if len(raw) != 32:
+            raise ValueError("MAYAK_IP_KEY must be 32 bytes, base64-encoded")
+        return raw
+    path = data_dir / "keys" / "producers.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+    raw = path.read_bytes()
+    if len(raw) != 32:
+        raise ValueError(f"{path} must hold exactly 32 bytes")
+    return raw
+
+
+def _derive(master: bytes, purpose: bytes) -> bytes:
+    return hmac.new(master, b"mayak/" + purpose, hashlib.sha256).digest()
+
+
+def ip_cipher_key(master: bytes) -> bytes:
+    """AES-256 key for ``ip_enc`` (what the stream jobs need to decrypt)."""
+    return _derive(master, b"ip-aes-gcm")
+
+
+def partition_secret(master: bytes) -> bytes:
+    """HMAC key for Kafka message keys."""
+    return _derive(master, b"partition-key")
+
+
+def encrypt_ip(key: bytes, ip: str) -> str:
+    """AES-GCM encrypt an IP address; a fresh random nonce each time."""
+    nonce = secrets.token_bytes(12)
+    return base64.b64encode(nonce + AESGCM(key).encrypt(nonce, ip.encode(), _AAD)).decode()
+
+
+def decrypt_ip(key: bytes, blob: str) -> str:
+    """Inverse of ``encrypt_ip``; raises ``cryptography.exceptions.InvalidTag`` if tampered."""
+    raw = base64.b64decode(blob)
+    return AESGCM(key).decrypt(raw[:12], raw[12:], _AAD).decode()
+
+
+def partition_key(secret: bytes, *parts: str) -> bytes:
+    """Keyed hash of the visitor identity parts, as the Kafka message key (32 hex chars)."""
+    msg = "\x1f".join(parts).encode()
+    return hmac.new(secret, msg, hashlib.sha256).hexdigest()[:32].encode()

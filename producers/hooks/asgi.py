@@ -1,0 +1,65 @@
+"""Pure ASGI middleware emitting ``service_request`` events for configured routes.
+
+Usage (Starlette shown; any ASGI app works)::
+
+    app.add_middleware(MayakASGIMiddleware, routes={"POST /apply/{id}": "application"})
+    # in the endpoint, once the customer is known:
+    request.state.mayak_uid = customer.id
+
+The customer id is read after the response from ``scope["state"]["mayak_uid"]`` (what
+Starlette's ``request.state`` writes to) or from a ``get_uid(scope)`` callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from producers.hooks.routes import RouteTable
+from producers.hooks.service import ServiceRequests
+from producers.hooks.tracker import Tracker
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+                   Awaitable[None]]
+
+
+def _uid_from_state(scope: Scope) -> object:
+    state = scope.get("state") or {}
+    return state.get("mayak_uid")
+
+
+class MayakASGIMiddleware:
+    """Times each matching HTTP request and records its outcome (500 if the app raised)."""
+
+    def __init__(self, app: ASGIApp, routes: dict[str, str] | RouteTable,
+                 tracker: Tracker | None = None,
+                 get_uid: Callable[[Scope], object] = _uid_from_state) -> None:
+        self.app = app
+        self.service = ServiceRequests(routes, tracker)
+        self.get_uid = get_uid
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
+                       send: Callable[[Message], Awaitable[None]]) -> None:
+        route = (self.service.table.match(scope["method"], scope["path"])
+                 if scope["type"] == "http" else None)
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        started = self.service.clock()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            ua = next((v.decode("latin-1") for k, v in scope.get("headers", ())
+                       if k == b"user-agent"), None)
+            self.service.record(route.template, route.service_type, scope["method"], status,
+                                started, self.get_uid(scope), ua)

@@ -1,0 +1,124 @@
+"""``track()`` for portal code: build a raw event and hand it to Kafka without ever blocking.
+
+A ``Tracker`` validates the event against ``producers.schema.RawEvent`` on the caller's thread
+(so a wrong field fails loudly in development), then queues it; one daemon thread produces the
+queue to ``mayak.raw`` with kafka-python (acks=all, idempotent), keyed by a keyed hash of the
+customer id. A full queue drops the event and counts it: analytics must never slow the portal.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from producers.crypto import partition_key
+from producers.schema import RawEvent
+
+log = logging.getLogger("mayak.hooks")
+Sink = Callable[[bytes, bytes], None]  # (key, value) -> None, may raise
+
+
+class Tracker:
+    """Owns one producer thread and a bounded queue; ``track`` is safe from any thread."""
+
+    def __init__(self, site: str, sink: Sink, key_secret: bytes, *, max_queue: int = 10_000,
+                 clock: Callable[[], float] = time.time, on_close: Callable[[], None] | None = None):
+        self.site = site
+        self._sink = sink
+        self._secret = key_secret
+        self._clock = clock
+        self._on_close = on_close
+        self._q: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue(max_queue)
+        self.dropped = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name="mayak-hooks", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "Tracker":
+        """A tracker producing to ``settings.topic_raw`` on ``settings.kafka_bootstrap``."""
+        from kafka import KafkaProducer
+
+        from producers.crypto import load_master_secret, partition_secret
+
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                 enable_idempotence=True, linger_ms=20,
+                                 compression_type="gzip", max_block_ms=10_000)
+        topic = settings.topic_raw
+
+        def sink(key: bytes, value: bytes) -> None:
+            producer.send(topic, key=key, value=value)
+
+        def close() -> None:
+            producer.flush(10)
+            producer.close(5)
+
+        secret = partition_secret(load_master_secret(settings.ip_key, settings.data_dir))
+        return cls(settings.hooks_site, sink, secret, on_close=close)
+
+    def track(self, event_type: str, **fields: Any) -> RawEvent:
+        """Validate and enqueue one event; returns it. Raises ``ValueError`` if invalid."""
+        now = int(self._clock() * 1000)
+        fields.setdefault("ts", now)
+        event = RawEvent(id=uuid.uuid4(), type=event_type, site=fields.pop("site", self.site),
+                         received=now, **fields)
+        who = event.uid or event.vid or str(event.id)
+        try:
+            self._q.put_nowait((partition_key(self._secret, event.site, who), event.to_json()))
+        except queue.Full:
+            self.dropped += 1
+        return event
+
+    def _run(self) -> None:
+        while (item := self._q.get()) is not None:
+            try:
+                self._sink(*item)
+            except Exception:  # a broken broker must not kill the thread; count and go on
+                self.failed += 1
+                log.warning("mayak: could not produce a hook event", exc_info=True)
+            finally:
+                self._q.task_done()
+        self._q.task_done()
+
+    def flush(self) -> None:
+        """Block until every queued event has been handed to the sink."""
+        self._q.join()
+
+    def close(self) -> None:
+        """Drain the queue, stop the thread, flush and close the producer."""
+        self._q.put(None)
+        self._thread.join(30)
+        if self._on_close:
+            self._on_close()
+
+
+_default: Tracker | None = None
+_lock = threading.Lock()
+
+
+def configure(tracker: Tracker | None) -> None:
+    """Set (or clear) the process-wide tracker used by ``track()`` and the middlewares."""
+    global _default
+    with _lock:
+        _default = tracker
+
+
+def default_tracker() -> Tracker:
+    """The configured tracker, or one built from ``Settings()`` on first use."""
+    global _default
+    with _lock:
+        if _default is None:
+            from mayak.settings import Settings
+
+            _default = Tracker.from_settings(Settings())
+        return _default
+
+
+def track(event_type: str, **fields: Any) -> RawEvent:
+    """Emit one event from portal code, e.g. ``track("service_request", uid=..., ...)``."""
+    return default_tracker().track(event_type, **fields)

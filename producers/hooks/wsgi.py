@@ -1,0 +1,75 @@
+"""WSGI middleware emitting ``service_request`` events for configured routes (Flask, etc.).
+
+Usage with Flask::
+
+    app.wsgi_app = MayakWSGIMiddleware(app.wsgi_app, routes={"POST /apply/{id}": "application"})
+    # in the view, once the customer is known:
+    request.environ["mayak.uid"] = customer.id
+
+The event is recorded when the server closes the response iterable, so the duration includes
+streaming the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from producers.hooks.routes import RouteTable
+from producers.hooks.service import ServiceRequests
+from producers.hooks.tracker import Tracker
+
+Environ = dict[str, Any]
+
+
+class _ClosingBody:
+    """Wraps the app's response iterable so that ``close()`` also records the request."""
+
+    def __init__(self, body: Iterable[bytes], done: Callable[[], None]) -> None:
+        self._body = body
+        self._done = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close:
+                close()
+        finally:
+            self._done()
+
+
+class MayakWSGIMiddleware:
+    """Times each matching request; the customer id comes from ``environ["mayak.uid"]``."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], routes: dict[str, str] | RouteTable,
+                 tracker: Tracker | None = None,
+                 get_uid: Callable[[Environ], object] = lambda env: env.get("mayak.uid")) -> None:
+        self.app = app
+        self.service = ServiceRequests(routes, tracker)
+        self.get_uid = get_uid
+
+    def __call__(self, environ: Environ, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        route = self.service.table.match(method, environ.get("PATH_INFO", "") or "/")
+        if route is None:
+            return self.app(environ, start_response)
+        started = self.service.clock()
+        status = [500]
+
+        def start(status_line: str, headers: list, exc_info: Any = None) -> Any:
+            status[0] = int(status_line.split(" ", 1)[0])
+            return start_response(status_line, headers, exc_info)
+
+        def done() -> None:
+            self.service.record(route.template, route.service_type, method, status[0], started,
+                                self.get_uid(environ), environ.get("HTTP_USER_AGENT"))
+
+        try:
+            body = self.app(environ, start)
+        except BaseException:
+            done()
+            raise
+        return _ClosingBody(body, done)
