@@ -47,6 +47,34 @@ class Settings(BaseSettings):
     dashboards_host: str = "127.0.0.1"
     dashboards_port: int = 8401
 
+    # --- producers: collector, pixel, hooks (producers/) ----------------------------------
+    # master secret (base64 of 32 bytes) for IP encryption and Kafka keys; empty = a key file
+    # created once under data_dir/keys/producers.key (see producers/crypto.py)
+    ip_key: str = ""
+    # site id -> allowed Origin globs (fnmatch, "*" = any); an unknown site is refused (403)
+    collector_sites: dict[str, list[str]] = {
+        "elegal": ["https://e-legal.az", "https://*.e-legal.az", "http://localhost:*",
+                   "http://127.0.0.1:*"],
+        "demo": ["*"],
+    }
+    # sites whose DNT / Sec-GPC visits are not counted at all (the others: counted anonymously)
+    collector_dnt_drop_sites: list[str] = []
+    # peers (IPs or CIDRs) whose X-Forwarded-For header is believed
+    collector_trusted_proxies: list[str] = []
+    # query parameters kept in url/ref besides utm_* (all others are dropped at the door)
+    collector_query_allowlist: list[str] = []
+    # per-client token bucket: sustained requests per second and burst
+    collector_rate_per_s: float = 20.0
+    collector_rate_burst: int = 60
+    # events handed to Kafka but not yet acknowledged; beyond this the collector answers 503
+    collector_max_pending: int = 20_000
+    # how long a request waits for the broker's ack before answering 503 (the beacon retries)
+    collector_ack_timeout_s: float = 30.0
+    # site of email_open events (the pixel URL carries only campaign and recipient token)
+    collector_pixel_site: str = "elegal"
+    # site of events emitted by the server hooks (track(), middlewares)
+    hooks_site: str = "elegal"
+
     # --- stream worker -----------------------------------------------------------------
     worker_id: str = "mayak-worker"
     worker_web_port: int = 6066
