@@ -1,48 +1,190 @@
-"""Thin collector (foundation): accepts ``POST /e`` and produces the event to ``mayak.raw``.
+"""The collector: a pure Starlette app, the front door between browsers / e-mail and Kafka.
 
-The producers issue deepens this (limits, consent, IP encryption, beacon, pixel).
+Endpoints: ``POST /e`` (one event or an array of up to 50; JSON also as text/plain from
+sendBeacon), ``GET /o/{campaign}/{recipient}.gif`` (e-mail-open pixel), ``GET /t.js`` (the
+beacon), ``GET /healthz``, ``GET /metrics``. It refuses with clear answers (413 / 429 / 403 /
+400 naming the field / 503), counts each refusal by reason, scrubs URLs, encrypts the client
+IP and answers 2xx only once Kafka acknowledged. The Kafka producer is owned by the lifespan.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
+import logging
 import time
-import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import orjson
-from kafka import KafkaProducer
+from pydantic import ValidationError
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mayak.settings import Settings
+from producers.collector import door
+from producers.collector.events import EventFactory
+from producers.collector.limits import RateLimiter, TooLarge, read_capped
+from producers.collector.metrics import Metrics
+from producers.collector.outbox import Outbox, Unavailable
+from producers.schema import ClientEvent, field_of
+
+log = logging.getLogger("mayak.collector")
+MAX_BODY = 64 * 1024
+MAX_BATCH = 50
+BEACON = Path(__file__).resolve().parents[1] / "beacon" / "dist" / "t.js"
+GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000"
+                    "010001000002024401003b")  # 1x1 transparent GIF, 43 bytes
+NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate, private, max-age=0",
+            "Pragma": "no-cache", "Expires": "0"}
 
 
-def create_app(settings: Settings) -> Starlette:
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
-        app.state.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                           linger_ms=5)
-        yield
-        app.state.producer.close(timeout=10)
+class Collector:
+    """Request handlers plus the state they share (limits, counters, the outbox)."""
 
-    async def collect(request: Request) -> JSONResponse:
+    def __init__(self, settings: Settings, outbox: Outbox, clock=time.time) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.clock = clock
+        self.metrics = Metrics()
+        self.metrics.gauges["pending_events"] = lambda: self.outbox.pending
+        self.limiter = RateLimiter(settings.collector_rate_per_s, settings.collector_rate_burst)
+        self.trusted = door.parse_networks(settings.collector_trusted_proxies)
+        self.factory = EventFactory(settings)
+        self.beacon = BEACON.read_bytes() if BEACON.exists() else b""
+        self.beacon_gz = gzip.compress(self.beacon, 9, mtime=0)
+
+    def refuse(self, status: int, reason: str, message: str, field: str | None = None,
+               headers: dict | None = None, n: int = 1) -> JSONResponse:
+        self.metrics.refuse(reason, n)
+        body = {"error": message, "reason": reason} | ({"field": field} if field else {})
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    def _ip(self, request: Request) -> str:
+        peer = request.client.host if request.client else None
+        return door.client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted)
+
+    def _cors(self, origin: str | None) -> dict[str, str]:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+
+    async def collect(self, request: Request) -> Response:
+        """POST /e"""
+        ip = self._ip(request)
+        if not self.limiter.allow(ip):
+            return self.refuse(429, "rate_limited", "too many requests", headers={"Retry-After": "1"})
         try:
-            event = orjson.loads(await request.body())
+            body = await read_capped(request.stream(), request.headers.get("content-length"),
+                                     MAX_BODY)
+        except TooLarge:
+            return self.refuse(413, "too_large", f"body over {MAX_BODY} bytes")
+        try:
+            data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return JSONResponse({"error": "body is not JSON"}, status_code=400)
-        if not isinstance(event, dict) or not event.get("site"):
-            return JSONResponse({"error": "field 'site' is required"}, status_code=400)
-        event.setdefault("id", str(uuid.uuid4()))
-        event["received"] = int(time.time() * 1000)
-        future = request.app.state.producer.send(settings.topic_raw, orjson.dumps(event))
-        await run_in_threadpool(future.get, 10)
-        return JSONResponse({"accepted": 1}, status_code=202)
+            return self.refuse(400, "invalid", "body is not JSON", "body")
+        single = isinstance(data, dict)
+        items = [data] if single else data
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+            return self.refuse(400, "invalid", f"an event object or an array of 1..{MAX_BATCH}",
+                               "body")
+        events: list[ClientEvent] = []
+        for i, item in enumerate(items):
+            try:
+                events.append(ClientEvent.model_validate(item))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = field_of(err) if single else f"{i}.{field_of(err)}"
+                return self.refuse(400, "invalid", err["msg"], where, n=len(items))
+        origin = request.headers.get("origin")
+        for ev in events:
+            globs = self.settings.collector_sites.get(ev.site)
+            if globs is None:
+                return self.refuse(403, "unknown_site", f"unknown site {ev.site!r}", "site",
+                                   n=len(events))
+            if not door.origin_allowed(origin, globs):
+                return self.refuse(403, "origin_not_allowed", "Origin not allowed for this site",
+                                   n=len(events))
+        dnt, gpc = door.privacy_signals(request.headers)
+        keep = [ev for ev in events if not self.factory.dropped_by_privacy(ev, dnt, gpc)]
+        if len(keep) < len(events):
+            self.metrics.refuse("privacy_signal", len(events) - len(keep))
+        ctx = self.factory.context(request.headers, ip, dnt, gpc)
+        records = [self.factory.from_client(ev, ctx) for ev in keep]
+        if records:
+            try:
+                await self.outbox.produce(records)
+            except Unavailable:
+                return self.refuse(503, "unavailable", "try again", n=len(records),
+                                   headers={"Retry-After": "2"} | self._cors(origin))
+            self.metrics.accepted += len(records)
+        return JSONResponse({"accepted": len(records)}, status_code=202, headers=self._cors(origin))
 
-    async def healthz(request: Request) -> PlainTextResponse:
+    async def preflight(self, request: Request) -> Response:
+        """OPTIONS /e: CORS preflight for clients that POST application/json."""
+        origin = request.headers.get("origin")
+        headers = self._cors(origin) | {"Access-Control-Allow-Methods": "POST",
+                                        "Access-Control-Allow-Headers": "Content-Type",
+                                        "Access-Control-Max-Age": "86400"}
+        return Response(status_code=204, headers=headers)
+
+    async def pixel(self, request: Request) -> Response:
+        """GET /o/{campaign}/{recipient}.gif: the e-mail open."""
+        ip = self._ip(request)
+        if not self.limiter.allow(ip):
+            return self.refuse(429, "rate_limited", "too many requests", headers={"Retry-After": "1"})
+        dnt, gpc = door.privacy_signals(request.headers)
+        ctx = self.factory.context(request.headers, ip, dnt, gpc)
+        try:
+            record = self.factory.email_open(request.path_params["campaign"],
+                                             request.path_params["recipient"], ctx)
+        except ValidationError as exc:
+            return self.refuse(400, "invalid", "bad pixel URL", field_of(exc.errors()[0]))
+        if record is None:
+            self.metrics.refuse("privacy_signal")
+        else:
+            try:
+                await self.outbox.produce([record])
+            except Unavailable:
+                return self.refuse(503, "unavailable", "try again", headers=NO_CACHE)
+            self.metrics.accepted += 1
+        return Response(GIF, media_type="image/gif", headers=NO_CACHE)
+
+    async def script(self, request: Request) -> Response:
+        """GET /t.js: the beacon, gzipped when the client accepts it."""
+        headers = {"Cache-Control": "public, max-age=3600", "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(self.beacon_gz, media_type="application/javascript",
+                            headers=headers | {"Content-Encoding": "gzip"})
+        return Response(self.beacon, media_type="application/javascript", headers=headers)
+
+    async def healthz(self, request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    routes = [Route("/e", collect, methods=["POST"]), Route("/healthz", healthz)]
-    return Starlette(routes=routes, lifespan=lifespan)
+    async def metrics_endpoint(self, request: Request) -> PlainTextResponse:
+        return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def create_app(settings: Settings, outbox: Outbox | None = None) -> Starlette:
+    """The collector app; ``outbox`` is injectable for tests (default: Kafka from settings)."""
+    box = outbox or Outbox(settings.kafka_bootstrap, settings.topic_raw,
+                           max_pending=settings.collector_max_pending,
+                           ack_timeout=settings.collector_ack_timeout_s)
+    collector = Collector(settings, box)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        box.close()
+
+    routes = [
+        Route("/e", collector.collect, methods=["POST"]),
+        Route("/e", collector.preflight, methods=["OPTIONS"]),
+        Route("/o/{campaign}/{recipient}.gif", collector.pixel, methods=["GET"]),
+        Route("/t.js", collector.script, methods=["GET"]),
+        Route("/healthz", collector.healthz, methods=["GET"]),
+        Route("/metrics", collector.metrics_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.collector = collector
+    return app

@@ -1,0 +1,86 @@
+"""Turns what arrived at the door into ``RawEvent`` records (Kafka key, JSON value).
+
+Adds the request context (User-Agent, encrypted IP, language, receive time, DNT/GPC flags),
+scrubs ``url`` and ``ref``, applies the site's policy for DNT/GPC visits (drop, or count
+anonymously without a cookie id), and computes the partition key as a keyed hash: the
+cookie id when there is one, else IP + User-Agent, so a visitor's events stay in order.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from mayak.settings import Settings
+from producers import crypto
+from producers.collector import door
+from producers.schema import ClientEvent, RawEvent
+
+Record = tuple[bytes, bytes]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the collector knows about the request, besides the events themselves."""
+
+    ip: str
+    ua: str | None
+    lang: str | None
+    dnt: bool
+    gpc: bool
+    received: int
+
+
+class EventFactory:
+    """Builds records; holds the keys (derived once from the master secret)."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        master = crypto.load_master_secret(settings.ip_key, settings.data_dir)
+        self._ip_key = crypto.ip_cipher_key(master)
+        self._part_key = crypto.partition_secret(master)
+        self._allow = frozenset(settings.collector_query_allowlist)
+        self._drop_sites = frozenset(settings.collector_dnt_drop_sites)
+        self._pixel_site = settings.collector_pixel_site
+        self._clock = clock
+
+    def context(self, headers: Mapping[str, str], ip: str, dnt: bool, gpc: bool) -> Context:
+        ua = headers.get("user-agent")
+        return Context(ip=ip, ua=ua[:512] if ua else None,
+                       lang=door.language(headers.get("accept-language")), dnt=dnt, gpc=gpc,
+                       received=int(self._clock() * 1000))
+
+    def dropped_by_privacy(self, ev: ClientEvent, dnt: bool, gpc: bool) -> bool:
+        """True when the site counts DNT/GPC visits not at all and this one carries a signal."""
+        return ev.site in self._drop_sites and (dnt or gpc or ev.dnt or ev.gpc)
+
+    def _key(self, site: str, who: str | None, ctx: Context) -> bytes:
+        if who:
+            return crypto.partition_key(self._part_key, site, who)
+        return crypto.partition_key(self._part_key, site, ctx.ip, ctx.ua or "")
+
+    def _common(self, ctx: Context) -> dict:
+        return {"ua": ctx.ua, "lang": ctx.lang, "received": ctx.received,
+                "ip_enc": crypto.encrypt_ip(self._ip_key, ctx.ip) if ctx.ip else None}
+
+    def from_client(self, ev: ClientEvent, ctx: Context) -> Record:
+        """One browser event as a record; a DNT/GPC visit never keeps a cookie id."""
+        dnt, gpc = ctx.dnt or ev.dnt, ctx.gpc or ev.gpc
+        fields = ev.model_dump(exclude={"v", "url", "ref", "dnt", "gpc", "vid", "consent"})
+        private = dnt or gpc
+        raw = RawEvent(**fields, **self._common(ctx), dnt=dnt, gpc=gpc,
+                       url=door.scrub_url(ev.url, self._allow),
+                       ref=door.scrub_url(ev.ref, self._allow),
+                       consent="none" if private else ev.consent,
+                       vid=None if private else ev.vid)
+        return self._key(raw.site, raw.vid, ctx), raw.to_json()
+
+    def email_open(self, campaign: str, recipient: str, ctx: Context) -> Record | None:
+        """The pixel's event; the recipient token is pseudonymized downstream, never stored."""
+        if self._pixel_site in self._drop_sites and (ctx.dnt or ctx.gpc):
+            return None
+        raw = RawEvent(id=uuid.uuid4(), type="email_open", site=self._pixel_site, ts=ctx.received,
+                       campaign=campaign, recipient=recipient, dnt=ctx.dnt, gpc=ctx.gpc,
+                       **self._common(ctx))
+        return self._key(raw.site, recipient, ctx), raw.to_json()
