@@ -32,6 +32,26 @@ def kafka_start() -> None:
     console.print(f"Kafka {broker.status()}")
 
 
+@kafka_app.command("fetch")
+def kafka_fetch() -> None:
+    """Download the broker jars into the cache (done by `start` too; useful to pre-warm CI)."""
+    from mayak.kafka_local import ensure_jars
+
+    settings = Settings()
+    with console.status(f"fetching Apache Kafka {settings.kafka_version} with Maven ..."):
+        libs = ensure_jars(settings.cache_dir, settings.kafka_version, log=console.print)
+    console.print(f"Kafka jars ready in {libs}")
+
+
+@app.command()
+def topics() -> None:
+    """Create the raw/events/failed topics on MAYAK_KAFKA_BOOTSTRAP if they are missing."""
+    from mayak.topics import ensure_topics
+
+    created = ensure_topics(Settings())
+    console.print(f"created {', '.join(created)}" if created else "topics exist")
+
+
 @kafka_app.command("stop")
 def kafka_stop() -> None:
     """Stop the local broker (SIGTERM, SIGKILL after 30 s)."""
