@@ -1,7 +1,9 @@
 """Applies the numbered ``migrations/NNNN_name.sql`` files once each, in order, and records them.
 
-A file may hold several statements separated by ``;`` at the end of a line. Applied versions
-are kept in ``schema_migrations``; re-running is a no-op.
+A file may hold several statements separated by ``;`` at the end of a line, and the
+placeholders of ``warehouse.ddl`` (tables, engines, ON CLUSTER, Distributed tables, TTLs from
+``retention.toml``). Applied versions are kept in ``schema_migrations``; re-running is a no-op.
+On a cluster, run migrations from one place: the DDL itself goes ``ON CLUSTER``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 from clickhouse_connect.driver.client import Client
+
+from warehouse.ddl import Layout, render
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -31,8 +35,8 @@ class Migration:
     name: str
     sql: str
 
-    def statements(self) -> list[str]:
-        parts = re.split(r";\s*$", self.sql, flags=re.MULTILINE)
+    def statements(self, layout: Layout) -> list[str]:
+        parts = re.split(r";\s*$", render(self.sql, layout), flags=re.MULTILINE)
         return [p.strip() for p in parts if _has_code(p)]
 
 
@@ -59,14 +63,22 @@ def applied_versions(client: Client) -> set[int]:
     return {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
 
 
-def migrate(client: Client, log=lambda msg: None) -> list[str]:
-    """Apply every migration not yet recorded; return the names applied now."""
+def layout_of(client: Client, cluster: str = "") -> Layout:
+    return Layout(database=client.database or "default", cluster=cluster)
+
+
+def migrate(client: Client, log=lambda msg: None, cluster: str = "") -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now.
+
+    ``cluster``: the ClickHouse cluster name for replicated/distributed DDL (empty: one node).
+    """
+    layout = layout_of(client, cluster)
     done = applied_versions(client)
     applied = []
     for migration in discover():
         if migration.version in done:
             continue
-        for statement in migration.statements():
+        for statement in migration.statements(layout):
             client.command(statement)
         client.insert("schema_migrations", [[migration.version, migration.name]],
                       column_names=["version", "name"])
