@@ -149,7 +149,7 @@ def _register_packages() -> None:
         try:
             module = importlib.import_module(f"{name}.cli")
         except ModuleNotFoundError as exc:
-            if exc.name != f"{name}.cli":
+            if exc.name not in (name, f"{name}.cli"):
                 raise
             continue
         module.register(app)

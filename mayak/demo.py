@@ -1,4 +1,8 @@
-"""Synthetic E-LEGAL portal traffic for ``mayak up --demo``: sends hits through the collector."""
+"""Synthetic E-LEGAL portal traffic for ``mayak up --demo``: sends hits through the collector.
+
+Visitors get public-looking addresses in X-Forwarded-For; ``mayak up --demo`` makes the
+collector trust 127.0.0.1 as a proxy so that they reach the geo enrichment.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import time
 import uuid
 
 import httpx
+import orjson
 from rich.console import Console
 
 from mayak.settings import Settings
@@ -56,11 +61,11 @@ def send_visit(client: httpx.Client, settings: Settings, rng: random.Random) -> 
                "X-Forwarded-For": f"{rng.choice([5, 31, 37, 46, 62, 85, 94, 185])}."
                                   f"{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
                "Origin": "https://e-legal.az"}
-    sent = 0
-    for event in visit_events(rng, int(time.time() * 1000)):
-        response = client.post(f"{settings.collector_url}/e", json=event, headers=headers)
-        sent += response.status_code < 300
-    return sent
+    events = visit_events(rng, int(time.time() * 1000))
+    # one beacon request per visit, as the real beacon batches on pagehide
+    response = client.post(f"{settings.collector_url}/e", content=orjson.dumps(events),
+                           headers=headers)
+    return len(events) if response.status_code < 300 else 0
 
 
 def start_demo(settings: Settings, stop: threading.Event, console: Console) -> threading.Thread:

@@ -36,7 +36,9 @@ def run_stack(settings: Settings, demo: bool, console: Console) -> None:
         logs = settings.data_dir
         dashboards = ["--dashboards"] if settings.embedded_clickhouse else []
         children["worker"] = spawn_mayak(["worker", *dashboards], logs / "worker.log")
-        children["collector"] = spawn_mayak(["collector"], logs / "collector.log")
+        # the demo stands in for a proxy in front of many visitors: trust its X-Forwarded-For
+        demo_env = {"MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]'} if demo else {}
+        children["collector"] = spawn_mayak(["collector"], logs / "collector.log", demo_env)
         if not settings.embedded_clickhouse:
             children["dashboards"] = spawn_mayak(["dashboards"], logs / "dashboards.log")
         with console.status("starting worker, collector and dashboards ..."):

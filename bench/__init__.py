@@ -1,0 +1,1 @@
+"""Benchmarks: every stage measured against its limit in the same run (`mayak bench`)."""
