@@ -81,6 +81,20 @@ class Settings(BaseSettings):
     sink_batch_size: int = 5000
     sink_flush_seconds: float = 1.0
 
+    # --- stream jobs + anonymizer (stream_jobs/, anonymizer/; issue 4) --------------------
+    # GeoIP2/GeoLite2 databases (.mmdb); empty or missing = those fields stay empty
+    geoip_city: str = ""  # City or Country database -> country
+    geoip_isp: str = ""  # ISP database -> isp, asn
+    geoip_asn: str = ""  # ASN database -> asn, isp fallback (AS organisation)
+    # salts, per-customer keys, opt-outs (SQLite, mode 0600); empty = data_dir/keys/anonymizer.db
+    keystore_path: str = ""
+    # extra regexes matched against the user agent to count a hit as a bot (headless built in)
+    bot_patterns: list[str] = []
+    # route templates applied to paths, ":name" = one segment, e.g. "/lawyers/:slug"
+    route_templates: list[str] = []
+    session_timeout_minutes: int = 30
+    ua_cache_size: int = 10_000
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> "Settings":
         if not self.clickhouse_dsn:

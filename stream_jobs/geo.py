@@ -1,0 +1,96 @@
+"""GeoIP lookups: country (City or Country database) and ISP / ASN (ISP or ASN database).
+
+A database that is not configured, missing or unreadable leaves its fields empty and logs
+one warning at start-up; a lookup never raises. The IP is only an argument here: it is
+neither stored nor logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import geoip2.database
+import geoip2.errors
+
+log = logging.getLogger("mayak.stream_jobs.geo")
+
+
+@dataclass(frozen=True)
+class GeoInfo:
+    country: str = ""
+    isp: str = ""
+    asn: int = 0
+
+
+EMPTY_GEO = GeoInfo()
+
+
+def _open(path: str | Path | None, what: str) -> geoip2.database.Reader | None:
+    if not path:
+        log.warning("no %s database configured: its fields stay empty", what)
+        return None
+    try:
+        return geoip2.database.Reader(str(path))
+    except (OSError, ValueError) as exc:
+        log.warning("%s database %s cannot be opened (%s): its fields stay empty",
+                    what, path, type(exc).__name__)
+        return None
+
+
+class GeoLookup:
+    """Holds the readers; ``lookup(ip)`` returns country, ISP (else ASN org) and ASN."""
+
+    def __init__(self, city: str | Path | None = None, isp: str | Path | None = None,
+                 asn: str | Path | None = None) -> None:
+        self._country = _open(city, "City/Country")
+        self._country_kind = self._kind(self._country)
+        self._isp = _open(isp, "ISP") if isp else None
+        self._asn = _open(asn, "ASN") if asn else None
+        if not (isp or asn):
+            log.warning("no ISP or ASN database configured: isp and asn stay empty")
+
+    @staticmethod
+    def _kind(reader: geoip2.database.Reader | None) -> str:
+        if reader is None:
+            return ""
+        return "country" if "Country" in reader.metadata().database_type else "city"
+
+    def close(self) -> None:
+        for reader in (self._country, self._isp, self._asn):
+            if reader is not None:
+                reader.close()
+
+    def lookup(self, ip: str | None) -> GeoInfo:
+        if not ip:
+            return EMPTY_GEO
+        return GeoInfo(self._country_code(ip), *self._network(ip))
+
+    def _country_code(self, ip: str) -> str:
+        if self._country is None:
+            return ""
+        try:
+            record = getattr(self._country, self._country_kind)(ip)
+        except (geoip2.errors.AddressNotFoundError, ValueError):
+            return ""
+        return record.country.iso_code or record.registered_country.iso_code or ""
+
+    def _network(self, ip: str) -> tuple[str, int]:
+        isp_name, org, asn = "", "", 0
+        if self._isp is not None:
+            try:
+                rec = self._isp.isp(ip)
+                isp_name = rec.isp or ""
+                org = rec.autonomous_system_organization or ""
+                asn = rec.autonomous_system_number or 0
+            except (geoip2.errors.AddressNotFoundError, ValueError):
+                pass
+        if self._asn is not None and not (isp_name and asn):
+            try:
+                rec = self._asn.asn(ip)
+                org = org or rec.autonomous_system_organization or ""
+                asn = asn or rec.autonomous_system_number or 0
+            except (geoip2.errors.AddressNotFoundError, ValueError):
+                pass
+        return (isp_name or org)[:128], asn

@@ -1,0 +1,160 @@
+"""The enrichment steps after validation, in pipeline order.
+
+consent -> useragent -> geo -> pseudonymize -> scrub -> sessionize. Each takes a ``Hit`` and
+returns it (with more of ``hit.out`` filled in) or a ``Drop``. Keys, salts, clock, readers
+and the session store are injected; nothing here touches Kafka or ClickHouse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from datetime import date
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from anonymizer import pseudonym
+from anonymizer.scrub import (RouteTemplates, referrer_domain, scrub_path, scrub_text,
+                              scrub_value, utm_params)
+from stream_jobs.geo import GeoLookup
+from stream_jobs.pipeline import Clock, Drop, Hit
+from stream_jobs.useragent import EMPTY_UA, UAClassifier
+
+SESSION_TIMEOUT_MS = 30 * 60 * 1000
+
+
+class Keys(Protocol):
+    """What the steps need from the key store (see ``anonymizer.keystore.KeyStore``)."""
+
+    visitor_key: bytes
+
+    def salt_for(self, day: date, now: Any) -> bytes: ...
+    def customer_key(self, uid: str) -> bytes: ...
+    def is_opted_out(self, uid: str) -> bool: ...
+
+
+def consent_step(keys: Keys) -> Callable[[Hit], Hit | Drop]:
+    """Opted-out customers are dropped; DNT, GPC or no consent mean the cookieless path."""
+
+    def consent(hit: Hit) -> Hit | Drop:
+        raw = hit.raw
+        if raw.get("uid") and keys.is_opted_out(raw["uid"]):
+            return Drop("consent", "opted_out")
+        hit.consented = raw.get("consent") == "analytics" and not raw.get("dnt") \
+            and not raw.get("gpc")
+        hit.out["consent"] = "analytics" if hit.consented else "none"
+        return hit
+
+    return consent
+
+
+def useragent_step(classifier: UAClassifier) -> Callable[[Hit], Hit | Drop]:
+    """Browser, OS (major versions only) and device; bots leave with reason ``bot``."""
+
+    def useragent(hit: Hit) -> Hit | Drop:
+        info = classifier.classify(hit.ua) if hit.ua else EMPTY_UA
+        if info.bot:
+            return Drop("bot", info.bot)
+        hit.out.update(browser=info.browser, browser_major=info.browser_major, os=info.os,
+                       os_major=info.os_major, device_type=info.device_type,
+                       device_brand=info.device_brand, is_bot=0)
+        return hit
+
+    return useragent
+
+
+def geo_step(geo: GeoLookup) -> Callable[[Hit], Hit]:
+    """Country, ISP and ASN of the in-memory IP."""
+
+    def geo_(hit: Hit) -> Hit:
+        info = geo.lookup(hit.ip)
+        hit.out.update(country=info.country, isp=info.isp, asn=info.asn)
+        return hit
+
+    return geo_
+
+
+def pseudonymize_step(keys: Keys, clock: Clock) -> Callable[[Hit], Hit]:
+    """``visitor_id`` and ``customer_pid``; afterwards the IP and UA are forgotten."""
+    salts: dict[date, bytes] = {}
+
+    def daily_salt() -> bytes:
+        now = clock()
+        day = now.date()
+        if day not in salts:
+            salts.clear()  # keep only today's salt in memory
+            salts[day] = keys.salt_for(day, now)
+        return salts[day]
+
+    def pseudonymize(hit: Hit) -> Hit:
+        raw, site = hit.raw, hit.raw["site"]
+        if raw.get("type") == "email_open" and raw.get("recipient"):
+            # one pseudonym per recipient and campaign: unique opens, nothing linkable beyond
+            vid = pseudonym.keyed_hash(keys.visitor_key, "recipient", site,
+                                       raw.get("campaign", ""), raw["recipient"])
+        elif hit.consented and raw.get("vid"):
+            vid = pseudonym.cookie_visitor_id(keys.visitor_key, site, raw["vid"])
+        elif hit.ip or hit.ua:
+            vid = pseudonym.cookieless_visitor_id(daily_salt(), site, hit.ip or "", hit.ua or "")
+        else:
+            # nothing identifies the device (e.g. a replayed failed event): a one-event visitor
+            vid = pseudonym.keyed_hash(daily_salt(), "event", raw["id"])
+        uid = raw.get("uid")
+        hit.out["visitor_id"] = vid
+        hit.out["customer_pid"] = pseudonym.customer_pid(keys.customer_key(uid), uid) if uid else ""
+        hit.ip = hit.ua = None
+        return hit
+
+    return pseudonymize
+
+
+def scrub_step(routes: RouteTemplates) -> Callable[[Hit], Hit]:
+    """Contract fields from the raw ones: templated path, referrer domain, utm, scrubbed props."""
+
+    def scrub(hit: Hit) -> Hit:
+        raw, out = hit.raw, hit.out
+        url = raw.get("url") or ""
+        try:
+            url_path = urlsplit(url).path
+        except ValueError:
+            url_path = "/"
+        route = raw.get("route")
+        path = scrub_path(route, None) if route and not url else scrub_path(url_path, routes)
+        utm = utm_params(url)
+        out.update(
+            event_id=raw["id"], event_type=raw["type"], site_id=raw["site"], ts=raw["ts"],
+            path=path, section=scrub_text(raw.get("section") or "")[:64],
+            referrer_domain=referrer_domain(raw.get("ref"), url),
+            utm_source=utm.get("utm_source", ""), utm_medium=utm.get("utm_medium", ""),
+            utm_campaign=utm.get("utm_campaign", ""),
+            engaged_ms=raw.get("engaged_ms") or 0, scroll_pct=raw.get("scroll_pct") or 0,
+            service_type=scrub_text(raw.get("service_type") or "")[:64],
+            campaign_id=raw.get("campaign") or "",
+            event_name=scrub_text(raw.get("name") or "")[:64],
+            props=scrub_value(raw.get("props") or {}),
+        )
+        return hit
+
+    return scrub
+
+
+def sessionize_step(store: MutableMapping[str, Any],
+                    timeout_ms: int = SESSION_TIMEOUT_MS) -> Callable[[Hit], Hit]:
+    """``session_id``: a new session after ``timeout_ms`` of inactivity of the visitor.
+
+    ``store`` maps visitor_id -> {"start": ms, "last": ms}: a Faust table in the worker (its
+    changelog keeps sessions across restarts), a dict in ``mayak enrich``.
+    """
+
+    def sessionize(hit: Hit) -> Hit:
+        vid, ts = hit.out["visitor_id"], int(hit.out["ts"])
+        state = store.get(vid)
+        if state is None or ts - state["last"] > timeout_ms or state["start"] - ts > timeout_ms:
+            state = {"start": ts, "last": ts}
+        else:
+            # a late, out-of-order hit joins the session without renaming it
+            state = {"start": state["start"], "last": max(state["last"], ts)}
+        store[vid] = state
+        hit.out["session_id"] = pseudonym.session_id(vid, state["start"])
+        return hit
+
+    return sessionize
