@@ -1,0 +1,151 @@
+"""Against the real broker: the collector answers 2xx only for acknowledged events, loses none
+of them across a broker restart and duplicates none; the hooks' tracker produces too."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import uvicorn
+from kafka import KafkaConsumer
+
+from mayak.kafka_local import free_port
+from mayak.settings import Settings
+from mayak.topics import ensure_topics
+from producers.collector.app import create_app
+from producers.hooks import Tracker
+
+pytestmark = pytest.mark.kafka
+
+
+def _settings(tmp_path, bootstrap: str) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings(data_dir=tmp_path, kafka_bootstrap=bootstrap, topic_raw=f"p{tag}.raw",
+                        topic_events=f"p{tag}.events", topic_failed=f"p{tag}.failed",
+                        collector_port=free_port(), collector_rate_per_s=10_000.0,
+                        collector_rate_burst=10_000, collector_ack_timeout_s=90.0)
+    ensure_topics(settings)
+    return settings
+
+
+class ServerThread:
+    """Runs the collector under a real uvicorn server in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1",
+                                port=settings.collector_port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = settings.collector_url
+
+    def __enter__(self) -> "ServerThread":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "collector did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def _read_all(bootstrap: str, topic: str, expect_at_least: int, quiet_s: float = 5.0) -> list[dict]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000)
+    out: list[dict] = []
+    deadline = time.monotonic() + 90
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            before = len(out)
+            out += [json.loads(m.value) for m in consumer]
+            if len(out) > before:
+                quiet_since = time.monotonic()
+            elif len(out) >= expect_at_least and time.monotonic() - quiet_since > quiet_s:
+                break
+    finally:
+        consumer.close()
+    return out
+
+
+def _event() -> dict:
+    return {"id": str(uuid.uuid4()), "type": "pageview", "site": "elegal",
+            "ts": int(time.time() * 1000), "url": "https://e-legal.az/x"}
+
+
+def test_collector_survives_a_broker_restart_exactly_once(tmp_path, kafka_broker) -> None:
+    settings = _settings(tmp_path, kafka_broker.bootstrap)
+    acked: list[str] = []
+    answers: Counter[int] = Counter()
+    stop = threading.Event()
+    spans: list[tuple[float, float]] = []  # (sent, answered) of each acknowledged request
+
+    def sender() -> None:
+        with httpx.Client(base_url=settings.collector_url, timeout=120) as http:
+            while not stop.is_set():
+                batch = [_event() for _ in range(3)]
+                t0 = time.monotonic()
+                try:
+                    code = http.post("/e", json=batch).status_code
+                except httpx.HTTPError:
+                    code = 0
+                answers[code] += 1
+                if code == 202:
+                    acked.extend(e["id"] for e in batch)
+                    spans.append((t0, time.monotonic()))
+                time.sleep(0.01)
+
+    with ServerThread(settings), ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(sender) for _ in range(4)]
+        time.sleep(2)
+        before_restart = len(acked)
+        kafka_broker.stop()
+        broker_gone = time.monotonic()
+        time.sleep(3)  # requests now wait for the broker (or are refused with 503)
+        kafka_broker.start(timeout=120)
+        time.sleep(3)
+        stop.set()
+        for f in futures:
+            f.result(timeout=180)
+
+    assert before_restart > 0 and len(acked) > before_restart, answers
+    assert set(answers) <= {202, 503}, answers
+    waited = [1 for t0, t1 in spans if t0 < broker_gone + 1 and t1 > broker_gone + 3]
+    assert waited, "no request waited through the outage and was acknowledged after it"
+    got = _read_all(settings.kafka_bootstrap, settings.topic_raw, len(acked))
+    counts = Counter(e["id"] for e in got)
+    missing = set(acked) - set(counts)
+    assert not missing, f"{len(missing)} acknowledged events lost; answers {answers}"
+    assert len(got) == len(counts), "some events arrived twice"
+    assert all(counts[i] == 1 for i in acked)
+
+
+def test_pixel_and_beacon_events_reach_kafka_with_keys(tmp_path, kafka_bootstrap) -> None:
+    settings = _settings(tmp_path, kafka_bootstrap)
+    with ServerThread(settings):
+        e = _event()
+        assert httpx.post(f"{settings.collector_url}/e", json=e).status_code == 202
+        assert httpx.get(f"{settings.collector_url}/o/c1/tok_12345678.gif").status_code == 200
+    got = _read_all(settings.kafka_bootstrap, settings.topic_raw, 2, quiet_s=1)
+    assert sorted(x["type"] for x in got) == ["email_open", "pageview"]
+    assert next(x for x in got if x["type"] == "pageview")["id"] == e["id"]
+
+
+def test_hooks_tracker_produces_to_raw(tmp_path, kafka_bootstrap) -> None:
+    settings = _settings(tmp_path, kafka_bootstrap)
+    tracker = Tracker.from_settings(settings)
+    ev = tracker.track("service_request", uid="CUST-1", route="/a/{id}", method="GET",
+                       status=200, duration_ms=1.5, service_type="notary")
+    tracker.close()
+    got = _read_all(settings.kafka_bootstrap, settings.topic_raw, 1, quiet_s=1)
+    assert [(x["id"], x["uid"], x["service_type"]) for x in got] == [(str(ev.id), "CUST-1",
+                                                                       "notary")]
