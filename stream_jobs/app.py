@@ -1,41 +1,49 @@
-"""Builds the Faust app from settings: topics, the processing agent and the ClickHouse sink."""
+"""Builds the Faust app of the stream worker: topics, the session table, agents and timers.
+
+``create_app(settings, client)`` is the entry point used by ``run_worker``; tests pass
+``client=None`` (no sinks) and their own ``clock`` / ``keys`` to run agents in
+``test_context()`` without a broker or ClickHouse.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import faust
-import orjson
 
+from anonymizer.keystore import KeyStore
 from mayak.settings import Settings
-from stream_jobs.processors import process
+from stream_jobs.agents import Agents, register_agents
+from stream_jobs.pipeline import Clock, utc_now
+from stream_jobs.processors import keystore_path, pipeline_from_settings
+from stream_jobs.sink import Lander, event_row, failed_row
 
 
-def create_app(settings: Settings, client) -> faust.App:
+def create_app(settings: Settings, client, *, clock: Clock = utc_now,
+               keys: KeyStore | None = None) -> faust.App:
+    """The Faust app; ``client`` is a ClickHouse client (None: no sink agents)."""
     app = faust.App(
         settings.worker_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
+        store="memory://",  # the session table is rebuilt from its changelog on start
         web_port=settings.worker_web_port,
         web_host="127.0.0.1",
         topic_partitions=settings.kafka_partitions,
+        topic_replication_factor=1,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
     )
-    raw = app.topic(settings.topic_raw, value_serializer="raw")
-    events = app.topic(settings.topic_events, value_serializer="raw")
+    from stream_jobs.topics import define_topics
 
-    @app.agent(raw)
-    async def enrich(stream):
-        async for value in stream:
-            event = process(orjson.loads(value))
-            await events.send(value=orjson.dumps(event))
-
-    @app.agent(events)
-    async def sink(stream):
-        async for batch in stream.take(settings.sink_batch_size, within=settings.sink_flush_seconds):
-            rows = [orjson.loads(v) for v in batch]
-            for row in rows:
-                row["ts"] = datetime.fromtimestamp(row["ts"] / 1000, tz=timezone.utc)
-            columns = list(rows[0].keys())
-            client.insert("events", [[r[c] for c in columns] for r in rows], column_names=columns)
-
+    keys = keys or KeyStore(keystore_path(settings))
+    landers = None
+    if client is not None:
+        landers = {"events": Lander(client, "events", event_row, dedup_event_ids=True),
+                   "failed_events": Lander(client, "failed_events", failed_row)}
+    app.mayak = register_agents(  # type: ignore[attr-defined]
+        app, define_topics(app, settings), settings,
+        lambda sessions: pipeline_from_settings(settings, sessions, clock=clock, keys=keys),
+        landers, clock, purge_salts=lambda: keys.purge_expired(clock()))
     return app
+
+
+def agents_of(app: faust.App) -> Agents:
+    return app.mayak  # type: ignore[attr-defined]

@@ -1,18 +1,70 @@
-"""Thin processor (foundation): raw event dict -> enriched event dict (pure, no I/O).
+"""Assembles the processing pipeline from its dependencies (shared by the worker and ``mayak enrich``).
 
-The stream-jobs issue replaces this with the named steps (validate, enrich, pseudonymize ...).
+``build_pipeline`` takes every dependency explicitly (tests pass fakes); ``pipeline_from_settings``
+is the production wiring: key store, GeoIP readers and the IP key from ``Settings``.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+from anonymizer.keystore import KeyStore
+from anonymizer.scrub import RouteTemplates
+from stream_jobs.geo import GeoLookup
+from stream_jobs.pipeline import Clock, Pipeline, utc_now
+from stream_jobs.steps import (Keys, consent_step, geo_step, pseudonymize_step, scrub_step,
+                               sessionize_step, useragent_step)
+from stream_jobs.useragent import UAClassifier
+from stream_jobs.validate import Decrypt, Validator
+
+#: Every drop reason a step can give (one counter each).
+REASONS = ("size", "schema", "consent", "bot", "enrichment")
 
 
-def process(raw: dict) -> dict:
-    return {
-        "event_id": raw["id"],
-        "event_type": raw.get("type", "pageview"),
-        "site_id": raw["site"],
-        "ts": int(raw.get("ts") or raw["received"]),  # epoch ms
-        "path": urlsplit(raw.get("url") or "/").path or "/",
-    }
+def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
+                   sessions: MutableMapping[str, Any], decrypt_ip: Decrypt | None = None,
+                   routes: RouteTemplates = RouteTemplates(()), clock: Clock = utc_now,
+                   session_timeout_ms: int = 30 * 60 * 1000,
+                   allow_clear_ip: bool = False) -> Pipeline:
+    """validate -> consent -> useragent -> geo -> pseudonymize -> scrub -> sessionize."""
+    steps = [
+        ("consent", consent_step(keys)),
+        ("useragent", useragent_step(classifier)),
+        ("geo", geo_step(geo)),
+        ("pseudonymize", pseudonymize_step(keys, clock)),
+        ("scrub", scrub_step(routes)),
+        ("sessionize", sessionize_step(sessions, session_timeout_ms)),
+    ]
+    return Pipeline(Validator(decrypt_ip, allow_clear_ip), steps, clock)
+
+
+def keystore_path(settings) -> Path:
+    return Path(settings.keystore_path) if settings.keystore_path else \
+        settings.data_dir / "keys" / "anonymizer.db"
+
+
+def ip_decrypter(settings) -> Decrypt:
+    """Decrypts ``ip_enc`` with the key the collector encrypts with (``producers.crypto``)."""
+    from producers.crypto import decrypt_ip, ip_cipher_key, load_master_secret
+
+    key = ip_cipher_key(load_master_secret(settings.ip_key, settings.data_dir))
+    return lambda blob: decrypt_ip(key, blob)
+
+
+def pipeline_from_settings(settings, sessions: MutableMapping[str, Any], *,
+                           clock: Clock = utc_now, allow_clear_ip: bool = False,
+                           keys: Keys | None = None) -> Pipeline:
+    """The production pipeline for one process."""
+    return build_pipeline(
+        keys=keys or KeyStore(keystore_path(settings)),
+        geo=GeoLookup(settings.geoip_city, settings.geoip_isp, settings.geoip_asn),
+        classifier=UAClassifier(settings.bot_patterns, settings.ua_cache_size),
+        sessions=sessions,
+        decrypt_ip=ip_decrypter(settings),
+        routes=RouteTemplates.parse(settings.route_templates),
+        clock=clock,
+        session_timeout_ms=settings.session_timeout_minutes * 60_000,
+        allow_clear_ip=allow_clear_ip,
+    )

@@ -1,0 +1,35 @@
+"""Wire formats of the stream jobs' topics and of the session table.
+
+``mayak.events``: one enriched event per message, a JSON object whose keys are
+``ENRICHED_FIELDS`` (the DESIGN.md section 3 contract) plus ``event_name`` and ``props``
+(custom events; scrubbed). ``mayak.failed``: a ``FailedRecord``. Session table values:
+``SessionState``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+ENRICHED_FIELDS = (
+    "event_id", "event_type", "site_id", "ts", "visitor_id", "session_id", "customer_pid",
+    "path", "section", "referrer_domain", "utm_source", "utm_medium", "utm_campaign",
+    "country", "isp", "asn", "device_type", "device_brand", "browser", "browser_major", "os",
+    "os_major", "engaged_ms", "scroll_pct", "service_type", "campaign_id", "consent", "is_bot",
+)
+
+
+class FailedRecord(TypedDict):
+    """One rejection: why, in which step, and the event without secrets (scrubbed)."""
+
+    reason: str  # size | schema | consent | bot | enrichment
+    step: str  # validate | consent | useragent | geo | pseudonymize | scrub | sessionize
+    detail: str  # field names / error types / bot family, never values
+    failed_at: int  # epoch ms
+    event: dict[str, Any]
+
+
+class SessionState(TypedDict):
+    """Per visitor: first and last hit (epoch ms) of the current session."""
+
+    start: int
+    last: int
