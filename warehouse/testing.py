@@ -8,13 +8,52 @@ isolates itself in a fresh database.
 from __future__ import annotations
 
 import atexit
+import random
 import shutil
 import tempfile
 import uuid
+from datetime import datetime, timedelta, timezone
 
 from clickhouse_connect.driver.client import Client
 
 from warehouse.client import make_client
+
+COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id", "customer_pid",
+           "path", "section", "country", "isp", "device_type", "browser", "browser_major", "os",
+           "os_major", "engaged_ms", "service_type", "campaign_id"]
+
+# recent enough that no retention rule (shortest: 90 days) has removed any of them yet
+START = (datetime.now(timezone.utc) - timedelta(days=7)).replace(hour=0, minute=0, second=0,
+                                                                 microsecond=0)
+
+
+def synthetic_events(n: int = 400, site: str = "s1", seed: int = 1) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        kind = rng.choice(["pageview"] * 6 + ["engagement", "service_request", "email_open"])
+        visitor = f"v{rng.randrange(60)}"
+        rows.append({
+            "event_id": uuid.UUID(int=rng.getrandbits(128)), "event_type": kind, "site_id": site,
+            "ts": START + timedelta(minutes=rng.randrange(3 * 24 * 60)),
+            "visitor_id": visitor, "session_id": f"{visitor}-{rng.randrange(3)}",
+            "customer_pid": f"c{rng.randrange(10)}" if kind == "service_request" else "",
+            "path": rng.choice(["/", "/services/notary", "/lawyers", "/faq"]),
+            "section": rng.choice(["home", "services", "lawyers"]),
+            "country": rng.choice(["AZ", "AZ", "AZ", "TR", "GE", "RU"]),
+            "isp": rng.choice(["Azercell", "Bakcell", "AzTelekom"]),
+            "device_type": rng.choice(["desktop", "mobile", "mobile", "tablet"]),
+            "browser": rng.choice(["Chrome", "Safari", "Firefox"]), "browser_major": "131",
+            "os": rng.choice(["Windows", "iOS", "Android"]), "os_major": "14",
+            "engaged_ms": rng.randrange(60_000),
+            "service_type": rng.choice(["notary", "court"]) if kind == "service_request" else "",
+            "campaign_id": rng.choice(["spring", "news-12"]) if kind == "email_open" else "",
+        })
+    return rows
+
+
+def insert_events(client, rows: list[dict]) -> None:
+    client.insert("events", [[r.get(c, "") for c in COLUMNS] for r in rows], column_names=COLUMNS)
 
 _dsn: str | None = None
 

@@ -48,9 +48,9 @@ def test_cluster_ddl_is_replicated_and_distributed() -> None:
 
 def test_cluster_views_read_and_write_shard_local_tables() -> None:
     views = [s for s in statements(CLUSTER) if "MATERIALIZED VIEW" in s]
-    assert len(views) == 3
+    assert len(views) >= 3
     for view in views:
-        assert re.search(r"TO \w+_local AS", view) and "FROM events_local" in view
+        assert re.search(r"TO \w+_local AS", view) and re.search(r"FROM \w+_local\b", view)
 
 
 def test_engine_arguments_follow_the_replication_path() -> None:

@@ -116,6 +116,25 @@ ORDER BY (site_id, day, bot)
 TTL day + toIntervalYear(5)
 SETTINGS index_granularity = 8192;
 
+CREATE MATERIALIZED VIEW bot_hits_mv TO bot_hits
+(
+    `day` Date,
+    `site_id` LowCardinality(String),
+    `bot` String,
+    `hits` UInt64
+)
+AS SELECT
+    toDate(failed_at) AS day,
+    site_id,
+    detail AS bot,
+    toUInt64(count()) AS hits
+FROM failed_events
+WHERE reason = 'bot'
+GROUP BY
+    day,
+    site_id,
+    bot;
+
 CREATE TABLE campaign_sends
 (
     `site_id` LowCardinality(String),
