@@ -53,7 +53,8 @@ def synthetic_events(n: int = 400, site: str = "s1", seed: int = 1) -> list[dict
 
 
 def insert_events(client, rows: list[dict]) -> None:
-    client.insert("events", [[r.get(c, "") for c in COLUMNS] for r in rows], column_names=COLUMNS)
+    client.insert("events", [[r.get(c, 0 if c == "engaged_ms" else "") for c in COLUMNS] for r in rows],
+                  column_names=COLUMNS)
 
 _dsn: str | None = None
 

@@ -1,0 +1,89 @@
+"""Erasure and export against chDB with the anonymizer's real key store.
+
+(The end-to-end variant through broker + worker is tests/warehouse/test_wh_erasure_pipeline.py.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from anonymizer.keystore import KeyStore
+from anonymizer.pseudonym import customer_pid
+from warehouse.erasure import erase_customer, export_customer, pseudonym_of
+from warehouse.testing import START, insert_events, synthetic_events
+
+pytestmark = pytest.mark.clickhouse
+UID = "portal-customer-4711"
+
+
+@pytest.fixture
+def keys(tmp_path) -> KeyStore:
+    store = KeyStore(tmp_path / "keys.db")
+    yield store
+    store.close()
+
+
+def _customer_rows(pid: str, tag: str = "cust") -> list[dict]:
+    base = {"site_id": "s1", "visitor_id": f"v-{tag}", "session_id": f"sess-{tag}", "country": "AZ"}
+    return [
+        {**base, "event_id": uuid.uuid4(), "event_type": "service_request", "ts": START,
+         "customer_pid": pid, "service_type": "notary", "path": "/services/notary"},
+        # the same visit's anonymous page view before logging in: linked by session and visitor
+        {**base, "event_id": uuid.uuid4(), "event_type": "pageview", "ts": START, "path": "/"},
+        {**base, "session_id": f"sess-{tag}-2", "event_id": uuid.uuid4(), "event_type": "pageview",
+         "ts": START, "path": "/faq"},
+    ]
+
+
+def test_erase_removes_every_linked_row_and_the_key(wh, keys) -> None:
+    pid = customer_pid(keys.customer_key(UID), UID)
+    other_pid = customer_pid(keys.customer_key("someone-else"), "someone-else")
+    background = synthetic_events(200)
+    insert_events(wh, background + _customer_rows(pid) + _customer_rows(other_pid, "other")[:1])
+    wh.insert("failed_events", [[START, "enrichment", "geo", "s1", "x", f'{{"pid":"{pid}"}}']],
+              column_names=["failed_at", "reason", "step", "site_id", "event_id", "payload"])
+    assert len(export_customer(wh, keys, UID)) == 1
+
+    done = erase_customer(wh, keys, UID, actor="admin-ana", via="cli", opt_out=True,
+                          clock=lambda: datetime(2026, 5, 1, tzinfo=timezone.utc))
+
+    assert done.rows_deleted == {"events": 3, "sessions": 2, "failed_events": 1}
+    assert done.key_destroyed and done.opted_out and done.subject == pid
+    assert not keys.has_customer(UID) and keys.is_opted_out(UID)
+    assert pseudonym_of(keys, UID) is None and export_customer(wh, keys, UID) == []
+    for table, condition in [
+            ("events", "customer_pid = {p:String} OR visitor_id = 'v-cust' "
+                       "OR startsWith(session_id, 'sess-cust')"),
+            ("sessions", "startsWith(session_id, 'sess-cust')"),
+            ("failed_events", "position(payload, {p:String}) > 0")]:
+        left = wh.query(f"SELECT count() FROM {table} WHERE {condition}", parameters={"p": pid})
+        assert left.result_rows[0][0] == 0, table
+    # everyone else is untouched, including the other customer
+    assert wh.query("SELECT count() FROM events").result_rows[0][0] == len(background) + 1
+    log = wh.query("SELECT subject, actor, via, rows_deleted, key_destroyed, opted_out "
+                   "FROM erasure_log").result_rows
+    assert log == [(pid, "admin-ana", "cli", done.rows_deleted, 1, 1)]
+    dump = str(wh.query("SELECT * FROM erasure_log").result_rows)
+    assert UID not in dump
+
+
+def test_erasing_an_unknown_customer_is_logged_and_harmless(wh, keys) -> None:
+    insert_events(wh, synthetic_events(50))
+    done = erase_customer(wh, keys, "never-seen", actor="admin", via="api")
+    assert done.as_dict() == {"subject": "", "rows_deleted": {}, "key_destroyed": False,
+                              "opted_out": False}
+    assert not keys.has_customer("never-seen")
+    assert wh.query("SELECT count() FROM events").result_rows[0][0] == 50
+    assert wh.query("SELECT count() FROM erasure_log").result_rows[0][0] == 1
+
+
+def test_export_gives_pseudonymized_events_only(wh, keys) -> None:
+    pid = customer_pid(keys.customer_key(UID), UID)
+    insert_events(wh, _customer_rows(pid) + synthetic_events(30))
+    exported = export_customer(wh, keys, UID)
+    assert [e["event_type"] for e in exported] == ["service_request"]
+    assert exported[0]["customer_pid"] == pid and UID not in str(exported)
+    assert "kafka_offset" not in exported[0] and exported[0]["ts"].startswith(str(START.date()))

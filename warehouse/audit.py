@@ -1,0 +1,43 @@
+"""Writes the access audit (``query_audit``) and the erasure log (``erasure_log``).
+
+Responsible for what an audit row may hold: who (a token's name, never the token), the role,
+what was asked (the whitelisted question as JSON), how many cells came back; for erasures the
+pseudonym that was erased, never the customer id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import orjson
+from clickhouse_connect.driver.client import Client
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def record_query(client: Client, actor: str, role: str, endpoint: str, request: dict,
+                 cells: int, status: int, clock: Clock = utc_now) -> None:
+    client.insert("query_audit",
+                  [[clock(), actor, role, endpoint, orjson.dumps(request, default=str).decode(),
+                    cells, status]],
+                  column_names=["ts", "actor", "role", "endpoint", "request", "cells", "status"])
+
+
+def record_erasure(client: Client, subject: str, actor: str, via: str,
+                   rows_deleted: dict[str, int], key_destroyed: bool, opted_out: bool,
+                   clock: Clock = utc_now) -> None:
+    client.insert("erasure_log",
+                  [[clock(), subject, actor, via, rows_deleted, int(key_destroyed), int(opted_out)]],
+                  column_names=["ts", "subject", "actor", "via", "rows_deleted", "key_destroyed",
+                                "opted_out"])
+
+
+def recent_queries(client: Client, limit: int = 100) -> list[dict]:
+    result = client.query("SELECT ts, actor, role, endpoint, request, cells, status FROM query_audit "
+                          "ORDER BY ts DESC LIMIT {n:UInt32}", parameters={"n": limit})
+    return [{**row, "ts": row["ts"].isoformat()} for row in result.named_results()]
