@@ -95,6 +95,20 @@ class Settings(BaseSettings):
     session_timeout_minutes: int = 30
     ua_cache_size: int = 10_000
 
+    # --- warehouse + dashboards (warehouse/, dashboards/; issue 5) ------------------------
+    # ClickHouse cluster name (remote_servers) for ON CLUSTER / Replicated / Distributed DDL;
+    # empty = one node (embedded chDB or a single server)
+    clickhouse_cluster: str = ""
+    # API tokens (TOML, `mayak token add`); empty = data_dir/api_tokens.toml. Without that
+    # file, dashboards bound to loopback answer product queries anonymously (local dev only)
+    api_tokens_file: str = ""
+    # research API: cells describing fewer visitors than this are suppressed (k-anonymity)
+    research_min_visitors: int = 10
+    # research API: Laplace noise of scale 1/epsilon on counts; 0 = no noise
+    research_dp_epsilon: float = 0.0
+    # dates and hour-of-day/weekday of reports are in this zone
+    report_timezone: str = "Asia/Baku"
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> "Settings":
         if not self.clickhouse_dsn:
