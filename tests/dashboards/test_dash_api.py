@@ -1,0 +1,153 @@
+"""The dashboards API against chDB: roles, audit of every call, reports, research suppression,
+admin erasure/export, campaign sends."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from starlette.testclient import TestClient
+
+from anonymizer.keystore import KeyStore
+from anonymizer.pseudonym import customer_pid
+from dashboards.app import create_app
+from dashboards.auth import add_token, tokens_path
+from mayak.settings import Settings
+from warehouse.testing import START, insert_events, synthetic_events
+
+pytestmark = pytest.mark.clickhouse
+RANGE = {"site": "s1", "from": str(START.date()), "to": str(START.date() + timedelta(days=3))}
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(data_dir=tmp_path, dashboards_host="127.0.0.1", research_min_visitors=20)
+
+
+@pytest.fixture
+def keys(tmp_path):
+    store = KeyStore(tmp_path / "keys.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def rows(wh) -> list[dict]:
+    data = synthetic_events()
+    insert_events(wh, data)
+    return data
+
+
+def _client(settings, wh, keys=None) -> TestClient:
+    return TestClient(create_app(settings, wh, keys))
+
+
+def _audit(wh) -> list[tuple]:
+    return wh.query("SELECT actor, role, endpoint, cells, status FROM query_audit ORDER BY ts"
+                    ).result_rows
+
+
+def test_local_anonymous_product_access_only(settings, wh, rows) -> None:
+    api = _client(settings, wh)
+    summary = api.get("/api/stats/summary", params=RANGE).json()
+    assert summary["pageviews"] == sum(r["event_type"] == "pageview" for r in rows)
+    assert summary["visitors"] == len({r["visitor_id"] for r in rows})
+    assert api.get("/api/stats/summary").status_code == 400  # no site
+    assert api.get("/api/research/query", params=RANGE).status_code == 403
+    assert api.post("/api/admin/erase", json={"customer": "x"}).status_code == 403
+    assert [(a, r, e, s) for a, r, e, _, s in _audit(wh)] == [
+        ("anonymous-local", "product", "stats/summary", 200),
+        ("anonymous-local", "product", "stats/summary", 400),
+        ("anonymous-local", "product", "research/query", 403),
+        ("anonymous-local", "product", "admin/erase", 403)]
+
+
+def test_tokens_and_roles(settings, wh, rows) -> None:
+    product = add_token(tokens_path(settings), "ana.product", "product")
+    researcher = add_token(tokens_path(settings), "rza.research", "researcher")
+    assert "ana.product" in tokens_path(settings).read_text()
+    assert product not in tokens_path(settings).read_text()  # only digests are stored
+    api = _client(settings, wh)
+    assert api.get("/api/stats/summary", params=RANGE).status_code == 401
+    assert api.get("/api/stats/summary", params=RANGE,
+                   headers={"Authorization": "Bearer wrong"}).status_code == 401
+    as_product = {"Authorization": f"Bearer {product}"}
+    as_researcher = {"Authorization": f"Bearer {researcher}"}
+    breakdown = api.get("/api/stats/breakdown", headers=as_product,
+                        params={**RANGE, "dimensions": "country", "metrics": "pageviews"}).json()
+    assert breakdown["source"] == "agg_dim_hourly"
+    assert {r["country"] for r in breakdown["rows"]} == {r["country"] for r in rows}
+    assert api.get("/api/research/query", headers=as_product, params=RANGE).status_code == 403
+    assert api.get("/api/stats/summary", headers=as_researcher, params=RANGE).status_code == 403
+    bad = api.get("/api/stats/breakdown", headers=as_product,
+                  params={**RANGE, "dimensions": "visitor_id"})
+    assert bad.status_code == 400 and "unknown dimension" in bad.json()["error"]
+    audit = _audit(wh)
+    assert [(a, s) for a, _, _, _, s in audit] == [
+        ("unauthenticated", 401), ("unauthenticated", 401), ("ana.product", 200),
+        ("ana.product", 403), ("rza.research", 403), ("ana.product", 400)]
+    assert audit[2][3] == 2 * len(breakdown["rows"])  # cells: columns x rows
+
+
+def test_research_suppresses_small_cells(settings, wh, rows) -> None:
+    token = add_token(tokens_path(settings), "rza", "researcher")
+    api = _client(settings, wh)
+    got = api.get("/api/research/query", headers={"Authorization": f"Bearer {token}"},
+                  params={**RANGE, "dimensions": "country,device_type",
+                          "metrics": "pageviews"}).json()
+    assert got["rows"] and all(r["visitors"] >= 20 for r in got["rows"])
+    cells: dict[tuple, set] = {}
+    window_end = START + timedelta(days=3, hours=20)  # "to" is inclusive, in Asia/Baku
+    for r in rows:
+        if r["ts"] < window_end:
+            cells.setdefault((r["country"], r["device_type"]), set()).add(r["visitor_id"])
+    small = sum(len(v) < 20 for v in cells.values())
+    assert small > 0 and got["suppressed_cells"] == small
+    assert len(got["rows"]) == len(cells) - small
+    assert "total" not in str(got)
+
+
+def test_campaign_sends_and_open_rates(settings, wh, rows) -> None:
+    token = add_token(tokens_path(settings), "mia.marketing", "marketing")
+    auth = {"Authorization": f"Bearer {token}"}
+    api = _client(settings, wh)
+    posted = api.post("/api/marketing/campaigns/spring/sends", headers=auth,
+                      json={"site": "s1", "sent": 120, "sent_on": str(START.date())})
+    assert posted.status_code == 200 and posted.json()["sent"] == 120
+    assert api.post("/api/marketing/campaigns/spring/sends", headers=auth,
+                    json={"site": "s1", "sent": -3}).status_code == 400
+    report = api.get("/api/marketing/campaigns", headers=auth, params=RANGE).json()
+    spring = next(c for c in report["campaigns"] if c["campaign_id"] == "spring")
+    assert spring["sent"] == 120 and spring["open_rate"] == round(spring["unique_opens"] / 120, 4)
+    assert api.get("/api/stats/breakdown", headers=auth, params=RANGE).status_code == 403
+
+
+def test_admin_erase_and_export_over_the_api(settings, wh, keys) -> None:
+    uid = "customer-881"
+    pid = customer_pid(keys.customer_key(uid), uid)
+    insert_events(wh, [{"event_id": uuid.uuid4(), "event_type": "service_request", "site_id": "s1",
+                        "ts": START, "customer_pid": pid, "visitor_id": "v9", "session_id": "x9"}])
+    token = add_token(tokens_path(settings), "root", "admin")
+    auth = {"Authorization": f"Bearer {token}"}
+    api = _client(settings, wh, keys)
+    exported = api.post("/api/admin/export", headers=auth, json={"customer": uid}).json()
+    assert [e["customer_pid"] for e in exported["events"]] == [pid]
+    done = api.post("/api/admin/erase", headers=auth, json={"customer": uid, "opt_out": True})
+    assert done.json() == {"subject": pid, "rows_deleted": {"events": 1, "sessions": 1,
+                                                           "failed_events": 0},
+                           "key_destroyed": True, "opted_out": True}
+    assert api.post("/api/admin/export", headers=auth, json={"customer": uid}).json() == {"events": []}
+    assert api.post("/api/admin/erase", headers=auth, json={}).status_code == 400
+    audit_rows = api.get("/api/admin/audit", headers=auth).json()["queries"]
+    assert uid not in str(audit_rows) and uid not in str(wh.query("SELECT * FROM erasure_log").result_rows)
+    assert {q["endpoint"] for q in audit_rows} == {"admin/export", "admin/erase"}
+
+
+def test_cli_token_is_admin_and_page_is_served(settings, wh) -> None:
+    api = _client(settings, wh)
+    token = (settings.data_dir / "keys" / "cli-admin.token").read_text()
+    assert oct((settings.data_dir / "keys" / "cli-admin.token").stat().st_mode)[-3:] == "600"
+    assert api.get("/api/admin/audit", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    page = api.get("/")
+    assert page.status_code == 200 and "stats/breakdown" in page.text
