@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from uuid import UUID
 
 import orjson
 
@@ -78,12 +79,22 @@ def sanitize(raw: Any) -> dict[str, Any]:
             continue
         if key in URL_FIELDS and isinstance(value, str):
             clean[key] = scrub_url(value)
+        elif key == "id" and _is_uuid(value):
+            clean[key] = value  # the digits of a UUID are not personal data; replay needs it
         else:
             clean[scrub_value(key)] = scrub_value(value)  # type: ignore[index]
     if len(orjson.dumps(clean)) > MAX_FAILED_EVENT_BYTES:
         keep = ("v", "id", "type", "site", "ts", "received")
         clean = {k: clean[k] for k in keep if k in clean} | {"_truncated": True}
     return clean
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        UUID(str(value))
+        return True
+    except ValueError:
+        return False
 
 
 class Pipeline:
