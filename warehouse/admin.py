@@ -1,0 +1,101 @@
+"""Runs the operator's admin tasks where the data is: through the running worker, or directly.
+
+With embedded chDB only the worker process may open the database. So when its dashboards
+answer on ``dashboards_url``, admin tasks go through the admin API (authenticated with the
+machine-local CLI token, audited like every call); when nothing runs, the CLI opens chDB and
+the key store itself. With a ClickHouse server (``http(s)://``) the CLI always goes direct.
+"""
+
+from __future__ import annotations
+
+import getpass
+from datetime import date
+
+import httpx
+
+from mayak.errors import MayakError
+from mayak.settings import Settings
+
+
+class ApiBackend:
+    """Admin tasks through the worker's dashboards API."""
+
+    def __init__(self, settings: Settings) -> None:
+        from dashboards.auth import cli_token_path
+
+        path = cli_token_path(settings)
+        if not path.exists():
+            raise MayakError(f"no CLI token at {path} -> is MAYAK_DATA_DIR the worker's data dir?")
+        self.http = httpx.Client(base_url=settings.dashboards_url, timeout=120,
+                                 headers={"Authorization": f"Bearer {path.read_text().strip()}"})
+
+    def _call(self, method: str, path: str, **kw) -> dict:
+        response = self.http.request(method, f"/api/{path}", **kw)
+        if response.status_code != 200:
+            raise MayakError(f"the worker refused {path}: {response.status_code} "
+                             f"{response.text[:300]} -> check the arguments and the worker log")
+        return response.json()
+
+    def erase(self, customer: str, opt_out: bool) -> dict:
+        return self._call("POST", "admin/erase", json={"customer": customer, "opt_out": opt_out})
+
+    def export(self, customer: str) -> list[dict]:
+        return self._call("POST", "admin/export", json={"customer": customer})["events"]
+
+    def register_send(self, site: str, campaign: str, sent: int, sent_on: date) -> dict:
+        return self._call("POST", f"marketing/campaigns/{campaign}/sends",
+                          json={"site": site, "sent": sent, "sent_on": str(sent_on)})
+
+
+class DirectBackend:
+    """Admin tasks with this process's own ClickHouse client and key store."""
+
+    def __init__(self, settings: Settings) -> None:
+        from warehouse.client import client_from_settings
+        from warehouse.migrate import migrate
+
+        self.settings = settings
+        self.client = client_from_settings(settings)
+        migrate(self.client, cluster=settings.clickhouse_cluster)
+        self.actor = f"cli:{getpass.getuser()}"
+        self._keys = None
+
+    def keys(self):
+        if self._keys is None:
+            from anonymizer.keystore import KeyStore
+            from stream_jobs.processors import keystore_path
+
+            self._keys = KeyStore(keystore_path(self.settings))
+        return self._keys
+
+    def erase(self, customer: str, opt_out: bool) -> dict:
+        from warehouse.ddl import Layout
+        from warehouse.erasure import erase_customer
+
+        layout = Layout(self.client.database or "default", self.settings.clickhouse_cluster)
+        return erase_customer(self.client, self.keys(), customer, self.actor, "cli",
+                              opt_out=opt_out, layout=layout).as_dict()
+
+    def export(self, customer: str) -> list[dict]:
+        from warehouse.erasure import export_customer
+
+        return export_customer(self.client, self.keys(), customer)
+
+    def register_send(self, site: str, campaign: str, sent: int, sent_on: date) -> dict:
+        from warehouse.campaigns import register_send
+
+        return register_send(self.client, site, campaign, sent, sent_on, self.actor)
+
+
+def worker_is_serving(settings: Settings) -> bool:
+    try:
+        return httpx.get(f"{settings.dashboards_url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def backend(settings: Settings) -> ApiBackend | DirectBackend:
+    """The API when an embedded-mode worker holds the database, else a direct connection."""
+    if settings.embedded_clickhouse and worker_is_serving(settings):
+        return ApiBackend(settings)
+    return DirectBackend(settings)
