@@ -4,9 +4,9 @@ Responsible for finding every warehouse row linked to a customer's pseudonym, de
 destroying the customer's key (so no old or future pseudonym can be linked to them), recording
 an opt-out if asked, and logging the erasure without the customer id.
 
-"Linked" means: events carrying the ``customer_pid``; events of the same sessions and visitor
-ids (a customer's anonymous page views before logging in); those sessions' aggregates; dead
-letters mentioning the pseudonym. The hourly rollups hold no row per person (counts and
+"Linked" means: events carrying the ``customer_pid``; anonymous events of the same sessions and
+visitor ids (a customer's page views before logging in); those sessions' aggregates unless
+another identified customer shares them; dead letters mentioning the pseudonym. The hourly rollups hold no row per person (counts and
 uniq sketches) and are not touched.
 """
 
@@ -77,15 +77,22 @@ def _delete_linked_rows(client: Client, pid: str, layout: Layout) -> dict[str, i
     visitors = client.query(
         "SELECT groupUniqArrayIf(visitor_id, visitor_id != '') FROM events "
         "WHERE customer_pid = {p:String}", parameters={"p": pid}).result_rows[0][0]
-    sessions = client.query(
+    params = {"p": pid, "v": list(visitors)}
+    # anonymous rows of the same visitor/session are linked too; rows of ANOTHER identified
+    # customer never are (visitor ids can collide, e.g. server hooks without IP, NAT + same UA)
+    linked = ("customer_pid = {p:String} OR (customer_pid = '' AND "
+              "(has({v:Array(String)}, visitor_id) OR has({s:Array(String)}, session_id)))")
+    params["s"] = client.query(
         "SELECT groupUniqArrayIf(session_id, session_id != '') FROM events "
-        "WHERE customer_pid = {p:String} OR has({v:Array(String)}, visitor_id)",
-        parameters={"p": pid, "v": list(visitors)}).result_rows[0][0]
-    params = {"p": pid, "s": list(sessions), "v": list(visitors)}
+        "WHERE customer_pid = {p:String} OR (customer_pid = '' AND has({v:Array(String)}, visitor_id))",
+        parameters=params).result_rows[0][0]
+    # a session aggregate goes only if no other customer's event is part of it
+    params["sd"] = [r[0] for r in client.query(
+        "SELECT session_id FROM events WHERE has({s:Array(String)}, session_id) GROUP BY session_id "
+        "HAVING countIf(customer_pid NOT IN ('', {p:String})) = 0", parameters=params).result_rows]
     targets = {
-        "events": "customer_pid = {p:String} OR has({s:Array(String)}, session_id) "
-                  "OR has({v:Array(String)}, visitor_id)",
-        "sessions": "has({s:Array(String)}, session_id)",
+        "events": linked,
+        "sessions": "has({sd:Array(String)}, session_id)",
         "failed_events": "position(payload, {p:String}) > 0",
     }
     deleted = {}

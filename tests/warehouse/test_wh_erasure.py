@@ -87,3 +87,19 @@ def test_export_gives_pseudonymized_events_only(wh, keys) -> None:
     assert [e["event_type"] for e in exported] == ["service_request"]
     assert exported[0]["customer_pid"] == pid and UID not in str(exported)
     assert "kafka_offset" not in exported[0] and exported[0]["ts"].startswith(str(START.date()))
+
+
+def test_colliding_visitor_ids_never_erase_another_customer(wh, keys) -> None:
+    # server-hook events without IP: two customers with the same UA share a cookieless visitor id
+    mine = customer_pid(keys.customer_key(UID), UID)
+    theirs = customer_pid(keys.customer_key("neighbour"), "neighbour")
+    shared = {"site_id": "s1", "visitor_id": "v-shared", "session_id": "sess-shared",
+              "event_type": "service_request", "ts": START}
+    insert_events(wh, [{**shared, "event_id": uuid.uuid4(), "customer_pid": mine},
+                       {**shared, "event_id": uuid.uuid4(), "customer_pid": theirs},
+                       {**shared, "event_id": uuid.uuid4(), "event_type": "pageview"}])
+    done = erase_customer(wh, keys, UID, actor="a", via="cli")
+    assert done.rows_deleted == {"events": 2, "sessions": 0, "failed_events": 0}
+    left = wh.query("SELECT customer_pid FROM events").result_rows
+    assert left == [(theirs,)]
+    assert wh.query("SELECT count() FROM sessions").result_rows[0][0] == 1

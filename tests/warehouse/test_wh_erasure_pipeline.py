@@ -1,0 +1,81 @@
+"""Erasure end to end: a customer's events go through the real broker and Faust worker into
+chDB, `mayak export` / `mayak erase` reach the running worker's admin API, and afterwards
+nothing of that customer is left and their key is gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from anonymizer.keystore import KeyStore
+from producers.hooks.tracker import Tracker
+from stream_jobs.processors import keystore_path
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
+def _mayak(env: dict, *args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "mayak", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _wait_for(url: str, key: str, at_least: int, timeout: float = 90.0) -> dict:
+    deadline, body = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline:
+        body = httpx.get(url, timeout=5).json()
+        if (body.get(key) or 0) >= at_least:
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"{key} never reached {at_least}: {body}")
+
+
+def test_erase_a_customer_through_the_running_pipeline(stack) -> None:
+    stack.start_worker()
+    settings = stack.settings
+    tracker = Tracker.from_settings(settings)
+    for i in range(3):
+        tracker.track("service_request", uid="cust-erase-me", service_type="notary",
+                      url=f"https://e-legal.az/services/notary?step={i}", ua=UA)
+    for _ in range(2):
+        tracker.track("service_request", uid="cust-keep-me", service_type="court", ua=UA)
+    tracker.close()
+    _wait_for(f"{settings.dashboards_url}/api/stats/summary?site={settings.hooks_site}",
+              "service_requests", 5)
+
+    exported = [json.loads(line) for line in
+                _mayak(stack.env, "export", "--customer", "cust-erase-me").stdout.splitlines()]
+    assert len(exported) == 3
+    pid = exported[0]["customer_pid"]
+    assert pid and {e["customer_pid"] for e in exported} == {pid}
+    assert "cust-erase-me" not in json.dumps(exported)
+
+    done = json.loads(_mayak(stack.env, "erase", "--customer", "cust-erase-me", "--opt-out").stdout)
+    assert done["subject"] == pid and done["rows_deleted"]["events"] == 3
+    assert done["key_destroyed"] and done["opted_out"]
+    assert _mayak(stack.env, "export", "--customer", "cust-erase-me").stdout == ""
+
+    stack.stop("worker")
+    assert stack.sql(f"SELECT count() AS n FROM events WHERE customer_pid = '{pid}'") == [{"n": 0}]
+    kept = stack.sql("SELECT uniqExact(customer_pid) AS c, count() AS n FROM events "
+                     "WHERE event_type = 'service_request'")
+    assert kept == [{"c": 1, "n": 2}]
+    log = stack.sql("SELECT subject, via, actor, key_destroyed FROM erasure_log")
+    assert log == [{"subject": pid, "via": "api", "actor": "cli", "key_destroyed": 1}]
+    audit = stack.sql("SELECT endpoint, request FROM query_audit WHERE role = 'admin' ORDER BY ts")
+    assert [a["endpoint"] for a in audit] == ["admin/export", "admin/erase", "admin/export"]
+    assert "cust-erase-me" not in json.dumps(audit)
+    keys = KeyStore(keystore_path(settings))
+    try:
+        assert not keys.has_customer("cust-erase-me") and keys.is_opted_out("cust-erase-me")
+        assert keys.has_customer("cust-keep-me")
+    finally:
+        keys.close()
