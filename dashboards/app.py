@@ -155,6 +155,9 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         cells = sum(len(e) for e in events)
         return Answer({"events": events}, cells, {"customer": "[not logged]"})
 
+    def sweep(call: Call) -> Answer:
+        return Answer({"deleted": erasure.sweep_late_arrivals(client, layout)}, 1, {})
+
     def audit_log(call: Call) -> Answer:
         rows = audit.recent_queries(client, min(int(call.params.get("limit", "100")), 1000))
         return Answer({"queries": rows}, 7 * len(rows), {"limit": len(rows)})
@@ -176,6 +179,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         endpoint("research/query", RESEARCH, research),
         endpoint("admin/erase", ADMIN, erase, "POST"),
         endpoint("admin/export", ADMIN, export, "POST"),
+        endpoint("admin/sweep", ADMIN, sweep, "POST"),
         endpoint("admin/audit", ADMIN, audit_log),
     ])
 

@@ -42,6 +42,9 @@ class ApiBackend:
     def export(self, customer: str) -> list[dict]:
         return self._call("POST", "admin/export", json={"customer": customer})["events"]
 
+    def sweep(self) -> int:
+        return self._call("POST", "admin/sweep", json={})["deleted"]
+
     def register_send(self, site: str, campaign: str, sent: int, sent_on: date) -> dict:
         return self._call("POST", f"marketing/campaigns/{campaign}/sends",
                           json={"site": site, "sent": sent, "sent_on": str(sent_on)})
@@ -75,6 +78,13 @@ class DirectBackend:
         layout = Layout(self.client.database or "default", self.settings.clickhouse_cluster)
         return erase_customer(self.client, self.keys(), customer, self.actor, "cli",
                               opt_out=opt_out, layout=layout).as_dict()
+
+    def sweep(self) -> int:
+        from warehouse.ddl import Layout
+        from warehouse.erasure import sweep_late_arrivals
+
+        return sweep_late_arrivals(self.client, Layout(self.client.database or "default",
+                                                       self.settings.clickhouse_cluster))
 
     def export(self, customer: str) -> list[dict]:
         from warehouse.erasure import export_customer

@@ -36,6 +36,13 @@ def register(app: typer.Typer) -> None:
                       f"{'destroyed' if done['key_destroyed'] else 'did not exist'}"
                       f"{'; opted out' if done['opted_out'] else ''}")
 
+    @app.command("erase-sweep")
+    def erase_sweep() -> None:
+        """Delete events that landed with an already-erased pseudonym (in flight during erasure)."""
+        from warehouse.admin import backend
+
+        console.print(f"{backend(Settings()).sweep()} late event(s) deleted")
+
     @app.command()
     def export(customer: str = typer.Option(..., help="the portal customer id")) -> None:
         """Print the customer's pseudonymized events as JSON lines (right of access)."""

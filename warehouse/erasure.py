@@ -106,6 +106,22 @@ def _delete_linked_rows(client: Client, pid: str, layout: Layout) -> dict[str, i
     return deleted
 
 
+def sweep_late_arrivals(client: Client, layout: Layout | None = None) -> int:
+    """Delete events carrying an already-erased pseudonym (they were in flight during erasure).
+
+    An event enriched before the key was destroyed can land after the erasure; its pseudonym is
+    in ``erasure_log``, and since the key is gone no new event can carry it, so any such row is
+    a late arrival. Cheap (bloom-filter index on customer_pid); run it after erasures settle.
+    """
+    layout = layout or Layout(database=client.database or "default")
+    condition = ("customer_pid != '' AND customer_pid IN "
+                 "(SELECT subject FROM erasure_log WHERE subject != '')")
+    count = client.query(f"SELECT count() FROM events WHERE {condition}").result_rows[0][0]
+    if count:
+        client.command(f"DELETE FROM {layout.local('events')} {layout.on_cluster()} WHERE {condition}")
+    return count
+
+
 def export_customer(client: Client, keys: CustomerKeys, uid: str) -> list[dict]:
     """The customer's pseudonymized events (right of access); empty without a key."""
     pid = pseudonym_of(keys, uid)

@@ -103,3 +103,18 @@ def test_colliding_visitor_ids_never_erase_another_customer(wh, keys) -> None:
     left = wh.query("SELECT customer_pid FROM events").result_rows
     assert left == [(theirs,)]
     assert wh.query("SELECT count() FROM sessions").result_rows[0][0] == 1
+
+
+def test_sweep_removes_events_that_land_after_erasure(wh, keys) -> None:
+    from warehouse.erasure import sweep_late_arrivals
+
+    pid = customer_pid(keys.customer_key(UID), UID)
+    insert_events(wh, _customer_rows(pid)[:1])
+    erase_customer(wh, keys, UID, actor="a", via="cli")
+    late = _customer_rows(pid)[:1]  # enriched before the key died, landed after
+    insert_events(wh, late + synthetic_events(20))
+    assert sweep_late_arrivals(wh) == 1
+    assert wh.query("SELECT count() FROM events WHERE customer_pid = {p:String}",
+                    parameters={"p": pid}).result_rows[0][0] == 0
+    assert wh.query("SELECT count() FROM events").result_rows[0][0] == 20
+    assert sweep_late_arrivals(wh) == 0

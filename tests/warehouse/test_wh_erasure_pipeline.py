@@ -62,6 +62,7 @@ def test_erase_a_customer_through_the_running_pipeline(stack) -> None:
     assert done["subject"] == pid and done["rows_deleted"]["events"] == 3
     assert done["key_destroyed"] and done["opted_out"]
     assert _mayak(stack.env, "export", "--customer", "cust-erase-me").stdout == ""
+    assert "0 late event(s) deleted" in _mayak(stack.env, "erase-sweep").stderr
 
     stack.stop("worker")
     assert stack.sql(f"SELECT count() AS n FROM events WHERE customer_pid = '{pid}'") == [{"n": 0}]
@@ -71,7 +72,8 @@ def test_erase_a_customer_through_the_running_pipeline(stack) -> None:
     log = stack.sql("SELECT subject, via, actor, key_destroyed FROM erasure_log")
     assert log == [{"subject": pid, "via": "api", "actor": "cli", "key_destroyed": 1}]
     audit = stack.sql("SELECT endpoint, request FROM query_audit WHERE role = 'admin' ORDER BY ts")
-    assert [a["endpoint"] for a in audit] == ["admin/export", "admin/erase", "admin/export"]
+    assert [a["endpoint"] for a in audit] == ["admin/export", "admin/erase", "admin/export",
+                                              "admin/sweep"]
     assert "cust-erase-me" not in json.dumps(audit)
     keys = KeyStore(keystore_path(settings))
     try:
