@@ -14,7 +14,7 @@ from mayak.settings import Settings
 from stream_jobs.agents import Agents, register_agents
 from stream_jobs.pipeline import Clock, utc_now
 from stream_jobs.processors import keystore_path, pipeline_from_settings
-from stream_jobs.sink import Lander, event_row, failed_row
+from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_row, failed_row
 
 
 def create_app(settings: Settings, client, *, clock: Clock = utc_now,
@@ -36,8 +36,8 @@ def create_app(settings: Settings, client, *, clock: Clock = utc_now,
     keys = keys or KeyStore(keystore_path(settings))
     landers = None
     if client is not None:
-        landers = {"events": Lander(client, "events", event_row, dedup_event_ids=True),
-                   "failed_events": Lander(client, "failed_events", failed_row)}
+        landers = {"events": Lander(client, "events", event_row, EVENT_IDS),
+                   "failed_events": Lander(client, "failed_events", failed_row, FAILURES)}
     app.mayak = register_agents(  # type: ignore[attr-defined]
         app, define_topics(app, settings), settings,
         lambda sessions: pipeline_from_settings(settings, sessions, clock=clock, keys=keys),

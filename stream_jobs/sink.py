@@ -16,6 +16,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -43,16 +44,56 @@ def failed_row(value: dict[str, Any]) -> dict[str, Any]:
             "payload": orjson.dumps(event).decode()}
 
 
+@dataclass(frozen=True)
+class Dedup:
+    """How to recognise a record landed before under another offset (made twice upstream)."""
+
+    key: Callable[[dict[str, Any]], str | None]  # None: cannot be deduplicated
+    query: Callable[[str, list[dict[str, Any]]], tuple[str, dict[str, Any]]]  # -> keys present
+
+
+def _event_ids_query(table: str, values: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    # site and ts bound the search to a few granules: a duplicate carries the same ts
+    return (f"SELECT toString(event_id) FROM {table} "
+            "WHERE site_id IN {sites:Array(String)} "
+            "AND ts BETWEEN fromUnixTimestamp64Milli({lo:Int64}, 'UTC') "
+            "AND fromUnixTimestamp64Milli({hi:Int64}, 'UTC') "
+            "AND event_id IN {ids:Array(UUID)}",
+            {"sites": sorted({v["site_id"] for v in values}),
+             "lo": min(int(v["ts"]) for v in values), "hi": max(int(v["ts"]) for v in values),
+             "ids": [str(v["event_id"]) for v in values]})
+
+
+def _failure_keys_query(table: str, values: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    # a re-sent rejection is stamped later than the first one, by minutes after a crash
+    return (f"SELECT concat(reason, '/', event_id) FROM {table} "
+            "WHERE reason IN {reasons:Array(String)} "
+            "AND failed_at >= fromUnixTimestamp64Milli({lo:Int64}, 'UTC') - INTERVAL 1 DAY "
+            "AND concat(reason, '/', event_id) IN {keys:Array(String)}",
+            {"reasons": sorted({v["reason"] for v in values}),
+             "lo": min(int(v["failed_at"]) for v in values),
+             "keys": [_failure_key(v) for v in values]})
+
+
+def _failure_key(value: dict[str, Any]) -> str | None:
+    event_id = (value.get("event") or {}).get("id")
+    return f"{value['reason']}/{event_id}" if isinstance(event_id, str) and event_id else None
+
+
+EVENT_IDS = Dedup(lambda v: str(v["event_id"]), _event_ids_query)
+FAILURES = Dedup(_failure_key, _failure_keys_query)
+
+
 class Lander:
     """Inserts one topic's records into one table, skipping what the table already holds."""
 
     def __init__(self, client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
-                 dedup_event_ids: bool = False, retry_seconds: float = 2.0,
+                 dedup: Dedup | None = None, retry_seconds: float = 2.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.table = table
         self.to_row = to_row
-        self.dedup_event_ids = dedup_event_ids
+        self.dedup = dedup
         self.retry_seconds = retry_seconds
         self.sleep = sleep
         self.columns = [row[0] for row in client.query(f"DESCRIBE TABLE {table}").result_rows]
@@ -68,8 +109,8 @@ class Lander:
     def land(self, records: Sequence[Record]) -> int:
         """Insert what is new in ``records``; return the number of rows inserted."""
         fresh = self._new_offsets(records)
-        if self.dedup_event_ids:
-            fresh = self._new_event_ids(fresh)
+        if self.dedup is not None:
+            fresh = self._not_landed_yet(fresh)
         rows = [self.to_row(v) | {"kafka_partition": p, "kafka_offset": o} for p, o, v in fresh]
         if rows:
             present = set().union(*rows)
@@ -92,6 +133,9 @@ class Lander:
                 self.landed[partition] = self._landed_offsets(partition, lo)
             landed = self.landed.get(partition) or set()
             keep = [r for r in recs if r[1] not in landed]
+            if len(keep) < len(recs):
+                log.warning("skipped %d redelivered offset(s) of partition %d already in %s",
+                            len(recs) - len(keep), partition, self.table)
             self.counters["skipped_offsets"] += len(recs) - len(keep)
             fresh.extend(keep)
             if landed and max(o for _, o, _ in recs) >= max(landed):
@@ -105,25 +149,19 @@ class Lander:
             parameters={"p": partition, "lo": lo})
         return {row[0] for row in result.result_rows}
 
-    def _new_event_ids(self, records: list[Record]) -> list[Record]:
+    def _not_landed_yet(self, records: list[Record]) -> list[Record]:
         unique: dict[str, Record] = {}
         for record in records:
-            unique.setdefault(str(record[2]["event_id"]), record)
-        if not unique:
-            return []
-        values = [r[2] for r in unique.values()]
-        result = self.client.query(
-            f"SELECT toString(event_id) FROM {self.table} "
-            "WHERE site_id IN {sites:Array(String)} "
-            "AND ts BETWEEN fromUnixTimestamp64Milli({lo:Int64}, 'UTC') "
-            "AND fromUnixTimestamp64Milli({hi:Int64}, 'UTC') "
-            "AND event_id IN {ids:Array(UUID)}",
-            parameters={"sites": sorted({v["site_id"] for v in values}),
-                        "lo": min(int(v["ts"]) for v in values),
-                        "hi": max(int(v["ts"]) for v in values),
-                        "ids": list(unique)})
-        seen = {row[0] for row in result.result_rows}
+            key = self.dedup.key(record[2])
+            unique.setdefault(key or f"\0{record[0]}:{record[1]}", record)
+        keyed = [record[2] for key, record in unique.items() if not key.startswith("\0")]
+        seen: set[str] = set()
+        if keyed:
+            sql, parameters = self.dedup.query(self.table, keyed)
+            seen = {row[0] for row in self.client.query(sql, parameters=parameters).result_rows}
         fresh = [r for key, r in unique.items() if key not in seen]
+        if len(fresh) < len(records):
+            log.warning("dropped %d duplicate(s) already in %s", len(records) - len(fresh), self.table)
         self.counters["skipped_duplicates"] += len(records) - len(fresh)
         return fresh
 
