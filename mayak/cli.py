@@ -75,7 +75,8 @@ def migrate() -> None:
     from warehouse.client import client_from_settings
     from warehouse.migrate import migrate as run
 
-    applied = run(client_from_settings(Settings()), log=console.print)
+    settings = Settings()
+    applied = run(client_from_settings(settings), log=console.print, cluster=settings.clickhouse_cluster)
     console.print(f"{len(applied)} migration(s) applied" if applied else "schema is up to date")
 
 
@@ -92,16 +93,21 @@ def worker(
     run_worker(settings, settings.embedded_clickhouse if dashboards is None else dashboards, loglevel)
 
 
+def collector_app():
+    """Factory for uvicorn (one collector per worker process, each with its own producer)."""
+    from producers.collector.app import create_app
+
+    return create_app(Settings())
+
+
 @app.command()
-def collector() -> None:
+def collector(workers: int = typer.Option(1, help="HTTP worker processes")) -> None:
     """Run the collector (HTTP -> Kafka)."""
     import uvicorn
 
-    from producers.collector.app import create_app
-
     settings = Settings()
-    uvicorn.run(create_app(settings), host=settings.collector_host, port=settings.collector_port,
-                log_level="warning")
+    uvicorn.run("mayak.cli:collector_app", factory=True, workers=workers,
+                host=settings.collector_host, port=settings.collector_port, log_level="warning")
 
 
 @app.command("dashboards")

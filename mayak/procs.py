@@ -70,3 +70,13 @@ def mayak_sql(query: str, env: dict[str, str] | None = None, timeout: float = 12
     if result.returncode != 0:
         raise MayakError(f"mayak sql failed: {result.stderr.decode()[-2000:]}")
     return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def settings_for(env: dict[str, str]):
+    """The Settings a child started with ``env`` will read (parsed exactly as it parses them)."""
+    from unittest import mock
+
+    from mayak.settings import Settings
+
+    with mock.patch.dict(os.environ, env):
+        return Settings()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-step set-up on a fresh machine (Python 3.11, Java 17, Maven, Node present):
 #   bash scripts/setup.sh          -> .venv with Mayak, the beacon built, Kafka jars cached
-#   bash scripts/setup.sh --test   -> the same, plus test extras and Debian's chromium
+#   bash scripts/setup.sh --test   -> the same, plus test extras, Debian's chromium, wrk, hey
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,12 +35,13 @@ fi
 echo "==> fetching Apache Kafka jars from Maven Central (cached in ~/.cache/mayak)"
 .venv/bin/mayak kafka fetch
 
-if [ $want_tests = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+# chromium drives the browser tests; wrk and hey are the load generators of `mayak bench`
+if [ $want_tests = 1 ] && ! { command -v chromium && command -v wrk && command -v hey; } >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
-    echo "==> installing Debian's chromium for the browser tests"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    echo "==> installing Debian's chromium, wrk and hey"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk hey >/dev/null
   else
-    echo "error: the browser tests need Debian's chromium: sudo apt-get install chromium" >&2
+    echo "error: tests and benchmarks need Debian's chromium, wrk and hey: sudo apt-get install chromium wrk hey" >&2
     exit 2
   fi
 fi

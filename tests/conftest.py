@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mayak.kafka_local import LocalBroker, free_port
-from mayak.procs import mayak_sql, spawn_mayak, stop_process, wait_http_ok
+from mayak.procs import mayak_sql, settings_for, spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
 from mayak.topics import ensure_topics
 
@@ -48,7 +48,7 @@ class StackProcs:
 
     @property
     def settings(self) -> Settings:
-        return Settings(**{k.removeprefix("MAYAK_").lower(): v for k, v in self.env.items()})
+        return settings_for(self.env)
 
     def start(self, name: str, *args: str) -> None:
         self.procs[name] = spawn_mayak(list(args or [name]), self.home / f"{name}.log", self.env)

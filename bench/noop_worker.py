@@ -1,0 +1,40 @@
+"""The limit of the pipeline benchmark: a Faust agent that does nothing over the same topic.
+
+Run as ``python -m bench.noop_worker TOPIC N OUT``: consumes until N events were seen and
+writes the seconds between the first and the N-th event to OUT, then exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import faust
+from faust import Worker
+
+
+def main() -> None:
+    topic_name, expected, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+    app = faust.App(f"bench-noop-{os.getpid()}",
+                    broker=f"kafka://{os.environ['MAYAK_KAFKA_BOOTSTRAP']}", store="memory://",
+                    web_enabled=False, consumer_auto_offset_reset="earliest")
+    topic = app.topic(topic_name, value_serializer="raw")
+
+    @app.agent(topic)
+    async def noop(stream):
+        seen, first = 0, 0.0
+        async for _value in stream:
+            seen += 1
+            if seen == 1:
+                first = time.perf_counter()
+            if seen == expected:
+                out.write_text(f"{time.perf_counter() - first}")
+                os.kill(os.getpid(), 15)  # SIGTERM: let the worker shut down cleanly
+
+    Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""``mayak bench``: runs every benchmark against its limit in one run and prints one table.
+
+The broker is a private throw-away one on free ports; every figure that has a limit measured
+in the same run (collector vs bare kafka-python loop, pipeline vs no-op Faust agent) is
+printed as a ratio, because absolute times drift on a shared 2-core machine.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from bench import (collector_bench, dashboard_bench, enrich_bench, freshness_bench,
+                   pipeline_bench, tracker_bench)
+from bench.harness import KEYS, results_table
+from mayak.kafka_local import LocalBroker, free_port
+from mayak.settings import Settings
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big each benchmark is: --quick stays under five minutes on 2 cores."""
+
+    load_seconds: float
+    pipeline_events: int
+    enrich_events: int
+    freshness_seconds: float
+    dashboard_sizes: tuple[int, ...]
+
+
+QUICK = Plan(5, 20_000, 20_000, 8, (1_000_000,))
+FULL = Plan(15, 100_000, 100_000, 30, (1_000_000, 10_000_000))
+
+
+def machine() -> str:
+    return (f"{platform.node()}: {psutil.cpu_count()} cores, "
+            f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}")
+
+
+def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
+    plan = QUICK if quick else FULL
+    results: dict = {}
+    details: dict[str, str] = {}
+    work = Path(tempfile.mkdtemp(prefix="mayak-bench-"))
+    broker = LocalBroker(home=work / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
+                         controller_port=free_port(), heap_mb=768, partitions=2)
+    steps = [
+        ("tracker", lambda: tracker_bench.run(results, details)),
+        ("enrich", lambda: enrich_bench.run(work, plan.enrich_events, results, details)),
+        ("collector", lambda: collector_bench.run(broker.bootstrap, work, plan.load_seconds,
+                                                  results, details)),
+        ("pipeline", lambda: pipeline_bench.run(broker.bootstrap, work, plan.pipeline_events,
+                                                results, details)),
+        ("freshness", lambda: freshness_bench.run(broker.bootstrap, work, plan.freshness_seconds,
+                                                  results, details)),
+        ("dashboard", lambda: dashboard_bench.run(work, list(plan.dashboard_sizes), results,
+                                                  details, progress=lambda m: None)),
+    ]
+    started = time.monotonic()
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("starting a private Kafka broker", total=len(steps) + 1)
+        broker.start()
+        try:
+            progress.advance(task)
+            for name, step in steps:
+                progress.update(task, description=f"benchmark: {name}")
+                step()
+                progress.advance(task)
+        finally:
+            broker.stop()
+    console.print(results_table(results, details))
+    console.print(f"machine: {machine()}; {'quick' if quick else 'full'} run took "
+                  f"{time.monotonic() - started:.0f} s; work files in {work}")
+    if json_path:
+        json_path.write_text(json.dumps({key: results.get(key) for key in KEYS}, indent=2) + "\n")
+    return results
