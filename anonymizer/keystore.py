@@ -152,5 +152,16 @@ class KeyStore:
                                     (self._mac(uid),)).fetchone() is not None
 
 
+def keystore_path(settings) -> Path:
+    """``settings.keystore_path``, else ``data_dir/keys/anonymizer.db``."""
+    return Path(settings.keystore_path) if settings.keystore_path else \
+        settings.data_dir / "keys" / "anonymizer.db"
+
+
+def keystore_from_settings(settings) -> KeyStore:
+    """The key store every Mayak process on this host shares (worker, CLI, ``mayak erase``)."""
+    return KeyStore(keystore_path(settings))
+
+
 def _day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import faust
 
-from anonymizer.keystore import KeyStore
+from anonymizer.keystore import KeyStore, keystore_from_settings
 from mayak.settings import Settings
 from stream_jobs.agents import Agents, register_agents
 from stream_jobs.pipeline import Clock, utc_now
-from stream_jobs.processors import keystore_path, pipeline_from_settings
+from stream_jobs.processors import pipeline_from_settings
 from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_row, failed_row
 
 
@@ -33,7 +33,7 @@ def create_app(settings: Settings, client, *, clock: Clock = utc_now,
     )
     from stream_jobs.topics import define_topics
 
-    keys = keys or KeyStore(keystore_path(settings))
+    keys = keys or keystore_from_settings(settings)
     landers = None
     if client is not None:
         landers = {"events": Lander(client, "events", event_row, EVENT_IDS),

@@ -7,10 +7,9 @@ is the production wiring: key store, GeoIP readers and the IP key from ``Setting
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from pathlib import Path
 from typing import Any
 
-from anonymizer.keystore import KeyStore
+from anonymizer.keystore import keystore_from_settings
 from anonymizer.scrub import RouteTemplates
 from stream_jobs.geo import GeoLookup
 from stream_jobs.pipeline import Clock, Pipeline, utc_now
@@ -40,11 +39,6 @@ def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
     return Pipeline(Validator(decrypt_ip, allow_clear_ip), steps, clock)
 
 
-def keystore_path(settings) -> Path:
-    return Path(settings.keystore_path) if settings.keystore_path else \
-        settings.data_dir / "keys" / "anonymizer.db"
-
-
 def ip_decrypter(settings) -> Decrypt:
     """Decrypts ``ip_enc`` with the key the collector encrypts with (``producers.crypto``)."""
     from producers.crypto import decrypt_ip, ip_cipher_key, load_master_secret
@@ -58,7 +52,7 @@ def pipeline_from_settings(settings, sessions: MutableMapping[str, Any], *,
                            keys: Keys | None = None) -> Pipeline:
     """The production pipeline for one process."""
     return build_pipeline(
-        keys=keys or KeyStore(keystore_path(settings)),
+        keys=keys or keystore_from_settings(settings),
         geo=GeoLookup(settings.geoip_city, settings.geoip_isp, settings.geoip_asn),
         classifier=UAClassifier(settings.bot_patterns, settings.ua_cache_size),
         sessions=sessions,

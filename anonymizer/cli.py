@@ -1,0 +1,41 @@
+"""CLI of the anonymizer: a customer's analytics opt-out (their events are then dropped)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mayak.settings import Settings
+
+
+def _uids(uid: str) -> list[str]:
+    # "-" reads ids from stdin, one per line, so they stay out of shell history and `ps`
+    if uid == "-":
+        return [line.strip() for line in sys.stdin if line.strip()]
+    return [uid]
+
+
+def opt_out(uid: str = typer.Argument(..., help="portal customer id, or - for ids on stdin")) -> None:
+    """Stop counting a customer: their events are dropped with reason `consent` from now on."""
+    from anonymizer.keystore import keystore_from_settings
+
+    store = keystore_from_settings(Settings())
+    ids = _uids(uid)
+    for one in ids:
+        store.opt_out(one)
+    typer.echo(f"{len(ids)} customer(s) opted out", err=True)
+
+
+def opt_in(uid: str = typer.Argument(..., help="portal customer id, or - for ids on stdin")) -> None:
+    """Withdraw a customer's opt-out."""
+    from anonymizer.keystore import keystore_from_settings
+
+    store = keystore_from_settings(Settings())
+    changed = sum(store.opt_in(one) for one in _uids(uid))
+    typer.echo(f"{changed} opt-out(s) withdrawn", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("opt-out")(opt_out)
+    app.command("opt-in")(opt_in)
