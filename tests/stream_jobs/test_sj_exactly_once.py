@@ -21,7 +21,8 @@ from producers.crypto import encrypt_ip, ip_cipher_key, partition_key, partition
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
-N_EVENTS, N_DUPLICATES, N_BOTS, N_BROKEN = 10_000, 300, 120, 40
+N_EVENTS_BASE, N_DUPLICATES, N_BOTS, N_BROKEN = 10_000, 300, 120, 40
+N_EVENTS = N_EVENTS_BASE + 2  # plus the two of the session probe
 UAS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36 MayakScan/1",
@@ -29,6 +30,7 @@ UAS = [
     "Gecko) Version/17.0 Mobile/15E148 Safari/604.1 MayakScan/2",
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0 MayakScan/3",
 ]
+SESSION_IP, SESSION_IDS = "85.133.7.7", [str(uuid.uuid4()), str(uuid.uuid4())]
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html) MayakScan/4"
 
 
@@ -49,7 +51,7 @@ def _raw_events(master: bytes, known: dict[str, list[str]], rng: random.Random) 
         event.update(ua=ua, ip_enc=encrypt_ip(key, ip))
         messages.append((partition_key(secret, event["site"], ip, ua), orjson.dumps(event)))
 
-    for i in range(N_EVENTS):
+    for i in range(N_EVENTS_BASE):
         ip, ua = rng.choice(known["ips"]), rng.choice(UAS)
         event = {"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": "elegal",
                  "ts": now - rng.randrange(3_600_000), "url": f"https://e-legal.az/cases/{i + 10000}"
@@ -69,6 +71,14 @@ def _raw_events(master: bytes, known: dict[str, list[str]], rng: random.Random) 
              "url": f"https://e-legal.az/p/{rng.choice(known['emails'])}", "scroll_pct": 900,
              "uid": rng.choice(known["uids"])}, rng.choice(known["ips"]), rng.choice(UAS))
     rng.shuffle(messages)
+    # one visitor seen before the kill and 5 minutes later after it: the session must carry over
+    known["ips"].append(SESSION_IP)
+    for n, ts in ((0, now - 600_000), (1, now - 300_000)):
+        event = {"v": 1, "id": SESSION_IDS[n], "type": "pageview", "site": "elegal", "ts": ts,
+                 "url": "https://e-legal.az/session"}
+        add(event, SESSION_IP, UAS[0])
+        message = messages.pop()
+        messages.insert(0, message) if n == 0 else messages.append(message)
     return messages
 
 
@@ -167,6 +177,9 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
     assert stack.sql("SELECT sum(hits) AS hits FROM bot_hits")[0]["hits"] == N_BOTS
     sessions = stack.sql("SELECT count() AS n FROM events WHERE session_id = ''")[0]["n"]
     assert sessions == 0
+    carried = stack.sql("SELECT uniqExact(session_id) AS n, count() AS events FROM events "
+                        f"WHERE event_id IN ('{SESSION_IDS[0]}', '{SESSION_IDS[1]}')")[0]
+    assert carried == {"n": 1, "events": 2}  # restored from the table's changelog
 
     # --- the scan: topics, tables, the worker's log -------------------------------------------
     corpus = [stack.log("worker")]
