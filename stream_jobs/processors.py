@@ -10,6 +10,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from anonymizer.keystore import keystore_from_settings
+from anonymizer.keystore import keystore_path  # noqa: F401 - imported from here by warehouse/dashboards
 from anonymizer.scrub import RouteTemplates
 from stream_jobs.geo import GeoLookup
 from stream_jobs.pipeline import Clock, Pipeline, utc_now
