@@ -78,6 +78,6 @@ def _raise_interrupt(*_: object) -> None:
 def _print_urls(settings: Settings, console: Console) -> None:
     console.print("[bold green]Mayak is up[/]")
     console.print(f"  collector   {settings.collector_url}  (POST /e, GET /t.js)")
-    console.print(f"  dashboards  {settings.dashboards_url}/api/stats/summary?site=demo")
+    console.print(f"  dashboards  {settings.dashboards_url}/  (API: /api/stats/summary?site=demo)")
     console.print(f"  kafka       {settings.kafka_bootstrap}")
     console.print(f"  data        {settings.data_dir.resolve()}   (Ctrl-C stops everything)")
