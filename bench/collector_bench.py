@@ -45,6 +45,7 @@ def bare_send_loop(bootstrap: str, topic: str, seconds: float) -> float:
     from kafka import KafkaProducer
 
     from producers.collector.events import EventFactory
+    from producers.collector.outbox import producer_config
     from producers.schema import ClientEvent
 
     from mayak.settings import Settings
@@ -52,8 +53,8 @@ def bare_send_loop(bootstrap: str, topic: str, seconds: float) -> float:
     factory = EventFactory(Settings(data_dir=Path("/tmp")))  # key material only
     ctx = factory.context({"user-agent": UA}, "85.132.10.20", False, False)
     key, value = factory.from_client(ClientEvent.model_validate(orjson.loads(beacon_body())), ctx)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                             linger_ms=5, compression_type="gzip")
+    # the collector's own producer settings (acks, idempotence, linger, compression, partitioner)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **producer_config())
     sent, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         for _ in range(500):

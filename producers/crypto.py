@@ -13,6 +13,7 @@ random one created once under ``data_dir/keys/producers.key`` (mode 0600).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -57,10 +58,19 @@ def partition_secret(master: bytes) -> bytes:
     return _derive(master, b"partition-key")
 
 
+# the cipher and HMAC objects are built once per key (the collector calls these per event)
+_aead = functools.lru_cache(maxsize=8)(AESGCM)
+
+
+@functools.lru_cache(maxsize=8)
+def _mac(secret: bytes) -> "hmac.HMAC":
+    return hmac.new(secret, digestmod=hashlib.sha256)
+
+
 def encrypt_ip(key: bytes, ip: str) -> str:
     """AES-GCM encrypt an IP address; a fresh random nonce each time."""
-    nonce = secrets.token_bytes(12)
-    return base64.b64encode(nonce + AESGCM(key).encrypt(nonce, ip.encode(), _AAD)).decode()
+    nonce = os.urandom(12)
+    return base64.b64encode(nonce + _aead(key).encrypt(nonce, ip.encode(), _AAD)).decode()
 
 
 def decrypt_ip(key: bytes, blob: str) -> str:
@@ -71,5 +81,6 @@ def decrypt_ip(key: bytes, blob: str) -> str:
 
 def partition_key(secret: bytes, *parts: str) -> bytes:
     """Keyed hash of the visitor identity parts, as the Kafka message key (32 hex chars)."""
-    msg = "\x1f".join(parts).encode()
-    return hmac.new(secret, msg, hashlib.sha256).hexdigest()[:32].encode()
+    mac = _mac(secret).copy()
+    mac.update("\x1f".join(parts).encode())
+    return mac.hexdigest()[:32].encode()

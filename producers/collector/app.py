@@ -22,11 +22,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from mayak.settings import Settings
 from producers.collector import door
 from producers.collector.events import EventFactory
-from producers.collector.limits import RateLimiter, TooLarge, read_capped
+from producers.collector.limits import RateLimiter, TooLarge, read_capped_asgi
 from producers.collector.metrics import Metrics
 from producers.collector.outbox import Outbox, Unavailable
 from producers.schema import ClientEvent, field_of
@@ -37,6 +38,23 @@ MAX_BATCH = 50
 BEACON = Path(__file__).resolve().parents[1] / "beacon" / "dist" / "t.js"
 GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000"
                     "010001000002024401003b")  # 1x1 transparent GIF, 43 bytes
+#: the request headers the POST /e handler reads (ASGI servers send names in lower case)
+_WANTED = frozenset({b"content-length", b"x-forwarded-for", b"origin", b"user-agent",
+                     b"accept-language", b"dnt", b"sec-gpc"})
+#: (status, raw headers, body) of a bare ASGI answer; status 0: nothing to send
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def _json(status: int, content: dict, headers: dict[str, str] | None = None) -> Answer:
+    """What ``JSONResponse(content, status, headers)`` sends, byte for byte."""
+    body = orjson.dumps(content)
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] \
+        if headers else []
+    raw.append((b"content-length", str(len(body)).encode()))
+    raw.append((b"content-type", b"application/json"))
+    return status, raw, body
+
+
 NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate, private, max-age=0",
             "Pragma": "no-cache", "Expires": "0"}
 
@@ -62,6 +80,13 @@ class Collector:
         body = {"error": message, "reason": reason} | ({"field": field} if field else {})
         return JSONResponse(body, status_code=status, headers=headers)
 
+    def refuse_raw(self, status: int, reason: str, message: str, field: str | None = None,
+                   headers: dict | None = None, n: int = 1) -> Answer:
+        """``refuse`` for the bare ASGI handler: the same status, body and headers."""
+        self.metrics.refuse(reason, n)
+        body = {"error": message, "reason": reason} | ({"field": field} if field else {})
+        return _json(status, body, headers)
+
     def _ip(self, request: Request) -> str:
         peer = request.client.host if request.client else None
         return door.client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted)
@@ -69,25 +94,41 @@ class Collector:
     def _cors(self, origin: str | None) -> dict[str, str]:
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
 
-    async def collect(self, request: Request) -> Response:
-        """POST /e"""
-        ip = self._ip(request)
+    async def collect(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """POST /e, as a bare ASGI handler: it is the hot path, so it skips the framework's
+        routing, request and response objects (see ``CollectorApp``)."""
+        status, headers, body = await self._collect(scope, receive)
+        if status:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+    async def _collect(self, scope: Scope, receive: Receive) -> Answer:
+        h: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            if name in _WANTED and name not in h:  # the first one wins, as in Starlette
+                h[name] = value
+        headers = {k.decode(): v.decode("latin-1") for k, v in h.items()}
+        client = scope.get("client")
+        ip = door.client_ip(client[0] if client else None, headers.get("x-forwarded-for"),
+                            self.trusted)
         if not self.limiter.allow(ip):
-            return self.refuse(429, "rate_limited", "too many requests", headers={"Retry-After": "1"})
+            return self.refuse_raw(429, "rate_limited", "too many requests",
+                                   headers={"Retry-After": "1"})
         try:
-            body = await read_capped(request.stream(), request.headers.get("content-length"),
-                                     MAX_BODY)
+            body = await read_capped_asgi(receive, headers.get("content-length"), MAX_BODY)
         except TooLarge:
-            return self.refuse(413, "too_large", f"body over {MAX_BODY} bytes")
+            return self.refuse_raw(413, "too_large", f"body over {MAX_BODY} bytes")
+        if body is None:  # the client went away
+            return 0, [], b""
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return self.refuse(400, "invalid", "body is not JSON", "body")
+            return self.refuse_raw(400, "invalid", "body is not JSON", "body")
         single = isinstance(data, dict)
         items = [data] if single else data
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
-            return self.refuse(400, "invalid", f"an event object or an array of 1..{MAX_BATCH}",
-                               "body")
+            return self.refuse_raw(400, "invalid", f"an event object or an array of 1..{MAX_BATCH}",
+                                   "body")
         events: list[ClientEvent] = []
         for i, item in enumerate(items):
             try:
@@ -95,30 +136,34 @@ class Collector:
             except ValidationError as exc:
                 err = exc.errors()[0]
                 where = field_of(err) if single else f"{i}.{field_of(err)}"
-                return self.refuse(400, "invalid", err["msg"], where, n=len(items))
-        origin = request.headers.get("origin")
+                return self.refuse_raw(400, "invalid", err["msg"], where, n=len(items))
+        origin = headers.get("origin")
         for ev in events:
             globs = self.settings.collector_sites.get(ev.site)
             if globs is None:
-                return self.refuse(403, "unknown_site", f"unknown site {ev.site!r}", "site",
-                                   n=len(events))
+                return self.refuse_raw(403, "unknown_site", f"unknown site {ev.site!r}", "site",
+                                       n=len(events))
             if not door.origin_allowed(origin, globs):
-                return self.refuse(403, "origin_not_allowed", "Origin not allowed for this site",
-                                   n=len(events))
-        dnt, gpc = door.privacy_signals(request.headers)
+                return self.refuse_raw(403, "origin_not_allowed",
+                                       "Origin not allowed for this site", n=len(events))
+        dnt, gpc = door.privacy_signals(headers)
         keep = [ev for ev in events if not self.factory.dropped_by_privacy(ev, dnt, gpc)]
         if len(keep) < len(events):
             self.metrics.refuse("privacy_signal", len(events) - len(keep))
-        ctx = self.factory.context(request.headers, ip, dnt, gpc)
-        records = [self.factory.from_client(ev, ctx) for ev in keep]
+        ctx = self.factory.context(headers, ip, dnt, gpc)
+        try:
+            records = [self.factory.from_client(ev, ctx) for ev in keep]
+        except ValidationError as exc:  # e.g. a URL that grew past the limit when scrubbed
+            return self.refuse_raw(400, "invalid", exc.errors()[0]["msg"],
+                                   field_of(exc.errors()[0]), n=len(keep))
         if records:
             try:
                 await self.outbox.produce(records)
             except Unavailable:
-                return self.refuse(503, "unavailable", "try again", n=len(records),
-                                   headers={"Retry-After": "2"} | self._cors(origin))
+                return self.refuse_raw(503, "unavailable", "try again", n=len(records),
+                                       headers={"Retry-After": "2"} | self._cors(origin))
             self.metrics.accepted += len(records)
-        return JSONResponse({"accepted": len(records)}, status_code=202, headers=self._cors(origin))
+        return _json(202, {"accepted": len(records)}, self._cors(origin))
 
     async def preflight(self, request: Request) -> Response:
         """OPTIONS /e: CORS preflight for clients that POST application/json."""
@@ -165,7 +210,7 @@ class Collector:
         return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-def create_app(settings: Settings, outbox: Outbox | None = None) -> Starlette:
+def create_app(settings: Settings, outbox: Outbox | None = None) -> CollectorApp:
     """The collector app; ``outbox`` is injectable for tests (default: Kafka from settings)."""
     box = outbox or Outbox(settings.kafka_bootstrap, settings.topic_raw,
                            max_pending=settings.collector_max_pending,
@@ -177,8 +222,7 @@ def create_app(settings: Settings, outbox: Outbox | None = None) -> Starlette:
         yield
         box.close()
 
-    routes = [
-        Route("/e", collector.collect, methods=["POST"]),
+    routes = [  # POST /e is served by CollectorApp before these
         Route("/e", collector.preflight, methods=["OPTIONS"]),
         Route("/o/{campaign}/{recipient}.gif", collector.pixel, methods=["GET"]),
         Route("/t.js", collector.script, methods=["GET"]),
@@ -187,4 +231,20 @@ def create_app(settings: Settings, outbox: Outbox | None = None) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.collector = collector
-    return app
+    return CollectorApp(collector, app)
+
+
+class CollectorApp:
+    """The ASGI entry point: ``POST /e`` (nearly every request) goes straight to the handler;
+    everything else, and the lifespan, to the Starlette app."""
+
+    def __init__(self, collector: Collector, app: Starlette) -> None:
+        self.collector = collector
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/e" and scope["method"] == "POST":
+            await self.collector.collect(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -7,6 +7,7 @@ the privacy signals (DNT, Sec-GPC) and language read from request headers.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
@@ -19,6 +20,10 @@ def scrub_url(url: str | None, allow: frozenset[str]) -> str | None:
     """Drop the fragment, user info and every query parameter except utm_* and ``allow``."""
     if not url:
         return None
+    return _scrub_cached(url, allow) if len(url) <= 512 else _scrub(url, allow)
+
+
+def _scrub(url: str, allow: frozenset[str]) -> str | None:
     try:
         parts = urlsplit(url)
         netloc = parts.hostname or ""
@@ -31,6 +36,10 @@ def scrub_url(url: str | None, allow: frozenset[str]) -> str | None:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
              if k.startswith("utm_") or k in allow]
     return urlunsplit((parts.scheme, netloc, parts.path or "/", urlencode(query), ""))
+
+
+# page URLs and referrers repeat: parse each (short) one once; bounded to a few MB
+_scrub_cached = functools.lru_cache(maxsize=4096)(_scrub)
 
 
 def parse_networks(specs: Iterable[str]) -> tuple[Network, ...]:
@@ -54,6 +63,11 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[Networ
             ip = hop
             if not _in(hop, trusted):
                 break
+    return _canonical_ip(ip)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_ip(ip: str) -> str:
     try:
         return str(ipaddress.ip_address(ip))
     except ValueError:
@@ -64,6 +78,11 @@ def origin_allowed(origin: str | None, globs: Iterable[str]) -> bool:
     """No Origin header (server-to-server, curl) is allowed; a present one must match a glob."""
     if origin is None:
         return True
+    return _origin_matches(origin, tuple(globs))
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin_matches(origin: str, globs: tuple[str, ...]) -> bool:
     return any(fnmatchcase(origin.lower(), g.lower()) for g in globs)
 
 

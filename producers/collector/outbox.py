@@ -1,10 +1,14 @@
 """The collector's Kafka producer: answers only after the broker acknowledged every record.
 
 kafka-python's ``send`` can block (waiting for metadata while the broker is down, or for buffer
-space), so all sends run on one dedicated thread, which also keeps one visitor's records in
-arrival order. The event loop awaits the broker's acks through futures bridged from the
-producer's I/O thread. At most ``max_pending`` records may await acks; past that, and when the
-acks do not come within ``ack_timeout``, the caller gets ``Unavailable`` and answers 503.
+space), so all sends run on one dedicated sender thread, which also keeps one visitor's records
+in arrival order. Requests do not hop to that thread one by one: ``produce`` appends the
+request's records to a queue and the thread drains everything queued since its last pass, so
+under load one wake-up carries the records of many requests. The acks come back on the
+producer's I/O thread; they are counted per request there, and the requests whose records are
+all acknowledged are handed back to the event loop in bulk (one ``call_soon_threadsafe`` per
+burst, not one per record). At most ``max_pending`` records may await acks; past that, and when
+the acks do not come within ``ack_timeout``, the caller gets ``Unavailable`` and answers 503.
 The producer is idempotent with acks=all and retries, so a broker restart neither loses nor
 duplicates an acknowledged record.
 """
@@ -12,15 +16,70 @@ duplicates an acknowledged record.
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+import time
 from typing import Any
 
+from kafka.partitioner import DefaultPartitioner
+from kafka.partitioner.default import murmur2
+
 log = logging.getLogger("mayak.collector")
+
+#: How long records wait in the client for more records of the same partition before a produce
+#: request goes out. The sender thread already groups the records of concurrent requests, and
+#: the client batches whatever accumulates while up to 5 requests are in flight, so a long
+#: linger would only add latency (the collector answers after the ack).
+LINGER_MS = 1
+COMPRESSION = "gzip"
+
+
+class MemoPartitioner(DefaultPartitioner):
+    """kafka-python's default partitioner (murmur2 of the key, as the Java client) with the hash
+    of recent keys memoised: the pure-Python murmur2 is the single most expensive step of a
+    send, and the keys (keyed hashes of a visitor) repeat for every event of a visit. Keyless
+    records are delegated unchanged, so every record lands where the default partitioner would
+    put it."""
+
+    def __init__(self, size: int = 65_536) -> None:
+        self._hash = functools.lru_cache(maxsize=size)(lambda key: murmur2(key) & 0x7FFFFFFF)
+
+    def partition(self, topic, key, serialized_key, value, serialized_value, cluster):  # noqa: ANN001
+        if serialized_key is None:
+            return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
+        parts = cluster.partitions_for_topic(topic)
+        if not parts:
+            raise ValueError(f"Topic {topic} not found in ClusterMetadata")
+        ordered = sorted(parts)
+        return ordered[self._hash(bytes(serialized_key)) % len(ordered)]
+
+
+def producer_config() -> dict[str, Any]:
+    """The producer settings that matter for speed and delivery (also used by the benchmark's
+    bare send loop, so that the comparison is like for like)."""
+    return {"acks": "all", "enable_idempotence": True, "linger_ms": LINGER_MS,
+            "compression_type": COMPRESSION, "partitioner": MemoPartitioner()}
 
 
 class Unavailable(Exception):
     """The broker did not acknowledge in time, or the buffer is full: answer 503."""
+
+
+class _Request:
+    """One ``produce`` call: its records, its loop future, how many acks are still missing."""
+
+    __slots__ = ("records", "future", "missing", "error", "deadline")
+
+    def __init__(self, records: list[tuple[bytes, bytes]], future: asyncio.Future,
+                 deadline: float) -> None:
+        self.records = records
+        self.future = future
+        self.missing = len(records)
+        self.error: BaseException | None = None
+        self.deadline = deadline
 
 
 class Outbox:
@@ -35,62 +94,147 @@ class Outbox:
         self.pending = 0
         self._factory = producer_factory or self._kafka_producer
         self._producer: Any = None
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="mayak-outbox")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._done: list[_Request] = []  # acked (or failed), not yet resolved on the loop
+        self._done_lock = threading.Lock()
+        self._waiting: collections.deque[_Request] = collections.deque()  # for the deadlines
+        self._sweeping = False
+        self._thread = threading.Thread(target=self._run, name="mayak-outbox", daemon=True)
+        self._thread.start()
 
     def _kafka_producer(self) -> Any:
         from kafka import KafkaProducer
 
         timeout_ms = int(self.ack_timeout * 1000)
         return KafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-            linger_ms=5, compression_type="gzip", retries=2**31 - 1,
+            bootstrap_servers=self.bootstrap, **producer_config(), retries=2**31 - 1,
             request_timeout_ms=min(10_000, timeout_ms), delivery_timeout_ms=timeout_ms + 5_000,
             max_block_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms,
             reconnect_backoff_max_ms=1_000, client_id="mayak-collector")
 
-    def _send_all(self, records: list[tuple[bytes, bytes]]) -> list[Any]:
-        if self._producer is None:
-            self._producer = self._factory()
-        return [self._producer.send(self.topic, key=k, value=v) for k, v in records]
+    # -- the sender thread ------------------------------------------------------------------
 
-    @staticmethod
-    def _bridge(loop: asyncio.AbstractEventLoop, kfut: Any) -> asyncio.Future:
-        fut = loop.create_future()
+    def _run(self) -> None:
+        inbox = self._inbox
+        while True:
+            item = inbox.get()
+            batch = [item]
+            try:
+                while True:
+                    batch.append(inbox.get_nowait())
+            except queue.Empty:
+                pass
+            for req in batch:
+                if req is None:
+                    return
+                if callable(req):  # close()
+                    req()
+                    continue
+                self._send(req)
 
-        def done(value: Any) -> None:
-            if not fut.done():
-                fut.set_result(value)
+    def _send(self, req: _Request) -> None:
+        try:
+            if self._producer is None:
+                self._producer = self._factory()
+            send, topic = self._producer.send, self.topic
+            acked = functools.partial(self._acked, req)
+            failed = functools.partial(self._failed, req)
+            for key, value in req.records:
+                send(topic, key=key, value=value).add_callback(acked).add_errback(failed)
+        except Exception as exc:  # producer construction, metadata/buffer timeouts
+            self._failed(req, exc)
 
-        def fail(exc: BaseException) -> None:
-            if not fut.done():
-                fut.set_exception(exc)
+    # -- the producer's I/O thread (or the sender thread) -----------------------------------
 
-        kfut.add_callback(lambda md: loop.call_soon_threadsafe(done, md))
-        kfut.add_errback(lambda exc: loop.call_soon_threadsafe(fail, exc))
-        return fut
+    def _acked(self, req: _Request, _metadata: Any) -> None:
+        if req.missing == 1:  # the usual one-record request: nobody else touches it
+            self._finish(req)
+            return
+        with self._done_lock:
+            req.missing -= 1
+            last = req.missing == 0
+        if last:
+            self._finish(req)
+
+    def _failed(self, req: _Request, exc: BaseException) -> None:
+        if req.error is None:
+            req.error = exc
+            self._finish(req)
+
+    def _finish(self, req: _Request) -> None:
+        with self._done_lock:
+            self._done.append(req)
+            first = len(self._done) == 1
+        if first:
+            try:
+                self._loop.call_soon_threadsafe(self._resolve)  # type: ignore[union-attr]
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+    # -- the event loop ---------------------------------------------------------------------
+
+    def _resolve(self) -> None:
+        with self._done_lock:
+            done, self._done = self._done, []
+        for req in done:
+            if not req.future.done():
+                if req.error is not None:
+                    req.future.set_exception(req.error)
+                else:
+                    req.future.set_result(None)
+
+    def _sweep(self) -> None:
+        """Fail the requests whose acks are overdue (they are answered 503)."""
+        now = time.monotonic()
+        waiting = self._waiting
+        while waiting and (waiting[0].future.done() or waiting[0].deadline <= now):
+            req = waiting.popleft()
+            if not req.future.done():
+                req.future.set_exception(TimeoutError())
+        if waiting:
+            delay = max(0.01, min(0.5, waiting[0].deadline - now))
+            asyncio.get_running_loop().call_later(delay, self._sweep)
+        else:
+            self._sweeping = False
 
     async def produce(self, records: list[tuple[bytes, bytes]]) -> None:
         """Return once the broker acknowledged every record; raise ``Unavailable`` otherwise."""
-        if self.pending + len(records) > self.max_pending:
+        n = len(records)
+        if self.pending + n > self.max_pending:
             raise Unavailable("buffer full")
-        loop = asyncio.get_running_loop()
-        self.pending += len(records)
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        req = _Request(records, loop.create_future(), time.monotonic() + self.ack_timeout)
+        self.pending += n
+        self._inbox.put(req)
+        self._waiting.append(req)
+        if not self._sweeping:
+            self._sweeping = True
+            loop.call_later(min(0.5, self.ack_timeout), self._sweep)
         try:
-            async with asyncio.timeout(self.ack_timeout):
-                kfuts = await loop.run_in_executor(self._thread, self._send_all, records)
-                await asyncio.gather(*(self._bridge(loop, f) for f in kfuts))
+            await req.future
         except Exception as exc:  # timeouts, broker errors, producer construction
-            log.warning("mayak collector: %d event(s) not acknowledged: %s", len(records),
+            log.warning("mayak collector: %d event(s) not acknowledged: %s", n,
                         type(exc).__name__)
             raise Unavailable(type(exc).__name__) from exc
         finally:
-            self.pending -= len(records)
+            self.pending -= n
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush what is buffered and close the producer."""
+        closed = threading.Event()
+
         def _close() -> None:
-            if self._producer is not None:
-                self._producer.flush(timeout)
-                self._producer.close(timeout)
-        self._thread.submit(_close).result(timeout + 5)
-        self._thread.shutdown()
+            try:
+                if self._producer is not None:
+                    self._producer.flush(timeout)
+                    self._producer.close(timeout)
+            finally:
+                closed.set()
+
+        self._inbox.put(_close)
+        self._inbox.put(None)
+        closed.wait(timeout + 5)
+        self._thread.join(timeout + 5)

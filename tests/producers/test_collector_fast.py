@@ -1,0 +1,219 @@
+"""The collector's fast paths give exactly what the slow, obvious ones give: the record written
+without a second pydantic pass, the memoised partitioner, the bare ASGI answers, and the
+outbox that groups requests into one sender thread (acks, failures and timeouts per request)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import threading
+import time
+import uuid
+
+import orjson
+import pytest
+from kafka.future import Future
+from kafka.partitioner import DefaultPartitioner
+from starlette.responses import JSONResponse
+
+from mayak.settings import Settings
+from producers import crypto
+from producers.collector.app import _json
+from producers.collector.events import EventFactory
+from producers.collector.outbox import MemoPartitioner, Outbox, Unavailable
+from producers.schema import ClientEvent
+
+KEY = base64.b64encode(b"k" * 32).decode()
+UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"
+
+
+def _event(**fields) -> dict:
+    return {"id": uuid.uuid4().hex, "type": "pageview", "site": "elegal",
+            "ts": int(time.time() * 1000)} | fields
+
+
+EVENTS = [
+    _event(),
+    _event(url="https://e-legal.az/a/b?utm_source=x&q=secret&keep=1#frag",
+           ref="https://user:pw@google.com:8443/search?q=me", section="  services "),
+    _event(type="engagement", engaged_ms=12_345, scroll_pct=70,
+           sections={"faq": 900, " hero ": 0}, url="android-app://az.elegal/x"),
+    _event(type="custom", name="download", props={"file": "a.pdf", "n": 3, "ok": True,
+                                                   "ratio": 0.125, "big": 1e16}),
+    _event(type="outbound", url="ftp://nope", ref="", consent="analytics",
+           vid="0123456789abcdef"),
+    _event(consent="analytics", vid="visitor_0001", name=" n "),
+    _event(gpc=True, url="https://e-legal.az/ünicode?utm_x=ə"),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS)
+@pytest.mark.parametrize("ip, ua, lang, dnt, gpc", [
+    ("203.0.113.9", UA, "az-AZ", False, False), ("", None, None, False, False),
+    ("2001:db8::1", UA, None, True, False), ("198.51.100.7", "x" * 512, "ru", False, True),
+])
+def test_record_is_what_the_model_makes(tmp_path, event, ip, ua, lang, dnt, gpc) -> None:
+    settings = Settings(data_dir=tmp_path, ip_key=KEY, collector_query_allowlist=["keep"])
+    factory = EventFactory(settings)
+    headers = {k: v for k, v in {"user-agent": ua, "accept-language": lang}.items() if v}
+    ctx = factory.context(headers, ip, dnt, gpc)
+    ev = ClientEvent.model_validate(event)
+    key, value = factory.from_client(ev, ctx)
+    model_key, model_value = factory.from_client_model(ev, ctx)
+    assert key == model_key
+    fast, slow = orjson.loads(value), orjson.loads(model_value)
+    if ip:  # a fresh nonce each time: compare the plaintext, then the rest byte for byte
+        ip_key = crypto.ip_cipher_key(base64.b64decode(KEY))
+        assert crypto.decrypt_ip(ip_key, fast["ip_enc"]) == ip
+        value = value.replace(fast["ip_enc"].encode(), b"IP")
+        model_value = model_value.replace(slow["ip_enc"].encode(), b"IP")
+    assert value == model_value
+
+
+def test_overlong_scrubbed_url_takes_the_validating_path(tmp_path) -> None:
+    factory = EventFactory(Settings(data_dir=tmp_path, ip_key=KEY))
+    ctx = factory.context({}, "203.0.113.9", False, False)
+    long = "https://e-legal.az/?utm_a=" + "ə" * 1000  # grows when percent-encoded
+    ev = ClientEvent.model_validate(_event(url=long))
+    with pytest.raises(ValueError):
+        factory.from_client(ev, ctx)
+
+
+class _Cluster:
+    def __init__(self, n: int) -> None:
+        self.parts = set(range(n))
+
+    def topics(self) -> set[str]:
+        return {"t"}
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return self.parts
+
+    def available_partitions_for_topic(self, topic: str) -> set[int]:
+        return self.parts
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 12])
+def test_memo_partitioner_picks_the_default_partition(n) -> None:
+    memo, default, cluster = MemoPartitioner(size=64), DefaultPartitioner(), _Cluster(n)
+    keys = [os.urandom(16).hex().encode() for _ in range(300)]
+    for key in keys + keys:  # the second round is served from the memo
+        assert (memo.partition("t", key, key, b"v", b"v", cluster)
+                == default.partition("t", key, key, b"v", b"v", cluster))
+    assert memo.partition("t", None, None, b"v", b"v", cluster) in cluster.parts
+
+
+def test_bare_answers_match_json_response() -> None:
+    for status, content, headers in [(202, {"accepted": 1}, None),
+                                     (202, {"accepted": 0}, {"Access-Control-Allow-Origin": "o",
+                                                             "Vary": "Origin"}),
+                                     (400, {"error": "bad ə", "reason": "invalid",
+                                            "field": "1.ts"}, None),
+                                     (503, {"error": "try again", "reason": "unavailable"},
+                                      {"Retry-After": "2"})]:
+        response = JSONResponse(content, status_code=status, headers=headers)
+        assert _json(status, content, headers) == (status, response.raw_headers, response.body)
+
+
+class FakeProducer:
+    """Acks (or fails) records from another thread, like kafka-python's I/O thread."""
+
+    def __init__(self, fail_on: bytes | None = None, hold: threading.Event | None = None) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+        self.fail_on = fail_on
+        self.hold = hold
+        self.threads: set[str] = set()
+
+    def send(self, topic: str, key: bytes, value: bytes) -> Future:
+        self.threads.add(threading.current_thread().name)
+        self.sent.append((key, value))
+        fut = Future()
+
+        def complete() -> None:
+            if self.hold:
+                self.hold.wait()
+            if value == self.fail_on:
+                fut.failure(RuntimeError("broker said no"))
+            else:
+                fut.success(None)
+
+        threading.Thread(target=complete, daemon=True).start()
+        return fut
+
+    def flush(self, timeout: float) -> None:
+        pass
+
+    def close(self, timeout: float) -> None:
+        pass
+
+
+async def test_outbox_answers_each_request_after_all_its_acks() -> None:
+    producer = FakeProducer(fail_on=b"bad")
+    box = Outbox("-", "t", max_pending=1000, ack_timeout=5, producer_factory=lambda: producer)
+    try:
+        ok = [[(b"k", f"{i}.{j}".encode()) for j in range(i % 3 + 1)] for i in range(40)]
+        results = await asyncio.gather(*(box.produce(r) for r in ok),
+                                       box.produce([(b"k", b"fine"), (b"k", b"bad")]),
+                                       return_exceptions=True)
+        assert results[:-1] == [None] * 40
+        assert isinstance(results[-1], Unavailable)
+        assert sorted(producer.sent) == sorted([r for rs in ok for r in rs]
+                                               + [(b"k", b"fine"), (b"k", b"bad")])
+        assert producer.threads == {"mayak-outbox"}  # never the event loop
+        assert box.pending == 0
+    finally:
+        box.close()
+
+
+async def test_outbox_times_out_and_bounds_pending() -> None:
+    hold = threading.Event()
+    box = Outbox("-", "t", max_pending=3, ack_timeout=0.3,
+                 producer_factory=lambda: FakeProducer(hold=hold))
+    try:
+        waiting = asyncio.ensure_future(box.produce([(b"k", b"1"), (b"k", b"2")]))
+        await asyncio.sleep(0.05)
+        assert box.pending == 2
+        with pytest.raises(Unavailable):  # 2 + 2 > 3
+            await box.produce([(b"k", b"3"), (b"k", b"4")])
+        started = time.monotonic()
+        with pytest.raises(Unavailable):  # no ack within ack_timeout: 503
+            await waiting
+        assert time.monotonic() - started < 1.0
+        assert box.pending == 0
+    finally:
+        hold.set()
+        box.close()
+
+
+async def test_outbox_without_a_broker_is_unavailable() -> None:
+    def broken():
+        raise ConnectionError("no broker")
+
+    box = Outbox("-", "t", max_pending=10, ack_timeout=5, producer_factory=broken)
+    try:
+        with pytest.raises(Unavailable):
+            await box.produce([(b"k", b"v")])
+    finally:
+        box.close()
+
+
+def test_producer_settings_keep_the_delivery_guarantees() -> None:
+    from producers.collector.outbox import producer_config
+
+    config = producer_config()
+    assert config["acks"] == "all" and config["enable_idempotence"] is True
+    assert json.dumps(config["compression_type"]) != "null"
+
+
+def test_overlong_scrubbed_url_is_a_400_not_a_500(tmp_path) -> None:
+    from starlette.testclient import TestClient
+
+    from producers.collector.app import create_app
+    from tests.producers.test_collector import FakeOutbox
+
+    box = FakeOutbox()
+    with TestClient(create_app(Settings(data_dir=tmp_path, ip_key=KEY), outbox=box)) as client:
+        r = client.post("/e", json=_event(url="https://e-legal.az/?utm_a=" + "ə" * 1000))
+        assert r.status_code == 400 and r.json()["field"] == "url" and box.records == []
