@@ -68,20 +68,69 @@ def send_visit(client: httpx.Client, settings: Settings, rng: random.Random) -> 
     return len(events) if response.status_code < 300 else 0
 
 
+CAMPAIGN = "newsletter-2026-11"
+CAMPAIGN_SENT = 400
+SERVICES = [("POST /services/{service}/apply", "notary"),
+            ("POST /services/{service}/apply", "company_registration"),
+            ("POST /cabinet/cases/{case_id}/documents", "court_representation")]
+
+
+def open_email(client: httpx.Client, settings: Settings, rng: random.Random) -> bool:
+    """The campaign pixel as a mail client fetches it (recipient = an opaque token)."""
+    token = f"r{rng.randint(0, CAMPAIGN_SENT - 1):08d}"
+    response = client.get(f"{settings.collector_url}/o/{CAMPAIGN}/{token}.gif",
+                          headers={"User-Agent": rng.choice(USER_AGENTS)})
+    return response.status_code == 200
+
+
+def request_service(tracker, rng: random.Random) -> None:
+    """What the portal's server hooks emit when a customer applies for a service."""
+    route, service = rng.choice(SERVICES)
+    tracker.track("service_request", site=SITE, uid=f"demo-customer-{rng.randint(1, 40)}",
+                  service_type=service, route=route, method="POST", status=200,
+                  duration_ms=round(rng.uniform(40, 400), 1), ua=rng.choice(USER_AGENTS))
+
+
+def register_campaign(settings: Settings) -> None:
+    """Marketing registers how many e-mails went out (base of the open rate)."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "mayak", "campaign", "send", CAMPAIGN,
+                    "--sent", str(CAMPAIGN_SENT), "--site", SITE], capture_output=True, timeout=60)
+
+
 def start_demo(settings: Settings, stop: threading.Event, console: Console) -> threading.Thread:
-    """Send a first burst of visits, then a visit every couple of seconds until ``stop``."""
+    """Send a first burst of visits, e-mail opens and service requests, then a little of each
+    every couple of seconds until ``stop``."""
+    from producers.hooks.tracker import Tracker
+
+    def one_round(client: httpx.Client, tracker, rng: random.Random) -> int:
+        sent = send_visit(client, settings, rng)
+        if rng.random() < 0.5:
+            sent += open_email(client, settings, rng)
+        if rng.random() < 0.2:
+            request_service(tracker, rng)
+            sent += 1
+        return sent
 
     def loop() -> None:
         rng = random.Random(7)
-        with httpx.Client(timeout=10) as client:
-            sent = sum(send_visit(client, settings, rng) for _ in range(60))
-            console.print(f"demo: sent {sent} events; try "
-                          f"{settings.dashboards_url}/api/stats/summary?site={SITE}")
-            while not stop.wait(2.0):
-                try:
-                    send_visit(client, settings, rng)
-                except httpx.HTTPError:
-                    pass
+        tracker = Tracker.from_settings(settings)
+        try:
+            register_campaign(settings)
+            with httpx.Client(timeout=10) as client:
+                sent = sum(one_round(client, tracker, rng) for _ in range(60))
+                tracker.flush()
+                console.print(f"demo: sent {sent} events; open {settings.dashboards_url}/ "
+                              f"(site {SITE})")
+                while not stop.wait(2.0):
+                    try:
+                        one_round(client, tracker, rng)
+                    except httpx.HTTPError:
+                        pass
+        finally:
+            tracker.close()
 
     thread = threading.Thread(target=loop, name="demo", daemon=True)
     thread.start()

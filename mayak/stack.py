@@ -35,10 +35,9 @@ def run_stack(settings: Settings, demo: bool, console: Console) -> None:
             ensure_topics(settings)
         logs = settings.data_dir
         dashboards = ["--dashboards"] if settings.embedded_clickhouse else []
-        children["worker"] = spawn_mayak(["worker", *dashboards], logs / "worker.log")
-        # the demo stands in for a proxy in front of many visitors: trust its X-Forwarded-For
-        demo_env = {"MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]'} if demo else {}
-        children["collector"] = spawn_mayak(["collector"], logs / "collector.log", demo_env)
+        worker_env, collector_env = _demo_env(settings) if demo else ({}, {})
+        children["worker"] = spawn_mayak(["worker", *dashboards], logs / "worker.log", worker_env)
+        children["collector"] = spawn_mayak(["collector"], logs / "collector.log", collector_env)
         if not settings.embedded_clickhouse:
             children["dashboards"] = spawn_mayak(["dashboards"], logs / "dashboards.log")
         with console.status("starting worker, collector and dashboards ..."):
@@ -60,6 +59,22 @@ def run_stack(settings: Settings, demo: bool, console: Console) -> None:
         if owns_broker:
             broker.stop()
         console.print("stopped: no Mayak process left running")
+
+
+def _demo_env(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """Worker and collector settings for the demo (what the user set explicitly wins)."""
+    from mayak.demo import SITE
+    from mayak.demo_geo import write_demo_geoip
+
+    worker: dict[str, str] = {}
+    if not (settings.geoip_city or settings.geoip_isp or settings.geoip_asn):
+        city, isp = write_demo_geoip(settings.data_dir / "demo-geoip")
+        worker = {"MAYAK_GEOIP_CITY": str(city), "MAYAK_GEOIP_ISP": str(isp)}
+    # the demo stands in for a proxy in front of many visitors: trust its X-Forwarded-For;
+    # its e-mail opens belong to the demo site
+    collector = {"MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]',
+                 "MAYAK_COLLECTOR_PIXEL_SITE": SITE}
+    return worker, collector
 
 
 def _watch(children: dict[str, subprocess.Popen], settings: Settings) -> None:
