@@ -36,8 +36,14 @@ def _phone(match: re.Match[str]) -> str:
     return text
 
 
+# every pattern above needs a digit or an '@' / '%40': text without them is returned as is
+_NEEDS_SCRUB_RE = re.compile(r"[\d@%]")
+
+
 def scrub_text(text: str) -> str:
     """Redact e-mails, phone numbers and long digit runs in one free-form string."""
+    if not _NEEDS_SCRUB_RE.search(text):
+        return text
     text = _EMAIL_RE.sub(EMAIL, text)
     text = _PHONE_RE.sub(_phone, text)
     text = _LOCAL_PHONE_RE.sub(PHONE, text)
@@ -99,6 +105,13 @@ def utm_params(url: str) -> dict[str, str]:
         query = urlsplit(url).query
     except ValueError:
         return {}
+    return utm_of_query(query)
+
+
+def utm_of_query(query: str) -> dict[str, str]:
+    """``utm_params`` of an already split query string."""
+    if "utm_" not in query.lower():
+        return {}
     found: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=False):
         key = key.lower()
@@ -131,7 +144,12 @@ def host_of(url: str | None) -> str:
 
 def referrer_domain(ref: str | None, own_url: str | None) -> str:
     """The referrer's domain, empty for none or for a link from the same site."""
+    return referrer_domain_of_host(ref, host_of(own_url))
+
+
+def referrer_domain_of_host(ref: str | None, own_host: str) -> str:
+    """``referrer_domain`` given the own URL's ``host_of`` already."""
     domain = host_of(ref)
-    if not domain or domain == host_of(own_url):
+    if not domain or domain == own_host:
         return ""
     return scrub_text(domain)[:253]
