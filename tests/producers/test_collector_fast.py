@@ -217,3 +217,4 @@ def test_overlong_scrubbed_url_is_a_400_not_a_500(tmp_path) -> None:
     with TestClient(create_app(Settings(data_dir=tmp_path, ip_key=KEY), outbox=box)) as client:
         r = client.post("/e", json=_event(url="https://e-legal.az/?utm_a=" + "ə" * 1000))
         assert r.status_code == 400 and r.json()["field"] == "url" and box.records == []
+
