@@ -95,9 +95,15 @@ def worker(
 
 def collector_app():
     """Factory for uvicorn (one collector per worker process, each with its own producer)."""
+    import gc
+
     from producers.collector.app import create_app
 
-    return create_app(Settings())
+    app = create_app(Settings())
+    # the ~70k objects of startup (modules, pydantic schemas, Starlette) never die: keep them out
+    # of the cyclic GC, whose full passes over them paused the server up to ~80 ms under load
+    gc.freeze()
+    return app
 
 
 @app.command()
