@@ -2,9 +2,18 @@
 
 A ``Query`` names a site, a date range, metrics, dimensions and equality filters, all by
 whitelisted names; the SQL is assembled only from the expressions in the tables below and
-every user-supplied value travels as a bound parameter. The builder reads the hourly rollups
-(``agg_site_hourly``, ``agg_dim_hourly``) whenever they can answer, and raw ``events`` only
-for cross-dimension questions. Nothing here returns a row per visitor: every query groups.
+every user-supplied value travels as a bound parameter. The builder reads the rollups
+(``agg_site_hourly``, ``agg_dim_hourly`` with its daily companion ``agg_dim_daily``) whenever
+they can answer, and raw ``events`` only for cross-dimension questions. Nothing here returns a
+row per visitor: every query groups.
+
+Two read-path optimisations for the one-dimension rollup (``source`` still names the rollup
+family, ``agg_dim_hourly``):
+- a range without a time bucket reads its whole UTC days from ``agg_dim_daily`` and only the
+  partial days at both ends (which depend on the report time zone) from ``agg_dim_hourly``;
+- a top-N ordered by an additive metric first ranks the values by that sum (cheap columns),
+  then merges the visitor/session sketches of the N winners only. The ranking uses the same
+  ORDER BY and LIMIT as the answer, so the answer is exactly the one a single pass would give.
 """
 
 from __future__ import annotations
@@ -21,11 +30,20 @@ METRICS: dict[str, tuple[str, str]] = {
     "pageviews": ("sum(pageviews)", "countIf(event_type = 'pageview')"),
     "email_opens": ("sum(email_opens)", "countIf(event_type = 'email_open')"),
     "service_requests": ("sum(service_requests)", "countIf(event_type = 'service_request')"),
-    "visitors": ("uniqMerge(visitors)", "uniq(visitor_id)"),
-    "sessions": ("uniqMerge(sessions)", "uniqIf(session_id, session_id != '')"),
-    "openers": ("uniqMerge(openers)", "uniqIf(visitor_id, event_type = 'email_open')"),
+    "visitors": ("uniqCombinedMerge(12)(visitors)", "uniqCombined(12)(visitor_id)"),
+    "sessions": ("uniqCombinedMerge(12)(sessions)",
+                 "uniqCombinedIf(12)(session_id, session_id != '')"),
+    "openers": ("uniqCombinedMerge(12)(openers)",
+                "uniqCombinedIf(12)(visitor_id, event_type = 'email_open')"),
     "engaged_seconds": ("intDiv(sum(engaged_ms), 1000)", "intDiv(sum(engaged_ms), 1000)"),
 }
+
+# metric -> the rollup column it reads; sketch metrics are not additive (no top-N pre-ranking)
+ROLLUP_COLUMNS: dict[str, str] = {
+    "events": "events", "pageviews": "pageviews", "email_opens": "email_opens",
+    "service_requests": "service_requests", "visitors": "visitors", "sessions": "sessions",
+    "openers": "openers", "engaged_seconds": "engaged_ms"}
+SKETCHES = frozenset({"visitors", "sessions", "openers"})
 
 # dimension -> expression over raw events; each is also a `dimension` of agg_dim_hourly
 DIMENSIONS: dict[str, str] = {
@@ -168,8 +186,7 @@ def build(query: Query, source: str | None = None) -> Sql:
     time_column = "ts" if source == "events" else "hour"
     start, end = utc_bounds(query)
     params: dict = {"site": query.site, "start": start, "end": end, "tz": query.tz}
-    where = ["site_id = {site:String}", f"{time_column} >= {{start:DateTime('UTC')}}",
-             f"{time_column} < {{end:DateTime('UTC')}}"]
+    keep = ["site_id = {site:String}"]
     select, group = [], []
     for name in query.dimensions:
         if name in TIME_BUCKETS:
@@ -181,18 +198,57 @@ def build(query: Query, source: str | None = None) -> Sql:
     if source == "agg_dim_hourly":
         (dimension,) = set(query.plain_dimensions) | {f for f, _ in query.filters}
         params["dimension"] = dimension
-        where.append("dimension = {dimension:String}")
+        keep.append("dimension = {dimension:String}")
     for i, (name, value) in enumerate(query.filters):
         params[f"f{i}"] = value
-        where.append(f"{'value' if rollup else DIMENSIONS[name]} = {{f{i}:String}}")
+        keep.append(f"{'value' if rollup else DIMENSIONS[name]} = {{f{i}:String}}")
     for name in query.metrics:
         select.append(f"{METRICS[name][0 if rollup else 1]} AS {name}")
     time_dims = [d for d in query.dimensions if d in TIME_BUCKETS]
     order = time_dims + [f"{query.metrics[0]} DESC"] + [d for d in group if d not in time_dims]
-    text = (f"SELECT {', '.join(select)} FROM {source} WHERE {' AND '.join(where)}"
+    if source == "agg_dim_hourly" and not time_dims:
+        table, where = _dimension_rows(query, keep, params, start, end), []
+    else:
+        table = source
+        where = keep + [f"{time_column} >= {{start:DateTime('UTC')}}",
+                        f"{time_column} < {{end:DateTime('UTC')}}"]
+    text = (f"SELECT {', '.join(select)} FROM {table}"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
             + (f" GROUP BY {', '.join(group)}" if group else "")
             + f" ORDER BY {', '.join(order)} LIMIT {int(query.limit)}")
     return Sql(text, params, list(query.dimensions) + list(query.metrics), source)
+
+
+def _dimension_rows(query: Query, keep: list[str], params: dict, start: datetime,
+                    end: datetime) -> str:
+    """The one-dimension rollup rows of [start, end) as a subquery: whole UTC days from
+    agg_dim_daily, partial days from agg_dim_hourly; for an additive top-N only the N winners."""
+    columns = ", ".join(["value"] + sorted({ROLLUP_COLUMNS[m] for m in query.metrics}))
+    rows = _dimension_union(columns, keep, params, start, end)
+    first = query.metrics[0]
+    if first in SKETCHES or query.filters or not query.plain_dimensions:
+        return rows
+    ranked = _dimension_union(f"value, {ROLLUP_COLUMNS[first]}", keep, params, start, end)
+    winners = (f"value IN (SELECT value FROM {ranked} GROUP BY value "
+               f"ORDER BY {METRICS[first][0]} DESC, value LIMIT {int(query.limit)})")
+    return _dimension_union(columns, keep + [winners], params, start, end)
+
+
+def _dimension_union(columns: str, keep: list[str], params: dict, start: datetime,
+                     end: datetime) -> str:
+    hourly_range = "hour >= {start:DateTime('UTC')} AND hour < {end:DateTime('UTC')}"
+    first_day = start.date() + timedelta(days=start.time() != time())  # whole days: ceil..floor
+    last_day = end.date()
+    where = " AND ".join(keep)
+    if first_day >= last_day:
+        return f"(SELECT {columns} FROM agg_dim_hourly WHERE {where} AND {hourly_range})"
+    params.update(day_from=first_day, day_to=last_day)
+    daily = (f"SELECT {columns} FROM agg_dim_daily WHERE {where} "
+             "AND day >= {day_from:Date} AND day < {day_to:Date}")
+    edges = ("((hour >= {start:DateTime('UTC')} AND hour < toDateTime({day_from:Date}, 'UTC')) "
+             "OR (hour >= toDateTime({day_to:Date}, 'UTC') AND hour < {end:DateTime('UTC')}))")
+    hourly = f"SELECT {columns} FROM agg_dim_hourly WHERE {where} AND {edges}"
+    return f"({daily} UNION ALL {hourly})"
 
 
 def run(client: Client, query: Query, source: str | None = None) -> Result:

@@ -15,14 +15,20 @@ from warehouse.query import Query, run, utc_bounds
 SUMMARY_METRICS = ("pageviews", "visitors", "sessions", "events", "service_requests",
                    "email_opens", "engaged_seconds")
 
-_SESSIONS = """
+# Bounce rate and visit length are ratios over sessions: estimated from a sample of about
+# SESSION_SAMPLE whole sessions (SAMPLE BY the session hash, migration 0004), exact whenever
+# the range holds fewer. Grouping every session of a busy range is the slowest dashboard read
+# (about 1 s for 7 million sessions); a 100k sample puts the bounce rate within ~0.3 points (2 sigma).
+SESSION_SAMPLE = 100_000
+
+_SESSIONS = f"""
 SELECT count() AS sessions,
        countIf(pageviews <= 1) AS bounces,
        avg(dateDiff('second', started, ended)) AS avg_seconds
 FROM (
     SELECT session_id, min(started) AS started, max(ended) AS ended, sum(pageviews) AS pageviews
-    FROM sessions
-    WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date}
+    FROM sessions SAMPLE {SESSION_SAMPLE}
+    WHERE site_id = {{site:String}} AND day >= {{from:Date}} AND day <= {{to:Date}}
     GROUP BY session_id
 )
 """

@@ -4,7 +4,13 @@
 -- deletes a customer's sessions by the session ids of their events.
 -- A session crossing midnight (UTC) is two rows, one per day: day is in the key so TTL
 -- can expire whole days and the dashboards read a date range.
--- ORDER BY (site_id, day, session_id): dashboards read one site and a range of days.
+-- ORDER BY (site_id, day, cityHash64(session_id), session_id) with SAMPLE BY the hash:
+-- dashboards read one site and a range of days; bounce rate and average visit length are
+-- ratios over sessions, which the summary estimates from a sample of whole sessions
+-- (`SAMPLE n`: every row of a sampled session is in, as the hash is the session's) instead of
+-- grouping every session of the range (one GROUP BY over millions of session ids is the
+-- slowest dashboard read at 10 million events). session_id stays in the key so two sessions
+-- with colliding hashes are never folded into one row.
 -- The MV is safe without insert-dedup settings because the events sink inserts each row
 -- exactly once (kafka offsets, see 0001).
 CREATE TABLE IF NOT EXISTS {{table:sessions}} {{on_cluster}}
@@ -24,7 +30,8 @@ CREATE TABLE IF NOT EXISTS {{table:sessions}} {{on_cluster}}
 )
 ENGINE = {{engine:AggregatingMergeTree}}
 PARTITION BY toYYYYMM(day)
-ORDER BY (site_id, day, session_id)
+ORDER BY (site_id, day, cityHash64(session_id), session_id)
+SAMPLE BY cityHash64(session_id)
 TTL {{ttl:sessions}};
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {{table:sessions_mv}} {{on_cluster}}

@@ -1,3 +1,59 @@
+CREATE TABLE agg_dim_daily
+(
+    `site_id` LowCardinality(String),
+    `dimension` LowCardinality(String),
+    `value` String,
+    `day` Date,
+    `events` SimpleAggregateFunction(sum, UInt64),
+    `pageviews` SimpleAggregateFunction(sum, UInt64),
+    `email_opens` SimpleAggregateFunction(sum, UInt64),
+    `service_requests` SimpleAggregateFunction(sum, UInt64),
+    `engaged_ms` SimpleAggregateFunction(sum, UInt64),
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `sessions` AggregateFunction(uniqCombined(12), String),
+    `openers` AggregateFunction(uniqCombined(12), String)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (site_id, dimension, value, day)
+TTL day + toIntervalYear(5)
+SETTINGS index_granularity = 256;
+
+CREATE MATERIALIZED VIEW agg_dim_daily_mv TO agg_dim_daily
+(
+    `site_id` LowCardinality(String),
+    `dimension` LowCardinality(String),
+    `value` String,
+    `day` Date,
+    `events` UInt64,
+    `pageviews` UInt64,
+    `email_opens` UInt64,
+    `service_requests` UInt64,
+    `engaged_ms` UInt64,
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `sessions` AggregateFunction(uniqCombined(12), String),
+    `openers` AggregateFunction(uniqCombined(12), String)
+)
+AS SELECT
+    site_id,
+    dimension,
+    value,
+    toDate(hour) AS day,
+    sum(events) AS events,
+    sum(pageviews) AS pageviews,
+    sum(email_opens) AS email_opens,
+    sum(service_requests) AS service_requests,
+    sum(engaged_ms) AS engaged_ms,
+    uniqCombinedMergeState(12)(visitors) AS visitors,
+    uniqCombinedMergeState(12)(sessions) AS sessions,
+    uniqCombinedMergeState(12)(openers) AS openers
+FROM agg_dim_hourly
+GROUP BY
+    site_id,
+    dimension,
+    value,
+    day;
+
 CREATE TABLE agg_dim_hourly
 (
     `site_id` LowCardinality(String),
@@ -9,15 +65,15 @@ CREATE TABLE agg_dim_hourly
     `email_opens` SimpleAggregateFunction(sum, UInt64),
     `service_requests` SimpleAggregateFunction(sum, UInt64),
     `engaged_ms` SimpleAggregateFunction(sum, UInt64),
-    `visitors` AggregateFunction(uniq, String),
-    `sessions` AggregateFunction(uniq, String),
-    `openers` AggregateFunction(uniq, String)
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `sessions` AggregateFunction(uniqCombined(12), String),
+    `openers` AggregateFunction(uniqCombined(12), String)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
 ORDER BY (site_id, dimension, hour, value)
 TTL hour + toIntervalYear(5)
-SETTINGS index_granularity = 8192;
+SETTINGS index_granularity = 256;
 
 CREATE MATERIALIZED VIEW agg_dim_hourly_mv TO agg_dim_hourly
 (
@@ -30,9 +86,9 @@ CREATE MATERIALIZED VIEW agg_dim_hourly_mv TO agg_dim_hourly
     `email_opens` UInt64,
     `service_requests` UInt64,
     `engaged_ms` UInt64,
-    `visitors` AggregateFunction(uniq, String),
-    `sessions` AggregateFunction(uniq, String),
-    `openers` AggregateFunction(uniq, String)
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `sessions` AggregateFunction(uniqCombined(12), String),
+    `openers` AggregateFunction(uniqCombined(12), String)
 )
 AS SELECT
     site_id,
@@ -44,9 +100,9 @@ AS SELECT
     toUInt64(countIf(event_type = 'email_open')) AS email_opens,
     toUInt64(countIf(event_type = 'service_request')) AS service_requests,
     toUInt64(sum(engaged_ms)) AS engaged_ms,
-    uniqState(visitor_id) AS visitors,
-    uniqStateIf(session_id, session_id != '') AS sessions,
-    uniqStateIf(visitor_id, event_type = 'email_open') AS openers
+    uniqCombinedState(12)(visitor_id) AS visitors,
+    uniqCombinedStateIf(12)(session_id, session_id != '') AS sessions,
+    uniqCombinedStateIf(12)(visitor_id, event_type = 'email_open') AS openers
 FROM events
 ARRAY JOIN [('event_type', toString(event_type)), ('path', path), ('section', toString(section)), ('referrer_domain', toString(referrer_domain)), ('utm_source', toString(utm_source)), ('utm_medium', toString(utm_medium)), ('utm_campaign', toString(utm_campaign)), ('country', toString(country)), ('isp', toString(isp)), ('device_type', toString(device_type)), ('device_brand', toString(device_brand)), ('browser', toString(browser)), ('browser_version', concat(toString(browser), ' ', toString(browser_major))), ('os', toString(os)), ('os_version', concat(toString(os), ' ', toString(os_major))), ('service_type', toString(service_type)), ('campaign_id', toString(campaign_id))] AS pair
 GROUP BY
@@ -64,9 +120,9 @@ CREATE TABLE agg_site_hourly
     `email_opens` SimpleAggregateFunction(sum, UInt64),
     `service_requests` SimpleAggregateFunction(sum, UInt64),
     `engaged_ms` SimpleAggregateFunction(sum, UInt64),
-    `visitors` AggregateFunction(uniq, String),
-    `sessions` AggregateFunction(uniq, String),
-    `openers` AggregateFunction(uniq, String)
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `sessions` AggregateFunction(uniqCombined(12), String),
+    `openers` AggregateFunction(uniqCombined(12), String)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
@@ -83,9 +139,9 @@ CREATE MATERIALIZED VIEW agg_site_hourly_mv TO agg_site_hourly
     `email_opens` UInt64,
     `service_requests` UInt64,
     `engaged_ms` UInt64,
-    `visitors` AggregateFunction(uniq, String),
-    `sessions` AggregateFunction(uniq, String),
-    `openers` AggregateFunction(uniq, String)
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `sessions` AggregateFunction(uniqCombined(12), String),
+    `openers` AggregateFunction(uniqCombined(12), String)
 )
 AS SELECT
     site_id,
@@ -95,9 +151,9 @@ AS SELECT
     toUInt64(countIf(event_type = 'email_open')) AS email_opens,
     toUInt64(countIf(event_type = 'service_request')) AS service_requests,
     toUInt64(sum(engaged_ms)) AS engaged_ms,
-    uniqState(visitor_id) AS visitors,
-    uniqStateIf(session_id, session_id != '') AS sessions,
-    uniqStateIf(visitor_id, event_type = 'email_open') AS openers
+    uniqCombinedState(12)(visitor_id) AS visitors,
+    uniqCombinedStateIf(12)(session_id, session_id != '') AS sessions,
+    uniqCombinedStateIf(12)(visitor_id, event_type = 'email_open') AS openers
 FROM events
 GROUP BY
     site_id,
@@ -267,7 +323,8 @@ CREATE TABLE sessions
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (site_id, day, session_id)
+ORDER BY (site_id, day, cityHash64(session_id), session_id)
+SAMPLE BY cityHash64(session_id)
 TTL day + toIntervalMonth(13)
 SETTINGS index_granularity = 8192;
 
