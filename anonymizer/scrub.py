@@ -109,14 +109,20 @@ def utm_params(url: str) -> dict[str, str]:
 
 
 def utm_of_query(query: str) -> dict[str, str]:
-    """``utm_params`` of an already split query string."""
-    if "utm_" not in query.lower():
+    """``utm_params`` of an already split query string (as ``parse_qsl``, which it replaces:
+    only the ``utm_*`` pairs are decoded)."""
+    if "utm" not in query.lower() and "%" not in query:
         return {}
     found: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=False):
+    for part in query.split("&"):
+        key, eq, value = part.partition("=")
+        if not eq or not value:
+            continue  # parse_qsl without keep_blank_values skips these too
+        if "%" in key or "+" in key:
+            key = unquote(key.replace("+", " "))
         key = key.lower()
         if key in UTM_FIELDS and key not in found:
-            found[key] = scrub_text(value)[:128]
+            found[key] = scrub_text(unquote(value.replace("+", " ")))[:128]
     return found
 
 

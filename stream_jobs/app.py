@@ -34,6 +34,8 @@ def create_app(settings: Settings, client, *, clock: Clock = utc_now,
         # a restarted (e.g. SIGKILLed) worker resumes once the dead member's session expired
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=settings.worker_heartbeat_s,
+        # gather the per-batch sends (events, changelog) into fewer produce requests
+        producer_linger=0.005,
     )
     from stream_jobs.topics import define_topics
 

@@ -2,8 +2,13 @@
 
 ``mayak.events`` carries **batches**: one message holds the enriched events of one processing
 batch of one ``mayak.raw`` partition, as a JSON array (at most ``events_per_message`` events
-and about ``MAX_MESSAGE_BYTES``). A message whose value is a JSON object is one event (the
-format before batching; still accepted). Each event's position is ``(partition, offset,
+and about ``MAX_MESSAGE_BYTES``), zlib-compressed (level 1) above ``COMPRESS_ABOVE`` bytes
+(a handful of events gains nothing from it). Compressed, an enriched event
+takes about as many bytes as its gzip-compressed raw event (~85 B instead of ~615 B of JSON),
+so each fetch of the worker's one consumer brings as many events of ``mayak.events`` as of
+``mayak.raw`` and the sink keeps pace with a ``mayak.raw`` backlog instead of waiting for it
+to drain. A value starting with ``[`` is an uncompressed array, with ``{`` one event (the
+format before batching); both are still accepted. Each event's position is ``(partition, offset,
 index in the message)``; ClickHouse keeps it in ``kafka_partition`` and ``kafka_offset =
 offset << INDEX_BITS | index`` so the sink's "skip what is already landed" stays exact.
 
@@ -17,11 +22,14 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
+import zlib
+
 import orjson
 
 INDEX_BITS = 16  # up to 65,536 events per message
 MAX_INDEX = (1 << INDEX_BITS) - 1
 MAX_MESSAGE_BYTES = 900_000  # below Kafka's default 1 MB message and request limits
+COMPRESS_ABOVE = 4096
 
 Record = tuple[int, int, dict[str, Any]]  # (partition, position, value)
 
@@ -46,6 +54,8 @@ def frame(events: list[dict[str, Any]], per_message: int) -> Iterator[bytes]:
 
 def _fit(chunk: list[dict[str, Any]]) -> Iterator[bytes]:
     blob = orjson.dumps(chunk)
+    if len(blob) > COMPRESS_ABOVE:
+        blob = zlib.compress(blob, 1)
     if len(blob) <= MAX_MESSAGE_BYTES or len(chunk) == 1:
         yield blob
         return
@@ -56,6 +66,8 @@ def _fit(chunk: list[dict[str, Any]]) -> Iterator[bytes]:
 
 def unframe(partition: int, offset: int, value: bytes) -> list[Record]:
     """The events of one ``mayak.events`` message with their positions."""
+    if value[:1] not in (b"[", b"{"):
+        value = zlib.decompress(value)
     decoded = orjson.loads(value)
     if isinstance(decoded, dict):
         return [(partition, position(offset, 0), decoded)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from datetime import date
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -110,6 +111,9 @@ def pseudonymize_step(keys: Keys, clock: Clock) -> Callable[[Hit], Hit]:
 def scrub_step(routes: RouteTemplates) -> Callable[[Hit], Hit]:
     """Contract fields from the raw ones: templated path, referrer domain, utm, scrubbed props."""
 
+    # pages repeat: remember the templated form of recent paths (bounded; in memory only)
+    templated = lru_cache(maxsize=4096)(lambda url_path: scrub_path(url_path, routes))
+
     def scrub(hit: Hit) -> Hit:
         raw, out = hit.raw, hit.out
         url = raw.get("url") or ""
@@ -120,7 +124,7 @@ def scrub_step(routes: RouteTemplates) -> Callable[[Hit], Hit]:
         except ValueError:
             url_path, query, own_host = "/", "", ""
         route = raw.get("route")
-        path = scrub_path(route, None) if route and not url else scrub_path(url_path, routes)
+        path = scrub_path(route, None) if route and not url else templated(url_path)
         utm = utm_of_query(query)
         out.update(
             event_id=raw["id"], event_type=raw["type"], site_id=raw["site"], ts=raw["ts"],
