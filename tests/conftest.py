@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from clickhouse_connect.driver.client import Client
 
 from mayak.kafka_local import LocalBroker, free_port
 from mayak.procs import mayak_sql, settings_for, spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
 from mayak.topics import ensure_topics
+from warehouse.migrate import migrate
+from warehouse.testing import drop, fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +102,20 @@ def stack(tmp_path: Path, kafka_bootstrap: str) -> Iterator[StackProcs]:
     finally:
         for name in list(procs.procs):
             procs.stop(name)
+
+
+@pytest.fixture
+def ch() -> Iterator[Client]:
+    """An empty database of its own in this process's one chDB path (a process opens one)."""
+    client = fresh_database()
+    try:
+        yield client
+    finally:
+        drop(client)
+
+
+@pytest.fixture
+def wh(ch: Client) -> Client:
+    """A database of its own with every migration applied."""
+    migrate(ch)
+    return ch
