@@ -59,6 +59,15 @@ def ensure_jars(cache_dir: Path, version: str, log=print) -> Path:
     return libs
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (base64url of a UUID) that does not start with '-': the storage
+    tool's argument parser would read such an id as an option and fail."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -143,8 +152,7 @@ class LocalBroker:
     def _format(self, libs: Path, config: Path) -> None:
         if (self.home / "data" / "meta.properties").exists():
             return  # already formatted: keep the topics and their messages
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+        cmd = self._java(libs, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(),
                          "-c", str(config), heap_mb=256)
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:

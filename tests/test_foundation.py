@@ -77,3 +77,11 @@ def test_broker_restarts_with_its_topics(kafka_broker: LocalBroker) -> None:
     admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
     assert "foundation.restart" in admin.list_topics()
     admin.close()
+
+
+def test_cluster_ids_never_look_like_options() -> None:
+    ids = {kafka_local.new_cluster_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    # about 1 in 64 raw ids starts with '-': 2000 draws would almost surely show one
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids)
