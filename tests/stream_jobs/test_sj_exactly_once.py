@@ -161,7 +161,11 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
     def drained() -> bool:
         committed, end = _lag(bootstrap, group, topics)
         return end >= len(messages) and committed == end
-    _wait(drained, 150, "all offsets committed", stack)
+    try:
+        _wait(drained, 150, "all offsets committed", stack)
+    except AssertionError as exc:  # say which topic lags: the worker log alone does not
+        lags = {t: _lag(bootstrap, group, [t]) for t in topics}
+        raise AssertionError(f"(committed, end) per topic: {lags}\n{exc}") from None
     stack.stop("worker")
     log = stack.log("worker")
     print(f"drained {time.monotonic() - started:.1f}s after the restart; "
