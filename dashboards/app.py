@@ -104,11 +104,16 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
 
         return Route(f"/api/{name}", handler, methods=[method])
 
-    def summary(call: Call) -> Answer:
-        date_from, date_to = qp.date_range(call.params, tz)
-        report = reports.summary(client, qp.site_of(call.params), date_from, date_to, tz)
-        return Answer(report.data, report.cells, {"site": report.data["site"],
-                                                  "from": str(date_from), "to": str(date_to)})
+    def site_report(build: Callable) -> Callable[[Call], Answer]:
+        """An endpoint answering one of ``warehouse.reports`` for a site and a date range."""
+        def answer(call: Call) -> Answer:
+            date_from, date_to = qp.date_range(call.params, tz)
+            report = build(client, qp.site_of(call.params), date_from, date_to, tz)
+            return Answer(report.data, report.cells, {"site": report.data["site"],
+                                                      "from": str(date_from), "to": str(date_to)})
+        return answer
+
+    summary = site_report(reports.summary)
 
     def breakdown(call: Call) -> Answer:
         query = qp.query_from(call.params, tz, metrics=("pageviews", "visitors"))
@@ -123,11 +128,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
             raise QueryError(f"a series needs a time bucket: {', '.join(TIME_BUCKETS)}")
         return _answer(run(client, query), query.describe())
 
-    def campaigns(call: Call) -> Answer:
-        date_from, date_to = qp.date_range(call.params, tz)
-        report = reports.campaigns(client, qp.site_of(call.params), date_from, date_to, tz)
-        return Answer(report.data, report.cells, {"site": report.data["site"],
-                                                  "from": str(date_from), "to": str(date_to)})
+    campaigns = site_report(reports.campaigns)
 
     def sends(call: Call) -> Answer:
         body = call.body

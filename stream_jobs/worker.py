@@ -30,7 +30,7 @@ def serve_dashboards_in_thread(settings: Settings, client) -> threading.Thread:
 
 def run_worker(settings: Settings, with_dashboards: bool, loglevel: str = "warn") -> None:
     client = client_from_settings(settings)
-    migrate(client, log=print)
+    migrate(client, log=print, cluster=settings.clickhouse_cluster)
     if with_dashboards:
         serve_dashboards_in_thread(settings, client)
     app = create_app(settings, client)

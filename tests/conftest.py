@@ -8,6 +8,7 @@ worker wrote go through ``mayak sql`` in a child process, after the worker has s
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,9 +67,8 @@ class StackProcs:
         wait_http_ok({"collector": f"{self.settings.collector_url}/healthz"},
                      {"collector": self.procs["collector"]}, logs=self.home)
 
-    def stop(self, name: str, timeout: float = 30.0, sig: int | None = None) -> int:
-        proc = self.procs.pop(name)
-        return stop_process(proc, timeout, sig) if sig else stop_process(proc, timeout)
+    def stop(self, name: str, timeout: float = 30.0, sig: int = signal.SIGTERM) -> int:
+        return stop_process(self.procs.pop(name), timeout, sig)
 
     def sql(self, query: str) -> list[dict]:
         """Read ClickHouse through a child process; the worker must be stopped first."""
