@@ -36,8 +36,14 @@ def _phone(match: re.Match[str]) -> str:
     return text
 
 
+# every pattern above needs a digit or an '@' / '%40': text without them is returned as is
+_NEEDS_SCRUB_RE = re.compile(r"[\d@%]")
+
+
 def scrub_text(text: str) -> str:
     """Redact e-mails, phone numbers and long digit runs in one free-form string."""
+    if not _NEEDS_SCRUB_RE.search(text):
+        return text
     text = _EMAIL_RE.sub(EMAIL, text)
     text = _PHONE_RE.sub(_phone, text)
     text = _LOCAL_PHONE_RE.sub(PHONE, text)
@@ -99,11 +105,24 @@ def utm_params(url: str) -> dict[str, str]:
         query = urlsplit(url).query
     except ValueError:
         return {}
+    return utm_of_query(query)
+
+
+def utm_of_query(query: str) -> dict[str, str]:
+    """``utm_params`` of an already split query string (as ``parse_qsl``, which it replaces:
+    only the ``utm_*`` pairs are decoded)."""
+    if "utm" not in query.lower() and "%" not in query:
+        return {}
     found: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=False):
+    for part in query.split("&"):
+        key, eq, value = part.partition("=")
+        if not eq or not value:
+            continue  # parse_qsl without keep_blank_values skips these too
+        if "%" in key or "+" in key:
+            key = unquote(key.replace("+", " "))
         key = key.lower()
         if key in UTM_FIELDS and key not in found:
-            found[key] = scrub_text(value)[:128]
+            found[key] = scrub_text(unquote(value.replace("+", " ")))[:128]
     return found
 
 
@@ -131,7 +150,12 @@ def host_of(url: str | None) -> str:
 
 def referrer_domain(ref: str | None, own_url: str | None) -> str:
     """The referrer's domain, empty for none or for a link from the same site."""
+    return referrer_domain_of_host(ref, host_of(own_url))
+
+
+def referrer_domain_of_host(ref: str | None, own_host: str) -> str:
+    """``referrer_domain`` given the own URL's ``host_of`` already."""
     domain = host_of(ref)
-    if not domain or domain == host_of(own_url):
+    if not domain or domain == own_host:
         return ""
     return scrub_text(domain)[:253]

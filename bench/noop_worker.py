@@ -33,7 +33,11 @@ def main() -> None:
                 out.write_text(f"{time.perf_counter() - first}")
                 os.kill(os.getpid(), 15)  # SIGTERM: let the worker shut down cleanly
 
-    Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
+    # same Faust worker configuration as the pipeline's (stream_jobs.worker.quiet_worker): the
+    # spinner would set the root logger to DEBUG and slow the baseline down, not Faust
+    worker = Worker(app, loglevel="warn", quiet=True)
+    worker.spinner = None
+    worker.execute_from_commandline()
 
 
 if __name__ == "__main__":

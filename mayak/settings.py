@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     sink_batch_size: int = 5000
     sink_flush_seconds: float = 1.0
+    # enrich agent: raw events per processing batch / longest wait for a batch to fill
+    enrich_batch_size: int = 1000
+    enrich_flush_seconds: float = 0.2
+    # enriched events per mayak.events message (a JSON array; stream_jobs/batching.py)
+    events_per_message: int = 500
+    # Faust consumer group: a killed worker's partitions move after this many seconds
+    # (Kafka's group.min.session.timeout.ms is 6 s by default)
+    worker_session_timeout_s: float = 10.0
+    worker_heartbeat_s: float = 1.0
 
     # --- stream jobs + anonymizer (stream_jobs/, anonymizer/; issue 4) --------------------
     # GeoIP2/GeoLite2 databases (.mmdb); empty or missing = those fields stay empty

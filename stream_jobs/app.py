@@ -12,6 +12,7 @@ import faust
 from anonymizer.keystore import KeyStore, keystore_from_settings
 from mayak.settings import Settings
 from stream_jobs.agents import Agents, register_agents
+from stream_jobs.batching import INDEX_BITS
 from stream_jobs.pipeline import Clock, utc_now
 from stream_jobs.processors import pipeline_from_settings
 from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_row, failed_row
@@ -30,13 +31,19 @@ def create_app(settings: Settings, client, *, clock: Clock = utc_now,
         topic_replication_factor=1,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
+        # a restarted (e.g. SIGKILLed) worker resumes once the dead member's session expired
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=settings.worker_heartbeat_s,
+        # gather the per-batch sends (events, changelog) into fewer produce requests
+        producer_linger=0.005,
     )
     from stream_jobs.topics import define_topics
 
     keys = keys or keystore_from_settings(settings)
     landers = None
     if client is not None:
-        landers = {"events": Lander(client, "events", event_row, EVENT_IDS),
+        landers = {"events": Lander(client, "events", event_row, EVENT_IDS,
+                                    index_bits=INDEX_BITS),
                    "failed_events": Lander(client, "failed_events", failed_row, FAILURES)}
     app.mayak = register_agents(  # type: ignore[attr-defined]
         app, define_topics(app, settings), settings,

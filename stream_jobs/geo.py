@@ -3,6 +3,9 @@
 A database that is not configured, missing or unreadable leaves its fields empty and logs
 one warning at start-up; a lookup never raises. The IP is only an argument here: it is
 neither stored nor logged.
+
+Lookups read the records as plain dicts from the readers' maxminddb (C) reader: geoip2's
+model objects (and an exception per address not in the database) cost more than the lookup.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geoip2.database
-import geoip2.errors
 
 log = logging.getLogger("mayak.stream_jobs.geo")
 
@@ -45,17 +47,10 @@ class GeoLookup:
     def __init__(self, city: str | Path | None = None, isp: str | Path | None = None,
                  asn: str | Path | None = None) -> None:
         self._country = _open(city, "City/Country")
-        self._country_kind = self._kind(self._country)
         self._isp = _open(isp, "ISP") if isp else None
         self._asn = _open(asn, "ASN") if asn else None
         if not (isp or asn):
             log.warning("no ISP or ASN database configured: isp and asn stay empty")
-
-    @staticmethod
-    def _kind(reader: geoip2.database.Reader | None) -> str:
-        if reader is None:
-            return ""
-        return "country" if "Country" in reader.metadata().database_type else "city"
 
     def close(self) -> None:
         for reader in (self._country, self._isp, self._asn):
@@ -68,29 +63,32 @@ class GeoLookup:
         return GeoInfo(self._country_code(ip), *self._network(ip))
 
     def _country_code(self, ip: str) -> str:
-        if self._country is None:
+        record = _record(self._country, ip)
+        if not record:
             return ""
-        try:
-            record = getattr(self._country, self._country_kind)(ip)
-        except (geoip2.errors.AddressNotFoundError, ValueError):
-            return ""
-        return record.country.iso_code or record.registered_country.iso_code or ""
+        return ((record.get("country") or {}).get("iso_code")
+                or (record.get("registered_country") or {}).get("iso_code") or "")
 
     def _network(self, ip: str) -> tuple[str, int]:
         isp_name, org, asn = "", "", 0
-        if self._isp is not None:
-            try:
-                rec = self._isp.isp(ip)
-                isp_name = rec.isp or ""
-                org = rec.autonomous_system_organization or ""
-                asn = rec.autonomous_system_number or 0
-            except (geoip2.errors.AddressNotFoundError, ValueError):
-                pass
+        rec = _record(self._isp, ip)
+        if rec:
+            isp_name = rec.get("isp") or ""
+            org = rec.get("autonomous_system_organization") or ""
+            asn = rec.get("autonomous_system_number") or 0
         if self._asn is not None and not (isp_name and asn):
-            try:
-                rec = self._asn.asn(ip)
-                org = org or rec.autonomous_system_organization or ""
-                asn = asn or rec.autonomous_system_number or 0
-            except (geoip2.errors.AddressNotFoundError, ValueError):
-                pass
+            rec = _record(self._asn, ip)
+            if rec:
+                org = org or rec.get("autonomous_system_organization") or ""
+                asn = asn or rec.get("autonomous_system_number") or 0
         return (isp_name or org)[:128], asn
+
+
+def _record(reader: geoip2.database.Reader | None, ip: str) -> dict | None:
+    if reader is None:
+        return None
+    try:
+        record = reader._db_reader.get(ip)  # noqa: SLF001 - see the module docstring
+    except ValueError:  # not an IP address
+        return None
+    return record if isinstance(record, dict) else None

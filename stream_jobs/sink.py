@@ -7,12 +7,17 @@ on are already landed and skips them, offset by offset (a crashed insert may hav
 part of a batch). For ``events`` it also drops event ids already landed (duplicates made
 upstream: the processing agent re-sending after a crash, a retried beacon).
 
+Positions need not be plain offsets: with ``index_bits`` > 0 a record's position is
+``offset << index_bits | index`` (the events of one batched ``mayak.events`` message, see
+``stream_jobs.batching``), and the next expected position is the next message's index 0.
+
 Inserts are retried until they succeed, because Faust acks the batch as soon as we return.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -30,7 +35,9 @@ def _ms_to_dt(ms: int) -> datetime:
 
 
 def event_row(value: dict[str, Any]) -> dict[str, Any]:
-    return {**value, "ts": _ms_to_dt(int(value["ts"]))}
+    # ts stays epoch ms: an int is what DateTime64(3) stores (no datetime round trip)
+    ts = value["ts"]
+    return value if type(ts) is int else {**value, "ts": int(ts)}
 
 
 def failed_row(value: dict[str, Any]) -> dict[str, Any]:
@@ -52,16 +59,29 @@ class Dedup:
     query: Callable[[str, list[dict[str, Any]]], tuple[str, dict[str, Any]]]  # -> keys present
 
 
+_UUIDS_RE = re.compile(r"(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                       r"[0-9a-fA-F]{12},)*")
+
+
+def _uuid_array(ids: list[str]) -> str:
+    """A ClickHouse array literal of UUIDs, checked to hold nothing else (binding thousands
+    of ids one by one through the driver's escaping costs more than the query)."""
+    joined = ",".join(ids)
+    if not _UUIDS_RE.fullmatch(joined + ","):
+        raise ValueError("event ids must be UUIDs")
+    return "['" + joined.replace(",", "','") + "']" if ids else "[]"
+
+
 def _event_ids_query(table: str, values: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     # site and ts bound the search to a few granules: a duplicate carries the same ts
+    ids = _uuid_array([str(v["event_id"]) for v in values])
     return (f"SELECT toString(event_id) FROM {table} "
             "WHERE site_id IN {sites:Array(String)} "
             "AND ts BETWEEN fromUnixTimestamp64Milli({lo:Int64}, 'UTC') "
             "AND fromUnixTimestamp64Milli({hi:Int64}, 'UTC') "
-            "AND event_id IN {ids:Array(UUID)}",
+            f"AND event_id IN {ids}",
             {"sites": sorted({v["site_id"] for v in values}),
-             "lo": min(int(v["ts"]) for v in values), "hi": max(int(v["ts"]) for v in values),
-             "ids": [str(v["event_id"]) for v in values]})
+             "lo": min(int(v["ts"]) for v in values), "hi": max(int(v["ts"]) for v in values)})
 
 
 def _failure_keys_query(table: str, values: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
@@ -89,13 +109,14 @@ class Lander:
 
     def __init__(self, client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
                  dedup: Dedup | None = None, retry_seconds: float = 2.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, index_bits: int = 0) -> None:
         self.client = client
         self.table = table
         self.to_row = to_row
         self.dedup = dedup
         self.retry_seconds = retry_seconds
         self.sleep = sleep
+        self.index_bits = index_bits
         self.columns = [row[0] for row in client.query(f"DESCRIBE TABLE {table}").result_rows]
         self.expected: dict[int, int] = {}
         self.landed: dict[int, set[int]] = {}
@@ -111,16 +132,27 @@ class Lander:
         fresh = self._new_offsets(records)
         if self.dedup is not None:
             fresh = self._not_landed_yet(fresh)
-        rows = [self.to_row(v) | {"kafka_partition": p, "kafka_offset": o} for p, o, v in fresh]
-        if rows:
-            present = set().union(*rows)
+        if fresh:
+            rows = [self.to_row(v) for _, _, v in fresh]
+            present = set().union(*rows) | {"kafka_partition", "kafka_offset"}
             columns = [c for c in self.columns if c in present]  # the table's defaults for the rest
-            self._insert([[row.get(c, _DEFAULTS.get(c, "")) for c in columns] for row in rows],
-                         columns)
+            data = []
+            for c in columns:  # column-oriented: no row -> column transposition in the driver
+                if c == "kafka_partition":
+                    data.append([p for p, _, _ in fresh])
+                elif c == "kafka_offset":
+                    data.append([o for _, o, _ in fresh])
+                else:
+                    default = _DEFAULTS.get(c, "")
+                    data.append([row.get(c, default) for row in rows])
+            self._insert(data, columns)
+        bits = self.index_bits
         for partition, offset, _ in records:
-            self.expected[partition] = max(self.expected.get(partition, 0), offset + 1)
-        self.counters["landed"] += len(rows)
-        return len(rows)
+            nxt = ((offset >> bits) + 1) << bits
+            if nxt > self.expected.get(partition, 0):
+                self.expected[partition] = nxt
+        self.counters["landed"] += len(fresh)
+        return len(fresh)
 
     def _new_offsets(self, records: Sequence[Record]) -> list[Record]:
         by_partition: dict[int, list[Record]] = defaultdict(list)
@@ -165,10 +197,10 @@ class Lander:
         self.counters["skipped_duplicates"] += len(records) - len(fresh)
         return fresh
 
-    def _insert(self, rows: list[list[Any]], columns: list[str]) -> None:
+    def _insert(self, data: list[list[Any]], columns: list[str]) -> None:
         while True:
             try:
-                self.client.insert(self.table, rows, column_names=columns)
+                self.client.insert(self.table, data, column_names=columns, column_oriented=True)
                 return
             except Exception as exc:  # a broken warehouse must not lose the acked batch
                 log.warning("insert into %s failed (%s); retrying in %.0fs", self.table,

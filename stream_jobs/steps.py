@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from datetime import date
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from anonymizer import pseudonym
-from anonymizer.scrub import (RouteTemplates, referrer_domain, scrub_path, scrub_text,
-                              scrub_value, utm_params)
+from anonymizer.scrub import (RouteTemplates, referrer_domain_of_host, scrub_path, scrub_text,
+                              scrub_value, utm_of_query)
 from stream_jobs.geo import GeoLookup
 from stream_jobs.pipeline import Clock, Drop, Hit
 from stream_jobs.useragent import EMPTY_UA, UAClassifier
@@ -110,20 +111,25 @@ def pseudonymize_step(keys: Keys, clock: Clock) -> Callable[[Hit], Hit]:
 def scrub_step(routes: RouteTemplates) -> Callable[[Hit], Hit]:
     """Contract fields from the raw ones: templated path, referrer domain, utm, scrubbed props."""
 
+    # pages repeat: remember the templated form of recent paths (bounded; in memory only)
+    templated = lru_cache(maxsize=4096)(lambda url_path: scrub_path(url_path, routes))
+
     def scrub(hit: Hit) -> Hit:
         raw, out = hit.raw, hit.out
         url = raw.get("url") or ""
-        try:
-            url_path = urlsplit(url).path
+        try:  # split once: path, utm_* and the own host for the referrer
+            parts = urlsplit(url)
+            url_path, query = parts.path, parts.query
+            own_host = (parts.hostname or "").removeprefix("www.")
         except ValueError:
-            url_path = "/"
+            url_path, query, own_host = "/", "", ""
         route = raw.get("route")
-        path = scrub_path(route, None) if route and not url else scrub_path(url_path, routes)
-        utm = utm_params(url)
+        path = scrub_path(route, None) if route and not url else templated(url_path)
+        utm = utm_of_query(query)
         out.update(
             event_id=raw["id"], event_type=raw["type"], site_id=raw["site"], ts=raw["ts"],
             path=path, section=scrub_text(raw.get("section") or "")[:64],
-            referrer_domain=referrer_domain(raw.get("ref"), url),
+            referrer_domain=referrer_domain_of_host(raw.get("ref"), own_host),
             utm_source=utm.get("utm_source", ""), utm_medium=utm.get("utm_medium", ""),
             utm_campaign=utm.get("utm_campaign", ""),
             engaged_ms=raw.get("engaged_ms") or 0, scroll_pct=raw.get("scroll_pct") or 0,

@@ -34,4 +34,16 @@ def run_worker(settings: Settings, with_dashboards: bool, loglevel: str = "warn"
     if with_dashboards:
         serve_dashboards_in_thread(settings, client)
     app = create_app(settings, client)
-    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    quiet_worker(app, loglevel).execute_from_commandline()
+
+
+def quiet_worker(app, loglevel: str = "warn") -> Worker:
+    """A Faust worker without its terminal spinner.
+
+    Faust's spinner sets the root logger to DEBUG (and spins on every record), so every
+    ``log.debug`` of Faust, mode and aiokafka on the per-message path builds a LogRecord and
+    runs the handlers: measurable per-event overhead for a spinner nobody sees.
+    """
+    worker = Worker(app, loglevel=loglevel, quiet=True)
+    worker.spinner = None
+    return worker

@@ -9,6 +9,7 @@ import json
 import random
 import secrets
 import signal
+import threading
 import time
 import uuid
 
@@ -90,6 +91,14 @@ def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) ->
     producer.close()
 
 
+def _produce_paced(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]],
+                   slices: int = 24, pause: float = 0.25) -> None:
+    step = max(1, len(messages) // slices)
+    for start in range(0, len(messages), step):
+        _produce(bootstrap, topic, messages[start:start + step])
+        time.sleep(pause)
+
+
 def _lag(bootstrap: str, group: str, topics: list[str]) -> tuple[int, int]:
     """(committed, end) summed over the topics' partitions for the worker's consumer group."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
@@ -146,12 +155,20 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
     messages = _raw_events(master, known, rng)
     half = len(messages) // 2
 
-    _produce(bootstrap, settings.topic_raw, messages[:half])
+    # the first half arrives over a few seconds (as traffic does), so the kill below always
+    # finds the worker mid-flight: a fast worker would otherwise land and commit a
+    # pre-produced half within one commit interval and leave nothing to redeliver
+    head = half // 5
+    _produce(bootstrap, settings.topic_raw, messages[:head])
     stack.start("worker", "worker", "--no-dashboards")
+    trickle = threading.Thread(target=_produce_paced, daemon=True,
+                               args=(bootstrap, settings.topic_raw, messages[head:half]))
+    trickle.start()
     # kill as soon as the sink committed something: raw, events and offsets are mid-flight
     _wait(lambda: _lag(bootstrap, group, [settings.topic_events])[0] > 0, 120, "first commit", stack)
     time.sleep(rng.uniform(0.5, 2.0))  # Faust commits every 2.8 s: land a little past the commit
     stack.stop("worker", sig=signal.SIGKILL)
+    trickle.join()
     _produce(bootstrap, settings.topic_raw, messages[half:])
 
     stack.start("worker", "worker", "--no-dashboards")

@@ -1,0 +1,134 @@
+"""Batch framing of ``mayak.events`` and the per-batch write-back of the session table.
+
+``mayak.events`` carries **batches**: one message holds the enriched events of one processing
+batch of one ``mayak.raw`` partition, as a JSON array (at most ``events_per_message`` events
+and about ``MAX_MESSAGE_BYTES``), zlib-compressed (level 1) above ``COMPRESS_ABOVE`` bytes
+(a handful of events gains nothing from it). Compressed, an enriched event
+takes about as many bytes as its gzip-compressed raw event (~85 B instead of ~615 B of JSON),
+so each fetch of the worker's one consumer brings as many events of ``mayak.events`` as of
+``mayak.raw`` and the sink keeps pace with a ``mayak.raw`` backlog instead of waiting for it
+to drain. A value starting with ``[`` is an uncompressed array, with ``{`` one event (the
+format before batching); both are still accepted. Each event's position is ``(partition, offset,
+index in the message)``; ClickHouse keeps it in ``kafka_partition`` and ``kafka_offset =
+offset << INDEX_BITS | index`` so the sink's "skip what is already landed" stays exact.
+
+``SessionWriteBack`` stands between the sessionize step and the Faust table: within a batch it
+serves reads from what the batch wrote, and ``flush()`` writes each touched visitor to the
+table (and its changelog) once per batch, on the partition of the visitor's raw event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import zlib
+
+import orjson
+
+INDEX_BITS = 16  # up to 65,536 events per message
+MAX_INDEX = (1 << INDEX_BITS) - 1
+MAX_MESSAGE_BYTES = 900_000  # below Kafka's default 1 MB message and request limits
+COMPRESS_ABOVE = 4096
+
+Record = tuple[int, int, dict[str, Any]]  # (partition, position, value)
+
+
+def position(offset: int, index: int) -> int:
+    """The ``kafka_offset`` of the ``index``-th event of the message at ``offset``."""
+    return offset << INDEX_BITS | index
+
+
+def message_offset(pos: int) -> int:
+    return pos >> INDEX_BITS
+
+
+def frame(events: list[dict[str, Any]], per_message: int) -> Iterator[bytes]:
+    """Message values for ``events``: JSON arrays of at most ``per_message`` events each,
+    halved until a value fits in ``MAX_MESSAGE_BYTES`` (a single oversize event is sent
+    alone)."""
+    per_message = max(1, min(per_message, MAX_INDEX + 1))
+    for start in range(0, len(events), per_message):
+        yield from _fit(events[start:start + per_message])
+
+
+def _fit(chunk: list[dict[str, Any]]) -> Iterator[bytes]:
+    blob = orjson.dumps(chunk)
+    if len(blob) > COMPRESS_ABOVE:
+        blob = zlib.compress(blob, 1)
+    if len(blob) <= MAX_MESSAGE_BYTES or len(chunk) == 1:
+        yield blob
+        return
+    half = len(chunk) // 2
+    yield from _fit(chunk[:half])
+    yield from _fit(chunk[half:])
+
+
+def unframe(partition: int, offset: int, value: bytes) -> list[Record]:
+    """The events of one ``mayak.events`` message with their positions."""
+    if value[:1] not in (b"[", b"{"):
+        value = zlib.decompress(value)
+    decoded = orjson.loads(value)
+    if isinstance(decoded, dict):
+        return [(partition, position(offset, 0), decoded)]
+    return [(partition, position(offset, i), event) for i, event in enumerate(decoded)]
+
+
+class SessionWriteBack(MutableMapping):
+    """A batch-local overlay over the session table; ``flush()`` writes it back once.
+
+    ``partition`` must be set to the raw partition of the event being processed before the
+    pipeline runs it: a visitor's changelog record goes to that partition, as Faust's own
+    table writes would. A visitor whose state ends the batch as it began (a repeat hit with
+    the same timestamp) is not written at all.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.partition = 0
+        self._dirty: dict[str, tuple[int, Any, Any]] = {}  # key -> (partition, new, old)
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        hit = self._dirty.get(key)
+        if hit is not None:
+            return hit[1]
+        value = self.table.get(key)
+        return default if value is None else value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        hit = self._dirty.get(key)
+        old = hit[2] if hit is not None else self.table.get(key)
+        self._dirty[key] = (self.partition, value, old)
+
+    def __delitem__(self, key: str) -> None:  # sessions are never deleted by the pipeline
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def pending(self) -> Iterator[tuple[int, str, Any]]:
+        """(partition, key, value) of every visitor whose state changed; clears the overlay."""
+        dirty, self._dirty = self._dirty, {}
+        for key, (partition, value, old) in dirty.items():
+            if value != old:
+                yield partition, key, value
+
+    def flush(self) -> int:
+        """Write every visitor changed since the last flush to the table and its changelog
+        (``send_soon``, as Faust's own table writes; the commit flushes the producer first)."""
+        data, send = self.table.data, self.table.send_changelog
+        written = 0
+        for partition, key, value in self.pending():
+            data[key] = value
+            send(partition, key, value)
+            written += 1
+        return written
