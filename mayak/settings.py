@@ -80,9 +80,8 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     sink_batch_size: int = 5000
     sink_flush_seconds: float = 1.0
-    # enrich agent: raw events per processing batch / longest wait for a batch to fill
-    enrich_batch_size: int = 1000
-    enrich_flush_seconds: float = 0.2
+    # enrich agent: enriched events wait at most this long to be sent as one message
+    enrich_linger_seconds: float = Field(0.05, ge=0.005, le=5.0)
     # enriched events per mayak.events message (a JSON array; stream_jobs/batching.py)
     events_per_message: int = 500
     # Faust consumer group: a killed worker's partitions move after this many seconds

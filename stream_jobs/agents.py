@@ -1,14 +1,19 @@
 """The Faust agents: thin shells around the pure pipeline and the exactly-once landers.
 
-* ``enrich``: batches of ``mayak.raw`` (``take_events``: ``enrich_batch_size`` events or
-  ``enrich_flush_seconds``) -> ``Pipeline.run`` per event -> per raw partition, a few
-  ``mayak.events`` messages carrying the batch's enriched events (``stream_jobs.batching``);
-  each rejection -> one ``mayak.failed`` message. The session table is written once per
-  visitor per batch. Faust pays its per-message cost once per raw event, not twice.
-* ``sink_events`` / ``sink_failed``: batches (``take_events``, at most one insert per
-  ``sink_flush_seconds`` unless about ``sink_batch_size`` rows are buffered) -> ClickHouse.
-  Faust acks a batch only when the loop asks for the next one, i.e. after the sends / the
-  insert returned, and commits only acked offsets (after flushing the producer).
+* ``enrich``: ``mayak.raw`` -> ``Pipeline.run`` per event -> the enriched events wait in a
+  ``Publisher`` and go out, per raw partition, as a few ``mayak.events`` messages (JSON
+  arrays, ``stream_jobs.batching``) every ``enrich_linger_seconds`` or ``events_per_message``
+  events; each rejection -> one ``mayak.failed`` message. The session table is written back
+  once per visitor per flush. Faust pays its per-message cost once per raw event, not twice.
+* ``sink_events`` / ``sink_failed``: records wait in a ``LandingBuffer`` -> ClickHouse, one
+  insert per ``sink_flush_seconds`` unless about ``sink_batch_size`` rows are waiting.
+
+Faust acks an event when the agent asks for the next one and commits only acked offsets, after
+flushing the producer; the publisher and the landing buffers are flushed first
+(``flush_before_commit``), so no offset is committed before what was made of its event is in
+Kafka / ClickHouse. (These agents batched with Faust's ``take_events`` at first, which holds
+events un-acked: in the SIGKILL exactly-once test it now and then never acked some, and the
+partition's committed offset stopped there for good while the worker read on.)
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ import faust
 import orjson
 from faust.agents.agent import current_agent
 
-from stream_jobs.batching import SessionWriteBack, frame, unframe
+from stream_jobs.batching import Publisher, SessionWriteBack, unframe
 from stream_jobs.pipeline import Clock, Pipeline, Rejected
-from stream_jobs.sink import Lander
+from stream_jobs.sink import Lander, LandingBuffer
 from stream_jobs.topics import Topics
 
 log = logging.getLogger("mayak.stream_jobs")
@@ -37,6 +42,7 @@ class Agents:
     sink_events: faust.types.AgentT | None
     sink_failed: faust.types.AgentT | None
     pipeline: Pipeline
+    publisher: Publisher
 
 
 Raw = list[tuple[int, int, bytes]]
@@ -53,6 +59,29 @@ def _event_records(messages: Raw) -> list[tuple[int, int, dict[str, Any]]]:
     return records
 
 
+def flush_before_commit(producer, first: Publisher | LandingBuffer) -> None:
+    """Make Faust's pre-commit ``producer.flush()`` flush ``first`` before the producer.
+
+    Faust commits an offset once the event is acked (when the agent asks for the next one),
+    and before committing it always awaits ``producer.flush()``: hooking in there means no
+    offset is committed before what was made of its event is in Kafka or ClickHouse. Agents
+    that hold events un-acked instead (``take_events``) stalled: see the module docstring.
+    """
+    hooked = producer.__dict__.setdefault("_mayak_flush_first", [])
+    if first in hooked:  # a restarted agent
+        return
+    if not hooked:
+        flush = producer.flush
+
+        async def flush_ours_then_producer() -> None:
+            for buffer in hooked:
+                await buffer.flush()
+            await flush()
+
+        producer.flush = flush_ours_then_producer
+    hooked.append(first)
+
+
 def register_agents(app: faust.App, topics: Topics, settings,
                     make_pipeline: Callable[[MutableMapping[str, Any]], Pipeline],
                     landers: dict[str, Lander] | None, clock: Clock,
@@ -63,62 +92,71 @@ def register_agents(app: faust.App, topics: Topics, settings,
                          schema=faust.Schema(key_serializer="json", value_serializer="json"))
     write_back = SessionWriteBack(sessions)
     pipeline = make_pipeline(write_back)
-    per_message = settings.events_per_message
-    events_partitions = settings.kafka_partitions
+    publisher = Publisher(lambda **message: topics.events.send(**message), write_back,
+                          settings.events_per_message, settings.kafka_partitions)
 
     @app.agent(topics.raw, name="enrich")
     async def enrich(stream):
-        # a batch queues up to one changelog record per visitor: let the buffer hold them
+        flush_before_commit(app.producer, publisher)
+        # a flush queues up to one changelog record per visitor: let the buffer hold them
         # instead of stalling every incoming message until it is under Faust's default 100
         buffer = app.producer.buffer
-        buffer.max_messages = max(buffer.max_messages, 4 * settings.enrich_batch_size)
+        buffer.max_messages = max(buffer.max_messages, 4 * settings.events_per_message)
         me = current_agent()
         observed = bool(me is not None and me._sinks)
-        async for batch in stream.take_events(settings.enrich_batch_size,
-                                              within=settings.enrich_flush_seconds):
-            results, enriched = [], {}
-            for event in batch:
-                partition = write_back.partition = event.message.partition
-                result = pipeline.run(event.value)
-                results.append(result)
-                if isinstance(result, Rejected):
-                    await topics.failed.send(key=event.key,
-                                             value=orjson.dumps(result.to_record()))
-                else:
-                    enriched.setdefault(partition, []).append(result)
-            write_back.flush()
-            for partition, events in enriched.items():
-                for value in frame(events, per_message):
-                    await topics.events.send(value=value,
-                                             partition=partition % events_partitions)
+        async for event in stream.events():
+            partition = write_back.partition = event.message.partition
+            result = pipeline.run(event.value)
+            if isinstance(result, Rejected):
+                await topics.failed.send(key=event.key, value=orjson.dumps(result.to_record()))
+            elif publisher.add(partition, result):
+                await publisher.flush()
             if observed:  # results are for sinks / test_context() only: yielding costs
-                for result in results:
-                    yield result
+                yield result
+
+    @app.timer(settings.enrich_linger_seconds)
+    async def publish_enriched() -> None:
+        if publisher.pending:
+            await publisher.flush()
 
     sink_events = sink_failed = None
     if landers is not None:
-        async def run_sink(stream, lander: Lander, records, messages: int):
-            def land(raw: Raw) -> int:  # decoding too happens off the event loop
-                return lander.land(records(raw))
+        # a mayak.events message carries up to events_per_message events
+        events = LandingBuffer(landers["events"], _event_records,
+                               max(1, settings.sink_batch_size // settings.events_per_message))
+        failed = LandingBuffer(landers["failed_events"], _records, settings.sink_batch_size)
 
-            async for batch in stream.take_events(messages, within=settings.sink_flush_seconds):
-                raw = [(e.message.partition, e.message.offset, e.value) for e in batch]
-                await asyncio.to_thread(land, raw)
+        async def run_sink(stream, buffer: LandingBuffer) -> None:
+            flush_before_commit(app.producer, buffer)
+            async for event in stream.events():
+                message = event.message
+                if buffer.add(message.partition, message.offset, event.value):
+                    await buffer.flush()
 
         @app.agent(topics.events, name="sink_events")
         async def sink_events(stream):
-            # one message carries up to events_per_message events
-            messages = max(1, settings.sink_batch_size // max(1, per_message))
-            await run_sink(stream, landers["events"], _event_records, messages)
+            await run_sink(stream, events)
 
         @app.agent(topics.failed, name="sink_failed")
         async def sink_failed(stream):
-            await run_sink(stream, landers["failed_events"], _records, settings.sink_batch_size)
+            await run_sink(stream, failed)
+
+        @app.timer(settings.sink_flush_seconds)
+        async def land_waiting_rows() -> None:
+            for buffer in (events, failed):
+                if buffer.pending:
+                    await buffer.flush()
 
         @app.on_partitions_revoked.connect
         async def on_revoked(app, revoked, **kwargs) -> None:  # noqa: ARG001 - signal signature
+            for buffer in (events, failed):
+                buffer.drop()  # acked, never committed: whoever gets them reads them again
             for lander in landers.values():
                 lander.reset()  # another worker may land these partitions meanwhile
+
+    @app.on_partitions_revoked.connect
+    async def drop_unpublished(app, revoked, **kwargs) -> None:  # noqa: ARG001
+        publisher.drop()  # the same: the raw events are read again from the commit
 
     @app.timer(60.0)
     async def report_counters() -> None:
@@ -130,4 +168,4 @@ def register_agents(app: faust.App, topics: Topics, settings,
         async def destroy_old_salts() -> None:
             purge_salts()
 
-    return Agents(enrich, sink_events, sink_failed, pipeline)
+    return Agents(enrich, sink_events, sink_failed, pipeline, publisher)

@@ -12,6 +12,9 @@ format before batching); both are still accepted. Each event's position is ``(pa
 index in the message)``; ClickHouse keeps it in ``kafka_partition`` and ``kafka_offset =
 offset << INDEX_BITS | index`` so the sink's "skip what is already landed" stays exact.
 
+``Publisher`` holds the enriched events until they go out (``flush``), with the session
+write-back, so that both reach Kafka before the commit that covers their raw events.
+
 ``SessionWriteBack`` stands between the sessionize step and the Faust table: within a batch it
 serves reads from what the batch wrote, and ``flush()`` writes each touched visitor to the
 table (and its changelog) once per batch, on the partition of the visitor's raw event.
@@ -19,7 +22,9 @@ table (and its changelog) once per batch, on the partition of the visitor's raw 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import zlib
@@ -115,6 +120,9 @@ class SessionWriteBack(MutableMapping):
     def __len__(self) -> int:
         return len(self.table)
 
+    def drop(self) -> None:
+        self._dirty = {}
+
     def pending(self) -> Iterator[tuple[int, str, Any]]:
         """(partition, key, value) of every visitor whose state changed; clears the overlay."""
         dirty, self._dirty = self._dirty, {}
@@ -132,3 +140,46 @@ class SessionWriteBack(MutableMapping):
             send(partition, key, value)
             written += 1
         return written
+
+
+class Publisher:
+    """Enriched events waiting to be framed into ``mayak.events`` messages.
+
+    ``add`` is synchronous (the agent calls it between two raw events); ``flush`` sends
+    everything added so far and writes the session table back. Flushes are serialized: a
+    pre-commit flush returns only after every earlier flush has queued its messages.
+    """
+
+    def __init__(self, send: Callable[..., Awaitable[Any]], write_back: SessionWriteBack,
+                 per_message: int, partitions: int) -> None:
+        self.send = send
+        self.write_back = write_back
+        self.per_message = per_message
+        self.partitions = partitions
+        self.pending: dict[int, list[dict[str, Any]]] = {}  # raw partition -> events
+        self.count = 0
+        self.since = 0.0
+        self.lock = asyncio.Lock()
+
+    def add(self, partition: int, event: dict[str, Any]) -> bool:
+        """Hold ``event``; True when a full message's worth is waiting (flush now)."""
+        if not self.count:
+            self.since = time.monotonic()
+        self.pending.setdefault(partition, []).append(event)
+        self.count += 1
+        return self.count >= self.per_message
+
+    def drop(self) -> None:
+        """Forget what is held (partitions revoked: the raw events are read again)."""
+        self.pending, self.count = {}, 0
+        self.write_back.drop()
+
+    async def flush(self) -> int:
+        """Send what is held (and write the session table back); returns the event count."""
+        async with self.lock:
+            pending, self.pending, count, self.count = self.pending, {}, self.count, 0
+            self.write_back.flush()
+            for partition, events in pending.items():
+                for value in frame(events, self.per_message):
+                    await self.send(value=value, partition=partition % self.partitions)
+            return count

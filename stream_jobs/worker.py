@@ -13,6 +13,7 @@ from faust import Worker
 
 from mayak.settings import Settings
 from stream_jobs.app import create_app
+from stream_jobs.sink import recount_bot_hits
 from warehouse.client import client_from_settings
 from warehouse.migrate import migrate
 
@@ -31,6 +32,8 @@ def serve_dashboards_in_thread(settings: Settings, client) -> threading.Thread:
 def run_worker(settings: Settings, with_dashboards: bool, loglevel: str = "warn") -> None:
     client = client_from_settings(settings)
     migrate(client, log=print, cluster=settings.clickhouse_cluster)
+    if settings.embedded_clickhouse:  # this process is the only writer: see recount_bot_hits
+        recount_bot_hits(client)
     if with_dashboards:
         serve_dashboards_in_thread(settings, client)
     app = create_app(settings, client)

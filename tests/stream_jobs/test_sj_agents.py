@@ -51,7 +51,9 @@ async def test_enrich_agent_routes_events_and_rejections(app, sent) -> None:
         assert result["country"] == "AZ"
         bad = await ctx.put(b'{"v": 9}')
         assert isinstance(ctx.results[bad.message.offset], Rejected)
-    topics = [name for name, _ in sent]
-    assert topics == ["mayak.events", "mayak.failed"]
-    assert sent[1][1]["reason"] == "schema"
+        assert [name for name, _ in sent] == ["mayak.failed"]  # the event waits to be framed
+        assert await agents_of(app).publisher.flush() == 1  # the linger timer / a commit
+    assert [name for name, _ in sent] == ["mayak.failed", "mayak.events"]
+    assert sent[0][1]["reason"] == "schema"
+    assert [e["event_id"] for e in sent[1][1]] == [ok["id"]]  # a JSON array of events
     assert agents_of(app).pipeline.counters == {"ok": 1, "schema": 1}

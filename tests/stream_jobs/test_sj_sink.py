@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 import uuid
 
 import pytest
 
-from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_row, failed_row
+from stream_jobs.sink import (EVENT_IDS, FAILURES, Lander, LandingBuffer, event_row, failed_row,
+                             recount_bot_hits)
 from warehouse.migrate import migrate
 from warehouse.testing import drop, fresh_database
 
@@ -80,3 +82,42 @@ def test_failed_events_land_and_bots_are_counted_per_site_and_day(wh) -> None:
     rows = wh.query("SELECT site_id, bot, sum(hits) FROM bot_hits GROUP BY site_id, bot").result_rows
     assert rows == [("elegal", "Googlebot", 3)]
     assert _count(wh) == 0  # bots never enter events
+
+
+def test_bot_hits_a_crash_kept_from_the_view_are_recounted_once(wh) -> None:
+    now = int(time.time() * 1000)
+    bots = [{"reason": "bot", "step": "useragent", "detail": family, "failed_at": now,
+             "event": {"id": str(uuid.uuid4()), "site": "elegal"}}
+            for family in ["Googlebot"] * 5 + ["bingbot"] * 2]
+    lander = Lander(wh, "failed_events", failed_row, FAILURES)
+    assert lander.land([(0, o, v) for o, v in enumerate(bots)]) == 7
+    # the worker died after the failed_events part and before the view's bot_hits part
+    wh.command("TRUNCATE TABLE bot_hits")
+    wh.insert("bot_hits", [[datetime.now(timezone.utc).date(), "elegal", "Googlebot", 2]],
+              column_names=["day", "site_id", "bot", "hits"])
+    assert recount_bot_hits(wh) == 5
+    assert recount_bot_hits(wh) == 0  # nothing is counted twice
+    rows = wh.query("SELECT bot, sum(hits) FROM bot_hits GROUP BY bot ORDER BY bot").result_rows
+    assert rows == [("Googlebot", 5), ("bingbot", 2)]
+
+
+def test_landing_buffer_lands_what_waits_once_per_flush(wh) -> None:
+    import asyncio
+
+    import orjson
+
+    events = [_event() for _ in range(5)]
+    buffer = LandingBuffer(Lander(wh, "events", event_row, dedup=EVENT_IDS),
+                           lambda raw: [(p, o, orjson.loads(v)) for p, o, v in raw], most=3)
+    assert [buffer.add(0, o, orjson.dumps(e)) for o, e in enumerate(events[:3])] == \
+        [False, False, True]
+    buffer.add(1, 0, orjson.dumps(events[3]))
+
+    async def flush_twice() -> list[int]:  # the timer and a commit at the same time
+        return list(await asyncio.gather(buffer.flush(), buffer.flush()))
+
+    assert sorted(asyncio.run(flush_twice())) == [0, 4]
+    assert _count(wh) == 4
+    buffer.add(1, 1, orjson.dumps(events[4]))
+    buffer.drop()  # partitions revoked: read again by whoever gets them
+    assert asyncio.run(buffer.flush()) == 0 and _count(wh) == 4
