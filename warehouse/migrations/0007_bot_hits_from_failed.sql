@@ -2,7 +2,9 @@
 -- bots leave the pipeline as rejections with reason 'bot' and detail = bot family, and land
 -- in `failed_events` exactly once (kafka_partition/kafka_offset, see stream_jobs/sink.py).
 -- Counting them in the same insert, rather than with a second insert from the worker, means
--- a crash between two inserts can neither lose nor double a batch's bot hits.
+-- a crash between two inserts can neither lose nor double a batch's bot hits. (ClickHouse
+-- still commits the two parts of one insert one after the other: a worker killed in between
+-- loses that insert's hits, which `recount_bot_hits` in stream_jobs/sink.py adds back.)
 -- Written by the stream jobs (issue 4); the target table and its TTL stay with 0002.
 CREATE MATERIALIZED VIEW IF NOT EXISTS {{table:bot_hits_mv}} {{on_cluster}}
 TO {{table:bot_hits}} AS
