@@ -1,7 +1,7 @@
-"""Batch framing of ``mayak.events`` and the per-batch write-back of the session table.
+"""Batch framing of ``mayak.events`` and the per-flush write-back of the session table.
 
-``mayak.events`` carries **batches**: one message holds the enriched events of one processing
-batch of one ``mayak.raw`` partition, as a JSON array (at most ``events_per_message`` events
+``mayak.events`` carries **batches**: one message holds the enriched events of one
+``Publisher`` flush from one ``mayak.raw`` partition, as a JSON array (at most ``events_per_message`` events
 and about ``MAX_MESSAGE_BYTES``), zlib-compressed (level 1) above ``COMPRESS_ABOVE`` bytes
 (a handful of events gains nothing from it). Compressed, an enriched event
 takes about as many bytes as its gzip-compressed raw event (~85 B instead of ~615 B of JSON),
@@ -15,9 +15,9 @@ offset << INDEX_BITS | index`` so the sink's "skip what is already landed" stays
 ``Publisher`` holds the enriched events until they go out (``flush``), with the session
 write-back, so that both reach Kafka before the commit that covers their raw events.
 
-``SessionWriteBack`` stands between the sessionize step and the Faust table: within a batch it
-serves reads from what the batch wrote, and ``flush()`` writes each touched visitor to the
-table (and its changelog) once per batch, on the partition of the visitor's raw event.
+``SessionWriteBack`` stands between the sessionize step and the Faust table: until the next
+flush it serves reads from what was written since, and ``flush()`` writes each touched visitor
+to the table (and its changelog) once, on the partition of the visitor's raw event.
 """
 
 from __future__ import annotations
@@ -80,11 +80,11 @@ def unframe(partition: int, offset: int, value: bytes) -> list[Record]:
 
 
 class SessionWriteBack(MutableMapping):
-    """A batch-local overlay over the session table; ``flush()`` writes it back once.
+    """An overlay over the session table until the next ``flush()``, which writes it back.
 
     ``partition`` must be set to the raw partition of the event being processed before the
     pipeline runs it: a visitor's changelog record goes to that partition, as Faust's own
-    table writes would. A visitor whose state ends the batch as it began (a repeat hit with
+    table writes would. A visitor whose state ends as it began (a repeat hit with
     the same timestamp) is not written at all.
     """
 
