@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +29,8 @@ import faust
 import orjson
 from faust.agents.agent import current_agent
 
-from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.batching import Publisher, SessionWriteBack, unframe
+from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.pipeline import Clock, Pipeline, Rejected
 from stream_jobs.sink import Lander, LandingBuffer
 from stream_jobs.topics import Topics
@@ -61,27 +61,25 @@ def _event_records(messages: Raw) -> list[tuple[int, int, dict[str, Any]]]:
     return records
 
 
-def flush_before_commit(producer, first: Publisher | LandingBuffer) -> None:
-    """Make Faust's pre-commit ``producer.flush()`` flush ``first`` before the producer.
+def flush_before_commit(producer, buffers: Sequence[Publisher | LandingBuffer]) -> None:
+    """Make Faust's pre-commit ``producer.flush()`` flush ``buffers`` before the producer.
 
     Faust commits an offset once the event is acked (when the agent asks for the next one),
     and before committing it always awaits ``producer.flush()``: hooking in there means no
     offset is committed before what was made of its event is in Kafka or ClickHouse. Agents
     that hold events un-acked instead (``take_events``) stalled: see the module docstring.
     """
-    hooked = producer.__dict__.setdefault("_mayak_flush_first", [])
-    if first in hooked:  # a restarted agent
+    if getattr(producer, "_mayak_hooked", False):  # a restarted agent
         return
-    if not hooked:
-        flush = producer.flush
+    flush = producer.flush
 
-        async def flush_ours_then_producer() -> None:
-            for buffer in hooked:
-                await buffer.flush()
-            await flush()
+    async def flush_ours_then_producer() -> None:
+        for buffer in buffers:
+            await buffer.flush()
+        await flush()
 
-        producer.flush = flush_ours_then_producer
-    hooked.append(first)
+    producer.flush = flush_ours_then_producer
+    producer._mayak_hooked = True
 
 
 def register_agents(app: faust.App, topics: Topics, settings,
@@ -98,9 +96,11 @@ def register_agents(app: faust.App, topics: Topics, settings,
     publisher = Publisher(lambda **message: topics.events.send(**message), write_back,
                           settings.events_per_message, settings.kafka_partitions)
 
+    buffers: list[Publisher | LandingBuffer] = [publisher]  # + the sinks' landing buffers
+
     @app.agent(topics.raw, name="enrich")
     async def enrich(stream):
-        flush_before_commit(app.producer, publisher)
+        flush_before_commit(app.producer, buffers)
         # a flush queues up to one changelog record per visitor: let the buffer hold them
         # instead of stalling every incoming message until it is under Faust's default 100
         buffer = app.producer.buffer
@@ -130,9 +130,9 @@ def register_agents(app: faust.App, topics: Topics, settings,
         events = LandingBuffer(landers["events"], _event_records,
                                max(1, settings.sink_batch_size // settings.events_per_message))
         failed = LandingBuffer(landers["failed_events"], _records, settings.sink_batch_size)
+        buffers += [events, failed]
 
         async def run_sink(stream, buffer: LandingBuffer) -> None:
-            flush_before_commit(app.producer, buffer)
             async for event in stream.events():
                 message = event.message
                 if guard.acked(message):
@@ -154,16 +154,12 @@ def register_agents(app: faust.App, topics: Topics, settings,
                 if buffer.pending:
                     await buffer.flush()
 
-        @app.on_partitions_revoked.connect
-        async def on_revoked(app, revoked, **kwargs) -> None:  # noqa: ARG001 - signal signature
-            for buffer in (events, failed):
-                buffer.drop()  # acked, never committed: whoever gets them reads them again
-            for lander in landers.values():
-                lander.reset()  # another worker may land these partitions meanwhile
-
     @app.on_partitions_revoked.connect
-    async def drop_unpublished(app, revoked, **kwargs) -> None:  # noqa: ARG001
-        publisher.drop()  # the same: the raw events are read again from the commit
+    async def on_revoked(app, revoked, **kwargs) -> None:  # noqa: ARG001 - signal signature
+        for buffer in buffers:
+            buffer.drop()  # acked, never committed: whoever gets them reads them again
+        for lander in (landers or {}).values():
+            lander.reset()  # another worker may land these partitions meanwhile
 
     @app.timer(5.0)
     async def rewind_lost_offsets() -> None:

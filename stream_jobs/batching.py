@@ -23,11 +23,9 @@ to the table (and its changelog) once, on the partition of the visitor's raw eve
 from __future__ import annotations
 
 import asyncio
-import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
-
-import zlib
 
 import orjson
 
@@ -158,13 +156,10 @@ class Publisher:
         self.partitions = partitions
         self.pending: dict[int, list[dict[str, Any]]] = {}  # raw partition -> events
         self.count = 0
-        self.since = 0.0
         self.lock = asyncio.Lock()
 
     def add(self, partition: int, event: dict[str, Any]) -> bool:
         """Hold ``event``; True when a full message's worth is waiting (flush now)."""
-        if not self.count:
-            self.since = time.monotonic()
         self.pending.setdefault(partition, []).append(event)
         self.count += 1
         return self.count >= self.per_message

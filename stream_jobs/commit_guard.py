@@ -28,7 +28,6 @@ class CommitGuard:
         self.app = app  # its consumer is created on first use
         self.topics = set(topics)
         self.suspects: dict = {}  # tp -> (committed, first acked) seen at the last check
-        self.rewinds = 0
 
     def acked(self, message) -> bool:
         """Whether ``message`` was acked already (it is being read a second time)."""
@@ -58,5 +57,4 @@ class CommitGuard:
                 await self.app.consumer.seek(tp, committed)
                 rewound.append(tp)
         self.suspects = {tp: hole for tp, hole in holes.items() if tp not in rewound}
-        self.rewinds += len(rewound)
         return len(rewound)

@@ -1,14 +1,10 @@
 """Wire formats of the stream jobs' topics and of the session table.
 
-``mayak.events``: **batches** of enriched events. One message carries the enriched events
-of one processing batch of one ``mayak.raw`` partition: a JSON array of objects whose keys
-are ``ENRICHED_FIELDS`` (the DESIGN.md section 3 contract) plus ``event_name`` and ``props``
-(custom events; scrubbed), zlib-compressed when larger than 4 KB (see
-``stream_jobs.batching``; a plain JSON object, the earlier one-event-per-message format, is
-still read). An event's Kafka position is (partition, offset, index in the message); rows
-keep it as ``kafka_partition`` and ``kafka_offset = offset << 16 | index``, which is what the
-sink's exactly-once skip compares. ``mayak.failed``: one ``FailedRecord`` per message.
-Session table values: ``SessionState`` (written once per visitor per batch).
+``mayak.events``: batches of enriched events, each an object whose keys are
+``ENRICHED_FIELDS`` (the DESIGN.md section 3 contract) plus ``event_name`` and ``props``
+(custom events; scrubbed); the framing and the events' positions are described in
+``stream_jobs.batching``. ``mayak.failed``: one ``FailedRecord`` per message. Session table
+values: ``SessionState``.
 """
 
 from __future__ import annotations

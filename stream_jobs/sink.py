@@ -265,9 +265,9 @@ def recount_bot_hits(client) -> int:
     have fewer rows than hits and are left alone.
     """
     missing = client.query(_MISSING_BOT_HITS).result_rows
+    hits = sum(row[3] for row in missing)
     if missing:
         client.insert("bot_hits", [list(row) for row in missing],
                       column_names=["day", "site_id", "bot", "hits"])
-        log.warning("counted %d bot hit(s) that bot_hits had missed (a crash mid-insert)",
-                    sum(row[3] for row in missing))
-    return sum(row[3] for row in missing)
+        log.warning("counted %d bot hit(s) that bot_hits had missed (a crash mid-insert)", hits)
+    return hits

@@ -135,8 +135,8 @@ def test_faust_commits_only_after_the_publisher_flushed() -> None:
             order.append(f"producer flush after {len(sent.messages)} message(s)")
 
     producer = _Producer()
-    flush_before_commit(producer, publisher)
-    flush_before_commit(producer, publisher)  # a restarted agent does not wrap twice
+    flush_before_commit(producer, [publisher])
+    flush_before_commit(producer, [publisher])  # a restarted agent does not wrap twice
     publisher.add(0, {"id": 1})
     asyncio.run(producer.flush())
     assert order == ["producer flush after 1 message(s)"]

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from datetime import datetime, timezone
 import uuid
+from datetime import datetime, timezone
 
+import orjson
 import pytest
 
 from stream_jobs.sink import (EVENT_IDS, FAILURES, Lander, LandingBuffer, event_row, failed_row,
                              recount_bot_hits)
-from warehouse.migrate import migrate
-from warehouse.testing import drop, fresh_database
 
 pytestmark = pytest.mark.clickhouse
-
-
-@pytest.fixture
-def wh():
-    client = fresh_database()
-    migrate(client)
-    yield client
-    drop(client)
 
 
 def _event(**fields) -> dict:
@@ -102,10 +94,6 @@ def test_bot_hits_a_crash_kept_from_the_view_are_recounted_once(wh) -> None:
 
 
 def test_landing_buffer_lands_what_waits_once_per_flush(wh) -> None:
-    import asyncio
-
-    import orjson
-
     events = [_event() for _ in range(5)]
     buffer = LandingBuffer(Lander(wh, "events", event_row, dedup=EVENT_IDS),
                            lambda raw: [(p, o, orjson.loads(v)) for p, o, v in raw], most=3)
