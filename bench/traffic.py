@@ -17,6 +17,10 @@ from mayak.settings import Settings
 SITE = "bench"
 # about 27% of user agents in a published sample of real traffic were unique
 UNIQUE_UA_SHARE = 0.27
+# the recorded traffic arrived at this rate: browsers stamp their own ``ts``, so events are
+# spread over time as on a live site (all in one millisecond, every sink duplicate check
+# would have to look at every row landed before)
+RECORDED_EVENTS_PER_S = 1000
 
 
 def user_agent(rng: random.Random, n: int) -> str:
@@ -44,12 +48,13 @@ def raw_records(n: int, data_dir: Path, seed: int = 1) -> list[tuple[bytes, byte
     visitors = [(f"{rng.choice([5, 31, 37, 46, 62, 85, 94, 185])}.{rng.randint(0, 255)}."
                  f"{rng.randint(0, 255)}.{rng.randint(1, 254)}", user_agent(rng, i))
                 for i in range(max(1, n // 4))]
-    now = int(time.time() * 1000)
+    start = int(time.time() * 1000) - n * 1000 // RECORDED_EVENTS_PER_S
     records = []
-    for _ in range(n):
+    for i in range(n):
         ip, ua = rng.choice(visitors)
         ctx = factory.context({"user-agent": ua}, ip, False, False)
-        event = ClientEvent.model_validate(client_event(rng, now))
+        ts = start + i * 1000 // RECORDED_EVENTS_PER_S
+        event = ClientEvent.model_validate(client_event(rng, ts))
         records.append(factory.from_client(event, ctx))
     return records
 

@@ -29,7 +29,8 @@ import faust
 import orjson
 from faust.agents.agent import current_agent
 
-from stream_jobs.batching import Publisher, SessionWriteBack, unframe
+from stream_jobs.batching import Publisher, SessionWriteBack, event_count, unframe
+from stream_jobs.changelog import BatchedChangelog
 from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.pipeline import Clock, Pipeline, Rejected
 from stream_jobs.sink import Lander, LandingBuffer
@@ -90,7 +91,7 @@ def register_agents(app: faust.App, topics: Topics, settings,
     # json keys: str both when written live and when recovered from the changelog
     sessions = app.Table("sessions", default=None, partitions=settings.kafka_partitions,
                          schema=faust.Schema(key_serializer="json", value_serializer="json"))
-    write_back = SessionWriteBack(sessions)
+    write_back = SessionWriteBack(sessions, BatchedChangelog(app, sessions))
     pipeline = make_pipeline(write_back)
     guard = CommitGuard(app, [settings.topic_raw, settings.topic_events, settings.topic_failed])
     publisher = Publisher(lambda **message: topics.events.send(**message), write_back,
@@ -126,9 +127,7 @@ def register_agents(app: faust.App, topics: Topics, settings,
 
     sink_events = sink_failed = None
     if landers is not None:
-        # a mayak.events message carries up to events_per_message events
-        events = LandingBuffer(landers["events"], _event_records,
-                               max(1, settings.sink_batch_size // settings.events_per_message))
+        events = LandingBuffer(landers["events"], _event_records, settings.sink_batch_size)
         failed = LandingBuffer(landers["failed_events"], _records, settings.sink_batch_size)
         buffers += [events, failed]
 
@@ -137,7 +136,9 @@ def register_agents(app: faust.App, topics: Topics, settings,
                 message = event.message
                 if guard.acked(message):
                     continue  # read again after a rewind: handled before
-                if buffer.add(message.partition, message.offset, event.value):
+                # a mayak.events message carries up to events_per_message events
+                if buffer.add(message.partition, message.offset, event.value,
+                              event_count(message.headers)):
                     await buffer.flush()
 
         @app.agent(topics.events, name="sink_events")

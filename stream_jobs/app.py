@@ -25,6 +25,7 @@ def create_app(settings: Settings, client, *, clock: Clock = utc_now,
         settings.worker_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",  # the session table is rebuilt from its changelog on start
+        datadir=str(settings.data_dir / "faust"),  # not "<id>-data" in the working directory
         web_port=settings.worker_web_port,
         web_host="127.0.0.1",
         topic_partitions=settings.kafka_partitions,

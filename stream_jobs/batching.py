@@ -8,7 +8,8 @@ takes about as many bytes as its gzip-compressed raw event (~85 B instead of ~61
 so each fetch of the worker's one consumer brings as many events of ``mayak.events`` as of
 ``mayak.raw`` and the sink keeps pace with a ``mayak.raw`` backlog instead of waiting for it
 to drain. A value starting with ``[`` is an uncompressed array, with ``{`` one event (the
-format before batching); both are still accepted. Each event's position is ``(partition, offset,
+format before batching); both are still accepted. The ``COUNT_HEADER`` header says how many
+events a message holds. Each event's position is ``(partition, offset,
 index in the message)``; ClickHouse keeps it in ``kafka_partition`` and ``kafka_offset =
 offset << INDEX_BITS | index`` so the sink's "skip what is already landed" stays exact.
 
@@ -33,8 +34,13 @@ INDEX_BITS = 16  # up to 65,536 events per message
 MAX_INDEX = (1 << INDEX_BITS) - 1
 MAX_MESSAGE_BYTES = 900_000  # below Kafka's default 1 MB message and request limits
 COMPRESS_ABOVE = 4096
+#: header of a ``mayak.events`` message: how many events it holds (the sink sizes its
+#: inserts by it without decoding the message on the event loop)
+COUNT_HEADER = "mayak-events"
 
 Record = tuple[int, int, dict[str, Any]]  # (partition, position, value)
+#: writes (key, value) records of one partition to the session table's changelog
+ChangelogWrite = Callable[[int, list[tuple[str, Any]]], Awaitable[None]]
 
 
 def position(offset: int, index: int) -> int:
@@ -46,25 +52,34 @@ def message_offset(pos: int) -> int:
     return pos >> INDEX_BITS
 
 
-def frame(events: list[dict[str, Any]], per_message: int) -> Iterator[bytes]:
-    """Message values for ``events``: JSON arrays of at most ``per_message`` events each,
-    halved until a value fits in ``MAX_MESSAGE_BYTES`` (a single oversize event is sent
-    alone)."""
+def frame(events: list[dict[str, Any]], per_message: int) -> Iterator[tuple[int, bytes]]:
+    """(event count, message value) for ``events``: JSON arrays of at most ``per_message``
+    events each, halved until a value fits in ``MAX_MESSAGE_BYTES`` (a single oversize event
+    is sent alone)."""
     per_message = max(1, min(per_message, MAX_INDEX + 1))
     for start in range(0, len(events), per_message):
         yield from _fit(events[start:start + per_message])
 
 
-def _fit(chunk: list[dict[str, Any]]) -> Iterator[bytes]:
+def _fit(chunk: list[dict[str, Any]]) -> Iterator[tuple[int, bytes]]:
     blob = orjson.dumps(chunk)
     if len(blob) > COMPRESS_ABOVE:
         blob = zlib.compress(blob, 1)
     if len(blob) <= MAX_MESSAGE_BYTES or len(chunk) == 1:
-        yield blob
+        yield len(chunk), blob
         return
     half = len(chunk) // 2
     yield from _fit(chunk[:half])
     yield from _fit(chunk[half:])
+
+
+def event_count(headers: Any) -> int:
+    """Events in a ``mayak.events`` message, from its ``COUNT_HEADER`` (1 without one)."""
+    items = headers.items() if isinstance(headers, dict) else headers or ()
+    for name, value in items:
+        if name == COUNT_HEADER:
+            return max(1, int(value))
+    return 1
 
 
 def unframe(partition: int, offset: int, value: bytes) -> list[Record]:
@@ -86,8 +101,9 @@ class SessionWriteBack(MutableMapping):
     the same timestamp) is not written at all.
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, write: ChangelogWrite) -> None:
         self.table = table
+        self.write = write  # stream_jobs.changelog.BatchedChangelog
         self.partition = 0
         self._dirty: dict[str, tuple[int, Any, Any]] = {}  # key -> (partition, new, old)
 
@@ -128,16 +144,17 @@ class SessionWriteBack(MutableMapping):
             if value != old:
                 yield partition, key, value
 
-    def flush(self) -> int:
+    async def flush(self) -> int:
         """Write every visitor changed since the last flush to the table and its changelog
-        (``send_soon``, as Faust's own table writes; the commit flushes the producer first)."""
-        data, send = self.table.data, self.table.send_changelog
-        written = 0
+        (with ``write``, per partition; the commit flushes the producer after this)."""
+        data = self.table.data
+        by_partition: dict[int, list[tuple[str, Any]]] = {}
         for partition, key, value in self.pending():
             data[key] = value
-            send(partition, key, value)
-            written += 1
-        return written
+            by_partition.setdefault(partition, []).append((key, value))
+        for partition, records in by_partition.items():
+            await self.write(partition, records)
+        return sum(len(records) for records in by_partition.values())
 
 
 class Publisher:
@@ -173,8 +190,9 @@ class Publisher:
         """Send what is held (and write the session table back); returns the event count."""
         async with self.lock:
             pending, self.pending, count, self.count = self.pending, {}, self.count, 0
-            self.write_back.flush()
+            await self.write_back.flush()
             for partition, events in pending.items():
-                for value in frame(events, self.per_message):
-                    await self.send(value=value, partition=partition % self.partitions)
+                for n, value in frame(events, self.per_message):
+                    await self.send(value=value, partition=partition % self.partitions,
+                                    headers=[(COUNT_HEADER, b"%d" % n)])
             return count

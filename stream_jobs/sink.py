@@ -210,7 +210,7 @@ class Lander:
 
 
 class LandingBuffer:
-    """Records of one topic waiting to be landed by ``lander``, ``most`` at a time.
+    """Records of one topic waiting to be landed by ``lander``, about ``most`` rows at a time.
 
     ``add`` is synchronous (the agent calls it between two messages); ``flush`` lands what is
     waiting, off the event loop, one flush at a time (a pre-commit flush returns only after
@@ -221,19 +221,23 @@ class LandingBuffer:
                  most: int) -> None:
         self.lander, self.decode, self.most = lander, decode, most
         self.pending: list[tuple[int, int, bytes]] = []
+        self.rows = 0  # rows the pending records hold
         self.lock = asyncio.Lock()
 
-    def add(self, partition: int, offset: int, value: bytes) -> bool:
-        """Hold a record; True when ``most`` are waiting (flush now)."""
+    def add(self, partition: int, offset: int, value: bytes, rows: int = 1) -> bool:
+        """Hold a record of ``rows`` rows; True when ``most`` rows are waiting (flush now).
+        Every insert costs ClickHouse a new part in each table its views feed: 700-row
+        inserts (the events of ten messages) took a third of the worker's time."""
         self.pending.append((partition, offset, value))
-        return len(self.pending) >= self.most
+        self.rows += rows
+        return self.rows >= self.most
 
     def drop(self) -> None:
-        self.pending = []
+        self.pending, self.rows = [], 0
 
     async def flush(self) -> int:
         async with self.lock:
-            raw, self.pending = self.pending, []
+            raw, self.pending, self.rows = self.pending, [], 0
             if not raw:
                 return 0
             # decoding too happens off the event loop

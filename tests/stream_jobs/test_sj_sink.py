@@ -109,3 +109,6 @@ def test_landing_buffer_lands_what_waits_once_per_flush(wh) -> None:
     buffer.add(1, 1, orjson.dumps(events[4]))
     buffer.drop()  # partitions revoked: read again by whoever gets them
     assert asyncio.run(buffer.flush()) == 0 and _count(wh) == 4
+    # a message holding several rows (a mayak.events batch) counts as that many
+    assert buffer.add(1, 1, orjson.dumps(events[4]), rows=2) is False
+    assert buffer.add(1, 2, orjson.dumps(_event()), rows=1) is True
