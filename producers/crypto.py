@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -67,16 +68,47 @@ def _mac(secret: bytes) -> "hmac.HMAC":
     return hmac.new(secret, digestmod=hashlib.sha256)
 
 
+class _Nonces:
+    """Random 12-byte GCM nonces, drawn from the OS 4,096 at a time.
+
+    ``os.urandom`` per event released the GIL for its system call, and in the collector the
+    Kafka client's threads took it: the request waited for it to come back (py-spy: 16% of
+    the event loop's samples under load, for a call that takes 0.4 µs alone). The nonces stay
+    uniformly random (never a counter); a lock hands each one out once, and a forked child
+    draws its own instead of repeating its parent's."""
+
+    BATCH = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._pool, self._next = b"", 0
+
+    def take(self) -> bytes:
+        with self._lock:
+            if self._next >= len(self._pool):
+                self._pool, self._next = os.urandom(12 * self.BATCH), 0
+            start = self._next
+            self._next += 12
+            return self._pool[start:start + 12]
+
+
+_nonces = _Nonces()
+
+
 def encrypt_ip(key: bytes, ip: str) -> str:
     """AES-GCM encrypt an IP address; a fresh random nonce each time."""
-    nonce = os.urandom(12)
+    nonce = _nonces.take()
     return base64.b64encode(nonce + _aead(key).encrypt(nonce, ip.encode(), _AAD)).decode()
 
 
 def decrypt_ip(key: bytes, blob: str) -> str:
     """Inverse of ``encrypt_ip``; raises ``cryptography.exceptions.InvalidTag`` if tampered."""
     raw = base64.b64decode(blob)
-    return AESGCM(key).decrypt(raw[:12], raw[12:], _AAD).decode()
+    return _aead(key).decrypt(raw[:12], raw[12:], _AAD).decode()
 
 
 def partition_key(secret: bytes, *parts: str) -> bytes:

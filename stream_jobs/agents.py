@@ -1,6 +1,7 @@
 """The Faust agents: thin shells around the pure pipeline and the exactly-once landers.
 
-* ``enrich``: ``mayak.raw`` -> ``Pipeline.run`` per event -> the enriched events wait in a
+* ``enrich``: ``mayak.raw`` (single events or the collector's frames of several,
+  ``producers.raw_frames``) -> ``Pipeline.run`` per event -> the enriched events wait in a
   ``Publisher`` and go out, per raw partition, as a few ``mayak.events`` messages (JSON
   arrays, ``stream_jobs.batching``) every ``enrich_linger_seconds`` or ``events_per_message``
   events; each rejection -> one ``mayak.failed`` message. The session table is written back
@@ -29,6 +30,7 @@ import faust
 import orjson
 from faust.agents.agent import current_agent
 
+from producers.raw_frames import events_of
 from stream_jobs.batching import Publisher, SessionWriteBack, event_count, unframe
 from stream_jobs.changelog import BatchedChangelog
 from stream_jobs.commit_guard import CommitGuard
@@ -112,13 +114,15 @@ def register_agents(app: faust.App, topics: Topics, settings,
             if guard.acked(event.message):
                 continue  # read again after a rewind: handled before
             partition = write_back.partition = event.message.partition
-            result = pipeline.run(event.value)
-            if isinstance(result, Rejected):
-                await topics.failed.send(key=event.key, value=orjson.dumps(result.to_record()))
-            elif publisher.add(partition, result):
-                await publisher.flush()
-            if observed:  # results are for sinks / test_context() only: yielding costs
-                yield result
+            for raw in events_of(event.value):  # a collector's frame holds several
+                result = pipeline.run(raw)
+                if isinstance(result, Rejected):
+                    await topics.failed.send(key=event.key,
+                                             value=orjson.dumps(result.to_record()))
+                elif publisher.add(partition, result):
+                    await publisher.flush()
+                if observed:  # results are for sinks / test_context() only: yielding costs
+                    yield result
 
     @app.timer(settings.enrich_linger_seconds)
     async def publish_enriched() -> None:

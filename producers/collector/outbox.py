@@ -4,7 +4,8 @@ kafka-python's ``send`` can block (waiting for metadata while the broker is down
 run on one dedicated sender thread, which also keeps one visitor's records in arrival order.
 Requests do not hop to that thread one by one: ``produce`` appends the request to a queue and
 the thread drains everything queued since its last pass, so under load one wake-up carries the
-records of many requests. (Calling ``send`` from the event loop once the topic's metadata is
+records of many requests, and they go out as one message per partition (a frame,
+``producers.raw_frames``; the partition is the one kafka-python would pick for each key). (Calling ``send`` from the event loop once the topic's metadata is
 known was measured too: no faster, since it moves the thread's work onto the loop.) The acks
 come back on the producer's I/O thread; they are counted per request there, and the requests
 whose records are all acknowledged are handed back to the event loop in bulk (one
@@ -21,12 +22,15 @@ import collections
 import functools
 import logging
 import queue
+import random
 import threading
 import time
 from typing import Any
 
 from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
+
+from producers import raw_frames
 
 log = logging.getLogger("mayak.collector")
 
@@ -107,6 +111,28 @@ class Unavailable(Exception):
     """The broker did not acknowledge in time, or the buffer is full: answer 503."""
 
 
+class _Frame:
+    """Records of one partition going out as one message, and whose requests they are."""
+
+    __slots__ = ("values", "keys", "owners", "size")
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+        self.keys: set[bytes | None] = set()
+        self.owners: dict[_Request, int] = {}  # request -> how many of its records
+        self.size = 0
+
+    def fits(self, value: bytes) -> bool:
+        return not self.values or (len(self.values) < raw_frames.MAX_EVENTS
+                                   and self.size + len(value) < raw_frames.MAX_BYTES)
+
+    def add(self, req: "_Request", key: bytes | None, value: bytes) -> None:
+        self.values.append(value)
+        self.keys.add(key)
+        self.owners[req] = self.owners.get(req, 0) + 1
+        self.size += len(value) + 1
+
+
 class _Request:
     """One ``produce`` call: its records, its loop future, how many acks are still missing."""
 
@@ -139,6 +165,8 @@ class Outbox:
         self._done_lock = threading.Lock()
         self._waiting: collections.deque[_Request] = collections.deque()  # for the deadlines
         self._sweeping = False
+        # kafka-python's default partitioner for a key (murmur2, as the Java client), memoised
+        self._hash = MemoPartitioner()._hash
         self._thread = threading.Thread(target=self._run, name="mayak-outbox", daemon=True)
         self._thread.start()
 
@@ -164,37 +192,73 @@ class Outbox:
                     batch.append(inbox.get_nowait())
             except queue.Empty:
                 pass
+            requests: list[_Request] = []
             for req in batch:
-                if req is None:
-                    return
-                if callable(req):  # close()
+                if req is None or callable(req):  # close(): send what came before it first
+                    self._send(requests)
+                    requests = []
+                    if req is None:
+                        return
                     req()
                     continue
-                self._send(req)
+                requests.append(req)
+            self._send(requests)
 
-    def _send(self, req: _Request) -> None:
+    def _send(self, requests: list[_Request]) -> None:
+        """Send the records of ``requests`` as one frame per partition (more when large)."""
+        if not requests:
+            return
         try:
             if self._producer is None:
                 self._producer = self._factory()
-            send, topic = self._producer.send, self.topic
-            acked = functools.partial(self._acked, req)
-            failed = functools.partial(self._failed, req)
+            partitions = sorted(self._producer.partitions_for(self.topic))
+        except Exception as exc:  # producer construction, metadata timeouts
+            for req in requests:
+                self._failed(req, exc)
+            return
+        frames: dict[int, _Frame] = {}
+        for req in requests:
             for key, value in req.records:
-                send(topic, key=key, value=value).add_callback(acked).add_errback(failed)
-        except Exception as exc:  # producer construction, metadata/buffer timeouts
-            self._failed(req, exc)
+                partition = self._partition_of(key, partitions)
+                current = frames.get(partition)
+                if current is None or not current.fits(value):
+                    if current is not None:
+                        self._send_frame(partition, current)
+                    current = frames[partition] = _Frame()
+                current.add(req, key, value)
+        for partition, full in frames.items():
+            self._send_frame(partition, full)
+
+    def _partition_of(self, key: bytes | None, partitions: list[int]) -> int:
+        if key is None:
+            return random.choice(partitions)
+        return partitions[self._hash(key) % len(partitions)]
+
+    def _send_frame(self, partition: int, frame: _Frame) -> None:
+        # a frame of one visitor keeps the visitor's key (all of a light load's messages)
+        key = next(iter(frame.keys)) if len(frame.keys) == 1 else None
+        owners = frame.owners
+        try:
+            self._producer.send(self.topic, key=key, value=raw_frames.frame(frame.values),
+                                partition=partition) \
+                .add_callback(functools.partial(self._acked, owners)) \
+                .add_errback(functools.partial(self._failed_all, owners))
+        except Exception as exc:  # buffer full past max_block_ms
+            self._failed_all(owners, exc)
 
     # -- the producer's I/O thread (or the sender thread) -----------------------------------
 
-    def _acked(self, req: _Request, _metadata: Any) -> None:
-        if req.missing == 1:  # the usual one-record request: nobody else touches it
-            self._finish(req)
-            return
-        with self._done_lock:
-            req.missing -= 1
-            last = req.missing == 0
-        if last:
-            self._finish(req)
+    def _acked(self, owners: dict[_Request, int], _metadata: Any) -> None:
+        for req, n in owners.items():
+            with self._done_lock:
+                req.missing -= n
+                last = req.missing == 0
+            if last:
+                self._finish(req)
+
+    def _failed_all(self, owners: dict[_Request, int], exc: BaseException) -> None:
+        for req in owners:
+            self._failed(req, exc)
 
     def _failed(self, req: _Request, exc: BaseException) -> None:
         if req.error is None:

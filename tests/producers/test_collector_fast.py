@@ -23,6 +23,7 @@ from producers import crypto
 from producers.collector.app import _json
 from producers.collector.events import EventFactory
 from producers.collector.outbox import MemoPartitioner, Outbox, Unavailable
+from producers.raw_frames import events_of
 from producers.schema import ClientEvent
 
 KEY = base64.b64encode(b"k" * 32).decode()
@@ -121,20 +122,25 @@ class FakeProducer:
     """Acks (or fails) records from another thread, like kafka-python's I/O thread."""
 
     def __init__(self, fail_on: bytes | None = None, hold: threading.Event | None = None) -> None:
-        self.sent: list[tuple[bytes, bytes]] = []
+        self.sent: list[bytes] = []  # every event, as compact JSON
+        self.messages: list[tuple[int, bytes | None, bytes]] = []  # (partition, key, value)
         self.fail_on = fail_on
         self.hold = hold
         self.threads: set[str] = set()
 
-    def send(self, topic: str, key: bytes, value: bytes) -> Future:
+    def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def send(self, topic: str, key: bytes | None, value: bytes, partition: int) -> Future:
         self.threads.add(threading.current_thread().name)
-        self.sent.append((key, value))
+        self.messages.append((partition, key, value))
+        self.sent += [orjson.dumps(_as_dict(event)) for event in events_of(value)]
         fut = Future()
 
         def complete() -> None:
             if self.hold:
                 self.hold.wait()
-            if value == self.fail_on:
+            if self.fail_on is not None and self.fail_on in value:
                 fut.failure(RuntimeError("broker said no"))
             else:
                 fut.success(None)
@@ -149,22 +155,57 @@ class FakeProducer:
         pass
 
 
+def _value(**fields) -> bytes:
+    return orjson.dumps(fields)
+
+
 async def test_outbox_answers_each_request_after_all_its_acks() -> None:
-    producer = FakeProducer(fail_on=b"bad")
+    producer = FakeProducer(fail_on=b'"bad"')
     box = Outbox("-", "t", max_pending=1000, ack_timeout=5, producer_factory=lambda: producer)
     try:
-        ok = [[(b"k", f"{i}.{j}".encode()) for j in range(i % 3 + 1)] for i in range(40)]
-        results = await asyncio.gather(*(box.produce(r) for r in ok),
-                                       box.produce([(b"k", b"fine"), (b"k", b"bad")]),
-                                       return_exceptions=True)
-        assert results[:-1] == [None] * 40
-        assert isinstance(results[-1], Unavailable)
-        assert sorted(producer.sent) == sorted([r for rs in ok for r in rs]
-                                               + [(b"k", b"fine"), (b"k", b"bad")])
+        keys = [os.urandom(8).hex().encode() for _ in range(7)]
+        ok = [[(keys[i % 7], _value(i=i, j=j)) for j in range(i % 3 + 1)] for i in range(40)]
+        assert await asyncio.gather(*(box.produce(r) for r in ok)) == [None] * 40
+        with pytest.raises(Unavailable):  # a record the broker refuses: the request gets 503
+            await box.produce([(keys[0], _value(i="fine")), (keys[0], _value(i="bad"))])
+        assert sorted(producer.sent) == sorted([v for rs in ok for _, v in rs]
+                                               + [_value(i="fine"), _value(i="bad")])
         assert producer.threads == {"mayak-outbox"}  # never the event loop
         assert box.pending == 0
     finally:
         box.close()
+
+
+async def test_outbox_frames_concurrent_requests_per_partition_in_order() -> None:
+    producer = FakeProducer()
+    box = Outbox("-", "t", max_pending=10_000, ack_timeout=5, producer_factory=lambda: producer)
+    default, cluster = DefaultPartitioner(), _Cluster(3)
+    try:
+        keys = [os.urandom(8).hex().encode() for _ in range(20)]
+        requests = [[(keys[i % 20], _value(i=i, j=j)) for j in range(3)] for i in range(300)]
+        assert await asyncio.gather(*(box.produce(r) for r in requests)) == [None] * 300
+        frames = [m for m in producer.messages if m[2][:1] == b"["]
+        assert frames, "concurrent requests were not framed"
+        assert len(producer.messages) < 300  # fewer messages than requests
+        seen: dict[bytes, list[tuple[int, int]]] = {}
+        for partition, key, value in producer.messages:
+            events = events_of(value)
+            if key is not None:  # a one-visitor message keeps the visitor's key
+                assert {keys[e["i"] % 20] for e in map(_as_dict, events)} == {key}
+            for event in map(_as_dict, events):
+                visitor = keys[event["i"] % 20]
+                # the partition kafka-python would have chosen for the visitor's key
+                assert partition == default.partition("t", visitor, visitor, b"", b"", cluster)
+                seen.setdefault(visitor, []).append((event["i"], event["j"]))
+        for visitor, order in seen.items():  # each visitor's events in the order sent
+            assert order == sorted(order)
+        assert sum(len(order) for order in seen.values()) == 900
+    finally:
+        box.close()
+
+
+def _as_dict(event) -> dict:
+    return orjson.loads(event) if isinstance(event, bytes) else event
 
 
 async def test_outbox_times_out_and_bounds_pending() -> None:
@@ -218,3 +259,34 @@ def test_overlong_scrubbed_url_is_a_400_not_a_500(tmp_path) -> None:
         r = client.post("/e", json=_event(url="https://e-legal.az/?utm_a=" + "ə" * 1000))
         assert r.status_code == 400 and r.json()["field"] == "url" and box.records == []
 
+
+
+def test_raw_frames_round_trip_and_anything_else_is_one_event() -> None:
+    from producers.raw_frames import frame
+
+    values = [_value(i=1), _value(i=2)]
+    assert events_of(frame(values)) == [{"i": 1}, {"i": 2}]
+    assert frame(values[:1]) == values[0]  # one event: the message is the event, as before
+    assert events_of(values[0]) == [values[0]]
+    for odd in (b"[not json", b"[]", b"not json", b'"a string"'):
+        assert events_of(odd) == [odd]  # left to the validator, which rejects it by name
+
+
+def test_ip_nonces_are_never_repeated_across_pool_refills_threads_and_forks() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from producers.crypto import _Nonces, decrypt_ip, encrypt_ip
+
+    nonces = _Nonces()
+    with ThreadPoolExecutor(4) as pool:  # several refills, from four threads at once
+        taken = list(pool.map(lambda _: nonces.take(), range(3 * _Nonces.BATCH)))
+    assert len(set(taken)) == len(taken) and {len(n) for n in taken} == {12}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child draws its own pool instead of continuing the parent's
+        os.write(write, nonces.take())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 12) != nonces.take()
+    key = os.urandom(32)
+    assert decrypt_ip(key, encrypt_ip(key, "85.132.10.20")) == "85.132.10.20"

@@ -21,6 +21,7 @@ from mayak.settings import Settings
 from mayak.topics import ensure_topics
 from producers.collector.app import create_app
 from producers.hooks import Tracker
+from producers.raw_frames import events_of
 
 pytestmark = pytest.mark.kafka
 
@@ -58,6 +59,10 @@ class ServerThread:
         self.thread.join(30)
 
 
+def _event_of(event) -> dict:
+    return json.loads(event) if isinstance(event, bytes) else event
+
+
 def _read_all(bootstrap: str, topic: str, expect_at_least: int, quiet_s: float = 5.0) -> list[dict]:
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000)
@@ -67,7 +72,7 @@ def _read_all(bootstrap: str, topic: str, expect_at_least: int, quiet_s: float =
     try:
         while time.monotonic() < deadline:
             before = len(out)
-            out += [json.loads(m.value) for m in consumer]
+            out += [_event_of(e) for m in consumer for e in events_of(m.value)]
             if len(out) > before:
                 quiet_since = time.monotonic()
             elif len(out) >= expect_at_least and time.monotonic() - quiet_since > quiet_s:

@@ -57,3 +57,17 @@ async def test_enrich_agent_routes_events_and_rejections(app, sent) -> None:
     assert sent[0][1]["reason"] == "schema"
     assert [e["event_id"] for e in sent[1][1]] == [ok["id"]]  # a JSON array of events
     assert agents_of(app).pipeline.counters == {"ok": 1, "schema": 1}
+
+
+async def test_enrich_agent_reads_a_collector_frame_event_by_event(app, sent) -> None:
+    from producers.raw_frames import frame
+
+    agent = agents_of(app).enrich
+    good = [raw_event(ip=None) for _ in range(3)]
+    values = [orjson.dumps(good[0]), b'{"v": 9}', orjson.dumps(good[1]), orjson.dumps(good[2])]
+    async with agent.test_context() as ctx:
+        await ctx.put(frame(values))  # one message, four events, one of them bad
+        assert await agents_of(app).publisher.flush() == 3
+    assert [name for name, _ in sent] == ["mayak.failed", "mayak.events"]
+    assert [e["event_id"] for e in sent[1][1]] == [e["id"] for e in good]  # in frame order
+    assert agents_of(app).pipeline.counters == {"ok": 3, "schema": 1}
