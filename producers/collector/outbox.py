@@ -164,6 +164,7 @@ class Outbox:
         self._done: list[_Request] = []  # acked (or failed), not yet resolved on the loop
         self._done_lock = threading.Lock()
         self._waiting: collections.deque[_Request] = collections.deque()  # for the deadlines
+        self._handing: list[_Request] = []  # this loop iteration's, for the sender thread
         self._sweeping = False
         # kafka-python's default partitioner for a key (murmur2, as the Java client), memoised
         self._hash = MemoPartitioner()._hash
@@ -193,15 +194,15 @@ class Outbox:
             except queue.Empty:
                 pass
             requests: list[_Request] = []
-            for req in batch:
-                if req is None or callable(req):  # close(): send what came before it first
+            for item in batch:
+                if item is None or callable(item):  # close(): send what came before it first
                     self._send(requests)
                     requests = []
-                    if req is None:
+                    if item is None:
                         return
-                    req()
+                    item()
                     continue
-                requests.append(req)
+                requests += item  # the requests of one loop iteration
             self._send(requests)
 
     def _send(self, requests: list[_Request]) -> None:
@@ -287,6 +288,12 @@ class Outbox:
                 else:
                     req.future.set_result(None)
 
+    def _hand_over(self) -> None:
+        """Pass the requests of one loop iteration to the sender thread at once: one wake-up
+        of the thread (and one GIL hand-off) per iteration, not per request."""
+        handing, self._handing = self._handing, []
+        self._inbox.put(handing)
+
     def _sweep(self) -> None:
         """Fail the requests whose acks are overdue (they are answered 503)."""
         now = time.monotonic()
@@ -311,7 +318,10 @@ class Outbox:
             loop = self._loop = asyncio.get_running_loop()
         req = _Request(records, loop.create_future(), time.monotonic() + self.ack_timeout)
         self.pending += n
-        self._inbox.put(req)
+        if not self._handing:
+            self._handing = []
+            loop.call_soon(self._hand_over)
+        self._handing.append(req)
         self._waiting.append(req)
         if not self._sweeping:
             self._sweeping = True
@@ -337,6 +347,9 @@ class Outbox:
             finally:
                 closed.set()
 
+        if self._handing:  # requests of the current loop iteration go first
+            self._inbox.put(self._handing)
+            self._handing = []
         self._inbox.put(_close)
         self._inbox.put(None)
         closed.wait(timeout + 5)
