@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     worker_id: str = "mayak-worker"
     worker_web_port: int = 6066
     sink_batch_size: int = 5000
-    sink_flush_seconds: float = 1.0
+    sink_flush_seconds: float = 0.5
     # enrich agent: enriched events wait at most this long to be sent as one message
     enrich_linger_seconds: float = Field(0.05, ge=0.005, le=5.0)
     # enriched events per mayak.events message (a JSON array; stream_jobs/batching.py)

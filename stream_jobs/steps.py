@@ -111,27 +111,30 @@ def pseudonymize_step(keys: Keys, clock: Clock) -> Callable[[Hit], Hit]:
 def scrub_step(routes: RouteTemplates) -> Callable[[Hit], Hit]:
     """Contract fields from the raw ones: templated path, referrer domain, utm, scrubbed props."""
 
-    # pages repeat: remember the templated form of recent paths (bounded; in memory only)
-    templated = lru_cache(maxsize=4096)(lambda url_path: scrub_path(url_path, routes))
-
-    def scrub(hit: Hit) -> Hit:
-        raw, out = hit.raw, hit.out
-        url = raw.get("url") or ""
+    # pages and referrers repeat: split each (url, ref, route) once (bounded; in memory only)
+    @lru_cache(maxsize=8192)
+    def url_fields(url: str, ref: str | None, route: str | None) -> tuple[str, ...]:
+        """(path, referrer_domain, utm_source, utm_medium, utm_campaign)."""
         try:  # split once: path, utm_* and the own host for the referrer
             parts = urlsplit(url)
             url_path, query = parts.path, parts.query
             own_host = (parts.hostname or "").removeprefix("www.")
         except ValueError:
             url_path, query, own_host = "/", "", ""
-        route = raw.get("route")
-        path = scrub_path(route, None) if route and not url else templated(url_path)
+        path = scrub_path(route, None) if route and not url else scrub_path(url_path, routes)
         utm = utm_of_query(query)
+        return (path, referrer_domain_of_host(ref, own_host), utm.get("utm_source", ""),
+                utm.get("utm_medium", ""), utm.get("utm_campaign", ""))
+
+    def scrub(hit: Hit) -> Hit:
+        raw, out = hit.raw, hit.out
+        path, referrer, source, medium, campaign = url_fields(
+            raw.get("url") or "", raw.get("ref"), raw.get("route"))
         out.update(
             event_id=raw["id"], event_type=raw["type"], site_id=raw["site"], ts=raw["ts"],
             path=path, section=scrub_text(raw.get("section") or "")[:64],
-            referrer_domain=referrer_domain_of_host(raw.get("ref"), own_host),
-            utm_source=utm.get("utm_source", ""), utm_medium=utm.get("utm_medium", ""),
-            utm_campaign=utm.get("utm_campaign", ""),
+            referrer_domain=referrer, utm_source=source, utm_medium=medium,
+            utm_campaign=campaign,
             engaged_ms=raw.get("engaged_ms") or 0, scroll_pct=raw.get("scroll_pct") or 0,
             service_type=scrub_text(raw.get("service_type") or "")[:64],
             campaign_id=raw.get("campaign") or "",

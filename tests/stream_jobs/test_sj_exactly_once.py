@@ -182,7 +182,12 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
         _wait(drained, 150, "all offsets committed", stack)
     except AssertionError as exc:  # say which topic lags: the worker log alone does not
         lags = {t: _lag(bootstrap, group, [t]) for t in topics}
-        raise AssertionError(f"(committed, end) per topic: {lags}\n{exc}") from None
+        # and what the worker is doing: mode's Worker dumps its threads and asyncio tasks
+        stack.procs["worker"].send_signal(signal.SIGUSR1)
+        time.sleep(3)
+        dump = stack.log("worker")[-15_000:]
+        raise AssertionError(f"(committed, end) per topic: {lags}\n{exc}\n"
+                             f"worker threads and tasks:\n{dump}") from None
     stack.stop("worker")
     log = stack.log("worker")
     print(f"drained {time.monotonic() - started:.1f}s after the restart; "
