@@ -120,7 +120,9 @@ def collector(workers: int = typer.Option(
     # MAYAK_COLLECTOR_TRUSTED_PROXIES
     uvicorn.run("mayak.cli:collector_app", factory=True, workers=workers,
                 host=settings.collector_host, port=settings.collector_port, log_level="warning",
-                loop="uvloop", http="httptools", access_log=False, proxy_headers=False,
+                loop="uvloop", access_log=False, proxy_headers=False,
+                # httptools, with each response's header and body writes sent as one
+                http="producers.collector.server:CoalescingHttpToolsProtocol",
                 server_header=False)
 
 

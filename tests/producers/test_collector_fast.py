@@ -290,3 +290,78 @@ def test_ip_nonces_are_never_repeated_across_pool_refills_threads_and_forks() ->
     assert os.read(read, 12) != nonces.take()
     key = os.urandom(32)
     assert decrypt_ip(key, encrypt_ip(key, "85.132.10.20")) == "85.132.10.20"
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+async def test_one_system_write_per_response_and_close_sends_what_was_written() -> None:
+    from producers.collector.server import _CoalescingTransport
+
+    real = _Transport()
+    transport = _CoalescingTransport(real, asyncio.get_running_loop())
+    transport.write(b"HTTP/1.1 202 Accepted\r\n\r\n")
+    transport.write(b'{"accepted":1}')
+    assert real.writes == []  # not before the loop comes round
+    await asyncio.sleep(0)
+    assert real.writes == [b'HTTP/1.1 202 Accepted\r\n\r\n{"accepted":1}']
+    transport.write(b"last words")
+    transport.close()
+    assert real.writes[-1] == b"last words" and real.closed
+    assert transport.get_extra_info("peername") == "info:peername"  # the rest is the transport's
+
+
+def test_collector_protocol_serves_keep_alive_and_streamed_responses() -> None:
+    import socket
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse, StreamingResponse
+    from starlette.routing import Route
+
+    from mayak.kafka_local import free_port
+
+    async def stream():
+        for part in (b"a", b"b", b"c"):
+            yield part
+
+    app = Starlette(routes=[Route("/t", lambda r: PlainTextResponse("ok")),
+                            Route("/s", lambda r: StreamingResponse(stream()))])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning",
+        http="producers.collector.server:CoalescingHttpToolsProtocol"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with socket.create_connection(("127.0.0.1", port)) as sock:  # one connection, 3 requests
+            sock.sendall(b"GET /t HTTP/1.1\r\nHost: x\r\n\r\n" * 2
+                         + b"GET /s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        assert received.count(b"HTTP/1.1 200 OK") == 3
+        assert received.count(b"\r\n\r\nok") == 2
+        assert received.endswith(b"1\r\na\r\n1\r\nb\r\n1\r\nc\r\n0\r\n\r\n")  # chunked, complete
+    finally:
+        server.should_exit = True
+        thread.join(10)
