@@ -10,16 +10,17 @@ back to the committed offset: the lost events are read and handled; the events a
 acked already, are recognised by ``acked()`` and skipped by the agents, and the exactly-once
 sink drops anything landed twice.
 
-A second kind of stall came after a rebalance (the killed worker's session expiring while the
-restarted one runs): the table recovery completed, yet the partition delivered nothing more,
-with a backlog behind its committed offset and nothing acked (the task dump showed every agent
-waiting for messages). The guard treats a partition whose committed offset stays put for
-``STALL_CHECKS`` checks while the broker holds more than it, outside recovery, the same way:
-it resumes it if Faust left it paused and seeks it back to the committed offset.
+A second stall: a commit that Kafka refuses because the group rebalanced meanwhile ("already
+rebalanced") is dropped by Faust without a word, yet Faust books its offsets as committed and
+never commits them again. After the exactly-once test's restart the worker had handled every
+raw event, but Kafka's committed offset stayed thousands behind. So every ``RECOMMIT_EVERY``
+checks the guard commits again, to Kafka, the offsets Faust believes committed, for the
+partitions with nothing newer to commit (their output was flushed before Faust booked them).
 
 This reads Faust's consumer bookkeeping (``_committed_offset``, ``_acked``,
-``_acked_index``, ``_paused_partitions``): faust-streaming is pinned in pyproject.toml, and
-tests/stream_jobs/test_sj_commit_guard.py checks those names against the installed Faust.
+``_acked_index``, ``_commit_fut``) and commits through its ``_commit``: faust-streaming is
+pinned in pyproject.toml, and tests/stream_jobs/test_sj_commit_guard.py checks those names
+against the installed Faust.
 """
 
 from __future__ import annotations
@@ -31,14 +32,14 @@ log = logging.getLogger("mayak.stream_jobs")
 
 
 class CommitGuard:
-    #: checks (5 s apart) a backlogged partition's commit may stand still before a rewind
-    STALL_CHECKS = 3
+    #: checks (5 s apart) between two re-commits of what Faust believes committed
+    RECOMMIT_EVERY = 6
 
     def __init__(self, app, topics: Iterable[str]) -> None:
         self.app = app  # its consumer is created on first use
         self.topics = set(topics)
         self.suspects: dict = {}  # tp -> (committed, first acked) seen at the last check
-        self.idle: dict = {}  # tp -> (committed, checks seen standing still with a backlog)
+        self.checks = 0
 
     def acked(self, message) -> bool:
         """Whether ``message`` was acked already (it is being read a second time)."""
@@ -56,23 +57,9 @@ class CommitGuard:
                     found[tp] = (committed, first)
         return found
 
-    def backlogged(self) -> dict:
-        """tp -> committed offset of every partition with nothing acked and more to read."""
-        consumer = self.app.consumer
-        found = {}
-        for tp, committed in list(consumer._committed_offset.items()):
-            if tp.topic not in self.topics or committed is None or consumer._acked.get(tp):
-                continue
-            highwater = consumer.highwater(tp)
-            # +1: Faust's committed offset is at times the last handled one, at times the next
-            if highwater is not None and highwater > committed + 1:
-                found[tp] = committed
-        return found
-
     async def check(self) -> int:
-        """Rewind each partition whose hole did not move since the last check, or whose
-        backlog was not touched for ``STALL_CHECKS`` checks; returns how many were rewound.
-        Called from a timer."""
+        """Rewind each partition whose hole did not move since the last check; returns how
+        many were rewound. Called from a timer."""
         holes = self.holes()
         rewound = []
         for tp, (committed, first) in holes.items():
@@ -82,23 +69,21 @@ class CommitGuard:
                 await self.app.consumer.seek(tp, committed)
                 rewound.append(tp)
         self.suspects = {tp: hole for tp, hole in holes.items() if tp not in rewound}
-        if getattr(self.app, "in_recovery", False):  # partitions wait for the tables then
-            self.idle = {}
-            return len(rewound)
-        idle = {}
-        for tp, committed in self.backlogged().items():
-            seen, checks = self.idle.get(tp, (None, 0))
-            checks = checks + 1 if seen == committed else 1
-            if checks < self.STALL_CHECKS:
-                idle[tp] = (committed, checks)
-                continue
-            consumer = self.app.consumer
-            paused = tp in consumer._paused_partitions
-            log.warning("%s stood at offset %d with more to read (%s); reading on from there",
-                        tp, committed, "paused" if paused else "not paused")
-            if paused:
-                consumer.resume_partitions({tp})
-            await consumer.seek(tp, committed)
-            rewound.append(tp)
-        self.idle = idle
+        self.checks += 1
+        if self.checks % self.RECOMMIT_EVERY == 0:
+            await self.recommit()
         return len(rewound)
+
+    async def recommit(self) -> dict:
+        """Commit to Kafka again the offsets Faust booked for partitions with nothing newer
+        to commit; returns them. Skipped while Faust commits or recovers tables."""
+        consumer = self.app.consumer
+        if consumer._commit_fut is not None or getattr(self.app, "in_recovery", False):
+            return {}
+        assigned = consumer.assignment()
+        offsets = {tp: offset for tp, offset in list(consumer._committed_offset.items())
+                   if tp.topic in self.topics and offset is not None and tp in assigned
+                   and not consumer._acked.get(tp)}
+        if offsets:
+            await consumer._commit(offsets)
+        return offsets

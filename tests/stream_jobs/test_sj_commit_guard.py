@@ -17,15 +17,17 @@ class _Consumer:
         self._acked = defaultdict(list)
         self._acked_index = defaultdict(set)
         self._committed_offset = defaultdict(lambda: None)
-        self._paused_partitions: set = set()
-        self.highwaters: dict = {}
+        self._commit_fut = None
         self.seeks: list[tuple] = []
+        self.commits: list[dict] = []
+        self.assigned: set = set()
 
-    def highwater(self, tp):
-        return self.highwaters.get(tp)
+    def assignment(self) -> set:
+        return self.assigned
 
-    def resume_partitions(self, tps) -> None:
-        self._paused_partitions -= set(tps)
+    async def _commit(self, offsets) -> bool:
+        self.commits.append(dict(offsets))
+        return True
 
     def ack(self, tp, *offsets) -> None:
         self._acked[tp] += offsets
@@ -71,36 +73,34 @@ def test_no_rewind_while_the_hole_moves_or_is_one_offset() -> None:
 def test_faust_still_keeps_the_bookkeeping_the_guard_reads() -> None:
     app = faust.App("guard-names", broker="kafka://127.0.0.1:1")  # never connects
     consumer = app.consumer
-    for name in ("_acked", "_acked_index", "_committed_offset", "_paused_partitions"):
+    for name in ("_acked", "_acked_index", "_committed_offset", "_commit_fut"):
         assert hasattr(consumer, name), name
-    assert callable(consumer.seek) and callable(consumer.highwater)
-    assert callable(consumer.resume_partitions) and hasattr(app, "in_recovery")
+    assert callable(consumer.seek) and callable(consumer._commit)
+    assert callable(consumer.assignment) and hasattr(app, "in_recovery")
 
 
-def test_a_backlog_nobody_reads_is_resumed_and_read_again() -> None:
+def test_what_faust_booked_as_committed_is_committed_again() -> None:
     consumer, guard = _guard()
-    stuck, busy, done = TP("raw", 0), TP("raw", 1), TP("raw", 2)
-    consumer._committed_offset.update({stuck: 7377, busy: 100, done: 50})
-    consumer.highwaters.update({stuck: 10_462, busy: 900, done: 51})  # done: nothing left
-    consumer._paused_partitions.add(stuck)  # left paused after a rebalance
-    for _ in range(CommitGuard.STALL_CHECKS - 1):
-        assert asyncio.run(guard.check()) == 0
-        consumer._committed_offset[busy] += 10  # being read: the commit moves
-    assert asyncio.run(guard.check()) == 1
-    assert consumer.seeks == [(stuck, 7377)] and stuck not in consumer._paused_partitions
-    assert asyncio.run(guard.check()) == 0  # a fresh count after a rewind
+    booked, pending, gone, other = TP("raw", 0), TP("raw", 1), TP("raw", 2), TP("other", 0)
+    consumer.assigned = {booked, pending, other}  # raw-2 was revoked
+    consumer._committed_offset.update({booked: 10_462, pending: 500, gone: 7, other: 3})
+    consumer.ack(pending, 501)  # Faust will commit this one itself
+    for _ in range(CommitGuard.RECOMMIT_EVERY - 1):
+        asyncio.run(guard.check())
+    assert consumer.commits == []
+    asyncio.run(guard.check())
+    assert consumer.commits == [{booked: 10_462}]  # a refused commit is repaired
 
 
-def test_no_backlog_rewind_during_recovery_or_while_acks_are_pending() -> None:
+def test_no_recommit_while_faust_commits_or_recovers() -> None:
     consumer, guard = _guard()
     raw = TP("raw", 0)
-    consumer._committed_offset[raw] = 10
-    consumer.highwaters[raw] = 500
-    guard.app.in_recovery = True  # the partition waits for the session table
-    for _ in range(CommitGuard.STALL_CHECKS + 1):
-        assert asyncio.run(guard.check()) == 0
+    consumer.assigned = {raw}
+    consumer._committed_offset[raw] = 5
+    consumer._commit_fut = object()  # Faust's own commit in flight
+    assert asyncio.run(guard.recommit()) == {}
+    consumer._commit_fut = None
+    guard.app.in_recovery = True
+    assert asyncio.run(guard.recommit()) == {}
     guard.app.in_recovery = False
-    consumer.ack(raw, 11)  # handled, not yet committed: the hole check's business
-    for _ in range(CommitGuard.STALL_CHECKS + 1):
-        assert asyncio.run(guard.check()) == 0
-    assert consumer.seeks == []
+    assert asyncio.run(guard.recommit()) == {raw: 5} and consumer.commits == [{raw: 5}]
