@@ -10,17 +10,17 @@ back to the committed offset: the lost events are read and handled; the events a
 acked already, are recognised by ``acked()`` and skipped by the agents, and the exactly-once
 sink drops anything landed twice.
 
-A second stall: a commit that Kafka refuses because the group rebalanced meanwhile ("already
-rebalanced") is dropped by Faust without a word, yet Faust books its offsets as committed and
-never commits them again. After the exactly-once test's restart the worker had handled every
-raw event, but Kafka's committed offset stayed thousands behind. So every ``RECOMMIT_EVERY``
-checks the guard commits again, to Kafka, the offsets Faust believes committed, for the
-partitions with nothing newer to commit (their output was flushed before Faust booked them).
+A second stall came from Faust's own bookkeeping: it adds the offsets of a "gap" (a jump in the
+offsets it was handed, as after a seek) to the acked list without checking that they were acked
+already, so the list held duplicates; its commit then takes the first run of consecutive
+offsets, which a duplicate cuts to one or two, and the committed offset crawled on one offset
+per commit (2.8 s) with thousands acked behind it: the exactly-once test's drain timed out
+about one run in five. Each check therefore ``tidy``s the acked lists: sorted, without
+duplicates, without offsets below the committed one.
 
 This reads Faust's consumer bookkeeping (``_committed_offset``, ``_acked``,
-``_acked_index``, ``_commit_fut``) and commits through its ``_commit``: faust-streaming is
-pinned in pyproject.toml, and tests/stream_jobs/test_sj_commit_guard.py checks those names
-against the installed Faust.
+``_acked_index``): faust-streaming is pinned in pyproject.toml, and
+tests/stream_jobs/test_sj_commit_guard.py checks those names against the installed Faust.
 """
 
 from __future__ import annotations
@@ -32,14 +32,10 @@ log = logging.getLogger("mayak.stream_jobs")
 
 
 class CommitGuard:
-    #: checks (5 s apart) between two re-commits of what Faust believes committed
-    RECOMMIT_EVERY = 6
-
     def __init__(self, app, topics: Iterable[str]) -> None:
         self.app = app  # its consumer is created on first use
         self.topics = set(topics)
         self.suspects: dict = {}  # tp -> (committed, first acked) seen at the last check
-        self.checks = 0
 
     def acked(self, message) -> bool:
         """Whether ``message`` was acked already (it is being read a second time)."""
@@ -58,8 +54,9 @@ class CommitGuard:
         return found
 
     async def check(self) -> int:
-        """Rewind each partition whose hole did not move since the last check; returns how
-        many were rewound. Called from a timer."""
+        """Tidy the acked lists, then rewind each partition whose hole did not move since the
+        last check; returns how many were rewound. Called from a timer."""
+        self.tidy()
         holes = self.holes()
         rewound = []
         for tp, (committed, first) in holes.items():
@@ -69,21 +66,22 @@ class CommitGuard:
                 await self.app.consumer.seek(tp, committed)
                 rewound.append(tp)
         self.suspects = {tp: hole for tp, hole in holes.items() if tp not in rewound}
-        self.checks += 1
-        if self.checks % self.RECOMMIT_EVERY == 0:
-            await self.recommit()
         return len(rewound)
 
-    async def recommit(self) -> dict:
-        """Commit to Kafka again the offsets Faust booked for partitions with nothing newer
-        to commit; returns them. Skipped while Faust commits or recovers tables."""
+    def tidy(self) -> int:
+        """Sort Faust's acked lists and drop duplicates and offsets below the committed one
+        (see the module docstring); returns how many entries were dropped."""
         consumer = self.app.consumer
-        if consumer._commit_fut is not None or getattr(self.app, "in_recovery", False):
-            return {}
-        assigned = consumer.assignment()
-        offsets = {tp: offset for tp, offset in list(consumer._committed_offset.items())
-                   if tp.topic in self.topics and offset is not None and tp in assigned
-                   and not consumer._acked.get(tp)}
-        if offsets:
-            await consumer._commit(offsets)
-        return offsets
+        dropped = 0
+        for tp, acked in list(consumer._acked.items()):
+            if tp.topic not in self.topics or not acked:
+                continue
+            committed = consumer._committed_offset.get(tp)
+            keep = sorted({o for o in acked if committed is None or o >= committed})
+            if keep != acked:
+                dropped += len(acked) - len(keep)
+                acked[:] = keep
+        if dropped:
+            log.warning("dropped %d duplicate or committed offset(s) from Faust's acked lists",
+                        dropped)
+        return dropped
