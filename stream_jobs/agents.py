@@ -96,6 +96,7 @@ def register_agents(app: faust.App, topics: Topics, settings,
     write_back = SessionWriteBack(sessions, BatchedChangelog(app, sessions))
     pipeline = make_pipeline(write_back)
     guard = CommitGuard(app, [settings.topic_raw, settings.topic_events, settings.topic_failed])
+    # send looked up per call, not bound now: tests patch faust's Topic.send after start-up
     publisher = Publisher(lambda **message: topics.events.send(**message), write_back,
                           settings.events_per_message, settings.kafka_partitions)
 
@@ -104,10 +105,6 @@ def register_agents(app: faust.App, topics: Topics, settings,
     @app.agent(topics.raw, name="enrich")
     async def enrich(stream):
         flush_before_commit(app.producer, buffers)
-        # a flush queues up to one changelog record per visitor: let the buffer hold them
-        # instead of stalling every incoming message until it is under Faust's default 100
-        buffer = app.producer.buffer
-        buffer.max_messages = max(buffer.max_messages, 4 * settings.events_per_message)
         me = current_agent()
         observed = bool(me is not None and me._sinks)
         async for event in stream.events():

@@ -6,6 +6,7 @@ is the production wiring: key store, GeoIP readers and the IP key from ``Setting
 
 from __future__ import annotations
 
+import functools
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -41,21 +42,12 @@ def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
 
 
 def ip_decrypter(settings) -> Decrypt:
-    """Decrypts ``ip_enc`` with the key the collector encrypts with (``producers.crypto``)."""
-    import binascii
+    """Decrypts ``ip_enc`` with the key the collector encrypts with (``producers.crypto``;
+    ``decrypt_ip`` builds the cipher once per key)."""
+    from producers.crypto import decrypt_ip, ip_cipher_key, load_master_secret
 
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    from producers.crypto import _AAD, ip_cipher_key, load_master_secret
-
-    # producers.crypto.decrypt_ip, with the cipher built once instead of per event
-    aead = AESGCM(ip_cipher_key(load_master_secret(settings.ip_key, settings.data_dir)))
-
-    def decrypt(blob: str) -> str:
-        raw = binascii.a2b_base64(blob)
-        return aead.decrypt(raw[:12], raw[12:], _AAD).decode()
-
-    return decrypt
+    return functools.partial(
+        decrypt_ip, ip_cipher_key(load_master_secret(settings.ip_key, settings.data_dir)))
 
 
 def pipeline_from_settings(settings, sessions: MutableMapping[str, Any], *,

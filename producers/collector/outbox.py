@@ -5,11 +5,12 @@ run on one dedicated sender thread, which also keeps one visitor's records in ar
 Requests do not hop to that thread one by one: ``produce`` appends the request to a queue and
 the thread drains everything queued since its last pass, so under load one wake-up carries the
 records of many requests, and they go out as one message per partition (a frame,
-``producers.raw_frames``; the partition is the one kafka-python would pick for each key). (Calling ``send`` from the event loop once the topic's metadata is
-known was measured too: no faster, since it moves the thread's work onto the loop.) The acks
-come back on the producer's I/O thread; they are counted per request there, and the requests
-whose records are all acknowledged are handed back to the event loop in bulk (one
-``call_soon_threadsafe`` per burst, not one per record). At most ``max_pending`` records may await acks; past that, and when
+``producers.raw_frames``; the partition is the one kafka-python would pick for each key).
+(Calling ``send`` from the event loop once the topic's metadata is known was measured too: no
+faster, since it moves the thread's work onto the loop.) The acks come back on the producer's
+I/O thread; they are counted per request there, and the requests whose records are all
+acknowledged are handed back to the event loop in bulk (one ``call_soon_threadsafe`` per
+burst, not one per record). At most ``max_pending`` records may await acks; past that, and when
 the acks do not come within ``ack_timeout``, the caller gets ``Unavailable`` and answers 503.
 The producer is idempotent with acks=all and retries, so a broker restart neither loses nor
 duplicates an acknowledged record.
@@ -63,8 +64,11 @@ class MemoPartitioner(DefaultPartitioner):
         parts = cluster.partitions_for_topic(topic)
         if not parts:
             raise ValueError(f"Topic {topic} not found in ClusterMetadata")
-        ordered = sorted(parts)
-        return ordered[self._hash(bytes(serialized_key)) % len(ordered)]
+        return self.pick(bytes(serialized_key), sorted(parts))
+
+    def pick(self, key: bytes, ordered: list[int]) -> int:
+        """The partition of ``key`` among the topic's sorted partitions."""
+        return ordered[self._hash(key) % len(ordered)]
 
 
 def _native_crc32c() -> bool:
@@ -167,7 +171,7 @@ class Outbox:
         self._handing: list[_Request] = []  # this loop iteration's, for the sender thread
         self._sweeping = False
         # kafka-python's default partitioner for a key (murmur2, as the Java client), memoised
-        self._hash = MemoPartitioner()._hash
+        self._partitioner = MemoPartitioner()
         self._thread = threading.Thread(target=self._run, name="mayak-outbox", daemon=True)
         self._thread.start()
 
@@ -233,7 +237,7 @@ class Outbox:
     def _partition_of(self, key: bytes | None, partitions: list[int]) -> int:
         if key is None:
             return random.choice(partitions)
-        return partitions[self._hash(key) % len(partitions)]
+        return self._partitioner.pick(key, partitions)
 
     def _send_frame(self, partition: int, frame: _Frame) -> None:
         # a frame of one visitor keeps the visitor's key (all of a light load's messages)
@@ -318,8 +322,7 @@ class Outbox:
             loop = self._loop = asyncio.get_running_loop()
         req = _Request(records, loop.create_future(), time.monotonic() + self.ack_timeout)
         self.pending += n
-        if not self._handing:
-            self._handing = []
+        if not self._handing:  # the first request of this loop iteration
             loop.call_soon(self._hand_over)
         self._handing.append(req)
         self._waiting.append(req)
