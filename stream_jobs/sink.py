@@ -60,6 +60,10 @@ class Dedup:
     query: Callable[[str, list[dict[str, Any]]], tuple[str, dict[str, Any]]]  # -> keys present
 
 
+#: keys per duplicate look-up: 4,000 UUIDs make ~160 KB of SQL, under ClickHouse's default
+#: ``max_query_size`` of 256 KB (a larger ``sink_batch_size`` is looked up in several queries)
+DEDUP_QUERY_KEYS = 4000
+
 _UUIDS_RE = re.compile(r"(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                        r"[0-9a-fA-F]{12},)*")
 
@@ -189,9 +193,9 @@ class Lander:
             unique.setdefault(key or f"\0{record[0]}:{record[1]}", record)
         keyed = [record[2] for key, record in unique.items() if not key.startswith("\0")]
         seen: set[str] = set()
-        if keyed:
-            sql, parameters = self.dedup.query(self.table, keyed)
-            seen = {row[0] for row in self.client.query(sql, parameters=parameters).result_rows}
+        for start in range(0, len(keyed), DEDUP_QUERY_KEYS):
+            sql, parameters = self.dedup.query(self.table, keyed[start:start + DEDUP_QUERY_KEYS])
+            seen.update(row[0] for row in self.client.query(sql, parameters=parameters).result_rows)
         fresh = [r for key, r in unique.items() if key not in seen]
         if len(fresh) < len(records):
             log.warning("dropped %d duplicate(s) already in %s", len(records) - len(fresh), self.table)

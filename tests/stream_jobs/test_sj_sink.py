@@ -57,6 +57,17 @@ def test_duplicates_made_upstream_are_dropped_by_event_id(wh) -> None:
     assert _count(wh) == 1
 
 
+def test_a_batch_larger_than_one_duplicate_lookup_lands_once(wh) -> None:
+    # 10,000 ids do not fit in one query (ClickHouse's max_query_size): looked up in parts
+    events = [_event() for _ in range(10_000)]
+    lander = Lander(wh, "events", event_row, dedup=EVENT_IDS)
+    assert lander.land([(0, i, e) for i, e in enumerate(events)]) == 10_000
+    again = [(1, i, dict(e)) for i, e in enumerate(events[::-1])]  # re-sent, elsewhere
+    assert lander.land(again) == 0
+    assert lander.counters["skipped_duplicates"] == 10_000
+    assert _count(wh) == 10_000
+
+
 def test_failed_events_land_and_bots_are_counted_per_site_and_day(wh) -> None:
     now = int(time.time() * 1000)
     records = [(0, i, {"reason": "bot", "step": "useragent", "detail": "Googlebot",
