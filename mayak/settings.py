@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     sink_flush_seconds: float = 0.5
     # enrich agent: enriched events wait at most this long to be sent as one message
     enrich_linger_seconds: float = Field(0.05, ge=0.005, le=5.0)
+    # raw messages the enrich agent runs through the pipeline in one go (stream_jobs/intake.py)
+    enrich_batch_size: int = Field(100, ge=1, le=10_000)
     # enriched events per mayak.events message (a JSON array; stream_jobs/batching.py)
     events_per_message: int = 500
     # Faust consumer group: a killed worker's partitions move after this many seconds

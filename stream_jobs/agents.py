@@ -1,7 +1,8 @@
 """The Faust agents: thin shells around the pure pipeline and the exactly-once landers.
 
 * ``enrich``: ``mayak.raw`` (single events or the collector's frames of several,
-  ``producers.raw_frames``) -> ``Pipeline.run`` per event -> the enriched events wait in a
+  ``producers.raw_frames``) -> an ``Intake`` runs ``Pipeline.run`` over a batch of raw
+  messages at a time (``enrich_batch_size``, ``stream_jobs.intake``) -> the enriched events wait in a
   ``Publisher`` and go out, per raw partition, as a few ``mayak.events`` messages (JSON
   arrays, ``stream_jobs.batching``) every ``enrich_linger_seconds`` or ``events_per_message``
   events; each rejection -> one ``mayak.failed`` message. The session table is written back
@@ -10,7 +11,7 @@
   insert per ``sink_flush_seconds`` unless about ``sink_batch_size`` rows are waiting.
 
 Faust acks an event when the agent asks for the next one and commits only acked offsets, after
-flushing the producer; the publisher and the landing buffers are flushed first
+flushing the producer; the intake, the publisher and the landing buffers are flushed first
 (``flush_before_commit``), so no offset is committed before what was made of its event is in
 Kafka / ClickHouse. (These agents batched with Faust's ``take_events`` at first, which holds
 events un-acked: in the SIGKILL exactly-once test it now and then never acked some, and the
@@ -20,7 +21,6 @@ hole, rarer, remained on ``mayak.events`` without them: ``CommitGuard`` reads it
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -30,11 +30,11 @@ import faust
 import orjson
 from faust.agents.agent import current_agent
 
-from producers.raw_frames import events_of
 from stream_jobs.batching import Publisher, SessionWriteBack, event_count, unframe
 from stream_jobs.changelog import BatchedChangelog
 from stream_jobs.commit_guard import CommitGuard
-from stream_jobs.pipeline import Clock, Pipeline, Rejected
+from stream_jobs.intake import Intake
+from stream_jobs.pipeline import Clock, Pipeline
 from stream_jobs.sink import Lander, LandingBuffer
 from stream_jobs.topics import Topics
 
@@ -47,6 +47,7 @@ class Agents:
     sink_events: faust.types.AgentT | None
     sink_failed: faust.types.AgentT | None
     pipeline: Pipeline
+    intake: Intake
     publisher: Publisher
 
 
@@ -64,7 +65,7 @@ def _event_records(messages: Raw) -> list[tuple[int, int, dict[str, Any]]]:
     return records
 
 
-def flush_before_commit(producer, buffers: Sequence[Publisher | LandingBuffer]) -> None:
+def flush_before_commit(producer, buffers: Sequence[Intake | Publisher | LandingBuffer]) -> None:
     """Make Faust's pre-commit ``producer.flush()`` flush ``buffers`` before the producer.
 
     Faust commits an offset once the event is acked (when the agent asks for the next one),
@@ -100,7 +101,10 @@ def register_agents(app: faust.App, topics: Topics, settings,
     publisher = Publisher(lambda **message: topics.events.send(**message), write_back,
                           settings.events_per_message, settings.kafka_partitions)
 
-    buffers: list[Publisher | LandingBuffer] = [publisher]  # + the sinks' landing buffers
+    intake = Intake(pipeline, publisher, lambda **message: topics.failed.send(**message),
+                    settings.enrich_batch_size)
+    # flushed in this order before each commit: raw messages, their events, the sinks' rows
+    buffers: list[Intake | Publisher | LandingBuffer] = [intake, publisher]
 
     @app.agent(topics.raw, name="enrich")
     async def enrich(stream):
@@ -108,21 +112,22 @@ def register_agents(app: faust.App, topics: Topics, settings,
         me = current_agent()
         observed = bool(me is not None and me._sinks)
         async for event in stream.events():
-            if guard.acked(event.message):
+            message = event.message
+            if guard.acked(message):
                 continue  # read again after a rewind: handled before
-            partition = write_back.partition = event.message.partition
-            for raw in events_of(event.value):  # a collector's frame holds several
-                result = pipeline.run(raw)
-                if isinstance(result, Rejected):
-                    await topics.failed.send(key=event.key,
-                                             value=orjson.dumps(result.to_record()))
-                elif publisher.add(partition, result):
+            # test_context() sinks (observed) get each message's results at once
+            if intake.add(message.partition, event.key, event.value) or observed:
+                results = await intake.flush()
+                if publisher.full:
                     await publisher.flush()
                 if observed:  # results are for sinks / test_context() only: yielding costs
-                    yield result
+                    for result in results:
+                        yield result
 
     @app.timer(settings.enrich_linger_seconds)
     async def publish_enriched() -> None:
+        if intake.pending:
+            await intake.flush()
         if publisher.pending:
             await publisher.flush()
 
@@ -177,4 +182,4 @@ def register_agents(app: faust.App, topics: Topics, settings,
         async def destroy_old_salts() -> None:
             purge_salts()
 
-    return Agents(enrich, sink_events, sink_failed, pipeline, publisher)
+    return Agents(enrich, sink_events, sink_failed, pipeline, intake, publisher)

@@ -181,6 +181,11 @@ class Publisher:
         """Hold ``event``; True when a full message's worth is waiting (flush now)."""
         self.pending.setdefault(partition, []).append(event)
         self.count += 1
+        return self.full
+
+    @property
+    def full(self) -> bool:
+        """A message's worth is waiting (flush now)."""
         return self.count >= self.per_message
 
     def drop(self) -> None:

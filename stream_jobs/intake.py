@@ -1,0 +1,70 @@
+"""Raw messages waiting to run through the pipeline, a batch at a time.
+
+The enrich agent hands each ``mayak.raw`` message to an ``Intake`` and the pipeline runs over
+``enrich_batch_size`` of them in one go, not one per message between Faust's own per-message
+work: the steps' code and data stay in the CPU caches. Measured on the pipeline benchmark
+(100k events): 4,100-4,200 events/s one at a time, 4,560-4,770 with batches of 100; 500 were
+no faster. A batch waits at most ``enrich_linger_seconds`` (the publisher's timer flushes it
+first), so freshness does not change.
+
+The messages are acked once the agent asks for the next one; like the publisher's events they
+are flushed before every commit (``agents.flush_before_commit``) and dropped on a rebalance,
+so nothing acked is committed before it ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from producers.raw_frames import events_of
+from stream_jobs.batching import Publisher
+from stream_jobs.pipeline import Pipeline, Rejected
+
+
+class Intake:
+    def __init__(self, pipeline: Pipeline, publisher: Publisher,
+                 send_failed: Callable[..., Awaitable[Any]], batch: int) -> None:
+        self.pipeline = pipeline
+        self.publisher = publisher
+        self.send_failed = send_failed
+        self.batch = batch
+        self.pending: list[tuple[int, Any, bytes]] = []  # (raw partition, key, value)
+        self.lock = asyncio.Lock()
+
+    def add(self, partition: int, key: Any, value: bytes) -> bool:
+        """Hold a raw message; True when a batch is waiting (flush now)."""
+        self.pending.append((partition, key, value))
+        return len(self.pending) >= self.batch
+
+    def drop(self) -> None:
+        self.pending = []
+
+    async def flush(self) -> list[dict[str, Any] | Rejected]:
+        """Run what waits, in order: events go to the publisher, rejections to
+        ``mayak.failed``. Returns every result (the agent yields them to test sinks)."""
+        async with self.lock:
+            pending, self.pending = self.pending, []
+            results, rejected = self._run(pending)
+            for key, record in rejected:  # one message each, as before batching
+                await self.send_failed(key=key, value=record)
+            return results
+
+    def _run(self, pending: list[tuple[int, Any, bytes]]):
+        run, add = self.pipeline.run, self.publisher.add
+        write_back = self.publisher.write_back
+        results: list[dict[str, Any] | Rejected] = []
+        rejected: list[tuple[Any, bytes]] = []
+        for partition, key, value in pending:
+            write_back.partition = partition  # the visitor's changelog record goes there
+            for raw in events_of(value):  # a collector's frame holds several
+                result = run(raw)
+                if isinstance(result, Rejected):
+                    rejected.append((key, orjson.dumps(result.to_record())))
+                else:
+                    add(partition, result)
+                results.append(result)
+        return results, rejected
