@@ -4,8 +4,9 @@ The enrich agent hands each ``mayak.raw`` message to an ``Intake`` and the pipel
 ``enrich_batch_size`` of them in one go, not one per message between Faust's own per-message
 work: the steps' code and data stay in the CPU caches (timed in the worker, one run cost
 74-85 us of CPU per event against 35 us alone). Pipeline benchmark, 100k events: about
-4,000-4,200 events/s one at a time, 4,340-4,770 with batches of 100; 500 were no faster. A batch waits at most ``enrich_linger_seconds`` (the publisher's timer flushes it
-first), so freshness does not change.
+4,000-4,200 events/s one at a time, 4,340-4,770 with batches of 100; 500 were no faster.
+A batch waits at most ``enrich_linger_seconds`` (the publisher's timer flushes it first), so
+freshness does not change.
 
 The messages are acked once the agent asks for the next one; like the publisher's events they
 are flushed before every commit (``agents.flush_before_commit``) and dropped on a rebalance,
