@@ -13,6 +13,7 @@ from anonymizer.keystore import KeyStore, keystore_from_settings
 from mayak.settings import Settings
 from stream_jobs.agents import Agents, register_agents
 from stream_jobs.batching import INDEX_BITS
+from stream_jobs.monitor import QuietMonitor
 from stream_jobs.pipeline import Clock, utc_now
 from stream_jobs.processors import pipeline_from_settings
 from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_json_row, failed_row
@@ -37,6 +38,7 @@ def create_app(settings: Settings, client, *, clock: Clock = utc_now,
         broker_heartbeat_interval=settings.worker_heartbeat_s,
         # gather the per-batch sends (events, changelog) into fewer produce requests
         producer_linger=0.005,
+        monitor=QuietMonitor(),  # Faust's per-message statistics: unused (stream_jobs/monitor.py)
     )
     from stream_jobs.topics import define_topics
 
