@@ -2,11 +2,12 @@
 
 * ``enrich``: ``mayak.raw`` (single events or the collector's frames of several,
   ``producers.raw_frames``) -> an ``Intake`` runs ``Pipeline.run`` over a batch of raw
-  messages at a time (``enrich_batch_size``, ``stream_jobs.intake``) -> the enriched events wait in a
-  ``Publisher`` and go out, per raw partition, as a few ``mayak.events`` messages (JSON
-  arrays, ``stream_jobs.batching``) every ``enrich_linger_seconds`` or ``events_per_message``
-  events; each rejection -> one ``mayak.failed`` message. The session table is written back
-  once per visitor per flush. Faust pays its per-message cost once per raw event, not twice.
+  messages at a time (``enrich_batch_size``, ``stream_jobs.intake``) -> the enriched events
+  wait in a ``Publisher`` and go out, per raw partition, as a few ``mayak.events`` messages
+  (JSON arrays, ``stream_jobs.batching``) every ``enrich_linger_seconds`` or
+  ``events_per_message`` events; each rejection -> one ``mayak.failed`` message. The session
+  table is written back once per visitor per flush. Faust pays its per-message cost once per
+  raw event, not twice.
 * ``sink_events`` / ``sink_failed``: records wait in a ``LandingBuffer`` -> ClickHouse, one
   insert per ``sink_flush_seconds`` unless about ``sink_batch_size`` rows are waiting.
 

@@ -16,7 +16,7 @@ from stream_jobs.batching import INDEX_BITS
 from stream_jobs.monitor import QuietMonitor
 from stream_jobs.pipeline import Clock, utc_now
 from stream_jobs.processors import pipeline_from_settings
-from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_json_row, failed_row
+from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_row, failed_row
 
 
 def create_app(settings: Settings, client, *, clock: Clock = utc_now,
@@ -45,8 +45,8 @@ def create_app(settings: Settings, client, *, clock: Clock = utc_now,
     keys = keys or keystore_from_settings(settings)
     landers = None
     if client is not None:
-        landers = {"events": Lander(client, "events", event_json_row, EVENT_IDS,
-                                    index_bits=INDEX_BITS, json=True),
+        landers = {"events": Lander(client, "events", event_row, EVENT_IDS,
+                                    index_bits=INDEX_BITS),
                    "failed_events": Lander(client, "failed_events", failed_row, FAILURES)}
     app.mayak = register_agents(  # type: ignore[attr-defined]
         app, define_topics(app, settings), settings,

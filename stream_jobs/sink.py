@@ -23,7 +23,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -33,19 +32,20 @@ log = logging.getLogger("mayak.stream_jobs.sink")
 Record = tuple[int, int, dict[str, Any]]  # (partition, offset, value)
 
 
-def _ms_to_dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+def _seconds(ms: Any) -> float:
+    """Epoch ms as JSON for a DateTime64(3) column: seconds with the milliseconds after the
+    point (ClickHouse reads a JSON integer as whole seconds)."""
+    return int(ms) / 1000
 
 
-def event_json_row(value: dict[str, Any]) -> dict[str, Any]:
-    """An enriched event as a new JSONEachRow row: ts in seconds with its milliseconds, as
-    ClickHouse reads a JSON number into DateTime64(3) (an integer would be taken as seconds)."""
-    return {**value, "ts": int(value["ts"]) / 1000}
+def event_row(value: dict[str, Any]) -> dict[str, Any]:
+    """An enriched event as a new row (fields the table lacks are skipped when landed)."""
+    return {**value, "ts": _seconds(value["ts"])}
 
 
 def failed_row(value: dict[str, Any]) -> dict[str, Any]:
     event = value.get("event") or {}
-    return {"failed_at": _ms_to_dt(int(value["failed_at"])), "reason": value["reason"],
+    return {"failed_at": _seconds(value["failed_at"]), "reason": value["reason"],
             "step": value["step"], "detail": value.get("detail", ""),
             "site_id": str(event.get("site") or "")[:64],
             "event_id": str(event.get("id") or "")[:64],
@@ -114,17 +114,14 @@ class Lander:
 
     def __init__(self, client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
                  dedup: Dedup | None = None, retry_seconds: float = 2.0,
-                 sleep: Callable[[float], None] = time.sleep, index_bits: int = 0,
-                 json: bool = False) -> None:
+                 sleep: Callable[[float], None] = time.sleep, index_bits: int = 0) -> None:
         self.client = client
         self.table = table
-        self.to_row = to_row
-        self.json = json  # see _insert_json; to_row must then return a new dict
+        self.to_row = to_row  # returns a new dict: the lander adds the row's position to it
         self.dedup = dedup
         self.retry_seconds = retry_seconds
         self.sleep = sleep
         self.index_bits = index_bits
-        self.columns = [row[0] for row in client.query(f"DESCRIBE TABLE {table}").result_rows]
         self.expected: dict[int, int] = {}
         self.landed: dict[int, set[int]] = {}
         self.counters = {"landed": 0, "skipped_offsets": 0, "skipped_duplicates": 0}
@@ -139,21 +136,8 @@ class Lander:
         fresh = self._new_offsets(records)
         if self.dedup is not None:
             fresh = self._not_landed_yet(fresh)
-        if fresh and self.json:
-            self._insert_json(fresh)
-        elif fresh:
-            rows = [self.to_row(v) for _, _, v in fresh]
-            present = set().union(*rows) | {"kafka_partition", "kafka_offset"}
-            columns = [c for c in self.columns if c in present]  # the table's defaults for the rest
-            data = []
-            for c in columns:  # column-oriented: no row -> column transposition in the driver
-                if c == "kafka_partition":
-                    data.append([p for p, _, _ in fresh])
-                elif c == "kafka_offset":
-                    data.append([o for _, o, _ in fresh])
-                else:
-                    data.append([row.get(c, "") for row in rows])
-            self._insert(data, columns)
+        if fresh:
+            self._insert(fresh)
         bits = self.index_bits
         for partition, offset, _ in records:
             nxt = ((offset >> bits) + 1) << bits
@@ -198,18 +182,15 @@ class Lander:
         seen: set[str] = set()
         for start in range(0, len(keyed), DEDUP_QUERY_KEYS):
             sql, parameters = self.dedup.query(self.table, keyed[start:start + DEDUP_QUERY_KEYS])
-            seen.update(row[0] for row in self.client.query(sql, parameters=parameters).result_rows)
+            result = self.client.query(sql, parameters=parameters)
+            seen.update(row[0] for row in result.result_rows)
         fresh = [r for key, r in unique.items() if key not in seen]
         if len(fresh) < len(records):
             log.warning("dropped %d duplicate(s) already in %s", len(records) - len(fresh), self.table)
         self.counters["skipped_duplicates"] += len(records) - len(fresh)
         return fresh
 
-    def _insert(self, data: list[list[Any]], columns: list[str]) -> None:
-        self._retry(lambda: self.client.insert(self.table, data, column_names=columns,
-                                               column_oriented=True))
-
-    def _insert_json(self, fresh: list[Record]) -> None:
+    def _insert(self, fresh: list[Record]) -> None:
         """Send the rows as JSONEachRow, parsed by ClickHouse. Building the columns and
         clickhouse-connect's LowCardinality dictionaries in Python held the GIL that the enrich
         loop needs (pipeline benchmark, 100k events: 4,852 and 5,118 events/s this way, 4,794
@@ -221,14 +202,10 @@ class Lander:
             row["kafka_partition"], row["kafka_offset"] = partition, position
             rows.append(row)
         blob = orjson.dumps(rows)
-        self._retry(lambda: self.client.raw_insert(
-            self.table, None, insert_block=blob, fmt="JSONEachRow",
-            settings={"input_format_skip_unknown_fields": 1}))
-
-    def _retry(self, insert: Callable[[], Any]) -> None:
         while True:
             try:
-                insert()
+                self.client.raw_insert(self.table, None, insert_block=blob, fmt="JSONEachRow",
+                                       settings={"input_format_skip_unknown_fields": 1})
                 return
             except Exception as exc:  # a broken warehouse must not lose the acked batch
                 log.warning("insert into %s failed (%s); retrying in %.0fs", self.table,

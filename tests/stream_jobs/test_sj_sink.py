@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from stream_jobs.sink import (EVENT_IDS, FAILURES, Lander, LandingBuffer, event_json_row, failed_row,
+from stream_jobs.sink import (EVENT_IDS, FAILURES, Lander, LandingBuffer, event_row, failed_row,
                              recount_bot_hits)
 
 pytestmark = pytest.mark.clickhouse
@@ -20,11 +20,6 @@ def _event(**fields) -> dict:
     return {"event_id": str(uuid.uuid4()), "event_type": "pageview", "site_id": "elegal",
             "ts": int(time.time() * 1000), "visitor_id": "v", "session_id": "s", "path": "/",
             "asn": 0, "props": {"ignored": 1}, **fields}
-
-
-def _events(client, **kwargs) -> Lander:
-    """The events lander as the worker builds it: JSONEachRow rows."""
-    return Lander(client, "events", event_json_row, json=True, **kwargs)
 
 
 def _count(client, table: str = "events") -> int:
@@ -37,20 +32,21 @@ def test_events_land_as_sent_to_the_millisecond_with_defaults_for_missing_fields
     sparse = _event(ts=1_795_925_530_100)
     for key in ("asn", "props"):
         sparse.pop(key)
-    assert _events(wh).land([(1, 7, full), (0, 9, sparse)]) == 2
+    assert Lander(wh, "events", event_row).land([(1, 7, full), (0, 9, sparse)]) == 2
     rows = wh.query("SELECT toUnixTimestamp64Milli(ts), path, asn, engaged_ms, scroll_pct, "
                     "browser_major, country, kafka_partition, kafka_offset FROM events "
                     "ORDER BY ts DESC").result_rows
-    assert rows == [(1_795_925_530_123, '/xidmətlər/"notarius"', 28787, 5000, 80, "131", "AZ", 1, 7),
-                    (1_795_925_530_100, "/", 0, 0, 0, "", "", 0, 9)]
+    assert rows == [
+        (1_795_925_530_123, '/xidmətlər/"notarius"', 28787, 5000, 80, "131", "AZ", 1, 7),
+        (1_795_925_530_100, "/", 0, 0, 0, "", "", 0, 9)]
 
 
 def test_a_redelivered_range_is_skipped_after_a_restart(wh) -> None:
     events = [_event() for _ in range(10)]
     records = [(p, o, events[o * 2 + p]) for o in range(5) for p in (0, 1)]
-    assert _events(wh, dedup=EVENT_IDS).land(records[:6]) == 6
+    assert Lander(wh, "events", event_row, dedup=EVENT_IDS).land(records[:6]) == 6
     # a crash before the commit: a new worker gets everything again, cut differently
-    restarted = _events(wh, dedup=EVENT_IDS)
+    restarted = Lander(wh, "events", event_row, dedup=EVENT_IDS)
     assert restarted.land(records[:4]) == 0
     assert restarted.land(records[4:]) == 4
     assert restarted.counters["skipped_offsets"] == 6
@@ -60,15 +56,15 @@ def test_a_redelivered_range_is_skipped_after_a_restart(wh) -> None:
 
 def test_a_partly_landed_batch_lands_only_what_is_missing(wh) -> None:
     events = [_event() for _ in range(6)]
-    first = _events(wh)
+    first = Lander(wh, "events", event_row)
     first.land([(0, 0, events[0]), (0, 2, events[2])])  # as if offset 1 had been lost in a crash
-    again = _events(wh)
+    again = Lander(wh, "events", event_row)
     assert again.land([(0, i, events[i]) for i in range(6)]) == 4
     assert _count(wh) == 6
 
 
 def test_duplicates_made_upstream_are_dropped_by_event_id(wh) -> None:
-    lander = _events(wh, dedup=EVENT_IDS)
+    lander = Lander(wh, "events", event_row, dedup=EVENT_IDS)
     event = _event()
     assert lander.land([(0, 0, event), (0, 1, dict(event))]) == 1  # twice in one batch
     assert lander.land([(1, 7, dict(event))]) == 0  # re-sent later, other partition and offset
@@ -79,7 +75,7 @@ def test_duplicates_made_upstream_are_dropped_by_event_id(wh) -> None:
 def test_a_batch_larger_than_one_duplicate_lookup_lands_once(wh) -> None:
     # 10,000 ids do not fit in one query (ClickHouse's max_query_size): looked up in parts
     events = [_event() for _ in range(10_000)]
-    lander = _events(wh, dedup=EVENT_IDS)
+    lander = Lander(wh, "events", event_row, dedup=EVENT_IDS)
     assert lander.land([(0, i, e) for i, e in enumerate(events)]) == 10_000
     again = [(1, i, dict(e)) for i, e in enumerate(events[::-1])]  # re-sent, elsewhere
     assert lander.land(again) == 0
@@ -101,6 +97,8 @@ def test_failed_events_land_and_bots_are_counted_per_site_and_day(wh) -> None:
     again = {**records[0][2], "failed_at": now + 60_000}
     assert lander.land([(0, 50, again)]) == 0
     assert _count(wh, "failed_events") == 4
+    stamps = wh.query("SELECT DISTINCT toUnixTimestamp64Milli(failed_at) FROM failed_events")
+    assert stamps.result_rows == [(now,)]  # to the millisecond
     rows = wh.query("SELECT site_id, bot, sum(hits) FROM bot_hits GROUP BY site_id, bot").result_rows
     assert rows == [("elegal", "Googlebot", 3)]
     assert _count(wh) == 0  # bots never enter events
@@ -125,7 +123,7 @@ def test_bot_hits_a_crash_kept_from_the_view_are_recounted_once(wh) -> None:
 
 def test_landing_buffer_lands_what_waits_once_per_flush(wh) -> None:
     events = [_event() for _ in range(5)]
-    buffer = LandingBuffer(_events(wh, dedup=EVENT_IDS),
+    buffer = LandingBuffer(Lander(wh, "events", event_row, dedup=EVENT_IDS),
                            lambda raw: [(p, o, orjson.loads(v)) for p, o, v in raw], most=3)
     assert [buffer.add(0, o, orjson.dumps(e)) for o, e in enumerate(events[:3])] == \
         [False, False, True]
