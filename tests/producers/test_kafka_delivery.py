@@ -3,7 +3,6 @@ of them across a broker restart and duplicates none; the hooks' tracker produces
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time

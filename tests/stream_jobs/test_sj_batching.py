@@ -130,7 +130,7 @@ def test_a_flush_waits_for_the_sends_of_an_earlier_one() -> None:
         publisher.add(i % 2, {"id": i})
 
     async def timer_then_commit() -> int:
-        timer = asyncio.ensure_future(publisher.flush())  # 3 messages, one loop pass each
+        _timer = asyncio.ensure_future(publisher.flush())  # 3 messages, one loop pass each
         await asyncio.sleep(0)
         await publisher.flush()  # the pre-commit flush: nothing new, but it must wait
         return len(sent.messages)
