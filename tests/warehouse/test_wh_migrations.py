@@ -56,8 +56,9 @@ def test_materialized_views_feed_the_aggregates(wh) -> None:
     wh.insert("events", rows, column_names=["event_id", "event_type", "site_id", "ts", "visitor_id",
                                             "session_id", "path", "country"],
               settings={"date_time_input_format": "best_effort"})
-    site = wh.query("SELECT sum(pageviews), sum(email_opens), uniqCombinedMerge(12)(visitors), "
-                    "uniqCombinedMerge(12)(sessions), uniqCombinedMerge(12)(openers) FROM agg_site_hourly").result_rows
+    site = wh.query("SELECT sum(pageviews), sum(email_opens), uniqCombinedMerge(12)(web_visitors), "
+                    "uniqCombinedMerge(12)(web_sessions), uniqCombinedMerge(12)(openers) "
+                    "FROM agg_site_hourly").result_rows
     assert site == [(3, 1, 3, 2, 1)]
     paths = wh.query("SELECT value, sum(pageviews) FROM agg_dim_hourly WHERE dimension = 'path' "
                      "GROUP BY value ORDER BY value").result_rows

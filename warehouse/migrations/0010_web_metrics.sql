@@ -6,9 +6,10 @@
 -- outbound.
 --
 -- Rollups (agg_site_hourly, agg_dim_hourly, agg_dim_daily):
---   web_visitors, web_sessions: uniqCombined(12) states over web events only (the old
---     visitors/sessions columns stay, counting every event type; nothing reads them for web
---     metrics any more);
+--   web_visitors, web_sessions: uniqCombined(12) states over web events only. They replace
+--     the visitors/sessions states over every event type, which nothing reads any more: the
+--     re-created views stop filling those (rows written before keep theirs; new rows hold
+--     empty states), so the insert path merges no more sketches per row than before;
 --   custom_events, outbound_clicks: counts;
 --   engaged_ms from now on sums engagement events only (the only events that carry it).
 -- sessions: web_events (web events of the session: 0 means the "session" is only e-mail
@@ -102,8 +103,6 @@ SELECT
     toUInt64(countIf(event_type = 'custom')) AS custom_events,
     toUInt64(countIf(event_type = 'outbound')) AS outbound_clicks,
     toUInt64(sumIf(engaged_ms, event_type = 'engagement')) AS engaged_ms,
-    uniqCombinedState(12)(visitor_id) AS visitors,
-    uniqCombinedStateIf(12)(session_id, session_id != '') AS sessions,
     uniqCombinedStateIf(12)(visitor_id, event_type = 'email_open') AS openers,
     uniqCombinedStateIf(12)(visitor_id,
         event_type IN ('pageview', 'engagement', 'custom', 'outbound')) AS web_visitors,
@@ -130,8 +129,6 @@ SELECT
     toUInt64(countIf(event_type = 'custom')) AS custom_events,
     toUInt64(countIf(event_type = 'outbound')) AS outbound_clicks,
     toUInt64(sumIf(engaged_ms, event_type = 'engagement')) AS engaged_ms,
-    uniqCombinedState(12)(visitor_id) AS visitors,
-    uniqCombinedStateIf(12)(session_id, session_id != '') AS sessions,
     uniqCombinedStateIf(12)(visitor_id, event_type = 'email_open') AS openers,
     uniqCombinedStateIf(12)(visitor_id,
         event_type IN ('pageview', 'engagement', 'custom', 'outbound')) AS web_visitors,
@@ -175,8 +172,6 @@ SELECT
     sum(custom_events) AS custom_events,
     sum(outbound_clicks) AS outbound_clicks,
     sum(engaged_ms) AS engaged_ms,
-    uniqCombinedMergeState(12)(visitors) AS visitors,
-    uniqCombinedMergeState(12)(sessions) AS sessions,
     uniqCombinedMergeState(12)(openers) AS openers,
     uniqCombinedMergeState(12)(web_visitors) AS web_visitors,
     uniqCombinedMergeState(12)(web_sessions) AS web_sessions

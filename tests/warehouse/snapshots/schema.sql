@@ -36,8 +36,6 @@ CREATE MATERIALIZED VIEW agg_dim_daily_mv TO agg_dim_daily
     `custom_events` UInt64,
     `outbound_clicks` UInt64,
     `engaged_ms` UInt64,
-    `visitors` AggregateFunction(uniqCombined(12), String),
-    `sessions` AggregateFunction(uniqCombined(12), String),
     `openers` AggregateFunction(uniqCombined(12), String),
     `web_visitors` AggregateFunction(uniqCombined(12), String),
     `web_sessions` AggregateFunction(uniqCombined(12), String)
@@ -54,8 +52,6 @@ AS SELECT
     sum(custom_events) AS custom_events,
     sum(outbound_clicks) AS outbound_clicks,
     sum(engaged_ms) AS engaged_ms,
-    uniqCombinedMergeState(12)(visitors) AS visitors,
-    uniqCombinedMergeState(12)(sessions) AS sessions,
     uniqCombinedMergeState(12)(openers) AS openers,
     uniqCombinedMergeState(12)(web_visitors) AS web_visitors,
     uniqCombinedMergeState(12)(web_sessions) AS web_sessions
@@ -104,8 +100,6 @@ CREATE MATERIALIZED VIEW agg_dim_hourly_mv TO agg_dim_hourly
     `custom_events` UInt64,
     `outbound_clicks` UInt64,
     `engaged_ms` UInt64,
-    `visitors` AggregateFunction(uniqCombined(12), String),
-    `sessions` AggregateFunction(uniqCombined(12), String),
     `openers` AggregateFunction(uniqCombined(12), String),
     `web_visitors` AggregateFunction(uniqCombined(12), String),
     `web_sessions` AggregateFunction(uniqCombined(12), String)
@@ -122,8 +116,6 @@ AS SELECT
     toUInt64(countIf(event_type = 'custom')) AS custom_events,
     toUInt64(countIf(event_type = 'outbound')) AS outbound_clicks,
     toUInt64(sumIf(engaged_ms, event_type = 'engagement')) AS engaged_ms,
-    uniqCombinedState(12)(visitor_id) AS visitors,
-    uniqCombinedStateIf(12)(session_id, session_id != '') AS sessions,
     uniqCombinedStateIf(12)(visitor_id, event_type = 'email_open') AS openers,
     uniqCombinedStateIf(12)(visitor_id, (event_type IN ('pageview', 'engagement', 'custom', 'outbound'))) AS web_visitors,
     uniqCombinedStateIf(12)(session_id, (session_id != '') AND (event_type IN ('pageview', 'engagement', 'custom', 'outbound'))) AS web_sessions
@@ -169,8 +161,6 @@ CREATE MATERIALIZED VIEW agg_site_hourly_mv TO agg_site_hourly
     `custom_events` UInt64,
     `outbound_clicks` UInt64,
     `engaged_ms` UInt64,
-    `visitors` AggregateFunction(uniqCombined(12), String),
-    `sessions` AggregateFunction(uniqCombined(12), String),
     `openers` AggregateFunction(uniqCombined(12), String),
     `web_visitors` AggregateFunction(uniqCombined(12), String),
     `web_sessions` AggregateFunction(uniqCombined(12), String)
@@ -185,8 +175,6 @@ AS SELECT
     toUInt64(countIf(event_type = 'custom')) AS custom_events,
     toUInt64(countIf(event_type = 'outbound')) AS outbound_clicks,
     toUInt64(sumIf(engaged_ms, event_type = 'engagement')) AS engaged_ms,
-    uniqCombinedState(12)(visitor_id) AS visitors,
-    uniqCombinedStateIf(12)(session_id, session_id != '') AS sessions,
     uniqCombinedStateIf(12)(visitor_id, event_type = 'email_open') AS openers,
     uniqCombinedStateIf(12)(visitor_id, (event_type IN ('pageview', 'engagement', 'custom', 'outbound'))) AS web_visitors,
     uniqCombinedStateIf(12)(session_id, (session_id != '') AND (event_type IN ('pageview', 'engagement', 'custom', 'outbound'))) AS web_sessions
