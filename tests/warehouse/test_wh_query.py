@@ -64,6 +64,10 @@ def test_reads_rollups_when_they_answer(kw, source) -> None:
     {"metrics": ("email_opens", "openers"), "dimensions": ("campaign_id",)},
     {"metrics": ("service_requests",), "dimensions": ("weekday",),
      "filters": (("service_type", "notary"),)},
+    {"metrics": ("visits", "views_per_visit", "visit_duration", "time_on_page")},
+    {"metrics": ("time_on_page", "visits", "views_per_visit"), "dimensions": ("path",)},
+    {"metrics": ("visit_duration", "custom_events"), "dimensions": ("day",),
+     "filters": (("country", "AZ"),)},
 ])
 def test_rollups_agree_with_raw_events(wh, kw) -> None:
     insert_events(wh, synthetic_events())
