@@ -26,10 +26,11 @@ from dashboards.auth import Authenticator, Principal
 from dashboards.research import publish, research_query
 from mayak.errors import MayakError
 from mayak.settings import Settings
-from warehouse import audit, erasure, reports
+from warehouse import audit, erasure, goals, reports
 from warehouse.campaigns import register_send
 from warehouse.ddl import Layout
 from warehouse.query import TIME_BUCKETS, QueryError, run
+from warehouse.sites import UnknownSite, check_site
 
 PRODUCT = {"product", "admin"}
 MARKETING = {"marketing", "admin"}
@@ -79,6 +80,8 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
                     record(call.who if call else None, name, {"params": dict(call.params)}
                            if call else {}, 0, status)
                     return None
+                if method == "GET" and call.params.get("site"):
+                    check_site(client, call.params["site"])  # UnknownSite: 404
                 answer = work(call)
                 record(call.who, name, answer.request, answer.cells, 200)
                 return answer
@@ -97,6 +100,9 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
                     if not isinstance(call.body, dict):
                         raise QueryError("the body must be a JSON object")
                 answer = await run_in_threadpool(guarded, call, 200, None)
+            except UnknownSite as exc:
+                await run_in_threadpool(guarded, call, 404, str(exc))
+                return JSONResponse({"error": str(exc)}, 404)
             except (QueryError, MayakError, ValueError) as exc:
                 await run_in_threadpool(guarded, call, 400, str(exc))
                 return JSONResponse({"error": str(exc)}, 400)
@@ -129,6 +135,15 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         return _answer(run(client, query), query.describe())
 
     campaigns = site_report(reports.campaigns)
+    entry_exit = site_report(reports.entry_exit)
+
+    def goal_conversions(call: Call) -> Answer:
+        wanted = goals.parse_goals(call.params.getlist("goal"))
+        date_from, date_to = qp.date_range(call.params, tz)
+        data = goals.conversions(client, qp.site_of(call.params), date_from, date_to, wanted, tz)
+        return Answer(data, 1 + 4 * len(data["goals"]), {
+            "site": data["site"], "from": data["from"], "to": data["to"],
+            "goals": [g["goal"] for g in data["goals"]]})
 
     def sends(call: Call) -> Answer:
         body = call.body
@@ -175,6 +190,8 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         endpoint("stats/summary", PRODUCT | MARKETING, summary),
         endpoint("stats/breakdown", PRODUCT, breakdown),
         endpoint("stats/series", PRODUCT, series),
+        endpoint("stats/goals", PRODUCT, goal_conversions),
+        endpoint("stats/entry-exit", PRODUCT, entry_exit),
         endpoint("marketing/campaigns", MARKETING, campaigns),
         endpoint("marketing/campaigns/{campaign_id}/sends", MARKETING, sends, "POST"),
         endpoint("research/query", RESEARCH, research),

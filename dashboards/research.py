@@ -13,11 +13,16 @@ import math
 import random
 from dataclasses import replace
 
-from warehouse.query import METRICS, Query, Result
+from warehouse.metrics import RATIOS
+from warehouse.query import METRICS, Query, QueryError, Result
 
 
 def research_query(query: Query) -> Query:
-    """Every research question carries `visitors`, the measure suppression is decided on."""
+    """Every research question carries `visitors`, the measure suppression is decided on.
+    Only counts are published (noise is calibrated for a count, not for an average)."""
+    ratios = [m for m in query.metrics if m in RATIOS]
+    if ratios:
+        raise QueryError(f"research publishes counts only, not {', '.join(ratios)}")
     if "visitors" in query.metrics:
         return query
     return replace(query, metrics=query.metrics + ("visitors",))

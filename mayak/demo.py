@@ -41,18 +41,55 @@ REFERRERS = ["", "", "https://www.google.com/search?q=notarius", "https://www.fa
              "https://e-gov.az/"]
 
 
+# the [data-section] blocks of each part of the portal (per-section dwell of the beacon)
+PAGE_SECTIONS = {
+    "home": ["hero", "services-grid", "testimonials"], "services": ["overview", "pricing",
+    "documents", "apply-form"], "lawyers": ["profiles", "reviews"], "blog": ["article",
+    "related"], "faq": ["questions"], "contact": ["map", "contact-form"], "cabinet": ["case-files"],
+}
+# goals the portal tracks with mayak('event', name, props), by the page they happen on
+GOALS = {
+    "services": ("consultation_request", lambda rng, path: {
+        "service": path.rsplit("/", 1)[-1], "channel": rng.choice(["form", "callback"])}),
+    "lawyers": ("lawyer_contact", lambda rng, path: {"practice": rng.choice(
+        ["family", "labour", "commercial"])}),
+    "blog": ("newsletter_signup", lambda rng, path: {"placement": rng.choice(
+        ["footer", "inline"])}),
+    "contact": ("contact_form_sent", lambda rng, path: {"topic": rng.choice(
+        ["pricing", "appointment"])}),
+}
+OUTBOUND = ["https://e-gov.az/az/services", "https://www.taxes.gov.az/az",
+            "https://courts.gov.az/az", "https://asan.gov.az/az"]
+
+
 def visit_events(rng: random.Random, now_ms: int) -> list[dict]:
-    """One visitor's pageviews and engagement pings on the demo site."""
+    """One visit on the demo site: pageviews, engagement pings with per-section dwell and
+    scroll depth, sometimes a goal (custom event with props) or an outbound click; about a
+    third of the visits are one page with nothing else (bounces)."""
     events = []
-    for step in range(rng.randint(1, 4)):
+    pages = 1 if rng.random() < 0.4 else rng.randint(2, 5)
+    for step in range(pages):
         path, section = rng.choice(PAGES)
-        ts = now_ms + step * 1000
+        ts = now_ms - (pages - step) * 40_000  # the visit just ended: no future times
         url = f"https://e-legal.az{path}?utm_source=demo&phone=0501234567"
-        base = {"v": 1, "site": SITE, "ts": ts, "url": url, "section": section,
-                "ref": rng.choice(REFERRERS) if step == 0 else ""}
-        events.append({**base, "id": str(uuid.uuid4()), "type": "pageview"})
-        events.append({**base, "id": str(uuid.uuid4()), "type": "engagement",
-                       "engaged_ms": rng.randint(2_000, 90_000), "scroll_pct": rng.randint(10, 100)})
+        base = {"v": 1, "site": SITE, "url": url, "section": section}
+        events.append({**base, "id": str(uuid.uuid4()), "type": "pageview", "ts": ts,
+                       "ref": rng.choice(REFERRERS) if step == 0 else "https://e-legal.az/"})
+        engaged = rng.randint(2_000, 90_000)
+        seen = rng.sample(PAGE_SECTIONS[section], rng.randint(1, len(PAGE_SECTIONS[section])))
+        dwell = {name: rng.randint(500, max(600, engaged // len(seen))) for name in seen}
+        events.append({**base, "id": str(uuid.uuid4()), "type": "engagement", "ts": ts + 30_000,
+                       "engaged_ms": engaged, "scroll_pct": rng.randint(10, 100),
+                       "sections": dwell})
+        if section in GOALS and rng.random() < 0.35:
+            name, props = GOALS[section]
+            events.append({**base, "id": str(uuid.uuid4()), "type": "custom", "ts": ts + 20_000,
+                           "name": name, "props": props(rng, path)})
+        if pages == 1 and rng.random() < 0.5:
+            continue  # a plain bounce: one page, no interaction
+        if rng.random() < 0.12:
+            events.append({**base, "id": str(uuid.uuid4()), "type": "outbound", "ts": ts + 25_000,
+                           "props": {"to": rng.choice(OUTBOUND)}})
     return events
 
 

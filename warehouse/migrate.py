@@ -67,16 +67,18 @@ def layout_of(client: Client, cluster: str = "") -> Layout:
     return Layout(database=client.database or "default", cluster=cluster)
 
 
-def migrate(client: Client, log=lambda msg: None, cluster: str = "") -> list[str]:
+def migrate(client: Client, log=lambda msg: None, cluster: str = "",
+            upto: int | None = None) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 
     ``cluster``: the ClickHouse cluster name for replicated/distributed DDL (empty: one node).
+    ``upto``: stop after this version (upgrade tests build the database a release had).
     """
     layout = layout_of(client, cluster)
     done = applied_versions(client)
     applied = []
     for migration in discover():
-        if migration.version in done:
+        if migration.version in done or (upto is not None and migration.version > upto):
             continue
         for statement in migration.statements(layout):
             client.command(statement)

@@ -24,26 +24,10 @@ from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 
-# metric -> (expression over a rollup table, expression over raw events)
-METRICS: dict[str, tuple[str, str]] = {
-    "events": ("sum(events)", "count()"),
-    "pageviews": ("sum(pageviews)", "countIf(event_type = 'pageview')"),
-    "email_opens": ("sum(email_opens)", "countIf(event_type = 'email_open')"),
-    "service_requests": ("sum(service_requests)", "countIf(event_type = 'service_request')"),
-    "visitors": ("uniqCombinedMerge(12)(visitors)", "uniqCombined(12)(visitor_id)"),
-    "sessions": ("uniqCombinedMerge(12)(sessions)",
-                 "uniqCombinedIf(12)(session_id, session_id != '')"),
-    "openers": ("uniqCombinedMerge(12)(openers)",
-                "uniqCombinedIf(12)(visitor_id, event_type = 'email_open')"),
-    "engaged_seconds": ("intDiv(sum(engaged_ms), 1000)", "intDiv(sum(engaged_ms), 1000)"),
-}
+from warehouse.metrics import METRICS
 
-# metric -> the rollup column it reads; sketch metrics are not additive (no top-N pre-ranking)
-ROLLUP_COLUMNS: dict[str, str] = {
-    "events": "events", "pageviews": "pageviews", "email_opens": "email_opens",
-    "service_requests": "service_requests", "visitors": "visitors", "sessions": "sessions",
-    "openers": "openers", "engaged_seconds": "engaged_ms"}
-SKETCHES = frozenset({"visitors", "sessions", "openers"})
+# Metric definitions (what each number counts, web-only or not) live in warehouse/metrics.py
+SKETCHES = frozenset(name for name, m in METRICS.items() if not m.additive)
 
 # dimension -> expression over raw events; each is also a `dimension` of agg_dim_hourly
 DIMENSIONS: dict[str, str] = {
@@ -167,6 +151,8 @@ def choose_source(query: Query) -> str:
     """The cheapest table that answers exactly: a rollup unless filters cross dimensions."""
     plain = set(query.plain_dimensions)
     filtered = {f for f, _ in query.filters}
+    if any(METRICS[m].rollup is None for m in query.metrics):
+        return "events"
     if not plain and not filtered:
         return "agg_site_hourly"
     if len(plain | filtered) == 1:
@@ -203,9 +189,11 @@ def build(query: Query, source: str | None = None) -> Sql:
         params[f"f{i}"] = value
         keep.append(f"{'value' if rollup else DIMENSIONS[name]} = {{f{i}:String}}")
     for name in query.metrics:
-        select.append(f"{METRICS[name][0 if rollup else 1]} AS {name}")
+        # aliased apart from the rollup columns: `sum(pageviews) AS pageviews` would make a
+        # ratio's own `sum(pageviews)` an aggregate inside an aggregate
+        select.append(f"{METRICS[name].expression(rollup)} AS m_{name}")
     time_dims = [d for d in query.dimensions if d in TIME_BUCKETS]
-    order = time_dims + [f"{query.metrics[0]} DESC"] + [d for d in group if d not in time_dims]
+    order = time_dims + [f"m_{query.metrics[0]} DESC"] + [d for d in group if d not in time_dims]
     if source == "agg_dim_hourly" and not time_dims:
         table, where = _dimension_rows(query, keep, params, start, end), []
     else:
@@ -223,14 +211,15 @@ def _dimension_rows(query: Query, keep: list[str], params: dict, start: datetime
                     end: datetime) -> str:
     """The one-dimension rollup rows of [start, end) as a subquery: whole UTC days from
     agg_dim_daily, partial days from agg_dim_hourly; for an additive top-N only the N winners."""
-    columns = ", ".join(["value"] + sorted({ROLLUP_COLUMNS[m] for m in query.metrics}))
+    columns = ", ".join(["value"] + sorted({c for m in query.metrics for c in METRICS[m].columns}))
     rows = _dimension_union(columns, keep, params, start, end)
     first = query.metrics[0]
     if first in SKETCHES or query.filters or not query.plain_dimensions:
         return rows
-    ranked = _dimension_union(f"value, {ROLLUP_COLUMNS[first]}", keep, params, start, end)
+    ranked = _dimension_union(f"value, {', '.join(METRICS[first].columns)}", keep, params,
+                              start, end)
     winners = (f"value IN (SELECT value FROM {ranked} GROUP BY value "
-               f"ORDER BY {METRICS[first][0]} DESC, value LIMIT {int(query.limit)})")
+               f"ORDER BY {METRICS[first].rollup} DESC, value LIMIT {int(query.limit)})")
     return _dimension_union(columns, keep + [winners], params, start, end)
 
 
@@ -254,10 +243,16 @@ def _dimension_union(columns: str, keep: list[str], params: dict, start: datetim
 def run(client: Client, query: Query, source: str | None = None) -> Result:
     sql = build(query, source)
     rows = client.query(sql.text, parameters=sql.parameters).result_rows
-    return Result(sql.columns, [[_plain(v) for v in row] for row in rows], sql.source)
+    zone = ZoneInfo(query.tz)
+    return Result(sql.columns, [[_plain(v, zone) for v in row] for row in rows], sql.source)
 
 
-def _plain(value):
-    if isinstance(value, (datetime, date)):
+def _plain(value, zone: ZoneInfo):
+    """JSON-ready value; a time (the ``hour`` bucket) reads in the report time zone, with its
+    offset, e.g. ``2026-03-01T14:00:00+04:00`` (the driver may hand it back in UTC)."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return aware.astimezone(zone).isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     return value

@@ -20,7 +20,8 @@ from warehouse.client import make_client
 
 COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id", "customer_pid",
            "path", "section", "country", "isp", "device_type", "browser", "browser_major", "os",
-           "os_major", "engaged_ms", "service_type", "campaign_id"]
+           "os_major", "engaged_ms", "scroll_pct", "service_type", "campaign_id", "event_name"]
+_NUMBERS = {"engaged_ms", "scroll_pct"}
 
 # recent enough that no retention rule (shortest: 90 days) has removed any of them yet
 START = (datetime.now(timezone.utc) - timedelta(days=7)).replace(hour=0, minute=0, second=0,
@@ -53,8 +54,53 @@ def synthetic_events(n: int = 400, site: str = "s1", seed: int = 1) -> list[dict
 
 
 def insert_events(client, rows: list[dict]) -> None:
-    client.insert("events", [[r.get(c, 0 if c == "engaged_ms" else "") for c in COLUMNS] for r in rows],
-                  column_names=COLUMNS)
+    client.insert("events", [[r.get(c, 0 if c in _NUMBERS else "") for c in COLUMNS]
+                             for r in rows], column_names=COLUMNS)
+
+
+def fixed_visits(site: str = "m", day_offset: int = 1) -> tuple[list[dict], list[dict]]:
+    """A small, fixed event set whose metrics tests compute by hand: (web, non_web) events.
+
+    Web, five visitors with one visit each, all on START + ``day_offset`` days, 10:00-10:20 UTC:
+      A  pageview /; engagement / 30 s scroll 40; engagement / 10 s scroll 80 (10 min later)
+      B  pageview /; engagement / 20 s scroll 50; pageview /services/notary;
+         engagement /services/notary 60 s scroll 100
+      C  pageview /services/notary; custom `signup`; engagement /services/notary 30 s scroll 30
+      D  pageview /faq; outbound click; engagement /faq 10 s scroll 20
+      E  pageview / (nothing else)
+    Non-web: three e-mail opens (landing on `/`, like the pixel's) and two service requests,
+    each from a visitor and session of its own, at the same hour.
+    """
+    base = START + timedelta(days=day_offset, hours=10)
+    web_plan = {
+        "A": [("pageview", "/", 0, 0, ""), ("engagement", "/", 30_000, 40, ""),
+              ("engagement", "/", 10_000, 80, "")],
+        "B": [("pageview", "/", 0, 0, ""), ("engagement", "/", 20_000, 50, ""),
+              ("pageview", "/services/notary", 0, 0, ""),
+              ("engagement", "/services/notary", 60_000, 100, "")],
+        "C": [("pageview", "/services/notary", 0, 0, ""),
+              ("custom", "/services/notary", 0, 0, "signup"),
+              ("engagement", "/services/notary", 30_000, 30, "")],
+        "D": [("pageview", "/faq", 0, 0, ""), ("outbound", "/faq", 0, 0, ""),
+              ("engagement", "/faq", 10_000, 20, "")],
+        "E": [("pageview", "/", 0, 0, "")],
+    }
+    web = []
+    for who, steps in web_plan.items():
+        for i, (kind, path, engaged, scroll, name) in enumerate(steps):
+            web.append(_fixed(site, kind, f"v{who}", base + timedelta(minutes=5 * i), path,
+                              engaged_ms=engaged, scroll_pct=scroll, event_name=name))
+    non_web = [_fixed(site, "email_open", f"o{i}", base, "/", campaign_id="spring")
+               for i in range(3)]
+    non_web += [_fixed(site, "service_request", f"s{i}", base, "/services/notary/apply",
+                       service_type="notary", customer_pid=f"c{i}") for i in range(2)]
+    return web, non_web
+
+
+def _fixed(site: str, kind: str, visitor: str, ts: datetime, path: str, **extra) -> dict:
+    return {"event_id": uuid.uuid4(), "event_type": kind, "site_id": site, "ts": ts,
+            "visitor_id": visitor, "session_id": f"{visitor}-1", "path": path,
+            "country": "AZ", "device_type": "desktop", **extra}
 
 _dsn: str | None = None
 

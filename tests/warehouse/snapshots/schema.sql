@@ -11,7 +11,11 @@ CREATE TABLE agg_dim_daily
     `engaged_ms` SimpleAggregateFunction(sum, UInt64),
     `visitors` AggregateFunction(uniqCombined(12), String),
     `sessions` AggregateFunction(uniqCombined(12), String),
-    `openers` AggregateFunction(uniqCombined(12), String)
+    `openers` AggregateFunction(uniqCombined(12), String),
+    `web_visitors` AggregateFunction(uniqCombined(12), String),
+    `web_sessions` AggregateFunction(uniqCombined(12), String),
+    `custom_events` SimpleAggregateFunction(sum, UInt64),
+    `outbound_clicks` SimpleAggregateFunction(sum, UInt64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
@@ -29,10 +33,12 @@ CREATE MATERIALIZED VIEW agg_dim_daily_mv TO agg_dim_daily
     `pageviews` UInt64,
     `email_opens` UInt64,
     `service_requests` UInt64,
+    `custom_events` UInt64,
+    `outbound_clicks` UInt64,
     `engaged_ms` UInt64,
-    `visitors` AggregateFunction(uniqCombined(12), String),
-    `sessions` AggregateFunction(uniqCombined(12), String),
-    `openers` AggregateFunction(uniqCombined(12), String)
+    `openers` AggregateFunction(uniqCombined(12), String),
+    `web_visitors` AggregateFunction(uniqCombined(12), String),
+    `web_sessions` AggregateFunction(uniqCombined(12), String)
 )
 AS SELECT
     site_id,
@@ -43,10 +49,12 @@ AS SELECT
     sum(pageviews) AS pageviews,
     sum(email_opens) AS email_opens,
     sum(service_requests) AS service_requests,
+    sum(custom_events) AS custom_events,
+    sum(outbound_clicks) AS outbound_clicks,
     sum(engaged_ms) AS engaged_ms,
-    uniqCombinedMergeState(12)(visitors) AS visitors,
-    uniqCombinedMergeState(12)(sessions) AS sessions,
-    uniqCombinedMergeState(12)(openers) AS openers
+    uniqCombinedMergeState(12)(openers) AS openers,
+    uniqCombinedMergeState(12)(web_visitors) AS web_visitors,
+    uniqCombinedMergeState(12)(web_sessions) AS web_sessions
 FROM agg_dim_hourly
 GROUP BY
     site_id,
@@ -67,7 +75,11 @@ CREATE TABLE agg_dim_hourly
     `engaged_ms` SimpleAggregateFunction(sum, UInt64),
     `visitors` AggregateFunction(uniqCombined(12), String),
     `sessions` AggregateFunction(uniqCombined(12), String),
-    `openers` AggregateFunction(uniqCombined(12), String)
+    `openers` AggregateFunction(uniqCombined(12), String),
+    `web_visitors` AggregateFunction(uniqCombined(12), String),
+    `web_sessions` AggregateFunction(uniqCombined(12), String),
+    `custom_events` SimpleAggregateFunction(sum, UInt64),
+    `outbound_clicks` SimpleAggregateFunction(sum, UInt64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
@@ -85,10 +97,12 @@ CREATE MATERIALIZED VIEW agg_dim_hourly_mv TO agg_dim_hourly
     `pageviews` UInt64,
     `email_opens` UInt64,
     `service_requests` UInt64,
+    `custom_events` UInt64,
+    `outbound_clicks` UInt64,
     `engaged_ms` UInt64,
-    `visitors` AggregateFunction(uniqCombined(12), String),
-    `sessions` AggregateFunction(uniqCombined(12), String),
-    `openers` AggregateFunction(uniqCombined(12), String)
+    `openers` AggregateFunction(uniqCombined(12), String),
+    `web_visitors` AggregateFunction(uniqCombined(12), String),
+    `web_sessions` AggregateFunction(uniqCombined(12), String)
 )
 AS SELECT
     site_id,
@@ -99,10 +113,12 @@ AS SELECT
     toUInt64(countIf(event_type = 'pageview')) AS pageviews,
     toUInt64(countIf(event_type = 'email_open')) AS email_opens,
     toUInt64(countIf(event_type = 'service_request')) AS service_requests,
-    toUInt64(sum(engaged_ms)) AS engaged_ms,
-    uniqCombinedState(12)(visitor_id) AS visitors,
-    uniqCombinedStateIf(12)(session_id, session_id != '') AS sessions,
-    uniqCombinedStateIf(12)(visitor_id, event_type = 'email_open') AS openers
+    toUInt64(countIf(event_type = 'custom')) AS custom_events,
+    toUInt64(countIf(event_type = 'outbound')) AS outbound_clicks,
+    toUInt64(sumIf(engaged_ms, event_type = 'engagement')) AS engaged_ms,
+    uniqCombinedStateIf(12)(visitor_id, event_type = 'email_open') AS openers,
+    uniqCombinedStateIf(12)(visitor_id, (event_type IN ('pageview', 'engagement', 'custom', 'outbound'))) AS web_visitors,
+    uniqCombinedStateIf(12)(session_id, (session_id != '') AND (event_type IN ('pageview', 'engagement', 'custom', 'outbound'))) AS web_sessions
 FROM events
 ARRAY JOIN [('event_type', toString(event_type)), ('path', path), ('section', toString(section)), ('referrer_domain', toString(referrer_domain)), ('utm_source', toString(utm_source)), ('utm_medium', toString(utm_medium)), ('utm_campaign', toString(utm_campaign)), ('country', toString(country)), ('isp', toString(isp)), ('device_type', toString(device_type)), ('device_brand', toString(device_brand)), ('browser', toString(browser)), ('browser_version', concat(toString(browser), ' ', toString(browser_major))), ('os', toString(os)), ('os_version', concat(toString(os), ' ', toString(os_major))), ('service_type', toString(service_type)), ('campaign_id', toString(campaign_id))] AS pair
 GROUP BY
@@ -122,7 +138,11 @@ CREATE TABLE agg_site_hourly
     `engaged_ms` SimpleAggregateFunction(sum, UInt64),
     `visitors` AggregateFunction(uniqCombined(12), String),
     `sessions` AggregateFunction(uniqCombined(12), String),
-    `openers` AggregateFunction(uniqCombined(12), String)
+    `openers` AggregateFunction(uniqCombined(12), String),
+    `web_visitors` AggregateFunction(uniqCombined(12), String),
+    `web_sessions` AggregateFunction(uniqCombined(12), String),
+    `custom_events` SimpleAggregateFunction(sum, UInt64),
+    `outbound_clicks` SimpleAggregateFunction(sum, UInt64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
@@ -138,10 +158,12 @@ CREATE MATERIALIZED VIEW agg_site_hourly_mv TO agg_site_hourly
     `pageviews` UInt64,
     `email_opens` UInt64,
     `service_requests` UInt64,
+    `custom_events` UInt64,
+    `outbound_clicks` UInt64,
     `engaged_ms` UInt64,
-    `visitors` AggregateFunction(uniqCombined(12), String),
-    `sessions` AggregateFunction(uniqCombined(12), String),
-    `openers` AggregateFunction(uniqCombined(12), String)
+    `openers` AggregateFunction(uniqCombined(12), String),
+    `web_visitors` AggregateFunction(uniqCombined(12), String),
+    `web_sessions` AggregateFunction(uniqCombined(12), String)
 )
 AS SELECT
     site_id,
@@ -150,10 +172,12 @@ AS SELECT
     toUInt64(countIf(event_type = 'pageview')) AS pageviews,
     toUInt64(countIf(event_type = 'email_open')) AS email_opens,
     toUInt64(countIf(event_type = 'service_request')) AS service_requests,
-    toUInt64(sum(engaged_ms)) AS engaged_ms,
-    uniqCombinedState(12)(visitor_id) AS visitors,
-    uniqCombinedStateIf(12)(session_id, session_id != '') AS sessions,
-    uniqCombinedStateIf(12)(visitor_id, event_type = 'email_open') AS openers
+    toUInt64(countIf(event_type = 'custom')) AS custom_events,
+    toUInt64(countIf(event_type = 'outbound')) AS outbound_clicks,
+    toUInt64(sumIf(engaged_ms, event_type = 'engagement')) AS engaged_ms,
+    uniqCombinedStateIf(12)(visitor_id, event_type = 'email_open') AS openers,
+    uniqCombinedStateIf(12)(visitor_id, (event_type IN ('pageview', 'engagement', 'custom', 'outbound'))) AS web_visitors,
+    uniqCombinedStateIf(12)(session_id, (session_id != '') AND (event_type IN ('pageview', 'engagement', 'custom', 'outbound'))) AS web_sessions
 FROM events
 GROUP BY
     site_id,
@@ -320,6 +344,8 @@ CREATE TABLE sessions
     `ended` SimpleAggregateFunction(max, DateTime64(3, 'UTC')),
     `events` SimpleAggregateFunction(sum, UInt64),
     `pageviews` SimpleAggregateFunction(sum, UInt64),
+    `web_events` SimpleAggregateFunction(sum, UInt64),
+    `interactions` SimpleAggregateFunction(sum, UInt64),
     `engaged_ms` SimpleAggregateFunction(sum, UInt64),
     `entry_path` AggregateFunction(argMin, String, DateTime64(3, 'UTC')),
     `exit_path` AggregateFunction(argMax, String, DateTime64(3, 'UTC')),
@@ -342,6 +368,8 @@ CREATE MATERIALIZED VIEW sessions_mv TO sessions
     `ended` DateTime64(3, 'UTC'),
     `events` UInt64,
     `pageviews` UInt64,
+    `web_events` UInt64,
+    `interactions` UInt64,
     `engaged_ms` UInt64,
     `entry_path` AggregateFunction(argMin, String, DateTime64(3, 'UTC')),
     `exit_path` AggregateFunction(argMax, String, DateTime64(3, 'UTC')),
@@ -356,7 +384,9 @@ AS SELECT
     max(ts) AS ended,
     toUInt64(count()) AS events,
     toUInt64(countIf(event_type = 'pageview')) AS pageviews,
-    toUInt64(sum(engaged_ms)) AS engaged_ms,
+    toUInt64(countIf(event_type IN ('pageview', 'engagement', 'custom', 'outbound'))) AS web_events,
+    toUInt64(countIf(event_type IN ('custom', 'outbound'))) AS interactions,
+    toUInt64(sumIf(engaged_ms, event_type = 'engagement')) AS engaged_ms,
     argMinStateIf(path, ts, event_type = 'pageview') AS entry_path,
     argMaxStateIf(path, ts, event_type = 'pageview') AS exit_path,
     any(country) AS country,

@@ -1,0 +1,102 @@
+"""Goals: a named custom event or a page-path pattern, and the visits that reached it.
+
+A goal is written ``event:<name>`` (a custom event, ``mayak('event', name, props)``) or
+``page:<pattern>`` (a pageview whose path matches; ``*`` matches any run of characters,
+e.g. ``page:/services/*``). For each goal: *conversions* = web visits with at least one
+matching event, *visitors* = distinct visitors among them, *completions* = matching events,
+*conversion_rate* = conversions / web visits of the range. Counts are exact (``uniqExact``
+over raw events): a conversion rate is a figure people act on. Names and patterns travel as
+bound parameters; the SQL comes only from the templates here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from clickhouse_connect.driver.client import Client
+
+from warehouse.metrics import WEB
+from warehouse.query import Query, QueryError, utc_bounds
+
+MAX_GOALS = 10
+MAX_LENGTH = 200
+DEFAULT_GOALS = 20  # with no goal named: the most completed custom events of the range
+
+_KINDS = {"event": "event_type = 'custom' AND event_name = {{g{i}:String}}",
+          "page": "event_type = 'pageview' AND path LIKE {{g{i}:String}}"}
+
+_RANGE = ("site_id = {site:String} AND ts >= {start:DateTime64(3, 'UTC')} "
+          "AND ts < {end:DateTime64(3, 'UTC')}")
+
+_EVENT_NAMES = f"""
+SELECT event_name FROM events
+WHERE {_RANGE} AND event_type = 'custom' AND event_name != ''
+GROUP BY event_name ORDER BY count() DESC, event_name LIMIT {DEFAULT_GOALS}
+"""
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One goal as the caller wrote it, e.g. ``event:signup`` or ``page:/services/*``."""
+
+    kind: str
+    target: str
+
+    @classmethod
+    def parse(cls, text: str) -> Goal:
+        kind, sep, target = text.partition(":")
+        if not sep or kind not in _KINDS or not target:
+            raise QueryError(f"goal {text!r} must look like event:<name> or page:<pattern>")
+        if len(target) > MAX_LENGTH:
+            raise QueryError(f"goal {text[:40]!r}... is longer than {MAX_LENGTH} characters")
+        if kind == "page" and not target.startswith("/"):
+            raise QueryError(f"goal {text!r}: a page pattern starts with '/'")
+        return cls(kind, target)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.target}"
+
+    def value(self) -> str:
+        """The bound value: the event name, or the pattern as a LIKE pattern."""
+        if self.kind == "event":
+            return self.target
+        escaped = self.target.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return escaped.replace("*", "%")
+
+
+def parse_goals(texts: list[str]) -> list[Goal]:
+    if len(texts) > MAX_GOALS:
+        raise QueryError(f"at most {MAX_GOALS} goals per question")
+    goals = [Goal.parse(t) for t in texts]
+    if len({str(g) for g in goals}) != len(goals):
+        raise QueryError("a goal may appear once")
+    return goals
+
+
+def conversions(client: Client, site: str, date_from: date, date_to: date, goals: list[Goal],
+                tz: str = "Asia/Baku") -> dict:
+    """Visits, and per goal conversions, visitors, completions and conversion rate."""
+    query = Query(site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz)
+    start, end = utc_bounds(query)
+    params: dict = {"site": site, "start": start, "end": end}
+    if not goals:
+        names = client.query(_EVENT_NAMES, parameters=params).result_rows
+        goals = [Goal("event", name) for (name,) in names]
+    select = [f"uniqExactIf(session_id, {WEB}) AS visits"]
+    for i, goal in enumerate(goals):
+        params[f"g{i}"] = goal.value()
+        condition = _KINDS[goal.kind].format(i=i)
+        select += [f"uniqExactIf(session_id, {condition})", f"uniqExactIf(visitor_id, {condition})",
+                   f"countIf({condition})"]
+    sql = f"SELECT {', '.join(select)} FROM events WHERE {_RANGE} AND session_id != ''"
+    row = client.query(sql, parameters=params).result_rows[0]
+    visits = row[0]
+    rows = []
+    for i, goal in enumerate(goals):
+        converted, visitors, completions = row[1 + 3 * i: 4 + 3 * i]
+        rows.append({"goal": str(goal), "conversions": converted, "visitors": visitors,
+                     "completions": completions,
+                     "conversion_rate": round(converted / visits, 4) if visits else None})
+    return {"site": site, "from": str(date_from), "to": str(date_to), "visits": visits,
+            "goals": rows}
