@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 
+from warehouse import details
+
 # metric -> (expression over a rollup table, expression over raw events)
 METRICS: dict[str, tuple[str, str]] = {
     "events": ("sum(events)", "count()"),
@@ -44,12 +46,13 @@ ROLLUP_COLUMNS: dict[str, str] = {
     "service_requests": "service_requests", "visitors": "visitors", "sessions": "sessions",
     "openers": "openers", "engaged_seconds": "engaged_ms"}
 SKETCHES = frozenset({"visitors", "sessions", "openers"})
+# event details (issue 12): section dwell, read from raw events only (warehouse.details)
+METRICS.update(details.METRICS)
 
 # dimension -> expression over raw events; each is also a `dimension` of agg_dim_hourly
 DIMENSIONS: dict[str, str] = {
     "event_type": "toString(event_type)",
     "path": "path",
-    "section": "toString(section)",
     "referrer_domain": "toString(referrer_domain)",
     "utm_source": "toString(utm_source)",
     "utm_medium": "toString(utm_medium)",
@@ -99,8 +102,8 @@ class Query:
         _check_names("metric", self.metrics, METRICS)
         if not self.metrics:
             raise QueryError("ask for at least one metric")
-        _check_names("dimension", self.dimensions, {**DIMENSIONS, **TIME_BUCKETS})
-        _check_names("filter", [f for f, _ in self.filters], DIMENSIONS)
+        _check_names("dimension", self.dimensions, {**DIMENSIONS, **TIME_BUCKETS}, True)
+        _check_names("filter", [f for f, _ in self.filters], DIMENSIONS, True)
         if len(self.dimensions) != len(set(self.dimensions)):
             raise QueryError("a dimension may appear once")
         if sum(d in TIME_BUCKETS for d in self.dimensions) > 1 or len(self.dimensions) > 3:
@@ -118,7 +121,15 @@ class Query:
 
     @property
     def plain_dimensions(self) -> tuple[str, ...]:
-        return tuple(d for d in self.dimensions if d in DIMENSIONS)
+        """The dimensions other than the time bucket."""
+        return tuple(d for d in self.dimensions if d not in TIME_BUCKETS)
+
+    @property
+    def reads_details(self) -> bool:
+        """Whether the question needs the event details (``warehouse.details``): raw events."""
+        names = [*self.dimensions, *(f for f, _ in self.filters)]
+        return any(details.is_dimension(n) for n in names) or \
+            any(m in details.METRICS for m in self.metrics)
 
     def describe(self) -> dict:
         """The question as plain data (what the audit log records)."""
@@ -127,10 +138,13 @@ class Query:
                 "filters": dict(self.filters), "limit": self.limit, "tz": self.tz}
 
 
-def _check_names(kind: str, names, allowed: dict) -> None:
-    unknown = [n for n in names if n not in allowed]
+def _check_names(kind: str, names, allowed: dict, with_details: bool = False) -> None:
+    unknown = [n for n in names
+               if n not in allowed and not (with_details and details.is_dimension(n))]
     if unknown:
-        raise QueryError(f"unknown {kind} {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+        listed = sorted(allowed) + (sorted([*details.DIMENSIONS, details.PROP_HINT])
+                                    if with_details else [])
+        raise QueryError(f"unknown {kind} {unknown[0]!r}; allowed: {', '.join(listed)}")
 
 
 @dataclass
@@ -167,6 +181,8 @@ def choose_source(query: Query) -> str:
     """The cheapest table that answers exactly: a rollup unless filters cross dimensions."""
     plain = set(query.plain_dimensions)
     filtered = {f for f, _ in query.filters}
+    if query.reads_details:
+        return "events"
     if not plain and not filtered:
         return "agg_site_hourly"
     if len(plain | filtered) == 1:
@@ -188,28 +204,40 @@ def build(query: Query, source: str | None = None) -> Sql:
     params: dict = {"site": query.site, "start": start, "end": end, "tz": query.tz}
     keep = ["site_id = {site:String}"]
     select, group = [], []
-    for name in query.dimensions:
+    joined = details.joins_sections([*query.dimensions, *(f for f, _ in query.filters)])
+    for i, name in enumerate(query.dimensions):
         if name in TIME_BUCKETS:
             expr = TIME_BUCKETS[name].format(t=time_column)
+        elif details.is_dimension(name):
+            found = details.detail(name, params, f"d{i}")
+            expr = found.expression
+            keep += [found.present] if found.present else []
         else:
             expr = "value" if rollup else DIMENSIONS[name]
-        select.append(f"{expr} AS {name}")
-        group.append(name)
+        alias = name if name.isidentifier() else f"d{i}"  # prop:<key>: the key stays bound
+        select.append(f"{expr} AS {alias}")
+        group.append(alias)
     if source == "agg_dim_hourly":
         (dimension,) = set(query.plain_dimensions) | {f for f, _ in query.filters}
         params["dimension"] = dimension
         keep.append("dimension = {dimension:String}")
     for i, (name, value) in enumerate(query.filters):
         params[f"f{i}"] = value
-        keep.append(f"{'value' if rollup else DIMENSIONS[name]} = {{f{i}:String}}")
+        if details.is_dimension(name):
+            expr = details.detail(name, params, f"f{i}").expression
+        else:
+            expr = "value" if rollup else DIMENSIONS[name]
+        keep.append(f"{expr} = {{f{i}:String}}")
     for name in query.metrics:
-        select.append(f"{METRICS[name][0 if rollup else 1]} AS {name}")
+        expr = details.metric(name, joined) if name in details.METRICS else \
+            METRICS[name][0 if rollup else 1]
+        select.append(f"{expr} AS {name}")
     time_dims = [d for d in query.dimensions if d in TIME_BUCKETS]
     order = time_dims + [f"{query.metrics[0]} DESC"] + [d for d in group if d not in time_dims]
     if source == "agg_dim_hourly" and not time_dims:
         table, where = _dimension_rows(query, keep, params, start, end), []
     else:
-        table = source
+        table = source + (details.SECTIONS_JOIN if joined else "")
         where = keep + [f"{time_column} >= {{start:DateTime('UTC')}}",
                         f"{time_column} < {{end:DateTime('UTC')}}"]
     text = (f"SELECT {', '.join(select)} FROM {table}"

@@ -1,0 +1,132 @@
+"""Event details in reports (issue 12): sections read, custom events, their props, outbound.
+
+The read path's dimensions and metric over the detail columns of ``events`` (migration 0008).
+They read raw ``events`` (the rollups hold no per-section or per-prop rows); every name is
+whitelisted here and a prop key travels as a bound parameter, checked against the raw
+contract's key pattern first.
+
+Dimensions:
+- ``section``: the sections a reader saw. Each engagement event reports the sections that were
+  on screen with their dwell (``section_names`` / ``section_ms``); ``ARRAY JOIN`` makes one row
+  per (event, section), so with this dimension (or a ``section`` filter) ``visitors`` counts
+  the visitors who saw a section, ``sessions`` the visits that saw it, ``events`` the
+  engagement reports naming it and ``section_seconds`` its dwell. An event that names one
+  ``section`` itself (a server hook, a portal's own JS) counts for that section with no dwell.
+  Events that saw no section are left out.
+- ``event_name``: a custom event's name; ``outbound_url``: an outbound click's destination
+  (origin + path); ``prop:<key>``: the value of one prop of custom events. Events without
+  one are left out of that breakdown (no ``""`` row for every page view).
+
+Metric ``section_seconds``: section dwell in whole seconds (per section with the ``section``
+dimension or filter; otherwise every section's dwell of the rows asked about).
+
+``sections_report``: per page and section, visitors, visits, total and average dwell, and
+``reach``, the share of the page's readers who reached the section.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+PROP = "prop:"
+#: the raw contract's prop key (producers.schema.PropKey)
+PROP_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
+
+#: dimension -> (expression over ARRAY-JOINed events, condition that the event carries it)
+DIMENSIONS: dict[str, tuple[str, str | None]] = {
+    "section": ("section_name", None),  # the ARRAY JOIN leaves out events with no section
+    "event_name": ("toString(event_name)", "event_name != ''"),
+    "outbound_url": ("outbound_url", "outbound_url != ''"),
+}
+#: how the allowed-names message spells the prop dimension
+PROP_HINT = "prop:<key>"
+
+#: metric -> (rollup expression: none, the rollups lack it; expression over raw events)
+METRICS: dict[str, tuple[str, str]] = {
+    "section_seconds": ("", "intDiv(sum(arraySum(section_ms)), 1000)"),
+}
+_JOINED_METRICS = {"section_seconds": "intDiv(sum(section_dwell_ms), 1000)"}
+
+# The sections of one event: its reported ones, else the one section it names itself.
+_OWN = "empty(section_names) AND section != ''"
+SECTIONS_JOIN = (f" ARRAY JOIN if({_OWN}, [toString(section)], section_names) AS section_name, "
+                 f"if({_OWN}, [toUInt32(0)], section_ms) AS section_dwell_ms")
+
+
+def is_dimension(name: str) -> bool:
+    """A details dimension: one of ``DIMENSIONS`` or ``prop:<key>`` with a well-formed key."""
+    if name in DIMENSIONS:
+        return True
+    return name.startswith(PROP) and bool(PROP_KEY_RE.match(name[len(PROP):]))
+
+
+def joins_sections(names) -> bool:
+    """Whether a query naming these dimensions/filters reads one row per (event, section)."""
+    return "section" in names
+
+
+@dataclass
+class Detail:
+    """The SQL of one details dimension or filter: its expression and its presence check."""
+
+    expression: str
+    present: str | None
+
+
+def detail(name: str, params: dict, slot: str) -> Detail:
+    """``name``'s SQL; a prop key goes into ``params`` under ``pk_<slot>`` (bound, not text)."""
+    if name in DIMENSIONS:
+        return Detail(*DIMENSIONS[name])
+    if not is_dimension(name):
+        raise ValueError(f"not a details dimension: {name!r}")
+    key = f"pk_{slot}"
+    params[key] = name[len(PROP):]
+    return Detail(f"props[{{{key}:String}}]", f"mapContains(props, {{{key}:String}})")
+
+
+def metric(name: str, sections_joined: bool) -> str:
+    """The raw-events expression of a details metric."""
+    return _JOINED_METRICS[name] if sections_joined else METRICS[name][1]
+
+
+REPORT_COLUMNS = ["path", "section", "visitors", "visits", "section_seconds", "avg_seconds",
+                  "readers", "reach"]
+
+
+def sections_sql(site: str, start: datetime, end: datetime, path: str | None = None,
+                 limit: int = 100) -> tuple[str, dict]:
+    """Per (page, section): ``visitors`` who saw it, ``visits`` (sessions) that saw it, its
+    dwell in whole seconds (``section_seconds``) and per visit (``avg_seconds``, one decimal),
+    the page's ``readers`` (visitors with a page view of that path in the range) and ``reach``
+    = visitors / readers (0..1, three decimals; a reader whose page view fell before the
+    range still counts as one, so reach never exceeds 1). Exact counts: reach is a ratio.
+    ``start``/``end``: the UTC range [start, end)."""
+    params: dict = {"site": site, "start": start, "end": end}
+    keep = ("site_id = {site:String} AND ts >= {start:DateTime('UTC')} "
+            "AND ts < {end:DateTime('UTC')}")
+    if path is not None:
+        params["path"] = path
+        keep += " AND path = {path:String}"
+    seen = (f"SELECT path, section_name AS section, uniqExact(visitor_id) AS visitors, "
+            f"uniqExact(session_id) AS visits, sum(section_dwell_ms) AS dwell_ms "
+            f"FROM events{SECTIONS_JOIN} WHERE {keep} GROUP BY path, section")
+    readers = (f"SELECT path, uniqExact(visitor_id) AS readers FROM events "
+               f"WHERE {keep} AND event_type = 'pageview' GROUP BY path")
+    text = (f"SELECT s.path AS path, s.section AS section, s.visitors AS visitors, "
+            f"s.visits AS visits, intDiv(s.dwell_ms, 1000) AS section_seconds, "
+            f"round(s.dwell_ms / 1000 / greatest(s.visits, 1), 1) AS avg_seconds, "
+            f"greatest(p.readers, s.visitors) AS readers, "
+            f"round(s.visitors / greatest(p.readers, s.visitors), 3) AS reach "
+            f"FROM ({seen}) AS s LEFT JOIN ({readers}) AS p ON p.path = s.path "
+            f"ORDER BY path, visitors DESC, section LIMIT {int(limit)}")
+    return text, params
+
+
+def sections_report(client, site: str, start: datetime, end: datetime, path: str | None = None,
+                    limit: int = 100) -> list[dict]:
+    """``sections_sql`` run: one dict per (page, section)."""
+    text, params = sections_sql(site, start, end, path, limit)
+    rows = client.query(text, parameters=params).result_rows
+    return [dict(zip(REPORT_COLUMNS, row)) for row in rows]
