@@ -194,8 +194,8 @@ def event_details(raw: dict[str, Any]) -> dict[str, Any]:
 
     Props: at most ``MAX_PROPS`` keys, values as scrubbed strings (a number or boolean too: one
     column type, so any prop can be a report dimension). An outbound click's destination
-    (``props.to``, origin + path from the beacon) becomes ``outbound_url``: scheme and host
-    only (no credentials, no port), the path scrubbed like page paths, no query, no fragment.
+    (``props.to``, origin + path from the beacon) becomes ``outbound_url``: the origin (scheme,
+    host, port; never credentials), the path scrubbed like page paths, no query, no fragment.
     Sections: the first ``MAX_SECTIONS`` names (scrubbed; a name that scrubs to one already
     seen adds its dwell there) with their dwell in ms, clamped to the event's range.
     """
@@ -222,12 +222,13 @@ def _outbound_url(to: Any) -> str:
         return ""
     try:
         parts = urlsplit(to)
-        host = parts.hostname or ""
+        host, port = parts.hostname or "", parts.port
     except ValueError:
         return ""
     if parts.scheme not in ("http", "https") or not host:
         return ""
-    return f"{parts.scheme}://{scrub_text(host)}{scrub_path(parts.path)}"[:1024]
+    origin = f"{parts.scheme}://{scrub_text(host)}" + (f":{port}" if port else "")
+    return (origin + scrub_path(parts.path))[:1024]
 
 
 def sessionize_step(store: MutableMapping[str, Any],

@@ -17,7 +17,7 @@ Dimensions:
   (origin + path); ``prop:<key>``: the value of one prop of custom events. Events without
   one are left out of that breakdown (no ``""`` row for every page view).
 
-Metric ``section_seconds``: section dwell in whole seconds (per section with the ``section``
+Metric ``section_seconds``: section dwell, rounded to whole seconds (per section with the ``section``
 dimension or filter; otherwise every section's dwell of the rows asked about).
 
 ``sections_report``: per page and section, visitors, visits, total and average dwell, and
@@ -45,9 +45,9 @@ PROP_HINT = "prop:<key>"
 
 #: metric -> (rollup expression: none, the rollups lack it; expression over raw events)
 METRICS: dict[str, tuple[str, str]] = {
-    "section_seconds": ("", "intDiv(sum(arraySum(section_ms)), 1000)"),
+    "section_seconds": ("", "toUInt64(round(sum(arraySum(section_ms)) / 1000))"),
 }
-_JOINED_METRICS = {"section_seconds": "intDiv(sum(section_dwell_ms), 1000)"}
+_JOINED_METRICS = {"section_seconds": "toUInt64(round(sum(section_dwell_ms) / 1000))"}
 
 # The sections of one event: its reported ones, else the one section it names itself.
 _OWN = "empty(section_names) AND section != ''"
@@ -98,7 +98,7 @@ REPORT_COLUMNS = ["path", "section", "visitors", "visits", "section_seconds", "a
 def sections_sql(site: str, start: datetime, end: datetime, path: str | None = None,
                  limit: int = 100) -> tuple[str, dict]:
     """Per (page, section): ``visitors`` who saw it, ``visits`` (sessions) that saw it, its
-    dwell in whole seconds (``section_seconds``) and per visit (``avg_seconds``, one decimal),
+    dwell in (rounded) whole seconds (``section_seconds``) and per visit (``avg_seconds``, one decimal),
     the page's ``readers`` (visitors with a page view of that path in the range) and ``reach``
     = visitors / readers (0..1, three decimals; a reader whose page view fell before the
     range still counts as one, so reach never exceeds 1). Exact counts: reach is a ratio.
@@ -115,7 +115,7 @@ def sections_sql(site: str, start: datetime, end: datetime, path: str | None = N
     readers = (f"SELECT path, uniqExact(visitor_id) AS readers FROM events "
                f"WHERE {keep} AND event_type = 'pageview' GROUP BY path")
     text = (f"SELECT s.path AS path, s.section AS section, s.visitors AS visitors, "
-            f"s.visits AS visits, intDiv(s.dwell_ms, 1000) AS section_seconds, "
+            f"s.visits AS visits, toUInt64(round(s.dwell_ms / 1000)) AS section_seconds, "
             f"round(s.dwell_ms / 1000 / greatest(s.visits, 1), 1) AS avg_seconds, "
             f"greatest(p.readers, s.visitors) AS readers, "
             f"round(s.visitors / greatest(p.readers, s.visitors), 3) AS reach "

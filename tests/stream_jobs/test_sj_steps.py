@@ -210,9 +210,10 @@ def test_outbound_click_keeps_its_destination_origin_and_path(make_pipeline) -> 
     pipeline = make_pipeline()
     event = pipeline.run(raw_event(type="outbound", props={
         "to": "https://user:pw@www.gov.az:8443/cases/123456/a@b.az?q=secret#x", "via": "footer"}))
-    assert event["outbound_url"] == "https://www.gov.az/cases/:id/[email]"
+    assert event["outbound_url"].startswith("https://www.gov.az:8443/cases/:id/")
+    assert "a@b.az" not in event["outbound_url"] and "pw" not in event["outbound_url"]
     assert event["props"] == {"via": "footer"}  # the destination is not also a prop
-    for bad in ("javascript:alert(1)", "not a url", ""):
+    for bad in ("javascript:alert(1)", "not a url", "", "http://x.az:99999/"):
         assert pipeline.run(raw_event(type="outbound", props={"to": bad}))["outbound_url"] == ""
     # a custom event's own `to` prop stays a prop
     assert pipeline.run(raw_event(type="custom", name="x", props={"to": "me"}))["props"] == \
