@@ -1,7 +1,8 @@
 """Event details in reports (issue 12): sections read, custom events, their props, outbound.
 
 The read path's dimensions and metric over the detail columns of ``events`` (migration 0008).
-They read raw ``events`` (the rollups hold no per-section or per-prop rows); every name is
+They read raw ``events``, except a question about ``section`` alone (besides a time bucket),
+which the per-section rollup ``agg_section_hourly`` (0009) answers; every name is
 whitelisted here and a prop key travels as a bound parameter, checked against the raw
 contract's key pattern first.
 
@@ -43,10 +44,15 @@ DIMENSIONS: dict[str, tuple[str, str | None]] = {
 #: how the allowed-names message spells the prop dimension
 PROP_HINT = "prop:<key>"
 
-#: metric -> (rollup expression: none, the rollups lack it; expression over raw events)
+#: metric -> (expression over agg_section_hourly, expression over raw events)
 METRICS: dict[str, tuple[str, str]] = {
-    "section_seconds": ("", "toUInt64(round(sum(arraySum(section_ms)) / 1000))"),
+    "section_seconds": ("toUInt64(round(sum(section_ms) / 1000))",
+                        "toUInt64(round(sum(arraySum(section_ms)) / 1000))"),
 }
+#: the per-section rollup (migration 0009): answers questions whose only dimension or filter
+#: besides a time bucket is `section` (ORDER BY hour: no daily companion needed, sections are
+#: few per site and hour)
+SECTION_ROLLUP = "agg_section_hourly"
 _JOINED_METRICS = {"section_seconds": "toUInt64(round(sum(section_dwell_ms) / 1000))"}
 
 # The sections of one event: its reported ones, else the one section it names itself.
@@ -65,6 +71,12 @@ def is_dimension(name: str) -> bool:
 def joins_sections(names) -> bool:
     """Whether a query naming these dimensions/filters reads one row per (event, section)."""
     return "section" in names
+
+
+def section_rollup_answers(names) -> bool:
+    """Whether ``SECTION_ROLLUP`` answers a question with these dimensions and filters (time
+    buckets left out): ``section`` and nothing else."""
+    return set(names) == {"section"}
 
 
 @dataclass

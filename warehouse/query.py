@@ -182,7 +182,8 @@ def choose_source(query: Query) -> str:
     plain = set(query.plain_dimensions)
     filtered = {f for f, _ in query.filters}
     if query.reads_details:
-        return "events"
+        return details.SECTION_ROLLUP if details.section_rollup_answers(plain | filtered) \
+            else "events"
     if not plain and not filtered:
         return "agg_site_hourly"
     if len(plain | filtered) == 1:
@@ -199,15 +200,19 @@ def build(query: Query, source: str | None = None) -> Sql:
         raise QueryError("only raw events may be forced as a source")
     source = source or choose_source(query)
     rollup = source != "events"
+    sections_rolled = source == details.SECTION_ROLLUP
     time_column = "ts" if source == "events" else "hour"
     start, end = utc_bounds(query)
     params: dict = {"site": query.site, "start": start, "end": end, "tz": query.tz}
     keep = ["site_id = {site:String}"]
     select, group = [], []
-    joined = details.joins_sections([*query.dimensions, *(f for f, _ in query.filters)])
+    joined = not rollup and details.joins_sections(
+        [*query.dimensions, *(f for f, _ in query.filters)])
     for i, name in enumerate(query.dimensions):
         if name in TIME_BUCKETS:
             expr = TIME_BUCKETS[name].format(t=time_column)
+        elif sections_rolled:
+            expr = "section"
         elif details.is_dimension(name):
             found = details.detail(name, params, f"d{i}")
             expr = found.expression
@@ -223,13 +228,15 @@ def build(query: Query, source: str | None = None) -> Sql:
         keep.append("dimension = {dimension:String}")
     for i, (name, value) in enumerate(query.filters):
         params[f"f{i}"] = value
-        if details.is_dimension(name):
+        if sections_rolled:
+            expr = "section"
+        elif details.is_dimension(name):
             expr = details.detail(name, params, f"f{i}").expression
         else:
             expr = "value" if rollup else DIMENSIONS[name]
         keep.append(f"{expr} = {{f{i}:String}}")
     for name in query.metrics:
-        expr = details.metric(name, joined) if name in details.METRICS else \
+        expr = details.metric(name, joined) if name in details.METRICS and not rollup else \
             METRICS[name][0 if rollup else 1]
         select.append(f"{expr} AS {name}")
     time_dims = [d for d in query.dimensions if d in TIME_BUCKETS]

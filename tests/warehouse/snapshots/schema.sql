@@ -111,6 +111,76 @@ GROUP BY
     value,
     hour;
 
+CREATE TABLE agg_section_hourly
+(
+    `site_id` LowCardinality(String),
+    `section` String,
+    `hour` DateTime('UTC'),
+    `events` SimpleAggregateFunction(sum, UInt64),
+    `pageviews` SimpleAggregateFunction(sum, UInt64),
+    `email_opens` SimpleAggregateFunction(sum, UInt64),
+    `service_requests` SimpleAggregateFunction(sum, UInt64),
+    `engaged_ms` SimpleAggregateFunction(sum, UInt64),
+    `section_ms` SimpleAggregateFunction(sum, UInt64),
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `sessions` AggregateFunction(uniqCombined(12), String),
+    `openers` AggregateFunction(uniqCombined(12), String)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (site_id, hour, section)
+TTL hour + toIntervalYear(5)
+SETTINGS index_granularity = 256;
+
+CREATE MATERIALIZED VIEW agg_section_hourly_mv TO agg_section_hourly
+(
+    `site_id` LowCardinality(String),
+    `section` String,
+    `hour` DateTime('UTC'),
+    `events` UInt64,
+    `pageviews` UInt64,
+    `email_opens` UInt64,
+    `service_requests` UInt64,
+    `engaged_ms` UInt64,
+    `section_ms` UInt64,
+    `visitors` AggregateFunction(uniqCombined(12), String),
+    `sessions` AggregateFunction(uniqCombined(12), String),
+    `openers` AggregateFunction(uniqCombined(12), String)
+)
+AS SELECT
+    site_id,
+    seen AS section,
+    toStartOfHour(ts) AS hour,
+    toUInt64(count()) AS events,
+    toUInt64(countIf(event_type = 'pageview')) AS pageviews,
+    toUInt64(countIf(event_type = 'email_open')) AS email_opens,
+    toUInt64(countIf(event_type = 'service_request')) AS service_requests,
+    toUInt64(sum(engaged_ms)) AS engaged_ms,
+    toUInt64(sum(dwell)) AS section_ms,
+    uniqCombinedState(12)(visitor_id) AS visitors,
+    uniqCombinedStateIf(12)(session_id, session_id != '') AS sessions,
+    uniqCombinedStateIf(12)(visitor_id, event_type = 'email_open') AS openers
+FROM
+(
+    SELECT
+        site_id,
+        ts,
+        event_type,
+        engaged_ms,
+        visitor_id,
+        session_id,
+        seen,
+        dwell
+    FROM events
+    ARRAY JOIN
+        if(empty(section_names) AND (section != ''), [toString(section)], section_names) AS seen,
+        if(empty(section_names) AND (section != ''), [toUInt32(0)], section_ms) AS dwell
+)
+GROUP BY
+    site_id,
+    section,
+    hour;
+
 CREATE TABLE agg_site_hourly
 (
     `site_id` LowCardinality(String),
