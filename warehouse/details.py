@@ -18,8 +18,8 @@ Dimensions:
   (origin + path); ``prop:<key>``: the value of one prop of custom events. Events without
   one are left out of that breakdown (no ``""`` row for every page view).
 
-Metric ``section_seconds``: section dwell, rounded to whole seconds (per section with the ``section``
-dimension or filter; otherwise every section's dwell of the rows asked about).
+Metric ``section_seconds``: section dwell, rounded to whole seconds (per section with the
+``section`` dimension or filter; otherwise every section's dwell of the rows asked about).
 
 ``sections_report``: per page and section, visitors, visits, total and average dwell, and
 ``reach``, the share of the page's readers who reached the section.
@@ -110,8 +110,8 @@ REPORT_COLUMNS = ["path", "section", "visitors", "visits", "section_seconds", "a
 def sections_sql(site: str, start: datetime, end: datetime, path: str | None = None,
                  limit: int = 100) -> tuple[str, dict]:
     """Per (page, section): ``visitors`` who saw it, ``visits`` (sessions) that saw it, its
-    dwell in (rounded) whole seconds (``section_seconds``) and per visit (``avg_seconds``, one decimal),
-    the page's ``readers`` (visitors with a page view of that path in the range) and ``reach``
+    dwell in (rounded) whole seconds (``section_seconds``) and per visit (``avg_seconds``, one
+    decimal), the page's ``readers`` (visitors with a page view of that path in the range) and ``reach``
     = visitors / readers (0..1, three decimals; a reader whose page view fell before the
     range still counts as one, so reach never exceeds 1). Exact counts: reach is a ratio.
     ``start``/``end``: the UTC range [start, end)."""
