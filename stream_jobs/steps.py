@@ -98,9 +98,10 @@ def visitor_on_consent(cookie_vid: str, cookieless_vid: str, ts: int,
     ``timeout_ms`` of inactivity, is counted under the cookie id. A known cookie id always
     wins, so two consented browsers behind one IP and UA are never merged.
 
-    The store lookup is local: in a multi-worker deployment the cookieless and the cookie
-    hits may be keyed to partitions of different workers, and then the cookie id is used (the
-    visit is split, as before this rule).
+    Limits (the visit is then split, as before this rule): the store lookup is local, so in a
+    multi-worker deployment the cookieless and the cookie hits may be keyed to partitions of
+    different workers; and it relies on hits being processed in about the order they happened
+    (live traffic is; a backlog read partition by partition may run the consented hits first).
     """
     if cookie_vid in sessions:
         return cookie_vid
