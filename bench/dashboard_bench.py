@@ -94,7 +94,7 @@ def run(work: Path, sizes: list[int], results: dict, details: dict, rounds: int 
         progress(f"generating {size:,} events")
         fill(client, size, loaded)
         loaded = size
-        for rollup in ("agg_dim_hourly", "agg_dim_daily", "agg_site_hourly"):
+        for rollup in ("agg_dim_hourly", "agg_dim_daily", "agg_site_hourly", "agg_section_hourly"):
             client.command(f"OPTIMIZE TABLE {rollup} FINAL")  # as background merges would
         progress(f"querying {size:,} events")
         query_set(client)  # warm-up: caches, first reads

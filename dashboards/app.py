@@ -26,10 +26,10 @@ from dashboards.auth import Authenticator, Principal
 from dashboards.research import publish, research_query
 from mayak.errors import MayakError
 from mayak.settings import Settings
-from warehouse import audit, erasure, goals, reports
+from warehouse import audit, details, erasure, goals, reports
 from warehouse.campaigns import register_send
 from warehouse.ddl import Layout
-from warehouse.query import TIME_BUCKETS, QueryError, run
+from warehouse.query import TIME_BUCKETS, QueryError, run, utc_bounds
 from warehouse.sites import UnknownSite, check_site
 
 PRODUCT = {"product", "admin"}
@@ -134,6 +134,17 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
             raise QueryError(f"a series needs a time bucket: {', '.join(TIME_BUCKETS)}")
         return _answer(run(client, query), query.describe())
 
+    def sections(call: Call) -> Answer:
+        """Per page and section: readers, visits, dwell and reach (``warehouse.details``);
+        ``path=`` narrows it to one page."""
+        query = qp.query_from(call.params, tz, metrics=("visitors",))
+        path = call.params.get("path")
+        start, end = utc_bounds(query)
+        rows = details.sections_report(client, query.site, start, end, path, query.limit)
+        columns = details.REPORT_COLUMNS
+        return Answer({"columns": columns, "rows": rows}, len(columns) * len(rows),
+                      {**query.describe(), "path": path})
+
     campaigns = site_report(reports.campaigns)
     entry_exit = site_report(reports.entry_exit)
 
@@ -192,6 +203,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         endpoint("stats/series", PRODUCT, series),
         endpoint("stats/goals", PRODUCT, goal_conversions),
         endpoint("stats/entry-exit", PRODUCT, entry_exit),
+        endpoint("stats/sections", PRODUCT, sections),
         endpoint("marketing/campaigns", MARKETING, campaigns),
         endpoint("marketing/campaigns/{campaign_id}/sends", MARKETING, sends, "POST"),
         endpoint("research/query", RESEARCH, research),

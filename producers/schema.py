@@ -52,7 +52,7 @@ class _Base(BaseModel):
     engaged_ms: Ms | None = None
     scroll_pct: Annotated[int, Field(ge=0, le=100)] | None = None
     sections: Annotated[dict[Name, Ms], Field(max_length=32)] | None = None  # name -> dwell ms
-    props: Annotated[dict[PropKey, PropValue], Field(max_length=16)] | None = None
+    props: Annotated[dict[PropKey, PropValue], Field(max_length=20)] | None = None
     consent: Literal["analytics", "none"] = "none"
     dnt: bool = False  # Do-Not-Track seen (header or navigator)
     gpc: bool = False  # Global Privacy Control seen

@@ -1,8 +1,9 @@
 """Wire formats of the stream jobs' topics and of the session table.
 
 ``mayak.events``: batches of enriched events, each an object whose keys are
-``ENRICHED_FIELDS`` (the DESIGN.md section 3 contract) plus ``event_name`` and ``props``
-(custom events; scrubbed); the framing and the events' positions are described in
+``ENRICHED_FIELDS`` (the DESIGN.md section 3 contract) plus ``DETAIL_FIELDS`` (issue 12:
+custom-event name and props, outbound destination, per-section dwell; scrubbed and bounded by
+``stream_jobs.steps.event_details``); the framing and the events' positions are described in
 ``stream_jobs.batching``. ``mayak.failed``: one ``FailedRecord`` per message. Session table
 values: ``SessionState``.
 """
@@ -17,6 +18,8 @@ ENRICHED_FIELDS = (
     "country", "isp", "asn", "device_type", "device_brand", "browser", "browser_major", "os",
     "os_major", "engaged_ms", "scroll_pct", "service_type", "campaign_id", "consent", "is_bot",
 )
+
+DETAIL_FIELDS = ("event_name", "props", "outbound_url", "section_names", "section_ms")
 
 
 class FailedRecord(TypedDict):

@@ -34,7 +34,7 @@ def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
         ("consent", consent_step(keys)),
         ("useragent", useragent_step(classifier)),
         ("geo", geo_step(geo)),
-        ("pseudonymize", pseudonymize_step(keys, clock)),
+        ("pseudonymize", pseudonymize_step(keys, clock, sessions, session_timeout_ms)),
         ("scrub", scrub_step(routes)),
         ("sessionize", sessionize_step(sessions, session_timeout_ms)),
     ]

@@ -7,7 +7,7 @@ and the session store are injected; nothing here touches Kafka or ClickHouse.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from datetime import date
 from functools import lru_cache
 from typing import Any, Protocol
@@ -15,12 +15,16 @@ from urllib.parse import urlsplit
 
 from anonymizer import pseudonym
 from anonymizer.scrub import (RouteTemplates, referrer_domain_of_host, scrub_path, scrub_text,
-                              scrub_value, utm_of_query)
+                              utm_of_query)
 from stream_jobs.geo import GeoLookup
 from stream_jobs.pipeline import Clock, Drop, Hit
 from stream_jobs.useragent import EMPTY_UA, UAClassifier
 
 SESSION_TIMEOUT_MS = 30 * 60 * 1000
+MAX_SECTIONS = 32  # per engagement event (the raw contract allows as many)
+MAX_PROPS = 20  # per event (the raw contract allows as many)
+MAX_PROP_VALUE = 200  # characters of one prop value once made a string
+MAX_SECTION_MS = 86_400_000  # one day, as engaged_ms
 
 
 class Keys(Protocol):
@@ -74,8 +78,45 @@ def geo_step(geo: GeoLookup) -> Callable[[Hit], Hit]:
     return geo_
 
 
-def pseudonymize_step(keys: Keys, clock: Clock) -> Callable[[Hit], Hit]:
-    """``visitor_id`` and ``customer_pid``; afterwards the IP and UA are forgotten."""
+def is_active(state: Any, ts: int, timeout_ms: int) -> bool:
+    """Whether ``state`` (a session-store value) is a session a hit at ``ts`` would join."""
+    return state is not None and ts - state["last"] <= timeout_ms \
+        and state["start"] - ts <= timeout_ms
+
+
+def visitor_on_consent(cookie_vid: str, cookieless_vid: str, ts: int,
+                       sessions: Mapping[str, Any], timeout_ms: int) -> str:
+    """The visitor id of a consented hit that also carries the device's IP and UA.
+
+    A visitor who grants consent in the middle of a visit starts sending the cookie id; until
+    then the same visit was counted under the cookieless pseudonym (daily salt, site, IP, UA).
+    Switching ids there would make one person two visitors and one visit two one-page visits.
+    So: when the cookie id is unknown to the session store (consent was just granted: a cookie
+    id that ever had a session is in the store) and the cookieless pseudonym has a session
+    this hit would join, the hit keeps the cookieless pseudonym, and so does every later hit
+    of that session (the cookie id stays unknown meanwhile). The next visit, after
+    ``timeout_ms`` of inactivity, is counted under the cookie id. A known cookie id always
+    wins, so two consented browsers behind one IP and UA are never merged.
+
+    Limits (the visit is then split, as before this rule): the store lookup is local, so in a
+    multi-worker deployment the cookieless and the cookie hits may be keyed to partitions of
+    different workers; and it relies on hits being processed in about the order they happened
+    (live traffic is; a backlog read partition by partition may run the consented hits first).
+    """
+    if cookie_vid in sessions:
+        return cookie_vid
+    if is_active(sessions.get(cookieless_vid), ts, timeout_ms):
+        return cookieless_vid
+    return cookie_vid
+
+
+def pseudonymize_step(keys: Keys, clock: Clock, sessions: Mapping[str, Any] | None = None,
+                      timeout_ms: int = SESSION_TIMEOUT_MS) -> Callable[[Hit], Hit]:
+    """``visitor_id`` and ``customer_pid``; afterwards the IP and UA are forgotten.
+
+    ``sessions``: the session store (read only here), for consent granted mid-visit (see
+    ``visitor_on_consent``); without it a consented hit always takes the cookie id.
+    """
     salts: dict[date, bytes] = {}
 
     def daily_salt() -> bytes:
@@ -94,6 +135,10 @@ def pseudonymize_step(keys: Keys, clock: Clock) -> Callable[[Hit], Hit]:
                                        raw.get("campaign", ""), raw["recipient"])
         elif hit.consented and raw.get("vid"):
             vid = pseudonym.cookie_visitor_id(keys.visitor_key, site, raw["vid"])
+            if sessions is not None and (hit.ip or hit.ua) and vid not in sessions:
+                cookieless = pseudonym.cookieless_visitor_id(daily_salt(), site, hit.ip or "",
+                                                             hit.ua or "")
+                vid = visitor_on_consent(vid, cookieless, int(raw["ts"]), sessions, timeout_ms)
         elif hit.ip or hit.ua:
             vid = pseudonym.cookieless_visitor_id(daily_salt(), site, hit.ip or "", hit.ua or "")
         else:
@@ -138,12 +183,53 @@ def scrub_step(routes: RouteTemplates) -> Callable[[Hit], Hit]:
             engaged_ms=raw.get("engaged_ms") or 0, scroll_pct=raw.get("scroll_pct") or 0,
             service_type=scrub_text(raw.get("service_type") or "")[:64],
             campaign_id=raw.get("campaign") or "",
-            event_name=scrub_text(raw.get("name") or "")[:64],
-            props=scrub_value(raw.get("props") or {}),
         )
+        out.update(event_details(raw))
         return hit
 
     return scrub
+
+
+def event_details(raw: dict[str, Any]) -> dict[str, Any]:
+    """``event_name``, ``props``, ``outbound_url``, ``section_names`` and ``section_ms``.
+
+    Props: at most ``MAX_PROPS`` keys, values as scrubbed strings (a number or boolean too: one
+    column type, so any prop can be a report dimension). An outbound click's destination
+    (``props.to``, origin + path from the beacon) becomes ``outbound_url``: the origin (scheme,
+    host, port; never credentials), the path scrubbed like page paths, no query, no fragment.
+    Sections: the first ``MAX_SECTIONS`` names (scrubbed; a name that scrubs to one already
+    seen adds its dwell there) with their dwell in ms, clamped to the event's range.
+    """
+    props = dict(raw.get("props") or {})
+    outbound = _outbound_url(props.pop("to", None)) if raw.get("type") == "outbound" else ""
+    clean: dict[str, str] = {}
+    for key, value in props.items():
+        if len(clean) >= MAX_PROPS:
+            break
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        clean[scrub_text(str(key))[:40]] = scrub_text(text)[:MAX_PROP_VALUE]
+    dwell: dict[str, int] = {}
+    for name, ms in list((raw.get("sections") or {}).items())[:MAX_SECTIONS]:
+        name = scrub_text(str(name).strip())[:64]
+        if name:
+            dwell[name] = min(dwell.get(name, 0) + max(int(ms or 0), 0), MAX_SECTION_MS)
+    return {"event_name": scrub_text(raw.get("name") or "")[:64], "props": clean,
+            "outbound_url": outbound, "section_names": list(dwell),
+            "section_ms": list(dwell.values())}
+
+
+def _outbound_url(to: Any) -> str:
+    if not isinstance(to, str) or not to:
+        return ""
+    try:
+        parts = urlsplit(to)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not host:
+        return ""
+    origin = f"{parts.scheme}://{scrub_text(host)}" + (f":{port}" if port else "")
+    return (origin + scrub_path(parts.path))[:1024]
 
 
 def sessionize_step(store: MutableMapping[str, Any],
@@ -157,7 +243,7 @@ def sessionize_step(store: MutableMapping[str, Any],
     def sessionize(hit: Hit) -> Hit:
         vid, ts = hit.out["visitor_id"], int(hit.out["ts"])
         state = store.get(vid)
-        if state is None or ts - state["last"] > timeout_ms or state["start"] - ts > timeout_ms:
+        if not is_active(state, ts, timeout_ms):
             state = {"start": ts, "last": ts}
         else:
             # a late, out-of-order hit joins the session without renaming it

@@ -25,7 +25,8 @@ EXPORT_COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "sess
                   "customer_pid", "path", "section", "referrer_domain", "utm_source", "utm_medium",
                   "utm_campaign", "country", "isp", "asn", "device_type", "device_brand", "browser",
                   "browser_major", "os", "os_major", "engaged_ms", "scroll_pct", "service_type",
-                  "campaign_id", "consent"]
+                  "campaign_id", "consent", "event_name", "props", "outbound_url", "section_names",
+                  "section_ms"]
 
 
 class CustomerKeys(Protocol):

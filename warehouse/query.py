@@ -24,16 +24,18 @@ from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 
-from warehouse.metrics import METRICS
+from warehouse import details
+from warehouse.metrics import METRICS, WEB
 
-# Metric definitions (what each number counts, web-only or not) live in warehouse/metrics.py
+# Metric definitions (what each number counts, web-only or not) live in warehouse/metrics.py;
+# event details (issue 12: section dwell) in warehouse/details.py
+METRICS = {**METRICS, **details.METRICS}
 SKETCHES = frozenset(name for name, m in METRICS.items() if not m.additive)
 
 # dimension -> expression over raw events; each is also a `dimension` of agg_dim_hourly
 DIMENSIONS: dict[str, str] = {
     "event_type": "toString(event_type)",
     "path": "path",
-    "section": "toString(section)",
     "referrer_domain": "toString(referrer_domain)",
     "utm_source": "toString(utm_source)",
     "utm_medium": "toString(utm_medium)",
@@ -83,8 +85,8 @@ class Query:
         _check_names("metric", self.metrics, METRICS)
         if not self.metrics:
             raise QueryError("ask for at least one metric")
-        _check_names("dimension", self.dimensions, {**DIMENSIONS, **TIME_BUCKETS})
-        _check_names("filter", [f for f, _ in self.filters], DIMENSIONS)
+        _check_names("dimension", self.dimensions, {**DIMENSIONS, **TIME_BUCKETS}, True)
+        _check_names("filter", [f for f, _ in self.filters], DIMENSIONS, True)
         if len(self.dimensions) != len(set(self.dimensions)):
             raise QueryError("a dimension may appear once")
         if sum(d in TIME_BUCKETS for d in self.dimensions) > 1 or len(self.dimensions) > 3:
@@ -102,7 +104,15 @@ class Query:
 
     @property
     def plain_dimensions(self) -> tuple[str, ...]:
-        return tuple(d for d in self.dimensions if d in DIMENSIONS)
+        """The dimensions other than the time bucket."""
+        return tuple(d for d in self.dimensions if d not in TIME_BUCKETS)
+
+    @property
+    def reads_details(self) -> bool:
+        """Whether the question needs the event details (``warehouse.details``)."""
+        names = [*self.dimensions, *(f for f, _ in self.filters)]
+        return any(details.is_dimension(n) for n in names) or \
+            any(m in details.METRICS for m in self.metrics)
 
     def describe(self) -> dict:
         """The question as plain data (what the audit log records)."""
@@ -111,10 +121,13 @@ class Query:
                 "filters": dict(self.filters), "limit": self.limit, "tz": self.tz}
 
 
-def _check_names(kind: str, names, allowed: dict) -> None:
-    unknown = [n for n in names if n not in allowed]
+def _check_names(kind: str, names, allowed: dict, with_details: bool = False) -> None:
+    unknown = [n for n in names
+               if n not in allowed and not (with_details and details.is_dimension(n))]
     if unknown:
-        raise QueryError(f"unknown {kind} {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+        listed = sorted(allowed) + (sorted([*details.DIMENSIONS, details.PROP_HINT])
+                                    if with_details else [])
+        raise QueryError(f"unknown {kind} {unknown[0]!r}; allowed: {', '.join(listed)}")
 
 
 @dataclass
@@ -151,6 +164,10 @@ def choose_source(query: Query) -> str:
     """The cheapest table that answers exactly: a rollup unless filters cross dimensions."""
     plain = set(query.plain_dimensions)
     filtered = {f for f, _ in query.filters}
+    if query.reads_details:
+        answers = details.section_rollup_answers(plain | filtered,
+                                                 [METRICS[m] for m in query.metrics])
+        return details.SECTION_ROLLUP if answers else "events"
     if any(METRICS[m].rollup is None for m in query.metrics):
         return "events"
     if not plain and not filtered:
@@ -169,35 +186,55 @@ def build(query: Query, source: str | None = None) -> Sql:
         raise QueryError("only raw events may be forced as a source")
     source = source or choose_source(query)
     rollup = source != "events"
+    sections_rolled = source == details.SECTION_ROLLUP
     time_column = "ts" if source == "events" else "hour"
     start, end = utc_bounds(query)
     params: dict = {"site": query.site, "start": start, "end": end, "tz": query.tz}
     keep = ["site_id = {site:String}"]
     select, group = [], []
-    for name in query.dimensions:
+    joined = not rollup and details.joins_sections(
+        [*query.dimensions, *(f for f, _ in query.filters)])
+    if joined:  # sections are read on web pages (as in agg_section_hourly)
+        keep.append(WEB)
+    for i, name in enumerate(query.dimensions):
         if name in TIME_BUCKETS:
             expr = TIME_BUCKETS[name].format(t=time_column)
+        elif sections_rolled:
+            expr = "section"
+        elif details.is_dimension(name):
+            found = details.detail(name, params, f"d{i}")
+            expr = found.expression
+            keep += [found.present] if found.present else []
         else:
             expr = "value" if rollup else DIMENSIONS[name]
-        select.append(f"{expr} AS {name}")
-        group.append(name)
+        alias = name if name.isidentifier() else f"d{i}"  # prop:<key>: the key stays bound
+        select.append(f"{expr} AS {alias}")
+        group.append(alias)
     if source == "agg_dim_hourly":
         (dimension,) = set(query.plain_dimensions) | {f for f, _ in query.filters}
         params["dimension"] = dimension
         keep.append("dimension = {dimension:String}")
     for i, (name, value) in enumerate(query.filters):
         params[f"f{i}"] = value
-        keep.append(f"{'value' if rollup else DIMENSIONS[name]} = {{f{i}:String}}")
+        if sections_rolled:
+            expr = "section"
+        elif details.is_dimension(name):
+            expr = details.detail(name, params, f"f{i}").expression
+        else:
+            expr = "value" if rollup else DIMENSIONS[name]
+        keep.append(f"{expr} = {{f{i}:String}}")
     for name in query.metrics:
         # aliased apart from the rollup columns: `sum(pageviews) AS pageviews` would make a
         # ratio's own `sum(pageviews)` an aggregate inside an aggregate
-        select.append(f"{METRICS[name].expression(rollup)} AS m_{name}")
+        expr = details.metric(name, joined) if name in details.METRICS and not rollup else \
+            METRICS[name].expression(rollup)
+        select.append(f"{expr} AS m_{name}")
     time_dims = [d for d in query.dimensions if d in TIME_BUCKETS]
     order = time_dims + [f"m_{query.metrics[0]} DESC"] + [d for d in group if d not in time_dims]
     if source == "agg_dim_hourly" and not time_dims:
         table, where = _dimension_rows(query, keep, params, start, end), []
     else:
-        table = source
+        table = source + (details.SECTIONS_JOIN if joined else "")
         where = keep + [f"{time_column} >= {{start:DateTime('UTC')}}",
                         f"{time_column} < {{end:DateTime('UTC')}}"]
     text = (f"SELECT {', '.join(select)} FROM {table}"

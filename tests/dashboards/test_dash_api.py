@@ -156,3 +156,40 @@ def test_cli_token_is_admin_and_page_is_served(settings, wh) -> None:
     assert api.get("/api/admin/audit", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     page = api.get("/")
     assert page.status_code == 200 and "stats/breakdown" in page.text
+
+
+def test_event_details_over_the_api(settings, wh) -> None:
+    columns = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id", "path",
+               "event_name", "props", "outbound_url", "section_names", "section_ms"]
+    at = START + timedelta(hours=12)
+    wh.insert("events", [
+        [uuid.uuid4(), "pageview", "s1", at, "v1", "s-1", "/a", "", {}, "", [], []],
+        [uuid.uuid4(), "pageview", "s1", at, "v2", "s-2", "/a", "", {}, "", [], []],
+        [uuid.uuid4(), "engagement", "s1", at, "v1", "s-1", "/a", "", {}, "",
+         ["intro", "fees"], [4114, 3002]],
+        [uuid.uuid4(), "custom", "s1", at, "v1", "s-1", "/a", "download", {"format": "pdf"},
+         "", [], []],
+        [uuid.uuid4(), "outbound", "s1", at, "v2", "s-2", "/a", "", {}, "https://gov.az/x",
+         [], []],
+    ], column_names=columns)
+    api = _client(settings, wh)
+
+    def get(endpoint: str, **params) -> dict:
+        answer = api.get(f"/api/stats/{endpoint}", params={**RANGE, **params})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    secs = get("breakdown", dimensions="section", metrics="visitors,section_seconds")["rows"]
+    assert sorted(secs, key=lambda r: r["section"]) == [
+        {"section": "fees", "visitors": 1, "section_seconds": 3},
+        {"section": "intro", "visitors": 1, "section_seconds": 4}]
+    assert get("breakdown", dimensions="event_name", metrics="events,visitors")["rows"] == \
+        [{"event_name": "download", "events": 1, "visitors": 1}]
+    assert get("breakdown", dimensions="prop:format", metrics="events")["rows"] == \
+        [{"prop:format": "pdf", "events": 1}]
+    assert get("breakdown", dimensions="outbound_url", metrics="events")["rows"] == \
+        [{"outbound_url": "https://gov.az/x", "events": 1}]
+    report = {r["section"]: r for r in get("sections", path="/a")["rows"]}
+    assert (report["intro"]["reach"], report["intro"]["readers"]) == (0.5, 2)
+    bad = api.get("/api/stats/breakdown", params={**RANGE, "dimensions": "prop:a b"})
+    assert bad.status_code == 400 and "prop:<key>" in bad.json()["error"]

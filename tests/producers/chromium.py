@@ -2,7 +2,7 @@
 
 Starts Debian's ``chromium`` with a fresh profile and no network chatter, attaches to its one
 page over CDP (``websockets`` sync client), and offers just what the tests need: navigate,
-evaluate, wait for load, dispatch input.
+evaluate, wait for load, dispatch input (mouse moves, clicks).
 """
 
 from __future__ import annotations
@@ -91,6 +91,15 @@ class Chromium:
 
     def mouse_move(self, x: int, y: int) -> None:
         self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+
+    def click(self, selector: str) -> None:
+        """A real left click (press and release) in the middle of the element ``selector``."""
+        x, y = self.eval(f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+                         ".getBoundingClientRect();"
+                         " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left",
+                      clickCount=1)
 
     def close(self) -> None:
         try:

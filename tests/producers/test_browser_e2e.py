@@ -1,10 +1,14 @@
-"""The beacon in real headless Chromium, through the whole pipeline.
+"""The beacon in real headless Chromium, through the whole pipeline, read back over the API.
 
-A page on localhost loads /t.js from the collector (a `mayak collector` child process); the
-browser scrolls through three sections, dwelling on each while the "reader" moves the mouse,
-then navigates away. The page view and the engagement event must arrive in Kafka with every
-section's dwell, and in ClickHouse (through `mayak worker`) with engaged_ms within 25 % of the
-real dwell.
+A page on localhost loads /t.js from the collector (a `mayak collector` child process). The
+"reader" reads three `data-section` blocks for about 3.5 s each while moving the mouse,
+grants analytics consent half-way, clicks a `data-mayak-event` button with two props and an
+outbound link, then the page navigates once as a single-page app (`history.pushState`) and
+the browser leaves. The events must reach Kafka `mayak.raw`, and through `mayak worker`
+ClickHouse; everything is then read back THROUGH THE DASHBOARDS API (HTTP, with a product
+token): two page views, one visitor and one visit (consent mid-visit), each section's dwell
+within 25 % of the time it was really on screen, the custom event with its props, the
+outbound destination (origin + path) and the engaged time within 25 %.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from dashboards.auth import add_token, tokens_path
 from mayak.kafka_local import free_port
 from producers.raw_frames import events_of
 from tests.producers.chromium import Chromium, chromium_path
@@ -28,21 +33,33 @@ from tests.producers.chromium import Chromium, chromium_path
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.clickhouse,
               pytest.mark.skipif(chromium_path() is None, reason="apt-get install chromium")]
 
-SECTIONS = ["intro", "pricing", "faq"]
+SECTIONS = ["intro", "fees", "contact"]
 # headless Chromium says "HeadlessChrome", which the pipeline rightly counts as a bot
 DESKTOP_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/156.0.0.0 Safari/537.36")
-DWELL_S = 2.5
+DWELL_S = 3.5
+ARTICLE, SPA_PAGE = "/xidmetler/notarius", "/xidmetler/elaqe"
+# another origin (so an outbound link) that is never contacted: the page cancels the click
+PARTNER = "http://localhost:9/partner/offer"
+MIDDLE = '<div style="height:640px"></div>'  # puts a control in the middle of its section
 
 
 def _article(collector: str) -> str:
-    blocks = "".join(f'<section data-section="{s}" style="height:1400px">{s}</section>'
+    inner = {
+        "intro": "",
+        "fees": f'{MIDDLE}<button id="download" data-mayak-event="download" '
+                'data-mayak-format="pdf" data-mayak-lang="az">Download the fee table</button>',
+        "contact": f'{MIDDLE}<a id="partner" href="{PARTNER}?ref=elegal#top">Our partner</a>',
+    }
+    blocks = "".join(f'<section data-section="{s}" style="height:1400px">{inner[s]}</section>'
                      for s in SECTIONS)
     return f"""<!doctype html><html><head><title>Article</title>
 <script>window.mayak=window.mayak||function(){{(mayak.q=mayak.q||[]).push(arguments)}}</script>
 <script defer src="{collector}/t.js" data-site="elegal"></script></head>
 <body style="margin:0"><div style="height:300px">top</div>{blocks}
-<div style="height:2000px">bottom</div></body></html>"""
+<div style="height:2000px">bottom</div>
+<script>document.getElementById('partner').addEventListener('click',
+  (e) => e.preventDefault())</script></body></html>"""
 
 
 class PageServer:
@@ -55,7 +72,7 @@ class PageServer:
         async def bye(request):
             return HTMLResponse("<!doctype html><p>bye</p>")
 
-        app = Starlette(routes=[Route("/xidmetler/notarius", article), Route("/bye", bye)])
+        app = Starlette(routes=[Route(ARTICLE, article), Route("/bye", bye)])
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                                     log_level="warning"))
@@ -86,64 +103,119 @@ def _raw_events(bootstrap: str, topic: str, want: set[str], timeout: float = 30.
     return got
 
 
-def _read_the_article(browser: Chromium, url: str) -> float:
-    """Load, scroll through the sections with some mouse input, leave; returns the dwell (s)."""
+def _linger(browser: Chromium, seconds: float) -> None:
+    """Stay, moving the mouse now and then (an engaged reader, not an idle tab)."""
+    until = time.monotonic() + seconds
+    x = 10
+    while time.monotonic() < until:
+        x = 30 if x == 10 else 10
+        browser.mouse_move(x, 200)
+        time.sleep(min(0.4, max(0.0, until - time.monotonic())))
+
+
+def _read_the_article(browser: Chromium, url: str) -> dict[str, float]:
+    """The visit; returns how long (s) each section was on screen and the engaged time."""
     browser.send("Page.enable")
     browser.send("Emulation.setFocusEmulationEnabled", enabled=True)
     browser.navigate(url)
     start = time.monotonic()
+    shown: dict[str, float] = {}
     for name in SECTIONS:
         browser.eval(f"document.querySelector('[data-section={name}]')"
                      ".scrollIntoView({block: 'center'})")
-        until = time.monotonic() + DWELL_S
-        x = 10
-        while time.monotonic() < until:
-            x = 30 if x == 10 else 10
-            browser.mouse_move(x, 200)
-            time.sleep(0.4)
-    dwell = time.monotonic() - start
-    browser.navigate(url.rsplit("/", 2)[0] + "/bye")
-    return dwell
+        shown[name] = time.monotonic()
+        if name == "intro":
+            _linger(browser, DWELL_S)
+            continue
+        _linger(browser, DWELL_S / 2)
+        if name == "fees":
+            browser.eval("mayak('consent', 'analytics')")  # granted mid-visit
+            browser.click("#download")
+        else:
+            browser.click("#partner")
+        _linger(browser, DWELL_S / 2)
+    for name, following in zip(SECTIONS, SECTIONS[1:]):
+        shown[name] = shown[following] - shown[name]
+    # one SPA navigation; the contact section stays on screen until the reader leaves
+    browser.eval(f"history.pushState({{}}, '', '{SPA_PAGE}')")
+    _linger(browser, 1.0)
+    end = time.monotonic()
+    shown["contact"] = end - shown["contact"]
+    shown["engaged"] = end - start
+    browser.navigate(url.split("/xidmetler", 1)[0] + "/bye")
+    return shown
 
 
-def test_chromium_engaged_time_reaches_clickhouse(stack) -> None:
+class Api:
+    """The dashboards API over HTTP with a product token."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.http = httpx.Client(base_url=base, timeout=10,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    def get(self, endpoint: str, **params: str) -> dict:
+        answer = self.http.get(f"/api/stats/{endpoint}", params={"site": "elegal", **params})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def rows(self, dimension: str, metrics: str, **params: str) -> dict[str, dict]:
+        got = self.get("breakdown", dimensions=dimension, metrics=metrics, **params)["rows"]
+        return {r.pop(dimension): r for r in got}
+
+
+def _within(got: float, want: float, share: float = 0.25) -> bool:
+    return abs(got - want) <= share * want
+
+
+def test_chromium_visit_lands_and_reads_back_through_the_api(stack) -> None:
+    settings = stack.settings
+    token = add_token(tokens_path(settings), "e2e.product", "product")
     stack.start_worker()
     stack.start_collector()
-    settings = stack.settings
     browser = Chromium(user_agent=DESKTOP_UA)
     try:
         with PageServer(settings.collector_url) as pages:
-            dwell = _read_the_article(
-                browser, f"http://127.0.0.1:{pages.port}/xidmetler/notarius?name=Aysel#faq")
+            shown = _read_the_article(
+                browser, f"http://127.0.0.1:{pages.port}{ARTICLE}?name=Aysel#fees")
     finally:
         browser.close()
 
-    raw = _raw_events(settings.kafka_bootstrap, settings.topic_raw, {"pageview", "engagement"})
+    raw = _raw_events(settings.kafka_bootstrap, settings.topic_raw,
+                      {"pageview", "engagement", "custom", "outbound"})
     pageview = next(e for e in raw if e["type"] == "pageview")
-    engagements = [e for e in raw if e["type"] == "engagement"]
-    assert engagements, f"no engagement event in mayak.raw: {raw}"
-    assert pageview["url"].endswith("/xidmetler/notarius")  # query value and fragment dropped
+    assert pageview["url"].endswith(ARTICLE)  # query value and fragment dropped
     assert pageview["ua"] == DESKTOP_UA and pageview["ip_enc"] and "ip" not in pageview
-    raw_engaged = sum(e["engaged_ms"] for e in engagements)
-    assert abs(raw_engaged - dwell * 1000) <= 0.25 * dwell * 1000, (raw_engaged, dwell)
-    seen = {}
-    for e in engagements:
-        for name, ms in (e.get("sections") or {}).items():
-            seen[name] = seen.get(name, 0) + ms
-    assert set(SECTIONS) <= set(seen), seen
-    assert all(seen[s] >= 0.5 * DWELL_S * 1000 for s in SECTIONS), seen
 
-    # ... and through the stream worker into ClickHouse
+    # ... through the stream worker into ClickHouse, read back over the dashboards API
+    api = Api(settings.dashboards_url, token)
+    want_events = 6  # 2 page views, 2 engagement reports (SPA navigation, leaving), 1 + 1 clicks
     deadline = time.monotonic() + 60
+    summary: dict = {}
     while time.monotonic() < deadline:
-        summary = httpx.get(f"{settings.dashboards_url}/api/stats/summary?site=elegal",
-                            timeout=5).json()
-        if summary.get("pageviews", 0) >= 1:
+        summary = api.get("summary")
+        if summary.get("events", 0) >= want_events:
             break
         time.sleep(0.5)
-    time.sleep(3 * settings.sink_flush_seconds + 2)  # the engagement came with the page view
-    stack.stop("worker")
-    rows = stack.sql("SELECT event_type, path, engaged_ms FROM events WHERE site_id = 'elegal'")
-    assert {"event_type": "pageview", "path": "/xidmetler/notarius", "engaged_ms": 0} in rows, rows
-    engaged = sum(r["engaged_ms"] for r in rows if r["event_type"] == "engagement")
-    assert abs(engaged - dwell * 1000) <= 0.25 * dwell * 1000, (engaged, dwell, rows)
+    assert summary.get("events") == want_events, (summary, raw)
+    assert (summary["pageviews"], summary["visitors"], summary["visits"]) == (2, 1, 1), summary
+
+    pages = api.rows("path", "pageviews,engaged_seconds")
+    assert {p for p, r in pages.items() if r["pageviews"]} == {ARTICLE, SPA_PAGE}
+    engaged = sum(r["engaged_seconds"] for r in pages.values())
+    assert _within(engaged, shown["engaged"]), (engaged, shown)
+
+    sections = api.rows("section", "visitors,section_seconds")
+    assert set(sections) == set(SECTIONS), sections
+    report = api.get("sections")["rows"]  # per page and section, dwell to 0.1 s
+    for name in SECTIONS:
+        dwell = sum(r["avg_seconds"] * r["visits"] for r in report if r["section"] == name)
+        assert _within(dwell, shown[name]), (name, dwell, shown, report)
+        assert sections[name]["visitors"] == 1
+        assert abs(sections[name]["section_seconds"] - dwell) <= 1, (sections, report)
+    fees = next(r for r in report if r["section"] == "fees")
+    assert (fees["path"], fees["readers"], fees["reach"]) == (ARTICLE, 1, 1.0)
+
+    assert api.rows("event_name", "events,visitors") == {"download": {"events": 1, "visitors": 1}}
+    assert api.rows("prop:format", "events") == {"pdf": {"events": 1}}
+    assert api.rows("prop:lang", "events", filter="event_name:download") == {"az": {"events": 1}}
+    assert api.rows("outbound_url", "events") == {PARTNER: {"events": 1}}

@@ -140,3 +140,20 @@ def test_landing_buffer_lands_what_waits_once_per_flush(wh) -> None:
     # a message holding several rows (a mayak.events batch) counts as that many
     assert buffer.add(1, 1, orjson.dumps(events[4]), rows=2) is False
     assert buffer.add(1, 2, orjson.dumps(_event()), rows=1) is True
+
+
+def test_custom_event_props_outbound_and_section_dwell_land(wh) -> None:
+    custom = _event(event_type="custom", event_name="download",
+                    props={"format": "pdf", "size": "12", "ok": "true"})
+    outbound = _event(event_type="outbound", outbound_url="https://gov.az/services/notary",
+                      props={})
+    engagement = _event(event_type="engagement", engaged_ms=9000, props={},
+                        section_names=["intro", "fees"], section_ms=[4114, 3002])
+    records = [(0, i, e) for i, e in enumerate((custom, outbound, engagement))]
+    assert Lander(wh, "events", event_row).land(records) == 3
+    rows = wh.query("SELECT event_type, event_name, props, outbound_url, section_names, "
+                    "section_ms FROM events ORDER BY kafka_offset").result_rows
+    assert rows == [
+        ("custom", "download", {"format": "pdf", "size": "12", "ok": "true"}, "", [], []),
+        ("outbound", "", {}, "https://gov.az/services/notary", [], []),
+        ("engagement", "", {}, "", ["intro", "fees"], [4114, 3002])]

@@ -9,7 +9,7 @@ from datetime import timedelta
 import orjson
 
 from stream_jobs.testing import AZ_IP, CHROME, IPHONE, TR_IP, raw_event
-from stream_jobs.models import ENRICHED_FIELDS
+from stream_jobs.models import DETAIL_FIELDS, ENRICHED_FIELDS
 from stream_jobs.pipeline import Rejected
 
 
@@ -17,7 +17,7 @@ def test_a_pageview_becomes_a_contract_event(make_pipeline) -> None:
     event = make_pipeline().run(raw_event(
         url="https://e-legal.az/cases/12345?utm_source=fb&utm_campaign=spring&email=a@b.az",
         ref="https://www.google.com/search?q=x", section="Cases", engaged_ms=1200, scroll_pct=40))
-    assert set(ENRICHED_FIELDS) <= set(event)
+    assert set(ENRICHED_FIELDS) | set(DETAIL_FIELDS) <= set(event)
     assert event["path"] == "/cases/:id"
     assert (event["utm_source"], event["utm_campaign"]) == ("fb", "spring")
     assert event["referrer_domain"] == "google.com"
@@ -186,3 +186,95 @@ def test_missing_geo_databases_leave_fields_empty(keys, classifier, clock, caplo
                               clock=clock, allow_clear_ip=True)
     event = pipeline.run(raw_event())
     assert (event["country"], event["isp"], event["asn"]) == ("", "", 0)
+
+
+def test_custom_event_name_and_props_are_bounded_scrubbed_strings(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    props = {f"k{i}": i for i in range(20)}
+    props.update(k0="call +994 50 123 45 67", k1=True, k2=2.5, k3="x" * 200)
+    event = pipeline.run(raw_event(type="custom", name="download 1234567", props=props))
+    assert event["event_name"] == "download [num]"
+    assert len(event["props"]) == 20
+    assert event["props"]["k0"] == "call [phone]"
+    assert (event["props"]["k1"], event["props"]["k2"], event["props"]["k4"]) == \
+        ("true", "2.5", "4")
+    assert event["props"]["k3"] == "x" * 200
+    too_many = _rejected(pipeline.run(raw_event(type="custom", name="x",
+                                                props={**props, "k20": 1})))
+    assert too_many.detail == "props:too_long"
+    assert all(isinstance(v, str) for v in event["props"].values())
+    assert (event["outbound_url"], event["section_names"], event["section_ms"]) == ("", [], [])
+
+
+def test_outbound_click_keeps_its_destination_origin_and_path(make_pipeline) -> None:
+    pipeline = make_pipeline()
+    event = pipeline.run(raw_event(type="outbound", props={
+        "to": "https://user:pw@www.gov.az:8443/cases/123456/a@b.az?q=secret#x", "via": "footer"}))
+    assert event["outbound_url"].startswith("https://www.gov.az:8443/cases/:id/")
+    assert "a@b.az" not in event["outbound_url"] and "pw" not in event["outbound_url"]
+    assert event["props"] == {"via": "footer"}  # the destination is not also a prop
+    for bad in ("javascript:alert(1)", "not a url", "", "http://x.az:99999/"):
+        assert pipeline.run(raw_event(type="outbound", props={"to": bad}))["outbound_url"] == ""
+    # a custom event's own `to` prop stays a prop
+    assert pipeline.run(raw_event(type="custom", name="x", props={"to": "me"}))["props"] == \
+        {"to": "me"}
+
+
+def test_section_dwell_lands_as_parallel_bounded_arrays(make_pipeline) -> None:
+    from stream_jobs.steps import event_details
+
+    sections = {"intro": 4114, "fees": 3002, "contact 0501234567": 3692}
+    sections.update({f"s{i}": i for i in range(29)})
+    event = make_pipeline().run(raw_event(type="engagement", engaged_ms=11000,
+                                          sections=sections))
+    names, ms = event["section_names"], event["section_ms"]
+    assert len(names) == len(ms) == 32
+    assert names[:2] == ["intro", "fees"] and ms[:3] == [4114, 3002, 3692]
+    assert names[2].startswith("contact ") and "1234567" not in names[2]  # scrubbed
+    assert dict(zip(names, ms))["s5"] == 5
+    # the step bounds what it gets even past the schema (e.g. a replayed old event)
+    many = {f"s{i}": 10 for i in range(40)}
+    many.update({"tel 0501234567": 5, "tel 0551234567": 7, " ": 9, "s0": 99_999_999_999})
+    details = event_details({"type": "engagement", "sections": many})
+    assert len(details["section_names"]) == 32
+    assert details["section_ms"][0] == 86_400_000
+    clean = event_details({"type": "engagement", "sections": dict(list(many.items())[-3:])})
+    assert clean["section_ms"] == [12] and "1234567" not in clean["section_names"][0]
+
+
+def test_consent_mid_visit_stays_one_visitor_and_one_visit(make_pipeline) -> None:
+    sessions: dict = {}
+    pipeline = make_pipeline(sessions)
+    t0 = 1_790_000_000_000
+    cookie = dict(consent="analytics", vid="cookie-id-123456")
+    before = pipeline.run(raw_event(ts=t0))
+    after = [pipeline.run(raw_event(ts=t0 + s * 1000, type=t, **cookie))
+             for s, t in ((5, "custom"), (9, "pageview"), (20, "engagement"))]
+    assert {e["visitor_id"] for e in after} == {before["visitor_id"]}
+    assert {e["session_id"] for e in after} == {before["session_id"]}
+    assert all(e["consent"] == "analytics" for e in after)
+    # the next visit (after 30 idle minutes) is counted under the cookie id
+    later = pipeline.run(raw_event(ts=t0 + 3_600_000, **cookie))
+    assert later["visitor_id"] != before["visitor_id"]
+    again = pipeline.run(raw_event(ts=t0 + 3_700_000, ip=TR_IP, **cookie))  # other network
+    assert again["visitor_id"] == later["visitor_id"]
+    assert again["session_id"] == later["session_id"]
+
+
+def test_a_known_cookie_is_never_merged_into_a_cookieless_visit(make_pipeline) -> None:
+    from stream_jobs.steps import visitor_on_consent
+
+    t0 = 1_790_000_000_000
+    active = {"start": t0, "last": t0 + 60_000}
+    assert visitor_on_consent("c", "ip", t0 + 120_000, {"ip": active}, 1_800_000) == "ip"
+    assert visitor_on_consent("c", "ip", t0 + 120_000, {"ip": active, "c": active},
+                              1_800_000) == "c"
+    assert visitor_on_consent("c", "ip", t0 + 3_600_000, {"ip": active}, 1_800_000) == "c"
+    assert visitor_on_consent("c", "ip", t0, {}, 1_800_000) == "c"
+    # a second consented browser behind the same IP and UA, with a cookie seen before
+    sessions: dict = {}
+    pipeline = make_pipeline(sessions)
+    known = pipeline.run(raw_event(ts=t0 - 86_400_000, consent="analytics", vid="known-1234567"))
+    pipeline.run(raw_event(ts=t0))  # someone else, cookieless, same IP and UA
+    other = pipeline.run(raw_event(ts=t0 + 1000, consent="analytics", vid="known-1234567"))
+    assert other["visitor_id"] == known["visitor_id"]

@@ -112,7 +112,7 @@ def test_summary_and_campaign_open_rates(wh) -> None:
 @pytest.mark.clickhouse
 @pytest.mark.parametrize("kw", [
     {"metrics": ("pageviews", "visitors"), "dimensions": ("path",), "limit": 2},
-    {"metrics": ("events", "sessions"), "dimensions": ("section",), "limit": 1},
+    {"metrics": ("events", "sessions"), "dimensions": ("browser",), "limit": 1},
     {"metrics": ("visitors", "pageviews"), "dimensions": ("path",), "limit": 3},
     {"metrics": ("pageviews",), "dimensions": ("path",), "date_from": D3, "date_to": D3},
     {"metrics": ("pageviews", "visitors"), "dimensions": ("country",), "tz": "America/New_York"},

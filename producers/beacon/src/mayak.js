@@ -141,13 +141,14 @@
     if (t) {
       const p = {};
       for (const k in t.dataset) {
-        if (k != 'mayakEvent' && k.startsWith('mayak')) p[k[5].toLowerCase() + k.slice(6)] = t.dataset[k];
+        if (k != 'mayakEvent' && k.startsWith('mayak')) p[k[5].toLowerCase() + k.slice(6)] = t.dataset[k].slice(0, 200);
       }
       send({ type: 'custom', name: t.dataset.mayakEvent, props: p }, 1);
     }
     const a = e.target.closest('a[href]');
     if (a && a.host != loc.host && /^http/.test(a.protocol)) {
-      send({ type: 'outbound', props: { to: a.origin + a.pathname } }, 1);
+      // props hold at most 200 characters: a longer destination is cut, not the event lost
+      send({ type: 'outbound', props: { to: (a.origin + a.pathname).slice(0, 200) } }, 1);
     }
   }, true);
 

@@ -139,6 +139,18 @@ test('data-mayak-* tags a click without JS; outbound clicks carry no query strin
   assert.equal(b.sent.at(-1).via, 'beacon');
 });
 
+test('long outbound destinations and tag values are cut to what the collector accepts', () => {
+  const long = 'x'.repeat(300);
+  const b = load({ body: `<a id="out" href="https://other.example/${long}">x</a>`
+    + `<button id="tag" data-mayak-event="d" data-mayak-note="${long}">t</button>` });
+  b.window.addEventListener('click', (e) => e.preventDefault());
+  b.document.getElementById('out').click();
+  b.document.getElementById('tag').click();
+  const [o] = b.ofType('outbound');
+  assert.equal(o.props.to, `https://other.example/${long}`.slice(0, 200));
+  assert.equal(b.ofType('custom')[0].props.note.length, 200);
+});
+
 test('consent: cookie only after mayak(consent, analytics); withdrawal removes it', () => {
   const b = load();
   assert.equal(b.document.cookie, '');

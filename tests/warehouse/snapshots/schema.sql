@@ -127,6 +127,68 @@ GROUP BY
     value,
     hour;
 
+CREATE TABLE agg_section_hourly
+(
+    `site_id` LowCardinality(String),
+    `section` String,
+    `hour` DateTime('UTC'),
+    `events` SimpleAggregateFunction(sum, UInt64),
+    `pageviews` SimpleAggregateFunction(sum, UInt64),
+    `engaged_ms` SimpleAggregateFunction(sum, UInt64),
+    `section_ms` SimpleAggregateFunction(sum, UInt64),
+    `web_visitors` AggregateFunction(uniqCombined(12), String),
+    `web_sessions` AggregateFunction(uniqCombined(12), String)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (site_id, hour, section)
+TTL hour + toIntervalYear(5)
+SETTINGS index_granularity = 256;
+
+CREATE MATERIALIZED VIEW agg_section_hourly_mv TO agg_section_hourly
+(
+    `site_id` LowCardinality(String),
+    `section` String,
+    `hour` DateTime('UTC'),
+    `events` UInt64,
+    `pageviews` UInt64,
+    `engaged_ms` UInt64,
+    `section_ms` UInt64,
+    `web_visitors` AggregateFunction(uniqCombined(12), String),
+    `web_sessions` AggregateFunction(uniqCombined(12), String)
+)
+AS SELECT
+    site_id,
+    seen AS section,
+    toStartOfHour(ts) AS hour,
+    toUInt64(count()) AS events,
+    toUInt64(countIf(event_type = 'pageview')) AS pageviews,
+    toUInt64(sum(engaged_ms)) AS engaged_ms,
+    toUInt64(sum(dwell)) AS section_ms,
+    uniqCombinedState(12)(visitor_id) AS web_visitors,
+    uniqCombinedStateIf(12)(session_id, session_id != '') AS web_sessions
+FROM
+(
+    SELECT
+        site_id,
+        ts,
+        event_type,
+        engaged_ms,
+        visitor_id,
+        session_id,
+        seen,
+        dwell
+    FROM events
+    ARRAY JOIN
+        if(empty(section_names) AND (section != ''), [toString(section)], section_names) AS seen,
+        if(empty(section_names) AND (section != ''), [toUInt32(0)], section_ms) AS dwell
+    WHERE event_type IN ('pageview', 'engagement', 'custom', 'outbound')
+)
+GROUP BY
+    site_id,
+    section,
+    hour;
+
 CREATE TABLE agg_site_hourly
 (
     `site_id` LowCardinality(String),
