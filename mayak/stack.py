@@ -16,14 +16,18 @@ import time
 from rich.console import Console
 
 from mayak.errors import MayakError
+from mayak.install import check_install, marker_path
 from mayak.kafka_local import broker_from_settings
 from mayak.procs import spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
 from mayak.topics import ensure_topics
 
 
-def run_stack(settings: Settings, demo: bool, console: Console) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+def run_stack(settings: Settings, demo: bool, console: Console, reset_keys: bool = False) -> None:
+    fresh = not marker_path(settings).exists()
+    check_install(settings, reset_keys)  # before anything is started: refuse early
+    if fresh:
+        _first_token(settings, console)
     broker = broker_from_settings(settings)
     owns_broker = broker.pid() is None  # a broker from `mayak kafka start` is left running
     children: dict[str, subprocess.Popen] = {}
@@ -75,6 +79,17 @@ def _demo_env(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
     collector = {"MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]',
                  "MAYAK_COLLECTOR_PIXEL_SITE": SITE}
     return worker, collector
+
+
+def _first_token(settings: Settings, console: Console) -> None:
+    """A new data dir gets one product token (shown once): the API has no anonymous access."""
+    from dashboards.auth import add_token, tokens_path
+
+    if tokens_path(settings).exists():
+        return
+    token = add_token(tokens_path(settings), "local.product", "product")
+    console.print("API token for the dashboards (role product), shown only now; more with "
+                  f"`mayak token add --name NAME --role ROLE`:\n  {token}")
 
 
 def _watch(children: dict[str, subprocess.Popen], settings: Settings) -> None:
