@@ -192,5 +192,5 @@ def main() -> None:
     try:
         app()
     except MayakError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # paths stay whole
         sys.exit(2)

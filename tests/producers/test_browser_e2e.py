@@ -137,7 +137,7 @@ def test_chromium_engaged_time_reaches_clickhouse(stack) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         summary = httpx.get(f"{settings.dashboards_url}/api/stats/summary?site=elegal",
-                            timeout=5).json()
+                            timeout=5, headers=stack.api_headers).json()
         if summary.get("pageviews", 0) >= 1:
             break
         time.sleep(0.5)
