@@ -6,7 +6,7 @@ Responsible for three things every Mayak process that writes does before it star
   (``private_umask``), so broker segments, chDB parts and keys are not world-readable;
 * an **install id** is kept in two places, the key store (``KeyStore.install_id``) and
   ``data_dir/install.id``. At start (``check_install``), a missing key store next to anything
-  an earlier install left (the marker, API tokens, a migrated warehouse, committed Kafka
+  an earlier install left (the marker, API tokens, events in the warehouse, committed Kafka
   offsets of the worker's group) stops the process with what to restore, instead of silently
   creating new keys: pseudonyms in the warehouse would no longer match new events, and an
   erasure could no longer find a customer's rows. ``reset_keys=True`` (``--reset-keys``)
@@ -50,14 +50,6 @@ def secure_data_dir(settings: Settings) -> None:
         settings.data_dir.chmod(0o700)
 
 
-def chdb_has_data(settings: Settings) -> bool:
-    """True when the embedded warehouse directory holds anything (checked without opening it)."""
-    if not settings.embedded_clickhouse:
-        return False
-    path = Path(settings.clickhouse_dsn.removeprefix("chdb://"))
-    return path.is_dir() and any(path.iterdir())
-
-
 def evidence(settings: Settings, extra: list[str] = ()) -> list[str]:
     """What an earlier install left in place (besides the key store)."""
     from dashboards.auth import tokens_path
@@ -65,9 +57,27 @@ def evidence(settings: Settings, extra: list[str] = ()) -> list[str]:
     found = [f"the install marker {marker_path(settings)}"] if marker_path(settings).exists() else []
     if tokens_path(settings).exists():
         found.append(f"API tokens in {tokens_path(settings)}")
-    if chdb_has_data(settings):
-        found.append(f"a warehouse in {settings.clickhouse_dsn}")
     return found + list(extra)
+
+
+def refuse_lost_keys(settings: Settings, extra_evidence: list[str] = ()) -> None:
+    """Raise if the key store is missing beside an earlier install's data (creates nothing)."""
+    keys_at = keystore_path(settings)
+    if not keys_at.exists():
+        left = evidence(settings, list(extra_evidence))
+        if left:
+            raise MayakError(f"the key store {keys_at} is missing, but {'; '.join(left)} "
+                             f"exist(s) from an earlier start -> {RESTORE.format(keys=keys_at)}")
+
+
+def warehouse_evidence(client) -> list[str]:
+    """Events in the warehouse: they carry pseudonyms made with the keys of an earlier start.
+    (Only migrated tables are no evidence: `mayak migrate` may run before the first start.)"""
+    if not client.command("EXISTS TABLE events"):
+        return []
+    if not client.query("SELECT count() FROM events").result_rows[0][0]:
+        return []
+    return [f"events in the warehouse (database {client.database})"]
 
 
 def check_install(settings: Settings, reset_keys: bool = False,
@@ -80,11 +90,8 @@ def check_install(settings: Settings, reset_keys: bool = False,
     secure_data_dir(settings)
     keys_at = keystore_path(settings)
     marker = marker_path(settings)
-    if not keys_at.exists() and not reset_keys:
-        left = evidence(settings, list(extra_evidence))
-        if left:
-            raise MayakError(f"the key store {keys_at} is missing, but {'; '.join(left)} "
-                             f"exist(s) from an earlier start -> {RESTORE.format(keys=keys_at)}")
+    if not reset_keys:
+        refuse_lost_keys(settings, extra_evidence)
     keys = KeyStore(keys_at)
     try:
         install_id = keys.install_id
@@ -105,15 +112,16 @@ def worker_offsets_evidence(settings: Settings) -> list[str]:
     """Committed offsets of the worker's consumer group: events of an earlier install were
     processed (with keys that must still exist)."""
     from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
                                  request_timeout_ms=10_000)
-    except Exception:  # the broker's absence is reported by the worker itself
+    except KafkaError:  # the broker's absence is reported by the worker itself
         return []
     try:
-        offsets = admin.list_consumer_group_offsets(settings.worker_id)
-    except Exception:
+        offsets = admin.list_group_offsets({settings.worker_id: None}).get(settings.worker_id, {})
+    except KafkaError:  # e.g. the group does not exist yet
         return []
     finally:
         admin.close()

@@ -15,7 +15,8 @@ import uvicorn
 from faust import Worker
 
 from mayak.errors import MayakError
-from mayak.install import KeyStoreWatch, check_install, private_umask, worker_offsets_evidence
+from mayak.install import (KeyStoreWatch, check_install, private_umask, warehouse_evidence,
+                           worker_offsets_evidence)
 from mayak.settings import Settings
 from stream_jobs.app import create_app
 from stream_jobs.sink import recount_bot_hits
@@ -37,13 +38,9 @@ def serve_dashboards_in_thread(settings: Settings, client) -> threading.Thread:
 def run_worker(settings: Settings, with_dashboards: bool, loglevel: str = "warn",
                reset_keys: bool = False) -> None:
     private_umask()
-    client, earlier = None, worker_offsets_evidence(settings)
-    if not settings.embedded_clickhouse:  # an embedded warehouse is checked without opening it
-        client = client_from_settings(settings)
-        if client.command("EXISTS TABLE schema_migrations"):
-            earlier.append(f"a migrated warehouse at {settings.clickhouse_dsn}")
-    check_install(settings, reset_keys, earlier)
-    client = client or client_from_settings(settings)
+    client = client_from_settings(settings)
+    check_install(settings, reset_keys,
+                  worker_offsets_evidence(settings) + warehouse_evidence(client))
     migrate(client, log=print, cluster=settings.clickhouse_cluster)
     if settings.embedded_clickhouse:  # this process is the only writer: see recount_bot_hits
         recount_bot_hits(client)

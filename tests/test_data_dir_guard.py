@@ -10,7 +10,10 @@ import time
 import psutil
 import pytest
 
-from anonymizer.keystore import keystore_path
+from kafka import KafkaProducer
+
+from anonymizer.keystore import KeyStore, keystore_path
+from mayak.install import worker_offsets_evidence
 from mayak.procs import wait_http_ok
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -65,10 +68,30 @@ def test_worker_stops_when_its_key_store_vanishes_and_restart_refuses(stack, kaf
     shutil.copy(backup, keys)  # restored from the backup: the worker starts again
     stack.start_worker()
     stack.stop("worker")
+    KeyStore(tmp_path / "elsewhere.db").close()
     stack.env["MAYAK_KEYSTORE_PATH"] = str(tmp_path / "elsewhere.db")  # not this install's
     stack.start("worker", "worker", "--dashboards")
     assert _wait_exit(stack.procs["worker"], 60) == 2
     stack.procs.pop("worker")
+    assert "belongs to another install" in stack.log("worker")
+    del stack.env["MAYAK_KEYSTORE_PATH"]
     stack.start("worker", "worker", "--dashboards", "--reset-keys")  # deliberately new keys
     wait_http_ok({"dashboards": f"{settings.dashboards_url}/healthz"},
                  {"worker": stack.procs["worker"]}, logs=stack.home)
+
+    # the whole data directory wiped: the broker still knows the worker's group had consumed
+    settings = stack.settings
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    producer.send(settings.topic_raw, b'{"not": "an event"}').get(30)
+    producer.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not worker_offsets_evidence(settings):
+        time.sleep(0.5)
+    stack.stop("worker")
+    shutil.rmtree(settings.data_dir)
+    stack.start("worker", "worker", "--dashboards")
+    assert _wait_exit(stack.procs["worker"], 60) == 2
+    stack.procs.pop("worker")
+    assert f"committed Kafka offsets of consumer group {settings.worker_id!r}" in \
+        stack.log("worker")
+    assert not keystore_path(settings).exists()

@@ -13,7 +13,7 @@ import pytest
 from anonymizer.keystore import KeyStore, keystore_path
 from dashboards.auth import add_token, tokens_path
 from mayak.errors import MayakError
-from mayak.install import KeyStoreWatch, check_install, marker_path
+from mayak.install import KeyStoreWatch, check_install, marker_path, warehouse_evidence
 from mayak.settings import Settings
 
 
@@ -50,8 +50,7 @@ def test_missing_key_store_beside_earlier_data_refuses_to_start(tmp_path, left) 
     elif left == "tokens":
         add_token(tokens_path(settings), "ana", "product")
     elif left == "warehouse":
-        chdb = Path(settings.clickhouse_dsn.removeprefix("chdb://"))
-        (chdb / "metadata").mkdir(parents=True)
+        extra = ["events in the warehouse (database x)"]
     else:
         extra = ["committed Kafka offsets of consumer group 'w'"]
     with pytest.raises(MayakError) as refused:
@@ -89,3 +88,15 @@ def test_watch_notices_the_key_store_vanishing(tmp_path) -> None:
         watch.stop()
     assert f"{keystore_path(settings)} was removed or replaced" in lost[0]
     assert "--reset-keys" in lost[0]
+
+
+@pytest.mark.clickhouse
+def test_events_in_the_warehouse_count_as_an_earlier_install(ch) -> None:
+    from warehouse.migrate import migrate
+    from warehouse.testing import insert_events, synthetic_events
+
+    assert warehouse_evidence(ch) == []  # nothing yet
+    migrate(ch)
+    assert warehouse_evidence(ch) == []  # `mayak migrate` before the first start is fine
+    insert_events(ch, synthetic_events(3))
+    assert warehouse_evidence(ch) == [f"events in the warehouse (database {ch.database})"]
