@@ -77,8 +77,10 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
     def get_keys():
         if key_store["keys"] is None:
             from anonymizer.keystore import KeyStore
+            from mayak.install import refuse_lost_keys
             from stream_jobs.processors import keystore_path
 
+            refuse_lost_keys(settings)  # MayakError: a 400 naming what to restore
             key_store["keys"] = KeyStore(keystore_path(settings))
         return key_store["keys"]
 

@@ -100,3 +100,17 @@ def test_events_in_the_warehouse_count_as_an_earlier_install(ch) -> None:
     assert warehouse_evidence(ch) == []  # `mayak migrate` before the first start is fine
     insert_events(ch, synthetic_events(3))
     assert warehouse_evidence(ch) == [f"events in the warehouse (database {ch.database})"]
+
+
+def test_cli_key_store_users_refuse_a_lost_store(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from mayak.cli import app
+
+    settings = _settings(tmp_path)
+    check_install(settings)
+    keystore_path(settings).unlink()
+    monkeypatch.setenv("MAYAK_DATA_DIR", str(settings.data_dir))
+    result = CliRunner().invoke(app, ["opt-out", "customer-1"])
+    assert result.exit_code != 0 and "is missing" in str(result.exception)
+    assert not keystore_path(settings).exists()
