@@ -111,8 +111,8 @@ class Query:
             raise QueryError("at most one time bucket and two other dimensions")
         if not self.site:
             raise QueryError("a site is required")
-        if not DATE_MIN <= self.date_from <= self.date_to <= DATE_MAX:
-            raise QueryError(f"dates must be ordered and between {DATE_MIN} and {DATE_MAX}")
+        if self.date_from < DATE_MIN or self.date_to > DATE_MAX:
+            raise QueryError(f"the date range must lie within {DATE_MIN}..{DATE_MAX}")
         if self.date_to < self.date_from or (self.date_to - self.date_from).days > MAX_DAYS:
             raise QueryError(f"the date range must be ordered and at most {MAX_DAYS} days")
         if not 1 <= self.limit <= MAX_LIMIT:
