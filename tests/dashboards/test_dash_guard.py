@@ -3,6 +3,8 @@ refused callers rate-limited and audited without their parameters, heavy queries
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import orjson
@@ -137,3 +139,33 @@ def test_every_question_carries_the_limits(tmp_path, wh) -> None:
                        "getSetting('max_rows_to_group_by')").result_rows[0]
     assert got == (2.5, 300 * 1024 * 1024, 1_000_000)
     assert reader.database == wh.database  # everything else is the wrapped client
+
+
+class _SlowReads:
+    """A client whose reads take ``seconds`` (a heavy query the engine has not stopped yet)."""
+
+    def __init__(self, client, seconds: float) -> None:
+        self._client, self.seconds = client, seconds
+
+    def query(self, *args, **kw):
+        time.sleep(self.seconds)
+        return self._client.query(*args, **kw)
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+
+def test_a_call_waits_behind_another_query_only_a_bounded_time(tmp_path, wh) -> None:
+    settings = _settings(tmp_path, query_max_seconds=0.2)  # waits at most 3 x 0.2 s
+    api = TestClient(create_app(settings, _SlowReads(wh, 2.5)))
+    auth = {"Authorization": f"Bearer {cli_token_path(settings).read_text()}"}
+    first = threading.Thread(target=api.get, args=("/api/stats/summary",),
+                             kwargs={"params": RANGE, "headers": auth})
+    first.start()
+    time.sleep(0.5)  # the first call holds the one query slot
+    started = time.monotonic()
+    second = api.get("/api/stats/summary", params=RANGE, headers=auth)
+    waited = time.monotonic() - started
+    first.join()
+    assert second.status_code == 503 and "busy" in second.json()["error"]
+    assert 0.5 <= waited < 2.0
