@@ -1,10 +1,13 @@
 """The dashboards and API (Starlette): product, marketing, research and admin endpoints.
 
-Responsible for authentication (``dashboards.auth``), role checks, and auditing every call
-(``query_audit``: who, role, endpoint, the question, cells returned, status). Every number
-comes through the warehouse read path (``warehouse.query`` / ``warehouse.reports``), never
-from SQL written here. The ClickHouse client is injected: with embedded chDB the worker
-process owns the only client and serves this app from a thread.
+Responsible for authentication (``dashboards.auth``, no anonymous access), role checks, and
+auditing every call (``query_audit``: who, role, endpoint, the question, cells returned,
+status; a refused call without its parameters). Calls without a valid token are rate-limited
+per client IP. Every number comes through the warehouse read path (``warehouse.query`` /
+``warehouse.reports``), never from SQL written here, and every question runs under the
+ClickHouse limits of ``warehouse.client.read_limits`` (beyond them: 422 "query too heavy").
+The ClickHouse client is injected: with embedded chDB the worker process owns the only client
+and serves this app from a thread.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ MARKETING = {"marketing", "admin"}
 RESEARCH = {"researcher", "admin"}
 ADMIN = {"admin"}
 QUEUE_QUERIES = 3  # how many query time limits a call may wait for the lock
+PARAM_CHARS = 200  # of each parameter of a refused question kept in the audit
 
 
 class Busy(Exception):
@@ -94,10 +98,11 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
                 raise Busy()
             try:
                 if error:
-                    # a refused caller's parameters are not kept: only who, what and the status
-                    record(call.who if call and status != 401 else None, name,
-                           {"params": dict(call.params)} if call and status == 400 else {},
-                           0, status)
+                    # a refused caller's parameters are not kept: only who, what and the status;
+                    # a bad question's are, cut short
+                    asked = {"params": {k: v[:PARAM_CHARS] for k, v in call.params.items()}} \
+                        if call and status == 400 else {}
+                    record(call.who if call else None, name, asked, 0, status)
                     return None
                 answer = work(call)
                 record(call.who, name, answer.request, answer.cells, 200)
@@ -135,20 +140,13 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
                 return JSONResponse({"error": "the warehouse is busy with other queries: retry "
                                      "shortly"}, 503, headers={"Retry-After": "5"})
             except (QueryError, MayakError, ValueError) as exc:
-                return await _refused(call, 400, str(exc))
+                return await refuse(request, call, 400, str(exc))
             except DatabaseError as exc:
                 what = limit_hit(exc)
                 if what is None:
                     raise
-                return await _refused(call, 422, TOO_HEAVY.format(what=what))
+                return await refuse(request, call, 422, TOO_HEAVY.format(what=what))
             return JSONResponse(answer.payload)
-
-        async def _refused(call: Call, status: int, error: str) -> JSONResponse:
-            try:
-                await run_in_threadpool(guarded, call, status, error)
-            except Busy:
-                pass
-            return JSONResponse({"error": error}, status)
 
         return Route(f"/api/{name}", handler, methods=[method])
 

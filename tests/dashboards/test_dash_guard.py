@@ -57,7 +57,7 @@ def test_missing_or_broken_tokens_file_fails_closed(tmp_path, wh) -> None:
 
 def test_refused_calls_are_rate_limited_and_audited_without_parameters(tmp_path, wh) -> None:
     settings = _settings(tmp_path, dashboards_unauth_burst=5, dashboards_unauth_rate_per_s=0.01)
-    add_token(tokens_path(settings), "ana", "product")
+    token = add_token(tokens_path(settings), "ana", "product")
     api = TestClient(create_app(settings, wh))
     huge = {**RANGE, "filter": "path:" + "x" * 60_000}
     codes = [api.get("/api/stats/breakdown", params=huge,
@@ -67,6 +67,12 @@ def test_refused_calls_are_rate_limited_and_audited_without_parameters(tmp_path,
     assert rows == [("unauthenticated", "stats/breakdown", "{}", 401)] * 5
     size = wh.query("SELECT sum(length(request)) FROM query_audit").result_rows[0][0]
     assert size == 10
+    # a token holder's bad question is audited with its parameters, each cut to 200 characters
+    bad = api.get("/api/stats/breakdown", params={**huge, "dimensions": "nope"},
+                  headers={"Authorization": f"Bearer {token}"})
+    assert bad.status_code == 400
+    actor, _, request, status = _audit(wh)[-1]
+    assert (actor, status) == ("ana", 400) and 200 < len(request) < 1000
 
 
 BAD_INPUTS = [  # (method, path, params or body) -> must be 400, naming the field
