@@ -116,7 +116,7 @@ def worker_offsets_evidence(settings: Settings) -> list[str]:
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
-                                 request_timeout_ms=10_000)
+                                 request_timeout_ms=10_000, bootstrap_timeout_ms=5_000)
     except KafkaError:  # the broker's absence is reported by the worker itself
         return []
     try:
