@@ -67,7 +67,7 @@ def _listening(procs: list[psutil.Process]) -> set[str]:
     found = set()
     for p in procs:
         try:
-            found |= {c.laddr.ip for c in p.net_connections(kind="inet")
+            found |= {c.laddr.ip.removeprefix("::ffff:") for c in p.net_connections(kind="inet")
                       if c.status == psutil.CONN_LISTEN}
         except psutil.NoSuchProcess:
             pass
