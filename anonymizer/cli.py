@@ -19,8 +19,11 @@ def _uids(uid: str) -> list[str]:
 def opt_out(uid: str = typer.Argument(..., help="portal customer id, or - for ids on stdin")) -> None:
     """Stop counting a customer: their events are dropped with reason `consent` from now on."""
     from anonymizer.keystore import keystore_from_settings
+    from mayak.install import refuse_lost_keys
 
-    store = keystore_from_settings(Settings())
+    settings = Settings()
+    refuse_lost_keys(settings)  # never a new key store beside an earlier install's data
+    store = keystore_from_settings(settings)
     ids = _uids(uid)
     for one in ids:
         store.opt_out(one)
@@ -30,8 +33,11 @@ def opt_out(uid: str = typer.Argument(..., help="portal customer id, or - for id
 def opt_in(uid: str = typer.Argument(..., help="portal customer id, or - for ids on stdin")) -> None:
     """Withdraw a customer's opt-out."""
     from anonymizer.keystore import keystore_from_settings
+    from mayak.install import refuse_lost_keys
 
-    store = keystore_from_settings(Settings())
+    settings = Settings()
+    refuse_lost_keys(settings)
+    store = keystore_from_settings(settings)
     changed = sum(store.opt_in(one) for one in _uids(uid))
     typer.echo(f"{changed} opt-out(s) withdrawn", err=True)
 

@@ -63,6 +63,12 @@ class KeyStore:
         self._index_key = self._secret("uid-index")
         self.visitor_key = self._secret("visitor-cookie")
 
+    @property
+    def install_id(self) -> str:
+        """A random id of this store, also written to ``data_dir/install.id`` (mayak/install.py)
+        so that a store lost beside existing data is noticed instead of silently re-created."""
+        return self._secret("install-id").hex()[:32]
+
     def __repr__(self) -> str:  # never show key material
         return f"KeyStore({str(self.path)!r})"
 

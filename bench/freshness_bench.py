@@ -16,6 +16,7 @@ import orjson
 from bench.harness import PeakMemory, percentile
 from bench.pipeline_bench import worker_env
 from bench.traffic import SITE, client_event
+from dashboards.auth import cli_token_path
 from mayak.errors import MayakError
 from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
 from mayak.topics import ensure_topics
@@ -49,8 +50,9 @@ async def send_steady(url: str, rate: int, seconds: float) -> list[float]:
     return sorted(acked)
 
 
-def poll_counts(url: str, stop: threading.Event, seen: list[tuple[float, int]]) -> None:
-    with httpx.Client(timeout=5) as client:
+def poll_counts(url: str, stop: threading.Event, seen: list[tuple[float, int]],
+                headers: dict | None = None) -> None:
+    with httpx.Client(timeout=5, headers=headers) as client:
         while not stop.is_set():
             count = int(client.get(url).json().get("pageviews", 0))
             seen.append((time.perf_counter(), count))
@@ -84,7 +86,8 @@ def run(bootstrap: str, work: Path, seconds: float, results: dict, details: dict
                      {"worker": worker, "collector": collector}, logs=work)
         time.sleep(3)  # let the consumer group settle before the clock starts
         poller = threading.Thread(target=poll_counts, daemon=True, args=(
-            f"{settings.dashboards_url}/api/stats/summary?site={SITE}", stop, seen))
+            f"{settings.dashboards_url}/api/stats/summary?site={SITE}", stop, seen,
+            {"Authorization": f"Bearer {cli_token_path(settings).read_text().strip()}"}))
         poller.start()
         acked = asyncio.run(send_steady(f"{settings.collector_url}/e", rate, seconds))
         deadline = time.monotonic() + 60

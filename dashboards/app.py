@@ -1,10 +1,13 @@
 """The dashboards and API (Starlette): product, marketing, research and admin endpoints.
 
-Responsible for authentication (``dashboards.auth``), role checks, and auditing every call
-(``query_audit``: who, role, endpoint, the question, cells returned, status). Every number
-comes through the warehouse read path (``warehouse.query`` / ``warehouse.reports``), never
-from SQL written here. The ClickHouse client is injected: with embedded chDB the worker
-process owns the only client and serves this app from a thread.
+Responsible for authentication (``dashboards.auth``, no anonymous access), role checks, and
+auditing every call (``query_audit``: who, role, endpoint, the question, cells returned,
+status; a refused call without its parameters). Calls without a valid token are rate-limited
+per client IP. Every number comes through the warehouse read path (``warehouse.query`` /
+``warehouse.reports``), never from SQL written here, and every question runs under the
+ClickHouse limits of ``warehouse.client.read_limits`` (beyond them: 422 "query too heavy").
+The ClickHouse client is injected: with embedded chDB the worker process owns the only client
+and serves this app from a thread.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 from importlib import resources
+from zoneinfo import ZoneInfo
 
+from clickhouse_connect.driver.exceptions import DatabaseError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,12 +27,14 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from dashboards import params as qp
-from dashboards.auth import Authenticator, Principal
+from dashboards.auth import Authenticator, Principal, TokensUnavailable
 from dashboards.research import publish, research_query
 from mayak.errors import MayakError
 from mayak.settings import Settings
+from producers.collector.limits import RateLimiter
 from warehouse import audit, details, erasure, goals, reports
 from warehouse.campaigns import register_send
+from warehouse.client import TOO_HEAVY, LimitedClient, limit_hit, read_limits
 from warehouse.ddl import Layout
 from warehouse.query import TIME_BUCKETS, QueryError, run, utc_bounds
 from warehouse.sites import UnknownSite, check_site
@@ -36,6 +43,12 @@ PRODUCT = {"product", "admin"}
 MARKETING = {"marketing", "admin"}
 RESEARCH = {"researcher", "admin"}
 ADMIN = {"admin"}
+QUEUE_QUERIES = 3  # how many query time limits a call may wait for the lock
+PARAM_CHARS = 200  # of each parameter of a refused question kept in the audit
+
+
+class Busy(Exception):
+    """The one query slot stayed taken longer than a caller should wait."""
 
 
 @dataclass
@@ -56,16 +69,23 @@ class Call:
 def create_app(settings: Settings, client, keys=None) -> Starlette:
     """``keys``: the anonymizer key store (erasure/export); opened from settings when first needed."""
     auth = Authenticator(settings)
-    lock = threading.Lock()  # one client shared by request threads: one query at a time
+    # one client shared by request threads: one query at a time. Each query is bounded by
+    # query_max_seconds, so a caller waits at most a few of them before getting a 503
+    lock = threading.Lock()
+    queue_seconds = QUEUE_QUERIES * settings.query_max_seconds
+    denied = RateLimiter(settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst)
     tz = settings.report_timezone
     layout = Layout(database=client.database or "default", cluster=settings.clickhouse_cluster)
+    reader = LimitedClient(client, read_limits(settings))  # every question asked goes here
     key_store = {"keys": keys}
 
     def get_keys():
         if key_store["keys"] is None:
             from anonymizer.keystore import KeyStore
+            from mayak.install import refuse_lost_keys
             from stream_jobs.processors import keystore_path
 
+            refuse_lost_keys(settings)  # MayakError: a 400 naming what to restore
             key_store["keys"] = KeyStore(keystore_path(settings))
         return key_store["keys"]
 
@@ -75,25 +95,44 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
 
     def endpoint(name: str, roles: set[str], work: Callable[[Call], Answer], method: str = "GET"):
         def guarded(call: Call | None, status: int, error: str | None):
-            with lock:
+            if not lock.acquire(timeout=queue_seconds):
+                raise Busy()
+            try:
                 if error:
-                    record(call.who if call else None, name, {"params": dict(call.params)}
-                           if call else {}, 0, status)
+                    # a refused caller's parameters are not kept: only who, what and the status;
+                    # a bad question's are, cut short
+                    asked = {"params": {k: v[:PARAM_CHARS] for k, v in call.params.items()}} \
+                        if call and status == 400 else {}
+                    record(call.who if call else None, name, asked, 0, status)
                     return None
+                answer = work(call)  # a malformed question is a 400 before a 404
                 if method == "GET" and call.params.get("site"):
                     check_site(client, call.params["site"])  # UnknownSite: 404
-                answer = work(call)
                 record(call.who, name, answer.request, answer.cells, 200)
                 return answer
+            finally:
+                lock.release()
+
+        async def refuse(request: Request, call: Call | None, status: int, error: str):
+            if status in (401, 503) and not denied.allow(_client_ip(request)):
+                return JSONResponse({"error": "too many calls without a valid token"}, 429,
+                                    headers={"Retry-After": "10"})
+            try:
+                await run_in_threadpool(guarded, call, status, "denied")
+            except Busy:
+                pass
+            return JSONResponse({"error": error}, status)
 
         async def handler(request: Request) -> JSONResponse:
-            who = auth.principal(request.headers.get("authorization"))
+            try:
+                who = auth.principal(request.headers.get("authorization"))
+            except TokensUnavailable as exc:
+                return await refuse(request, None, 503, str(exc))
+            if who is None:
+                return await refuse(request, None, 401, "a valid API token is required")
             call = Call(request.query_params, {}, dict(request.path_params), who)
-            if who is None or who.role not in roles:
-                status = 401 if who is None else 403
-                await run_in_threadpool(guarded, call, status, "denied")
-                return JSONResponse({"error": "a valid API token is required" if who is None
-                                     else f"role {who.role!r} may not call {name}"}, status)
+            if who.role not in roles:
+                return await refuse(request, call, 403, f"role {who.role!r} may not call {name}")
             try:
                 if method == "POST":
                     call.body = await request.json()
@@ -101,11 +140,17 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
                         raise QueryError("the body must be a JSON object")
                 answer = await run_in_threadpool(guarded, call, 200, None)
             except UnknownSite as exc:
-                await run_in_threadpool(guarded, call, 404, str(exc))
-                return JSONResponse({"error": str(exc)}, 404)
+                return await refuse(request, call, 404, str(exc))
+            except Busy:
+                return JSONResponse({"error": "the warehouse is busy with other queries: retry "
+                                     "shortly"}, 503, headers={"Retry-After": "5"})
             except (QueryError, MayakError, ValueError) as exc:
-                await run_in_threadpool(guarded, call, 400, str(exc))
-                return JSONResponse({"error": str(exc)}, 400)
+                return await refuse(request, call, 400, str(exc))
+            except DatabaseError as exc:
+                what = limit_hit(exc)
+                if what is None:
+                    raise
+                return await refuse(request, call, 422, TOO_HEAVY.format(what=what))
             return JSONResponse(answer.payload)
 
         return Route(f"/api/{name}", handler, methods=[method])
@@ -114,7 +159,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         """An endpoint answering one of ``warehouse.reports`` for a site and a date range."""
         def answer(call: Call) -> Answer:
             date_from, date_to = qp.date_range(call.params, tz)
-            report = build(client, qp.site_of(call.params), date_from, date_to, tz)
+            report = build(reader, qp.site_of(call.params), date_from, date_to, tz)
             return Answer(report.data, report.cells, {"site": report.data["site"],
                                                       "from": str(date_from), "to": str(date_to)})
         return answer
@@ -125,14 +170,14 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         query = qp.query_from(call.params, tz, metrics=("pageviews", "visitors"))
         if not query.plain_dimensions:
             raise QueryError("name a dimension, e.g. dimensions=country")
-        return _answer(run(client, query), query.describe())
+        return _answer(run(reader, query), query.describe())
 
     def series(call: Call) -> Answer:
         query = qp.query_from(call.params, tz, metrics=("pageviews", "visitors"),
                               dimensions=("day",))
         if not any(d in TIME_BUCKETS for d in query.dimensions):
             raise QueryError(f"a series needs a time bucket: {', '.join(TIME_BUCKETS)}")
-        return _answer(run(client, query), query.describe())
+        return _answer(run(reader, query), query.describe())
 
     def sections(call: Call) -> Answer:
         """Per page and section: readers, visits, dwell and reach (``warehouse.details``);
@@ -140,7 +185,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         query = qp.query_from(call.params, tz, metrics=("visitors",))
         path = call.params.get("path")
         start, end = utc_bounds(query)
-        rows = details.sections_report(client, query.site, start, end, path, query.limit)
+        rows = details.sections_report(reader, query.site, start, end, path, query.limit)
         columns = details.REPORT_COLUMNS
         return Answer({"columns": columns, "rows": rows}, len(columns) * len(rows),
                       {**query.describe(), "path": path})
@@ -151,34 +196,33 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
     def goal_conversions(call: Call) -> Answer:
         wanted = goals.parse_goals(call.params.getlist("goal"))
         date_from, date_to = qp.date_range(call.params, tz)
-        data = goals.conversions(client, qp.site_of(call.params), date_from, date_to, wanted, tz)
+        data = goals.conversions(reader, qp.site_of(call.params), date_from, date_to, wanted, tz)
         return Answer(data, 1 + 4 * len(data["goals"]), {
             "site": data["site"], "from": data["from"], "to": data["to"],
             "goals": [g["goal"] for g in data["goals"]]})
 
     def sends(call: Call) -> Answer:
-        body = call.body
-        sent_on = date.fromisoformat(body.get("sent_on") or date.today().isoformat())
-        done = register_send(client, str(body.get("site", "")), call.path["campaign_id"],
-                             int(body.get("sent", 0)), sent_on, actor=call.who.name)
+        site, sent, sent_on = qp.sends_body(call.body, datetime.now(ZoneInfo(tz)).date())
+        done = register_send(client, site, call.path["campaign_id"], sent, sent_on,
+                             actor=call.who.name)
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
         query = research_query(qp.query_from(call.params, tz, metrics=("visitors",)))
         if not query.plain_dimensions:
             raise QueryError("research queries break down by at least one dimension")
-        payload = publish(run(client, query), settings.research_min_visitors,
+        payload = publish(run(reader, query), settings.research_min_visitors,
                           settings.research_dp_epsilon)
         return Answer(payload, len(payload["columns"]) * len(payload["rows"]), query.describe())
 
     def erase(call: Call) -> Answer:
-        opt_out = bool(call.body.get("opt_out", False))
-        done = erasure.erase_customer(client, get_keys(), _customer(call.body), call.who.name,
+        customer, opt_out = qp.customer_body(call.body)
+        done = erasure.erase_customer(client, get_keys(), customer, call.who.name,
                                       "api", opt_out=opt_out, layout=layout)
         return Answer(done.as_dict(), 0, {"customer": "[not logged]", "opt_out": opt_out})
 
     def export(call: Call) -> Answer:
-        events = erasure.export_customer(client, get_keys(), _customer(call.body))
+        events = erasure.export_customer(client, get_keys(), qp.customer_body(call.body)[0])
         cells = sum(len(e) for e in events)
         return Answer({"events": events}, cells, {"customer": "[not logged]"})
 
@@ -186,7 +230,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         return Answer({"deleted": erasure.sweep_late_arrivals(client, layout)}, 1, {})
 
     def audit_log(call: Call) -> Answer:
-        rows = audit.recent_queries(client, min(int(call.params.get("limit", "100")), 1000))
+        rows = audit.recent_queries(client, qp.audit_limit(call.params))
         return Answer({"queries": rows}, 7 * len(rows), {"limit": len(rows)})
 
     async def healthz(request: Request) -> PlainTextResponse:
@@ -219,8 +263,5 @@ def _answer(result, request: dict) -> Answer:
                   result.cells, request)
 
 
-def _customer(body: dict) -> str:
-    customer = str(body.get("customer", "")).strip()
-    if not customer:
-        raise QueryError("give the portal customer id as 'customer'")
-    return customer
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""

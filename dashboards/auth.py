@@ -3,9 +3,11 @@
 Tokens live in a TOML file (``mayak token add``) as SHA-256 digests only, so the file leaks
 no usable secret. The CLI reaches the running worker's admin API with a machine-local token
 file (``data_dir/keys/cli-admin.token``, mode 0600): whoever can read it can also open the
-data directory, so it grants nothing new. Without a tokens file, dashboards bound to a
-loopback address answer product queries anonymously — a local-development convenience that
-``mayak up --demo`` relies on; admin, marketing and research calls always need a token.
+data directory, so it grants nothing new.
+
+Fails closed: there is no anonymous access. A missing, unreadable or malformed tokens file
+(renamed, or the data directory wiped) makes every call but the CLI's answer 503 with
+``NO_TOKENS``, rather than opening the API or silently refusing real tokens with 401.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from mayak.errors import MayakError
 from mayak.settings import Settings
 
 ROLES = ("product", "marketing", "researcher", "admin")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+NO_TOKENS = ("no API tokens configured: run `mayak token add --name NAME --role ROLE` "
+             "(the tokens file {path} is missing or unreadable)")
+
+
+class TokensUnavailable(MayakError):
+    """The tokens file cannot be read: nobody but the CLI may call the API."""
 
 
 @dataclass(frozen=True)
@@ -76,27 +83,30 @@ class Authenticator:
 
     def __init__(self, settings: Settings) -> None:
         self.path = tokens_path(settings)
-        self.loopback = settings.dashboards_host in LOOPBACK
         self.cli_token = ensure_cli_token(settings)
-        self._mtime: float | None = None
+        self._stamp: tuple | None = None
         self._by_digest: dict[str, Principal] = {}
 
     def _load(self) -> None:
-        mtime = self.path.stat().st_mtime if self.path.exists() else None
-        if mtime == self._mtime:
-            return
-        entries = tomllib.loads(self.path.read_text()).get("token", []) if mtime else []
-        self._by_digest = {e["sha256"]: Principal(e["name"], e["role"])
-                           for e in entries if e.get("role") in ROLES}
-        self._mtime = mtime
+        try:
+            stat = self.path.stat()
+            stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if stamp != self._stamp:
+                entries = tomllib.loads(self.path.read_text()).get("token", [])
+                self._by_digest = {e["sha256"]: Principal(e["name"], e["role"]) for e in entries
+                                   if isinstance(e, dict) and e.get("role") in ROLES
+                                   and isinstance(e.get("sha256"), str)
+                                   and isinstance(e.get("name"), str)}
+                self._stamp = stamp
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            self._stamp, self._by_digest = None, {}
+            raise TokensUnavailable(NO_TOKENS.format(path=self.path)) from exc
 
     def principal(self, authorization: str | None) -> Principal | None:
-        self._load()
+        """The caller, or None (no or unknown token). Raises ``TokensUnavailable`` for every
+        caller but the CLI when the tokens file cannot be read."""
         token = (authorization or "").removeprefix("Bearer ").strip()
-        if token:
-            if hmac.compare_digest(token, self.cli_token):
-                return Principal("cli", "admin")
-            return self._by_digest.get(_digest(token))
-        if self._mtime is None and self.loopback:
-            return Principal("anonymous-local", "product")
-        return None
+        if token and hmac.compare_digest(token.encode(), self.cli_token.encode()):
+            return Principal("cli", "admin")
+        self._load()
+        return self._by_digest.get(_digest(token)) if token else None

@@ -1,4 +1,8 @@
-"""Turns HTTP query parameters into a read-path ``Query`` (names only; values stay values)."""
+"""Turns HTTP query parameters and JSON bodies into checked values (names only; values stay values).
+
+Every value a caller sends is checked here or in ``warehouse.query.Query`` before it reaches
+ClickHouse, so bad input is a 400 naming the field, never a 500 or a silently wrapped date.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ from zoneinfo import ZoneInfo
 
 from starlette.datastructures import QueryParams
 
-from warehouse.query import Query, QueryError
+from warehouse.query import DATE_MAX, DATE_MIN, MAX_DAYS, Query, QueryError
 
 DEFAULT_DAYS = 30
+AUDIT_MAX_LIMIT = 1000
+MAX_SENT = 100_000_000
 
 
 def _csv(params: QueryParams, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -17,18 +23,35 @@ def _csv(params: QueryParams, name: str, default: tuple[str, ...] = ()) -> tuple
     return tuple(p.strip() for p in raw.split(",") if p.strip()) if raw else default
 
 
-def _date(params: QueryParams, name: str, default: date) -> date:
-    raw = params.get(name)
+def check_date(name: str, value: date) -> date:
+    if not DATE_MIN <= value <= DATE_MAX:
+        raise QueryError(f"{name} must be between {DATE_MIN} and {DATE_MAX}, got {value}")
+    return value
+
+
+def parse_date(name: str, raw: object) -> date:
+    if not isinstance(raw, str):
+        raise QueryError(f"{name} must be a date string like 2026-03-01")
     try:
-        return date.fromisoformat(raw) if raw else default
+        value = date.fromisoformat(raw)
     except ValueError as exc:
         raise QueryError(f"{name} must be a date like 2026-03-01") from exc
+    return check_date(name, value)
+
+
+def _date(params: QueryParams, name: str, default: date) -> date:
+    raw = params.get(name)
+    return parse_date(name, raw) if raw else default
 
 
 def date_range(params: QueryParams, tz: str) -> tuple[date, date]:
     today = datetime.now(ZoneInfo(tz)).date()
     date_to = _date(params, "to", today)
-    return _date(params, "from", date_to - timedelta(days=DEFAULT_DAYS - 1)), date_to
+    default_from = max(DATE_MIN, date_to - timedelta(days=DEFAULT_DAYS - 1))
+    date_from = _date(params, "from", default_from)
+    if date_to < date_from or (date_to - date_from).days > MAX_DAYS:
+        raise QueryError(f"from..to must be ordered and at most {MAX_DAYS} days")
+    return date_from, date_to
 
 
 def site_of(params: QueryParams) -> str:
@@ -36,6 +59,42 @@ def site_of(params: QueryParams) -> str:
     if not site:
         raise QueryError("query parameter 'site' is required")
     return site
+
+
+def int_param(params: QueryParams, name: str, default: int, low: int, high: int) -> int:
+    try:
+        value = int(params.get(name, str(default)))
+    except ValueError as exc:
+        raise QueryError(f"{name} must be a whole number") from exc
+    if not low <= value <= high:
+        raise QueryError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def audit_limit(params: QueryParams) -> int:
+    return int_param(params, "limit", 100, 1, AUDIT_MAX_LIMIT)
+
+
+def sends_body(body: dict, today: date) -> tuple[str, int, date]:
+    """``site`` (string), ``sent`` (whole number 1..1e8), ``sent_on`` (date string, default today)."""
+    site, sent, sent_on = body.get("site", ""), body.get("sent"), body.get("sent_on")
+    if not isinstance(site, str):
+        raise QueryError("site must be a string")
+    if isinstance(sent, bool) or not isinstance(sent, int):
+        raise QueryError("sent must be a whole number, e.g. 1200")
+    if not 1 <= sent <= MAX_SENT:
+        raise QueryError(f"sent must be between 1 and {MAX_SENT}, got {sent}")
+    return site, sent, today if sent_on is None else parse_date("sent_on", sent_on)
+
+
+def customer_body(body: dict) -> tuple[str, bool]:
+    """``customer`` (non-empty string) and ``opt_out`` (boolean, default false)."""
+    customer, opt_out = body.get("customer", ""), body.get("opt_out", False)
+    if not isinstance(customer, str) or not customer.strip():
+        raise QueryError("give the portal customer id as 'customer' (a string)")
+    if not isinstance(opt_out, bool):
+        raise QueryError("opt_out must be true or false")
+    return customer.strip(), opt_out
 
 
 def query_from(params: QueryParams, tz: str, metrics: tuple[str, ...] = ("pageviews",),

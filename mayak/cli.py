@@ -16,6 +16,8 @@ kafka_app = typer.Typer(help="The local Apache Kafka broker (KRaft, assembled fr
                         no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 console = Console(stderr=True)
+RESET_HELP = ("Start with a new key store although data of an earlier install exists (its "
+              "pseudonyms can then no longer be linked to customers)")
 
 
 @kafka_app.command("start")
@@ -85,12 +87,14 @@ def worker(
     dashboards: bool = typer.Option(None, help="Also serve the dashboards from this process "
                                     "(default: on with embedded ClickHouse)"),
     loglevel: str = typer.Option("warn", help="crit, error, warn, info or debug"),
+    reset_keys: bool = typer.Option(False, help=RESET_HELP),
 ) -> None:
     """Run the stream worker (Faust): raw -> enriched -> ClickHouse."""
     from stream_jobs.worker import run_worker
 
     settings = Settings()
-    run_worker(settings, settings.embedded_clickhouse if dashboards is None else dashboards, loglevel)
+    run_worker(settings, settings.embedded_clickhouse if dashboards is None else dashboards,
+               loglevel, reset_keys=reset_keys)
 
 
 def collector_app():
@@ -156,11 +160,12 @@ def sql(query: str = typer.Argument(..., help="a read-only query, e.g. 'SELECT c
 
 
 @app.command()
-def up(demo: bool = typer.Option(False, help="Also send synthetic portal traffic")) -> None:
+def up(demo: bool = typer.Option(False, help="Also send synthetic portal traffic"),
+       reset_keys: bool = typer.Option(False, help=RESET_HELP)) -> None:
     """Run the whole local stack: broker, topics, migrations, worker, collector, dashboards."""
     from mayak.stack import run_stack
 
-    run_stack(Settings(), demo=demo, console=console)
+    run_stack(Settings(), demo=demo, console=console, reset_keys=reset_keys)
 
 
 def _register_packages() -> None:
@@ -181,8 +186,11 @@ _register_packages()
 
 
 def main() -> None:
+    from mayak.install import private_umask
+
+    private_umask()  # every file Mayak and its children create: 0600, directories 0700
     try:
         app()
     except MayakError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # paths stay whole
         sys.exit(2)

@@ -134,7 +134,7 @@ class LocalBroker:
         return f"running (pid {pid}, {ready} on {self.bootstrap})"
 
     def _write_config(self) -> Path:
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         text = _TEMPLATES.joinpath("server.properties").read_text().format(
             port=self.port, controller_port=self.controller_port,
             log_dir=(self.home / "data").resolve(), partitions=self.partitions)
@@ -154,7 +154,7 @@ class LocalBroker:
             return  # already formatted: keep the topics and their messages
         cmd = self._java(libs, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(),
                          "-c", str(config), heap_mb=256)
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        result = subprocess.run(cmd, capture_output=True, text=True, umask=0o077)
         if result.returncode != 0:
             raise MayakError(f"formatting Kafka storage failed: {result.stdout}{result.stderr}")
 
@@ -170,8 +170,10 @@ class LocalBroker:
         self._format(libs, config)
         cmd = self._java(libs, "kafka.Kafka", str(config), heap_mb=self.heap_mb)
         with open(self.log_file, "ab") as out:
+            # segments 0600 in 0700 directories: messages are not readable by other users
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    umask=0o077)
         self.pid_file.write_text(str(proc.pid))
         self._wait_ready(proc, timeout)
 

@@ -21,11 +21,12 @@ from mayak.errors import MayakError
 
 def spawn_mayak(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start ``python -m mayak ARGS`` with ``env`` laid over this process's environment."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "ab")
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log = open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "mayak", *args], stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env)
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env,
+                            umask=0o077)  # its files (chDB parts, keys) private to the user
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 20.0, sig: int = signal.SIGTERM) -> int:

@@ -109,9 +109,18 @@ class Settings(BaseSettings):
     # ClickHouse cluster name (remote_servers) for ON CLUSTER / Replicated / Distributed DDL;
     # empty = one node (embedded chDB or a single server)
     clickhouse_cluster: str = ""
-    # API tokens (TOML, `mayak token add`); empty = data_dir/api_tokens.toml. Without that
-    # file, dashboards bound to loopback answer product queries anonymously (local dev only)
+    # API tokens (TOML, `mayak token add`); empty = data_dir/api_tokens.toml. Without a
+    # readable file every API call but the CLI's answers 503 (fails closed, no anonymous access)
     api_tokens_file: str = ""
+    # calls without a valid token, per client IP: sustained per second and burst (then 429)
+    dashboards_unauth_rate_per_s: float = Field(0.5, gt=0)
+    dashboards_unauth_burst: int = Field(10, ge=1)
+    # every dashboard/research query: ClickHouse time, memory and GROUP BY size limits
+    # (beyond them the caller gets 422 "query too heavy"); one query runs at a time in
+    # embedded mode, so the time limit also bounds how long a query waits behind another
+    query_max_seconds: float = Field(5.0, gt=0)
+    query_max_memory_mb: int = Field(1024, ge=1)
+    query_max_groups: int = Field(1_000_000, ge=1)
     # research API: cells describing fewer visitors than this are suppressed (k-anonymity)
     research_min_visitors: int = 10
     # research API: Laplace noise of scale 1/epsilon on counts; 0 = no noise

@@ -16,14 +16,18 @@ import time
 from rich.console import Console
 
 from mayak.errors import MayakError
+from mayak.install import marker_path, refuse_lost_keys, secure_data_dir
 from mayak.kafka_local import broker_from_settings
 from mayak.procs import spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
 from mayak.topics import ensure_topics
 
 
-def run_stack(settings: Settings, demo: bool, console: Console) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+def run_stack(settings: Settings, demo: bool, console: Console, reset_keys: bool = False) -> None:
+    secure_data_dir(settings)
+    fresh = not marker_path(settings).exists()
+    if not reset_keys:
+        refuse_lost_keys(settings)  # early; the worker checks again with what it can see
     broker = broker_from_settings(settings)
     owns_broker = broker.pid() is None  # a broker from `mayak kafka start` is left running
     children: dict[str, subprocess.Popen] = {}
@@ -36,13 +40,17 @@ def run_stack(settings: Settings, demo: bool, console: Console) -> None:
         logs = settings.data_dir
         dashboards = ["--dashboards"] if settings.embedded_clickhouse else []
         worker_env, collector_env = _demo_env(settings) if demo else ({}, {})
-        children["worker"] = spawn_mayak(["worker", *dashboards], logs / "worker.log", worker_env)
+        reset = ["--reset-keys"] if reset_keys else []
+        children["worker"] = spawn_mayak(["worker", *dashboards, *reset], logs / "worker.log",
+                                         worker_env)
         children["collector"] = spawn_mayak(["collector"], logs / "collector.log", collector_env)
         if not settings.embedded_clickhouse:
             children["dashboards"] = spawn_mayak(["dashboards"], logs / "dashboards.log")
         with console.status("starting worker, collector and dashboards ..."):
             wait_http_ok({"collector": f"{settings.collector_url}/healthz",
                           "dashboards": f"{settings.dashboards_url}/healthz"}, children, logs=logs)
+        if fresh:  # after the worker accepted the data dir (tokens would count as evidence)
+            _first_token(settings, console)
         _print_urls(settings, console)
         if demo:
             from mayak.demo import start_demo
@@ -75,6 +83,17 @@ def _demo_env(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
     collector = {"MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]',
                  "MAYAK_COLLECTOR_PIXEL_SITE": SITE}
     return worker, collector
+
+
+def _first_token(settings: Settings, console: Console) -> None:
+    """A new data dir gets one product token (shown once): the API has no anonymous access."""
+    from dashboards.auth import add_token, tokens_path
+
+    if tokens_path(settings).exists():
+        return
+    token = add_token(tokens_path(settings), "local.product", "product")
+    console.print("API token for the dashboards (role product), shown only now; more with "
+                  f"`mayak token add --name NAME --role ROLE`:\n  {token}")
 
 
 def _watch(children: dict[str, subprocess.Popen], settings: Settings) -> None:

@@ -28,7 +28,10 @@ def create_app(settings: Settings, client, *, clock: Clock = utc_now,
         store="memory://",  # the session table is rebuilt from its changelog on start
         datadir=str(settings.data_dir / "faust"),  # not "<id>-data" in the working directory
         web_port=settings.worker_web_port,
+        # web_host is only the advertised name; web_bind is the address Faust listens on
+        # (default 0.0.0.0, which exposed /router/ and table contents to other hosts)
         web_host="127.0.0.1",
+        web_bind="127.0.0.1",
         topic_partitions=settings.kafka_partitions,
         topic_replication_factor=1,
         producer_acks=-1,

@@ -6,11 +6,17 @@ writes (this one) also serves the dashboards/API, from a thread sharing the same
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import threading
 
 import uvicorn
 from faust import Worker
 
+from mayak.errors import MayakError
+from mayak.install import (KeyStoreWatch, check_install, private_umask, warehouse_evidence,
+                           worker_offsets_evidence)
 from mayak.settings import Settings
 from stream_jobs.app import create_app
 from stream_jobs.sink import recount_bot_hits
@@ -29,15 +35,30 @@ def serve_dashboards_in_thread(settings: Settings, client) -> threading.Thread:
     return thread
 
 
-def run_worker(settings: Settings, with_dashboards: bool, loglevel: str = "warn") -> None:
+def run_worker(settings: Settings, with_dashboards: bool, loglevel: str = "warn",
+               reset_keys: bool = False) -> None:
+    private_umask()
     client = client_from_settings(settings)
+    check_install(settings, reset_keys,
+                  worker_offsets_evidence(settings) + warehouse_evidence(client))
     migrate(client, log=print, cluster=settings.clickhouse_cluster)
     if settings.embedded_clickhouse:  # this process is the only writer: see recount_bot_hits
         recount_bot_hits(client)
     if with_dashboards:
         serve_dashboards_in_thread(settings, client)
     app = create_app(settings, client)
-    quiet_worker(app, loglevel).execute_from_commandline()
+    worker = quiet_worker(app, loglevel)
+    KeyStoreWatch(settings, lambda message: stop_worker(worker, message)).start()
+    worker.execute_from_commandline()
+
+
+def stop_worker(worker: Worker, message: str) -> None:
+    """Crash the running Faust worker from another thread: it stops and exits non-zero."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    error = MayakError(message)
+    worker.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(worker.crash(error)))
+    # whatever the worker's shutdown does, the process must not keep minting keys
+    threading.Timer(30.0, os._exit, (3,)).start()
 
 
 def quiet_worker(app, loglevel: str = "warn") -> Worker:

@@ -67,6 +67,13 @@ class StackProcs:
         wait_http_ok({"collector": f"{self.settings.collector_url}/healthz"},
                      {"collector": self.procs["collector"]}, logs=self.home)
 
+    @property
+    def api_headers(self) -> dict[str, str]:
+        """The CLI's admin token (the worker creates it): the API has no anonymous access."""
+        from dashboards.auth import cli_token_path
+
+        return {"Authorization": f"Bearer {cli_token_path(self.settings).read_text().strip()}"}
+
     def stop(self, name: str, timeout: float = 30.0, sig: int = signal.SIGTERM) -> int:
         return stop_process(self.procs.pop(name), timeout, sig)
 

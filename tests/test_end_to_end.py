@@ -11,11 +11,11 @@ import pytest
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 
-def _wait_for_pageviews(url: str, at_least: int, timeout: float = 60.0) -> dict:
+def _wait_for_pageviews(url: str, at_least: int, headers: dict, timeout: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout
     body: dict = {}
     while time.monotonic() < deadline:
-        body = httpx.get(url, timeout=5).json()
+        body = httpx.get(url, timeout=5, headers=headers).json()
         if body.get("pageviews", 0) >= at_least:
             return body
         time.sleep(0.5)
@@ -35,7 +35,8 @@ def test_pageview_travels_from_collector_to_clickhouse(stack) -> None:
                                  "Origin": "https://e-legal.az"})
     assert answer.status_code in (200, 202), answer.text
 
-    summary = _wait_for_pageviews(f"{settings.dashboards_url}/api/stats/summary?site=demo", 1)
+    summary = _wait_for_pageviews(f"{settings.dashboards_url}/api/stats/summary?site=demo", 1,
+                                  stack.api_headers)
     assert summary["pageviews"] == 1
 
     stack.stop("worker")
@@ -44,5 +45,6 @@ def test_pageview_travels_from_collector_to_clickhouse(stack) -> None:
 
     # a restarted worker on the same data directory still serves the earlier event
     stack.start_worker()
-    again = httpx.get(f"{settings.dashboards_url}/api/stats/summary?site=demo", timeout=5).json()
+    again = httpx.get(f"{settings.dashboards_url}/api/stats/summary?site=demo", timeout=5,
+                      headers=stack.api_headers).json()
     assert again["pageviews"] == 1

@@ -26,13 +26,16 @@ def _env(data_dir: Path) -> dict[str, str]:
             "MAYAK_WORKER_WEB_PORT": str(free_port()), "MAYAK_WORKER_ID": "up-test"}
 
 
-def _pageviews(url: str, deadline: float) -> int:
+def _pageviews(url: str, deadline: float, data_dir: Path) -> int:
+    """The summary's pageviews, asked with the CLI's token (no anonymous access)."""
     while time.monotonic() < deadline:
         try:
-            count = httpx.get(url, timeout=2).json().get("pageviews", 0)
+            token = (data_dir / "keys" / "cli-admin.token").read_text().strip()
+            count = httpx.get(url, timeout=2, headers={"Authorization": f"Bearer {token}"}
+                              ).json().get("pageviews", 0)
             if count:
                 return count
-        except (httpx.HTTPError, ValueError):
+        except (httpx.HTTPError, ValueError, OSError):
             pass
         time.sleep(0.5)
     return 0
@@ -59,6 +62,25 @@ def _java_of(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+def _listening(procs: list[psutil.Process]) -> set[str]:
+    """The addresses the stack's processes listen on (TCP)."""
+    found = set()
+    for p in procs:
+        try:
+            found |= {c.laddr.ip.removeprefix("::ffff:") for c in p.net_connections(kind="inet")
+                      if c.status == psutil.CONN_LISTEN}
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def _readable_by_others(root: Path) -> list[str]:
+    bad = [f"{p} {oct(p.stat().st_mode)}" for p in [root, *root.rglob("*")]
+           if not p.is_symlink() and p.stat().st_mode & 0o077]
+    assert len(list(root.rglob("*.log"))) >= 2  # the scan saw the stack's files
+    return bad
+
+
 def _stop_and_check_clean(proc: subprocess.Popen, data_dir: Path) -> None:
     seen = _descendants(proc) + _java_of(data_dir)
     assert any("kafka.Kafka" in " ".join(p.cmdline()) for p in seen), "no broker was running"
@@ -76,12 +98,15 @@ def test_up_demo_serves_pageviews_stops_clean_and_keeps_data(tmp_path: Path) -> 
 
     started = time.monotonic()
     proc = _run_up(env, tmp_path / "up1.log", demo=True)
-    first = _pageviews(url, started + 90)
+    first = _pageviews(url, started + 90, data_dir)
     assert first > 0, (tmp_path / "up1.log").read_text()
+    assert _listening(_descendants(proc) + _java_of(data_dir)) == {"127.0.0.1"}
     _stop_and_check_clean(proc, data_dir)
+    assert "API token for the dashboards (role product)" in (tmp_path / "up1.log").read_text()
+    assert _readable_by_others(data_dir) == []  # Kafka segments, chDB parts, keys, logs
 
     # no demo the second time: every pageview it reports was stored by the first run
     proc = _run_up(env, tmp_path / "up2.log", demo=False)
-    second = _pageviews(url, time.monotonic() + 90)
+    second = _pageviews(url, time.monotonic() + 90, data_dir)
     assert second >= first
     _stop_and_check_clean(proc, data_dir)

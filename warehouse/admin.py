@@ -66,8 +66,10 @@ class DirectBackend:
     def keys(self):
         if self._keys is None:
             from anonymizer.keystore import KeyStore
+            from mayak.install import refuse_lost_keys
             from stream_jobs.processors import keystore_path
 
+            refuse_lost_keys(self.settings)  # an erasure must not run against new, empty keys
             self._keys = KeyStore(keystore_path(self.settings))
         return self._keys
 

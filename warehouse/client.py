@@ -6,8 +6,11 @@ chDB path; callers therefore create one client per process and pass it down.
 
 from __future__ import annotations
 
+import re
+
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from mayak.errors import MayakError
 
@@ -34,3 +37,44 @@ def _identifier(name: str) -> str:
     if not name.replace("_", "").isalnum():
         raise MayakError(f"invalid ClickHouse database name {name!r}: use letters, digits, _")
     return name
+
+
+# ClickHouse error codes of a query stopped by a limit of ``read_limits``
+_LIMIT_CODES = {158: "rows", 159: "time", 160: "time", 241: "memory", 396: "rows"}
+TOO_HEAVY = "query too heavy ({what} limit): narrow the date range or drop a dimension"
+
+
+def read_limits(settings) -> dict:
+    """ClickHouse settings bounding one dashboard/research query's time, memory and groups."""
+    return {"max_execution_time": settings.query_max_seconds,
+            "timeout_overflow_mode": "throw",
+            "max_memory_usage": settings.query_max_memory_mb * 1024 * 1024,
+            "max_rows_to_group_by": settings.query_max_groups,
+            "group_by_overflow_mode": "throw"}
+
+
+class LimitedClient:
+    """A client whose every ``query`` carries the given ClickHouse settings (read limits).
+
+    Inserts and commands pass through unchanged: the limits are for the questions callers ask,
+    not for the audit rows or erasures written beside them.
+    """
+
+    def __init__(self, client: Client, limits: dict) -> None:
+        self._client = client
+        self.limits = limits
+
+    def query(self, query: str, parameters=None, settings: dict | None = None, **kw):
+        return self._client.query(query, parameters=parameters,
+                                  settings={**self.limits, **(settings or {})}, **kw)
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+
+def limit_hit(exc: BaseException) -> str | None:
+    """Which limit (time, memory, rows) stopped the query, or None for any other error."""
+    if not isinstance(exc, DatabaseError):
+        return None
+    code = re.search(r"Code: (\d+)", str(exc))
+    return _LIMIT_CODES.get(int(code.group(1))) if code else None

@@ -62,6 +62,10 @@ TIME_BUCKETS: dict[str, str] = {
 
 MAX_LIMIT = 1000
 MAX_DAYS = 5 * 366
+# dates a question may name: before the first event, and well inside ClickHouse's DateTime
+# (which ends in 2106 and silently wraps past it)
+DATE_MIN = date(2020, 1, 1)
+DATE_MAX = date(2100, 12, 31)
 
 
 class QueryError(ValueError):
@@ -93,6 +97,8 @@ class Query:
             raise QueryError("at most one time bucket and two other dimensions")
         if not self.site:
             raise QueryError("a site is required")
+        if self.date_from < DATE_MIN or self.date_to > DATE_MAX:
+            raise QueryError(f"the date range must lie within {DATE_MIN}..{DATE_MAX}")
         if self.date_to < self.date_from or (self.date_to - self.date_from).days > MAX_DAYS:
             raise QueryError(f"the date range must be ordered and at most {MAX_DAYS} days")
         if not 1 <= self.limit <= MAX_LIMIT:

@@ -49,21 +49,25 @@ def _audit(wh) -> list[tuple]:
                     ).result_rows
 
 
-def test_local_anonymous_product_access_only(settings, wh, rows) -> None:
+def test_product_access_needs_a_token(settings, wh, rows) -> None:
+    token = add_token(tokens_path(settings), "ana.product", "product")
     api = _client(settings, wh)
-    summary = api.get("/api/stats/summary", params=RANGE).json()
+    auth = {"Authorization": f"Bearer {token}"}
+    summary = api.get("/api/stats/summary", params=RANGE, headers=auth).json()
     assert summary["pageviews"] == sum(r["event_type"] == "pageview" for r in rows)
     # web visitors only: e-mail openers and service requesters are not visitors of the site
     assert summary["visitors"] == len({r["visitor_id"] for r in rows
                                        if r["event_type"] in WEB_TYPES})
-    assert api.get("/api/stats/summary").status_code == 400  # no site
-    assert api.get("/api/research/query", params=RANGE).status_code == 403
-    assert api.post("/api/admin/erase", json={"customer": "x"}).status_code == 403
+    assert api.get("/api/stats/summary", headers=auth).status_code == 400  # no site
+    assert api.get("/api/stats/summary", params=RANGE).status_code == 401  # no anonymous access
+    assert api.get("/api/research/query", params=RANGE, headers=auth).status_code == 403
+    assert api.post("/api/admin/erase", json={"customer": "x"}, headers=auth).status_code == 403
     assert [(a, r, e, s) for a, r, e, _, s in _audit(wh)] == [
-        ("anonymous-local", "product", "stats/summary", 200),
-        ("anonymous-local", "product", "stats/summary", 400),
-        ("anonymous-local", "product", "research/query", 403),
-        ("anonymous-local", "product", "admin/erase", 403)]
+        ("ana.product", "product", "stats/summary", 200),
+        ("ana.product", "product", "stats/summary", 400),
+        ("unauthenticated", "", "stats/summary", 401),
+        ("ana.product", "product", "research/query", 403),
+        ("ana.product", "product", "admin/erase", 403)]
 
 
 def test_tokens_and_roles(settings, wh, rows) -> None:
@@ -173,6 +177,7 @@ def test_event_details_over_the_api(settings, wh) -> None:
          [], []],
     ], column_names=columns)
     api = _client(settings, wh)
+    api.headers["Authorization"] = f"Bearer {add_token(tokens_path(settings), 'pm', 'product')}"
 
     def get(endpoint: str, **params) -> dict:
         answer = api.get(f"/api/stats/{endpoint}", params={**RANGE, **params})

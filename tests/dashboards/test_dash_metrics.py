@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from dashboards.app import create_app
+from dashboards.auth import add_token, tokens_path
 from mayak.settings import Settings
 from warehouse.testing import START, fixed_visits, insert_events
 
@@ -23,7 +24,8 @@ def api(tmp_path, wh) -> TestClient:
     insert_events(wh, web + non_web)
     insert_events(wh, fixed_visits(site="other")[0])
     settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1")
-    return TestClient(create_app(settings, wh))
+    token = add_token(tokens_path(settings), "pm", "product")
+    return TestClient(create_app(settings, wh), headers={"Authorization": f"Bearer {token}"})
 
 
 def _audit(wh) -> list[tuple]:
@@ -67,8 +69,6 @@ def test_hour_series_in_report_time_zone(api) -> None:
 
 
 def test_research_counts_web_visitors_of_a_path(tmp_path, wh) -> None:
-    from dashboards.auth import add_token, tokens_path
-
     web, non_web = fixed_visits()
     insert_events(wh, web + non_web)
     settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1", research_min_visitors=1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -125,3 +125,11 @@ def test_daily_split_and_top_n_match_raw_events(wh, kw) -> None:
     query = q(**kw)
     rolled, raw = run(wh, query), run(wh, query, source="events")
     assert rolled.source == "agg_dim_hourly" and rolled.rows and rolled.rows == raw.rows
+
+
+@pytest.mark.parametrize("kw", [{"date_from": date(1, 1, 1)}, {"date_to": date(9999, 12, 31)},
+                                {"date_from": date(2107, 1, 1), "date_to": date(2107, 1, 2)}])
+def test_dates_outside_the_sane_range_are_refused(kw) -> None:
+    # past 2106 ClickHouse's DateTime wraps and would answer with other dates' rows
+    with pytest.raises(QueryError, match="date range must lie within 2020-01-01..2100-12-31"):
+        q(**kw)

@@ -1,0 +1,175 @@
+"""The data directory's identity: refuse to mint new keys beside data of an earlier install.
+
+Responsible for three things every Mayak process that writes does before it starts:
+
+* the data directory exists with mode 0700 and the process creates files 0600 / dirs 0700
+  (``private_umask``), so broker segments, chDB parts and keys are not world-readable;
+* an **install id** is kept in two places, the key store (``KeyStore.install_id``) and
+  ``data_dir/install.id``. At start (``check_install``), a missing key store next to anything
+  an earlier install left (the marker, API tokens, events in the warehouse, committed Kafka
+  offsets of the worker's group) stops the process with what to restore, instead of silently
+  creating new keys: pseudonyms in the warehouse would no longer match new events, and an
+  erasure could no longer find a customer's rows. ``reset_keys=True`` (``--reset-keys``)
+  starts over deliberately. A key store of another install (ids differ) is refused too;
+* while the worker runs, ``KeyStoreWatch`` notices the key store file vanishing or being
+  replaced (SQLite would keep writing into the unlinked file, and the keys would be lost at
+  exit) and stops the worker with the same message.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from anonymizer.keystore import KeyStore, keystore_path
+from mayak.errors import MayakError
+from mayak.settings import Settings
+
+UMASK = 0o077
+RESTORE = ("restore the key store from its backup to {keys} (or point MAYAK_KEYSTORE_PATH at "
+           "it) and start again; to start over deliberately with new keys (pseudonyms already "
+           "stored can then no longer be linked to customers or erased by customer id), run "
+           "`mayak up --reset-keys`")
+
+
+def private_umask() -> None:
+    """Files this process (and its children) create: 0600, directories 0700."""
+    os.umask(UMASK)
+
+
+def marker_path(settings: Settings) -> Path:
+    return settings.data_dir / "install.id"
+
+
+def secure_data_dir(settings: Settings) -> None:
+    """Create the data directory 0700 (and tighten it if it was group/world-accessible)."""
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if settings.data_dir.stat().st_mode & 0o077:
+        settings.data_dir.chmod(0o700)
+
+
+def evidence(settings: Settings, extra: list[str] = ()) -> list[str]:
+    """What an earlier install left in place (besides the key store)."""
+    from dashboards.auth import tokens_path
+
+    found = [f"the install marker {marker_path(settings)}"] if marker_path(settings).exists() else []
+    if tokens_path(settings).exists():
+        found.append(f"API tokens in {tokens_path(settings)}")
+    return found + list(extra)
+
+
+def refuse_lost_keys(settings: Settings, extra_evidence: list[str] = ()) -> None:
+    """Raise if the key store is missing beside an earlier install's data (creates nothing)."""
+    keys_at = keystore_path(settings)
+    if not keys_at.exists():
+        left = evidence(settings, list(extra_evidence))
+        if left:
+            raise MayakError(f"the key store {keys_at} is missing, but {'; '.join(left)} "
+                             f"exist(s) from an earlier start -> {RESTORE.format(keys=keys_at)}")
+
+
+def warehouse_evidence(client) -> list[str]:
+    """Events in the warehouse: they carry pseudonyms made with the keys of an earlier start.
+    (Only migrated tables are no evidence: `mayak migrate` may run before the first start.)"""
+    if not client.command("EXISTS TABLE events"):
+        return []
+    if not client.query("SELECT count() FROM events").result_rows[0][0]:
+        return []
+    return [f"events in the warehouse (database {client.database})"]
+
+
+def check_install(settings: Settings, reset_keys: bool = False,
+                  extra_evidence: list[str] = ()) -> str:
+    """Open (or, on a fresh data dir, create) the key store and match it with the marker.
+
+    Returns the install id. Raises ``MayakError`` saying what to restore when the key store is
+    missing beside an earlier install's data, or belongs to another install.
+    """
+    secure_data_dir(settings)
+    keys_at = keystore_path(settings)
+    marker = marker_path(settings)
+    if not reset_keys:
+        refuse_lost_keys(settings, extra_evidence)
+    keys = KeyStore(keys_at)
+    try:
+        install_id = keys.install_id
+    finally:
+        keys.close()
+    recorded = marker.read_text().strip() if marker.exists() else None
+    if recorded not in (None, install_id) and not reset_keys:
+        raise MayakError(f"the key store {keys_at} belongs to another install than this data "
+                         f"directory ({marker} says {recorded}) -> "
+                         + RESTORE.format(keys=keys_at))
+    if recorded != install_id:
+        marker.write_text(install_id + "\n")
+        marker.chmod(0o600)
+    return install_id
+
+
+def worker_offsets_evidence(settings: Settings) -> list[str]:
+    """Committed offsets of the worker's consumer group: events of an earlier install were
+    processed (with keys that must still exist)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                                 request_timeout_ms=10_000, bootstrap_timeout_ms=5_000)
+    except KafkaError:  # the broker's absence is reported by the worker itself
+        return []
+    try:
+        offsets = admin.list_group_offsets({settings.worker_id: None}).get(settings.worker_id, {})
+    except KafkaError:  # e.g. the group does not exist yet
+        return []
+    finally:
+        admin.close()
+    mine = {settings.topic_raw, settings.topic_events}
+    if any(tp.topic in mine and meta.offset >= 0 for tp, meta in offsets.items()):
+        return [f"committed Kafka offsets of consumer group {settings.worker_id!r}"]
+    return []
+
+
+class KeyStoreWatch:
+    """Calls ``on_lost(message)`` once if the key store file (or the install marker) vanishes
+    or is replaced while the process runs. Checks every ``interval`` seconds in a thread."""
+
+    def __init__(self, settings: Settings, on_lost: Callable[[str], None],
+                 interval: float = 1.0) -> None:
+        self.paths = [keystore_path(settings), marker_path(settings)]
+        self.on_lost = on_lost
+        self.interval = interval
+        self._ids = [self._identity(p) for p in self.paths]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="keystore-watch", daemon=True)
+
+    @staticmethod
+    def _identity(path: Path) -> tuple[int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def start(self) -> KeyStoreWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def lost(self) -> str | None:
+        for path, seen in zip(self.paths, self._ids):
+            if self._identity(path) != seen:
+                return (f"{path} was removed or replaced while Mayak ran (was the data directory "
+                        "deleted?): stopping so that no new keys are minted beside the stored "
+                        f"data -> {RESTORE.format(keys=self.paths[0])}")
+        return None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            message = self.lost()
+            if message:
+                self.on_lost(message)
+                return

@@ -1,0 +1,116 @@
+"""The data directory fails closed (issue 16): private modes, and no new keys minted beside
+an earlier install's data (mayak/install.py)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from anonymizer.keystore import KeyStore, keystore_path
+from dashboards.auth import add_token, tokens_path
+from mayak.errors import MayakError
+from mayak.install import KeyStoreWatch, check_install, marker_path, warehouse_evidence
+from mayak.settings import Settings
+
+
+def _settings(tmp_path: Path, **kw) -> Settings:
+    return Settings(data_dir=tmp_path / "data", **kw)
+
+
+def test_fresh_data_dir_is_private_and_marked(tmp_path) -> None:
+    settings = _settings(tmp_path)
+    install_id = check_install(settings)
+    assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
+    assert marker_path(settings).read_text().strip() == install_id
+    assert stat.S_IMODE(marker_path(settings).stat().st_mode) == 0o600
+    assert stat.S_IMODE(keystore_path(settings).stat().st_mode) == 0o600
+    assert check_install(settings) == install_id  # the next start: same install
+
+
+def test_world_readable_data_dir_is_tightened(tmp_path) -> None:
+    settings = _settings(tmp_path)
+    settings.data_dir.mkdir(mode=0o755)
+    settings.data_dir.chmod(0o755)
+    check_install(settings)
+    assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("left", ["marker", "tokens", "warehouse", "offsets"])
+def test_missing_key_store_beside_earlier_data_refuses_to_start(tmp_path, left) -> None:
+    settings = _settings(tmp_path)
+    settings.data_dir.mkdir()
+    extra = []
+    if left == "marker":
+        check_install(settings)
+        keystore_path(settings).unlink()
+    elif left == "tokens":
+        add_token(tokens_path(settings), "ana", "product")
+    elif left == "warehouse":
+        extra = ["events in the warehouse (database x)"]
+    else:
+        extra = ["committed Kafka offsets of consumer group 'w'"]
+    with pytest.raises(MayakError) as refused:
+        check_install(settings, extra_evidence=extra)
+    message = str(refused.value)
+    assert f"the key store {keystore_path(settings)} is missing" in message
+    assert "MAYAK_KEYSTORE_PATH" in message and "mayak up --reset-keys" in message
+    assert not keystore_path(settings).exists()  # nothing was minted
+    new_id = check_install(settings, reset_keys=True, extra_evidence=extra)  # deliberately
+    assert keystore_path(settings).exists() and marker_path(settings).read_text().strip() == new_id
+
+
+def test_key_store_of_another_install_is_refused(tmp_path) -> None:
+    settings = _settings(tmp_path)
+    first = check_install(settings)
+    other = tmp_path / "other.db"
+    KeyStore(other).close()
+    moved = _settings(tmp_path, keystore_path=str(other))
+    with pytest.raises(MayakError, match="belongs to another install"):
+        check_install(moved)
+    assert marker_path(settings).read_text().strip() == first
+
+
+def test_watch_notices_the_key_store_vanishing(tmp_path) -> None:
+    settings = _settings(tmp_path)
+    check_install(settings)
+    lost: list[str] = []
+    seen = threading.Event()
+    watch = KeyStoreWatch(settings, lambda m: (lost.append(m), seen.set()), interval=0.05).start()
+    try:
+        assert not seen.wait(0.3)  # nothing happened yet
+        os.unlink(keystore_path(settings))
+        assert seen.wait(5)
+    finally:
+        watch.stop()
+    assert f"{keystore_path(settings)} was removed or replaced" in lost[0]
+    assert "--reset-keys" in lost[0]
+
+
+@pytest.mark.clickhouse
+def test_events_in_the_warehouse_count_as_an_earlier_install(ch) -> None:
+    from warehouse.migrate import migrate
+    from warehouse.testing import insert_events, synthetic_events
+
+    assert warehouse_evidence(ch) == []  # nothing yet
+    migrate(ch)
+    assert warehouse_evidence(ch) == []  # `mayak migrate` before the first start is fine
+    insert_events(ch, synthetic_events(3))
+    assert warehouse_evidence(ch) == [f"events in the warehouse (database {ch.database})"]
+
+
+def test_cli_key_store_users_refuse_a_lost_store(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from mayak.cli import app
+
+    settings = _settings(tmp_path)
+    check_install(settings)
+    keystore_path(settings).unlink()
+    monkeypatch.setenv("MAYAK_DATA_DIR", str(settings.data_dir))
+    result = CliRunner().invoke(app, ["opt-out", "customer-1"])
+    assert result.exit_code != 0 and "is missing" in str(result.exception)
+    assert not keystore_path(settings).exists()
