@@ -2,8 +2,8 @@
 
 Redacted (replaced by a label): e-mail addresses (also ``%40``-encoded) -> ``[email]``; portal
 customer ids (a configurable regex, default ``ELG-CUST-XXXX``) -> ``[customer]``; user-agent
-strings (``Mozilla/5.0 ...`` to the end of the value) -> ``[ua]``; IPv4 and IPv6 addresses ->
-``[ip]``; phone numbers in every separator style (space . - / _ and brackets) -> ``[phone]``;
+strings (``Mozilla/5.0 ...`` or ``App/1.2 (platform; ...)``, to the end of the value) ->
+``[ua]``; IPv4 and IPv6 addresses -> ``[ip]``; phone numbers in every separator style (space . - / _ and brackets) -> ``[phone]``;
 other long numbers (tax ids, card and account numbers) -> ``[num]``.
 
 Kept: UUIDs (event ids), years, dates, times, and ids of up to 8 digits (article ids in slugs),
@@ -14,8 +14,10 @@ starts with ``+`` (7-15 digits) or ``00`` (11-15 digits), or is 12 digits from `
 digits from ``0`` (Azerbaijani national format), or 9 digits opening with a 2-digit group
 (``50 123 45 67``), or 7 digits as 3-2-2 (``555-55-55``); also any 9-12 digits written in
 groups of at most 4 that are not a date (``555-123-4567``); 13+ such digits are a card number.
-A number that is none of these (``2024/05/15/123``, ``mayak-1-1764000000000``) is judged
-group by group, each digit run alone: up to 8 digits kept, 9-12 digits redacted (a phone
+A date inside a number is kept and the rest judged on its own. A number that is none of these
+(``2024/05/15/123``, ``mayak-1-1764000000000``) is judged group by group: the longest run of
+groups from each group on that is a phone by the shapes above goes, and each other digit
+run is judged alone: up to 8 digits kept, 9-12 digits redacted (a phone
 without separators, a tax id), 13 digits from 1 kept (epoch ms), longer redacted.
 """
 
@@ -35,23 +37,31 @@ UA = "[ua]"
 DEFAULT_CUSTOMER_ID_PATTERN = r"ELG-CUST-[0-9A-Z]{4,16}"
 
 _EMAIL_RE = re.compile(r"[\w.%+-]+(?:@|%40)[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", re.IGNORECASE)
-# a UA string runs to the end of the value: its later tokens (platform, engine) identify too
-_UA_RE = re.compile(r"\b(?:Mozilla|Opera|Dalvik)/\d.*", re.DOTALL)
+# a UA string runs to the end of the value: its later tokens (platform, engine) identify too.
+# Browsers start with Mozilla/5.0; apps with ``Name/1.2 (platform; device...)``
+_UA_RE = re.compile(r"\b(?:(?:Mozilla|Opera|Dalvik)/\d|[\w.-]+/\d[\w.]*\s?\([^()]*;[^()]*\)).*",
+                    re.DOTALL)
 _UUID = (r"(?P<uuid>(?<![0-9a-f])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
          r"(?![0-9a-f]))")
-_IP6 = (r"(?P<ip6>(?<![\w:.])(?:[0-9a-f]{0,4}:){2,7}(?:[0-9a-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?"
-        r"(?![\w:]))")
+_IP6 = (r"(?P<ip6>(?<![\w:.])(?:[0-9a-f]{0,4}:){2,8}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{1,4})?"
+        r"(?![\w:]|\.\d))")
 _IP4 = r"(?P<ip4>(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d))"
 # numbers: not after a letter or digit (``_`` is a separator; ``article-12345`` is a slug
 # number); a lone run of up to 8 digits is kept, so it is not matched at all (speed)
-_NUM = (r"(?P<num>(?<![^\W_])(?:[+(]{1,2}\d+(?:[\s./_()-]{1,3}\d+)*"
-        r"|\d+(?:[\s./_()-]{1,3}\d+)+|\d{9,}))")
+_NUM = (r"(?P<num>(?<![^\W_])(?:[+(]{1,2}\d+(?:[\s./_()-]{1,4}\d+)*"
+        r"|\d+(?:[\s./_()-]{1,4}\d+)+|\d{9,}))")
 # a long run glued to letters (``tel0501234567``), unless inside a hex id (checked below)
 _GLUED = r"(?P<glued>(?<=[^\W\d_])\d{9,})"
 _CANDIDATES_RE = re.compile("|".join((_UUID, _IP6, _IP4, _NUM, _GLUED)), re.IGNORECASE)
 # the same without IPv6, for text without a ':' (most of it; the IPv6 branch is the slowest)
 _CANDIDATES_NO_IP6_RE = re.compile("|".join((_UUID, _IP4, _NUM, _GLUED)), re.IGNORECASE)
 _GROUPS_RE = re.compile(r"\d+")
+_NUM_RE = re.compile(_NUM)
+# one separator, used twice: 2026-03-15, 15.03.2026 (with spaces, "07 01 2026" would cut a
+# phone such as "+994 50 111 07 01 2026-03-15" in two)
+_DATE_RE = re.compile(r"(?<!\d)(?:(?:19|20)\d\d([./_-])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])"
+                      r"|(?:0?[1-9]|[12]\d|3[01])([./_-])(?:0?[1-9]|1[0-2])\2(?:19|20)\d\d)(?!\d)")
+_AMOUNT_RE = re.compile(r"\d{1,3}(?:[ .,]\d{3})+(?:[.,]\d{1,2})?")  # 1 250 000.00
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF")
 
 
@@ -83,6 +93,9 @@ def _is_phone(digits: str, groups: list[str]) -> bool:
 
 
 def _number(text: str) -> str:
+    date = _DATE_RE.search(text)
+    if date:  # kept; what is around it is judged on its own (15.03.2026 050 123 45 67)
+        return _numbers(text[:date.start()]) + date.group() + _numbers(text[date.end():])
     groups = _GROUPS_RE.findall(text)
     digits = "".join(groups)
     n = len(digits)
@@ -93,9 +106,32 @@ def _number(text: str) -> str:
             return NUMBER
     elif _is_phone(digits, groups):
         return PHONE
-    elif len(groups) > 1 and n >= 9 and max(map(len, groups)) <= 4 and not _date_like(groups):
+    elif (len(groups) > 1 and n >= 9 and max(map(len, groups)) <= 4 and not _date_like(groups)
+          and not _AMOUNT_RE.fullmatch(text)):
         return PHONE if n <= 12 else NUMBER  # 555-123-4567; 4111 1111 1111 1111
-    return _GROUPS_RE.sub(lambda g: _run(g.group()), text)
+    return _by_groups(text)
+
+
+def _by_groups(text: str) -> str:
+    """Not one number: a phone may still be a part of it (/cases/10000/050/123/45/67), the
+    longest one from each group on; other groups are judged alone."""
+    spans = [(m.start(), m.end()) for m in _GROUPS_RE.finditer(text)]
+    groups = [text[a:b] for a, b in spans]
+    out, pos, i = [], 0, 0
+    while i < len(groups):
+        for j in range(len(groups), i + 1, -1):
+            if _is_phone("".join(groups[i:j]), groups[i:j]):
+                out.append(text[pos:spans[i][0]] + PHONE)
+                pos, i = spans[j - 1][1], j
+                break
+        else:
+            out.append(text[pos:spans[i][0]] + _run(groups[i]))
+            pos, i = spans[i][1], i + 1
+    return "".join(out) + text[pos:]
+
+
+def _numbers(text: str) -> str:
+    return _NUM_RE.sub(lambda m: _number(m.group()), text)
 
 
 def _in_hex_id(text: str, start: int, end: int) -> bool:
