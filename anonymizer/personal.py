@@ -47,16 +47,19 @@ _IP6 = (r"(?P<ip6>(?<![\w:.])(?:[0-9a-f]{0,4}:){2,8}(?:\d{1,3}(?:\.\d{1,3}){3}|[
         r"(?![\w:]|\.\d))")
 _IP4 = r"(?P<ip4>(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d))"
 # numbers: not after a letter or digit (``_`` is a separator; ``article-12345`` is a slug
-# number); a lone run of up to 8 digits is kept, so it is not matched at all (speed)
-_NUM = (r"(?P<num>(?<![^\W_])(?:[+(]{1,2}\d+(?:[\s./_()-]{1,4}\d+)*"
-        r"|\d+(?:[\s./_()-]{1,4}\d+)+|\d{9,}))")
+# number); a lone run of up to 8 digits is kept, so it is not matched at all (speed); a
+# number); a group before ':' is left to the IPv6 branch (/cases/10234/2001:db8::7)
+_G = r"\d+(?![\d:]|[0-9a-f]+:)"
+_NUM = (rf"(?P<num>(?<![^\W_])(?:[+(]{{1,2}}{_G}(?:[\s./_()-]{{1,4}}{_G})*"
+        rf"|{_G}(?:[\s./_()-]{{1,4}}{_G})+|\d{{9,}}(?![\d:]|[0-9a-f]+:)))")
 # a long run glued to letters (``tel0501234567``), unless inside a hex id (checked below)
 _GLUED = r"(?P<glued>(?<=[^\W\d_])\d{9,})"
 _CANDIDATES_RE = re.compile("|".join((_UUID, _IP6, _IP4, _NUM, _GLUED)), re.IGNORECASE)
 # the same without IPv6, for text without a ':' (most of it; the IPv6 branch is the slowest)
 _CANDIDATES_NO_IP6_RE = re.compile("|".join((_UUID, _IP4, _NUM, _GLUED)), re.IGNORECASE)
 _GROUPS_RE = re.compile(r"\d+")
-_NUM_RE = re.compile(_NUM)
+_NUM_RE = re.compile(_NUM, re.IGNORECASE)
+_IP4_IN_RE = re.compile(_IP4)
 # one separator, used twice: 2026-03-15, 15.03.2026 (with spaces, "07 01 2026" would cut a
 # phone such as "+994 50 111 07 01 2026-03-15" in two)
 _DATE_RE = re.compile(r"(?<!\d)(?:(?:19|20)\d\d([./_-])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])"
@@ -93,8 +96,13 @@ def _is_phone(digits: str, groups: list[str]) -> bool:
 
 
 def _number(text: str) -> str:
+    # an address or a date inside (/cases/10234/198.18.7.7, 15.03.2026 050 123 45 67): the
+    # address goes, the date stays, and what is around either is judged on its own
+    for found in _IP4_IN_RE.finditer(text):
+        if _is_ip(found.group()):
+            return _numbers(text[:found.start()]) + IP + _numbers(text[found.end():])
     date = _DATE_RE.search(text)
-    if date:  # kept; what is around it is judged on its own (15.03.2026 050 123 45 67)
+    if date:
         return _numbers(text[:date.start()]) + date.group() + _numbers(text[date.end():])
     groups = _GROUPS_RE.findall(text)
     digits = "".join(groups)
@@ -134,6 +142,14 @@ def _numbers(text: str) -> str:
     return _NUM_RE.sub(lambda m: _number(m.group()), text)
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
 def _in_hex_id(text: str, start: int, end: int) -> bool:
     """Whether text[start:end] lies inside a hex token of 16+ characters (a hash, an id)."""
     while start and text[start - 1].isalnum():
@@ -150,12 +166,11 @@ def _candidate(match: re.Match[str]) -> str:
     if kind == "glued":
         return text if _in_hex_id(match.string, match.start(), match.end()) else _run(text)
     if kind in ("ip4", "ip6"):
-        try:
-            ipaddress.ip_address(text)
+        if _is_ip(text):
             return IP if any(c.isalnum() for c in text) else text
-        except ValueError:  # 10:30:00, 300.1.2.3: not addresses, but maybe numbers
-            return _GROUPS_RE.sub(lambda g: _run(g.group()), text) if kind == "ip6" else \
-                _number(text)
+        # 10:30:00, 300.1.2.3, 050.123.45.67: not addresses, but maybe numbers
+        return _GROUPS_RE.sub(lambda g: _run(g.group()), text) if kind == "ip6" else \
+            _number(text)
     return text  # a UUID
 
 

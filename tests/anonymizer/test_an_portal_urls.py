@@ -48,6 +48,8 @@ PERSONAL_URLS = [  # (url, path after scrubbing, the personal value that must be
     ("/ip/2001%3Adb8%3A%3A7", "/ip/[ip]", "db8"),
     ("/ip/fe80::1ff:fe23:4567:890a", "/ip/[ip]", "fe23"),
     ("/ip/::ffff:198.18.7.77", "/ip/[ip]", "198.18"),
+    ("/cases/10234/198.18.7.7", "/cases/:id/[ip]", "198.18"),  # after another number
+    ("/cases/10234/2001:db8::7/x", "/cases/:id/[ip]/x", "db8"),
     ("/sened/voen-1400057421", "/sened/voen-[num]", "1400057421"),
     ("/odenis/4111%201111%201111%201111", "/odenis/[num]", "1111"),
 ]
@@ -191,7 +193,8 @@ def test_no_digit_of_a_phone_survives(phone: str, where: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(address=st.ip_addresses().filter(lambda a: a != ipaddress.IPv6Address("::")))
 def test_no_ip_address_survives(address) -> None:
-    for text in (f"seen {address} today", f"/ip/{address}/log"):
+    for text in (f"seen {address} today", f"/ip/{address}/log", f"/cases/10234/{address}",
+                 f"call 050 123 45 67 from {address}"):
         out = scrub_path(text) if text.startswith("/") else scrub_text(text)
         assert str(address) not in out and "[ip]" in out, (text, out)
 
