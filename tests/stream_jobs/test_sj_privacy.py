@@ -102,6 +102,7 @@ def _every_table(wh) -> str:
 @pytest.mark.clickhouse
 def test_no_personal_value_in_any_table_or_rollup_key_and_erasure_leaves_nothing(
         make_pipeline, keys, wh) -> None:
+    from warehouse.audit import record_query
     from warehouse.erasure import erase_customer
 
     pipeline = make_pipeline()
@@ -114,6 +115,11 @@ def test_no_personal_value_in_any_table_or_rollup_key_and_erasure_leaves_nothing
     assert len(events) == len(results) - 1 and len(failed) == 1
     _land(wh, events, "events")
     _land(wh, failed, "failed_events")
+    # a dashboard user filtering by a customer's URL: the audit keeps the question, scrubbed
+    record_query(wh, "ana", "product", "stats/breakdown",
+                 {"dimension": "path", "filters": {"path": f"/kabinet/{UID}", "q": PHONES[0]}},
+                 cells=0, status=200)
+    assert "/kabinet/[customer]" in wh.query("SELECT request FROM query_audit").result_rows[0][0]
 
     keys_in_rollups = {r[0] for r in wh.query(
         "SELECT DISTINCT value FROM agg_dim_hourly UNION DISTINCT "
