@@ -39,6 +39,7 @@ DEFAULT_CUSTOMER_ID_PATTERN = r"ELG-CUST-[0-9A-Z]{4,16}"
 _EMAIL_RE = re.compile(r"[\w.%+-]+(?:@|%40)[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", re.IGNORECASE)
 # a UA string runs to the end of the value: its later tokens (platform, engine) identify too.
 # Browsers start with Mozilla/5.0; apps with ``Name/1.2 (platform; device...)``
+_UA_PRODUCTS = ("Mozilla/", "Opera/", "Dalvik/")
 _UA_RE = re.compile(r"\b(?:(?:Mozilla|Opera|Dalvik)/\d|[\w.-]+/\d[\w.]*\s?\([^()]*;[^()]*\)).*",
                     re.DOTALL)
 _UUID = (r"(?P<uuid>(?<![0-9a-f])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -48,10 +49,10 @@ _IP6 = (r"(?P<ip6>(?<![\w:.])(?:[0-9a-f]{0,4}:){2,8}(?:\d{1,3}(?:\.\d{1,3}){3}|[
 _IP4 = r"(?P<ip4>(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d))"
 # numbers: not after a letter or digit (``_`` is a separator; ``article-12345`` is a slug
 # number); a lone run of up to 8 digits is kept, so it is not matched at all (speed); a
-# number); a group before ':' is left to the IPv6 branch (/cases/10234/2001:db8::7)
-_G = r"\d+(?![\d:]|[0-9a-f]+:)"
-_NUM = (rf"(?P<num>(?<![^\W_])(?:[+(]{{1,2}}{_G}(?:[\s./_()-]{{1,4}}{_G})*"
-        rf"|{_G}(?:[\s./_()-]{{1,4}}{_G})+|\d{{9,}}(?![\d:]|[0-9a-f]+:)))")
+# group before ':' is left to the IPv6 branch (/cases/10234/2001:db8::7)
+_G = r"\d++(?![\d:]|[0-9a-f]+:)"  # possessive: no backtracking into a digit run
+_NUM = (rf"(?P<num>(?<![^\W_])[+(]{{0,2}}(?:\d{{9,}}+(?![:]|[0-9a-f]+:)"
+        rf"|{_G}(?:[\s./_()-]{{1,4}}{_G})+|(?<=[+(]){_G}))")
 # a long run glued to letters (``tel0501234567``), unless inside a hex id (checked below)
 _GLUED = r"(?P<glued>(?<=[^\W\d_])\d{9,})"
 _CANDIDATES_RE = re.compile("|".join((_UUID, _IP6, _IP4, _NUM, _GLUED)), re.IGNORECASE)
@@ -96,6 +97,10 @@ def _is_phone(digits: str, groups: list[str]) -> bool:
 
 
 def _number(text: str) -> str:
+    groups = _GROUPS_RE.findall(text)
+    n = sum(map(len, groups))
+    if n < 7 and (len(groups) < 4 or "." not in text):
+        return text  # too short for a phone or an id (2024/05), and not an IPv4 address
     # an address or a date inside (/cases/10234/198.18.7.7, 15.03.2026 050 123 45 67): the
     # address goes, the date stays, and what is around either is judged on its own
     for found in _IP4_IN_RE.finditer(text):
@@ -104,9 +109,7 @@ def _number(text: str) -> str:
     date = _DATE_RE.search(text)
     if date:
         return _numbers(text[:date.start()]) + date.group() + _numbers(text[date.end():])
-    groups = _GROUPS_RE.findall(text)
     digits = "".join(groups)
-    n = len(digits)
     if text.lstrip("(").startswith("+"):
         if 7 <= n <= 15:
             return PHONE
@@ -193,7 +196,7 @@ class Redactor:
         if "@" in text or "%40" in text:
             text = _EMAIL_RE.sub(EMAIL, text)
         text = self.customer_re.sub(CUSTOMER, text)
-        if "/" in text:
+        if "/" in text and (("(" in text and ";" in text) or any(p in text for p in _UA_PRODUCTS)):
             text = _UA_RE.sub(UA, text)
         candidates = _CANDIDATES_RE if ":" in text else _CANDIDATES_NO_IP6_RE
         return candidates.sub(_candidate, text)
