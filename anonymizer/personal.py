@@ -3,8 +3,9 @@
 Redacted (replaced by a label): e-mail addresses (also ``%40``-encoded) -> ``[email]``; portal
 customer ids (a configurable regex, default ``ELG-CUST-XXXX``) -> ``[customer]``; user-agent
 strings (``Mozilla/5.0 ...`` or ``App/1.2 (platform; ...)``, to the end of the value) ->
-``[ua]``; IPv4 and IPv6 addresses -> ``[ip]``; phone numbers in every separator style (space . - / _ and brackets) -> ``[phone]``;
-other long numbers (tax ids, card and account numbers) -> ``[num]``.
+``[ua]``; IPv4 and IPv6 addresses -> ``[ip]``; phone numbers in every separator style (space
+. - / _ and brackets) -> ``[phone]``; other long numbers (tax ids, card and account numbers) ->
+``[num]``.
 
 Kept: UUIDs (event ids), years, dates, times, and ids of up to 8 digits (article ids in slugs),
 and 13-digit numbers starting with 1 (epoch milliseconds, 2001-2033: cache busters in slugs).
@@ -17,8 +18,8 @@ groups of at most 4 that are not a date (``555-123-4567``); 13+ such digits are 
 A date inside a number is kept and the rest judged on its own. A number that is none of these
 (``2024/05/15/123``, ``mayak-1-1764000000000``) is judged group by group: the longest run of
 groups from each group on that is a phone by the shapes above goes, and each other digit
-run is judged alone: up to 8 digits kept, 9-12 digits redacted (a phone
-without separators, a tax id), 13 digits from 1 kept (epoch ms), longer redacted.
+run is judged alone: up to 8 digits kept, 9-12 digits redacted (a phone without separators, a
+tax id), 13 digits from 1 kept (epoch ms), longer redacted.
 """
 
 from __future__ import annotations
