@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from anonymizer import scrub
 from dashboards import params as qp
 from dashboards.auth import Authenticator, Principal
 from dashboards.research import publish, research_query
@@ -55,6 +56,7 @@ class Call:
 def create_app(settings: Settings, client, keys=None) -> Starlette:
     """``keys``: the anonymizer key store (erasure/export); opened from settings when first needed."""
     auth = Authenticator(settings)
+    scrub.configure(settings.customer_id_pattern)  # the audit scrubs what users ask
     lock = threading.Lock()  # one client shared by request threads: one query at a time
     tz = settings.report_timezone
     layout = Layout(database=client.database or "default", cluster=settings.clickhouse_cluster)
