@@ -112,6 +112,7 @@ def test_what_is_not_personal_is_kept(url: str, path: str) -> None:
     ("hash a3f5e8d9c1b2a4f60123456789abcdef", "hash a3f5e8d9c1b2a4f60123456789abcdef"),
     ("std::vector", "std::vector"), ("1.2.3.4.5", "1.2.3.4.5"),
     ("1 250 000.00 AZN", "1 250 000.00 AZN"), ("2024/05/15/123", "2024/05/15/123"),
+    ("Maddə 12/3 (bənd 1; 2)", "Maddə 12/3 (bənd 1; 2)"),
 ])
 def test_free_text_both_ways(text: str, expected: str) -> None:
     assert scrub_text(text) == expected
