@@ -201,8 +201,8 @@ def test_no_ip_address_survives(address) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(day=st.dates(date(1990, 1, 1), date(2099, 12, 31)), ms=st.integers(1_000_000_000_000, 1_999_999_999_999),
-       article=st.integers(1, 99_999_999))
+@given(day=st.dates(date(1990, 1, 1), date(2099, 12, 31)),
+       ms=st.integers(1_000_000_000_000, 1_999_999_999_999), article=st.integers(1, 99_999_999))
 def test_dates_timestamps_and_article_ids_survive(day, ms: int, article: int) -> None:
     for slug in (f"/az/xeberler/{day:%Y-%m-%d}-yeni-qanun", f"/az/{day:%d.%m.%Y}-qerar",
                  f"/fresh/mayak-1-{ms}", f"/blog/{day.year}/article-{article}"):
