@@ -41,8 +41,8 @@ _EMAIL_RE = re.compile(r"[\w.%+-]+(?:@|%40)[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", re.I
 # a UA string runs to the end of the value: its later tokens (platform, engine) identify too.
 # Browsers start with Mozilla/5.0; apps with ``Name/1.2 (platform; device...)``
 _UA_PRODUCTS = ("Mozilla/", "Opera/", "Dalvik/")
-_UA_RE = re.compile(r"\b(?:(?:Mozilla|Opera|Dalvik)/\d|[A-Za-z][\w.-]*/\d[\w.]*\s?\([^()]*;[^()]*\)).*",
-                    re.DOTALL)
+_UA_RE = re.compile(r"\b(?:(?:Mozilla|Opera|Dalvik)/\d"
+                    r"|[A-Za-z][\w.-]*/\d[\w.]*\s?\([^()]*;[^()]*\)).*", re.DOTALL)
 _UUID = (r"(?P<uuid>(?<![0-9a-f])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
          r"(?![0-9a-f]))")
 _IP6 = (r"(?P<ip6>(?<![\w:.])(?:[0-9a-f]{0,4}:){2,8}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{1,4})?"

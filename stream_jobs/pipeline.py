@@ -86,7 +86,8 @@ def sanitize(raw: Any) -> dict[str, Any]:
         elif key == "id" and _is_uuid(value):
             clean[key] = value  # the digits of a UUID are not personal data; replay needs it
         else:
-            clean[scrub_value(key)] = without_secrets(scrub_value(value), own)  # type: ignore[index]
+            clean[scrub_value(key)] = without_secrets(  # type: ignore[index]
+                scrub_value(value), own)
     if len(orjson.dumps(clean)) > MAX_FAILED_EVENT_BYTES:
         keep = ("v", "id", "type", "site", "ts", "received")
         clean = {k: clean[k] for k in keep if k in clean} | {"_truncated": True}

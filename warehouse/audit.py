@@ -2,8 +2,8 @@
 
 Responsible for what an audit row may hold: who (a token's name, never the token), the role,
 what was asked (the whitelisted question as JSON, scrubbed: a filter value typed by a user
-can be a phone or a customer id, and the audit is kept for years), how many cells came back; for erasures the
-pseudonym that was erased, never the customer id.
+can be a phone or a customer id, and the audit is kept for years), how many cells came back;
+for erasures the pseudonym that was erased, never the customer id.
 """
 
 from __future__ import annotations
