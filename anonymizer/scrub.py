@@ -1,9 +1,10 @@
 """Scrubbing and coarsening of free-form values: paths, URLs, referrers, props.
 
-Pure functions. What is redacted: e-mail addresses (also %40-encoded), phone numbers (the
-+994 / 0XX Azerbaijani formats and any other run of 9+ digits with separators), and digit
-runs of 5 or more (case numbers, tax ids, card numbers). Query strings are reduced to the
-``utm_*`` allowlist; referrers to their domain.
+Pure functions. What counts as personal (and what is kept) is ``anonymizer.personal``:
+e-mails, phones in every separator style, IPv4/IPv6 addresses, portal customer ids, UA strings
+and long numbers are redacted; years, dates, UUIDs and short ids are kept. Query strings are
+reduced to the ``utm_*`` allowlist; referrers to their domain; route templates lose an HTTP
+method prefix (the method is a field of its own).
 """
 
 from __future__ import annotations
@@ -13,41 +14,35 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlencode, urlsplit
 
-EMAIL = "[email]"
-PHONE = "[phone]"
-NUMBER = "[num]"
+from anonymizer.personal import (CUSTOMER, DEFAULT_CUSTOMER_ID_PATTERN, EMAIL, IP, NUMBER, PHONE,
+                                 UA, Redactor)
+
+__all__ = ["CUSTOMER", "EMAIL", "ID", "IP", "NUMBER", "PHONE", "UA", "RouteTemplates",
+           "configure", "host_of", "referrer_domain", "referrer_domain_of_host", "route_path",
+           "scrub_path", "scrub_text", "scrub_url", "scrub_value", "utm_of_query", "utm_params",
+           "without_secrets"]
+
 ID = ":id"
 
-_EMAIL_RE = re.compile(r"[\w.%+-]+(?:@|%40)[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", re.IGNORECASE)
-# +994 50 123 45 67, +994-50-123-45-67, (012) 555-55-55, 050 123 45 67, 0501234567 ...
-_PHONE_RE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d\s().-]{6,}\d(?!\w)")
-_LOCAL_PHONE_RE = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{2}(?!\d)")
-_DIGITS_RE = re.compile(r"\d{5,}")
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
 _HEX_ID_RE = re.compile(r"^(?=[^g-z]*\d)[0-9a-f]{16,}$", re.I)
+_METHOD_RE = re.compile(r"^\s*[A-Za-z]{3,7}\s+(?=/)")
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
-
-def _phone(match: re.Match[str]) -> str:
-    text = match.group(0)
-    digits = sum(c.isdigit() for c in text)
-    if digits >= 9 or (text.startswith(("+", "00")) and digits >= 8):
-        return PHONE
-    return text
+# one per process: the customer-id format is a deployment setting (``configure``)
+_redactor = Redactor(DEFAULT_CUSTOMER_ID_PATTERN)
 
 
-# every pattern above needs a digit or an '@' / '%40': text without them is returned as is
-_NEEDS_SCRUB_RE = re.compile(r"[\d@%]")
+def configure(customer_id_pattern: str = DEFAULT_CUSTOMER_ID_PATTERN) -> None:
+    """Use this regex for portal customer ids (``MAYAK_CUSTOMER_ID_PATTERN``) from now on."""
+    global _redactor
+    if _redactor.customer_re.pattern != customer_id_pattern:
+        _redactor = Redactor(customer_id_pattern)
 
 
 def scrub_text(text: str) -> str:
-    """Redact e-mails, phone numbers and long digit runs in one free-form string."""
-    if not _NEEDS_SCRUB_RE.search(text):
-        return text
-    text = _EMAIL_RE.sub(EMAIL, text)
-    text = _PHONE_RE.sub(_phone, text)
-    text = _LOCAL_PHONE_RE.sub(PHONE, text)
-    return _DIGITS_RE.sub(NUMBER, text)
+    """Redact e-mails, phones, IP addresses, customer ids, UA strings and long numbers."""
+    return _redactor.text(text)
 
 
 def scrub_value(value: object) -> object:
@@ -80,9 +75,11 @@ class RouteTemplates:
 
 
 def _segment(segment: str) -> str:
-    if segment.isdigit() and len(segment) >= 3 or _UUID_RE.match(segment) or _HEX_ID_RE.match(segment):
-        return ID
-    return scrub_text(segment)
+    if segment.isdigit():
+        # a year stays (/blog/2024/05/...); other numbers of 3+ digits are record ids
+        year = len(segment) == 4 and segment[:2] in ("19", "20")
+        return ID if len(segment) >= 3 and not year else segment
+    return ID if _UUID_RE.match(segment) or _HEX_ID_RE.match(segment) else segment
 
 
 def scrub_path(path: str, routes: RouteTemplates | None = None) -> str:
@@ -93,10 +90,18 @@ def scrub_path(path: str, routes: RouteTemplates | None = None) -> str:
         templated = routes.match(segments)
         if templated:
             return templated
-    cleaned = "/" + "/".join(_segment(s) for s in segments)
+    # the whole path at once: a phone may span segments (/call/050/123/45/67)
+    segments = [_segment(s) for s in scrub_text(path).strip("/").split("/")] if segments else []
+    cleaned = "/" + "/".join(segments)
     if path.endswith("/") and segments:
         cleaned += "/"
     return cleaned[:1024]
+
+
+def route_path(route: str) -> str:
+    """A server route template as a path: ``POST /services/{service}/apply`` ->
+    ``/services/{service}/apply`` (the method is a field of its own), scrubbed."""
+    return scrub_path(_METHOD_RE.sub("", route))
 
 
 def utm_params(url: str) -> dict[str, str]:
@@ -159,3 +164,23 @@ def referrer_domain_of_host(ref: str | None, own_host: str) -> str:
     if not domain or domain == own_host:
         return ""
     return scrub_text(domain)[:253]
+
+
+def without_secrets(value: object, secrets: Mapping[str | None, str]) -> object:
+    """``value`` (a JSON-like value) with every occurrence of the given secrets replaced by its
+    label, e.g. ``{ua: "[ua]", ip: "[ip]", uid: "[customer]"}``: an event's own identity copied
+    into its props, which no pattern would recognise (an app's UA, a numeric customer id).
+    Secrets shorter than 4 characters are only matched as whole values."""
+    found = {s: label for s, label in secrets.items() if s}
+    if not found:
+        return value
+    if isinstance(value, str):
+        for secret, label in found.items():
+            if value == secret or (len(secret) >= 4 and secret in value):
+                value = label if value == secret else value.replace(secret, label)
+        return value
+    if isinstance(value, Mapping):
+        return {without_secrets(k, found): without_secrets(v, found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_secrets(v, found) for v in value]
+    return value

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from anonymizer import scrub
 from dashboards import params as qp
 from dashboards.auth import Authenticator, Principal, TokensUnavailable
 from dashboards.research import publish, research_query
@@ -69,6 +70,7 @@ class Call:
 def create_app(settings: Settings, client, keys=None) -> Starlette:
     """``keys``: the anonymizer key store (erasure/export); opened from settings when first needed."""
     auth = Authenticator(settings)
+    scrub.configure(settings.customer_id_pattern)  # the audit scrubs what users ask
     # one client shared by request threads: one query at a time. Each query is bounded by
     # query_max_seconds, so a caller waits at most a few of them before getting a 503
     lock = threading.Lock()

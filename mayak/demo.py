@@ -107,9 +107,10 @@ def send_visit(client: httpx.Client, settings: Settings, rng: random.Random) -> 
 
 CAMPAIGN = "newsletter-2026-11"
 CAMPAIGN_SENT = 400
-SERVICES = [("POST /services/{service}/apply", "notary"),
-            ("POST /services/{service}/apply", "company_registration"),
-            ("POST /cabinet/cases/{case_id}/documents", "court_representation")]
+# route templates as the server hooks emit them: the method is a field of its own
+SERVICES = [("/services/{service}/apply", "notary"),
+            ("/services/{service}/apply", "company_registration"),
+            ("/cabinet/cases/{case_id}/documents", "court_representation")]
 
 
 def open_email(client: httpx.Client, settings: Settings, rng: random.Random) -> bool:

@@ -6,10 +6,13 @@ Each process builds ``Settings()`` at start-up and passes it down; nothing deepe
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from anonymizer.personal import DEFAULT_CUSTOMER_ID_PATTERN
 
 
 def _default_cache_dir() -> Path:
@@ -102,6 +105,9 @@ class Settings(BaseSettings):
     bot_patterns: list[str] = []
     # route templates applied to paths, ":name" = one segment, e.g. "/lawyers/:slug"
     route_templates: list[str] = []
+    # the portal's customer ids (regex, case-insensitive): redacted as [customer] wherever
+    # they appear in free text (paths, sections, utm, campaign, props)
+    customer_id_pattern: str = DEFAULT_CUSTOMER_ID_PATTERN
     session_timeout_minutes: int = 30
     ua_cache_size: int = 10_000
 
@@ -127,6 +133,17 @@ class Settings(BaseSettings):
     research_dp_epsilon: float = 0.0
     # dates and hour-of-day/weekday of reports are in this zone
     report_timezone: str = "Asia/Baku"
+
+    @field_validator("customer_id_pattern")
+    @classmethod
+    def _valid_regex(cls, pattern: str) -> str:
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if not pattern or compiled.match(""):
+            raise ValueError("must not match the empty string")
+        return pattern
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> "Settings":

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import orjson
 
-from anonymizer.scrub import scrub_url, scrub_value
+from anonymizer.scrub import CUSTOMER, UA, scrub_url, scrub_value, without_secrets
 
 log = logging.getLogger("mayak.stream_jobs")
 
@@ -73,16 +73,21 @@ def sanitize(raw: Any) -> dict[str, Any]:
     """The raw event as it may be kept in ``mayak.failed``: no secrets, values scrubbed."""
     if not isinstance(raw, dict):
         return {"_unparsable": True}
+    # the event's own identity repeated elsewhere (props, url): no pattern knows every UA or uid
+    own = {raw.get(k): label for k, label in (("ua", UA), ("uid", CUSTOMER), ("vid", "[vid]"),
+                                                  ("recipient", "[recipient]"))
+           if isinstance(raw.get(k), str)}
     clean: dict[str, Any] = {}
     for key, value in raw.items():
         if key in SECRET_FIELDS:
             continue
         if key in URL_FIELDS and isinstance(value, str):
-            clean[key] = scrub_url(value)
+            clean[key] = without_secrets(scrub_url(value), own)
         elif key == "id" and _is_uuid(value):
             clean[key] = value  # the digits of a UUID are not personal data; replay needs it
         else:
-            clean[scrub_value(key)] = scrub_value(value)  # type: ignore[index]
+            clean[scrub_value(key)] = without_secrets(  # type: ignore[index]
+                scrub_value(value), own)
     if len(orjson.dumps(clean)) > MAX_FAILED_EVENT_BYTES:
         keep = ("v", "id", "type", "site", "ts", "received")
         clean = {k: clean[k] for k in keep if k in clean} | {"_truncated": True}

@@ -12,7 +12,7 @@ from typing import Any
 
 from anonymizer.keystore import keystore_from_settings
 from anonymizer.keystore import keystore_path  # noqa: F401 - imported from here by warehouse/dashboards
-from anonymizer.scrub import RouteTemplates
+from anonymizer.scrub import RouteTemplates, configure
 from stream_jobs.geo import GeoLookup
 from stream_jobs.pipeline import Clock, Pipeline, utc_now
 from stream_jobs.steps import (Keys, consent_step, geo_step, pseudonymize_step, scrub_step,
@@ -54,6 +54,7 @@ def pipeline_from_settings(settings, sessions: MutableMapping[str, Any], *,
                            clock: Clock = utc_now, allow_clear_ip: bool = False,
                            keys: Keys | None = None) -> Pipeline:
     """The production pipeline for one process."""
+    configure(settings.customer_id_pattern)  # process-wide: every scrub_text call honours it
     return build_pipeline(
         keys=keys or keystore_from_settings(settings),
         geo=GeoLookup(settings.geoip_city, settings.geoip_isp, settings.geoip_asn),

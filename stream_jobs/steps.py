@@ -14,8 +14,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from anonymizer import pseudonym
-from anonymizer.scrub import (RouteTemplates, referrer_domain_of_host, scrub_path, scrub_text,
-                              utm_of_query)
+from anonymizer.scrub import (CUSTOMER, IP, UA, RouteTemplates, referrer_domain_of_host,
+                              route_path, scrub_path, scrub_text, utm_of_query,
+                              without_secrets)
 from stream_jobs.geo import GeoLookup
 from stream_jobs.pipeline import Clock, Drop, Hit
 from stream_jobs.useragent import EMPTY_UA, UAClassifier
@@ -112,7 +113,9 @@ def visitor_on_consent(cookie_vid: str, cookieless_vid: str, ts: int,
 
 def pseudonymize_step(keys: Keys, clock: Clock, sessions: Mapping[str, Any] | None = None,
                       timeout_ms: int = SESSION_TIMEOUT_MS) -> Callable[[Hit], Hit]:
-    """``visitor_id`` and ``customer_pid``; afterwards the IP and UA are forgotten.
+    """``visitor_id`` and ``customer_pid``; afterwards the IP and UA are forgotten. Copies of
+    the IP, UA or customer id inside the props are cut out first: this is the last step that
+    knows them, and no pattern recognises every UA or customer id.
 
     ``sessions``: the session store (read only here), for consent granted mid-visit (see
     ``visitor_on_consent``); without it a consented hit always takes the cookie id.
@@ -147,6 +150,8 @@ def pseudonymize_step(keys: Keys, clock: Clock, sessions: Mapping[str, Any] | No
         uid = raw.get("uid")
         hit.out["visitor_id"] = vid
         hit.out["customer_pid"] = pseudonym.customer_pid(keys.customer_key(uid), uid) if uid else ""
+        if raw.get("props"):
+            raw["props"] = without_secrets(raw["props"], {hit.ip: IP, hit.ua: UA, uid: CUSTOMER})
         hit.ip = hit.ua = None
         return hit
 
@@ -166,7 +171,7 @@ def scrub_step(routes: RouteTemplates) -> Callable[[Hit], Hit]:
             own_host = (parts.hostname or "").removeprefix("www.")
         except ValueError:
             url_path, query, own_host = "/", "", ""
-        path = scrub_path(route, None) if route and not url else scrub_path(url_path, routes)
+        path = route_path(route) if route and not url else scrub_path(url_path, routes)
         utm = utm_of_query(query)
         return (path, referrer_domain_of_host(ref, own_host), utm.get("utm_source", ""),
                 utm.get("utm_medium", ""), utm.get("utm_campaign", ""))
@@ -182,7 +187,7 @@ def scrub_step(routes: RouteTemplates) -> Callable[[Hit], Hit]:
             utm_campaign=campaign,
             engaged_ms=raw.get("engaged_ms") or 0, scroll_pct=raw.get("scroll_pct") or 0,
             service_type=scrub_text(raw.get("service_type") or "")[:64],
-            campaign_id=raw.get("campaign") or "",
+            campaign_id=scrub_text(raw.get("campaign") or "")[:64],
         )
         out.update(event_details(raw))
         return hit

@@ -1,8 +1,9 @@
 """Writes the access audit (``query_audit``) and the erasure log (``erasure_log``).
 
 Responsible for what an audit row may hold: who (a token's name, never the token), the role,
-what was asked (the whitelisted question as JSON), how many cells came back; for erasures the
-pseudonym that was erased, never the customer id.
+what was asked (the whitelisted question as JSON, scrubbed: a filter value typed by a user
+can be a phone or a customer id, and the audit is kept for years), how many cells came back;
+for erasures the pseudonym that was erased, never the customer id.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from datetime import datetime, timezone
 
 import orjson
 from clickhouse_connect.driver.client import Client
+
+from anonymizer.scrub import scrub_value
 
 Clock = Callable[[], datetime]
 
@@ -23,8 +26,8 @@ def utc_now() -> datetime:
 def record_query(client: Client, actor: str, role: str, endpoint: str, request: dict,
                  cells: int, status: int, clock: Clock = utc_now) -> None:
     client.insert("query_audit",
-                  [[clock(), actor, role, endpoint, orjson.dumps(request, default=str).decode(),
-                    cells, status]],
+                  [[clock(), actor, role, endpoint,
+                    orjson.dumps(scrub_value(request), default=str).decode(), cells, status]],
                   column_names=["ts", "actor", "role", "endpoint", "request", "cells", "status"])
 
 

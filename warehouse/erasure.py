@@ -6,8 +6,11 @@ an opt-out if asked, and logging the erasure without the customer id.
 
 "Linked" means: events carrying the ``customer_pid``; anonymous events of the same sessions and
 visitor ids (a customer's page views before logging in); those sessions' aggregates unless
-another identified customer shares them; dead letters mentioning the pseudonym. The hourly rollups hold no row per person (counts and
-uniq sketches) and are not touched.
+another identified customer shares them; dead letters mentioning the pseudonym. The rollups
+(agg_*) hold no row per person (counts and uniq sketches) and are not touched: their keys are
+the scrubbed dimension values, so a customer id, phone or address written into a URL, section,
+utm value or campaign never becomes one (``anonymizer.personal``; proven by
+tests/stream_jobs/test_sj_privacy.py, which erases such a customer and scans every table).
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ def test_phones_are_redacted(text: str) -> None:
 
 
 def test_long_digit_runs_are_redacted_short_numbers_kept() -> None:
-    assert scrub_text("case 1234567 of 2024, page 12") == "case [num] of 2024, page 12"
+    # ids of up to 8 digits are kept (article ids in slugs); tax, card, account numbers are not
+    assert scrub_text("case 1234567 of 2024, page 12") == "case 1234567 of 2024, page 12"
+    assert scrub_text("VÖEN 1400057421, card 4169 7388 1234 5678") == "VÖEN [num], card [num]"
     assert scrub_text("date 2024-01-15") == "date 2024-01-15"
 
 

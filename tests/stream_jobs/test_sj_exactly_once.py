@@ -35,15 +35,42 @@ SESSION_IP, SESSION_IDS = "85.133.7.7", [str(uuid.uuid4()), str(uuid.uuid4())]
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html) MayakScan/4"
 
 
-def _secrets_of_run(rng: random.Random) -> dict[str, list[str]]:
+def _secrets_of_run(rng: random.Random, extra: random.Random) -> dict[str, list[str]]:
+    """``rng`` draws as it always did (the kill's timing below depends on its sequence); the
+    formats of issue 16 are drawn from ``extra``."""
+    def phone(a: int, b: int, c: int) -> str:  # every separator style of issue 16
+        op = extra.choice(["50", "51", "55", "70", "77"])
+        return extra.choice([f"+994 {op} {a} {b} {c}", f"0{op}/{a}/{b}/{c}", f"0{op}_{a}_{b}_{c}",
+                             f"(0{op}) {a}-{b}-{c}", f"0{op}{a}{b}{c}", f"994{op}{a}{b}{c}",
+                             f"0{op}.{a}.{b}.{c}", f"+994-{op}-{a}-{b}-{c}"])
+
+    alnum = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
     return {"ips": [f"85.132.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(300)],
             "emails": [f"scan.person{i}@mail.az" for i in range(200)],
-            "phones": [f"+994 50 {rng.randrange(100, 999)} {rng.randrange(10, 99)} "
-                       f"{rng.randrange(10, 99)}" for _ in range(100)],
-            "uids": [f"CUST-{rng.randrange(10**9, 10**10)}" for _ in range(100)]}
+            "phones": [phone(rng.randrange(100, 999), rng.randrange(10, 99), rng.randrange(10, 99))
+                       for _ in range(100)],
+            "uids": [f"CUST-{rng.randrange(10**9, 10**10)}" for _ in range(100)],
+            # portal customer ids (MAYAK_CUSTOMER_ID_PATTERN's default format), used as uid
+            # and written into URLs, sections, utm values, props
+            "cids": [f"ELG-CUST-{''.join(extra.choice(alnum) for _ in range(5))}"
+                     for _ in range(100)],
+            "campaigns": [],  # phones and IPv4 addresses as campaign ids (slugs)
+            # addresses of 8 digits or fewer and IPv6 ones, written into free text; the first
+            # is also a referrer's host
+            "addrs": ["198.18.7.7"]
+                     + [f"198.18.{extra.randrange(10)}.{extra.randrange(10, 99)}"
+                        for _ in range(50)]
+                     + [f"2001:db8:{extra.randrange(16**4):x}::{extra.randrange(1, 16**4):x}"
+                        for _ in range(50)]}
 
 
-def _raw_events(master: bytes, known: dict[str, list[str]], rng: random.Random) -> list[tuple[bytes, bytes]]:
+def _slug(value: str) -> str:
+    """A phone as a campaign id (a slug): (050) 123-45-67 -> 050__123-45-67."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in value).strip("_")
+
+
+def _raw_events(master: bytes, known: dict[str, list[str]], rng: random.Random,
+                extra: random.Random) -> list[tuple[bytes, bytes]]:
     key, secret = ip_cipher_key(master), partition_secret(master)
     now = int(time.time() * 1000)
     messages = []
@@ -54,13 +81,27 @@ def _raw_events(master: bytes, known: dict[str, list[str]], rng: random.Random) 
 
     for i in range(N_EVENTS_BASE):
         ip, ua = rng.choice(known["ips"]), rng.choice(UAS)
-        event = {"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": "elegal",
-                 "ts": now - rng.randrange(3_600_000), "url": f"https://e-legal.az/cases/{i + 10000}"
-                 f"?utm_source=scan&email={rng.choice(known['emails'])}",
-                 "props": {"note": f"call {rng.choice(known['phones'])}"}}
+        ts, email = now - rng.randrange(3_600_000), rng.choice(known["emails"])
+        phone = rng.choice(known["phones"])
+        cid, addr = extra.choice(known["cids"]), extra.choice(known["addrs"])
+        campaign = _slug(extra.choice([phone, addr if ":" not in addr else phone]))
+        known["campaigns"].append(campaign)
+        # every free-text field carries a personal value (issue 16)
+        event = {"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": "elegal", "ts": ts,
+                 "url": f"https://e-legal.az/cases/{i + 10000}/{extra.choice([phone, cid, addr])}"
+                        f"?utm_source=scan&utm_medium={phone}&utm_campaign={cid}&email={email}",
+                 "ref": f"https://{extra.choice(['198.18.7.7', 'e-legal.az', 'google.com'])}"
+                        f"/kabinet/{cid}", "section": f"Kabinet {cid} {phone}",
+                 "campaign": campaign,
+                 "props": {"note": f"call {phone}", "who": cid, "addr": addr, "ua": ua, "ip": ip}}
         if i % 10 == 0:
-            event.update(type="service_request", uid=rng.choice(known["uids"]),
-                         service_type="notary", url=f"https://e-legal.az/u/{rng.choice(known['emails'])}")
+            uid, email = rng.choice(known["uids"]), rng.choice(known["emails"])
+            event.update(type="service_request", uid=extra.choice([uid, cid]),
+                         service_type=f"notary {phone}", url=f"https://e-legal.az/u/{email}")
+        elif i % 10 == 5:  # a server hook's route template with the method prefix
+            event.update(type="service_request", uid=cid, service_type="notary",
+                         route=f"POST /kabinet/{cid}/services/{{service}}/apply", method="POST")
+            event.pop("url")
         add(event, ip, ua)
     # the same events produced twice upstream (a collector retry, a re-sending agent)
     messages += rng.sample(messages, N_DUPLICATES)
@@ -151,8 +192,9 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
                      BROKER_SESSION_TIMEOUT="10", BROKER_HEARTBEAT_INTERVAL="1")
     settings = stack.settings
     bootstrap, group = settings.kafka_bootstrap, settings.worker_id
-    known = _secrets_of_run(rng)
-    messages = _raw_events(master, known, rng)
+    extra = random.Random(16)  # the issue-16 formats; rng's own sequence is as before
+    known = _secrets_of_run(rng, extra)
+    messages = _raw_events(master, known, rng, extra)
     half = len(messages) // 2
 
     # the first half arrives over a few seconds (as traffic does), so the kill below always
@@ -220,7 +262,13 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
         corpus.append(json.dumps(stack.sql(f"SELECT formatRow('JSONEachRow', *) AS r FROM {table}")))
     text = "\n".join(corpus)
     assert "events" in tables and "failed_events" in tables
-    leaks = [s for kind in ("ips", "emails", "phones", "uids") for s in known[kind] if s in text]
+    rollups = {"agg_site_hourly", "agg_dim_hourly", "agg_dim_daily", "sessions"}
+    assert rollups <= set(tables)  # the rollups are scanned too (kept for years)
+    dims = {r["value"] for r in stack.sql("SELECT DISTINCT value FROM agg_dim_daily")}
+    assert "/kabinet/[customer]/services/{service}/apply" in dims and "[phone]" in dims
+    assert not any(v.startswith("/POST") for v in dims)
+    leaks = [s for kind in ("ips", "emails", "phones", "uids", "cids", "addrs", "campaigns")
+             for s in known[kind] if s in text]
     leaks += [ua for ua in UAS + [BOT_UA] if ua in text or ua.split(") ")[0] in text]
     leaks += ["MayakScan"] if "MayakScan" in text else []
     assert leaks == []
