@@ -18,12 +18,13 @@ from importlib import resources
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from dashboards import params as qp
 from dashboards.auth import Authenticator, Principal
-from dashboards.research import publish, research_query
+from dashboards import research as dp_research
+from dashboards.tables import respond
 from mayak.errors import MayakError
 from mayak.settings import Settings
 from warehouse import audit, details, erasure, goals, reports
@@ -43,6 +44,7 @@ class Answer:
     payload: dict
     cells: int
     request: dict
+    response: Response | None = None  # another format than JSON (research: csv, parquet)
 
 
 @dataclass
@@ -106,7 +108,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
             except (QueryError, MayakError, ValueError) as exc:
                 await run_in_threadpool(guarded, call, 400, str(exc))
                 return JSONResponse({"error": str(exc)}, 400)
-            return JSONResponse(answer.payload)
+            return answer.response or JSONResponse(answer.payload)
 
         return Route(f"/api/{name}", handler, methods=[method])
 
@@ -164,12 +166,16 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
-        query = research_query(qp.query_from(call.params, tz, metrics=("visitors",)))
-        if not query.plain_dimensions:
-            raise QueryError("research queries break down by at least one dimension")
-        payload = publish(run(client, query), settings.research_min_visitors,
-                          settings.research_dp_epsilon)
-        return Answer(payload, len(payload["columns"]) * len(payload["rows"]), query.describe())
+        payload, question, fmt = dp_research.answer(client, settings, call.who.name, call.params)
+        return Answer(payload, len(payload["columns"]) * len(payload["rows"]),
+                      {**question, "cost": payload["cost"]}, respond(payload, fmt))
+
+    def research_budget(call: Call) -> Answer:
+        done = dp_research.set_budget(client, call.body, call.who.name)
+        return Answer(done, 0, done)
+
+    def research_budgets(call: Call) -> Answer:
+        return Answer(dp_research.show_budgets(client, settings), 0, {})
 
     def erase(call: Call) -> Answer:
         opt_out = bool(call.body.get("opt_out", False))
@@ -207,6 +213,8 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         endpoint("marketing/campaigns", MARKETING, campaigns),
         endpoint("marketing/campaigns/{campaign_id}/sends", MARKETING, sends, "POST"),
         endpoint("research/query", RESEARCH, research),
+        endpoint("admin/research/budget", ADMIN, research_budget, "POST"),
+        endpoint("admin/research/budgets", ADMIN, research_budgets),
         endpoint("admin/erase", ADMIN, erase, "POST"),
         endpoint("admin/export", ADMIN, export, "POST"),
         endpoint("admin/sweep", ADMIN, sweep, "POST"),
