@@ -67,7 +67,8 @@ def set_budget(client: Client, researcher: str, epsilon: float, delta: float, pe
         raise MayakError("epsilon must be within [0, 100] and delta within [0, 1)")
     client.insert("research_budgets", [[researcher, float(epsilon), float(delta), period,
                                         clock(), actor]],
-                  column_names=["researcher", "epsilon", "delta", "period", "set_at", "set_by"])
+                  column_names=["researcher", "epsilon", "delta", "period", "set_at", "set_by"],
+                  settings={"distributed_foreground_insert": 1})
     return Budget(researcher, epsilon, delta, period)
 
 
@@ -119,4 +120,6 @@ def record(client: Client, researcher: str, question: dict, epsilon: float, delt
                     question_hash(question), float(epsilon), float(delta), int(repeat),
                     orjson.dumps(answer).decode()]],
                   column_names=["ts", "researcher", "question", "question_hash", "epsilon",
-                                "delta", "repeat", "answer"])
+                                "delta", "repeat", "answer"],
+                  # on a cluster the next budget check must see this row at once
+                  settings={"distributed_foreground_insert": 1})

@@ -24,7 +24,8 @@ TTL {{ttl:research_ledger}};
 
 -- Budgets set by an admin (`mayak research budget set`): one row per change; the latest row of
 -- a researcher is in force (argMax by set_at). A researcher without a row gets the default
--- (MAYAK_RESEARCH_BUDGET_EPSILON / _DELTA per month).
+-- (MAYAK_RESEARCH_BUDGET_EPSILON / _DELTA per month), and so does one not set again for as
+-- long as the retention schedule keeps accountability records.
 CREATE TABLE IF NOT EXISTS {{table:research_budgets}} {{on_cluster}}
 (
     researcher String,
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS {{table:research_budgets}} {{on_cluster}}
     set_by String
 )
 ENGINE = {{engine:MergeTree}}
-ORDER BY (researcher, set_at);
+ORDER BY (researcher, set_at)
+TTL {{ttl:research_budgets}};
 
 {{distributed:research_budgets:cityHash64(researcher)}};

@@ -398,6 +398,7 @@ CREATE TABLE research_budgets
 )
 ENGINE = MergeTree
 ORDER BY (researcher, set_at)
+TTL toDateTime(set_at) + toIntervalYear(3)
 SETTINGS index_granularity = 8192;
 
 CREATE TABLE research_ledger
