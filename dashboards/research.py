@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from starlette.datastructures import QueryParams
 
@@ -25,7 +26,7 @@ from warehouse import bounded, ledger
 from warehouse.query import Query, QueryError
 
 FORMATS = ("json", "csv", "parquet")
-MAX_EPSILON = 10.0
+MIN_EPSILON, MAX_EPSILON = 0.01, 10.0
 
 
 class BudgetSpent(MayakError):
@@ -54,8 +55,8 @@ def parse(params: QueryParams, settings: Settings) -> tuple[Query, tuple[str, ..
         epsilon = float(params.get("epsilon", settings.research_epsilon))
     except ValueError as exc:
         raise QueryError("epsilon must be a number, e.g. epsilon=0.5") from exc
-    if not 0 < epsilon <= MAX_EPSILON:
-        raise QueryError(f"epsilon must be within (0, {MAX_EPSILON}]")
+    if not MIN_EPSILON <= epsilon <= MAX_EPSILON:
+        raise QueryError(f"epsilon must be within [{MIN_EPSILON}, {MAX_EPSILON}]")
     fmt = params.get("format", "json")
     if fmt not in FORMATS:
         raise QueryError(f"format must be one of {', '.join(FORMATS)}")
@@ -114,9 +115,13 @@ def answer(client, settings: Settings, researcher: str, params: QueryParams,
 def _rows(query: Query, mechanism: Mechanism, released: dict) -> dict:
     """The stored answer: released cells (sorted dimensions, as computed) and the noise."""
     order = sorted(query.dimensions)
+    zone = ZoneInfo(query.tz)
     cells = []
     for key, values in released.items():
         labels = dict(zip(order, bounded.cell_values(key)))
+        if "hour" in labels:  # as the product API shows it: local time with its offset
+            labels["hour"] = datetime.fromisoformat(labels["hour"]).replace(
+                tzinfo=zone).isoformat()
         cells.append({**labels, **values})
     cells.sort(key=lambda c: (-c["visitors"], [c[d] for d in order]))
     return {"cells": cells, "noise": mechanism.noise(), "max_cells_per_visitor":

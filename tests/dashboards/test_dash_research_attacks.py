@@ -125,9 +125,21 @@ def test_date_range_differencing_does_not_recover_the_turkish_visitor(settings, 
 def test_hour_buckets_publish_no_lone_hour(settings, api) -> None:
     for auth in _researchers(settings, RUNS):
         got = _ask(api, auth, dimensions="hour,path")
-        assert [r["hour"] for r in got["rows"]] == [f"{TODAY} 10:00:00"]  # the Azerbaijani hour
+        # the Azerbaijani hour only, labelled as the product API labels hours
+        assert [r["hour"] for r in got["rows"]] == [f"{TODAY}T10:00:00+04:00"]
         assert got["columns"] == ["hour", "path", "visitors", "engaged_seconds", "pageviews"]
         assert "suppressed_cells" not in got
+
+
+def test_researchers_reach_no_exact_endpoint(settings, api) -> None:
+    # the product role's exact breakdowns (path, ISP, engaged time) are for the portal's team
+    (auth,) = _researchers(settings, 1, "ex")
+    for path in ("stats/breakdown", "stats/series", "stats/sections", "stats/summary"):
+        got = api.get(f"/api/{path}", headers=auth,
+                      params={"site": "s", "dimensions": "path,isp", "from": TODAY})
+        assert got.status_code == 403, path
+    tiny = _ask(api, auth, 400, epsilon="0.001")
+    assert "epsilon must be within [0.01, 10.0]" in tiny["error"]
 
 
 def test_averaging_is_refused_once_the_budget_is_spent(settings, api, wh) -> None:
