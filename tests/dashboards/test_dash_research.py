@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+from datetime import datetime, timezone
 
 import opendp.prelude as dp
 import orjson
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 from dashboards.dp import Accountant, Mechanism, Plan, discrete_laplace_variance
 from dashboards.tables import HEADER, META_KEY, frame, respond, to_parquet
 from mayak.research import read_parquet
+from warehouse.ledger import Budget, question_hash
 
 PLAN = Plan(("engaged_seconds", "pageviews"), 1.0, 1e-7, 2,
             {"engaged_seconds": 120, "pageviews": 5})
@@ -120,3 +122,12 @@ def test_csv_and_parquet_round_trip_with_types_and_metadata() -> None:
     pd.testing.assert_frame_equal(read, df, check_dtype=False)
     assert read["pageviews"].dtype == "int64" and read.attrs["noise"]["pageviews"]["scale"] == 40
     assert read.attrs["cost"]["epsilon"] == 1.0
+
+
+def test_budget_periods_are_calendar_periods_in_utc() -> None:
+    now = datetime(2026, 12, 31, 23, 30, tzinfo=timezone.utc)
+    utc = lambda *a: datetime(*a, tzinfo=timezone.utc)  # noqa: E731
+    assert Budget("r", 1, 0, "month").window(now) == (utc(2026, 12, 1), utc(2027, 1, 1))
+    assert Budget("r", 1, 0, "week").window(now) == (utc(2026, 12, 28), utc(2027, 1, 4))
+    assert Budget("r", 1, 0, "day").window(now) == (utc(2026, 12, 31), utc(2027, 1, 1))
+    assert question_hash({"a": 1, "b": [2]}) == question_hash({"b": [2], "a": 1})

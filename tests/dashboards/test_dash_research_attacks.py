@@ -162,6 +162,8 @@ def test_averaging_is_refused_once_the_budget_is_spent(settings, api, wh) -> Non
     assert len(answered) == 10 and len(refusals) == 30  # 5.0 / ~0.5
     assert all("privacy budget spent" in r["error"] for r in refusals)
     assert "mayak research budget set avg0" in refusals[0]["error"]
+    # a spent budget still gets the stored answers back, free
+    assert _ask(api, auth, epsilon="0.5")["rows"] == first["rows"]
     left = answered[-1]["budget"]
     assert left["spent_epsilon"] <= 5.0 and left["left_epsilon"] < 0.5
     # what the attacker could average: ten answers, so the noise shrinks by sqrt(10) only
