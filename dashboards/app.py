@@ -170,6 +170,9 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         return Answer(payload, len(payload["columns"]) * len(payload["rows"]),
                       {**question, "cost": payload["cost"]}, respond(payload, fmt))
 
+    def research_own_budget(call: Call) -> Answer:
+        return Answer(dp_research.own_budget(client, settings, call.who.name), 0, {})
+
     def research_budget(call: Call) -> Answer:
         done = dp_research.set_budget(client, call.body, call.who.name)
         return Answer(done, 0, done)
@@ -213,6 +216,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         endpoint("marketing/campaigns", MARKETING, campaigns),
         endpoint("marketing/campaigns/{campaign_id}/sends", MARKETING, sends, "POST"),
         endpoint("research/query", RESEARCH, research),
+        endpoint("research/budget", RESEARCH, research_own_budget),
         endpoint("admin/research/budget", ADMIN, research_budget, "POST"),
         endpoint("admin/research/budgets", ADMIN, research_budgets),
         endpoint("admin/erase", ADMIN, erase, "POST"),

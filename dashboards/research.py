@@ -157,6 +157,18 @@ def _payload(query: Query, metrics: tuple[str, ...], stored: dict, cost: tuple[f
     }
 
 
+def own_budget(client, settings: Settings, researcher: str,
+               clock: ledger.Clock = ledger.utc_now) -> dict:
+    """What a researcher may still spend this period (GET research/budget; costs nothing)."""
+    budget = ledger.budget_of(client, researcher, default_budget(settings))
+    start, end = budget.window(clock())
+    total = Accountant.total(ledger.spent(client, researcher, start, end))
+    return {**_budget_dict(budget), "until": end.isoformat(), "spent_epsilon": total[0],
+            "spent_delta": total[1], **{f"left_{k}": v for k, v in _left(budget, total).items()},
+            "default_question": {"epsilon": settings.research_epsilon,
+                                 "delta": settings.research_delta}}
+
+
 def set_budget(client, body: dict, actor: str) -> dict:
     """An admin sets a researcher's budget (POST admin/research/budget)."""
     try:

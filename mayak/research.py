@@ -6,6 +6,7 @@
                         date_from="2026-03-01", date_to="2026-03-31")
     df.attrs["noise"]["pageviews"]["scale"]   # discrete Laplace scale of that column
     df.attrs["budget"]["left_epsilon"]        # what is left this period
+    research.budget()                         # the same, without asking anything
 
 Answers travel as Parquet; the privacy metadata (noise per metric, what the answer cost, the
 budget) is read from the file's schema metadata into ``df.attrs``.
@@ -47,14 +48,21 @@ class Client:
                             ("limit", limit)):
             if value is not None:
                 params.append((name, str(value)))
-        response = self.http.get("/api/research/query", params=params, headers=self.headers)
+        return read_parquet(self._get("research/query", params).content)
+
+    def budget(self) -> dict:
+        """What this researcher may still spend this period (asking costs nothing)."""
+        return self._get("research/budget", []).json()
+
+    def _get(self, path: str, params: list[tuple[str, str]]) -> httpx.Response:
+        response = self.http.get(f"/api/{path}", params=params, headers=self.headers)
         if response.status_code != 200:
             try:
                 message = response.json().get("error", response.text)
             except ValueError:
                 message = response.text
             raise ResearchError(f"{response.status_code}: {message}")
-        return read_parquet(response.content)
+        return response
 
 
 def read_parquet(data: bytes) -> pd.DataFrame:

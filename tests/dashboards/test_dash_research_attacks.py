@@ -216,6 +216,8 @@ def test_admin_sets_a_budget(settings, api) -> None:
 def test_python_client_and_formats(settings, api) -> None:
     token = add_token(tokens_path(settings), "cli0", "researcher")
     research = Client(token=token, http=api)
+    before = research.budget()
+    assert before["left_epsilon"] == 5.0 and before["period"] == "month"
     df = research.query("s", metrics=["pageviews", "engaged_seconds"],
                         dimensions=["country", "path"], filters={"path": "/r/divorce"},
                         date_from=TODAY, date_to=TODAY)
@@ -224,6 +226,7 @@ def test_python_client_and_formats(settings, api) -> None:
     assert df["country"].tolist() == ["AZ"]
     assert df.attrs["noise"]["pageviews"]["mechanism"] == "discrete_laplace"
     assert df.attrs["cost"]["epsilon"] == 1.0 and df.attrs["budget"]["left_epsilon"] == 4.0
+    assert research.budget()["left_epsilon"] == 4.0
     # the same question as JSON and CSV: the stored answer, the same numbers, free
     auth = {"Authorization": f"Bearer {token}"}
     params = {"site": "s", "from": TODAY, "to": TODAY, "dimensions": "country,path",
