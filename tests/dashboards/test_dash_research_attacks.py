@@ -96,7 +96,7 @@ def test_differencing_does_not_recover_the_german_visitor(settings, api) -> None
     noise = everyone["privacy"]["noise"]
     _spread_at_least_the_noise(pageviews, 1, noise["pageviews"]["scale"])
     _spread_at_least_the_noise(engaged, 123, noise["engaged_seconds"]["scale"])
-    assert sum(abs(e - 123) < 10 for e in engaged) <= 2
+    assert sum(abs(e - 123) < 10 for e in engaged) <= 4
 
 
 def test_no_oracle_in_missing_cells(settings, api) -> None:
