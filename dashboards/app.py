@@ -22,8 +22,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from dashboards import params as qp
-from dashboards.auth import Authenticator, Principal
 from dashboards import research as dp_research
+from dashboards.auth import Authenticator, Principal
 from dashboards.tables import respond
 from mayak.errors import MayakError
 from mayak.settings import Settings
