@@ -23,13 +23,14 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from anonymizer import scrub
 from dashboards import params as qp
+from dashboards import research as dp_research
 from dashboards.auth import Authenticator, Principal, TokensUnavailable
-from dashboards.research import publish, research_query
+from dashboards.tables import respond
 from mayak.errors import MayakError
 from mayak.settings import Settings
 from producers.collector.limits import RateLimiter
@@ -57,6 +58,7 @@ class Answer:
     payload: dict
     cells: int
     request: dict
+    response: Response | None = None  # another format than JSON (research: csv, parquet)
 
 
 @dataclass
@@ -153,7 +155,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
                 if what is None:
                     raise
                 return await refuse(request, call, 422, TOO_HEAVY.format(what=what))
-            return JSONResponse(answer.payload)
+            return answer.response or JSONResponse(answer.payload)
 
         return Route(f"/api/{name}", handler, methods=[method])
 
@@ -210,12 +212,19 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
-        query = research_query(qp.query_from(call.params, tz, metrics=("visitors",)))
-        if not query.plain_dimensions:
-            raise QueryError("research queries break down by at least one dimension")
-        payload = publish(run(reader, query), settings.research_min_visitors,
-                          settings.research_dp_epsilon)
-        return Answer(payload, len(payload["columns"]) * len(payload["rows"]), query.describe())
+        payload, question, fmt = dp_research.answer(reader, settings, call.who.name, call.params)
+        return Answer(payload, len(payload["columns"]) * len(payload["rows"]),
+                      {**question, "cost": payload["cost"]}, respond(payload, fmt))
+
+    def research_own_budget(call: Call) -> Answer:
+        return Answer(dp_research.own_budget(client, settings, call.who.name), 0, {})
+
+    def research_budget(call: Call) -> Answer:
+        done = dp_research.set_budget(client, call.body, call.who.name)
+        return Answer(done, 0, done)
+
+    def research_budgets(call: Call) -> Answer:
+        return Answer(dp_research.show_budgets(client, settings), 0, {})
 
     def erase(call: Call) -> Answer:
         customer, opt_out = qp.customer_body(call.body)
@@ -253,6 +262,9 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         endpoint("marketing/campaigns", MARKETING, campaigns),
         endpoint("marketing/campaigns/{campaign_id}/sends", MARKETING, sends, "POST"),
         endpoint("research/query", RESEARCH, research),
+        endpoint("research/budget", RESEARCH, research_own_budget),
+        endpoint("admin/research/budget", ADMIN, research_budget, "POST"),
+        endpoint("admin/research/budgets", ADMIN, research_budgets),
         endpoint("admin/erase", ADMIN, erase, "POST"),
         endpoint("admin/export", ADMIN, export, "POST"),
         endpoint("admin/sweep", ADMIN, sweep, "POST"),

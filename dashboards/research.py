@@ -1,56 +1,197 @@
-"""Research API output: aggregate cells only, small cells suppressed, optional Laplace noise.
+"""The research API: differentially private answers within a privacy budget per researcher.
 
-k-anonymity here means: a cell (one combination of dimension values) is published only if it
-describes at least ``min_visitors`` distinct visitors; otherwise it is dropped and counted as
-suppressed. Totals are not returned, so suppressed cells cannot be recovered by subtraction.
-With ``epsilon`` > 0 every published count gets Laplace(1/epsilon) noise (each visitor's
-events touch a cell's counts, so this is event-level, not user-level, DP: a documented limit).
+Responsible for one research question end to end: parse it (``metrics``, ``dimensions``,
+``filter``, dates, ``epsilon``), answer an identical question again from the ledger at no
+cost, otherwise check the researcher's budget with the accountant *before* touching the data
+(a refused question spends nothing), read the bounded per-cell sums
+(``warehouse.bounded``), release them through OpenDP (``dashboards.dp``), write the ledger
+row, and say what the answer cost and what is left. The guarantee is documented in README
+("Research answers"); the unit of privacy is one visitor id.
 """
 
 from __future__ import annotations
 
-import math
-import random
 from dataclasses import replace
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
-from warehouse.metrics import RATIOS
-from warehouse.query import METRICS, Query, QueryError, Result
+from starlette.datastructures import QueryParams
 
+from dashboards import params as qp
+from dashboards.dp import Accountant, Mechanism, Plan
+from mayak.errors import MayakError
+from mayak.settings import Settings
+from warehouse import bounded, ledger
+from warehouse.query import Query, QueryError
 
-def research_query(query: Query) -> Query:
-    """Every research question carries `visitors`, the measure suppression is decided on.
-    Only counts are published (noise is calibrated for a count, not for an average)."""
-    ratios = [m for m in query.metrics if m in RATIOS]
-    if ratios:
-        raise QueryError(f"research publishes counts only, not {', '.join(ratios)}")
-    if "visitors" in query.metrics:
-        return query
-    return replace(query, metrics=query.metrics + ("visitors",))
-
-
-def publish(result: Result, min_visitors: int, epsilon: float = 0.0,
-            rng: random.Random | None = None) -> dict:
-    """The cells safe to publish, plus how many were suppressed."""
-    rng = rng or random.SystemRandom()
-    dimension_cols = [c for c in result.columns if c not in _metric_names(result)]
-    cells, suppressed = [], 0
-    for record in result.records():
-        if record["visitors"] < min_visitors:
-            suppressed += 1
-            continue
-        if epsilon > 0:
-            for name in _metric_names(result):
-                record[name] = max(0, round(record[name] + _laplace(rng, 1 / epsilon)))
-        cells.append(record)
-    return {"columns": result.columns, "dimensions": dimension_cols, "rows": cells,
-            "suppressed_cells": suppressed, "min_visitors": min_visitors,
-            "noise": {"mechanism": "laplace", "epsilon": epsilon} if epsilon > 0 else None}
+FORMATS = ("json", "csv", "parquet")
+MIN_EPSILON, MAX_EPSILON = 0.01, 10.0
 
 
-def _metric_names(result: Result) -> list[str]:
-    return [c for c in result.columns if c in METRICS]
+class BudgetSpent(MayakError):
+    """The researcher's privacy budget does not cover the question (nothing was spent)."""
 
 
-def _laplace(rng: random.Random, scale: float) -> float:
-    u = rng.random() - 0.5
-    return -scale * math.copysign(1.0, u) * math.log(1 - 2 * abs(u))
+@lru_cache(maxsize=256)
+def _mechanism(metrics: tuple[str, ...], epsilon: float, delta: float, max_cells: int,
+               clips: tuple[int, ...]) -> Mechanism:
+    return Mechanism(Plan(metrics, epsilon, delta, max_cells, dict(zip(metrics, clips))))
+
+
+def default_budget(settings: Settings) -> ledger.Budget:
+    return ledger.Budget("", settings.research_budget_epsilon, settings.research_budget_delta,
+                         "month", True)
+
+
+def parse(params: QueryParams, settings: Settings) -> tuple[Query, tuple[str, ...], float, str]:
+    """(place/time/cells of the question, metrics besides visitors, epsilon, format)."""
+    raw = params.get("metrics") or "visitors"
+    metrics = tuple(sorted({m.strip() for m in raw.split(",") if m.strip()} - {"visitors"}))
+    kept = QueryParams([(k, v) for k, v in params.multi_items() if k != "metrics"])
+    query = qp.query_from(kept, settings.report_timezone, metrics=("visitors",))
+    bounded.check(query, metrics)
+    try:
+        epsilon = float(params.get("epsilon", settings.research_epsilon))
+    except ValueError as exc:
+        raise QueryError("epsilon must be a number, e.g. epsilon=0.5") from exc
+    if not MIN_EPSILON <= epsilon <= MAX_EPSILON:
+        raise QueryError(f"epsilon must be within [{MIN_EPSILON}, {MAX_EPSILON}]")
+    fmt = params.get("format", "json")
+    if fmt not in FORMATS:
+        raise QueryError(f"format must be one of {', '.join(FORMATS)}")
+    return query, metrics, epsilon, fmt
+
+
+def question_of(query: Query, metrics: tuple[str, ...], epsilon: float, delta: float,
+                max_cells: int) -> dict:
+    """The question as the ledger keys it: order of metrics and dimensions, the limit and the
+    format change nothing in what is released, so they do not make a new question."""
+    return {"site": query.site, "from": str(query.date_from), "to": str(query.date_to),
+            "tz": query.tz, "metrics": list(metrics), "dimensions": sorted(query.dimensions),
+            "filters": sorted([list(f) for f in query.filters]), "epsilon": epsilon,
+            "delta": delta, "max_cells": max_cells}
+
+
+def answer(client, settings: Settings, researcher: str, params: QueryParams,
+           clock: ledger.Clock = ledger.utc_now) -> tuple[dict, dict, str]:
+    """(payload, question, format) for one research call."""
+    query, metrics, epsilon, fmt = parse(params, settings)
+    question = question_of(query, metrics, epsilon, settings.research_delta,
+                           settings.research_max_cells)
+    digest = ledger.question_hash(question)
+    budget = ledger.budget_of(client, researcher, default_budget(settings))
+    start, end = budget.window(clock())
+    past = ledger.spent(client, researcher, start, end)
+    stored = ledger.stored_answer(client, researcher, digest)
+    if stored is not None:
+        ledger.record(client, researcher, question, 0.0, 0.0, stored, repeat=True, clock=clock)
+        cost = (0.0, 0.0)
+        released = stored
+    else:
+        clips = tuple(bounded.METRICS[m].clip for m in metrics)
+        mechanism = _mechanism(metrics, epsilon, settings.research_delta,
+                               settings.research_max_cells, clips)
+        cost = mechanism.cost
+        after = Accountant.total(past + [cost])
+        if after[0] > budget.epsilon + 1e-9 or after[1] > budget.delta:
+            left = _left(budget, Accountant.total(past))
+            raise BudgetSpent(
+                f"privacy budget spent: this question costs epsilon={cost[0]:g}, "
+                f"delta={cost[1]:.3g}; {researcher} has epsilon={left['epsilon']:g}, "
+                f"delta={left['delta']:.3g} left this {budget.period} (until "
+                f"{end.date()}) -> ask for a smaller epsilon=, repeat an earlier question "
+                f"(free), or ask an admin: mayak research budget set {researcher} ...")
+        ordered = replace(query, dimensions=tuple(sorted(query.dimensions)))
+        cells = bounded.bounded_cells(client, ordered, ("visitors", *metrics),
+                                      settings.research_max_cells, mechanism.plan.clip)
+        released = _rows(query, mechanism, mechanism.release(cells))
+        ledger.record(client, researcher, question, cost[0], cost[1], released, clock=clock)
+        past = past + [cost]
+    payload = _payload(query, metrics, released, cost, budget, Accountant.total(past), end)
+    return payload, question, fmt
+
+
+def _rows(query: Query, mechanism: Mechanism, released: dict) -> dict:
+    """The stored answer: released cells (sorted dimensions, as computed) and the noise."""
+    order = sorted(query.dimensions)
+    zone = ZoneInfo(query.tz)
+    cells = []
+    for key, values in released.items():
+        labels = dict(zip(order, bounded.cell_values(key)))
+        if "hour" in labels:  # as the product API shows it: local time with its offset
+            labels["hour"] = datetime.fromisoformat(labels["hour"]).replace(
+                tzinfo=zone).isoformat()
+        cells.append({**labels, **values})
+    cells.sort(key=lambda c: (-c["visitors"], [c[d] for d in order]))
+    return {"cells": cells, "noise": mechanism.noise(), "max_cells_per_visitor":
+            mechanism.plan.max_cells, "epsilon": mechanism.plan.epsilon,
+            "delta": mechanism.plan.delta}
+
+
+def _left(budget: ledger.Budget, total: tuple[float, float]) -> dict:
+    return {"epsilon": max(0.0, budget.epsilon - total[0]),
+            "delta": max(0.0, budget.delta - total[1])}
+
+
+def _payload(query: Query, metrics: tuple[str, ...], stored: dict, cost: tuple[float, float],
+             budget: ledger.Budget, total: tuple[float, float], end: datetime) -> dict:
+    dims = list(query.dimensions)
+    columns = dims + ["visitors", *metrics]
+    rows = [{c: cell[c] for c in columns} for cell in stored["cells"][:query.limit]]
+    return {
+        "columns": columns, "dimensions": dims, "rows": rows,
+        "privacy": {
+            "model": "user-level differential privacy (OpenDP), unit: one visitor id",
+            "epsilon": stored["epsilon"], "delta": stored["delta"],
+            "max_cells_per_visitor": stored["max_cells_per_visitor"],
+            "noise": stored["noise"],
+            "note": "values are unbiased (may be negative) except visitors, which are "
+                    "published only above the noisy threshold",
+        },
+        "cost": {"epsilon": cost[0], "delta": cost[1], "repeat": cost == (0.0, 0.0)},
+        "budget": {"period": budget.period, "until": end.isoformat(),
+                   "epsilon": budget.epsilon, "delta": budget.delta,
+                   "spent_epsilon": total[0], "spent_delta": total[1], **{
+                       f"left_{k}": v for k, v in _left(budget, total).items()}},
+    }
+
+
+def own_budget(client, settings: Settings, researcher: str,
+               clock: ledger.Clock = ledger.utc_now) -> dict:
+    """What a researcher may still spend this period (GET research/budget; costs nothing)."""
+    budget = ledger.budget_of(client, researcher, default_budget(settings))
+    start, end = budget.window(clock())
+    total = Accountant.total(ledger.spent(client, researcher, start, end))
+    return {**_budget_dict(budget), "until": end.isoformat(), "spent_epsilon": total[0],
+            "spent_delta": total[1], **{f"left_{k}": v for k, v in _left(budget, total).items()},
+            "default_question": {"epsilon": settings.research_epsilon,
+                                 "delta": settings.research_delta}}
+
+
+def set_budget(client, body: dict, actor: str) -> dict:
+    """An admin sets a researcher's budget (POST admin/research/budget)."""
+    try:
+        epsilon = float(body.get("epsilon", ""))
+        delta = float(body.get("delta", 0.0))
+    except (TypeError, ValueError) as exc:
+        raise QueryError("epsilon and delta must be numbers") from exc
+    done = ledger.set_budget(client, str(body.get("researcher", "")), epsilon, delta,
+                             str(body.get("period", "month")), actor)
+    return _budget_dict(done)
+
+
+def show_budgets(client, settings: Settings, clock: ledger.Clock = ledger.utc_now) -> dict:
+    """Every researcher with a budget set, with what they spent this period."""
+    shown = []
+    for budget in ledger.budgets(client):
+        start, end = budget.window(clock())
+        total = Accountant.total(ledger.spent(client, budget.researcher, start, end))
+        shown.append({**_budget_dict(budget), "until": end.isoformat(),
+                      "spent_epsilon": total[0], "spent_delta": total[1]})
+    return {"budgets": shown, "default": _budget_dict(default_budget(settings))}
+
+
+def _budget_dict(budget: ledger.Budget) -> dict:
+    return {"researcher": budget.researcher, "epsilon": budget.epsilon, "delta": budget.delta,
+            "period": budget.period}

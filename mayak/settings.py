@@ -127,10 +127,16 @@ class Settings(BaseSettings):
     query_max_seconds: float = Field(5.0, gt=0)
     query_max_memory_mb: int = Field(1024, ge=1)
     query_max_groups: int = Field(1_000_000, ge=1)
-    # research API: cells describing fewer visitors than this are suppressed (k-anonymity)
-    research_min_visitors: int = 10
-    # research API: Laplace noise of scale 1/epsilon on counts; 0 = no noise
-    research_dp_epsilon: float = 0.0
+    # research API (user-level differential privacy, dashboards/dp.py): epsilon of one
+    # question unless it asks for another (`epsilon=`), delta of one question (the chance a
+    # cell that few visitors could create is published), cells one visitor may add to
+    research_epsilon: float = Field(1.0, gt=0, le=10)
+    research_delta: float = Field(1e-7, gt=0, lt=1e-3)
+    research_max_cells: int = Field(2, ge=1, le=50)
+    # budget per researcher and calendar month unless an admin sets another
+    # (`mayak research budget set`)
+    research_budget_epsilon: float = Field(5.0, ge=0)
+    research_budget_delta: float = Field(1e-5, ge=0, lt=1)
     # dates and hour-of-day/weekday of reports are in this zone
     report_timezone: str = "Asia/Baku"
 

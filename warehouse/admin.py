@@ -49,6 +49,14 @@ class ApiBackend:
         return self._call("POST", f"marketing/campaigns/{campaign}/sends",
                           json={"site": site, "sent": sent, "sent_on": str(sent_on)})
 
+    def set_research_budget(self, researcher: str, epsilon: float, delta: float,
+                            period: str) -> dict:
+        return self._call("POST", "admin/research/budget", json={
+            "researcher": researcher, "epsilon": epsilon, "delta": delta, "period": period})
+
+    def research_budgets(self) -> dict:
+        return self._call("GET", "admin/research/budgets")
+
 
 class DirectBackend:
     """Admin tasks with this process's own ClickHouse client and key store."""
@@ -97,6 +105,18 @@ class DirectBackend:
         from warehouse.campaigns import register_send
 
         return register_send(self.client, site, campaign, sent, sent_on, self.actor)
+
+    def set_research_budget(self, researcher: str, epsilon: float, delta: float,
+                            period: str) -> dict:
+        from dashboards.research import set_budget
+
+        return set_budget(self.client, {"researcher": researcher, "epsilon": epsilon,
+                                        "delta": delta, "period": period}, self.actor)
+
+    def research_budgets(self) -> dict:
+        from dashboards.research import show_budgets
+
+        return show_budgets(self.client, self.settings)
 
 
 def worker_is_serving(settings: Settings) -> bool:

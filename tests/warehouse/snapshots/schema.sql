@@ -387,6 +387,37 @@ ORDER BY (toDate(ts), actor, ts)
 TTL toDateTime(ts) + toIntervalYear(3)
 SETTINGS index_granularity = 8192;
 
+CREATE TABLE research_budgets
+(
+    `researcher` String,
+    `epsilon` Float64,
+    `delta` Float64,
+    `period` LowCardinality(String),
+    `set_at` DateTime64(3, 'UTC'),
+    `set_by` String
+)
+ENGINE = MergeTree
+ORDER BY (researcher, set_at)
+TTL toDateTime(set_at) + toIntervalYear(3)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE research_ledger
+(
+    `ts` DateTime64(3, 'UTC'),
+    `researcher` String,
+    `question` String,
+    `question_hash` FixedString(64),
+    `epsilon` Float64,
+    `delta` Float64,
+    `repeat` UInt8,
+    `answer` String
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (researcher, ts)
+TTL toDateTime(ts) + toIntervalYear(3)
+SETTINGS index_granularity = 8192;
+
 CREATE TABLE schema_migrations
 (
     `version` UInt32,
