@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     collector_header_timeout_s: float = Field(10.0, gt=0)
     collector_body_timeout_s: float = Field(10.0, gt=0)
     collector_keep_alive_s: float = Field(5.0, gt=0)
-    # while Kafka does not acknowledge, POST /e answers 503 at once (a trial request lets
-    # through every collector_probe_interval_s); no ack for this long marks Kafka unavailable
+    # events waiting this long with no Kafka ack at all: Kafka counts as unavailable, POST /e
+    # answers 503 at once (but a trial request every 0.5 s) and /readyz 503 until an ack
     collector_stall_s: float = Field(3.0, gt=0)
     # site of email_open events (the pixel URL carries only campaign and recipient token)
     collector_pixel_site: str = "elegal"

@@ -111,7 +111,7 @@ def parse_origin_glob(glob: str) -> OriginPattern:
 
 def parse_origin(origin: str) -> tuple[str, str, str] | None:
     """(scheme, host, port) of a well-formed Origin header, else None."""
-    m = _ORIGIN.fullmatch(origin.strip().lower())
+    m = _ORIGIN.fullmatch(origin.lower())
     if not m:
         return None
     scheme, host, port = m.groups()

@@ -15,10 +15,12 @@ the acks do not come within ``ack_timeout``, the caller gets ``Unavailable`` and
 The producer is idempotent with acks=all and retries, so a broker restart neither loses nor
 duplicates an acknowledged record.
 
-Kafka down: when records have waited ``stall_s`` with no ack at all, or a send failed, Kafka
-counts as unavailable (``status``, served at ``/readyz``): new requests get ``Unavailable`` at
-once instead of waiting out ``ack_timeout``, except one trial request every
-``PROBE_EVERY_S``; the first ack ends the outage. A producer that reported an error, or that
+Kafka down: when records have waited ``stall_s`` with no ack at all, or a send failed with no
+ack since, Kafka counts as unavailable (``status``, served at ``/readyz``): the waiting
+requests and new ones get ``Unavailable`` at once instead of waiting out ``ack_timeout``,
+except one trial request every ``PROBE_EVERY_S`` (which waits ``PROBE_TIMEOUT_S`` at most);
+the first ack ends the outage. (Records of a request answered 503 may still reach Kafka
+later: the beacon's retry carries the same event id.) A producer that reported an error, or that
 has not been acknowledged for longer than its delivery timeout, is replaced by a new one:
 kafka-python's idempotent producer that expired a batch in retry resets its producer id and,
 once the broker is back, never gets a new one (every request then waited ``ack_timeout`` and
@@ -58,9 +60,11 @@ LINGER_MS = 1
 COMPRESSION = "gzip"
 #: while Kafka is unavailable, one request per interval goes through as a trial
 PROBE_EVERY_S = 0.5
-#: how long a trial request waits for its ack; also how long producer start-up and metadata
-#: may block the sender thread (kafka-python's bootstrap and max_block timeouts)
-PROBE_TIMEOUT_S = 5.0
+#: how long a trial request waits for its ack
+PROBE_TIMEOUT_S = 2.0
+#: how long producer start-up and metadata may block the sender thread (kafka-python's
+#: bootstrap and max_block timeouts); requests time out on the event loop meanwhile
+BLOCK_S = 5.0
 
 
 class MemoPartitioner(DefaultPartitioner):
@@ -203,7 +207,7 @@ class Outbox:
         from kafka import KafkaProducer
 
         timeout_ms = int(self.ack_timeout * 1000)
-        block_ms = int(min(self.ack_timeout, PROBE_TIMEOUT_S) * 1000)
+        block_ms = int(min(self.ack_timeout, BLOCK_S) * 1000)
         return KafkaProducer(
             bootstrap_servers=self.bootstrap, **producer_config(), retries=2**31 - 1,
             request_timeout_ms=min(10_000, timeout_ms), delivery_timeout_ms=timeout_ms + 5_000,
@@ -360,7 +364,13 @@ class Outbox:
         if oldest is not None and self._down is None:
             silent = now - max(self._last_ack, oldest)
             if silent >= self.stall_s:
-                self._mark_down(f"no acknowledgement from Kafka for {silent:.1f} s")
+                reason = f"no acknowledgement from Kafka for {silent:.1f} s"
+                self._mark_down(reason)
+                for waiting in (self._waiting, self._probing):  # 503 now, not at ack_timeout
+                    for req in waiting:
+                        if not req.future.done():
+                            req.future.set_exception(Unavailable(reason))
+                    waiting.clear()
         if self._down is not None and self._last_ack <= self._down_since \
                 and now - max(self._down_since, self._renewed) > self.ack_timeout + 5.0:
             self._poison = self._producer  # past its delivery timeout: nothing left to lose
@@ -419,8 +429,9 @@ class Outbox:
         try:
             await req.future
         except Exception as exc:  # timeouts, broker errors, producer construction
-            log.warning("mayak collector: %d event(s) not acknowledged: %s", n,
-                        type(exc).__name__)
+            # one line per request while Kafka is fine; an outage is logged once
+            log.log(logging.DEBUG if self._down else logging.WARNING,
+                    "mayak collector: %d event(s) not acknowledged: %s", n, type(exc).__name__)
             if self._last_ack <= req.sent:  # no ack since it was sent: Kafka, not this request
                 self._mark_down(f"{type(exc).__name__}: {exc}"[:200])
             raise Unavailable(type(exc).__name__) from exc
