@@ -76,6 +76,13 @@ def _status(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
 
 
+def test_readyz_without_traffic_asks_the_broker_healthz_stays_ok(collector) -> None:
+    r = httpx.get(f"{collector.url}/readyz")  # runs first: no event was sent yet
+    assert r.status_code == 503 and r.json()["ready"] is False
+    assert "unreachable" in r.json()["kafka"]
+    assert httpx.get(f"{collector.url}/healthz").text == "ok"
+
+
 def test_unfinished_50mb_headers_are_cut_at_16kb_and_memory_stays_flat(collector) -> None:
     before = collector.rss_mb()
     socks = [collector.connect() for _ in range(10)]

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import httpx
 import orjson
 import pytest
 
@@ -136,6 +137,8 @@ def _outage(tmp_path, broker: LocalBroker, outage_s: float) -> None:
     load = Load(settings.collector_port)
     runner = threading.Thread(target=load.run, daemon=True)
     with Collector(settings, env, tmp_path):
+        idle = httpx.get(f"{settings.collector_url}/readyz")  # no traffic yet: asks the broker
+        assert idle.status_code == 200 and idle.json() == {"ready": True, "kafka": "ok"}
         runner.start()
         time.sleep(3)
         broker.stop()
