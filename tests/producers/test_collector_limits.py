@@ -107,6 +107,8 @@ def test_unfinished_50mb_headers_are_cut_at_16kb_and_memory_stays_flat(collector
     assert max(-n - 1 for n in sent) < 8 * 2**20  # what was in flight before the close
     assert {_status(a) for a in answers} == {431}
     assert collector.rss_mb() - before < 25, (before, collector.rss_mb())
+    print(f"10 unfinished headers: cut after {max(-n - 1 for n in sent) / 1024:.0f} KB at most,"
+          f" RSS {before:.0f} -> {collector.rss_mb():.0f} MB")
 
 
 @pytest.mark.parametrize("head, status", [
@@ -211,3 +213,5 @@ def test_bounded_flood_keeps_memory_bounded_and_503s_fast(collector) -> None:
     # no request waits for the ack timeout (30 s); a trial request waits up to 2 s
     assert slowest < 12, slowest  # loose: the 2-core test box is shared
     assert after - before < 30, (before, after)
+    print(f"flood of 3000 requests: {dict(answers)}, slowest {slowest:.2f} s,"
+          f" RSS {before:.0f} -> {after:.0f} MB")
