@@ -69,6 +69,7 @@ class Collector:
         self.clock = clock
         self.metrics = Metrics()
         self.metrics.gauges["pending_events"] = lambda: self.outbox.pending
+        self.metrics.gauges["kafka_ready"] = lambda: int(self.outbox.status()[0])
         self.limiter = RateLimiter(settings.collector_rate_per_s, settings.collector_rate_burst)
         self.trusted = door.parse_networks(settings.collector_trusted_proxies)
         for globs in settings.collector_sites.values():  # a bad pattern fails at start-up

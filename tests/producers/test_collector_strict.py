@@ -163,7 +163,7 @@ _headers = st.dictionaries(
     st.sampled_from(["origin", "content-type", "content-length", "x-forwarded-for", "dnt",
                      "sec-gpc", "user-agent", "accept-language", "accept-encoding"]),
     _header_value, max_size=6)
-_paths = st.sampled_from(["/e", "/t.js", "/healthz", "/metrics", "/o/c1/tok_12345678.gif",
+_paths = st.sampled_from(["/e", "/t.js", "/healthz", "/readyz", "/metrics", "/o/c1/tok_12345678.gif",
                           "/o/x/y", "/", "/e/"]) | st.text(
     st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="?#"),
     max_size=40).map(lambda p: "/" + p)
@@ -194,6 +194,9 @@ def test_fuzzed_requests_never_get_a_5xx_but_503_when_kafka_is_down(
     r = client.request(method, path, content=body if method in ("POST", "PUT") else None,
                        headers=headers)
     assert r.status_code < 500 or (r.status_code == 503 and down), (r.status_code, r.text)
+    if path == "/readyz" and method == "GET":
+        assert r.json() == ({"ready": False, "kafka": "down"} if down
+                            else {"ready": True, "kafka": "ok"})
     if r.status_code >= 400 and r.headers.get("content-type") == "application/json" \
             and method != "HEAD":  # a refusal says why
         assert r.json()["reason"]
