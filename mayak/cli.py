@@ -101,9 +101,12 @@ def collector_app():
     """Factory for uvicorn (one collector per worker process, each with its own producer)."""
     import gc
 
+    from producers.collector import server
     from producers.collector.app import create_app
 
-    app = create_app(Settings())
+    settings = Settings()
+    server.configure(settings)  # the read limits of this worker process's connections
+    app = create_app(settings)
     # the ~70k objects of startup (modules, pydantic schemas, Starlette) never die: keep them out
     # of the cyclic GC, whose full passes over them paused the server up to ~80 ms under load
     gc.freeze()
@@ -127,7 +130,7 @@ def collector(workers: int = typer.Option(
                 loop="uvloop", access_log=False, proxy_headers=False,
                 # httptools, with each response's header and body writes sent as one
                 http="producers.collector.server:CoalescingHttpToolsProtocol",
-                server_header=False)
+                server_header=False, timeout_keep_alive=settings.collector_keep_alive_s)
 
 
 @app.command("dashboards")

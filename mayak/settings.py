@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     collector_max_pending: int = 20_000
     # how long a request waits for the broker's ack before answering 503 (the beacon retries)
     collector_ack_timeout_s: float = 30.0
+    # the request line + headers of one request: at most this many bytes and header fields
+    # (else 431), and received within this many seconds (else 408); then the body within
+    # collector_body_timeout_s. Idle kept-alive connections close after collector_keep_alive_s
+    collector_max_header_bytes: int = Field(16 * 1024, ge=1024)
+    collector_max_headers: int = Field(64, ge=8)
+    collector_header_timeout_s: float = Field(10.0, gt=0)
+    collector_body_timeout_s: float = Field(10.0, gt=0)
+    collector_keep_alive_s: float = Field(5.0, gt=0)
+    # events waiting this long with no Kafka ack at all: Kafka counts as unavailable, POST /e
+    # answers 503 at once (but a trial request every 0.5 s) and /readyz 503 until an ack
+    collector_stall_s: float = Field(3.0, gt=0)
     # site of email_open events (the pixel URL carries only campaign and recipient token)
     collector_pixel_site: str = "elegal"
     # site of events emitted by the server hooks (track(), middlewares)

@@ -68,7 +68,15 @@ class _Base(BaseModel):
 
 
 class ClientEvent(_Base):
-    """One event as a browser sends it to ``POST /e`` (the beacon, or a portal's own JS)."""
+    """One event as a browser sends it to ``POST /e`` (the beacon, or a portal's own JS).
+
+    Strict: a value of the wrong JSON type is a 400 naming the field, never coerced
+    (``"ts": "1796..."``, ``"engaged_ms": "5"``, ``"dnt": "yes"`` are refused). Only ``id``
+    is read from its JSON string form (a UUID, dashed or hex as the beacon sends it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    id: UUID = Field(strict=False)
 
     @field_validator("type")
     @classmethod

@@ -2,7 +2,7 @@
 
 Endpoints: ``POST /e`` (one event or an array of up to 50; JSON also as text/plain from
 sendBeacon), ``GET /o/{campaign}/{recipient}.gif`` (e-mail-open pixel), ``GET /t.js`` (the
-beacon), ``GET /healthz``, ``GET /metrics``. It refuses with clear answers (413 / 429 / 403 /
+beacon), ``GET /healthz`` (alive), ``GET /readyz`` (Kafka takes events), ``GET /metrics``. It refuses with clear answers (413 / 429 / 403 /
 400 naming the field / 503), counts each refusal by reason, scrubs URLs, encrypts the client
 IP and answers 2xx only once Kafka acknowledged. The Kafka producer is owned by the lifespan.
 """
@@ -35,6 +35,7 @@ from producers.schema import ClientEvent, field_of
 log = logging.getLogger("mayak.collector")
 MAX_BODY = 64 * 1024
 MAX_BATCH = 50
+IDLE_S = 10.0  # /readyz: no ack for this long and nothing waiting: ask the broker itself
 BEACON = Path(__file__).resolve().parents[1] / "beacon" / "dist" / "t.js"
 GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000"
                     "010001000002024401003b")  # 1x1 transparent GIF, 43 bytes
@@ -68,8 +69,12 @@ class Collector:
         self.clock = clock
         self.metrics = Metrics()
         self.metrics.gauges["pending_events"] = lambda: self.outbox.pending
+        self.metrics.gauges["kafka_ready"] = lambda: int(self.outbox.status()[0])
         self.limiter = RateLimiter(settings.collector_rate_per_s, settings.collector_rate_burst)
         self.trusted = door.parse_networks(settings.collector_trusted_proxies)
+        for globs in settings.collector_sites.values():  # a bad pattern fails at start-up
+            [door.parse_origin_glob(g) for g in globs]
+        self._all_globs = tuple(g for globs in settings.collector_sites.values() for g in globs)
         self.factory = EventFactory(settings)
         self.beacon = BEACON.read_bytes() if BEACON.exists() else b""
         self.beacon_gz = gzip.compress(self.beacon, 9, mtime=0)
@@ -166,8 +171,12 @@ class Collector:
         return _json(202, {"accepted": len(records)}, self._cors(origin))
 
     async def preflight(self, request: Request) -> Response:
-        """OPTIONS /e: CORS preflight for clients that POST application/json."""
+        """OPTIONS /e: CORS preflight for clients that POST application/json. Only an Origin
+        allowed for some site gets the CORS headers (the site is in the body, which a
+        preflight does not carry); any other Origin is refused, never echoed."""
         origin = request.headers.get("origin")
+        if origin is not None and not door.origin_allowed(origin, self._all_globs):
+            return self.refuse(403, "origin_not_allowed", "Origin not allowed")
         headers = self._cors(origin) | {"Access-Control-Allow-Methods": "POST",
                                         "Access-Control-Allow-Headers": "Content-Type",
                                         "Access-Control-Max-Age": "86400"}
@@ -204,7 +213,18 @@ class Collector:
         return Response(self.beacon, media_type="application/javascript", headers=headers)
 
     async def healthz(self, request: Request) -> PlainTextResponse:
+        """The process is alive (it may still be unable to hand events to Kafka)."""
         return PlainTextResponse("ok")
+
+    async def readyz(self, request: Request) -> JSONResponse:
+        """Whether events can be handed to Kafka now: 200, or 503 with the reason. Without
+        recent traffic to judge by, whether a bootstrap broker accepts connections."""
+        ready, reason = self.outbox.status()
+        since = self.outbox.seconds_since_ack()
+        if ready and self.outbox.pending == 0 and (since is None or since > IDLE_S):
+            reason = await door.broker_reachable(self.settings.kafka_bootstrap)
+            ready = reason == "ok"
+        return JSONResponse({"ready": ready, "kafka": reason}, status_code=200 if ready else 503)
 
     async def metrics_endpoint(self, request: Request) -> PlainTextResponse:
         return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
@@ -214,7 +234,8 @@ def create_app(settings: Settings, outbox: Outbox | None = None) -> CollectorApp
     """The collector app; ``outbox`` is injectable for tests (default: Kafka from settings)."""
     box = outbox or Outbox(settings.kafka_bootstrap, settings.topic_raw,
                            max_pending=settings.collector_max_pending,
-                           ack_timeout=settings.collector_ack_timeout_s)
+                           ack_timeout=settings.collector_ack_timeout_s,
+                           stall_s=settings.collector_stall_s)
     collector = Collector(settings, box)
 
     @contextlib.asynccontextmanager
@@ -227,6 +248,7 @@ def create_app(settings: Settings, outbox: Outbox | None = None) -> CollectorApp
         Route("/o/{campaign}/{recipient}.gif", collector.pixel, methods=["GET"]),
         Route("/t.js", collector.script, methods=["GET"]),
         Route("/healthz", collector.healthz, methods=["GET"]),
+        Route("/readyz", collector.readyz, methods=["GET"]),
         Route("/metrics", collector.metrics_endpoint, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -1,16 +1,19 @@
 """Pure checks and clean-ups done at the door, before anything reaches Kafka.
 
 URL scrubbing (fragment and non-allowlisted query parameters dropped), client IP resolution
-(socket peer, or X-Forwarded-For only from trusted proxies), Origin matching per site, and
+(socket peer, or X-Forwarded-For only from trusted proxies), exact Origin matching per
+site (scheme, host, port; never a substring or glob over the whole string), and
 the privacy signals (DNT, Sec-GPC) and language read from request headers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
-from fnmatch import fnmatchcase
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -74,8 +77,62 @@ def _canonical_ip(ip: str) -> str:
         return ""
 
 
+class OriginPattern(NamedTuple):
+    """One allowed Origin: scheme, host (``*.`` = one or more subdomain labels), port
+    (None = the scheme's default, ``*`` = any); or ``any`` for the glob ``*``."""
+
+    scheme: str
+    host: str
+    port: str | None
+    any: bool = False
+
+
+#: an Origin as browsers send it: scheme://host[:port], nothing else (no user info, no path)
+_ORIGIN = re.compile(r"(https?)://([a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:.]+\])"
+                     r"(?::([0-9]{1,5}))?")
+_GLOB = re.compile(r"(https?)://((?:\*\.)?[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:.]+\])"
+                   r"(?::([0-9]{1,5}|\*))?")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_DEFAULT_PORT = {"http": "80", "https": "443"}
+
+
+def parse_origin_glob(glob: str) -> OriginPattern:
+    """``https://e-legal.az``, ``https://*.e-legal.az``, ``http://localhost:*`` or ``*``;
+    anything else is a configuration error (ValueError), not a pattern that matches oddly."""
+    if glob.strip() == "*":
+        return OriginPattern("", "", None, any=True)
+    m = _GLOB.fullmatch(glob.strip().lower())
+    if not m:
+        raise ValueError(f"bad Origin pattern {glob!r}: expected scheme://host[:port], a "
+                         "'*.' subdomain wildcard, a ':*' port wildcard, or '*'")
+    scheme, host, port = m.groups()
+    return OriginPattern(scheme, host, port or _DEFAULT_PORT[scheme])
+
+
+def parse_origin(origin: str) -> tuple[str, str, str] | None:
+    """(scheme, host, port) of a well-formed Origin header, else None."""
+    m = _ORIGIN.fullmatch(origin.lower())
+    if not m:
+        return None
+    scheme, host, port = m.groups()
+    if not host.startswith("[") and not all(_LABEL.fullmatch(x) for x in host.split(".")):
+        return None
+    port = port or _DEFAULT_PORT[scheme]
+    return (scheme, host, port) if 0 < int(port) < 65536 else None
+
+
+def _matches(parts: tuple[str, str, str], pattern: OriginPattern) -> bool:
+    scheme, host, port = parts
+    if scheme != pattern.scheme or (pattern.port != "*" and port != pattern.port):
+        return False
+    if pattern.host.startswith("*."):
+        return host.endswith(pattern.host[1:]) and len(host) > len(pattern.host) - 1
+    return host == pattern.host
+
+
 def origin_allowed(origin: str | None, globs: Iterable[str]) -> bool:
-    """No Origin header (server-to-server, curl) is allowed; a present one must match a glob."""
+    """No Origin header (server-to-server, curl) is allowed; a present one must match one of
+    the site's patterns exactly in scheme, host and port (see ``parse_origin_glob``)."""
     if origin is None:
         return True
     return _origin_matches(origin, tuple(globs))
@@ -83,7 +140,27 @@ def origin_allowed(origin: str | None, globs: Iterable[str]) -> bool:
 
 @functools.lru_cache(maxsize=1024)
 def _origin_matches(origin: str, globs: tuple[str, ...]) -> bool:
-    return any(fnmatchcase(origin.lower(), g.lower()) for g in globs)
+    patterns = [parse_origin_glob(g) for g in globs]
+    if any(p.any for p in patterns):
+        return True
+    parts = parse_origin(origin)
+    return parts is not None and any(_matches(parts, p) for p in patterns)
+
+
+async def broker_reachable(bootstrap: str, timeout: float = 1.0) -> str:
+    """"ok" when one of the bootstrap brokers accepts a TCP connection, else the error."""
+    error = "no bootstrap server"
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host.strip("[]"), int(port)), timeout)
+        except (OSError, ValueError, asyncio.TimeoutError) as exc:
+            error = f"broker {server.strip()} unreachable: {type(exc).__name__}"
+            continue
+        writer.close()
+        return "ok"
+    return error
 
 
 def privacy_signals(headers: Mapping[str, str]) -> tuple[bool, bool]:

@@ -1,7 +1,8 @@
 """Turns what arrived at the door into ``RawEvent`` records (Kafka key, JSON value).
 
 Adds the request context (User-Agent, encrypted IP, language, receive time, DNT/GPC flags),
-scrubs ``url`` and ``ref``, applies the site's policy for DNT/GPC visits (drop, or count
+scrubs ``url`` and ``ref``, dates the event by the receive time when the client's clock is
+far off (``event_time``), applies the site's policy for DNT/GPC visits (drop, or count
 anonymously without a cookie id), and computes the partition key as a keyed hash: the
 cookie id when there is one, else IP + User-Agent, so a visitor's events stay in order.
 """
@@ -24,6 +25,17 @@ Record = tuple[bytes, bytes]
 URL_MAX = 2048  # RawEvent.url / .ref
 #: the client fields copied as they are, in RawEvent's field order (between ref and consent)
 _OPTIONAL = ("section", "name", "engaged_ms", "scroll_pct", "sections", "props")
+#: The client's clock is believed only this far from the receive time; outside it the event is
+#: dated when it was received. The event time decides retention (TTL) and reports, so a
+#: browser clock set to 2098 must not keep a row for decades. Ahead: clocks drift minutes at
+#: most. Behind: the beacon sends at once or on leaving the page, and retries briefly.
+MAX_AHEAD_MS = 10 * 60 * 1000
+MAX_BEHIND_MS = 24 * 60 * 60 * 1000
+
+
+def event_time(ts: int, received: int) -> int:
+    """``ts`` when within [received - 24 h, received + 10 min], else ``received``."""
+    return ts if received - MAX_BEHIND_MS <= ts <= received + MAX_AHEAD_MS else received
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,7 @@ class EventFactory:
             return self.from_client_model(ev, ctx)
         vid = None if private else ev.vid
         out: dict = {"v": SCHEMA_VERSION, "id": str(ev.id), "type": ev.type, "site": ev.site,
-                     "ts": ev.ts}
+                     "ts": event_time(ev.ts, ctx.received)}
         if url is not None:
             out["url"] = url
         if ref is not None:
@@ -112,6 +124,7 @@ class EventFactory:
         """``from_client`` through the ``RawEvent`` model (validating everything again)."""
         dnt, gpc = ctx.dnt or ev.dnt, ctx.gpc or ev.gpc
         fields = ev.model_dump(exclude={"v", "url", "ref", "dnt", "gpc", "vid", "consent"})
+        fields["ts"] = event_time(ev.ts, ctx.received)
         private = dnt or gpc
         raw = RawEvent(**fields, **self._common(ctx), dnt=dnt, gpc=gpc,
                        url=door.scrub_url(ev.url, self._allow),

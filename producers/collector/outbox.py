@@ -14,6 +14,18 @@ burst, not one per record). At most ``max_pending`` records may await acks; past
 the acks do not come within ``ack_timeout``, the caller gets ``Unavailable`` and answers 503.
 The producer is idempotent with acks=all and retries, so a broker restart neither loses nor
 duplicates an acknowledged record.
+
+Kafka down: when records have waited ``stall_s`` with no ack at all, or a send failed with no
+ack since, Kafka counts as unavailable (``status``, served at ``/readyz``): the waiting
+requests and new ones get ``Unavailable`` at once instead of waiting out ``ack_timeout``,
+except one trial request every ``PROBE_EVERY_S`` (which waits ``PROBE_TIMEOUT_S`` at most);
+the first ack ends the outage. (Records of a request answered 503 may still reach Kafka
+later: the beacon's retry carries the same event id.) A producer that reported an error, or that
+has not been acknowledged for longer than its delivery timeout, is replaced by a new one:
+kafka-python's idempotent producer that expired a batch in retry resets its producer id and,
+once the broker is back, never gets a new one (every request then waited ``ack_timeout`` and
+got 503 until a restart: issue 16). By then every record it held has been acknowledged or
+failed, so dropping it loses no acknowledged record.
 """
 
 from __future__ import annotations
@@ -46,6 +58,13 @@ LINGER_MS = 1
 #: available to kafka-python here. With the native CRC below, gzip costs about what no
 #: compression costs per message.
 COMPRESSION = "gzip"
+#: while Kafka is unavailable, one request per interval goes through as a trial
+PROBE_EVERY_S = 0.5
+#: how long a trial request waits for its ack
+PROBE_TIMEOUT_S = 2.0
+#: how long producer start-up and metadata may block the sender thread (kafka-python's
+#: bootstrap and max_block timeouts); requests time out on the event loop meanwhile
+BLOCK_S = 5.0
 
 
 class MemoPartitioner(DefaultPartitioner):
@@ -140,27 +159,35 @@ class _Frame:
 class _Request:
     """One ``produce`` call: its records, its loop future, how many acks are still missing."""
 
-    __slots__ = ("records", "future", "missing", "error", "deadline")
+    __slots__ = ("records", "future", "missing", "error", "deadline", "sent")
 
     def __init__(self, records: list[tuple[bytes, bytes]], future: asyncio.Future,
-                 deadline: float) -> None:
+                 deadline: float, sent: float) -> None:
         self.records = records
         self.future = future
         self.missing = len(records)
         self.error: BaseException | None = None
         self.deadline = deadline
+        self.sent = sent
 
 
 class Outbox:
     """Owns one KafkaProducer (created lazily, so the collector starts while Kafka is down)."""
 
     def __init__(self, bootstrap: str, topic: str, *, max_pending: int, ack_timeout: float,
-                 producer_factory: Any = None) -> None:
+                 stall_s: float = 3.0, producer_factory: Any = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.max_pending = max_pending
         self.ack_timeout = ack_timeout
+        self.stall_s = stall_s
         self.pending = 0
+        self._last_ack = 0.0  # monotonic time of the last ack (written by the I/O thread)
+        self._down: str | None = None  # why Kafka is unavailable; None: it is not
+        self._down_since = 0.0
+        self._next_probe = 0.0
+        self._poison: Any = None  # a producer to replace before the next send
+        self._renewed = time.monotonic()
         self._factory = producer_factory or self._kafka_producer
         self._producer: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -168,6 +195,7 @@ class Outbox:
         self._done: list[_Request] = []  # acked (or failed), not yet resolved on the loop
         self._done_lock = threading.Lock()
         self._waiting: collections.deque[_Request] = collections.deque()  # for the deadlines
+        self._probing: collections.deque[_Request] = collections.deque()  # trials, shorter
         self._handing: list[_Request] = []  # this loop iteration's, for the sender thread
         self._sweeping = False
         # kafka-python's default partitioner for a key (murmur2, as the Java client), memoised
@@ -179,11 +207,22 @@ class Outbox:
         from kafka import KafkaProducer
 
         timeout_ms = int(self.ack_timeout * 1000)
+        block_ms = int(min(self.ack_timeout, BLOCK_S) * 1000)
         return KafkaProducer(
             bootstrap_servers=self.bootstrap, **producer_config(), retries=2**31 - 1,
             request_timeout_ms=min(10_000, timeout_ms), delivery_timeout_ms=timeout_ms + 5_000,
-            max_block_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms,
+            max_block_ms=block_ms, bootstrap_timeout_ms=block_ms,
             reconnect_backoff_max_ms=1_000, client_id="mayak-collector")
+
+    def _renew(self) -> None:
+        """Drop the current producer (closed in the background; what it still holds fails or
+        is delivered there, for requests answered already); the next send makes a new one."""
+        old, self._producer, self._poison = self._producer, None, None
+        self._renewed = time.monotonic()
+        if old is not None:
+            log.warning("mayak collector: replacing the Kafka producer")
+            threading.Thread(target=_close_quietly, args=(old, self.ack_timeout + 5.0),
+                             name="mayak-outbox-close", daemon=True).start()
 
     # -- the sender thread ------------------------------------------------------------------
 
@@ -211,8 +250,12 @@ class Outbox:
 
     def _send(self, requests: list[_Request]) -> None:
         """Send the records of ``requests`` as one frame per partition (more when large)."""
+        # requests answered already (timed out while queued) are not sent: fewer duplicates
+        requests = [req for req in requests if not req.future.done()]
         if not requests:
             return
+        if self._poison is not None and self._poison is self._producer:
+            self._renew()
         try:
             if self._producer is None:
                 self._producer = self._factory()
@@ -243,23 +286,31 @@ class Outbox:
         # a frame of one visitor keeps the visitor's key (all of a light load's messages)
         key = next(iter(frame.keys)) if len(frame.keys) == 1 else None
         owners = frame.owners
+        producer = self._producer
         try:
-            self._producer.send(self.topic, key=key, value=raw_frames.frame(frame.values),
-                                partition=partition) \
+            producer.send(self.topic, key=key, value=raw_frames.frame(frame.values),
+                          partition=partition) \
                 .add_callback(functools.partial(self._acked, owners)) \
-                .add_errback(functools.partial(self._failed_all, owners))
+                .add_errback(functools.partial(self._send_failed, producer, owners))
         except Exception as exc:  # buffer full past max_block_ms
-            self._failed_all(owners, exc)
+            self._send_failed(producer, owners, exc)
 
     # -- the producer's I/O thread (or the sender thread) -----------------------------------
 
     def _acked(self, owners: dict[_Request, int], _metadata: Any) -> None:
+        self._last_ack = time.monotonic()
         for req, n in owners.items():
             with self._done_lock:
                 req.missing -= n
                 last = req.missing == 0
             if last:
                 self._finish(req)
+
+    def _send_failed(self, producer: Any, owners: dict[_Request, int],
+                     exc: BaseException) -> None:
+        if producer is self._producer:  # kafka-python may not recover by itself: renew it
+            self._poison = producer
+        self._failed_all(owners, exc)
 
     def _failed_all(self, owners: dict[_Request, int], exc: BaseException) -> None:
         for req in owners:
@@ -299,41 +350,90 @@ class Outbox:
         self._inbox.put(handing)
 
     def _sweep(self) -> None:
-        """Fail the requests whose acks are overdue (they are answered 503)."""
+        """Fail the requests whose acks are overdue (they are answered 503), and notice when
+        Kafka stopped acknowledging."""
         now = time.monotonic()
-        waiting = self._waiting
-        while waiting and (waiting[0].future.done() or waiting[0].deadline <= now):
-            req = waiting.popleft()
-            if not req.future.done():
-                req.future.set_exception(TimeoutError())
-        if waiting:
-            delay = max(0.01, min(0.5, waiting[0].deadline - now))
+        oldest = None
+        for waiting in (self._waiting, self._probing):
+            while waiting and (waiting[0].future.done() or waiting[0].deadline <= now):
+                req = waiting.popleft()
+                if not req.future.done():
+                    req.future.set_exception(TimeoutError())
+            if waiting and (oldest is None or waiting[0].sent < oldest):
+                oldest = waiting[0].sent
+        if oldest is not None and self._down is None:
+            silent = now - max(self._last_ack, oldest)
+            if silent >= self.stall_s:
+                reason = f"no acknowledgement from Kafka for {silent:.1f} s"
+                self._mark_down(reason)
+                for waiting in (self._waiting, self._probing):  # 503 now, not at ack_timeout
+                    for req in waiting:
+                        if not req.future.done():
+                            req.future.set_exception(Unavailable(reason))
+                    waiting.clear()
+        if self._down is not None and self._last_ack <= self._down_since \
+                and now - max(self._down_since, self._renewed) > self.ack_timeout + 5.0:
+            self._poison = self._producer  # past its delivery timeout: nothing left to lose
+            self._renewed = now
+        heads = [w[0].deadline for w in (self._waiting, self._probing) if w]
+        if heads:
+            delay = max(0.01, min(0.5, min(heads) - now))
             asyncio.get_running_loop().call_later(delay, self._sweep)
         else:
             self._sweeping = False
 
+    def _mark_down(self, reason: str) -> None:
+        if self._down is None:
+            log.warning("mayak collector: Kafka unavailable: %s", reason)
+            self._down = reason
+            self._down_since = time.monotonic()
+            self._next_probe = self._down_since + PROBE_EVERY_S
+
+    def status(self) -> tuple[bool, str]:
+        """(True, "ok"), or (False, why Kafka counts as unavailable)."""
+        if self._down is not None and self._last_ack > self._down_since:
+            log.warning("mayak collector: Kafka available again after %.1f s",
+                        time.monotonic() - self._down_since)
+            self._down = None
+        return (True, "ok") if self._down is None else (False, self._down)
+
+    def seconds_since_ack(self) -> float | None:
+        """Seconds since the last ack, None before the first one."""
+        return time.monotonic() - self._last_ack if self._last_ack else None
+
     async def produce(self, records: list[tuple[bytes, bytes]]) -> None:
-        """Return once the broker acknowledged every record; raise ``Unavailable`` otherwise."""
+        """Return once the broker acknowledged every record; raise ``Unavailable`` otherwise
+        (at once while Kafka is unavailable, but for one trial request per interval)."""
         n = len(records)
+        now = time.monotonic()
+        timeout = self.ack_timeout
+        if self._down is not None and not self.status()[0]:
+            if now < self._next_probe:
+                raise Unavailable(self._down)
+            self._next_probe = now + PROBE_EVERY_S
+            timeout = min(timeout, PROBE_TIMEOUT_S)
         if self.pending + n > self.max_pending:
             raise Unavailable("buffer full")
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        req = _Request(records, loop.create_future(), time.monotonic() + self.ack_timeout)
+        req = _Request(records, loop.create_future(), now + timeout, now)
         self.pending += n
         if not self._handing:  # the first request of this loop iteration
             loop.call_soon(self._hand_over)
         self._handing.append(req)
-        self._waiting.append(req)
+        (self._waiting if timeout == self.ack_timeout else self._probing).append(req)
         if not self._sweeping:
             self._sweeping = True
-            loop.call_later(min(0.5, self.ack_timeout), self._sweep)
+            loop.call_later(min(0.5, timeout, self.stall_s), self._sweep)
         try:
             await req.future
         except Exception as exc:  # timeouts, broker errors, producer construction
-            log.warning("mayak collector: %d event(s) not acknowledged: %s", n,
-                        type(exc).__name__)
+            # one line per request while Kafka is fine; an outage is logged once
+            log.log(logging.DEBUG if self._down else logging.WARNING,
+                    "mayak collector: %d event(s) not acknowledged: %s", n, type(exc).__name__)
+            if self._last_ack <= req.sent:  # no ack since it was sent: Kafka, not this request
+                self._mark_down(f"{type(exc).__name__}: {exc}"[:200])
             raise Unavailable(type(exc).__name__) from exc
         finally:
             self.pending -= n
@@ -345,8 +445,7 @@ class Outbox:
         def _close() -> None:
             try:
                 if self._producer is not None:
-                    self._producer.flush(timeout)
-                    self._producer.close(timeout)
+                    _close_quietly(self._producer, timeout)
             finally:
                 closed.set()
 
@@ -357,3 +456,18 @@ class Outbox:
         self._inbox.put(None)
         closed.wait(timeout + 5)
         self._thread.join(timeout + 5)
+
+
+def _close_quietly(producer: Any, timeout: float) -> None:
+    """Flush and close; kafka-python's close gives up (raising) when the flush times out."""
+    try:
+        producer.flush(timeout)
+    except Exception as exc:  # the broker is away: what is left fails, its requests got 503
+        log.warning("mayak collector: Kafka producer closed with records unsent (%s)",
+                    type(exc).__name__)
+    try:
+        producer.close(0)
+    except Exception:  # it flushes again first: stop its sender thread without sending
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()

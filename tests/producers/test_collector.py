@@ -35,6 +35,12 @@ class FakeOutbox:
     def events(self) -> list[dict]:
         return [json.loads(v) for _, v in self.records]
 
+    def status(self) -> tuple[bool, str]:
+        return (False, "down") if self.down else (True, "ok")
+
+    def seconds_since_ack(self) -> float | None:
+        return 0.0
+
     def close(self) -> None:
         pass
 
@@ -168,10 +174,15 @@ def test_dnt_and_gpc_anonymous_by_default_dropped_by_site_setting(tmp_path) -> N
 
 def test_broker_down_is_503_and_counted(c) -> None:
     client, box = c
+    assert "mayak_collector_kafka_ready 1" in client.get("/metrics").text
     box.down = True
     r = client.post("/e", json=ev())
     assert r.status_code == 503 and r.headers["retry-after"]
     assert 'reason="unavailable"} 1' in client.get("/metrics").text
+    assert "mayak_collector_kafka_ready 0" in client.get("/metrics").text
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json() == {"ready": False, "kafka": "down"}
+    assert client.get("/healthz").text == "ok"
 
 
 def test_email_open_pixel(c) -> None:

@@ -91,7 +91,7 @@ def test_collector_survives_a_broker_restart_exactly_once(tmp_path, kafka_broker
     acked: list[str] = []
     answers: Counter[int] = Counter()
     stop = threading.Event()
-    spans: list[tuple[float, float]] = []  # (sent, answered) of each acknowledged request
+    spans: list[tuple[float, float, int]] = []  # (sent, answered, status) of each request
 
     def sender() -> None:
         with httpx.Client(base_url=settings.collector_url, timeout=120) as http:
@@ -103,9 +103,9 @@ def test_collector_survives_a_broker_restart_exactly_once(tmp_path, kafka_broker
                 except httpx.HTTPError:
                     code = 0
                 answers[code] += 1
+                spans.append((t0, time.monotonic(), code))
                 if code == 202:
                     acked.extend(e["id"] for e in batch)
-                    spans.append((t0, time.monotonic()))
                 time.sleep(0.01)
 
     with ServerThread(settings), ThreadPoolExecutor(4) as pool:
@@ -114,7 +114,7 @@ def test_collector_survives_a_broker_restart_exactly_once(tmp_path, kafka_broker
         before_restart = len(acked)
         kafka_broker.stop()
         broker_gone = time.monotonic()
-        time.sleep(3)  # requests now wait for the broker (or are refused with 503)
+        time.sleep(3)  # requests wait for the broker, then are refused with 503 at once
         kafka_broker.start(timeout=120)
         time.sleep(3)
         stop.set()
@@ -123,8 +123,9 @@ def test_collector_survives_a_broker_restart_exactly_once(tmp_path, kafka_broker
 
     assert before_restart > 0 and len(acked) > before_restart, answers
     assert set(answers) <= {202, 503}, answers
-    waited = [1 for t0, t1 in spans if t0 < broker_gone + 1 and t1 > broker_gone + 3]
-    assert waited, "no request waited through the outage and was acknowledged after it"
+    # none waits out the 90 s ack timeout: past the stall time, Kafka counts as unavailable
+    assert max(t1 - t0 for t0, t1, _ in spans) < settings.collector_stall_s + 5
+    assert any(code == 503 and t0 > broker_gone for t0, _, code in spans), answers
     got = _read_all(settings.kafka_bootstrap, settings.topic_raw, len(acked))
     counts = Counter(e["id"] for e in got)
     missing = set(acked) - set(counts)
