@@ -53,12 +53,14 @@ def consent_step(keys: Keys) -> Callable[[Hit], Hit | Drop]:
 
 
 def useragent_step(classifier: UAClassifier) -> Callable[[Hit], Hit | Drop]:
-    """Browser, OS (major versions only) and device; bots leave with reason ``bot``."""
+    """Browser, OS (major versions only) and device; bots leave with reason ``bot`` and
+    detail ``category:family``. E-mail opens stay: a mail proxy or scanner is an open class
+    (``stream_jobs.email_opens``), never a dropped bot."""
 
     def useragent(hit: Hit) -> Hit | Drop:
         info = classifier.classify(hit.ua) if hit.ua else EMPTY_UA
-        if info.bot:
-            return Drop("bot", info.bot)
+        if info.bot and hit.raw.get("type") != "email_open":
+            return Drop("bot", info.bot_detail)
         hit.out.update(browser=info.browser, browser_major=info.browser_major, os=info.os,
                        os_major=info.os_major, device_type=info.device_type,
                        device_brand=info.device_brand, is_bot=0)
@@ -246,8 +248,9 @@ def sessionize_step(store: MutableMapping[str, Any],
         if not is_active(state, ts, timeout_ms):
             state = {"start": ts, "last": ts}
         else:
-            # a late, out-of-order hit joins the session without renaming it
-            state = {"start": state["start"], "last": max(state["last"], ts)}
+            # a late, out-of-order hit joins the session without renaming it; other keys of
+            # the state (the visit's channel, ``stream_jobs.channels``) stay
+            state = {**state, "start": state["start"], "last": max(state["last"], ts)}
         store[vid] = state
         hit.out["session_id"] = pseudonym.session_id(vid, state["start"])
         return hit

@@ -30,6 +30,7 @@ from producers.collector.events import EventFactory
 from producers.collector.limits import RateLimiter, TooLarge, read_capped_asgi
 from producers.collector.metrics import Metrics
 from producers.collector.outbox import Outbox, Unavailable
+from producers.collector.pixel_gate import PixelGate, fetch_signals
 from producers.schema import ClientEvent, field_of
 
 log = logging.getLogger("mayak.collector")
@@ -71,6 +72,7 @@ class Collector:
         self.limiter = RateLimiter(settings.collector_rate_per_s, settings.collector_rate_burst)
         self.trusted = door.parse_networks(settings.collector_trusted_proxies)
         self.factory = EventFactory(settings)
+        self.pixels = PixelGate(settings.collector_pixel_dedupe_s)
         self.beacon = BEACON.read_bytes() if BEACON.exists() else b""
         self.beacon_gz = gzip.compress(self.beacon, 9, mtime=0)
 
@@ -174,18 +176,20 @@ class Collector:
         return Response(status_code=204, headers=headers)
 
     async def pixel(self, request: Request) -> Response:
-        """GET /o/{campaign}/{recipient}.gif: the e-mail open."""
+        """GET (or HEAD) /o/{campaign}/{recipient}.gif: the e-mail open. Not rate-limited per
+        IP (mail proxies fetch whole campaigns from one address): de-duplicated instead."""
         ip = self._ip(request)
-        if not self.limiter.allow(ip):
-            return self.refuse(429, "rate_limited", "too many requests", headers={"Retry-After": "1"})
         dnt, gpc = door.privacy_signals(request.headers)
         ctx = self.factory.context(request.headers, ip, dnt, gpc)
+        campaign, recipient = request.path_params["campaign"], request.path_params["recipient"]
+        fetch = fetch_signals(request.method, request.headers, request.query_params)
         try:
-            record = self.factory.email_open(request.path_params["campaign"],
-                                             request.path_params["recipient"], ctx)
+            record = self.factory.email_open(campaign, recipient, ctx, fetch)
         except ValidationError as exc:
             return self.refuse(400, "invalid", "bad pixel URL", field_of(exc.errors()[0]))
-        if record is None:
+        if record is not None and not self.pixels.first(campaign, recipient, ip, ctx.ua):
+            self.metrics.refuse("pixel_repeat")
+        elif record is None:
             self.metrics.refuse("privacy_signal")
         else:
             try:

@@ -77,7 +77,9 @@ def test_bot_reasons(make_pipeline) -> None:
     details = [_rejected(pipeline.run(raw_event(ua=ua))) for ua in (google, headless, custom)]
     assert [d.reason for d in details] == ["bot"] * 3
     assert [d.step for d in details] == ["useragent"] * 3
-    assert details[0].detail == "Googlebot" and details[1].detail == "HeadlessChrome"
+    # detail = category:family (issue 13: bot_hits by family and category, migration 0013)
+    assert [d.detail for d in details] == ["search:Googlebot", "headless:HeadlessChrome",
+                                           "other:E-Legal-Monitor"]
     assert pipeline.counters["bot"] == 3
     assert "ua" not in details[0].event and "ip" not in details[0].event
 
