@@ -148,3 +148,26 @@ def campaigns(client: Client, site: str, date_from: date, date_to: date,
                      "opens_by_class": dict(zip(("human", "image_proxy", "privacy_proxy",
                                                  "scanner"), classes))})
     return Report({"site": site, "campaigns": rows}, 9 * len(rows))
+
+
+_BOTS = """
+SELECT category, family, sum(hits) AS hits FROM bot_hits
+WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date}
+GROUP BY category, family ORDER BY hits DESC, category, family LIMIT 1000
+"""
+
+
+def bots(client: Client, site: str, date_from: date, date_to: date,
+         tz: str = "Asia/Baku") -> Report:
+    """Bot hits kept apart from the numbers (``bot_hits``, migration 0013): per category
+    (search, seo, ai, monitoring, preview, library, headless, ...) and family, with totals per
+    category. Days are UTC days (``bot_hits`` counts per UTC day); ``tz`` is accepted for the
+    common report signature."""
+    rows = client.query(_BOTS, parameters={"site": site, "from": date_from,
+                                           "to": date_to}).result_rows
+    families = [{"category": c, "family": f, "hits": h} for c, f, h in rows]
+    totals: dict[str, int] = {}
+    for c, _, h in rows:
+        totals[c] = totals.get(c, 0) + h
+    return Report({"site": site, "from": str(date_from), "to": str(date_to),
+                   "categories": totals, "bots": families}, 3 * len(families) + len(totals))
