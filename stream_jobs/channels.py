@@ -157,19 +157,18 @@ def channel_step(store: MutableMapping[str, Any]) -> Callable[[Hit], Hit]:
         out = hit.out
         if out.get("event_type") == "email_open":
             return hit
-        own = classify(out.get("utm_source", ""), out.get("utm_medium", ""),
-                       out.get("utm_campaign", ""), out.get("referrer_domain", ""))
         vid = out["visitor_id"]
         state = store.get(vid)
-        if state is None:  # no session store entry (not sessionized): the hit's own
-            out["channel"], out["source"] = own or ("direct", "")
+        if state is not None and "ch" in state:  # the visit's channel is known
+            out["channel"], out["source"] = state["ch"], state["src"]
             return hit
-        if "ch" not in state:
-            chan, src = own or ("direct", "")
-            store[vid] = {**state, "ch": chan, "src": src[:64]}
-        else:
-            chan, src = state["ch"], state["src"]
-        out["channel"], out["source"] = chan, src[:64]
+        chan, src = classify(out.get("utm_source", ""), out.get("utm_medium", ""),
+                             out.get("utm_campaign", ""), out.get("referrer_domain", "")) \
+            or ("direct", "")
+        src = src[:64]
+        if state is not None:  # without a session (not sessionized): the hit's own
+            store[vid] = {**state, "ch": chan, "src": src}
+        out["channel"], out["source"] = chan, src
         return hit
 
     return channel

@@ -12,19 +12,49 @@ from __future__ import annotations
 
 import re
 
-_TV = re.compile(
-    r"SmartTV|Smart-TV|SMART-TV|Android ?TV|Google ?TV|\bBRAVIA\b|\bAFT[A-Z]{1,5}\b|CrKey|"
-    r"\bRoku\b|Apple ?TV|\btvOS\b|Tizen[^;)]*\bTV\b|Web0S|webOS\.TV|NetCast|HbbTV|Opera TV|"
-    r"\bMiTV|MIBOX|SHIELD Android TV|\bTV Build\b|; TV\b|\(TV;|DTV_|\bSTB\b|Chromecast",
-    re.IGNORECASE)
-_CONSOLE = re.compile(r"PlayStation|\bPS[345]\b|Xbox|Nintendo|\bWiiU?\b", re.IGNORECASE)
-_CAR = re.compile(r"QtCarBrowser|\bTesla/|Android Automotive|\bAAOS\b|CarPlay")
-_WEARABLE = re.compile(r"watchOS|Wear ?OS|\bWatch\d|Galaxy Watch|\bSM-R\d{3}|; wv\) Watch",
-                       re.IGNORECASE)
-_TABLET = re.compile(
-    r"iPad|\bSM-[TXP]\d{3}|\bGT-P\d{4}|\bTab(let)?\b|\bTB-?\d{3,4}|\bTB\d{3}|MediaPad|MatePad|"
-    r"\bPad ?\d*\b|Kindle|\bKF[A-Z]{2,4}\b|\bSilk/|Nexus (7|9|10)\b|\b(AGS|BAH|KOB|BTV|SCM)\d?-|"
-    r"Lenovo (TB|YT)|\bYT-X|Xoom|PlayBook|\bTPA\d{2}")
+import ahocorasick
+
+#: (lower-case literal, device type, confirming regex or None): one Aho-Corasick pass over the
+#: lower-cased UA finds the literals (a case-insensitive alternation of them all cost ~150 us
+#: per UA); a regex confirms the short, ambiguous ones (word boundaries, model numbers)
+_MARKERS: tuple[tuple[str, str, str | None], ...] = (
+    *((m, "tv", None) for m in (
+        "smarttv", "smart-tv", "android tv", "androidtv", "google tv", "googletv", "bravia",
+        "crkey", "roku", "appletv", "apple tv", "tvos", "web0s", "webos.tv", "netcast", "hbbtv",
+        "opera tv", "mibox", "chromecast", "dtv_", "tv build", "(tv;", "shield android tv",
+        "webtv/", "tv-hdmi", "tv box")),
+    ("aft", "tv", r"\bAFT[A-Z]{1,5}\b"), ("mitv", "tv", r"\bMiTV"), ("stb", "tv", r"\bSTB\b"),
+    *((m, "console", None) for m in ("playstation", "xbox", "nintendo")),
+    ("wii", "console", r"\bWiiU?\b"),
+    *((m, "car", None) for m in ("qtcarbrowser", "tesla/", "android automotive", "carplay")),
+    ("aaos", "car", r"\bAAOS\b"),
+    *((m, "wearable", None) for m in ("watchos", "wear os", "wearos", "galaxy watch")),
+    ("watch", "wearable", r"\bWatch\d"), ("sm-r", "wearable", r"\bSM-R\d{3}"),
+    *((m, "tablet", None) for m in (
+        "ipad", "tablet", "mediapad", "matepad", "kindle", "silk/", "xoom", "playbook",
+        "lenovo tb", "lenovo yt", "yt-x")),
+    ("sm-", "tablet", r"\bSM-[TXP]\d{3}"), ("gt-p", "tablet", r"\bGT-P\d{4}"),
+    ("tab", "tablet", r"\b[Tt]ab\b"), ("tb", "tablet", r"\bTB-?\d{3,4}"),
+    ("pad", "tablet", r"\bPad ?\d*\b"), ("kf", "tablet", r"\bKF[A-Z]{2,4}\b"),
+    ("nexus ", "tablet", r"Nexus (7|9|10)\b"), ("tpa", "tablet", r"\bTPA\d{2}"),
+    *((m, "tablet", r"\b(AGS|BAH|KOB|BTV|SCM)\d?-") for m in ("ags", "bah", "kob", "btv", "scm")),
+)
+_ORDER = {"tv": 0, "console": 1, "car": 2, "wearable": 3, "tablet": 4}
+
+
+def _automaton() -> ahocorasick.Automaton:
+    auto = ahocorasick.Automaton()
+    found: dict[str, list[tuple[int, str, re.Pattern | None]]] = {}
+    for literal, kind, confirm in _MARKERS:
+        found.setdefault(literal, []).append(
+            (_ORDER[kind], kind, re.compile(confirm) if confirm else None))
+    for literal, targets in found.items():
+        auto.add_word(literal, targets)
+    auto.make_automaton()
+    return auto
+
+
+_AUTO = _automaton()
 
 #: UA markers of browsers that ua-parser folds into another family (first match wins)
 _BROWSERS = (("YaApp_", "Yandex app"), ("YaSearchBrowser", "Yandex app"),
@@ -37,18 +67,16 @@ _PLACEHOLDER = re.compile(r"^(Generic|Spider|Other|Unknown)", re.IGNORECASE)
 
 
 def device_type(ua: str, parsed: str) -> str:
-    """tv / console / car / wearable / tablet by the UA's markers, else ``parsed``."""
-    if _TV.search(ua):
-        return "tv"
-    if _CONSOLE.search(ua):
-        return "console"
-    if _CAR.search(ua):
-        return "car"
-    if _WEARABLE.search(ua):
-        return "wearable"
-    if parsed in ("mobile", "tablet") and _TABLET.search(ua):
-        return "tablet"
-    return parsed
+    """tv / console / car / wearable / tablet by the UA's markers (in that order of
+    precedence; tablet only for what user-agents called mobile or tablet), else ``parsed``."""
+    best: tuple[int, str] | None = None
+    for _, targets in _AUTO.iter(ua.lower()):
+        for order, kind, confirm in targets:
+            if (best is None or order < best[0]) and (kind != "tablet" or parsed in
+                                                      ("mobile", "tablet")) \
+                    and (confirm is None or confirm.search(ua)):
+                best = (order, kind)
+    return best[1] if best else parsed
 
 
 def browser_family(ua: str, parsed: str) -> str:

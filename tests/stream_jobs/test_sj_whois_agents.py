@@ -9,6 +9,7 @@ uap-core's device fixtures from ../shared/testdata when present, else the commit
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,38 @@ def test_no_placeholder_brands_on_the_uap_corpus(ua) -> None:
     browsers, _, _ = _uap_corpora()
     brands = {ua.classify(b).device_brand for b in browsers}
     assert not [b for b in brands if b.lower().startswith(("generic", "spider"))]
+
+
+#: uap-core device families that are TVs (not "BNTV", a Nook tablet, nor "TV FOR AT&T", a phone)
+TV_FAMILY = r"HbbTV|NetCast|WebTV|TV-HDMI|TV BOX|Smart ?TV|Chromecast|BRAVIA|\bTV\b(?! FOR)"
+
+
+def _device_cases() -> tuple[list[tuple[str, str]], str]:
+    """(UA, expected type) from uap-core's device families (rule in the fixture's
+    ``device_rule``): TVs, tablets and phones."""
+    if not UAP_DEVICES.exists():
+        return [tuple(c) for c in FIXTURE["devices"]], "committed sample"
+    cases = []
+    for case in yaml.safe_load(UAP_DEVICES.read_text())["test_cases"]:
+        fam, agent = case["family"] or "", case["user_agent_string"]
+        if not agent.startswith(("Mozilla/", "Opera")):
+            continue
+        if re.search(TV_FAMILY, fam):
+            cases.append((agent, "tv"))
+        elif fam.startswith("iPad") or re.search(r"SM-T\d|Galaxy Tab", fam):
+            cases.append((agent, "tablet"))
+        elif fam.startswith("iPhone") or re.search(r"SM-[GAS]\d", fam):
+            cases.append((agent, "mobile"))
+    return cases, str(UAP_DEVICES)
+
+
+def test_device_types_on_uap_core_devices(ua, capsys) -> None:
+    cases, where = _device_cases()
+    right = {kind: [0, 0] for kind in ("tv", "tablet", "mobile")}
+    for agent, kind in cases:
+        right[kind][1] += 1
+        right[kind][0] += ua.classify(agent).device_type == kind
+    with capsys.disabled():
+        print("\n[issue 13] device types right: " + ", ".join(
+            f"{k} {r / n:.1%} of {n}" for k, (r, n) in right.items()) + f" ({where})")
+    assert all(r / n >= 0.95 for r, n in right.values()), right
