@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     keystore_path: str = ""
     # extra regexes matched against the user agent to count a hit as a bot (headless built in)
     bot_patterns: list[str] = []
+    # a service request (server hook: no JS evidence) from a hosting network (needs
+    # geoip_anonymous) is counted as a bot, category "hosting"
+    bot_hosting_networks: bool = True
     # route templates applied to paths, ":name" = one segment, e.g. "/lawyers/:slug"
     route_templates: list[str] = []
     session_timeout_minutes: int = 30

@@ -30,13 +30,14 @@ def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
                    sessions: MutableMapping[str, Any], decrypt_ip: Decrypt | None = None,
                    routes: RouteTemplates = RouteTemplates(()), clock: Clock = utc_now,
                    session_timeout_ms: int = 30 * 60 * 1000,
-                   allow_clear_ip: bool = False, opens: OpenClassifier | None = None) -> Pipeline:
+                   allow_clear_ip: bool = False, opens: OpenClassifier | None = None,
+                   hosting_bots: bool = False) -> Pipeline:
     """validate -> consent -> useragent -> geo -> email_open -> pseudonymize -> scrub ->
     sessionize -> channel. ``opens``: the e-mail open classifier (default rules if None)."""
     steps = [
         ("consent", consent_step(keys)),
         ("useragent", useragent_step(classifier)),
-        ("geo", geo_step(geo)),
+        ("geo", geo_step(geo, hosting_bots)),
         ("email_open", email_open_step(opens or OpenClassifier(classifier, geo))),
         ("pseudonymize", pseudonymize_step(keys, clock, sessions, session_timeout_ms)),
         ("scrub", scrub_step(routes)),
@@ -78,4 +79,5 @@ def pipeline_from_settings(settings, sessions: MutableMapping[str, Any], *,
         clock=clock,
         session_timeout_ms=settings.session_timeout_minutes * 60_000,
         allow_clear_ip=allow_clear_ip,
+        hosting_bots=settings.bot_hosting_networks,
     )

@@ -69,11 +69,16 @@ def useragent_step(classifier: UAClassifier) -> Callable[[Hit], Hit | Drop]:
     return useragent
 
 
-def geo_step(geo: GeoLookup) -> Callable[[Hit], Hit]:
-    """Country, ISP and ASN of the in-memory IP."""
+def geo_step(geo: GeoLookup, hosting_bots: bool = False) -> Callable[[Hit], Hit | Drop]:
+    """Country, ISP and ASN of the in-memory IP. ``hosting_bots``: a service request (a
+    server-side hit: no JS ran, whatever its UA says) from a hosting network (MaxMind
+    Anonymous-IP) leaves as a bot, ``hosting:<network>``; VPN users are people and stay."""
 
-    def geo_(hit: Hit) -> Hit:
+    def geo_(hit: Hit) -> Hit | Drop:
         info = geo.lookup(hit.ip)
+        if hosting_bots and hit.raw.get("type") == "service_request" \
+                and geo.network_kind(hit.ip).hosting:
+            return Drop("bot", f"hosting:{(info.isp or 'hosting network')[:48]}")
         hit.out.update(country=info.country, isp=info.isp, asn=info.asn)
         return hit
 
