@@ -95,6 +95,16 @@ MODEL_COLLISIONS = {"Butterfly": re.compile(r"HTC[ _]?(J )?Butterfly"),
                     "Sonic": re.compile(r"ViewSonic|Ultra Sonic")}
 
 
+#: ua-parser families that name a browser (or nothing), not the agent: a bot whose UA parses
+#: as one of these is named by our list instead
+BROWSER_FAMILIES = frozenset({
+    "", "Other", "crawler", "Mozilla", "Chrome", "Chrome Mobile", "Chrome Mobile WebView",
+    "Chrome Mobile iOS", "Chromium", "HeadlessChrome", "Safari", "Mobile Safari",
+    "Mobile Safari UI/WKWebView", "Firefox", "Firefox Mobile", "Firefox iOS", "Edge",
+    "Edge Mobile", "Opera", "Opera Mobile", "IE", "IE Mobile", "Samsung Internet",
+    "Yandex Browser", "UC Browser", "Android", "Electron", "Apple Mail", "WebKit Nightly"})
+
+
 @dataclass(frozen=True)
 class BotVerdict:
     """Who the bot is (family, at most 48 characters) and what kind (one of ``CATEGORIES``)."""
@@ -186,7 +196,7 @@ class BotMatcher:
                       key=lambda t: t[:2])
         for source, _, regex, family, category in hits:
             if source == 0:
-                return BotVerdict(family, category)
+                return BotVerdict(self._name(parsed_family, family), category)
             found = regex.search(ua)
             if found:
                 return BotVerdict(self._name(parsed_family, found.group(0)), category)
@@ -201,7 +211,9 @@ class BotMatcher:
         return None
 
     @staticmethod
-    def _name(parsed_family: str, matched: str) -> str:
-        if parsed_family and parsed_family not in ("Other", "crawler", "Mozilla"):
+    def _name(parsed_family: str, ours: str) -> str:
+        """ua-parser's family when it names the agent itself (``PingdomBot``, ``Boto3``), else
+        ours: a browser family means the bot's name was appended to a browser's UA."""
+        if parsed_family and parsed_family not in BROWSER_FAMILIES:
             return parsed_family[:48]
-        return _family_of(matched)
+        return _family_of(ours)

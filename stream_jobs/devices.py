@@ -79,12 +79,19 @@ def device_type(ua: str, parsed: str) -> str:
     return best[1] if best else parsed
 
 
+#: ua-parser families a regional browser's UA may be folded into (a specific family, e.g.
+#: "Oculus Browser" with a "SamsungBrowser/" token, stays as ua-parser names it)
+_GENERIC = frozenset({"Chrome", "Chrome Mobile", "Chrome Mobile WebView", "Safari",
+                      "Mobile Safari", "Android", "Other", "Yandex Browser"})
+
+
 def browser_family(ua: str, parsed: str) -> str:
-    """ua-parser's family, or the regional browser its UA names (Yandex app, Samsung...)."""
+    """ua-parser's family, or the regional browser its UA names (Yandex app, Samsung...)
+    where ua-parser gave a generic one."""
+    if parsed not in _GENERIC:
+        return parsed
     for marker, name in _BROWSERS:
         if marker in ua:
-            if name == "Opera" and parsed.startswith("Opera"):
-                return parsed  # Opera Mobile / Opera Mini stay as ua-parser names them
             return name
     return parsed
 

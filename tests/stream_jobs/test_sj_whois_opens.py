@@ -44,7 +44,7 @@ def test_send_time_head_prefetch_and_no_user_agent(make_pipeline) -> None:
     assert pipeline.run(_open(4, ip=AZ_IP, purpose="prefetch"))["open_class"] == "scanner"
     assert pipeline.run(_open(5, ip=AZ_IP, ua=None))["open_class"] == "scanner"
     python = pipeline.run(_open(6, ip=AZ_IP, ua="python-requests/2.32.3"))
-    assert (python["open_class"], python["source"]) == ("scanner", "python-requests")
+    assert (python["open_class"], python["source"]) == ("scanner", "Python Requests")
 
 
 def test_fetch_signals_and_the_pixel_window() -> None:
