@@ -166,8 +166,8 @@ def channel_step(store: MutableMapping[str, Any]) -> Callable[[Hit], Hit]:
                              out.get("utm_campaign", ""), out.get("referrer_domain", "")) \
             or ("direct", "")
         src = src[:64]
-        if state is not None:  # without a session (not sessionized): the hit's own
-            store[vid] = {**state, "ch": chan, "src": src}
+        if state is not None:  # the visit's later hits take it from here (no state: the
+            store[vid] = {**state, "ch": chan, "src": src}  # hit was not sessionized)
         out["channel"], out["source"] = chan, src
         return hit
 
