@@ -10,6 +10,7 @@ import json
 import time
 from datetime import date, timedelta
 
+import httpx
 import pytest
 from mmdb_writer import MMDBWriter, MmdbU32
 from netaddr import IPSet
@@ -52,7 +53,8 @@ class Outbox:
         pass
 
 
-def _geo(tmp_path) -> GeoLookup:
+def _write_geo(folder) -> dict[str, str]:
+    """City, ASN and Anonymous-IP databases of ``NETWORKS`` (paths by setting name)."""
     city = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
     asn = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN")
     for net, (number, country) in NETWORKS.items():
@@ -62,22 +64,21 @@ def _geo(tmp_path) -> GeoLookup:
     anon = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-Anonymous-IP")
     anon.insert_network(IPSet(["198.51.100.0/24"]), {"is_anonymous": True,
                                                       "is_hosting_provider": True})
-    for name, writer in (("city", city), ("asn", asn), ("anon", anon)):
-        writer.to_db_file(str(tmp_path / f"{name}.mmdb"))
-    return GeoLookup(tmp_path / "city.mmdb", None, tmp_path / "asn.mmdb", tmp_path / "anon.mmdb")
+    paths = {}
+    for name, writer in (("geoip_city", city), ("geoip_asn", asn), ("geoip_anonymous", anon)):
+        paths[name] = str(folder / f"{name}.mmdb")
+        writer.to_db_file(paths[name])
+    return paths
 
 
-def _token(i: int) -> str:
-    return f"rcpt{i:06d}"
+def _geo(folder) -> GeoLookup:
+    paths = _write_geo(folder)
+    return GeoLookup(paths["geoip_city"], None, paths["geoip_asn"], paths["geoip_anonymous"])
 
 
-def test_opens_are_classified_and_the_human_open_rate_is_right(tmp_path, wh) -> None:
-    settings = Settings(data_dir=tmp_path, ip_key=KEY, collector_trusted_proxies=[PROXY],
-                        collector_rate_per_s=20.0, collector_rate_burst=60)
-    box = Outbox()
-    pixel = TestClient(create_app(settings, outbox=box), client=(PROXY, 5000))
-    now = int(time.time())
-    plan: list[tuple[str, int, str, str, dict]] = []  # (expected class, token, ip, ua, extra)
+def _plan(now: int) -> list[tuple[str, int, str, str, dict]]:
+    """(expected class, recipient number, client IP, UA, extra request parts) of each fetch."""
+    plan: list[tuple[str, int, str, str, dict]] = []
     plan += [("human", i, f"85.132.1.{i + 1}", IPHONE if i % 2 else CHROME, {})
              for i in range(10)]
     plan += [("privacy_proxy", 100 + i, f"17.58.{i}.9", "Mozilla/5.0", {}) for i in range(30)]
@@ -90,6 +91,24 @@ def test_opens_are_classified_and_the_human_open_rate_is_right(tmp_path, wh) -> 
              ("scanner", 501, "85.132.2.2", CHROME, {"headers": {"Sec-Purpose": "prefetch"}}),
              ("scanner", 502, "85.132.2.3", CHROME, {"query": f"?s={now - 2}"}),
              ("scanner", 503, "198.51.100.7", CHROME, {})]
+    return plan
+
+
+READERS = 10 + 20 + 5 + 15  # human + Gmail, Yahoo and Yandex proxies (each a real open)
+BY_CLASS = {"human": 10, "image_proxy": 40, "privacy_proxy": 30, "scanner": 204}
+
+
+def _token(i: int) -> str:
+    return f"rcpt{i:06d}"
+
+
+def test_opens_are_classified_and_the_human_open_rate_is_right(tmp_path, wh) -> None:
+    settings = Settings(data_dir=tmp_path, ip_key=KEY, collector_trusted_proxies=[PROXY],
+                        collector_rate_per_s=20.0, collector_rate_burst=60)
+    box = Outbox()
+    pixel = TestClient(create_app(settings, outbox=box), client=(PROXY, 5000))
+    now = int(time.time())
+    plan = _plan(now)
     for _, token, ip, ua, extra in plan:
         headers = {"User-Agent": ua, "X-Forwarded-For": ip, **extra.get("headers", {})}
         url = f"/o/spring-2026/{_token(token)}.gif{extra.get('query', '')}"
@@ -136,14 +155,55 @@ def test_opens_are_classified_and_the_human_open_rate_is_right(tmp_path, wh) -> 
     report = api.get("/api/marketing/campaigns", params=span,
                      headers={"Authorization": f"Bearer {token}"}).json()
     spring = next(c for c in report["campaigns"] if c["campaign_id"] == "spring-2026")
-    readers = 10 + 20 + 5 + 15  # human + Gmail, Yahoo and Yandex proxies (each a real open)
-    assert spring["human_unique_opens"] == readers
-    assert spring["human_open_rate"] == round(readers / 400, 4)
-    assert spring["opens_by_class"] == {"human": 10, "image_proxy": 40, "privacy_proxy": 30,
-                                        "scanner": 204}
+    assert spring["human_unique_opens"] == READERS
+    assert spring["human_open_rate"] == round(READERS / 400, 4)
+    assert spring["opens_by_class"] == BY_CLASS
     assert spring["machine_opens"] == 234 and spring["opens"] == len(plan)
     bots = api.get("/api/admin/bots", params=span,
                    headers={"Authorization": f"Bearer {admin}"}).json()
     assert bots["categories"] == {"monitoring": 1}
     assert bots["bots"] == [{"category": "monitoring", "family": "Zabbix", "hits": 1}]
     keys.close()
+
+
+def _wait_for_opens(url: str, headers: dict, params: dict, opens: int,
+                    timeout: float = 120.0) -> dict:
+    deadline, spring = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline:
+        report = httpx.get(url, headers=headers, params=params, timeout=10).json()
+        spring = next((c for c in report.get("campaigns", [])
+                       if c["campaign_id"] == "spring-2026"), {})
+        if spring.get("opens", 0) >= opens:
+            return spring
+        time.sleep(0.5)
+    raise AssertionError(f"opens never reached {opens}: {spring}")
+
+
+@pytest.mark.kafka
+def test_opens_through_kafka_the_worker_and_the_marketing_api(stack, tmp_path) -> None:
+    stack.env.update({f"MAYAK_{k.upper()}": v for k, v in _write_geo(tmp_path).items()})
+    stack.env["MAYAK_COLLECTOR_TRUSTED_PROXIES"] = json.dumps([PROXY])
+    settings = stack.settings
+    auth = {"Authorization": f"Bearer {add_token(tokens_path(settings), 'mia', 'marketing')}"}
+    stack.start_worker()
+    stack.start_collector()
+    now = int(time.time())
+    plan = _plan(now)
+    with httpx.Client(base_url=settings.collector_url, timeout=10) as http:
+        for _, token, ip, ua, extra in plan:
+            headers = {"User-Agent": ua, "X-Forwarded-For": ip, **extra.get("headers", {})}
+            answer = http.request(extra.get("method", "GET"),
+                                  f"/o/spring-2026/{_token(token)}.gif{extra.get('query', '')}",
+                                  headers=headers)
+            assert answer.status_code == 200 and answer.headers["content-type"] == "image/gif"
+    api = settings.dashboards_url
+    sent = httpx.post(f"{api}/api/marketing/campaigns/spring-2026/sends", headers=auth,
+                      json={"site": settings.collector_pixel_site, "sent": 400}, timeout=10)
+    assert sent.status_code == 200
+    today = date.today()
+    span = {"site": settings.collector_pixel_site, "from": str(today - timedelta(days=1)),
+            "to": str(today + timedelta(days=1))}
+    spring = _wait_for_opens(f"{api}/api/marketing/campaigns", auth, span, len(plan))
+    assert spring["opens"] == len(plan) and spring["opens_by_class"] == BY_CLASS
+    assert spring["human_unique_opens"] == READERS
+    assert spring["human_open_rate"] == round(READERS / 400, 4)
