@@ -207,3 +207,21 @@ def test_opens_through_kafka_the_worker_and_the_marketing_api(stack, tmp_path) -
     assert spring["opens"] == len(plan) and spring["opens_by_class"] == BY_CLASS
     assert spring["human_unique_opens"] == READERS
     assert spring["human_open_rate"] == round(READERS / 400, 4)
+
+
+def test_a_pixel_refused_by_the_broker_counts_when_retried(tmp_path) -> None:
+    box = Outbox()
+    settings = Settings(data_dir=tmp_path, ip_key=KEY)
+    pixel = TestClient(create_app(settings, outbox=box))
+    working = box.produce
+
+    async def down(records) -> None:
+        from producers.collector.outbox import Unavailable
+        raise Unavailable("down")
+
+    box.produce = down
+    assert pixel.get(f"/o/spring-2026/{_token(1)}.gif", headers={"User-Agent": CHROME}
+                     ).status_code == 503
+    box.produce = working
+    again = pixel.get(f"/o/spring-2026/{_token(1)}.gif", headers={"User-Agent": CHROME})
+    assert again.status_code == 200 and len(box.records) == 1  # not taken for a repeat

@@ -187,14 +187,15 @@ class Collector:
             record = self.factory.email_open(campaign, recipient, ctx, fetch)
         except ValidationError as exc:
             return self.refuse(400, "invalid", "bad pixel URL", field_of(exc.errors()[0]))
-        if record is not None and not self.pixels.first(campaign, recipient, ip, ctx.ua):
-            self.metrics.refuse("pixel_repeat")
-        elif record is None:
+        if record is None:
             self.metrics.refuse("privacy_signal")
+        elif not self.pixels.first(campaign, recipient, ip, ctx.ua):
+            self.metrics.refuse("pixel_repeat")
         else:
             try:
                 await self.outbox.produce([record])
             except Unavailable:
+                self.pixels.forget(campaign, recipient, ip, ctx.ua)  # the retry must count
                 return self.refuse(503, "unavailable", "try again", headers=NO_CACHE)
             self.metrics.accepted += 1
         return Response(GIF, media_type="image/gif", headers=NO_CACHE)

@@ -34,13 +34,17 @@ class PixelGate:
         self.clock = clock
         self._seen: OrderedDict[bytes, float] = OrderedDict()
 
+    @staticmethod
+    def _key(campaign: str, recipient: str, ip: str, ua: str | None) -> bytes:
+        # a digest, so the memory holds no IP or token in clear
+        return hashlib.blake2b("\x1f".join((campaign, recipient, ip, ua or "")).encode(),
+                               digest_size=16).digest()
+
     def first(self, campaign: str, recipient: str, ip: str, ua: str | None) -> bool:
         """True when this fetch is an open to record, False for a repeat within the window."""
         if self.window_s <= 0:
             return True
-        # a digest, so the memory holds no IP or token in clear
-        key = hashlib.blake2b("\x1f".join((campaign, recipient, ip, ua or "")).encode(),
-                              digest_size=16).digest()
+        key = self._key(campaign, recipient, ip, ua)
         now = self.clock()
         last = self._seen.get(key)
         if last is not None and now - last < self.window_s:
@@ -50,6 +54,10 @@ class PixelGate:
         while len(self._seen) > self.max_keys:
             self._seen.popitem(last=False)
         return True
+
+    def forget(self, campaign: str, recipient: str, ip: str, ua: str | None) -> None:
+        """Undo ``first`` for an open that could not be recorded (the broker refused it)."""
+        self._seen.pop(self._key(campaign, recipient, ip, ua), None)
 
 
 def fetch_signals(method: str, headers: Mapping[str, str],

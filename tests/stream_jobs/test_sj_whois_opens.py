@@ -61,6 +61,8 @@ def test_fetch_signals_and_the_pixel_window() -> None:
     assert gate.first("c", "r1", "2.2.2.2", "ua")  # another fetcher: a scanner, then a reader
     now[0] += 31
     assert gate.first("c", "r1", "1.1.1.1", "ua")  # after the window: another open
+    gate.forget("c", "r1", "1.1.1.1", "ua")  # not recorded (broker down): the retry counts
+    assert gate.first("c", "r1", "1.1.1.1", "ua")
 
 
 @pytest.fixture
