@@ -89,10 +89,12 @@ OWN_AGENTS: tuple[tuple[str, str, str], ...] = (
     ("Cypress/", "Cypress", "headless"),
 )
 
-#: crawler-list patterns that also match phone model names in browser UAs (uap-core's device
-#: fixtures): such a match does not count when the model's regex matches too
+#: crawler-list patterns that also match parts of browser UAs (uap-core's fixtures: phone
+#: model names, an Opera Mini build number): such a match does not count when the collision's
+#: regex matches too
 MODEL_COLLISIONS = {"Butterfly": re.compile(r"HTC[ _]?(J )?Butterfly"),
-                    "Sonic": re.compile(r"ViewSonic|Ultra Sonic")}
+                    "Sonic": re.compile(r"ViewSonic|Ultra Sonic"),
+                    "008\\/": re.compile(r"\d008/")}
 
 
 #: ua-parser families that name a browser (or nothing), not the agent: a bot whose UA parses
