@@ -196,6 +196,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
 
     campaigns = site_report(reports.campaigns)
     entry_exit = site_report(reports.entry_exit)
+    bot_report = site_report(reports.bots)
 
     def goal_conversions(call: Call) -> Answer:
         wanted = goals.parse_goals(call.params.getlist("goal"))
@@ -269,6 +270,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         endpoint("admin/export", ADMIN, export, "POST"),
         endpoint("admin/sweep", ADMIN, sweep, "POST"),
         endpoint("admin/audit", ADMIN, audit_log),
+        endpoint("admin/bots", ADMIN, bot_report),
     ])
 
 

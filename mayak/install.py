@@ -6,11 +6,12 @@ Responsible for three things every Mayak process that writes does before it star
   (``private_umask``), so broker segments, chDB parts and keys are not world-readable;
 * an **install id** is kept in two places, the key store (``KeyStore.install_id``) and
   ``data_dir/install.id``. At start (``check_install``), a missing key store next to anything
-  an earlier install left (the marker, API tokens, events in the warehouse, committed Kafka
-  offsets of the worker's group) stops the process with what to restore, instead of silently
+  an earlier install left (the marker, events in the warehouse, committed Kafka offsets of
+  the worker's group) stops the process with what to restore, instead of silently
   creating new keys: pseudonyms in the warehouse would no longer match new events, and an
   erasure could no longer find a customer's rows. ``reset_keys=True`` (``--reset-keys``)
-  starts over deliberately. A key store of another install (ids differ) is refused too;
+  starts over deliberately. API tokens are no evidence: they do not depend on the keys, and
+  an operator may well create them before the first start. A key store of another install (ids differ) is refused too;
 * while the worker runs, ``KeyStoreWatch`` notices the key store file vanishing or being
   replaced (SQLite would keep writing into the unlinked file, and the keys would be lost at
   exit) and stops the worker with the same message.
@@ -52,11 +53,7 @@ def secure_data_dir(settings: Settings) -> None:
 
 def evidence(settings: Settings, extra: list[str] = ()) -> list[str]:
     """What an earlier install left in place (besides the key store)."""
-    from dashboards.auth import tokens_path
-
     found = [f"the install marker {marker_path(settings)}"] if marker_path(settings).exists() else []
-    if tokens_path(settings).exists():
-        found.append(f"API tokens in {tokens_path(settings)}")
     return found + list(extra)
 
 

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     collector_stall_s: float = Field(3.0, gt=0)
     # site of email_open events (the pixel URL carries only campaign and recipient token)
     collector_pixel_site: str = "elegal"
+    # e-mail pixel: repeats of one campaign + recipient + fetcher within this many seconds are
+    # one open (the pixel is not rate-limited per IP: mail proxies share addresses); 0 = off
+    collector_pixel_dedupe_s: float = 30.0
     # site of events emitted by the server hooks (track(), middlewares)
     hooks_site: str = "elegal"
 
@@ -110,10 +113,15 @@ class Settings(BaseSettings):
     geoip_city: str = ""  # City or Country database -> country
     geoip_isp: str = ""  # ISP database -> isp, asn
     geoip_asn: str = ""  # ASN database -> asn, isp fallback (AS organisation)
+    # GeoIP2 Anonymous-IP database: a pixel fetch from a hosting network is a scanner
+    geoip_anonymous: str = ""
     # salts, per-customer keys, opt-outs (SQLite, mode 0600); empty = data_dir/keys/anonymizer.db
     keystore_path: str = ""
     # extra regexes matched against the user agent to count a hit as a bot (headless built in)
     bot_patterns: list[str] = []
+    # a service request (server hook: no JS evidence) from a hosting network (needs
+    # geoip_anonymous) is counted as a bot, category "hosting"
+    bot_hosting_networks: bool = True
     # route templates applied to paths, ":name" = one segment, e.g. "/lawyers/:slug"
     route_templates: list[str] = []
     # the portal's customer ids (regex, case-insensitive): redacted as [customer] wherever
@@ -121,6 +129,13 @@ class Settings(BaseSettings):
     customer_id_pattern: str = DEFAULT_CUSTOMER_ID_PATTERN
     session_timeout_minutes: int = 30
     ua_cache_size: int = 10_000
+    # e-mail opens (stream_jobs/email_opens.py): security gateways' ASNs (empty = built-in
+    # list); an open this soon after the send time in the pixel URL is a scanner; the Nth
+    # open of one campaign from one IP within the window (and later ones) is a scanner burst
+    email_scanner_asns: list[int] = []
+    email_early_open_s: float = 10.0
+    email_burst_opens: int = Field(10, ge=2)
+    email_burst_window_s: float = 60.0
 
     # --- warehouse + dashboards (warehouse/, dashboards/; issue 5) ------------------------
     # ClickHouse cluster name (remote_servers) for ON CLUSTER / Replicated / Distributed DDL;

@@ -101,6 +101,9 @@ class RawEvent(_Base):
     ip_enc: Annotated[str, StringConstraints(max_length=128)] | None = None  # AES-GCM, base64
     lang: Annotated[str, StringConstraints(max_length=35)] | None = None
     received: int | None = None  # producer clock, epoch ms
+    # email_open only (issue 13): a prefetch header was sent; the send time from the pixel URL
+    purpose: Literal["prefetch"] | None = None
+    sent_at: Annotated[int, Field(ge=MIN_TS, le=MAX_TS)] | None = None
 
     def to_json(self) -> bytes:
         """Compact JSON without null fields (the wire format of ``mayak.raw``)."""

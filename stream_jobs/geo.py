@@ -41,19 +41,41 @@ def _open(path: str | Path | None, what: str) -> geoip2.database.Reader | None:
         return None
 
 
+@dataclass(frozen=True)
+class NetworkKind:
+    """The Anonymous-IP database's verdict on an address (all False when unknown)."""
+
+    hosting: bool = False  # a hosting / data-centre network
+    anonymous: bool = False  # VPN, public proxy, Tor exit or residential proxy
+
+
+PLAIN_NETWORK = NetworkKind()
+
+
 class GeoLookup:
-    """Holds the readers; ``lookup(ip)`` returns country, ISP (else ASN org) and ASN."""
+    """Holds the readers; ``lookup(ip)`` returns country, ISP (else ASN org) and ASN;
+    ``network_kind(ip)`` the Anonymous-IP verdict (hosting / anonymous) when configured."""
 
     def __init__(self, city: str | Path | None = None, isp: str | Path | None = None,
-                 asn: str | Path | None = None) -> None:
+                 asn: str | Path | None = None, anonymous: str | Path | None = None) -> None:
         self._country = _open(city, "City/Country")
         self._isp = _open(isp, "ISP") if isp else None
         self._asn = _open(asn, "ASN") if asn else None
+        self._anon = _open(anonymous, "Anonymous-IP") if anonymous else None
         if not (isp or asn):
             log.warning("no ISP or ASN database configured: isp and asn stay empty")
 
+    def network_kind(self, ip: str | None) -> NetworkKind:
+        rec = _record(self._anon, ip) if ip else None
+        if not rec:
+            return PLAIN_NETWORK
+        return NetworkKind(hosting=bool(rec.get("is_hosting_provider")),
+                           anonymous=bool(rec.get("is_anonymous_vpn") or rec.get("is_public_proxy")
+                                          or rec.get("is_tor_exit_node")
+                                          or rec.get("is_residential_proxy")))
+
     def close(self) -> None:
-        for reader in (self._country, self._isp, self._asn):
+        for reader in (self._country, self._isp, self._asn, self._anon):
             if reader is not None:
                 reader.close()
 

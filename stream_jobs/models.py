@@ -21,6 +21,9 @@ ENRICHED_FIELDS = (
 
 DETAIL_FIELDS = ("event_name", "props", "outbound_url", "section_names", "section_ms")
 
+#: issue 13 (migration 0013): the visit's traffic channel and source, the e-mail open class
+WHO_FIELDS = ("channel", "source", "open_class")
+
 
 class FailedRecord(TypedDict):
     """One rejection: why, in which step, and the event without secrets (scrubbed)."""
@@ -32,8 +35,11 @@ class FailedRecord(TypedDict):
     event: dict[str, Any]
 
 
-class SessionState(TypedDict):
-    """Per visitor: first and last hit (epoch ms) of the current session."""
+class SessionState(TypedDict, total=False):
+    """Per visitor: first and last hit (epoch ms) of the current session; once a hit set them,
+    the visit's channel and source (``stream_jobs.channels``)."""
 
     start: int
     last: int
+    ch: str
+    src: str

@@ -13,6 +13,8 @@ from typing import Any
 from anonymizer.keystore import keystore_from_settings
 from anonymizer.keystore import keystore_path  # noqa: F401 - imported from here by warehouse/dashboards
 from anonymizer.scrub import RouteTemplates, configure
+from stream_jobs.channels import channel_step
+from stream_jobs.email_opens import SCANNER_ASNS, OpenClassifier, email_open_step
 from stream_jobs.geo import GeoLookup
 from stream_jobs.pipeline import Clock, Pipeline, utc_now
 from stream_jobs.steps import (Keys, consent_step, geo_step, pseudonymize_step, scrub_step,
@@ -28,15 +30,19 @@ def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
                    sessions: MutableMapping[str, Any], decrypt_ip: Decrypt | None = None,
                    routes: RouteTemplates = RouteTemplates(()), clock: Clock = utc_now,
                    session_timeout_ms: int = 30 * 60 * 1000,
-                   allow_clear_ip: bool = False) -> Pipeline:
-    """validate -> consent -> useragent -> geo -> pseudonymize -> scrub -> sessionize."""
+                   allow_clear_ip: bool = False, opens: OpenClassifier | None = None,
+                   hosting_bots: bool = False) -> Pipeline:
+    """validate -> consent -> useragent -> geo -> email_open -> pseudonymize -> scrub ->
+    sessionize -> channel. ``opens``: the e-mail open classifier (default rules if None)."""
     steps = [
         ("consent", consent_step(keys)),
         ("useragent", useragent_step(classifier)),
-        ("geo", geo_step(geo)),
+        ("geo", geo_step(geo, hosting_bots)),
+        ("email_open", email_open_step(opens or OpenClassifier(classifier, geo))),
         ("pseudonymize", pseudonymize_step(keys, clock, sessions, session_timeout_ms)),
         ("scrub", scrub_step(routes)),
         ("sessionize", sessionize_step(sessions, session_timeout_ms)),
+        ("channel", channel_step(sessions)),
     ]
     return Pipeline(Validator(decrypt_ip, allow_clear_ip), steps, clock)
 
@@ -55,14 +61,24 @@ def pipeline_from_settings(settings, sessions: MutableMapping[str, Any], *,
                            keys: Keys | None = None) -> Pipeline:
     """The production pipeline for one process."""
     configure(settings.customer_id_pattern)  # process-wide: every scrub_text call honours it
+    geo = GeoLookup(settings.geoip_city, settings.geoip_isp, settings.geoip_asn,
+                    settings.geoip_anonymous)
+    classifier = UAClassifier(settings.bot_patterns, settings.ua_cache_size)
+    opens = OpenClassifier(classifier, geo,
+                           scanner_asns=settings.email_scanner_asns or SCANNER_ASNS,
+                           early_s=settings.email_early_open_s,
+                           burst_opens=settings.email_burst_opens,
+                           burst_window_s=settings.email_burst_window_s)
     return build_pipeline(
         keys=keys or keystore_from_settings(settings),
-        geo=GeoLookup(settings.geoip_city, settings.geoip_isp, settings.geoip_asn),
-        classifier=UAClassifier(settings.bot_patterns, settings.ua_cache_size),
+        geo=geo,
+        classifier=classifier,
+        opens=opens,
         sessions=sessions,
         decrypt_ip=ip_decrypter(settings),
         routes=RouteTemplates.parse(settings.route_templates),
         clock=clock,
         session_timeout_ms=settings.session_timeout_minutes * 60_000,
         allow_clear_ip=allow_clear_ip,
+        hosting_bots=settings.bot_hosting_networks,
     )

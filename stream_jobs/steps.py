@@ -54,12 +54,14 @@ def consent_step(keys: Keys) -> Callable[[Hit], Hit | Drop]:
 
 
 def useragent_step(classifier: UAClassifier) -> Callable[[Hit], Hit | Drop]:
-    """Browser, OS (major versions only) and device; bots leave with reason ``bot``."""
+    """Browser, OS (major versions only) and device; bots leave with reason ``bot`` and
+    detail ``category:family``. E-mail opens stay: a mail proxy or scanner is an open class
+    (``stream_jobs.email_opens``), never a dropped bot."""
 
     def useragent(hit: Hit) -> Hit | Drop:
         info = classifier.classify(hit.ua) if hit.ua else EMPTY_UA
-        if info.bot:
-            return Drop("bot", info.bot)
+        if info.bot and hit.raw.get("type") != "email_open":
+            return Drop("bot", info.bot_detail)
         hit.out.update(browser=info.browser, browser_major=info.browser_major, os=info.os,
                        os_major=info.os_major, device_type=info.device_type,
                        device_brand=info.device_brand, is_bot=0)
@@ -68,11 +70,16 @@ def useragent_step(classifier: UAClassifier) -> Callable[[Hit], Hit | Drop]:
     return useragent
 
 
-def geo_step(geo: GeoLookup) -> Callable[[Hit], Hit]:
-    """Country, ISP and ASN of the in-memory IP."""
+def geo_step(geo: GeoLookup, hosting_bots: bool = False) -> Callable[[Hit], Hit | Drop]:
+    """Country, ISP and ASN of the in-memory IP. ``hosting_bots``: a service request (a
+    server-side hit: no JS ran, whatever its UA says) from a hosting network (MaxMind
+    Anonymous-IP) leaves as a bot, ``hosting:<network>``; VPN users are people and stay."""
 
-    def geo_(hit: Hit) -> Hit:
+    def geo_(hit: Hit) -> Hit | Drop:
         info = geo.lookup(hit.ip)
+        if hosting_bots and hit.raw.get("type") == "service_request" \
+                and geo.network_kind(hit.ip).hosting:
+            return Drop("bot", f"hosting:{(info.isp or 'hosting network')[:48]}")
         hit.out.update(country=info.country, isp=info.isp, asn=info.asn)
         return hit
 
@@ -251,8 +258,9 @@ def sessionize_step(store: MutableMapping[str, Any],
         if not is_active(state, ts, timeout_ms):
             state = {"start": ts, "last": ts}
         else:
-            # a late, out-of-order hit joins the session without renaming it
-            state = {"start": state["start"], "last": max(state["last"], ts)}
+            # a late, out-of-order hit joins the session without renaming it; other keys of
+            # the state (the visit's channel, ``stream_jobs.channels``) stay
+            state = {**state, "start": state["start"], "last": max(state["last"], ts)}
         store[vid] = state
         hit.out["session_id"] = pseudonym.session_id(vid, state["start"])
         return hit

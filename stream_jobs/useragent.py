@@ -2,12 +2,14 @@
 
 user-agents 2.2 would parse with ua-parser's slow legacy parser; we build its ``UserAgent``
 from the fast parser's result instead, so its mobile/tablet/pc/bot rules stay as they are.
-A bounded LRU cache sits in front of the whole classification (real traffic repeats UAs).
+On top of it (``stream_jobs.devices``): TVs, consoles, cars, wearables, tablets whose UA says
+"Mobile", the Yandex app, no placeholder brands; bots from ``stream_jobs.bots`` (the
+crawler-user-agents list and our own agents) and from ua-parser's verdict. A bounded LRU
+cache sits in front of the whole classification (real traffic repeats UAs).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,10 +21,8 @@ from ua_parser.regex import Resolver as RegexResolver
 from user_agents.parsers import (UserAgent, parse_browser, parse_device,
                                  parse_operating_system)
 
-#: Headless and automation tools that user-agents does not flag as bots.
-HEADLESS_MARKERS = ("HeadlessChrome", "PhantomJS", "Headless", "Puppeteer", "Playwright",
-                    "Selenium", "python-requests", "curl/", "Wget/", "Go-http-client",
-                    "okhttp", "axios/", "node-fetch", "Scrapy", "HttpClient", "libwww-perl")
+from stream_jobs import devices
+from stream_jobs.bots import BotMatcher
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,15 @@ class UAInfo:
     browser_major: str
     os: str
     os_major: str
-    device_type: str  # desktop / mobile / tablet / other
+    device_type: str  # desktop / mobile / tablet / tv / console / car / wearable / other
     device_brand: str
     bot: str  # empty for humans, else the bot's family (what ``bot_hits`` counts)
+    bot_category: str = ""  # search / seo / ai / monitoring / preview / library / ... / other
+
+    @property
+    def bot_detail(self) -> str:
+        """``category:family`` of a bot (the dead letter's detail, see migration 0013)."""
+        return f"{self.bot_category or 'other'}:{self.bot}" if self.bot else ""
 
 
 class _FedUserAgent(UserAgent):
@@ -54,30 +60,29 @@ class UAClassifier:
 
     def __init__(self, bot_patterns: Iterable[str] = (), cache_size: int = 10_000) -> None:
         self._parser = Parser(RegexResolver(load_builtins()))
-        markers = [re.escape(m) for m in HEADLESS_MARKERS] + [p for p in bot_patterns if p]
-        self._bots = re.compile("|".join(markers), re.IGNORECASE)
+        self._bots = BotMatcher(bot_patterns)
         self.classify = lru_cache(maxsize=cache_size)(self._classify)
 
     def _classify(self, ua: str) -> UAInfo:
         result = self._parser.parse(ua)
         agent = _FedUserAgent(ua, result)
         b, o, d = _parts(result)
-        browser, os_family = b.family, o.family
-        bot = ""
-        if agent.is_bot:
-            bot = browser if browser != "Other" else "spider"
-        else:
-            match = self._bots.search(ua)
-            if match:
-                bot = browser if browser != "Other" else match.group(0).strip("/")
+        browser = devices.browser_family(ua, b.family)
+        bot, category = "", ""
+        verdict = self._bots.match(ua, b.family)
+        if verdict is not None:
+            bot, category = verdict.family, verdict.category
+        elif agent.is_bot:  # ua-parser's own verdict (device family "Spider")
+            bot, category = (browser if browser != "Other" else "spider"), "other"
         return UAInfo(
             browser=browser,
             browser_major=b.major or "",
-            os=os_family,
+            os=o.family,
             os_major=o.major or "",
-            device_type=_device_type(agent),
-            device_brand=d.brand or "",
+            device_type=devices.device_type(ua, _device_type(agent)),
+            device_brand=devices.brand(d.brand),
             bot=bot[:64],
+            bot_category=category,
         )
 
 

@@ -39,7 +39,7 @@ def test_world_readable_data_dir_is_tightened(tmp_path) -> None:
     assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
 
 
-@pytest.mark.parametrize("left", ["marker", "tokens", "warehouse", "offsets"])
+@pytest.mark.parametrize("left", ["marker", "warehouse", "offsets"])
 def test_missing_key_store_beside_earlier_data_refuses_to_start(tmp_path, left) -> None:
     settings = _settings(tmp_path)
     settings.data_dir.mkdir()
@@ -47,8 +47,6 @@ def test_missing_key_store_beside_earlier_data_refuses_to_start(tmp_path, left) 
     if left == "marker":
         check_install(settings)
         keystore_path(settings).unlink()
-    elif left == "tokens":
-        add_token(tokens_path(settings), "ana", "product")
     elif left == "warehouse":
         extra = ["events in the warehouse (database x)"]
     else:
@@ -61,6 +59,14 @@ def test_missing_key_store_beside_earlier_data_refuses_to_start(tmp_path, left) 
     assert not keystore_path(settings).exists()  # nothing was minted
     new_id = check_install(settings, reset_keys=True, extra_evidence=extra)  # deliberately
     assert keystore_path(settings).exists() and marker_path(settings).read_text().strip() == new_id
+
+
+def test_tokens_made_before_the_first_start_are_no_evidence(tmp_path) -> None:
+    settings = _settings(tmp_path)
+    settings.data_dir.mkdir()
+    add_token(tokens_path(settings), "ana", "product")  # `mayak token add` before `mayak up`
+    check_install(settings)
+    assert keystore_path(settings).exists()
 
 
 def test_key_store_of_another_install_is_refused(tmp_path) -> None:

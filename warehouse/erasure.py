@@ -29,7 +29,7 @@ EXPORT_COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "sess
                   "utm_campaign", "country", "isp", "asn", "device_type", "device_brand", "browser",
                   "browser_major", "os", "os_major", "engaged_ms", "scroll_pct", "service_type",
                   "campaign_id", "consent", "event_name", "props", "outbound_url", "section_names",
-                  "section_ms"]
+                  "section_ms", "channel", "source", "open_class"]
 
 
 class CustomerKeys(Protocol):

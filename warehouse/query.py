@@ -50,6 +50,10 @@ DIMENSIONS: dict[str, str] = {
     "os_version": "concat(toString(os), ' ', toString(os_major))",
     "service_type": "toString(service_type)",
     "campaign_id": "toString(campaign_id)",
+    # issue 13 (migration 0013): traffic channel and source of the visit, e-mail open class
+    "channel": "toString(channel)",
+    "source": "toString(source)",
+    "open_class": "toString(open_class)",
 }
 
 # time bucket -> template over the table's time column, in the report time zone

@@ -56,6 +56,27 @@ GROUP BY campaign_id
 """
 
 
+# e-mail opens by class (issue 13, stream_jobs/email_opens.py). A reader opened the message
+# when the open is `human` or `image_proxy` (a mail provider's proxy fetches the image when
+# the reader opens it); `privacy_proxy` (Apple MPP prefetch) and `scanner` are machine opens.
+# Opens written before migration 0013 have no class ('') and count as reader opens, as then.
+READER_CLASSES = ("human", "image_proxy", "")
+MACHINE_CLASSES = ("privacy_proxy", "scanner")
+_OPENS = """
+SELECT campaign_id,
+       countIf(open_class IN ('human', 'image_proxy', '')) AS human_opens,
+       uniqExactIf(visitor_id, open_class IN ('human', 'image_proxy', '')) AS human_openers,
+       countIf(open_class = 'human') AS human,
+       countIf(open_class = 'image_proxy') AS image_proxy,
+       countIf(open_class = 'privacy_proxy') AS privacy_proxy,
+       countIf(open_class = 'scanner') AS scanner
+FROM events
+WHERE site_id = {site:String} AND event_type = 'email_open' AND campaign_id != ''
+  AND ts >= {start:DateTime64(3)} AND ts < {end:DateTime64(3)}
+GROUP BY campaign_id
+"""
+
+
 @dataclass
 class Report:
     data: dict
@@ -101,18 +122,52 @@ def _session_days(query: Query) -> dict:
 
 def campaigns(client: Client, site: str, date_from: date, date_to: date,
               tz: str = "Asia/Baku") -> Report:
-    """Per e-mail campaign: messages sent (registered by marketing), opens, unique openers, rate."""
+    """Per e-mail campaign: messages sent (registered by marketing), opens, unique openers, rate;
+    and side by side, opens by readers (``human_opens``, ``human_unique_opens``,
+    ``human_open_rate``) and by machines (``machine_opens``), with ``opens_by_class``."""
     query = Query(site=site, metrics=("email_opens", "openers"), dimensions=("campaign_id",),
                   date_from=date_from, date_to=date_to, tz=tz, limit=1000)
     opened = {r["campaign_id"]: r for r in run(client, query).records() if r["campaign_id"]}
     sent = dict(client.query(_SENDS, parameters={"site": site, "from": date_from,
                                                  "to": date_to}).result_rows)
+    start, end = utc_bounds(query)
+    by_class = {row[0]: row[1:] for row in client.query(
+        _OPENS, parameters={"site": site, "start": start, "end": end}).result_rows}
     rows = []
     for campaign in sorted(set(opened) | set(sent)):
         opens = opened.get(campaign, {})
         openers = opens.get("openers", 0)
         total = sent.get(campaign, 0)
+        human_opens, human_openers, *classes = by_class.get(campaign, (0, 0, 0, 0, 0, 0))
         rows.append({"campaign_id": campaign, "sent": total,
                      "opens": opens.get("email_opens", 0), "unique_opens": openers,
-                     "open_rate": round(openers / total, 4) if total else None})
-    return Report({"site": site, "campaigns": rows}, 5 * len(rows))
+                     "open_rate": round(openers / total, 4) if total else None,
+                     "human_opens": human_opens, "human_unique_opens": human_openers,
+                     "human_open_rate": round(human_openers / total, 4) if total else None,
+                     "machine_opens": classes[2] + classes[3],
+                     "opens_by_class": dict(zip(("human", "image_proxy", "privacy_proxy",
+                                                 "scanner"), classes))})
+    return Report({"site": site, "campaigns": rows}, 9 * len(rows))
+
+
+_BOTS = """
+SELECT category, family, sum(hits) AS hits FROM bot_hits
+WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date}
+GROUP BY category, family ORDER BY hits DESC, category, family LIMIT 1000
+"""
+
+
+def bots(client: Client, site: str, date_from: date, date_to: date,
+         tz: str = "Asia/Baku") -> Report:
+    """Bot hits kept apart from the numbers (``bot_hits``, migration 0013): per category
+    (search, seo, ai, monitoring, preview, library, headless, ...) and family, with totals per
+    category. Days are UTC days (``bot_hits`` counts per UTC day); ``tz`` is accepted for the
+    common report signature."""
+    rows = client.query(_BOTS, parameters={"site": site, "from": date_from,
+                                           "to": date_to}).result_rows
+    families = [{"category": c, "family": f, "hits": h} for c, f, h in rows]
+    totals: dict[str, int] = {}
+    for c, _, h in rows:
+        totals[c] = totals.get(c, 0) + h
+    return Report({"site": site, "from": str(date_from), "to": str(date_to),
+                   "categories": totals, "bots": families}, 3 * len(families) + len(totals))

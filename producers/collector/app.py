@@ -30,6 +30,7 @@ from producers.collector.events import EventFactory
 from producers.collector.limits import RateLimiter, TooLarge, read_capped_asgi
 from producers.collector.metrics import Metrics
 from producers.collector.outbox import Outbox, Unavailable
+from producers.collector.pixel_gate import PixelGate, fetch_signals
 from producers.schema import ClientEvent, field_of
 
 log = logging.getLogger("mayak.collector")
@@ -76,6 +77,7 @@ class Collector:
             [door.parse_origin_glob(g) for g in globs]
         self._all_globs = tuple(g for globs in settings.collector_sites.values() for g in globs)
         self.factory = EventFactory(settings)
+        self.pixels = PixelGate(settings.collector_pixel_dedupe_s)
         self.beacon = BEACON.read_bytes() if BEACON.exists() else b""
         self.beacon_gz = gzip.compress(self.beacon, 9, mtime=0)
 
@@ -183,23 +185,26 @@ class Collector:
         return Response(status_code=204, headers=headers)
 
     async def pixel(self, request: Request) -> Response:
-        """GET /o/{campaign}/{recipient}.gif: the e-mail open."""
+        """GET (or HEAD) /o/{campaign}/{recipient}.gif: the e-mail open. Not rate-limited per
+        IP (mail proxies fetch whole campaigns from one address): de-duplicated instead."""
         ip = self._ip(request)
-        if not self.limiter.allow(ip):
-            return self.refuse(429, "rate_limited", "too many requests", headers={"Retry-After": "1"})
         dnt, gpc = door.privacy_signals(request.headers)
         ctx = self.factory.context(request.headers, ip, dnt, gpc)
+        campaign, recipient = request.path_params["campaign"], request.path_params["recipient"]
+        fetch = fetch_signals(request.method, request.headers, request.query_params)
         try:
-            record = self.factory.email_open(request.path_params["campaign"],
-                                             request.path_params["recipient"], ctx)
+            record = self.factory.email_open(campaign, recipient, ctx, fetch)
         except ValidationError as exc:
             return self.refuse(400, "invalid", "bad pixel URL", field_of(exc.errors()[0]))
         if record is None:
             self.metrics.refuse("privacy_signal")
+        elif not self.pixels.first(campaign, recipient, ip, ctx.ua):
+            self.metrics.refuse("pixel_repeat")
         else:
             try:
                 await self.outbox.produce([record])
             except Unavailable:
+                self.pixels.forget(campaign, recipient, ip, ctx.ua)  # the retry must count
                 return self.refuse(503, "unavailable", "try again", headers=NO_CACHE)
             self.metrics.accepted += 1
         return Response(GIF, media_type="image/gif", headers=NO_CACHE)

@@ -133,11 +133,13 @@ class EventFactory:
                        vid=None if private else ev.vid)
         return self._key(raw.site, raw.vid, ctx), raw.to_json()
 
-    def email_open(self, campaign: str, recipient: str, ctx: Context) -> Record | None:
-        """The pixel's event; the recipient token is pseudonymized downstream, never stored."""
+    def email_open(self, campaign: str, recipient: str, ctx: Context,
+                   fetch: dict | None = None) -> Record | None:
+        """The pixel's event; the recipient token is pseudonymized downstream, never stored.
+        ``fetch``: ``method`` / ``purpose`` / ``sent_at`` (``pixel_gate.fetch_signals``)."""
         if self._pixel_site in self._drop_sites and (ctx.dnt or ctx.gpc):
             return None
         raw = RawEvent(id=uuid.uuid4(), type="email_open", site=self._pixel_site, ts=ctx.received,
                        campaign=campaign, recipient=recipient, dnt=ctx.dnt, gpc=ctx.gpc,
-                       **self._common(ctx))
+                       **(fetch or {}), **self._common(ctx))
         return self._key(raw.site, recipient, ctx), raw.to_json()

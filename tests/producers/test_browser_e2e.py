@@ -169,7 +169,7 @@ def _within(got: float, want: float, share: float = 0.25) -> bool:
 
 def test_chromium_visit_lands_and_reads_back_through_the_api(stack) -> None:
     settings = stack.settings
-    stack.start_worker()  # first start: creates the key store (tokens alone would be refused)
+    stack.start_worker()
     token = add_token(tokens_path(settings), "e2e.product", "product")
     stack.start_collector()
     browser = Chromium(user_agent=DESKTOP_UA)

@@ -108,11 +108,13 @@ def test_browser_family_matches_uap_core_for_99_percent(tmp_path: Path) -> None:
     lines = [raw_event(ua=c["user_agent_string"][:512], id=f"00000000-0000-4000-8000-{i:012d}")
              for i, c in enumerate(cases)]
     out, err = enrich(lines, tmp_path)
-    bots = {r["event"]["id"]: r["detail"] for r in err if r.get("reason") == "bot"}
+    # a bot's detail is category:family (issue 13)
+    bots = {r["event"]["id"]: r["detail"].split(":", 1)[-1] for r in err
+            if r.get("reason") == "bot"}
     by_id = {e["event_id"]: e["browser"] for e in out}
     matched = 0
     for line, case in zip(lines, cases):
-        # a bot's family is its detail (what bot_hits counts), a human's is `browser`
+        # a bot's family is in its detail (what bot_hits counts), a human's is `browser`
         family = by_id.get(line["id"], bots.get(line["id"]))
         matched += family == case["family"]
     share = matched / len(cases)

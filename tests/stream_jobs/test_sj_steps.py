@@ -9,7 +9,7 @@ from datetime import timedelta
 import orjson
 
 from stream_jobs.testing import AZ_IP, CHROME, IPHONE, TR_IP, raw_event
-from stream_jobs.models import DETAIL_FIELDS, ENRICHED_FIELDS
+from stream_jobs.models import DETAIL_FIELDS, ENRICHED_FIELDS, WHO_FIELDS
 from stream_jobs.pipeline import Rejected
 
 
@@ -17,7 +17,7 @@ def test_a_pageview_becomes_a_contract_event(make_pipeline) -> None:
     event = make_pipeline().run(raw_event(
         url="https://e-legal.az/cases/12345?utm_source=fb&utm_campaign=spring&email=a@b.az",
         ref="https://www.google.com/search?q=x", section="Cases", engaged_ms=1200, scroll_pct=40))
-    assert set(ENRICHED_FIELDS) | set(DETAIL_FIELDS) <= set(event)
+    assert set(ENRICHED_FIELDS) | set(DETAIL_FIELDS) | set(WHO_FIELDS) <= set(event)
     assert event["path"] == "/cases/:id"
     assert (event["utm_source"], event["utm_campaign"]) == ("fb", "spring")
     assert event["referrer_domain"] == "google.com"
@@ -77,7 +77,9 @@ def test_bot_reasons(make_pipeline) -> None:
     details = [_rejected(pipeline.run(raw_event(ua=ua))) for ua in (google, headless, custom)]
     assert [d.reason for d in details] == ["bot"] * 3
     assert [d.step for d in details] == ["useragent"] * 3
-    assert details[0].detail == "Googlebot" and details[1].detail == "HeadlessChrome"
+    # detail = category:family (issue 13: bot_hits by family and category, migration 0013)
+    assert [d.detail for d in details] == ["search:Googlebot", "headless:HeadlessChrome",
+                                           "other:E-Legal-Monitor"]
     assert pipeline.counters["bot"] == 3
     assert "ua" not in details[0].event and "ip" not in details[0].event
 

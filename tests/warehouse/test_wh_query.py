@@ -105,7 +105,13 @@ def test_summary_and_campaign_open_rates(wh) -> None:
     assert by_id["spring"]["sent"] == 150 and by_id["spring"]["unique_opens"] == openers
     assert by_id["spring"]["open_rate"] == round(openers / 150, 4)
     assert by_id["autumn"] == {"campaign_id": "autumn", "sent": 10, "opens": 0,
-                               "unique_opens": 0, "open_rate": 0.0}
+                               "unique_opens": 0, "open_rate": 0.0, "human_opens": 0,
+                               "human_unique_opens": 0, "human_open_rate": 0.0,
+                               "machine_opens": 0,
+                               "opens_by_class": {"human": 0, "image_proxy": 0,
+                                                  "privacy_proxy": 0, "scanner": 0}}
+    # opens without a class (before migration 0013) count as reader opens, as they did
+    assert by_id["spring"]["human_unique_opens"] == openers
     assert by_id["news-12"]["sent"] == 0 and by_id["news-12"]["open_rate"] is None
 
 

@@ -120,7 +120,7 @@ AS SELECT
     uniqCombinedStateIf(12)(visitor_id, (event_type IN ('pageview', 'engagement', 'custom', 'outbound'))) AS web_visitors,
     uniqCombinedStateIf(12)(session_id, (session_id != '') AND (event_type IN ('pageview', 'engagement', 'custom', 'outbound'))) AS web_sessions
 FROM events
-ARRAY JOIN [('event_type', toString(event_type)), ('path', path), ('section', toString(section)), ('referrer_domain', toString(referrer_domain)), ('utm_source', toString(utm_source)), ('utm_medium', toString(utm_medium)), ('utm_campaign', toString(utm_campaign)), ('country', toString(country)), ('isp', toString(isp)), ('device_type', toString(device_type)), ('device_brand', toString(device_brand)), ('browser', toString(browser)), ('browser_version', concat(toString(browser), ' ', toString(browser_major))), ('os', toString(os)), ('os_version', concat(toString(os), ' ', toString(os_major))), ('service_type', toString(service_type)), ('campaign_id', toString(campaign_id))] AS pair
+ARRAY JOIN [('event_type', toString(event_type)), ('path', path), ('section', toString(section)), ('referrer_domain', toString(referrer_domain)), ('utm_source', toString(utm_source)), ('utm_medium', toString(utm_medium)), ('utm_campaign', toString(utm_campaign)), ('country', toString(country)), ('isp', toString(isp)), ('device_type', toString(device_type)), ('device_brand', toString(device_brand)), ('browser', toString(browser)), ('browser_version', concat(toString(browser), ' ', toString(browser_major))), ('os', toString(os)), ('os_version', concat(toString(os), ' ', toString(os_major))), ('service_type', toString(service_type)), ('campaign_id', toString(campaign_id)), ('channel', toString(channel)), ('source', toString(source)), ('open_class', toString(open_class))] AS pair
 GROUP BY
     site_id,
     dimension,
@@ -250,7 +250,9 @@ CREATE TABLE bot_hits
     `day` Date,
     `site_id` LowCardinality(String),
     `bot` LowCardinality(String),
-    `hits` UInt64
+    `hits` UInt64,
+    `category` String ALIAS if(position(bot, ':') > 0, substring(bot, 1, position(bot, ':') - 1), 'other'),
+    `family` String ALIAS if(position(bot, ':') > 0, substring(bot, position(bot, ':') + 1), bot)
 )
 ENGINE = SummingMergeTree(hits)
 PARTITION BY toYYYYMM(day)
@@ -343,6 +345,9 @@ CREATE TABLE events
     `is_bot` UInt8,
     `kafka_partition` UInt16,
     `kafka_offset` UInt64,
+    `channel` LowCardinality(String),
+    `source` LowCardinality(String),
+    `open_class` LowCardinality(String),
     INDEX idx_customer_pid customer_pid TYPE bloom_filter(0.01) GRANULARITY 4,
     INDEX idx_visitor_id visitor_id TYPE bloom_filter(0.01) GRANULARITY 4,
     INDEX idx_session_id session_id TYPE bloom_filter(0.01) GRANULARITY 4
