@@ -11,7 +11,11 @@ Positions need not be plain offsets: with ``index_bits`` > 0 a record's position
 ``offset << index_bits | index`` (the events of one batched ``mayak.events`` message, see
 ``stream_jobs.batching``), and the next expected position is the next message's index 0.
 
-Inserts are retried until they succeed, because Faust acks the batch as soon as we return.
+Inserts are retried until they succeed, because Faust acks the batch as soon as we return;
+a retry first drops the rows a failed attempt did land. With a ``journal`` (embedded mode:
+this process is the only writer) the days of each insert are written down before it starts,
+and the rollups of those days are checked against a recount when an attempt failed, and at
+the next start after a crash (``warehouse.repair``).
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
+
+from warehouse.repair import InflightJournal, days_of_ms
 
 log = logging.getLogger("mayak.stream_jobs.sink")
 
@@ -114,8 +121,10 @@ class Lander:
 
     def __init__(self, client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
                  dedup: Dedup | None = None, retry_seconds: float = 2.0,
-                 sleep: Callable[[float], None] = time.sleep, index_bits: int = 0) -> None:
+                 sleep: Callable[[float], None] = time.sleep, index_bits: int = 0,
+                 journal: InflightJournal | None = None) -> None:
         self.client = client
+        self.journal = journal
         self.table = table
         self.to_row = to_row  # returns a new dict: the lander adds the row's position to it
         self.dedup = dedup
@@ -196,21 +205,46 @@ class Lander:
         loop needs (pipeline benchmark, 100k events: 4,852 and 5,118 events/s this way, 4,794
         and 4,905 with columns). Fields the table lacks are skipped; columns the rows lack
         get the table's defaults."""
+        if self.journal is not None:
+            self.journal.begin(days_of_ms(value[self.journal.time_column] for *_, value in fresh))
+        failures = 0
+        while True:
+            try:
+                self.client.raw_insert(self.table, None, insert_block=self._block(fresh),
+                                       fmt="JSONEachRow",
+                                       settings={"input_format_skip_unknown_fields": 1})
+                break
+            except Exception as exc:  # a broken warehouse must not lose the acked batch
+                failures += 1
+                log.warning("insert into %s failed (%s); retrying in %.0fs", self.table,
+                            type(exc).__name__, self.retry_seconds)
+                self.sleep(self.retry_seconds)
+                fresh = self._not_landed_by_a_failed_attempt(fresh)
+                if not fresh:
+                    break
+        if self.journal is not None:
+            # a failed attempt may have landed some of the views' parts only
+            self.journal.finish(self.client, check=failures > 0)
+
+    def _block(self, fresh: list[Record]) -> bytes:
         rows = []
         for partition, position, value in fresh:
             row = self.to_row(value)
             row["kafka_partition"], row["kafka_offset"] = partition, position
             rows.append(row)
-        blob = orjson.dumps(rows)
-        while True:
-            try:
-                self.client.raw_insert(self.table, None, insert_block=blob, fmt="JSONEachRow",
-                                       settings={"input_format_skip_unknown_fields": 1})
-                return
-            except Exception as exc:  # a broken warehouse must not lose the acked batch
-                log.warning("insert into %s failed (%s); retrying in %.0fs", self.table,
-                            type(exc).__name__, self.retry_seconds)
-                self.sleep(self.retry_seconds)
+        return orjson.dumps(rows)
+
+    def _not_landed_by_a_failed_attempt(self, fresh: list[Record]) -> list[Record]:
+        try:
+            landed = {(p, o) for p in {r[0] for r in fresh}
+                      for o in self._landed_offsets(p, min(r[1] for r in fresh if r[0] == p))}
+        except Exception:  # still down: the next attempt will tell
+            return fresh
+        keep = [r for r in fresh if (r[0], r[1]) not in landed]
+        if len(keep) < len(fresh):
+            log.warning("a failed insert into %s landed %d row(s); not inserting them again",
+                        self.table, len(fresh) - len(keep))
+        return keep
 
 
 class LandingBuffer:
@@ -246,6 +280,14 @@ class LandingBuffer:
                 return 0
             # decoding too happens off the event loop
             return await asyncio.to_thread(lambda: self.lander.land(self.decode(raw)))
+
+
+def journals(data_dir: Path) -> dict[str, InflightJournal]:
+    """The in-flight journal of each landed table (its rows' time field = its time column)."""
+    folder = data_dir / "sink"
+    return {"events": InflightJournal(folder / "events.inflight.json", "events", "ts"),
+            "failed_events": InflightJournal(folder / "failed_events.inflight.json",
+                                             "failed_events", "failed_at")}
 
 
 #: Bot hits of the dead letters still kept that ``bot_hits`` lacks, per day, site and bot.

@@ -13,7 +13,8 @@ from faust import Worker
 
 from mayak.settings import Settings
 from stream_jobs.app import create_app
-from stream_jobs.sink import recount_bot_hits
+from stream_jobs.faults import outage_from_env
+from stream_jobs.sink import journals, recount_bot_hits
 from warehouse.client import client_from_settings
 from warehouse.migrate import migrate
 
@@ -33,7 +34,10 @@ def run_worker(settings: Settings, with_dashboards: bool, loglevel: str = "warn"
     client = client_from_settings(settings)
     migrate(client, log=print, cluster=settings.clickhouse_cluster)
     if settings.embedded_clickhouse:  # this process is the only writer: see recount_bot_hits
+        for journal in journals(settings.data_dir).values():
+            journal.repair(client)  # the days of an insert a crash interrupted
         recount_bot_hits(client)
+    client = outage_from_env(client)
     if with_dashboards:
         serve_dashboards_in_thread(settings, client)
     app = create_app(settings, client)
