@@ -25,7 +25,7 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -252,12 +252,16 @@ class LandingBuffer:
 
     ``add`` is synchronous (the agent calls it between two messages); ``flush`` lands what is
     waiting, off the event loop, one flush at a time (a pre-commit flush returns only after
-    an earlier one finished).
+    an earlier one finished). A message that does not decode into rows ``valid`` accepts
+    (a corrupt or foreign message) is not landed: ``on_poison(partition, offset, error)``
+    makes it a dead letter, before the flush returns, so before its offset is committed.
     """
 
     def __init__(self, lander: Lander, decode: Callable[[list], Sequence[Record]],
-                 most: int) -> None:
+                 most: int, valid: Callable[[Any], bool] = lambda value: True,
+                 on_poison: Callable[[int, int, str], Awaitable[Any]] | None = None) -> None:
         self.lander, self.decode, self.most = lander, decode, most
+        self.valid, self.on_poison = valid, on_poison
         self.pending: list[tuple[int, int, bytes]] = []
         self.rows = 0  # rows the pending records hold
         self.lock = asyncio.Lock()
@@ -279,7 +283,46 @@ class LandingBuffer:
             if not raw:
                 return 0
             # decoding too happens off the event loop
-            return await asyncio.to_thread(lambda: self.lander.land(self.decode(raw)))
+            landed, poison = await asyncio.to_thread(self._decode_and_land, raw)
+            for partition, offset, error in poison:
+                log.error("message %d of partition %d is not %s rows (%s): sent to the dead "
+                          "letters, not landed", offset, partition, self.lander.table, error)
+                if self.on_poison is not None:
+                    await self.on_poison(partition, offset, error)
+            return landed
+
+    def _decode_and_land(self, raw: list[tuple[int, int, bytes]]):
+        records: list[Record] = []
+        poison: list[tuple[int, int, str]] = []
+        for message in raw:
+            try:
+                decoded = self.decode([message])
+                if not all(self.valid(value) for _, _, value in decoded):
+                    raise ValueError("unexpected fields")
+            except Exception as exc:  # one bad message must not stop the partition
+                kind = type(exc)
+                name = kind.__name__ if kind.__module__ == "builtins" else \
+                    f"{kind.__module__}.{kind.__name__}"
+                poison.append((message[0], message[1], name))
+                continue
+            records += decoded
+        return self.lander.land(records), poison
+
+
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                      r"[0-9a-fA-F]{12}")
+
+
+def valid_event(value: Any) -> bool:
+    """What the events lander needs of a row (the rest ClickHouse checks)."""
+    return (isinstance(value, dict) and isinstance(value.get("event_id"), str)
+            and _UUID_RE.fullmatch(value["event_id"]) is not None
+            and isinstance(value.get("ts"), int) and isinstance(value.get("site_id"), str))
+
+
+def valid_failure(value: Any) -> bool:
+    return (isinstance(value, dict) and isinstance(value.get("failed_at"), int)
+            and isinstance(value.get("reason"), str) and isinstance(value.get("step"), str))
 
 
 def journals(data_dir: Path) -> dict[str, InflightJournal]:
