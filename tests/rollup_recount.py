@@ -1,7 +1,7 @@
 """Compares every rollup with a recount of its source, for the tests (independent of the
 repair code in warehouse/repair.py).
 
-For each materialized view, the target table's rows grouped by its key columns (sums, min,
+For each materialized view, the target table's rows grouped by its sorting-key columns (sums, min,
 max and the merged uniq* states as numbers) must equal the same grouping of the view's own
 SELECT run over its whole source table now. A view fed by another rollup is compared with
 that rollup's stored rows, which are themselves compared with their source. ``any`` and
@@ -22,16 +22,19 @@ _SIMPLE = re.compile(r"^SimpleAggregateFunction\((sum|min|max),")
 _STATE = re.compile(r"^AggregateFunction\((uniq\w*|sum|count|min|max)(\([^()]*\))?,")
 
 
-def _folded(columns: list[tuple[str, str]]) -> tuple[list[str], list[str], list[str]]:
+def _folded(columns: list[tuple[str, str, int]], summing: bool
+            ) -> tuple[list[str], list[str], list[str]]:
     keys, exact, sketches = [], [], []
-    for name, type_ in columns:
-        if simple := _SIMPLE.match(type_):
+    for name, type_, in_key in columns:
+        if in_key:
+            keys.append(f"`{name}`")
+        elif summing and re.match(r"^U?Int\d+$", type_):  # SummingMergeTree: bot_hits.hits
+            exact.append(f"sum(`{name}`) AS `{name}`")
+        elif simple := _SIMPLE.match(type_):
             exact.append(f"{simple.group(1)}(`{name}`) AS `{name}`")
         elif state := _STATE.match(type_):
             merged = f"{state.group(1)}Merge{state.group(2) or ''}(`{name}`) AS `{name}`"
             (sketches if state.group(1).startswith("uniq") else exact).append(merged)
-        elif not type_.startswith(("AggregateFunction", "SimpleAggregateFunction")):
-            keys.append(f"`{name}`")
     return keys, exact, sketches
 
 
@@ -44,10 +47,13 @@ def differences(client) -> dict[str, int]:
             "WHERE database = currentDatabase() AND engine = 'MaterializedView'").result_rows:
         target = re.search(r"\bTO\s+`?[\w]+`?\.`?(\w+)`?", create).group(1)
         columns = client.query(
-            "SELECT name, type FROM system.columns WHERE database = {db:String} "
-            "AND table = {t:String} ORDER BY position", parameters={"db": db, "t": target}
-        ).result_rows
-        keys, exact, sketches = _folded(columns)
+            "SELECT name, type, is_in_sorting_key FROM system.columns "
+            "WHERE database = {db:String} AND table = {t:String} ORDER BY position",
+            parameters={"db": db, "t": target}).result_rows
+        engine = client.query("SELECT engine FROM system.tables WHERE database = {db:String} "
+                              "AND name = {t:String}", parameters={"db": db, "t": target}
+                              ).result_rows[0][0]
+        keys, exact, sketches = _folded(columns, "SummingMergeTree" in engine)
         group = ", ".join(keys)
         fields = ", ".join(keys + exact + sketches)
         stored = f"SELECT {fields} FROM `{target}` GROUP BY {group}"

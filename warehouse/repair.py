@@ -44,6 +44,7 @@ _TO = re.compile(r"\bTO\s+(`?[\w.]+`?)\s", re.I)
 _SIMPLE = re.compile(r"^SimpleAggregateFunction\((\w+),")
 _STATE = re.compile(r"^AggregateFunction\((\w+)(\([^()]*\))?,")
 _DETERMINISTIC = {"sum", "min", "max", "count", "uniqExact"}
+_NUMBER = re.compile(r"^(U?Int\d+|Float\d+|Decimal.*)$")
 _TIME = re.compile(r"^(Date|Date32|DateTime|DateTime\(.*\))$")
 
 
@@ -75,11 +76,17 @@ def rollups_of(client, source: str) -> list[Rollup]:
         "SELECT name, as_select, create_table_query FROM system.tables "
         "WHERE database = {db:String} AND engine = 'MaterializedView' ORDER BY name",
         parameters={"db": db}).result_rows
-    columns: dict[str, list[tuple[str, str]]] = {}
-    for table, name, type_ in client.query(
-            "SELECT table, name, type FROM system.columns WHERE database = {db:String} "
-            "ORDER BY table, position", parameters={"db": db}).result_rows:
-        columns.setdefault(table, []).append((name, type_))
+    columns: dict[str, list[tuple[str, str, bool]]] = {}
+    for table, name, type_, key, engine in client.query(
+            "SELECT c.table, c.name, c.type, c.is_in_sorting_key, t.engine "
+            "FROM system.columns AS c JOIN system.tables AS t "
+            "ON t.database = c.database AND t.name = c.table "
+            "WHERE c.database = {db:String} ORDER BY c.table, c.position",
+            parameters={"db": db}).result_rows:
+        # a SummingMergeTree sums its numeric columns outside the key (bot_hits.hits)
+        summed = "SummingMergeTree" in engine and not key and _NUMBER.match(type_) is not None
+        columns.setdefault(table, []).append(
+            (name, f"SimpleAggregateFunction(sum, {type_})" if summed else type_, bool(key)))
     edges = []
     for _, select, create in views:
         target = _TO.search(create)
@@ -101,9 +108,9 @@ def rollups_of(client, source: str) -> list[Rollup]:
 
 
 def _describe(table: str, select: str, source: str,
-              cols: list[tuple[str, str]]) -> Rollup | None:
+              cols: list[tuple[str, str, bool]]) -> Rollup | None:
     keys, exact, sketches = [], {}, {}
-    for name, type_ in cols:
+    for name, type_, in_key in cols:
         simple, state = _SIMPLE.match(type_), _STATE.match(type_)
         if simple:
             if simple.group(1) in {"sum", "min", "max"}:
@@ -114,16 +121,16 @@ def _describe(table: str, select: str, source: str,
                 exact[name] = f"{func}Merge{params}(`{name}`)"
             elif func.startswith("uniq"):
                 sketches[name] = f"{func}Merge{params}(`{name}`)"
-        else:
-            keys.append(name)
-    time_columns = [name for name, type_ in cols if name in keys and _TIME.match(type_)]
+        elif in_key:
+            keys.append(name)  # other plain columns keep any one row's value: not compared
+    time_columns = [name for name, type_, _ in cols if name in keys and _TIME.match(type_)]
     if not time_columns:
         log.warning("rollup %s has no Date/DateTime key column: not checked", table)
         return None
     # uniqCombined & co. are not quite independent of the order states merge in (129 vs 128
     # distinct seen near the switch to HyperLogLog): compared only when nothing exact is
     return Rollup(table, select, source, time_columns[0], keys, exact or sketches,
-                  [n for n, _ in cols])
+                  [n for n, _, _ in cols])
 
 
 def _days_sql(days: list[date]) -> str:
@@ -247,6 +254,10 @@ class InflightJournal:
     def repair(self, client) -> dict[str, list[date]]:
         """Repair the days named (if any), then forget them."""
         days = self.pending()
+        if days:
+            log.warning("an insert into %s was interrupted (%s): checking the rollups of %s",
+                        self.table, "failed attempt" if self.unchecked else "crash or failure",
+                        ", ".join(d.isoformat() for d in days))
         repaired = repair_days(client, self.table, self.time_column, days) if days else {}
         self.path.unlink(missing_ok=True)
         self.unchecked = False

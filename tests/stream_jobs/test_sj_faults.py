@@ -139,6 +139,11 @@ def _assert_landed_exactly_once(stack, traffic: Traffic) -> None:
     assert differences == dict.fromkeys(differences, 0)
 
 
+def _inserting(data_dir) -> bool:
+    """ClickHouse is writing an insert's parts (they are renamed into place when committed)."""
+    return any(True for _ in data_dir.glob("clickhouse/store/*/*/tmp_insert_*"))
+
+
 def test_twenty_sigkills_lose_nothing_count_nothing_twice_and_keep_rollups_equal(stack) -> None:
     traffic = Traffic(seed=16)
     stack.env.update(traffic.env, MAYAK_SINK_FLUSH_SECONDS="0.3", MAYAK_SINK_BATCH_SIZE="1000",
@@ -150,35 +155,43 @@ def test_twenty_sigkills_lose_nothing_count_nothing_twice_and_keep_rollups_equal
     produced = sum(len(m) for m in slices)
     stop = threading.Event()
 
-    def trickle() -> None:
+    def trickle() -> None:  # every 6 s; once told to stop, the rest at once
         for messages in slices:
             _produce(s.kafka_bootstrap, s.topic_raw, messages)
-            if stop.wait(4.0):
-                return
+            stop.wait(6.0)
 
     feeder = threading.Thread(target=trickle, daemon=True)
     feeder.start()
-    kills, started = 0, time.monotonic()
+    kills, targeted, started = 0, 0, time.monotonic()
     while kills < 20:
         _start_worker(stack)
         before = _committed(stack, s.topic_events)
-        # up and landing (or 25 s: then the kill finds it starting up or repairing)
-        deadline = time.monotonic() + 25
+        # up and landing (or 20 s: then the kill finds it starting up or repairing)
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline and _committed(stack, s.topic_events) <= before:
             assert stack.procs["worker"].poll() is None, stack.log("worker")[-3000:]
             time.sleep(0.3)
-        time.sleep(rng.uniform(0.0, 3.0))  # a random point: mid-insert, mid-commit, ...
+        if kills % 2:  # a random point: mid-insert, between an insert and its commit, ...
+            time.sleep(rng.uniform(0.0, 2.5))
+        else:  # while ClickHouse writes an insert's parts, the first ones may be committed
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not _inserting(s.data_dir):
+                time.sleep(0.005)
+            targeted += time.monotonic() < deadline
+            time.sleep(rng.uniform(0.0, 0.05))
         stack.stop("worker", sig=signal.SIGKILL)
         kills += 1
+    stop.set()  # what is left goes at once
     feeder.join()
     killing = time.monotonic() - started
     _start_worker(stack)
     drained = _wait_drained(stack, produced, 240)
     stack.stop("worker")
     log = stack.log("worker")
-    rewrites = log.count("differed from a recount")
-    print(f"{kills} SIGKILLs in {killing:.0f}s, {produced} messages, drained {drained:.0f}s "
-          f"after the last restart; rollup rewrites: {rewrites}, redelivered ranges skipped: "
+    print(f"{kills} SIGKILLs ({targeted} while parts were being written) in {killing:.0f}s, "
+          f"{produced} messages, drained {drained:.0f}s after the last restart; inserts "
+          f"interrupted: {log.count('was interrupted')}, rollup rewrites: "
+          f"{log.count('differed from a recount')}, redelivered ranges skipped: "
           f"{log.count('redelivered offset')}, duplicate drops: {log.count('duplicate(s)')}")
     _assert_landed_exactly_once(stack, traffic)
 

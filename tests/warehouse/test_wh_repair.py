@@ -3,6 +3,8 @@ never landed, are rewritten to equal a recount of their source (warehouse/repair
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from stream_jobs.sink import Lander, event_row
@@ -124,3 +126,22 @@ def test_the_journal_names_the_days_of_the_insert_in_flight(tmp_path) -> None:
     assert [d.isoformat() for d in journal.pending()] == ["1970-01-04", "1970-01-06"]
     journal.begin(days_of_ms([7 * day]))  # a day still unchecked stays named
     assert len(journal.pending()) == 3
+
+
+def test_a_summing_rollup_is_compared_by_its_key_and_repaired(wh) -> None:
+    today = datetime.now(timezone.utc).date()  # dead letters are kept 30 days
+    rows = [{"failed_at": f"{today - timedelta(days=d)} 10:00:00", "reason": "bot", "step": "useragent",
+             "detail": "Googlebot", "site_id": "s1", "event_id": f"e{d}{i}", "payload": "{}",
+             "kafka_partition": 0, "kafka_offset": 10 * d + i} for d in (1, 2) for i in range(3)]
+    cols = list(rows[0])
+    for row in rows[:-1]:  # one insert each: bot_hits holds one row per insert until merged
+        wh.insert("failed_events", [list(row.values())], column_names=cols)
+    assert differences(wh)["bot_hits"] == 0
+    wh.command("DETACH TABLE bot_hits_mv")
+    wh.insert("failed_events", [list(rows[-1].values())], column_names=cols)
+    wh.command("ATTACH TABLE bot_hits_mv")
+    assert differences(wh)["bot_hits"] == 1
+    days = [today - timedelta(days=d) for d in (1, 2)]
+    assert repair_days(wh, "failed_events", "failed_at", days) == {"bot_hits": [days[1]]}
+    assert differences(wh)["bot_hits"] == 0
+    assert wh.query("SELECT sum(hits) FROM bot_hits").result_rows == [(6,)]
