@@ -181,6 +181,9 @@ _register_packages()
 
 
 def main() -> None:
+    from mayak.supervise import die_with_supervisor
+
+    die_with_supervisor()  # a child of `mayak up` stops when it does, even if it is SIGKILLed
     try:
         app()
     except MayakError as exc:

@@ -228,3 +228,44 @@ def test_poison_messages_become_typed_dead_letters_and_the_rest_flows(stack) -> 
         + [("schema", "validate", "not_an_object")] * 3  # the frame [1, 2, 3]: three events
         + [("schema", "validate", "not_json")] * 3)
     _assert_landed_exactly_once(stack, traffic)
+
+
+def test_a_sink_failing_for_60_s_commits_nothing_meanwhile_and_lands_everything_after(
+        stack) -> None:
+    traffic = Traffic(seed=60)
+    # inserts fail from 10 s after the worker opened ClickHouse, for 60 s (stream_jobs/faults.py)
+    stack.env.update(traffic.env, MAYAK_TEST_SINK_OUTAGE="10:60")
+    s = stack.settings
+    topics = [s.topic_raw, s.topic_events, s.topic_failed]
+    slices = [traffic.batch(400, duplicates=5, bots=3) for _ in range(20)]
+    produced = sum(len(m) for m in slices)
+
+    def trickle() -> None:  # traffic before, during and after the outage
+        for messages in slices:
+            _produce(s.kafka_bootstrap, s.topic_raw, messages)
+            time.sleep(3.0)
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
+    _start_worker(stack)
+    deadline = time.monotonic() + 90
+    while "SinkOutage" not in stack.log("worker"):
+        assert time.monotonic() < deadline, stack.log("worker")[-3000:]
+        assert stack.procs["worker"].poll() is None, stack.log("worker")[-3000:]
+        time.sleep(0.2)
+    began = time.monotonic()
+    time.sleep(3)  # a commit under way when the outage began has ended
+    frozen = _lag(s.kafka_bootstrap, s.worker_id, topics)
+    time.sleep(began + 52 - time.monotonic())
+    assert stack.procs["worker"].poll() is None, stack.log("worker")[-3000:]
+    # nothing committed in the outage: offsets whose rows are not in ClickHouse stay uncommitted
+    during = _lag(s.kafka_bootstrap, s.worker_id, topics)
+    assert during[0] == frozen[0] and during[1] > frozen[1]  # while traffic went on
+    feeder.join()
+    drained = _wait_drained(stack, produced, 180)
+    stack.stop("worker")
+    log = stack.log("worker")
+    print(f"{produced} messages; {log.count('SinkOutage')} failed insert attempts; drained "
+          f"{drained:.0f}s after the outage")
+    assert log.count("insert into events failed (SinkOutage)") >= 10
+    _assert_landed_exactly_once(stack, traffic)
