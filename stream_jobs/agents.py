@@ -23,7 +23,6 @@ hole, rarer, remained on ``mayak.events`` without them: ``CommitGuard`` reads it
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +36,8 @@ from stream_jobs.changelog import BatchedChangelog
 from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.intake import Intake
 from stream_jobs.pipeline import Clock, Pipeline
-from stream_jobs.sink import Lander, LandingBuffer, valid_event, valid_failure
+from stream_jobs.poison import poison_record, valid_event, valid_failure
+from stream_jobs.sink import Lander, LandingBuffer
 from stream_jobs.topics import Topics
 
 log = logging.getLogger("mayak.stream_jobs")
@@ -65,16 +65,6 @@ def _event_records(messages: Raw) -> list[tuple[int, int, dict[str, Any]]]:
     for p, o, v in messages:
         records += unframe(p, o, v)
     return records
-
-
-def poison_record(topic: str, partition: int, offset: int, error: str, now) -> bytes:
-    """The dead letter of a message of ``topic`` the sink cannot land (reason
-    ``undecodable``). Its id is derived from the message's position, so a dead letter sent
-    again after a crash is recognised as the same one."""
-    position = f"{topic}/{partition}/{offset}"
-    return orjson.dumps({"reason": "undecodable", "step": "sink", "failed_at":
-                         int(now.timestamp() * 1000), "detail": f"{position}: {error}",
-                         "event": {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, position))}})
 
 
 def flush_before_commit(producer, buffers: Sequence[Intake | Publisher | LandingBuffer]) -> None:

@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 
+from stream_jobs.poison import error_name
+from stream_jobs.uncancellable import completes
 from warehouse.repair import InflightJournal, days_of_ms
 
 log = logging.getLogger("mayak.stream_jobs.sink")
@@ -277,6 +279,7 @@ class LandingBuffer:
     def drop(self) -> None:
         self.pending, self.rows = [], 0
 
+    @completes
     async def flush(self) -> int:
         async with self.lock:
             raw, self.pending, self.rows = self.pending, [], 0
@@ -300,29 +303,10 @@ class LandingBuffer:
                 if not all(self.valid(value) for _, _, value in decoded):
                     raise ValueError("unexpected fields")
             except Exception as exc:  # one bad message must not stop the partition
-                kind = type(exc)
-                name = kind.__name__ if kind.__module__ == "builtins" else \
-                    f"{kind.__module__}.{kind.__name__}"
-                poison.append((message[0], message[1], name))
+                poison.append((message[0], message[1], error_name(exc)))
                 continue
             records += decoded
         return self.lander.land(records), poison
-
-
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                      r"[0-9a-fA-F]{12}")
-
-
-def valid_event(value: Any) -> bool:
-    """What the events lander needs of a row (the rest ClickHouse checks)."""
-    return (isinstance(value, dict) and isinstance(value.get("event_id"), str)
-            and _UUID_RE.fullmatch(value["event_id"]) is not None
-            and isinstance(value.get("ts"), int) and isinstance(value.get("site_id"), str))
-
-
-def valid_failure(value: Any) -> bool:
-    return (isinstance(value, dict) and isinstance(value.get("failed_at"), int)
-            and isinstance(value.get("reason"), str) and isinstance(value.get("step"), str))
 
 
 def journals(data_dir: Path) -> dict[str, InflightJournal]:

@@ -93,6 +93,9 @@ def rollups_of(client, source: str) -> list[Rollup]:
         found = re.findall(rf"\bFROM\s+`?{re.escape(db)}`?\.`?(\w+)`?", select)
         if target and len(found) == 1:
             edges.append((found[0], _unquote(target.group(1)), select))
+        elif target:
+            log.warning("the view into %s reads %d tables: its rollup is not checked",
+                        _unquote(target.group(1)), len(found))
 
     def build(parent: str) -> list[Rollup]:
         made = []

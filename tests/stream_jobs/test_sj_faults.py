@@ -155,10 +155,13 @@ def test_twenty_sigkills_lose_nothing_count_nothing_twice_and_keep_rollups_equal
     produced = sum(len(m) for m in slices)
     stop = threading.Event()
 
-    def trickle() -> None:  # every 6 s; once told to stop, the rest at once
-        for messages in slices:
+    def trickle() -> None:  # every 6 s; once told to stop, the rest at once (the last
+        for messages in slices[:-2]:  # two slices always after the last kill)
             _produce(s.kafka_bootstrap, s.topic_raw, messages)
             stop.wait(6.0)
+        stop.wait()
+        for messages in slices[-2:]:
+            _produce(s.kafka_bootstrap, s.topic_raw, messages)
 
     feeder = threading.Thread(target=trickle, daemon=True)
     feeder.start()
