@@ -35,7 +35,11 @@ def run_worker(settings: Settings, with_dashboards: bool, loglevel: str = "warn"
     migrate(client, log=print, cluster=settings.clickhouse_cluster)
     if settings.embedded_clickhouse:  # this process is the only writer: see recount_bot_hits
         for journal in journals(settings.data_dir).values():
-            journal.repair(client)  # the days of an insert a crash interrupted
+            try:  # the days of an insert a crash interrupted
+                journal.repair(client)
+            except Exception as exc:  # landing must not wait for it: the days stay journaled
+                print(f"checking the rollups of {journal.table} failed ({exc}); "
+                      "they are checked again at the next start")
         recount_bot_hits(client)
     client = outage_from_env(client)
     if with_dashboards:

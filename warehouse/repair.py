@@ -230,7 +230,9 @@ class InflightJournal:
 
     def begin(self, days: list[date]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        pending = set(self.pending()) | set(days)  # an earlier check may have failed
+        earlier = self.pending()  # days an earlier check did not finish: check them too
+        self.unchecked = self.unchecked or bool(earlier)
+        pending = set(earlier) | set(days)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_bytes(orjson.dumps(sorted(d.isoformat() for d in pending)))
         os.replace(tmp, self.path)

@@ -126,6 +126,7 @@ def test_the_journal_names_the_days_of_the_insert_in_flight(tmp_path) -> None:
     assert [d.isoformat() for d in journal.pending()] == ["1970-01-04", "1970-01-06"]
     journal.begin(days_of_ms([7 * day]))  # a day still unchecked stays named
     assert len(journal.pending()) == 3
+    assert journal.unchecked  # and is checked after the next insert (here: a new process)
 
 
 def test_a_summing_rollup_is_compared_by_its_key_and_repaired(wh) -> None:
