@@ -131,7 +131,8 @@ def _describe(table: str, select: str, source: str,
         log.warning("rollup %s has no Date/DateTime key column: not checked", table)
         return None
     # uniqCombined & co. are not quite independent of the order states merge in (129 vs 128
-    # distinct seen near the switch to HyperLogLog): compared only when nothing exact is
+    # distinct seen near the switch to HyperLogLog): compared only in a rollup with no exact
+    # column
     return Rollup(table, select, source, time_columns[0], keys, exact or sketches,
                   [n for n, _, _ in cols])
 
