@@ -190,8 +190,10 @@ _register_packages()
 
 def main() -> None:
     from mayak.install import private_umask
+    from mayak.supervise import die_with_supervisor
 
     private_umask()  # every file Mayak and its children create: 0600, directories 0700
+    die_with_supervisor()  # a child of `mayak up` stops when it does, even if it is SIGKILLed
     try:
         app()
     except MayakError as exc:

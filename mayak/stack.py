@@ -3,11 +3,13 @@
 Broker (own session, stopped last so the worker can commit), worker (Faust + embedded
 ClickHouse + dashboards in one process, since one process owns a chDB path), collector.
 Ctrl-C / SIGTERM stop every child; a child that dies takes the stack down with a message
-rather than leaving half of it running.
+rather than leaving half of it running. A SIGKILLed ``mayak up`` cannot stop anything: its
+children stop themselves and the next run cleans up (``mayak.supervise``).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -20,6 +22,7 @@ from mayak.install import marker_path, refuse_lost_keys, secure_data_dir
 from mayak.kafka_local import broker_from_settings
 from mayak.procs import spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
+from mayak.supervise import SUPERVISOR_ENV, forget, record, take_over
 from mayak.topics import ensure_topics
 
 
@@ -28,24 +31,30 @@ def run_stack(settings: Settings, demo: bool, console: Console, reset_keys: bool
     fresh = not marker_path(settings).exists()
     if not reset_keys:
         refuse_lost_keys(settings)  # early; the worker checks again with what it can see
+    adopted = take_over(settings.data_dir, log=console.print)  # what a killed run left
     broker = broker_from_settings(settings)
-    owns_broker = broker.pid() is None  # a broker from `mayak kafka start` is left running
+    # a broker from `mayak kafka start` is left running; one a killed `mayak up` started is ours
+    owns_broker = broker.pid() is None or adopted
     children: dict[str, subprocess.Popen] = {}
     stopping = threading.Event()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with console.status("starting Kafka (the first run downloads it) ..."):
             broker.start(log=console.print)
+            record(settings.data_dir, children, owns_broker)
             ensure_topics(settings)
         logs = settings.data_dir
         dashboards = ["--dashboards"] if settings.embedded_clickhouse else []
         worker_env, collector_env = _demo_env(settings) if demo else ({}, {})
         reset = ["--reset-keys"] if reset_keys else []
+        ours = {SUPERVISOR_ENV: str(os.getpid())}  # children die with this process
         children["worker"] = spawn_mayak(["worker", *dashboards, *reset], logs / "worker.log",
-                                         worker_env)
-        children["collector"] = spawn_mayak(["collector"], logs / "collector.log", collector_env)
+                                         {**worker_env, **ours})
+        children["collector"] = spawn_mayak(["collector"], logs / "collector.log",
+                                            {**collector_env, **ours})
         if not settings.embedded_clickhouse:
-            children["dashboards"] = spawn_mayak(["dashboards"], logs / "dashboards.log")
+            children["dashboards"] = spawn_mayak(["dashboards"], logs / "dashboards.log", ours)
+        record(settings.data_dir, children, owns_broker)
         with console.status("starting worker, collector and dashboards ..."):
             wait_http_ok({"collector": f"{settings.collector_url}/healthz",
                           "dashboards": f"{settings.dashboards_url}/healthz"}, children, logs=logs)
@@ -66,6 +75,7 @@ def run_stack(settings: Settings, demo: bool, console: Console, reset_keys: bool
             stop_process(proc)
         if owns_broker:
             broker.stop()
+        forget(settings.data_dir)
         console.print("stopped: no Mayak process left running")
 
 

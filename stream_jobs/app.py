@@ -16,7 +16,7 @@ from stream_jobs.batching import INDEX_BITS
 from stream_jobs.monitor import QuietMonitor
 from stream_jobs.pipeline import Clock, utc_now
 from stream_jobs.processors import pipeline_from_settings
-from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_row, failed_row
+from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_row, failed_row, journals
 
 
 def create_app(settings: Settings, client, *, clock: Clock = utc_now,
@@ -48,9 +48,12 @@ def create_app(settings: Settings, client, *, clock: Clock = utc_now,
     keys = keys or keystore_from_settings(settings)
     landers = None
     if client is not None:
+        # embedded: this process is the only writer, so it may rewrite rollups (sink.py)
+        journal = journals(settings.data_dir) if settings.embedded_clickhouse else {}
         landers = {"events": Lander(client, "events", event_row, EVENT_IDS,
-                                    index_bits=INDEX_BITS),
-                   "failed_events": Lander(client, "failed_events", failed_row, FAILURES)}
+                                    index_bits=INDEX_BITS, journal=journal.get("events")),
+                   "failed_events": Lander(client, "failed_events", failed_row, FAILURES,
+                                           journal=journal.get("failed_events"))}
     app.mayak = register_agents(  # type: ignore[attr-defined]
         app, define_topics(app, settings), settings,
         lambda sessions: pipeline_from_settings(settings, sessions, clock=clock, keys=keys),

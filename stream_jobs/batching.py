@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import orjson
+from stream_jobs.uncancellable import completes
 
 INDEX_BITS = 16  # up to 65,536 events per message
 MAX_INDEX = (1 << INDEX_BITS) - 1
@@ -193,6 +194,7 @@ class Publisher:
         self.pending, self.count = {}, 0
         self.write_back.drop()
 
+    @completes
     async def flush(self) -> int:
         """Send what is held (and write the session table back); returns the event count."""
         async with self.lock:

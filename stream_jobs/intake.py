@@ -24,6 +24,7 @@ import orjson
 from producers.raw_frames import events_of
 from stream_jobs.batching import Publisher
 from stream_jobs.pipeline import Pipeline, Rejected
+from stream_jobs.uncancellable import completes
 
 
 class Intake:
@@ -44,6 +45,7 @@ class Intake:
     def drop(self) -> None:
         self.pending = []
 
+    @completes
     async def flush(self) -> list[dict[str, Any] | Rejected]:
         """Run what waits, in order: events go to the publisher, rejections to
         ``mayak.failed``. Returns every result (the agent yields them to test sinks)."""

@@ -11,7 +11,11 @@ Positions need not be plain offsets: with ``index_bits`` > 0 a record's position
 ``offset << index_bits | index`` (the events of one batched ``mayak.events`` message, see
 ``stream_jobs.batching``), and the next expected position is the next message's index 0.
 
-Inserts are retried until they succeed, because Faust acks the batch as soon as we return.
+Inserts are retried until they succeed, because Faust acks the batch as soon as we return;
+a retry first drops the rows a failed attempt did land. With a ``journal`` (embedded mode:
+this process is the only writer) the days of each insert are written down before it starts,
+and the rollups of those days are checked against a recount when an attempt failed, and at
+the next start after a crash (``warehouse.repair``).
 """
 
 from __future__ import annotations
@@ -21,11 +25,16 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
+
+from stream_jobs.poison import error_name
+from stream_jobs.uncancellable import completes
+from warehouse.repair import InflightJournal, days_of_ms
 
 log = logging.getLogger("mayak.stream_jobs.sink")
 
@@ -114,8 +123,10 @@ class Lander:
 
     def __init__(self, client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
                  dedup: Dedup | None = None, retry_seconds: float = 2.0,
-                 sleep: Callable[[float], None] = time.sleep, index_bits: int = 0) -> None:
+                 sleep: Callable[[float], None] = time.sleep, index_bits: int = 0,
+                 journal: InflightJournal | None = None) -> None:
         self.client = client
+        self.journal = journal
         self.table = table
         self.to_row = to_row  # returns a new dict: the lander adds the row's position to it
         self.dedup = dedup
@@ -196,21 +207,46 @@ class Lander:
         loop needs (pipeline benchmark, 100k events: 4,852 and 5,118 events/s this way, 4,794
         and 4,905 with columns). Fields the table lacks are skipped; columns the rows lack
         get the table's defaults."""
+        if self.journal is not None:
+            self.journal.begin(days_of_ms(value[self.journal.time_column] for *_, value in fresh))
+        failures = 0
+        while True:
+            try:
+                self.client.raw_insert(self.table, None, insert_block=self._block(fresh),
+                                       fmt="JSONEachRow",
+                                       settings={"input_format_skip_unknown_fields": 1})
+                break
+            except Exception as exc:  # a broken warehouse must not lose the acked batch
+                failures += 1
+                log.warning("insert into %s failed (%s); retrying in %.0fs", self.table,
+                            type(exc).__name__, self.retry_seconds)
+                self.sleep(self.retry_seconds)
+                fresh = self._not_landed_by_a_failed_attempt(fresh)
+                if not fresh:
+                    break
+        if self.journal is not None:
+            # a failed attempt may have landed some of the views' parts only
+            self.journal.finish(self.client, check=failures > 0)
+
+    def _block(self, fresh: list[Record]) -> bytes:
         rows = []
         for partition, position, value in fresh:
             row = self.to_row(value)
             row["kafka_partition"], row["kafka_offset"] = partition, position
             rows.append(row)
-        blob = orjson.dumps(rows)
-        while True:
-            try:
-                self.client.raw_insert(self.table, None, insert_block=blob, fmt="JSONEachRow",
-                                       settings={"input_format_skip_unknown_fields": 1})
-                return
-            except Exception as exc:  # a broken warehouse must not lose the acked batch
-                log.warning("insert into %s failed (%s); retrying in %.0fs", self.table,
-                            type(exc).__name__, self.retry_seconds)
-                self.sleep(self.retry_seconds)
+        return orjson.dumps(rows)
+
+    def _not_landed_by_a_failed_attempt(self, fresh: list[Record]) -> list[Record]:
+        try:
+            landed = {(p, o) for p in {r[0] for r in fresh}
+                      for o in self._landed_offsets(p, min(r[1] for r in fresh if r[0] == p))}
+        except Exception:  # still down: the next attempt will tell
+            return fresh
+        keep = [r for r in fresh if (r[0], r[1]) not in landed]
+        if len(keep) < len(fresh):
+            log.warning("a failed insert into %s landed %d row(s); not inserting them again",
+                        self.table, len(fresh) - len(keep))
+        return keep
 
 
 class LandingBuffer:
@@ -218,12 +254,16 @@ class LandingBuffer:
 
     ``add`` is synchronous (the agent calls it between two messages); ``flush`` lands what is
     waiting, off the event loop, one flush at a time (a pre-commit flush returns only after
-    an earlier one finished).
+    an earlier one finished). A message that does not decode into rows ``valid`` accepts
+    (a corrupt or foreign message) is not landed: ``on_poison(partition, offset, error)``
+    makes it a dead letter, before the flush returns, so before its offset is committed.
     """
 
     def __init__(self, lander: Lander, decode: Callable[[list], Sequence[Record]],
-                 most: int) -> None:
+                 most: int, valid: Callable[[Any], bool] = lambda value: True,
+                 on_poison: Callable[[int, int, str], Awaitable[Any]] | None = None) -> None:
         self.lander, self.decode, self.most = lander, decode, most
+        self.valid, self.on_poison = valid, on_poison
         self.pending: list[tuple[int, int, bytes]] = []
         self.rows = 0  # rows the pending records hold
         self.lock = asyncio.Lock()
@@ -239,13 +279,42 @@ class LandingBuffer:
     def drop(self) -> None:
         self.pending, self.rows = [], 0
 
+    @completes
     async def flush(self) -> int:
         async with self.lock:
             raw, self.pending, self.rows = self.pending, [], 0
             if not raw:
                 return 0
             # decoding too happens off the event loop
-            return await asyncio.to_thread(lambda: self.lander.land(self.decode(raw)))
+            landed, poison = await asyncio.to_thread(self._decode_and_land, raw)
+            for partition, offset, error in poison:
+                log.error("message %d of partition %d is not %s rows (%s): sent to the dead "
+                          "letters, not landed", offset, partition, self.lander.table, error)
+                if self.on_poison is not None:
+                    await self.on_poison(partition, offset, error)
+            return landed
+
+    def _decode_and_land(self, raw: list[tuple[int, int, bytes]]):
+        records: list[Record] = []
+        poison: list[tuple[int, int, str]] = []
+        for message in raw:
+            try:
+                decoded = self.decode([message])
+                if not all(self.valid(value) for _, _, value in decoded):
+                    raise ValueError("unexpected fields")
+            except Exception as exc:  # one bad message must not stop the partition
+                poison.append((message[0], message[1], error_name(exc)))
+                continue
+            records += decoded
+        return self.lander.land(records), poison
+
+
+def journals(data_dir: Path) -> dict[str, InflightJournal]:
+    """The in-flight journal of each landed table (its rows' time field = its time column)."""
+    folder = data_dir / "sink"
+    return {"events": InflightJournal(folder / "events.inflight.json", "events", "ts"),
+            "failed_events": InflightJournal(folder / "failed_events.inflight.json",
+                                             "failed_events", "failed_at")}
 
 
 #: Bot hits of the dead letters still kept that ``bot_hits`` lacks, per day, site and bot.

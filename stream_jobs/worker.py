@@ -19,7 +19,8 @@ from mayak.install import (KeyStoreWatch, check_install, private_umask, warehous
                            worker_offsets_evidence)
 from mayak.settings import Settings
 from stream_jobs.app import create_app
-from stream_jobs.sink import recount_bot_hits
+from stream_jobs.faults import outage_from_env
+from stream_jobs.sink import journals, recount_bot_hits
 from warehouse.client import client_from_settings
 from warehouse.migrate import migrate
 
@@ -43,7 +44,14 @@ def run_worker(settings: Settings, with_dashboards: bool, loglevel: str = "warn"
                   worker_offsets_evidence(settings) + warehouse_evidence(client))
     migrate(client, log=print, cluster=settings.clickhouse_cluster)
     if settings.embedded_clickhouse:  # this process is the only writer: see recount_bot_hits
+        for journal in journals(settings.data_dir).values():
+            try:  # the days of an insert a crash interrupted
+                journal.repair(client)
+            except Exception as exc:  # landing must not wait for it: the days stay journaled
+                print(f"checking the rollups of {journal.table} failed ({exc}); "
+                      "they are checked again at the next start")
         recount_bot_hits(client)
+    client = outage_from_env(client)
     if with_dashboards:
         serve_dashboards_in_thread(settings, client)
     app = create_app(settings, client)

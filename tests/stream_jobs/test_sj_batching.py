@@ -208,3 +208,21 @@ def test_changelog_without_a_started_producer_goes_through_faust() -> None:
     write = BatchedChangelog(SimpleNamespace(producer=SimpleNamespace(_producer=None)), table)
     asyncio.run(write(0, [("a", {"n": 1})]))
     assert table.sent == [(0, "a", {"n": 1})]
+
+
+def test_a_flush_whose_caller_is_cancelled_still_sends_everything_it_took() -> None:
+    # Faust cancels agents and timers when it stops, then commits what was acked: a flush
+    # cancelled between taking the events and sending them lost them (stream_jobs/uncancellable)
+    publisher, sent, _ = _publisher(per_message=1)
+    for i in range(4):
+        publisher.add(0, {"id": i})
+
+    async def cancel_mid_flush_then_commit() -> int:
+        timer = asyncio.ensure_future(publisher.flush())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the first send is under way
+        timer.cancel()
+        await publisher.flush()  # the pre-commit flush
+        return len(sent.messages)
+
+    assert asyncio.run(cancel_mid_flush_then_commit()) == 4

@@ -1,0 +1,39 @@
+"""A test-only fault: ClickHouse inserts that fail for a while (``MAYAK_TEST_SINK_OUTAGE``).
+
+``MAYAK_TEST_SINK_OUTAGE="A:B"`` makes every insert of the worker's ClickHouse client raise
+from A seconds after start-up for B seconds, as a warehouse that is down would; reads still
+work. Used by the fault tests (tests/stream_jobs/test_sj_faults.py) to show that the sink
+keeps its offsets uncommitted and lands everything afterwards. Not a setting: unset, the
+client is returned untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+class SinkOutage(ConnectionError):
+    """Raised by inserts during an injected outage."""
+
+
+class _FailingInserts:
+    def __init__(self, client, start: float, seconds: float) -> None:
+        self._client, self._start, self._end = client, start, start + seconds
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    def raw_insert(self, *args, **kwargs):
+        if self._start <= time.monotonic() < self._end:
+            raise SinkOutage("injected ClickHouse outage (MAYAK_TEST_SINK_OUTAGE)")
+        return self._client.raw_insert(*args, **kwargs)
+
+
+def outage_from_env(client, env=os.environ):
+    """``client``, or a wrapper whose inserts fail during the window the variable names."""
+    spec = env.get("MAYAK_TEST_SINK_OUTAGE", "")
+    if not spec:
+        return client
+    after, _, seconds = spec.partition(":")
+    return _FailingInserts(client, time.monotonic() + float(after), float(seconds))
