@@ -92,7 +92,7 @@ PATHS: dict[str, dict[str, dict]] = {
         "Visitors in the last 5 minutes and the pages they are reading", PRODUCT, ["site"])},
     "/api/stats/funnel": {"get": _op(
         "Visits reaching each ordered step within a visit (exact, windowFunnel)", PRODUCT,
-        ["site", "from", "to", "step", *CSV])},
+        STATS + ["step", *CSV])},
     "/api/stats/export": {"get": _op(
         "The whole view (summary, series, entry/exit, every panel) as a ZIP of CSV files",
         PRODUCT, STATS, "application/zip")},

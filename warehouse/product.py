@@ -150,7 +150,8 @@ def parse_steps(texts: list[str]) -> list[Goal]:
 def funnel(client: Client, query: Query, steps: list[Goal]) -> dict:
     """Per step, the web visits that reached it after every earlier step, in order, within the
     visit (ClickHouse ``windowFunnel``, exact), and the conversion from the first step and from
-    the step before. ``visits``: every web visit of the range."""
+    the step before. ``visits``: every web visit of the range. With filters, the visits as
+    seen through them (their matching events only)."""
     start, end = utc_bounds(query)
     params: dict = {"site": query.site, "start": start, "end": end}
     conditions = []
@@ -158,9 +159,10 @@ def funnel(client: Client, query: Query, steps: list[Goal]) -> dict:
         params[f"g{i}"] = step.value()
         conditions.append(_KINDS[step.kind].format(i=i))
     # a visit lasts at most a day here: sessions end after 30 idle minutes
+    where = " AND ".join([_RANGE, WEB, "session_id != ''", *_filter_sql(query, params)])
     per_visit = (f"SELECT session_id, windowFunnel(86400)(toDateTime(ts), "
-                 f"{', '.join(conditions)}) AS level FROM events "
-                 f"WHERE {_RANGE} AND {WEB} AND session_id != '' GROUP BY session_id")
+                 f"{', '.join(conditions)}) AS level FROM events WHERE {where} "
+                 f"GROUP BY session_id")
     levels = dict(client.query(f"SELECT level, count() FROM ({per_visit}) GROUP BY level",
                                parameters=params).result_rows)
     visits = sum(levels.values())

@@ -133,6 +133,10 @@ def test_funnel_counts_ordered_steps_within_a_visit(api) -> None:
     signup = funnel("page:/services/*", "event:signup")["steps"]
     assert [(s["goal"], s["visits"], s["from_previous"]) for s in signup] == [
         ("page:/services/*", 2, None), ("event:signup", 1, 0.5)]
+    mobile = api.get("/api/stats/funnel", params=[*ONE_DAY.items(), ("step", "page:/"),
+                                                  ("step", "page:/faq"),
+                                                  ("filter", "device_type:mobile")]).json()
+    assert mobile["visits"] == 0 and [s["visits"] for s in mobile["steps"]] == [0, 0]
     bad = api.get("/api/stats/funnel", params={**ONE_DAY, "step": "page:/"})
     assert bad.status_code == 400 and "2 to 8 steps" in bad.json()["error"]
 

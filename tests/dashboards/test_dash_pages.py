@@ -1,0 +1,223 @@
+"""The product page in real headless Chromium (Debian's, over CDP: no browser is downloaded)
+against the real app and chDB with demo-like data: the top line and the chart show what the
+API answers, a row click filters every panel, a period shortcut and the compare toggle change
+the figures as the API says, CSV downloads parse, the language switch works. Screenshots are
+saved under build/test-artifacts/ (git-ignored)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfo
+
+import pytest
+import uvicorn
+from starlette.testclient import TestClient
+
+from dashboards.app import create_app
+from dashboards.auth import add_token, tokens_path
+from mayak.kafka_local import free_port
+from mayak.settings import Settings
+from tests.producers.chromium import Chromium, chromium_path
+from warehouse.testing import fixed_visits, insert_events, synthetic_events
+
+pytestmark = [pytest.mark.clickhouse, pytest.mark.browser,
+              pytest.mark.skipif(chromium_path() is None, reason="apt-get install chromium")]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+
+
+class Served:
+    """The dashboards app on a free local port (uvicorn in a thread of this process)."""
+
+    def __init__(self, app) -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def served(tmp_path, wh):
+    rows = synthetic_events(600, site="demo")
+    earlier = [{**r, "ts": r["ts"] - timedelta(days=7), "session_id": r["session_id"] + "-w"}
+               for r in synthetic_events(300, site="demo", seed=2)]
+    web, non_web = fixed_visits("demo", day_offset=2)
+    insert_events(wh, rows + earlier + web + non_web)
+    settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1")
+    token = add_token(tokens_path(settings), "pm", "product")
+    app = create_app(settings, wh)
+    server = Served(app)
+    yield server, token, TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    server.stop()
+
+
+@pytest.fixture
+def browser():
+    chrome = Chromium()
+    chrome.send("Page.enable")
+    yield chrome
+    chrome.close()
+
+
+def _wait_ready(chrome: Chromium, after: str = "", timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = chrome.eval("document.body.dataset.ready || ''")
+        if ready and ready != after:
+            return ready
+        time.sleep(0.1)
+    raise TimeoutError(f"the page did not finish loading (after {after!r})")
+
+
+def _click(chrome: Chromium, selector: str) -> None:
+    assert chrome.eval(f"!!document.querySelector({json.dumps(selector)})"), selector
+    chrome.eval(f"document.querySelector({json.dumps(selector)}).scrollIntoView({{block: 'center'}})")
+    chrome.click(selector)
+
+
+def _act(chrome: Chromium, selector: str) -> None:
+    """Click and wait for the page to load the new view."""
+    before = chrome.eval("document.body.dataset.ready")
+    _click(chrome, selector)
+    _wait_ready(chrome, before)
+
+
+def _screenshot(chrome: Chromium, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = chrome.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    (ARTIFACTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+
+
+def _view(chrome: Chromium) -> list[tuple[str, str]]:
+    """The page's API question (site, from, to, filters) from its own URL."""
+    q = parse_qs(urlparse(chrome.eval("location.href")).query)
+    view = chrome.eval("JSON.stringify(window.mayak.state)")
+    state = json.loads(view)
+    return [("site", q["site"][0]), ("from", state["from"]), ("to", state["to"]),
+            *(("filter", f) for f in q.get("filter", []))]
+
+
+def _kpi(chrome: Chromium, name: str, part: str = "value") -> str:
+    return chrome.eval(f"document.querySelector('[data-kpi={name}] .{part}').textContent")
+
+
+def _panel(chrome: Chromium, panel: str) -> dict[str, str]:
+    return chrome.eval(f"Object.fromEntries([...document.querySelectorAll('#{panel} .rows .row')]"
+                       ".map(r => [r.dataset.value, r.querySelector('.num').textContent]))")
+
+
+def _en(n: int) -> str:
+    return f"{n:,}"
+
+
+def test_product_page_in_chromium(served, browser) -> None:
+    server, token, api = served
+    base = f"http://127.0.0.1:{server.port}"
+    browser.navigate(f"{base}/?site=demo&period=30d&lang=en")
+    _wait_ready(browser)
+    assert "mayak token add" in browser.eval("document.querySelector('#message').textContent")
+    browser.eval(f"localStorage.setItem('mayak-token', {json.dumps(token)})")
+    browser.navigate(f"{base}/?site=demo&period=30d&lang=en")
+    ready = _wait_ready(browser)
+    assert browser.eval("document.querySelector('#message').hidden")
+
+    # the top line and the chart are the API's answers
+    view = _view(browser)
+    summary = api.get("/api/stats/summary", params=view).json()
+    assert summary["visitors"] > 0 and _kpi(browser, "visitors") == _en(summary["visitors"])
+    assert _kpi(browser, "pageviews") == _en(summary["pageviews"])
+    series = api.get("/api/stats/series", params=[*view, ("dimensions", "day"),
+                                                  ("metrics", "visitors"), ("limit", "1000")])
+    chart = browser.eval("window.mayak.chart.data[1]")
+    assert sum(chart) == sum(r["visitors"] for r in series.json()["rows"]) > 0
+    assert browser.eval("!!document.querySelector('#chart canvas')")
+    assert browser.eval("[...document.querySelectorAll('#heat [data-value]')]"
+                        ".some(c => +c.dataset.value > 0)")
+    places = _panel(browser, "places")
+    assert set(places) == {"AZ", "TR", "GE", "RU"}
+    _screenshot(browser, "product-30d")
+
+    # a row click filters every panel, and the URL
+    _act(browser, '#places .row[data-value="TR"]')
+    assert "filter=country%3ATR" in browser.eval("location.search")
+    view = _view(browser)
+    assert ("filter", "country:TR") in view
+    filtered = api.get("/api/stats/summary", params=view).json()
+    assert filtered["visitors"] < summary["visitors"]
+    assert _kpi(browser, "visitors") == _en(filtered["visitors"])
+    devices = api.get("/api/stats/breakdown", params=[*view, ("dimensions", "device_type"),
+                                                      ("metrics", "visitors,pageviews")]).json()
+    assert {k: v.split(" · ")[0] for k, v in _panel(browser, "devices").items()} == \
+        {r["device_type"]: _en(r["visitors"]) for r in devices["rows"]}
+    assert set(_panel(browser, "places")) == {"TR"}
+    series = api.get("/api/stats/series", params=[*view, ("dimensions", "day"),
+                                                  ("metrics", "visitors"), ("limit", "1000")])
+    assert sum(browser.eval("window.mayak.chart.data[1]")) == \
+        sum(r["visitors"] for r in series.json()["rows"])
+
+    # a period shortcut, then the compare toggle
+    _act(browser, '[data-period="7d"]')
+    view = _view(browser)
+    today = datetime.now(ZoneInfo("Asia/Baku")).date()
+    assert dict(view)["from"] == str(today - timedelta(days=6))
+    week = api.get("/api/stats/summary", params=[*view, ("compare", "previous")]).json()
+    assert _kpi(browser, "visitors") == _en(week["visitors"])
+    assert _kpi(browser, "visitors", "change") == ""
+    _act(browser, "#compare")
+    assert "compare=previous" in browser.eval("location.search")
+    change = week["change"]["visitors"]
+    assert change is not None and week["previous"]["visitors"] > 0
+    shown = _kpi(browser, "visitors", "change")
+    assert shown == ("+" if change > 0 else "−") + f"{round(abs(change) * 100, 1):g}%"
+    assert browser.eval("window.mayak.chart.data.length") == 3  # the previous period beside
+    _screenshot(browser, "product-7d-compare")
+
+    # the state is in the URL: a fresh load of it shows the same view
+    url = browser.eval("location.href")
+    browser.navigate(url)
+    _wait_ready(browser)
+    assert _kpi(browser, "visitors") == _en(week["visitors"])
+    assert browser.eval("document.querySelector('#compare').checked")
+
+    # a panel's CSV downloads and parses
+    downloads = ARTIFACTS / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    for old in downloads.glob("*"):
+        old.unlink()
+    browser.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
+    _click(browser, "#devices .csv")
+    deadline = time.monotonic() + 30
+    while not list(downloads.glob("*.csv")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (got,) = downloads.glob("*.csv")
+    table = list(csv.DictReader(io.StringIO(got.read_text())))
+    devices = api.get("/api/stats/breakdown", params=[*view, ("dimensions", "device_type"),
+                                                      ("metrics", "visitors,pageviews")]).json()
+    assert {r["device_type"]: int(r["visitors"]) for r in table} == \
+        {r["device_type"]: r["visitors"] for r in devices["rows"]}
+
+    # the language switch: words and number formats
+    before = browser.eval("document.body.dataset.ready")
+    browser.eval("const s = document.querySelector('#lang'); s.value = 'az';"
+                 " s.dispatchEvent(new Event('change'))")
+    _wait_ready(browser, before)
+    assert browser.eval("document.documentElement.lang") == "az"
+    assert browser.eval("document.querySelector('[data-kpi=visitors] span').textContent") == \
+        "Ziyarətçilər"
+    assert "lang=az" in browser.eval("location.search")
+    _screenshot(browser, "product-az")
+    assert ready
