@@ -220,6 +220,11 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
         rows = audit.recent_queries(client, qp.audit_limit(call.params))
         return Answer({"queries": rows}, 7 * len(rows), {"limit": len(rows)})
 
+    def me(call: Call) -> Answer:
+        """Who the token is and which pages its role may use (the pages' navigation)."""
+        return Answer({"name": call.who.name, "role": call.who.role,
+                       "pages": pages.pages_of(call.who.role)}, 0, {})
+
     async def healthz(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
@@ -244,6 +249,7 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
         endpoint("admin/export", ADMIN, export, "POST"),
         endpoint("admin/sweep", ADMIN, sweep, "POST"),
         endpoint("admin/audit", ADMIN, audit_log),
+        endpoint("me", PRODUCT | MARKETING | RESEARCH, me),
     ])
 
 

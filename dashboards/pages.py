@@ -18,7 +18,27 @@ from starlette.staticfiles import StaticFiles
 from dashboards import openapi
 
 STATIC = resources.files("dashboards").joinpath("static")
-PAGES = {"/": "index.html", "/docs": "docs.html"}
+PAGES = {"/": "index.html", "/marketing": "marketing.html", "/research": "research.html",
+         "/admin": "admin.html", "/docs": "docs.html"}
+#: who may use each page (``GET /api/me`` lists a caller's pages; the page's calls enforce it)
+PAGE_ROLES: dict[str, frozenset[str]] = {
+    "/": frozenset({"product", "admin"}), "/marketing": frozenset({"marketing", "admin"}),
+    "/research": frozenset({"researcher", "admin"}), "/admin": frozenset({"admin"})}
+#: the API endpoints each page calls (a test checks the pages' scripts name no others)
+PAGE_CALLS: dict[str, tuple[str, ...]] = {
+    "/": ("stats/summary", "stats/series", "stats/breakdown", "stats/entry-exit",
+          "stats/realtime", "stats/funnel", "stats/export"),
+    "/marketing": ("stats/summary", "marketing/campaigns",
+                   "marketing/campaigns/{campaign_id}/sends"),
+    "/research": ("research/query", "research/budget"),
+    "/admin": ("admin/audit", "admin/research/budgets", "admin/research/budget",
+               "admin/erase", "admin/export"),
+}
+
+
+def pages_of(role: str) -> list[str]:
+    """The pages a role may use, in the order of the navigation."""
+    return [page for page, roles in PAGE_ROLES.items() if role in roles]
 
 
 def _page(name: str):

@@ -260,6 +260,7 @@
     document.body.dataset.ready = "";
     message(""); renderControls();
     if (!token()) { message(t("need_token"), "error"); document.body.dataset.ready = String(mine); return; }
+    if (!(await Mayak.nav("/"))) { document.body.dataset.ready = String(mine); return; }  // role
     const jobs = [loadSummary(), loadChart(), loadRealtime(), loadHeat(), loadFunnel(), ...PANELS.map(loadPanel)];
     const done = await Promise.allSettled(jobs);
     const failed = done.find((d) => d.status === "rejected");
