@@ -76,6 +76,9 @@
       year: "numeric", timeZone: "UTC"}).format(new Date(iso + "T00:00:00Z")),
     hour: (iso) => new Intl.DateTimeFormat(LOCALES[lang], {day: "numeric", month: "short",
       hour: "2-digit", minute: "2-digit", timeZone: TZ}).format(new Date(iso)),
+    tick: (seconds, hourly) => new Intl.DateTimeFormat(LOCALES[lang], hourly
+      ? {day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", timeZone: TZ}
+      : {day: "numeric", month: "short", timeZone: TZ}).format(new Date(seconds * 1000)),
     TZ,
   };
   window.I18N = I18N;

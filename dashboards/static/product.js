@@ -143,7 +143,9 @@
     const series = [xs, xs.map((x) => now.get(x) ?? 0)];
     const opts = {width: Math.max(300, $("#chart").clientWidth - 10), height: 240,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), I18N.TZ),
-      series: [{}, {label: t("visitors"), stroke: "#1f6fd1", width: 2, fill: "#1f6fd122"}]};
+      axes: [{values: (u, splits) => splits.map((x) => I18N.tick(x, hourly)), space: 70}, {}],
+      series: [{value: (u, x) => x == null ? "—" : I18N.tick(x, hourly)},
+        {label: t("visitors"), stroke: "#1f6fd1", width: 2, fill: "#1f6fd122"}]};
     if (data.previous) {
       const before = at(data.previous.rows), px = buckets(data.previous.from, data.previous.to, hourly);
       series.push(xs.map((_, i) => before.get(px[i]) ?? 0));

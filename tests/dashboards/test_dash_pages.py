@@ -11,8 +11,9 @@ import csv
 import io
 import json
 import threading
+import zipfile
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
@@ -56,7 +57,10 @@ def served(tmp_path, wh):
     earlier = [{**r, "ts": r["ts"] - timedelta(days=7), "session_id": r["session_id"] + "-w"}
                for r in synthetic_events(300, site="demo", seed=2)]
     web, non_web = fixed_visits("demo", day_offset=2)
-    insert_events(wh, rows + earlier + web + non_web)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    live = [{**r, "ts": now - timedelta(minutes=1), "session_id": f"live-{i}", "visitor_id": f"l{i}"}
+            for i, r in enumerate(web[:4])]  # readers of the last minutes
+    insert_events(wh, rows + earlier + web + non_web + live)
     settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1")
     token = add_token(tokens_path(settings), "pm", "product")
     app = create_app(settings, wh)
@@ -149,6 +153,21 @@ def test_product_page_in_chromium(served, browser) -> None:
                         ".some(c => +c.dataset.value > 0)")
     places = _panel(browser, "places")
     assert set(places) == {"AZ", "TR", "GE", "RU"}
+    live = api.get("/api/stats/realtime", params={"site": "demo"}).json()
+    assert live["visitors"] > 0
+    assert browser.eval("document.querySelector('#live').textContent") == _en(live["visitors"])
+    assert set(_panel(browser, "realtime")) == {p["path"] for p in live["pages"]}
+
+    # a funnel: the steps typed in, the visits per step as the API counts them
+    browser.eval("document.querySelector('#funnel textarea').value = 'page:/services/*\\nevent:signup'")
+    _act(browser, "#funnel button")
+    view = _view(browser)
+    funnel = api.get("/api/stats/funnel", params=[*view, ("step", "page:/services/*"),
+                                                  ("step", "event:signup")]).json()
+    assert funnel["steps"][1]["visits"] == 1  # visitor C of the fixed visits
+    assert browser.eval("[...document.querySelectorAll('#funnel .step .num:nth-child(2)')]"
+                        ".map(e => e.textContent)") == [_en(s["visits"]) for s in funnel["steps"]]
+    assert "step=event%3Asignup" in browser.eval("location.search")
     _screenshot(browser, "product-30d")
 
     # a row click filters every panel, and the URL
@@ -210,6 +229,15 @@ def test_product_page_in_chromium(served, browser) -> None:
     assert {r["device_type"]: int(r["visitors"]) for r in table} == \
         {r["device_type"]: r["visitors"] for r in devices["rows"]}
 
+    # the whole view as one archive
+    _click(browser, "#archive")
+    deadline = time.monotonic() + 30
+    while not list(downloads.glob("*.zip")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (archive,) = downloads.glob("*.zip")
+    members = zipfile.ZipFile(archive).namelist()
+    assert {"summary.csv", "series.csv", "devices.csv", "countries.csv"} <= set(members)
+
     # the language switch: words and number formats
     before = browser.eval("document.body.dataset.ready")
     browser.eval("const s = document.querySelector('#lang'); s.value = 'az';"
@@ -221,3 +249,12 @@ def test_product_page_in_chromium(served, browser) -> None:
     assert "lang=az" in browser.eval("location.search")
     _screenshot(browser, "product-az")
     assert ready
+
+    # empty states say what to do
+    browser.navigate(f"{base}/?site=demo&period=custom&from=2021-01-01&to=2021-01-31&lang=en")
+    _wait_ready(browser)
+    assert "No data in this period" in browser.eval("document.querySelector('#message').textContent")
+    browser.navigate(f"{base}/?site=nope&period=30d&lang=en")
+    _wait_ready(browser)
+    shown = browser.eval("document.querySelector('#message').textContent")
+    assert "Unknown site" in shown and "sites with data: demo" in shown
