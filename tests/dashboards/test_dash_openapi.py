@@ -3,6 +3,10 @@ with the roles the app enforces; it and its docs page are served without a token
 
 from __future__ import annotations
 
+import gzip
+import re
+from importlib import resources
+
 import pytest
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
@@ -67,3 +71,19 @@ def test_description_docs_and_assets_need_no_token(tmp_path, wh) -> None:
     assert chart.status_code == 200 and "uPlot" in chart.text
     assert chart.headers["content-encoding"] == "gzip"  # served compressed
     assert api.get("/api/stats/funnel", params={"site": "s1"}).status_code == 401
+
+
+def test_pages_load_nothing_from_the_internet_and_stay_small() -> None:
+    """Every page's scripts and styles are Mayak's own /static files (no CDN, no web font),
+    and each page's assets stay small gzipped (the figures are in the README)."""
+    static = resources.files("dashboards").joinpath("static")
+    for page in ("index.html", "marketing.html", "research.html", "admin.html", "docs.html"):
+        html = static.joinpath(page).read_text()
+        assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+        assert not re.search(r'(?:src|href)="(?:https?:)?//', html), page
+        total = len(gzip.compress(html.encode(), 9))
+        for asset in assets:
+            body = static.joinpath(asset.removeprefix("/static/")).read_bytes()
+            assert b"https://cdn" not in body and b"fonts.googleapis" not in body, asset
+            total += len(gzip.compress(body, 9))
+        assert total < 40_000, (page, total)  # the product page with uPlot: about 35 kB
