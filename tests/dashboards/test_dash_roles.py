@@ -116,3 +116,49 @@ def test_pages_in_chromium_by_role(setup) -> None:
     finally:
         chrome.close()
         server.stop()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(chromium_path() is None, reason="apt-get install chromium")
+def test_marketing_and_research_pages_work(setup) -> None:
+    app, tokens = setup
+    server = Served(app)
+    chrome = Chromium()
+    chrome.send("Page.enable")
+    base = f"http://127.0.0.1:{server.port}"
+
+    def act(selector: str) -> None:
+        before = chrome.eval("document.body.dataset.ready")
+        chrome.eval(f"document.querySelector({json.dumps(selector)}).scrollIntoView()")
+        chrome.click(selector)
+        _wait_ready(chrome, before)
+
+    try:
+        chrome.navigate(f"{base}/docs")
+        chrome.eval(f"localStorage.setItem('mayak-token', {json.dumps(tokens['marketing'])})")
+        chrome.navigate(f"{base}/marketing?site=s1")
+        _wait_ready(chrome)
+        chrome.eval("document.querySelector('#campaign').value = 'spring';"
+                    "document.querySelector('#sent').value = '120'")
+        act("#send button")
+        cells = chrome.eval("[...document.querySelectorAll('#campaigns tbody tr')]"
+                            ".map(r => [...r.children].map(td => td.textContent))")
+        heads = chrome.eval("[...document.querySelectorAll('#campaigns th')].map(t => t.textContent)")
+        spring = dict(zip(heads, next(c for c in cells if c[0] == "spring")))
+        assert spring["sent"] == "120" and float(spring["open_rate"]) > 0
+        chrome.eval(f"localStorage.setItem('mayak-token', {json.dumps(tokens['researcher'])})")
+        chrome.navigate(f"{base}/research")
+        _wait_ready(chrome)
+        chrome.eval("document.querySelector('#site').value = 's1'")
+        act("#ask button")
+        assert chrome.eval("document.querySelector('#message').hidden")
+        assert "epsilon" in chrome.eval("document.querySelector('#privacy').textContent")
+        assert chrome.eval("[...document.querySelectorAll('#answer th, #answer .empty')].length") > 0
+        budget = dict(zip(chrome.eval("[...document.querySelectorAll('#budget th')]"
+                                      ".map(t => t.textContent)"),
+                          chrome.eval("[...document.querySelectorAll('#budget td')]"
+                                      ".map(t => t.textContent)")))
+        assert float(budget["spent_epsilon"]) == 1.0  # the question just asked
+    finally:
+        chrome.close()
+        server.stop()
