@@ -37,7 +37,7 @@ from dashboards.tables import respond
 from mayak.errors import MayakError
 from mayak.settings import Settings
 from producers.collector.limits import RateLimiter
-from warehouse import audit, details, erasure, goals, reports
+from warehouse import audit, details, erasure, reports
 from warehouse.campaigns import register_send
 from warehouse.client import TOO_HEAVY, LimitedClient, limit_hit, read_limits
 from warehouse.ddl import Layout
@@ -173,14 +173,6 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
 
     campaigns = site_report(reports.campaigns)
 
-    def goal_conversions(call: Call) -> Answer:
-        wanted = goals.parse_goals(call.params.getlist("goal"))
-        date_from, date_to = qp.date_range(call.params, tz)
-        data = goals.conversions(reader, qp.site_of(call.params), date_from, date_to, wanted, tz)
-        return Answer(data, 1 + 4 * len(data["goals"]), {
-            "site": data["site"], "from": data["from"], "to": data["to"],
-            "goals": [g["goal"] for g in data["goals"]]})
-
     def sends(call: Call) -> Answer:
         site, sent, sent_on = qp.sends_body(call.body, datetime.now(ZoneInfo(tz)).date())
         done = register_send(client, site, call.path["campaign_id"], sent, sent_on,
@@ -233,7 +225,7 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
         endpoint("stats/summary", PRODUCT | MARKETING, work["stats/summary"]),
         endpoint("stats/breakdown", PRODUCT, work["stats/breakdown"]),
         endpoint("stats/series", PRODUCT, work["stats/series"]),
-        endpoint("stats/goals", PRODUCT, goal_conversions),
+        endpoint("stats/goals", PRODUCT, work["stats/goals"]),
         endpoint("stats/entry-exit", PRODUCT, work["stats/entry-exit"]),
         endpoint("stats/realtime", PRODUCT, work["stats/realtime"]),
         endpoint("stats/funnel", PRODUCT, work["stats/funnel"]),

@@ -83,7 +83,7 @@ PATHS: dict[str, dict[str, dict]] = {
         "map), labelled in the report time zone", PRODUCT,
         STATS + ["dimensions", "metrics", "limit", "compare", *CSV])},
     "/api/stats/goals": {"get": _op("Conversions per goal (exact)", PRODUCT,
-                                    ["site", "from", "to", "goal"])},
+                                    STATS + ["goal", *CSV])},
     "/api/stats/entry-exit": {"get": _op("Top entry and exit pages", PRODUCT,
                                          STATS + ["limit", *CSV])},
     "/api/stats/sections": {"get": _op("Per page and section: readers, dwell, reach", PRODUCT,

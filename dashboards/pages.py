@@ -27,7 +27,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
 #: the API endpoints each page calls (a test checks the pages' scripts name no others)
 PAGE_CALLS: dict[str, tuple[str, ...]] = {
     "/": ("stats/summary", "stats/series", "stats/breakdown", "stats/entry-exit",
-          "stats/realtime", "stats/funnel", "stats/export"),
+          "stats/realtime", "stats/funnel", "stats/export", "stats/goals"),
     "/marketing": ("stats/summary", "marketing/campaigns",
                    "marketing/campaigns/{campaign_id}/sends"),
     "/research": ("research/query", "research/budget"),

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from dashboards import export
 from dashboards import params as qp
 from dashboards.calls import Answer, Call
-from warehouse import product
+from warehouse import goals, product
 from warehouse.query import DIMENSIONS, TIME_BUCKETS, Query, QueryError, run
 
 COMPARE = ("previous",)
@@ -121,6 +121,20 @@ def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callab
                                                   rows, _name(query, "entry-exit"))
         return answer
 
+    def goal_conversions(call: Call) -> Answer:
+        fmt = export.wanted(call.params)
+        wanted = goals.parse_goals(call.params.getlist("goal"))
+        query = qp.query_from(call.params, tz, metrics=("visits",))
+        data = goals.conversions(reader, query.site, query.date_from, query.date_to, wanted, tz,
+                                 query.filters)
+        answer = Answer(data, 1 + 4 * len(data["goals"]), {
+            **query.describe(), "goals": [g["goal"] for g in data["goals"]]})
+        if fmt == "csv":
+            answer.response = export.csv_response(
+                ["goal", "conversions", "visitors", "completions", "conversion_rate"],
+                data["goals"], _name(query, "goals"))
+        return answer
+
     def realtime(call: Call) -> Answer:
         site = qp.site_of(call.params)
         data = product.realtime(reader, site, clock())
@@ -152,7 +166,11 @@ def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callab
         pages = product.entry_exit(reader, replace(query, limit=100))
         for kind in ("entry_pages", "exit_pages"):
             files[kind] = export.to_csv(["path", "visits", "bounce_rate"], pages[kind])
-        cells = len(top) + days.cells
+        reached = goals.conversions(reader, query.site, query.date_from, query.date_to, [], tz,
+                                    query.filters)["goals"]
+        files["goals"] = export.to_csv(
+            ["goal", "conversions", "visitors", "completions", "conversion_rate"], reached)
+        cells = len(top) + days.cells + 4 * len(reached)
         for panel, dimension, metrics in PANELS:
             if dimension not in DIMENSIONS and dimension not in ("section", "event_name",
                                                                  "outbound_url"):
@@ -164,7 +182,7 @@ def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callab
         return Answer({}, cells, query.describe(),
                       export.zip_response(files, _name(query, "view")))
 
-    return {"stats/summary": summary, "stats/breakdown": breakdown, "stats/series": series,
+    return {"stats/summary": summary, "stats/goals": goal_conversions, "stats/breakdown": breakdown, "stats/series": series,
             "stats/entry-exit": entry_exit, "stats/realtime": realtime, "stats/funnel": funnel,
             "stats/export": archive}
 

@@ -52,7 +52,7 @@ def change(now, before, name: str):
     return round((now - before) / before, 4) if before else None
 
 
-def _filter_sql(query: Query, params: dict) -> list[str]:
+def filter_sql(query: Query, params: dict) -> list[str]:
     """WHERE conditions over raw events for the query's filters (no ``section``: that needs
     one row per section read, which a per-visit figure cannot use)."""
     keep = []
@@ -79,7 +79,7 @@ FROM events WHERE {where} GROUP BY session_id
 def _visits_sql(query: Query) -> tuple[str, dict]:
     start, end = utc_bounds(query)
     params: dict = {"site": query.site, "start": start, "end": end}
-    where = " AND ".join([_RANGE, WEB, "session_id != ''", *_filter_sql(query, params)])
+    where = " AND ".join([_RANGE, WEB, "session_id != ''", *filter_sql(query, params)])
     return _PER_VISIT.format(interaction=INTERACTION, where=where), params
 
 
@@ -159,7 +159,7 @@ def funnel(client: Client, query: Query, steps: list[Goal]) -> dict:
         params[f"g{i}"] = step.value()
         conditions.append(_KINDS[step.kind].format(i=i))
     # a visit lasts at most a day here: sessions end after 30 idle minutes
-    where = " AND ".join([_RANGE, WEB, "session_id != ''", *_filter_sql(query, params)])
+    where = " AND ".join([_RANGE, WEB, "session_id != ''", *filter_sql(query, params)])
     per_visit = (f"SELECT session_id, windowFunnel(86400)(toDateTime(ts), "
                  f"{', '.join(conditions)}) AS level FROM events WHERE {where} "
                  f"GROUP BY session_id")

@@ -26,12 +26,13 @@
     {id: "places", tabs: tabs(["country", "isp"], "visitors,pageviews")},
     {id: "devices", tabs: tabs(["device_type", "browser", "browser_version", "os", "os_version"],
       "visitors,pageviews")},
-    {id: "events", tabs: [{key: "event_name", dim: "event_name", metrics: "events,visitors"}], prop: true},
+    {id: "events", tabs: [{key: "goals", goals: true}, {key: "event_name", dim: "event_name", metrics: "events,visitors"}], prop: true},
     {id: "outbound", tabs: [{key: "outbound", dim: "outbound_url", metrics: "events,visitors"}]},
     {id: "services", tabs: [{key: "services", dim: "service_type", metrics: "service_requests"}]},
   ];
   const FORMAT = {time_on_page: (v) => I18N.duration(v), scroll_depth: (v) => v == null ? "—" : `${I18N.number(v)}%`,
-    section_seconds: (v) => I18N.duration(v), bounce_rate: (v) => I18N.percent(v)};
+    section_seconds: (v) => I18N.duration(v), bounce_rate: (v) => I18N.percent(v),
+    conversion_rate: (v) => I18N.percent(v)};
   let S = {};  // the view: site, period, from, to, compare, filters, lang, tab, prop, steps
   let generation = 0;
   const mayak = window.mayak = {chart: null, get state() { return S; }};
@@ -180,7 +181,10 @@
     const box = $(`#${panel.id} .rows`);
     box.replaceChildren();
     try {
-      if (tab.pages) {
+      if (tab.goals) {
+        const data = await api("stats/goals", query());
+        rows(box, data.goals, "goal", ["conversions", "conversion_rate"]);
+      } else if (tab.pages) {
         const data = await api("stats/entry-exit", query([["limit", "10"]]));
         rows(box, data[tab.pages], "path", tab.pages === "entry_pages" ? ["visits", "bounce_rate"] : ["visits"]);
       } else {
@@ -224,6 +228,12 @@
       el("span", {className: "num", textContent: `${I18N.percent(s.from_first)} ${t("from_first")}`}))));
   }
   function setFilter(dim, value) {
+    if (dim === "goal") {  // a goal row filters by its event name, or by its page if exact
+      const [kind, target] = [value.slice(0, value.indexOf(":")), value.slice(value.indexOf(":") + 1)];
+      if (kind === "event") return setFilter("event_name", target);
+      if (!target.includes("*")) return setFilter("path", target);
+      return;
+    }
     S.filters = [...S.filters.filter((f) => !f.startsWith(`${dim}:`)), `${dim}:${value}`];
     writeURL(); load();
   }
@@ -253,9 +263,10 @@
   }
   function csvOf(panel) {
     const key = S.tab[panel.id] || panel.tabs[0].key, tab = panel.tabs.find((x) => x.key === key) || panel.tabs[0];
-    const q = tab.pages ? query([["format", "csv"], ["limit", "100"]])
+    const q = tab.pages || tab.goals ? query([["format", "csv"], ["limit", "100"]])
       : query([["dimensions", tab.dim], ["metrics", tab.metrics], ["limit", "1000"], ["format", "csv"]]);
-    return download(tab.pages ? "stats/entry-exit" : "stats/breakdown", q, `${S.site}-${panel.id}-${key}.csv`);
+    const endpoint = tab.goals ? "stats/goals" : tab.pages ? "stats/entry-exit" : "stats/breakdown";
+    return download(endpoint, q, `${S.site}-${panel.id}-${key}.csv`);
   }
   async function load() {
     const mine = ++generation;

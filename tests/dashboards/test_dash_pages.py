@@ -250,6 +250,14 @@ def test_product_page_in_chromium(served, browser) -> None:
     _screenshot(browser, "product-az")
     assert ready
 
+    # a goal row filters the page by its event
+    browser.navigate(f"{base}/?site=demo&period=30d&lang=en")
+    _wait_ready(browser)
+    _act(browser, '#events .row[data-value="event:signup"]')
+    assert "filter=event_name%3Asignup" in browser.eval("location.search")
+    signed = api.get("/api/stats/summary", params=_view(browser)).json()
+    assert signed["visitors"] == 1 and _kpi(browser, "visitors") == "1"
+
     # empty states say what to do
     browser.navigate(f"{base}/?site=demo&period=custom&from=2021-01-01&to=2021-01-31&lang=en")
     _wait_ready(browser)

@@ -152,3 +152,14 @@ def test_the_whole_view_as_one_archive(api) -> None:
     assert summary[0]["visitors"] == "5"
     pages = list(csv.DictReader(io.StringIO(files.read("pages.csv").decode())))
     assert {p["path"] for p in pages if p["visitors"] != "0"} == {"/", "/services/notary", "/faq"}
+
+
+def test_goals_through_filters_and_as_csv(api) -> None:
+    notary = _get(api, "goals", goal="event:signup", filter="path:/services/notary").json()
+    # B and C had events on that page; C signed up there
+    assert (notary["visits"], notary["goals"][0]["conversions"],
+            notary["goals"][0]["conversion_rate"]) == (2, 1, 0.5)
+    home = _get(api, "goals", goal="event:signup", filter="path:/").json()
+    assert (home["visits"], home["goals"][0]["conversions"]) == (3, 0)
+    rows = _csv(_get(api, "goals", format="csv"))  # no goal named: the custom events seen
+    assert [(r["goal"], r["conversions"]) for r in rows] == [("event:signup", "1")]
