@@ -27,7 +27,7 @@ from dashboards.auth import add_token, tokens_path
 from mayak.kafka_local import free_port
 from mayak.settings import Settings
 from tests.producers.chromium import Chromium, chromium_path
-from warehouse.testing import fixed_visits, insert_events, synthetic_events
+from warehouse.testing import START, fixed_visits, insert_events, synthetic_events
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.browser,
               pytest.mark.skipif(chromium_path() is None, reason="apt-get install chromium")]
@@ -257,6 +257,16 @@ def test_product_page_in_chromium(served, browser) -> None:
     assert "filter=event_name%3Asignup" in browser.eval("location.search")
     signed = api.get("/api/stats/summary", params=_view(browser)).json()
     assert signed["visitors"] == 1 and _kpi(browser, "visitors") == "1"
+
+    # up to two days the chart is hourly (Baku hours)
+    day = (START + timedelta(days=2)).date()
+    browser.navigate(f"{base}/?site=demo&period=custom&from={day}&to={day + timedelta(days=1)}")
+    _wait_ready(browser)
+    hourly = browser.eval("window.mayak.chart.data[1]")
+    hours = api.get("/api/stats/series", params=[*_view(browser), ("dimensions", "hour"),
+                                                 ("metrics", "visitors"), ("limit", "1000")])
+    assert len(hourly) == 48 and sum(hourly) == sum(r["visitors"] for r in hours.json()["rows"]) > 0
+    _screenshot(browser, "product-two-days")
 
     # empty states say what to do
     browser.navigate(f"{base}/?site=demo&period=custom&from=2021-01-01&to=2021-01-31&lang=en")
