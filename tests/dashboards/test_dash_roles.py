@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from importlib import resources
 
 import pytest
@@ -98,6 +99,13 @@ def test_pages_in_chromium_by_role(setup) -> None:
     base = f"http://127.0.0.1:{server.port}"
     try:
         chrome.navigate(f"{base}/docs")
+        deadline = time.monotonic() + 20
+        while not chrome.eval("document.querySelectorAll('.op').length") and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        ops = chrome.eval("[...document.querySelectorAll('.op')].map(o => o.textContent)")
+        assert any("GET /api/stats/funnel" in o and "roles: product, admin" in o for o in ops)
+        assert any("POST /e" in o and "public" in o for o in ops)  # the collector's too
         for role, token in tokens.items():
             chrome.eval(f"localStorage.setItem('mayak-token', {json.dumps(token)});"
                         "localStorage.setItem('mayak-site', 's1')")
