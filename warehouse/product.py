@@ -24,6 +24,10 @@ from warehouse.goals import _KINDS, Goal
 from warehouse.metrics import INTERACTION, WEB
 from warehouse.query import DIMENSIONS, Query, QueryError, run, utc_bounds
 
+# filters the session aggregates answer (constant within a visit, kept per session there):
+# bounce rate, visit duration and entry/exit pages read the sampled `sessions` table for them
+SESSION_FILTERS = frozenset({"country", "device_type"})
+_SESSIONS_WHERE = "WHERE site_id = {site:String}"
 MAX_STEPS = 8
 REALTIME_MINUTES = 5
 # change is relative ((now - before) / before) except for rates, whose change is in points
@@ -83,6 +87,17 @@ def _visits_sql(query: Query) -> tuple[str, dict]:
     return _PER_VISIT.format(interaction=INTERACTION, where=where), params
 
 
+def _session_filters(query: Query, params: dict) -> str | None:
+    """The sessions-table WHERE for the query's filters, or None when it cannot answer."""
+    if any(name not in SESSION_FILTERS for name, _ in query.filters):
+        return None
+    keep = [_SESSIONS_WHERE]
+    for i, (name, value) in enumerate(query.filters):
+        params[f"sf{i}"] = value
+        keep.append(f"{name} = {{sf{i}:String}}")
+    return " AND ".join(keep)
+
+
 def summary(client: Client, query: Query) -> dict:
     """The top line of ``reports.summary``, for the query's site, range and filters."""
     if not query.filters:
@@ -90,10 +105,15 @@ def summary(client: Client, query: Query) -> dict:
                                query.tz).data
     totals = run(client, replace(query, metrics=reports.SUMMARY_METRICS, dimensions=()))
     data = totals.records()[0] if totals.rows else dict.fromkeys(reports.SUMMARY_METRICS, 0)
-    per_visit, params = _visits_sql(query)
-    count, bounces, avg = client.query(
-        f"SELECT count(), countIf(pageviews = 1 AND interactions = 0), avg(engaged_ms / 1000) "
-        f"FROM ({per_visit})", parameters=params).result_rows[0]
+    params = reports._session_days(query)
+    where = _session_filters(query, params)
+    if where:
+        sql = reports._VISITS.replace(_SESSIONS_WHERE, where)
+    else:
+        per_visit, params = _visits_sql(query)
+        sql = (f"SELECT count(), countIf(pageviews = 1 AND interactions = 0), "
+               f"avg(engaged_ms / 1000) FROM ({per_visit})")
+    count, bounces, avg = client.query(sql, parameters=params).result_rows[0]
     data.update({"site": query.site, "from": str(query.date_from), "to": str(query.date_to),
                  "bounce_rate": round(bounces / count, 4) if count else None,
                  "visit_duration": round(avg, 1) if count else None})
@@ -113,8 +133,16 @@ def entry_exit(client: Client, query: Query) -> dict:
     if not query.filters:
         return reports.entry_exit(client, query.site, query.date_from, query.date_to, query.tz,
                                   query.limit).data
-    per_visit, params = _visits_sql(query)
     data: dict = {"site": query.site, "from": str(query.date_from), "to": str(query.date_to)}
+    params = {**reports._session_days(query), "limit": query.limit}
+    where = _session_filters(query, params)
+    if where:
+        for key, state in reports._PAGE_STATES.items():
+            sql = reports._PAGES.replace("EXTRA", state).replace(_SESSIONS_WHERE, where)
+            data[key] = [{"path": p, "visits": v, "bounce_rate": round(b / v, 4)}
+                         for p, v, b in client.query(sql, parameters=params).result_rows]
+        return data
+    per_visit, params = _visits_sql(query)
     for key, column in (("entry_pages", "entry"), ("exit_pages", "exit")):
         rows = client.query(
             f"SELECT {column} AS page, count() AS visits, "

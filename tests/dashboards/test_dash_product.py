@@ -75,6 +75,12 @@ def test_filtered_summary_counts_the_visits_through_the_filter(api) -> None:
     faq = api.get("/api/stats/summary",
                   params=[*ONE_DAY.items(), ("filter", "path:/faq"), ("filter", "country:AZ")])
     assert (faq.json()["visitors"], faq.json()["bounce_rate"]) == (1, 0.0)  # D clicked out
+    # country and device type are kept per visit: the sampled sessions answer them
+    everything = _get(api, "summary").json()
+    az = _get(api, "summary", filter="country:AZ").json()
+    assert (az["bounce_rate"], az["visit_duration"]) == (0.4, everything["visit_duration"])
+    nobody = _get(api, "summary", filter="device_type:mobile").json()
+    assert (nobody["visitors"], nobody["bounce_rate"], nobody["visit_duration"]) == (0, None, None)
 
 
 def test_series_compare_csv_and_heat_map(api) -> None:
