@@ -191,6 +191,11 @@
         const data = await api("stats/breakdown", query([["dimensions", tab.dim], ["metrics", tab.metrics], ["limit", "10"]]));
         rows(box, data.rows, tab.dim, tab.metrics.split(","));
       }
+      if (panel.prop) {  // the prop keys of these events; a key shows its values
+        const keys = await api("stats/breakdown", query([["dimensions", "prop_key"], ["metrics", "events"], ["limit", "10"]]));
+        const list = el("div", {className: "rows"}); box.append(el("h3", {textContent: t("prop")}), list);
+        rows(list, keys.rows, "prop_key", ["events"]);
+      }
       if (panel.prop && S.prop) {
         const dim = `prop:${S.prop}`;
         const data = await api("stats/breakdown", query([["dimensions", dim], ["metrics", "events,visitors"], ["limit", "10"]]));
@@ -228,6 +233,7 @@
       el("span", {className: "num", textContent: `${I18N.percent(s.from_first)} ${t("from_first")}`}))));
   }
   function setFilter(dim, value) {
+    if (dim === "prop_key") { S.prop = value; writeURL(); load(); return; }  // show its values
     if (dim === "goal") {  // a goal row filters by its event name, or by its page if exact
       const [kind, target] = [value.slice(0, value.indexOf(":")), value.slice(value.indexOf(":") + 1)];
       if (kind === "event") return setFilter("event_name", target);
@@ -241,7 +247,7 @@
     document.title = t("title");
     for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
     $("#site").value = S.site; $("#lang").value = S.lang; $("#from").value = S.from; $("#to").value = S.to;
-    $("#compare").checked = S.compare;
+    $("#compare").checked = S.compare; $("#prop").value = S.prop;
     $("#periods").replaceChildren(...PERIODS.filter((p) => p !== "custom").map((p) => {
       const b = el("button", {textContent: t(p), className: p === S.period ? "on" : "", dataset: {period: p}});
       b.addEventListener("click", () => { S.period = p; Object.assign(S, resolve(p)); writeURL(); load(); });

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import threading
+import uuid
 import zipfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -61,6 +62,12 @@ def served(tmp_path, wh):
     live = [{**r, "ts": now - timedelta(minutes=1), "session_id": f"live-{i}", "visitor_id": f"l{i}"}
             for i, r in enumerate(web[:4])]  # readers of the last minutes
     insert_events(wh, rows + earlier + web + non_web + live)
+    signup = next(e for e in web if e["event_type"] == "custom")
+    wh.insert("events", [[uuid.uuid4(), "custom", "demo", signup["ts"], "vC", "vC-1", signup["path"],
+                          "signup", {"plan": "pro"}, "AZ", "desktop"]],
+              column_names=["event_id", "event_type", "site_id", "ts", "visitor_id",
+                            "session_id", "path", "event_name", "props", "country",
+                            "device_type"])
     settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1")
     token = add_token(tokens_path(settings), "pm", "product")
     app = create_app(settings, wh)
@@ -257,6 +264,13 @@ def test_product_page_in_chromium(served, browser) -> None:
     assert "filter=event_name%3Asignup" in browser.eval("location.search")
     signed = api.get("/api/stats/summary", params=_view(browser)).json()
     assert signed["visitors"] == 1 and _kpi(browser, "visitors") == "1"
+    _act(browser, '#events .row[data-dim="prop_key"][data-value="plan"]')  # its props
+    assert "prop=plan" in browser.eval("location.search")
+    _act(browser, '#events .row[data-dim="prop:plan"][data-value="pro"]')
+    assert "filter=prop%3Aplan%3Apro" in browser.eval("location.search")
+    assert _kpi(browser, "visitors") == "1"
+    assert _kpi(browser, "pageviews") == _en(api.get("/api/stats/summary", params=_view(
+        browser)).json()["pageviews"])
 
     # up to two days the chart is hourly (Baku hours)
     day = (START + timedelta(days=2)).date()

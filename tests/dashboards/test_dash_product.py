@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 import zipfile
 from datetime import timedelta
 
@@ -169,3 +170,22 @@ def test_goals_through_filters_and_as_csv(api) -> None:
     assert (home["visits"], home["goals"][0]["conversions"]) == (3, 0)
     rows = _csv(_get(api, "goals", format="csv"))  # no goal named: the custom events seen
     assert [(r["goal"], r["conversions"]) for r in rows] == [("event:signup", "1")]
+
+
+def test_prop_keys_and_prop_filters(tmp_path, wh) -> None:
+    web, _ = fixed_visits("m", day_offset=1)
+    signup = next(e for e in web if e["event_type"] == "custom")
+    extra = {**signup, "event_id": uuid.uuid4(), "visitor_id": "vF", "session_id": "vF-1"}
+    columns = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id", "path",
+               "event_name", "props"]
+    wh.insert("events", [[e[c] if c != "props" else props for c in columns] for e, props in
+                         ((signup, {"plan": "pro", "from": "ad"}), (extra, {"plan": "free"}))],
+              column_names=columns)
+    settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1")
+    api = TestClient(create_app(settings, wh))
+    api.headers["Authorization"] = f"Bearer {add_token(tokens_path(settings), 'pm', 'product')}"
+    keys = _get(api, "breakdown", dimensions="prop_key", metrics="events").json()["rows"]
+    assert keys == [{"prop_key": "plan", "events": 2}, {"prop_key": "from", "events": 1}]
+    pro = _get(api, "breakdown", dimensions="event_name", metrics="events,visitors",
+               filter="prop:plan:pro").json()["rows"]
+    assert pro == [{"event_name": "signup", "events": 1, "visitors": 1}]
