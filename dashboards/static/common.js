@@ -10,7 +10,8 @@
     for (const k of kids) e.append(k);
     return e;
   };
-  const TITLES = {"/": "Product", "/marketing": "Marketing", "/research": "Research", "/admin": "Admin"};
+  const t = (key) => window.I18N ? I18N.t(key) : key;
+  const title = (page) => t(`nav_${page === "/" ? "product" : page.slice(1)}`);
   const token = () => localStorage.getItem("mayak-token") || "";
   class ApiError extends Error { constructor(status, msg) { super(msg); this.status = status; } }
 
@@ -27,9 +28,8 @@
     return as === "json" ? r.json() : r.blob();
   }
   function explain(err) {
-    if (err.status === 401 || err.status === 503)
-      return `Paste an API token (create one: mayak token add --name NAME --role ROLE). ${err.message}`;
-    if (err.status === 403) return `This token's role may not do this: ${err.message}`;
+    if (err.status === 401 || err.status === 503) return `${t("need_token_any")} ${err.message}`;
+    if (err.status === 403) return `${t("role_forbidden")} ${err.message}`;
     return err.message;
   }
   function message(text, kind = "") {
@@ -40,13 +40,13 @@
   // the navigation: only the pages this token's role may use; false when this page is not one
   async function nav(page) {
     const box = $("#nav");
-    if (!token()) { message("Paste an API token (create one: mayak token add --name NAME --role ROLE).", "error"); return false; }
+    if (!token()) { message(t("need_token_any"), "error"); return false; }
     let me;
     try { me = await api("me"); } catch (err) { message(explain(err), "error"); return false; }
-    box.replaceChildren(...me.pages.map((p) => el("a", {href: p, textContent: TITLES[p],
+    box.replaceChildren(...me.pages.map((p) => el("a", {href: p, textContent: title(p),
       className: p === page ? "on" : ""})), el("span", {textContent: ` ${me.name} (${me.role})`}));
     if (!me.pages.includes(page)) {
-      message(`The role ${me.role} may not use this page; it may use: ${me.pages.map((p) => TITLES[p]).join(", ")}.`, "error");
+      message(t("page_forbidden").replace("{role}", me.role).replace("{pages}", me.pages.map(title).join(", ")), "error");
       return false;
     }
     return true;
@@ -56,7 +56,7 @@
     $("#save").addEventListener("click", () => { localStorage.setItem("mayak-token", $("#token").value.trim()); onSave(); });
   }
   function table(box, columns, rows) {
-    if (!rows.length) { box.replaceChildren(el("p", {className: "empty", textContent: "No rows for this question."})); return; }
+    if (!rows.length) { box.replaceChildren(el("p", {className: "empty", textContent: t("no_rows")})); return; }
     box.replaceChildren(el("table", {}, el("thead", {}, el("tr", {}, ...columns.map((c) => el("th", {textContent: c})))),
       el("tbody", {}, ...rows.map((r) => el("tr", {}, ...columns.map((c) =>
         el("td", {textContent: r[c] == null ? "—" : typeof r[c] === "object" ? JSON.stringify(r[c]) : String(r[c])})))))));
@@ -66,6 +66,18 @@
     const a = el("a", {href: URL.createObjectURL(blob), download: name});
     document.body.append(a); a.click(); a.remove();
   }
+  // the language: ?lang= or the last one chosen on any page; the words of [data-t] elements
+  function localize() {
+    const lang = new URLSearchParams(location.search).get("lang") || localStorage.getItem("mayak-lang") || "en";
+    I18N.set(lang);
+    for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
+    const select = $("#lang");
+    select.value = I18N.lang;
+    select.addEventListener("change", () => {
+      localStorage.setItem("mayak-lang", select.value);
+      const q = new URLSearchParams(location.search); q.set("lang", select.value); location.search = q;
+    });
+  }
   const done = () => { document.body.dataset.ready = String(+(document.body.dataset.ready || 0) + 1); };
-  window.Mayak = {$, el, api, explain, message, nav, tokenForm, table, download, done, token};
+  window.Mayak = {$, el, t, api, explain, message, nav, tokenForm, table, download, done, token, localize};
 })();

@@ -45,7 +45,7 @@
     S = {site: q.get("site") || localStorage.getItem("mayak-site") || "demo",
       period: PERIODS.includes(q.get("period")) ? q.get("period") : "30d",
       from: q.get("from") || "", to: q.get("to") || "", compare: q.get("compare") === "previous",
-      filters: q.getAll("filter"), lang: q.get("lang") === "az" ? "az" : "en",
+      filters: q.getAll("filter"), lang: (q.get("lang") || localStorage.getItem("mayak-lang")) === "az" ? "az" : "en",
       tab: Object.fromEntries(q.getAll("tab").map((v) => v.split(":"))), prop: q.get("prop") || "",
       steps: q.getAll("step")};
     I18N.set(S.lang);
@@ -291,7 +291,7 @@
     $("#token").value = token();
     $("#save").addEventListener("click", () => { localStorage.setItem("mayak-token", $("#token").value.trim()); load(); });
     $("#site").addEventListener("change", () => { S.site = $("#site").value.trim(); localStorage.setItem("mayak-site", S.site); S.filters = []; writeURL(); load(); });
-    $("#lang").addEventListener("change", () => { S.lang = $("#lang").value; I18N.set(S.lang); writeURL(); load(); });
+    $("#lang").addEventListener("change", () => { S.lang = $("#lang").value; I18N.set(S.lang); localStorage.setItem("mayak-lang", S.lang); writeURL(); load(); });
     $("#compare").addEventListener("change", () => { S.compare = $("#compare").checked; writeURL(); load(); });
     for (const id of ["#from", "#to"]) $(id).addEventListener("change", () => {
       S.period = "custom"; S.from = $("#from").value; S.to = $("#to").value; writeURL(); load();

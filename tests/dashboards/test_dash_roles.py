@@ -154,6 +154,11 @@ def test_marketing_and_research_pages_work(setup) -> None:
         heads = chrome.eval("[...document.querySelectorAll('#campaigns th')].map(t => t.textContent)")
         spring = dict(zip(heads, next(c for c in cells if c[0] == "spring")))
         assert spring["sent"] == "120" and float(spring["open_rate"]) > 0
+        chrome.navigate(f"{base}/marketing?site=s1&lang=az")  # in Azerbaijani
+        _wait_ready(chrome)
+        assert chrome.eval("document.querySelector('[data-t=campaigns]').textContent"
+                           ).startswith("E-poçt kampaniyaları")
+        assert chrome.eval("document.querySelector('#nav a').textContent") == "Marketinq"
         chrome.eval(f"localStorage.setItem('mayak-token', {json.dumps(tokens['researcher'])})")
         chrome.navigate(f"{base}/research")
         _wait_ready(chrome)
