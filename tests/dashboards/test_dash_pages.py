@@ -135,7 +135,7 @@ def _en(n: int) -> str:
     return f"{n:,}"
 
 
-def test_product_page_in_chromium(served, browser) -> None:
+def test_product_page_in_chromium(served, browser, wh) -> None:
     server, token, api = served
     base = f"http://127.0.0.1:{server.port}"
     browser.navigate(f"{base}/?site=demo&period=30d&lang=en")
@@ -164,6 +164,17 @@ def test_product_page_in_chromium(served, browser) -> None:
     assert live["visitors"] > 0
     assert browser.eval("document.querySelector('#live').textContent") == _en(live["visitors"])
     assert set(_panel(browser, "realtime")) == {p["path"] for p in live["pages"]}
+    # ... and refreshes by itself (every 30 s)
+    insert_events(wh, [{"event_id": uuid.uuid4(), "event_type": "pageview", "site_id": "demo",
+                        "ts": datetime.now(timezone.utc).replace(tzinfo=None), "path": "/late",
+                        "visitor_id": "late", "session_id": "late-1", "country": "AZ"}])
+    deadline = time.monotonic() + 45
+    while browser.eval("document.querySelector('#live').textContent") == _en(live["visitors"]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert browser.eval("document.querySelector('#live').textContent") == \
+        _en(live["visitors"] + 1)
+    assert "/late" in _panel(browser, "realtime")
 
     # a funnel: the steps typed in, the visits per step as the API counts them
     browser.eval("document.querySelector('#funnel textarea').value = 'page:/services/*\\nevent:signup'")
