@@ -161,6 +161,8 @@
     rows($("#reading"), data.pages, "path", ["visitors"]);
   }
   function rows(box, list, dim, metrics) {
+    // a value with nothing to count here (e.g. the page of service requests: no web visitor)
+    list = list.filter((r) => r[metrics[0]] !== 0);
     if (!list.length) { box.replaceChildren(el("div", {className: "empty", textContent: t("none")})); return; }
     const top = Math.max(...list.map((r) => r[metrics[0]] || 0), 1);
     const head = el("div", {className: "head"}, el("span"),
