@@ -157,7 +157,7 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
                                                       "from": str(date_from), "to": str(date_to)})
         return answer
 
-    # summary, breakdown, series, entry-exit, realtime, funnel, export (dashboards.product)
+    # summary, breakdown, series, goals, entry-exit, realtime, funnel, export (dashboards.product)
     work = product.handlers(reader, tz, clock or product.utc_now)
 
     def sections(call: Call) -> Answer:

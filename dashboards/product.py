@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from dashboards import export
 from dashboards import params as qp
 from dashboards.calls import Answer, Call
-from warehouse import goals, product
+from warehouse import details, goals, product
 from warehouse.query import DIMENSIONS, TIME_BUCKETS, Query, QueryError, run
 
 COMPARE = ("previous",)
@@ -172,9 +172,8 @@ def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callab
             ["goal", "conversions", "visitors", "completions", "conversion_rate"], reached)
         cells = len(top) + days.cells + 4 * len(reached)
         for panel, dimension, metrics in PANELS:
-            if dimension not in DIMENSIONS and dimension not in ("section", "event_name",
-                                                                 "outbound_url"):
-                continue  # a dimension this version does not have
+            if dimension not in DIMENSIONS and not details.is_dimension(dimension):
+                continue  # a dimension this version does not have (channel, source)
             result = run(reader, replace(query, dimensions=(dimension,),
                                          metrics=tuple(metrics.split(","))))
             files[panel] = export.to_csv(result.columns, result.records())
