@@ -92,6 +92,7 @@
     const blob = await api(endpoint, q, "blob");
     const a = el("a", {href: URL.createObjectURL(blob), download: name});
     document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60000);
   }
   // ---- rendering ----
   function message(text, kind = "") {
@@ -174,7 +175,9 @@
         el("span", {className: "label", textContent: value === "" ? t("none") : value}),
         el("span", {className: "num", textContent: nums}));
       row.style.backgroundImage = `linear-gradient(90deg, #dbe8f8 ${share}%, transparent ${share}%)`;
+      row.tabIndex = 0;  // rows filter by keyboard too
       row.addEventListener("click", () => setFilter(dim, value));
+      row.addEventListener("keydown", (e) => { if (e.key === "Enter") setFilter(dim, value); });
       return row;
     }));
   }
