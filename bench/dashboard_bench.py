@@ -6,7 +6,7 @@ the same materialized views the sink feeds)."""
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from bench.harness import percentile
@@ -79,7 +79,43 @@ def query_set(client) -> list[float]:
     timed(lambda: run(client, Query(site=SITE, metrics=("pageviews", "visitors"),
                                     date_from=date_from, date_to=date_to, dimensions=("hour",),
                                     limit=1000)))
+    for call in product_calls(date_from, date_to):
+        timed(lambda c=call: c(client))
     return timings
+
+
+PRODUCT_FILTERS = (("country", "AZ"), ("device_type", "mobile"))
+
+
+def product_calls(date_from: date, date_to: date) -> list:
+    """The product page's API calls beyond the standard set (issue 14): a two-filter view
+    with the comparison (summary, series), its panels, entry/exit pages, the heat map,
+    realtime and a funnel."""
+    from warehouse import product
+    from warehouse.goals import Goal
+    from warehouse.query import Query, run
+
+    def view(**kw) -> Query:
+        return Query(**{"site": SITE, "metrics": ("visitors",), "date_from": date_from,
+                        "date_to": date_to, "filters": PRODUCT_FILTERS, "limit": 10, **kw})
+
+    steps = [Goal.parse("page:/services/*"), Goal.parse("page:/lawyers/*")]
+    calls = [lambda c: product.compared_summary(c, view()),
+             lambda c: run(c, view(dimensions=("day",), metrics=("visitors", "pageviews"),
+                                   limit=1000)),
+             lambda c: run(c, product.previous(view(dimensions=("day",), limit=1000,
+                                                    metrics=("visitors", "pageviews")))),
+             lambda c: run(c, view(dimensions=("weekday", "hour_of_day"), limit=200)),
+             lambda c: run(c, view(dimensions=("path",), metrics=(
+                 "visitors", "pageviews", "time_on_page", "scroll_depth"))),
+             lambda c: product.entry_exit(c, view()),
+             lambda c: product.realtime(c, SITE, datetime.now(timezone.utc)),
+             lambda c: product.funnel(c, view(filters=()), steps),
+             lambda c: product.funnel(c, view(), steps)]
+    calls += [lambda c, d=dim: run(c, view(dimensions=(d,), metrics=("visitors", "pageviews")))
+              for dim in ("section", "referrer_domain", "utm_source", "isp", "browser_version",
+                          "os_version", "service_type")]
+    return calls
 
 
 def run(work: Path, sizes: list[int], results: dict, details: dict, rounds: int = 5,
@@ -103,4 +139,5 @@ def run(work: Path, sizes: list[int], results: dict, details: dict, rounds: int 
     results["dashboard_p95_ms"] = round(per_size[sizes[-1]], 1)
     details["dashboard_p95_ms"] = ", ".join(f"{s / 1e6:g}M events: p95 {ms:.0f} ms"
                                             for s, ms in per_size.items()) + \
-        f" ({len(BREAKDOWNS) + 2} queries x {rounds} rounds)"
+        f" ({len(BREAKDOWNS) + 2 + len(product_calls(date.today(), date.today()))} queries" \
+        f" incl. the product page's, x {rounds} rounds)"

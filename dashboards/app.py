@@ -14,31 +14,34 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.exceptions import DatabaseError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from anonymizer import scrub
+from dashboards import pages
 from dashboards import params as qp
+from dashboards import product
 from dashboards import research as dp_research
 from dashboards.auth import Authenticator, Principal, TokensUnavailable
+from dashboards.calls import Answer, Call
 from dashboards.tables import respond
 from mayak.errors import MayakError
 from mayak.settings import Settings
 from producers.collector.limits import RateLimiter
-from warehouse import audit, details, erasure, goals, reports
+from warehouse import audit, details, erasure, reports
 from warehouse.campaigns import register_send
 from warehouse.client import TOO_HEAVY, LimitedClient, limit_hit, read_limits
 from warehouse.ddl import Layout
-from warehouse.query import TIME_BUCKETS, QueryError, run, utc_bounds
+from warehouse.query import QueryError, utc_bounds
 from warehouse.sites import UnknownSite, check_site
 
 PRODUCT = {"product", "admin"}
@@ -53,24 +56,9 @@ class Busy(Exception):
     """The one query slot stayed taken longer than a caller should wait."""
 
 
-@dataclass
-class Answer:
-    payload: dict
-    cells: int
-    request: dict
-    response: Response | None = None  # another format than JSON (research: csv, parquet)
-
-
-@dataclass
-class Call:
-    params: qp.QueryParams
-    body: dict
-    path: dict
-    who: Principal
-
-
-def create_app(settings: Settings, client, keys=None) -> Starlette:
-    """``keys``: the anonymizer key store (erasure/export); opened from settings when first needed."""
+def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
+    """``keys``: the anonymizer key store (erasure/export); opened from settings when first needed.
+    ``clock``: the current UTC time (realtime figures); the system clock by default."""
     auth = Authenticator(settings)
     scrub.configure(settings.customer_id_pattern)  # the audit scrubs what users ask
     # one client shared by request threads: one query at a time. Each query is bounded by
@@ -157,6 +145,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
                 return await refuse(request, call, 422, TOO_HEAVY.format(what=what))
             return answer.response or JSONResponse(answer.payload)
 
+        handler.roles = roles  # the OpenAPI description names them (dashboards.openapi)
         return Route(f"/api/{name}", handler, methods=[method])
 
     def site_report(build: Callable) -> Callable[[Call], Answer]:
@@ -168,20 +157,8 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
                                                       "from": str(date_from), "to": str(date_to)})
         return answer
 
-    summary = site_report(reports.summary)
-
-    def breakdown(call: Call) -> Answer:
-        query = qp.query_from(call.params, tz, metrics=("pageviews", "visitors"))
-        if not query.plain_dimensions:
-            raise QueryError("name a dimension, e.g. dimensions=country")
-        return _answer(run(reader, query), query.describe())
-
-    def series(call: Call) -> Answer:
-        query = qp.query_from(call.params, tz, metrics=("pageviews", "visitors"),
-                              dimensions=("day",))
-        if not any(d in TIME_BUCKETS for d in query.dimensions):
-            raise QueryError(f"a series needs a time bucket: {', '.join(TIME_BUCKETS)}")
-        return _answer(run(reader, query), query.describe())
+    # summary, breakdown, series, goals, entry-exit, realtime, funnel, export (dashboards.product)
+    work = product.handlers(reader, tz, clock or product.utc_now)
 
     def sections(call: Call) -> Answer:
         """Per page and section: readers, visits, dwell and reach (``warehouse.details``);
@@ -195,16 +172,7 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
                       {**query.describe(), "path": path})
 
     campaigns = site_report(reports.campaigns)
-    entry_exit = site_report(reports.entry_exit)
     bot_report = site_report(reports.bots)
-
-    def goal_conversions(call: Call) -> Answer:
-        wanted = goals.parse_goals(call.params.getlist("goal"))
-        date_from, date_to = qp.date_range(call.params, tz)
-        data = goals.conversions(reader, qp.site_of(call.params), date_from, date_to, wanted, tz)
-        return Answer(data, 1 + 4 * len(data["goals"]), {
-            "site": data["site"], "from": data["from"], "to": data["to"],
-            "goals": [g["goal"] for g in data["goals"]]})
 
     def sends(call: Call) -> Answer:
         site, sent, sent_on = qp.sends_body(call.body, datetime.now(ZoneInfo(tz)).date())
@@ -245,20 +213,24 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         rows = audit.recent_queries(client, qp.audit_limit(call.params))
         return Answer({"queries": rows}, 7 * len(rows), {"limit": len(rows)})
 
+    def me(call: Call) -> Answer:
+        """Who the token is and which pages its role may use (the pages' navigation)."""
+        return Answer({"name": call.who.name, "role": call.who.role,
+                       "pages": pages.pages_of(call.who.role)}, 0, {})
+
     async def healthz(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    async def index(request: Request) -> HTMLResponse:
-        page = resources.files("dashboards").joinpath("static/index.html").read_text()
-        return HTMLResponse(page)
-
-    return Starlette(routes=[
-        Route("/", index), Route("/healthz", healthz),
-        endpoint("stats/summary", PRODUCT | MARKETING, summary),
-        endpoint("stats/breakdown", PRODUCT, breakdown),
-        endpoint("stats/series", PRODUCT, series),
-        endpoint("stats/goals", PRODUCT, goal_conversions),
-        endpoint("stats/entry-exit", PRODUCT, entry_exit),
+    return Starlette(middleware=[Middleware(GZipMiddleware, minimum_size=1000)], routes=[
+        *pages.routes(), Route("/healthz", healthz),
+        endpoint("stats/summary", PRODUCT | MARKETING, work["stats/summary"]),
+        endpoint("stats/breakdown", PRODUCT, work["stats/breakdown"]),
+        endpoint("stats/series", PRODUCT, work["stats/series"]),
+        endpoint("stats/goals", PRODUCT, work["stats/goals"]),
+        endpoint("stats/entry-exit", PRODUCT, work["stats/entry-exit"]),
+        endpoint("stats/realtime", PRODUCT, work["stats/realtime"]),
+        endpoint("stats/funnel", PRODUCT, work["stats/funnel"]),
+        endpoint("stats/export", PRODUCT, work["stats/export"]),
         endpoint("stats/sections", PRODUCT, sections),
         endpoint("marketing/campaigns", MARKETING, campaigns),
         endpoint("marketing/campaigns/{campaign_id}/sends", MARKETING, sends, "POST"),
@@ -271,12 +243,8 @@ def create_app(settings: Settings, client, keys=None) -> Starlette:
         endpoint("admin/sweep", ADMIN, sweep, "POST"),
         endpoint("admin/audit", ADMIN, audit_log),
         endpoint("admin/bots", ADMIN, bot_report),
+        endpoint("me", PRODUCT | MARKETING | RESEARCH, me),
     ])
-
-
-def _answer(result, request: dict) -> Answer:
-    return Answer({"columns": result.columns, "rows": result.records(), "source": result.source},
-                  result.cells, request)
 
 
 def _client_ip(request: Request) -> str:

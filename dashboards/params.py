@@ -100,10 +100,13 @@ def customer_body(body: dict) -> tuple[str, bool]:
 def query_from(params: QueryParams, tz: str, metrics: tuple[str, ...] = ("pageviews",),
                dimensions: tuple[str, ...] = ()) -> Query:
     """``site``, ``from``, ``to``, ``metrics=a,b``, ``dimensions=a,b``, ``filter=dim:value``
-    (repeatable), ``limit``."""
+    (repeatable; a prop: ``filter=prop:<key>:value``), ``limit``."""
     filters = []
     for raw in params.getlist("filter"):
         name, sep, value = raw.partition(":")
+        if name == "prop" and sep:  # the dimension itself holds a colon: prop:<key>
+            key, sep, value = value.partition(":")
+            name = f"prop:{key}"
         if not sep:
             raise QueryError("filter must look like dimension:value")
         filters.append((name, value))

@@ -32,6 +32,11 @@ if [ -f producers/beacon/package.json ]; then
   (cd producers/beacon && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
 fi
 
+if [ -f dashboards/ui/package.json ]; then
+  echo "==> bundling the dashboards' chart library (npm ci: uPlot into dashboards/static/vendor)"
+  (cd dashboards/ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+fi
+
 echo "==> fetching Apache Kafka jars from Maven Central (cached in ~/.cache/mayak)"
 .venv/bin/mayak kafka fetch
 

@@ -16,7 +16,8 @@ Dimensions:
   only: an e-mail open or a service request naming a section adds no reader.
   Events that saw no section are left out.
 - ``event_name``: a custom event's name; ``outbound_url``: an outbound click's destination
-  (origin + path); ``prop:<key>``: the value of one prop of custom events. Events without
+  (origin + path); ``prop:<key>``: the value of one prop of custom events; ``prop_key``: the
+  prop keys events carry (which ``prop:<key>`` breakdowns exist). Events without
   one are left out of that breakdown (no ``""`` row for every page view).
 
 Metric ``section_seconds``: section dwell, rounded to whole seconds (per section with the
@@ -43,6 +44,8 @@ DIMENSIONS: dict[str, tuple[str, str | None]] = {
     "section": ("section_name", None),  # the ARRAY JOIN leaves out events with no section
     "event_name": ("toString(event_name)", "event_name != ''"),
     "outbound_url": ("outbound_url", "outbound_url != ''"),
+    # the prop keys custom events carry (one row per key of each event)
+    "prop_key": ("arrayJoin(mapKeys(props))", "notEmpty(props)"),
 }
 #: how the allowed-names message spells the prop dimension
 PROP_HINT = "prop:<key>"

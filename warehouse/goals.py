@@ -75,13 +75,19 @@ def parse_goals(texts: list[str]) -> list[Goal]:
 
 
 def conversions(client: Client, site: str, date_from: date, date_to: date, goals: list[Goal],
-                tz: str = "Asia/Baku") -> dict:
-    """Visits, and per goal conversions, visitors, completions and conversion rate."""
-    query = Query(site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz)
+                tz: str = "Asia/Baku", filters: tuple[tuple[str, str], ...] = ()) -> dict:
+    """Visits, and per goal conversions, visitors, completions and conversion rate. With
+    ``filters`` (dimension, value): the visits as seen through them (their matching events)."""
+    from warehouse.product import filter_sql  # it builds on this module
+
+    query = Query(site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz,
+                  filters=filters)
     start, end = utc_bounds(query)
     params: dict = {"site": site, "start": start, "end": end}
+    where = " AND ".join([_RANGE, *filter_sql(query, params)])
     if not goals:
-        names = client.query(_EVENT_NAMES, parameters=params).result_rows
+        names = client.query(_EVENT_NAMES.replace(_RANGE, where),
+                             parameters=params).result_rows
         goals = [Goal("event", name) for (name,) in names]
     select = [f"uniqExactIf(session_id, {WEB}) AS visits"]
     for i, goal in enumerate(goals):
@@ -89,7 +95,7 @@ def conversions(client: Client, site: str, date_from: date, date_to: date, goals
         condition = _KINDS[goal.kind].format(i=i)
         select += [f"uniqExactIf(session_id, {condition})", f"uniqExactIf(visitor_id, {condition})",
                    f"countIf({condition})"]
-    sql = f"SELECT {', '.join(select)} FROM events WHERE {_RANGE} AND session_id != ''"
+    sql = f"SELECT {', '.join(select)} FROM events WHERE {where} AND session_id != ''"
     row = client.query(sql, parameters=params).result_rows[0]
     visits = row[0]
     rows = []

@@ -64,6 +64,9 @@ TIME_BUCKETS: dict[str, str] = {
     "weekday": "toDayOfWeek({t}, 0, {{tz:String}})",
 }
 
+# the one pair of time buckets a question may combine: the hour-of-day x weekday heat map
+HEATMAP = frozenset({"weekday", "hour_of_day"})
+
 MAX_LIMIT = 1000
 MAX_DAYS = 5 * 366
 # dates a question may name: before the first event, and well inside ClickHouse's DateTime
@@ -97,8 +100,10 @@ class Query:
         _check_names("filter", [f for f, _ in self.filters], DIMENSIONS, True)
         if len(self.dimensions) != len(set(self.dimensions)):
             raise QueryError("a dimension may appear once")
-        if sum(d in TIME_BUCKETS for d in self.dimensions) > 1 or len(self.dimensions) > 3:
-            raise QueryError("at most one time bucket and two other dimensions")
+        buckets = {d for d in self.dimensions if d in TIME_BUCKETS}
+        if (len(buckets) > 1 and buckets != HEATMAP) or len(self.dimensions) > 3:
+            raise QueryError("at most one time bucket (or weekday,hour_of_day: a heat map) "
+                             "and two other dimensions")
         if not self.site:
             raise QueryError("a site is required")
         if self.date_from < DATE_MIN or self.date_to > DATE_MAX:

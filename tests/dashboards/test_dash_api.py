@@ -153,7 +153,8 @@ def test_cli_token_is_admin_and_page_is_served(settings, wh) -> None:
     assert oct((settings.data_dir / "keys" / "cli-admin.token").stat().st_mode)[-3:] == "600"
     assert api.get("/api/admin/audit", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     page = api.get("/")
-    assert page.status_code == 200 and "stats/breakdown" in page.text
+    assert page.status_code == 200 and "/static/product.js" in page.text
+    assert "stats/breakdown" in api.get("/static/product.js").text
 
 
 def test_event_details_over_the_api(settings, wh) -> None:
