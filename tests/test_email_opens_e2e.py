@@ -27,6 +27,7 @@ from stream_jobs.processors import build_pipeline, ip_decrypter
 from stream_jobs.sink import Lander, event_row, failed_row
 from stream_jobs.testing import CHROME, IPHONE
 from stream_jobs.useragent import UAClassifier
+from tests.producers.test_collector import FakeOutbox
 from warehouse.campaigns import register_send
 
 pytestmark = pytest.mark.clickhouse
@@ -39,24 +40,6 @@ NETWORKS = {"85.132.0.0/16": (29049, "AZ"), "17.0.0.0/8": (714, "US"),
             "66.249.64.0/19": (15169, "US"), "98.136.0.0/14": (36646, "US"),
             "5.255.255.0/24": (13238, "RU"), "40.94.0.0/16": (8075, "US"),
             "198.51.100.0/24": (64500, "NL")}
-
-
-class Outbox:
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes, bytes]] = []
-        self.pending = 0
-
-    async def produce(self, records) -> None:
-        self.records.extend(records)
-
-    def status(self) -> tuple[bool, str]:
-        return True, "ok"
-
-    def seconds_since_ack(self) -> float | None:
-        return 0.0
-
-    def close(self) -> None:
-        pass
 
 
 def _write_geo(folder) -> dict[str, str]:
@@ -111,7 +94,7 @@ def _token(i: int) -> str:
 def test_opens_are_classified_and_the_human_open_rate_is_right(tmp_path, wh) -> None:
     settings = Settings(data_dir=tmp_path, ip_key=KEY, collector_trusted_proxies=[PROXY],
                         collector_rate_per_s=20.0, collector_rate_burst=60)
-    box = Outbox()
+    box = FakeOutbox()
     pixel = TestClient(create_app(settings, outbox=box), client=(PROXY, 5000))
     now = int(time.time())
     plan = _plan(now)
@@ -216,7 +199,7 @@ def test_opens_through_kafka_the_worker_and_the_marketing_api(stack, tmp_path) -
 
 
 def test_a_pixel_refused_by_the_broker_counts_when_retried(tmp_path) -> None:
-    box = Outbox()
+    box = FakeOutbox()
     settings = Settings(data_dir=tmp_path, ip_key=KEY)
     pixel = TestClient(create_app(settings, outbox=box))
     working = box.produce
