@@ -42,7 +42,7 @@ from warehouse.campaigns import register_send
 from warehouse.client import TOO_HEAVY, LimitedClient, limit_hit, read_limits
 from warehouse.ddl import Layout
 from warehouse.query import QueryError, utc_bounds
-from warehouse.sites import UnknownSite, check_site
+from warehouse.sites import SiteCheck, UnknownSite
 
 PRODUCT = {"product", "admin"}
 MARKETING = {"marketing", "admin"}
@@ -69,6 +69,7 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
     tz = settings.report_timezone
     layout = Layout(database=client.database or "default", cluster=settings.clickhouse_cluster)
     reader = LimitedClient(client, read_limits(settings))  # every question asked goes here
+    check_site = SiteCheck(client)
     key_store = {"keys": keys}
 
     def get_keys():
@@ -99,7 +100,7 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
                     return None
                 answer = work(call)  # a malformed question is a 400 before a 404
                 if method == "GET" and call.params.get("site"):
-                    check_site(client, call.params["site"])  # UnknownSite: 404
+                    check_site(call.params["site"])  # UnknownSite: 404
                 record(call.who, name, answer.request, answer.cells, 200)
                 return answer
             finally:

@@ -25,11 +25,23 @@ def known_sites(client: Client) -> list[str]:
     return [site for (site,) in rows]
 
 
-def check_site(client: Client, site: str) -> None:
-    """Raise ``UnknownSite`` naming the sites that have data unless ``site`` is one of them."""
-    found = client.query("SELECT 1 FROM agg_site_hourly WHERE site_id = {site:String} LIMIT 1",
-                         parameters={"site": site}).result_rows
-    if not found:
-        known = known_sites(client)
-        raise UnknownSite(f"unknown site {site!r}; sites with data: "
-                          f"{', '.join(known) if known else '(none yet)'}")
+class SiteCheck:
+    """Raises ``UnknownSite`` for a site without data. A site seen with data stays known (its
+    rollup rows are kept 5 years), so the dashboards ask ClickHouse once per site and process,
+    not once per call (a product page makes 16)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._known: set[str] = set()
+
+    def __call__(self, site: str) -> None:
+        if site in self._known:
+            return
+        found = self._client.query(
+            "SELECT 1 FROM agg_site_hourly WHERE site_id = {site:String} LIMIT 1",
+            parameters={"site": site}).result_rows
+        if not found:
+            known = known_sites(self._client)
+            raise UnknownSite(f"unknown site {site!r}; sites with data: "
+                              f"{', '.join(known) if known else '(none yet)'}")
+        self._known.add(site)

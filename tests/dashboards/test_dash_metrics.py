@@ -87,3 +87,24 @@ def test_research_counts_web_visitors_of_a_path(tmp_path, wh) -> None:
     ratio = api.get("/api/research/query", headers=auth,
                     params={**RANGE, "dimensions": "path", "metrics": "scroll_depth"})
     assert ratio.status_code == 400 and "counts only" in ratio.json()["error"]
+
+
+def test_a_known_site_is_checked_once_per_process(wh) -> None:
+    from warehouse.sites import SiteCheck, UnknownSite
+
+    insert_events(wh, fixed_visits()[0])
+    asked: list[str] = []
+
+    class Counting:
+        def query(self, sql, **kw):
+            asked.append(sql)
+            return wh.query(sql, **kw)
+
+    check = SiteCheck(Counting())
+    check("m")
+    check("m")
+    assert len(asked) == 1  # the second call for a known site asks nothing
+    with pytest.raises(UnknownSite, match="sites with data: m"):
+        check("nope")
+    with pytest.raises(UnknownSite):
+        check("nope")  # an unknown site is asked again: its first event may land meanwhile
