@@ -182,7 +182,8 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
-        payload, question, fmt = dp_research.answer(reader, settings, call.who.name, call.params)
+        payload, question, fmt = dp_research.answer(reader, settings, call.who.name, call.params,
+                                                    check_site=check_site)
         return Answer(payload, len(payload["columns"]) * len(payload["rows"]),
                       {**question, "cost": payload["cost"]}, respond(payload, fmt))
 

@@ -11,6 +11,8 @@ row, and say what the answer cost and what is left. The guarantee is documented 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
@@ -74,9 +76,13 @@ def question_of(query: Query, metrics: tuple[str, ...], epsilon: float, delta: f
 
 
 def answer(client, settings: Settings, researcher: str, params: QueryParams,
-           clock: ledger.Clock = ledger.utc_now) -> tuple[dict, dict, str]:
-    """(payload, question, format) for one research call."""
+           clock: ledger.Clock = ledger.utc_now,
+           check_site: Callable[[str], None] = lambda site: None) -> tuple[dict, dict, str]:
+    """(payload, question, format) for one research call. ``check_site`` raises for a site
+    without data: called once the question is well-formed and before anything is spent or
+    recorded (a mistyped site must not cost budget)."""
     query, metrics, epsilon, fmt = parse(params, settings)
+    check_site(query.site)
     question = question_of(query, metrics, epsilon, settings.research_delta,
                            settings.research_max_cells)
     digest = ledger.question_hash(question)

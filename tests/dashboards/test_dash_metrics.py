@@ -87,6 +87,13 @@ def test_research_counts_web_visitors_of_a_path(tmp_path, wh) -> None:
     ratio = api.get("/api/research/query", headers=auth,
                     params={**RANGE, "dimensions": "path", "metrics": "scroll_depth"})
     assert ratio.status_code == 400 and "counts only" in ratio.json()["error"]
+    # a mistyped site is a 404 before anything is spent or recorded
+    typo = api.get("/api/research/query", headers=auth,
+                   params={**RANGE, "site": "nope", "dimensions": "path"})
+    assert typo.status_code == 404 and "sites with data: m" in typo.json()["error"]
+    assert wh.query("SELECT count() FROM research_ledger").result_rows[0][0] == 0
+    spent = api.get("/api/research/budget", headers=auth).json()
+    assert spent["spent_epsilon"] == 0, spent
 
 
 def test_a_known_site_is_checked_once_per_process(wh) -> None:
