@@ -46,3 +46,18 @@ def test_every_compose_command_is_a_mayak_command() -> None:
 def test_production_compose_points_at_a_clickhouse_server() -> None:
     for service in _project_services(_compose()).values():
         assert service["environment"]["MAYAK_CLICKHOUSE_DSN"].startswith("http://")
+
+
+def test_collector_and_workers_share_one_ip_key_and_the_read_side_its_data() -> None:
+    compose = _compose()
+    services = _project_services(compose)
+    # the collector encrypts IPs, the workers decrypt them: one key from the environment
+    for name in ("collector", "worker"):
+        assert services[name]["environment"]["MAYAK_IP_KEY"].startswith("${MAYAK_IP_KEY:?"), name
+    # the dashboards need the tokens file (they fail closed without it) and the key store
+    # (erasure) that the worker keeps: the same volume at the data directory
+    data_dir = services["worker"]["environment"]["MAYAK_DATA_DIR"]
+    mounts = {name: {v for v in services[name].get("volumes", []) if v.endswith(":" + data_dir)}
+              for name in ("worker", "dashboards")}
+    assert mounts["worker"] and mounts["worker"] == mounts["dashboards"], mounts
+    assert all(v.split(":")[0] in compose["volumes"] for v in mounts["worker"])
