@@ -64,17 +64,18 @@ GROUP BY campaign_id
 # Opens written before migration 0013 have no class ('') and count as reader opens, as then.
 READER_CLASSES = ("human", "image_proxy", "")
 MACHINE_CLASSES = ("privacy_proxy", "scanner")
+OPEN_CLASSES = ("human", "image_proxy", "privacy_proxy", "scanner")  # opens_by_class, in order
+# bounds in UTC like every other range here: a bare DateTime64(3) is read in the server's (or
+# the embedding process's) time zone, which shifted this window against the other columns
 _OPENS = """
 SELECT campaign_id,
-       countIf(open_class IN ('human', 'image_proxy', '')) AS human_opens,
-       uniqExactIf(visitor_id, open_class IN ('human', 'image_proxy', '')) AS human_openers,
-       countIf(open_class = 'human') AS human,
-       countIf(open_class = 'image_proxy') AS image_proxy,
-       countIf(open_class = 'privacy_proxy') AS privacy_proxy,
-       countIf(open_class = 'scanner') AS scanner
+       countIf(open_class IN {readers:Array(String)}) AS human_opens,
+       uniqExactIf(visitor_id, open_class IN {readers:Array(String)}) AS human_openers,
+       countIf(open_class IN {machines:Array(String)}) AS machine_opens,
+       [""" + ", ".join(f"countIf(open_class = '{c}')" for c in OPEN_CLASSES) + """] AS by_class
 FROM events
 WHERE site_id = {site:String} AND event_type = 'email_open' AND campaign_id != ''
-  AND ts >= {start:DateTime64(3)} AND ts < {end:DateTime64(3)}
+  AND ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
 GROUP BY campaign_id
 """
 
@@ -134,22 +135,23 @@ def campaigns(client: Client, site: str, date_from: date, date_to: date,
     sent = dict(client.query(_SENDS, parameters={"site": site, "from": date_from,
                                                  "to": date_to}).result_rows)
     start, end = utc_bounds(query)
-    by_class = {row[0]: row[1:] for row in client.query(
-        _OPENS, parameters={"site": site, "start": start, "end": end}).result_rows}
+    by_class = {row[0]: row[1:] for row in client.query(_OPENS, parameters={
+        "site": site, "start": start, "end": end, "readers": list(READER_CLASSES),
+        "machines": list(MACHINE_CLASSES)}).result_rows}
     rows = []
     for campaign in sorted(set(opened) | set(sent)):
         opens = opened.get(campaign, {})
         openers = opens.get("openers", 0)
         total = sent.get(campaign, 0)
-        human_opens, human_openers, *classes = by_class.get(campaign, (0, 0, 0, 0, 0, 0))
+        human_opens, human_openers, machine_opens, classes = by_class.get(
+            campaign, (0, 0, 0, [0] * len(OPEN_CLASSES)))
         rows.append({"campaign_id": campaign, "sent": total,
                      "opens": opens.get("email_opens", 0), "unique_opens": openers,
                      "open_rate": round(openers / total, 4) if total else None,
                      "human_opens": human_opens, "human_unique_opens": human_openers,
                      "human_open_rate": round(human_openers / total, 4) if total else None,
-                     "machine_opens": classes[2] + classes[3],
-                     "opens_by_class": dict(zip(("human", "image_proxy", "privacy_proxy",
-                                                 "scanner"), classes))})
+                     "machine_opens": machine_opens,
+                     "opens_by_class": dict(zip(OPEN_CLASSES, classes))})
     return Report({"site": site, "campaigns": rows}, 9 * len(rows))
 
 
