@@ -118,6 +118,21 @@ EVENT_IDS = Dedup(lambda v: str(v["event_id"]), _event_ids_query)
 FAILURES = Dedup(_failure_key, _failure_keys_query)
 
 
+# ClickHouse codes for rows it cannot take as they are (a value of the wrong type, a date it
+# cannot parse...): retrying them would stall the partition for ever, unlike a warehouse
+# that is down, which a retry outlasts
+DATA_ERRORS = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117})
+
+
+class BadRows(Exception):
+    """ClickHouse refused the rows themselves; nothing of the insert landed."""
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    code = re.search(r"Code: (\d+)", str(exc))
+    return code is not None and int(code.group(1)) in DATA_ERRORS
+
+
 class Lander:
     """Inserts one topic's records into one table, skipping what the table already holds."""
 
@@ -217,6 +232,10 @@ class Lander:
                                        settings={"input_format_skip_unknown_fields": 1})
                 break
             except Exception as exc:  # a broken warehouse must not lose the acked batch
+                if _is_data_error(exc):
+                    if self.journal is not None:
+                        self.journal.finish(self.client, check=failures > 0)
+                    raise BadRows(f"{error_name(exc)}: {str(exc)[:200]}") from exc
                 failures += 1
                 log.warning("insert into %s failed (%s); retrying in %.0fs", self.table,
                             type(exc).__name__, self.retry_seconds)
@@ -295,7 +314,7 @@ class LandingBuffer:
             return landed
 
     def _decode_and_land(self, raw: list[tuple[int, int, bytes]]):
-        records: list[Record] = []
+        messages: list[tuple[tuple[int, int, bytes], list[Record]]] = []
         poison: list[tuple[int, int, str]] = []
         for message in raw:
             try:
@@ -305,8 +324,19 @@ class LandingBuffer:
             except Exception as exc:  # one bad message must not stop the partition
                 poison.append((message[0], message[1], error_name(exc)))
                 continue
-            records += decoded
-        return self.lander.land(records), poison
+            messages.append((message, decoded))
+        try:
+            return self.lander.land([r for _, decoded in messages for r in decoded]), poison
+        except BadRows:
+            pass
+        # ClickHouse refused some row: land message by message, the refused ones are poison
+        landed = 0
+        for (partition, offset, _), decoded in messages:
+            try:
+                landed += self.lander.land(decoded)
+            except BadRows as exc:
+                poison.append((partition, offset, f"BadRows: {exc}"))
+        return landed, poison
 
 
 def journals(data_dir: Path) -> dict[str, InflightJournal]:

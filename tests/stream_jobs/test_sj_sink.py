@@ -157,3 +157,32 @@ def test_custom_event_props_outbound_and_section_dwell_land(wh) -> None:
         ("custom", "download", {"format": "pdf", "size": "12", "ok": "true"}, "", [], []),
         ("outbound", "", {}, "https://gov.az/services/notary", [], []),
         ("engagement", "", {}, "", ["intro", "fees"], [4114, 3002])]
+
+
+@pytest.mark.clickhouse
+def test_a_row_clickhouse_refuses_is_a_dead_letter_not_a_stalled_partition(wh) -> None:
+    from stream_jobs.poison import valid_event
+
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) > 3:
+            raise RuntimeError("a refused row was retried again and again")
+
+    good = [_event() for _ in range(3)]
+    bad = _event(scroll_pct="deep")  # passes the sink's own check; ClickHouse refuses it
+    lander = Lander(wh, "events", event_row, dedup=EVENT_IDS, sleep=sleep)
+    poisoned: list[tuple[int, int, str]] = []
+
+    async def on_poison(partition: int, offset: int, error: str) -> None:
+        poisoned.append((partition, offset, error))
+
+    buffer = LandingBuffer(lander, lambda raw: [(p, o, orjson.loads(v)) for p, o, v in raw],
+                           most=10, valid=valid_event, on_poison=on_poison)
+    for offset, event in enumerate([good[0], bad, good[1], good[2]]):
+        buffer.add(0, offset, orjson.dumps(event))
+    assert asyncio.run(buffer.flush()) == 3
+    assert [(p, o) for p, o, _ in poisoned] == [(0, 1)] and "BadRows" in poisoned[0][2]
+    assert slept == []  # refused at once, not retried every few seconds for ever
+    assert _count(wh) == 3
