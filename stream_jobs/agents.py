@@ -11,29 +11,26 @@
 * ``sink_events`` / ``sink_failed``: records wait in a ``LandingBuffer`` -> ClickHouse, one
   insert per ``sink_flush_seconds`` unless about ``sink_batch_size`` rows are waiting.
 
-Faust acks an event when the agent asks for the next one and commits only acked offsets, after
-flushing the producer; the intake, the publisher and the landing buffers are flushed first
-(``flush_before_commit``), so no offset is committed before what was made of its event is in
-Kafka / ClickHouse. (These agents batched with Faust's ``take_events`` at first, which holds
-events un-acked: in the SIGKILL exactly-once test it now and then never acked some, and the
-partition's committed offset stopped there for good while the worker read on. The same
-hole, rarer, remained on ``mayak.events`` without them: ``CommitGuard`` reads it again.)
+This module only wires: what is flushed before a commit and in which order, what is dropped on
+a rebalance and which messages were handled before is the ``CommitCoordinator``'s
+(``stream_jobs.commit``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 import orjson
-from faust.agents.agent import current_agent
 
 from stream_jobs.batching import Publisher, SessionWriteBack, event_count, unframe
 from stream_jobs.changelog import BatchedChangelog
+from stream_jobs.commit import CommitCoordinator
 from stream_jobs.commit_guard import CommitGuard
+from stream_jobs.faust_adapter import ConsumerOffsets, agent_has_sinks
 from stream_jobs.intake import Intake
 from stream_jobs.pipeline import Clock, Pipeline
 from stream_jobs.poison import poison_record, valid_event, valid_failure
@@ -51,6 +48,7 @@ class Agents:
     pipeline: Pipeline
     intake: Intake
     publisher: Publisher
+    coordinator: CommitCoordinator
 
 
 Raw = list[tuple[int, int, bytes]]
@@ -67,25 +65,23 @@ def _event_records(messages: Raw) -> list[tuple[int, int, dict[str, Any]]]:
     return records
 
 
-def flush_before_commit(producer, buffers: Sequence[Intake | Publisher | LandingBuffer]) -> None:
-    """Make Faust's pre-commit ``producer.flush()`` flush ``buffers`` before the producer.
+def _landing_buffers(landers: dict[str, Lander] | None, topics: Topics, settings,
+                     clock: Clock) -> dict[str, LandingBuffer]:
+    """The sinks' buffers (none without landers); a message they cannot land is dead-lettered."""
+    if landers is None:
+        return {}
 
-    Faust commits an offset once the event is acked (when the agent asks for the next one),
-    and before committing it always awaits ``producer.flush()``: hooking in there means no
-    offset is committed before what was made of its event is in Kafka or ClickHouse. Agents
-    that hold events un-acked instead (``take_events``) stalled: see the module docstring.
-    """
-    if getattr(producer, "_mayak_hooked", False):  # a restarted agent
-        return
-    flush = producer.flush
+    def dead_letter(topic: str):
+        async def send(partition: int, offset: int, error: str) -> None:
+            await topics.failed.send(value=poison_record(topic, partition, offset, error,
+                                                         clock()))
+        return send
 
-    async def flush_ours_then_producer() -> None:
-        for buffer in buffers:
-            await buffer.flush()
-        await flush()
-
-    producer.flush = flush_ours_then_producer
-    producer._mayak_hooked = True
+    return {"events": LandingBuffer(landers["events"], _event_records, settings.sink_batch_size,
+                                    valid_event, dead_letter(settings.topic_events)),
+            "failed": LandingBuffer(landers["failed_events"], _records,
+                                    settings.sink_batch_size, valid_failure,
+                                    dead_letter(settings.topic_failed))}
 
 
 def register_agents(app: faust.App, topics: Topics, settings,
@@ -98,28 +94,28 @@ def register_agents(app: faust.App, topics: Topics, settings,
                          schema=faust.Schema(key_serializer="json", value_serializer="json"))
     write_back = SessionWriteBack(sessions, BatchedChangelog(app, sessions))
     pipeline = make_pipeline(write_back)
-    guard = CommitGuard(app, [settings.topic_raw, settings.topic_events, settings.topic_failed])
     # send looked up per call, not bound now: tests patch faust's Topic.send after start-up
     publisher = Publisher(lambda **message: topics.events.send(**message), write_back,
                           settings.events_per_message, settings.kafka_partitions)
 
     intake = Intake(pipeline, publisher, lambda **message: topics.failed.send(**message),
                     settings.enrich_batch_size)
-    # flushed in this order before each commit: raw messages, their events, the sinks' rows
-    buffers: list[Intake | Publisher | LandingBuffer] = [intake, publisher]
+    landing = _landing_buffers(landers, topics, settings, clock)
+    guard = CommitGuard(ConsumerOffsets(app),
+                        [settings.topic_raw, settings.topic_events, settings.topic_failed])
+    coordinator = CommitCoordinator(intake, publisher, list(landing.values()), guard)
 
     @app.agent(topics.raw, name="enrich")
     async def enrich(stream):
-        flush_before_commit(app.producer, buffers)
-        me = current_agent()
-        observed = bool(me is not None and me._sinks)
+        coordinator.hook(app.producer)
+        observed = agent_has_sinks()
         # the stream itself, not stream.events(): one async-generator hop less per message
         async for _value in stream:
             event = stream.current_event
             if event is None:  # not from a topic (what stream.events() skips as well)
                 continue
             message = event.message
-            if guard.acked(message):
+            if coordinator.seen(message):
                 continue  # read again after a rewind: handled before
             # test_context() sinks (observed) get each message's results at once
             if intake.add(message.partition, event.key, event.value) or observed:
@@ -138,23 +134,13 @@ def register_agents(app: faust.App, topics: Topics, settings,
             await publisher.flush()
 
     sink_events = sink_failed = None
-    if landers is not None:
-        def dead_letter(topic: str):
-            async def send(partition: int, offset: int, error: str) -> None:
-                await topics.failed.send(value=poison_record(topic, partition, offset, error,
-                                                             clock()))
-            return send
-
-        events = LandingBuffer(landers["events"], _event_records, settings.sink_batch_size,
-                               valid_event, dead_letter(settings.topic_events))
-        failed = LandingBuffer(landers["failed_events"], _records, settings.sink_batch_size,
-                               valid_failure, dead_letter(settings.topic_failed))
-        buffers += [events, failed]
+    if landing:
+        events, failed = landing["events"], landing["failed"]
 
         async def run_sink(stream, buffer: LandingBuffer) -> None:
             async for event in stream.events():
                 message = event.message
-                if guard.acked(message):
+                if coordinator.seen(message):
                     continue  # read again after a rewind: handled before
                 # a mayak.events message carries up to events_per_message events
                 if buffer.add(message.partition, message.offset, event.value,
@@ -177,14 +163,11 @@ def register_agents(app: faust.App, topics: Topics, settings,
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **kwargs) -> None:  # noqa: ARG001 - signal signature
-        for buffer in buffers:
-            buffer.drop()  # acked, never committed: whoever gets them reads them again
-        for lander in (landers or {}).values():
-            lander.reset()  # another worker may land these partitions meanwhile
+        coordinator.revoke()
 
     @app.timer(5.0)
     async def rewind_lost_offsets() -> None:
-        await guard.check()
+        await coordinator.rewind_lost_offsets()
 
     @app.timer(60.0)
     async def report_counters() -> None:
@@ -196,4 +179,4 @@ def register_agents(app: faust.App, topics: Topics, settings,
         async def destroy_old_salts() -> None:
             purge_salts()
 
-    return Agents(enrich, sink_events, sink_failed, pipeline, intake, publisher)
+    return Agents(enrich, sink_events, sink_failed, pipeline, intake, publisher, coordinator)

@@ -14,7 +14,9 @@ index in the message)``; ClickHouse keeps it in ``kafka_partition`` and ``kafka_
 offset << INDEX_BITS | index`` so the sink's "skip what is already landed" stays exact.
 
 ``Publisher`` holds the enriched events until they go out (``flush``), with the session
-write-back, so that both reach Kafka before the commit that covers their raw events.
+write-back, so that both reach Kafka before the commit that covers their raw events (both are
+``Buffer``s of the commit coordinator, ``stream_jobs.commit``; the publisher flushes its
+write-back itself).
 
 ``SessionWriteBack`` stands between the sessionize step and the Faust table: until the next
 flush it serves reads from what was written since, and ``flush()`` writes each touched visitor
@@ -39,7 +41,9 @@ COMPRESS_ABOVE = 4096
 #: inserts by it without decoding the message on the event loop)
 COUNT_HEADER = "mayak-events"
 
-Record = tuple[int, int, dict[str, Any]]  # (partition, position, value)
+#: (partition, position, value) of one event or dead letter read from Kafka; the position is
+#: the message's offset, or ``position(offset, index)`` in a batched ``mayak.events`` message
+Record = tuple[int, int, dict[str, Any]]
 #: writes (key, value) records of one partition to the session table's changelog
 ChangelogWrite = Callable[[int, list[tuple[str, Any]]], Awaitable[None]]
 
@@ -138,21 +142,22 @@ class SessionWriteBack(MutableMapping):
         return len(self.table)
 
     def drop(self) -> None:
+        """Forget the overlay (partitions revoked: the raw events are read again)."""
         self._dirty = {}
 
-    def pending(self) -> Iterator[tuple[int, str, Any]]:
-        """(partition, key, value) of every visitor whose state changed; clears the overlay."""
+    def take_changes(self) -> list[tuple[int, str, Any]]:
+        """Empty the overlay; returns (partition, key, value) of every visitor in it whose
+        state changed."""
         dirty, self._dirty = self._dirty, {}
-        for key, (partition, value, old) in dirty.items():
-            if value != old:
-                yield partition, key, value
+        return [(partition, key, value) for key, (partition, value, old) in dirty.items()
+                if value != old]
 
     async def flush(self) -> int:
         """Write every visitor changed since the last flush to the table and its changelog
         (with ``write``, per partition; the commit flushes the producer after this)."""
         data = self.table.data
         by_partition: dict[int, list[tuple[str, Any]]] = {}
-        for partition, key, value in self.pending():
+        for partition, key, value in self.take_changes():
             data[key] = value
             by_partition.setdefault(partition, []).append((key, value))
         for partition, records in by_partition.items():

@@ -20,16 +20,20 @@ from typing import Any
 
 import orjson
 
+from stream_jobs.faust_adapter import aiokafka_producer
+
 log = logging.getLogger("mayak.stream_jobs")
 
 
 class BatchedChangelog:
+    """Writes a flush's session changes to the table's changelog, one batch per partition."""
+
     def __init__(self, app, table) -> None:
         self.app = app  # its producer is started by the worker, after this is built
         self.table = table
 
     async def __call__(self, partition: int, records: list[tuple[str, Any]]) -> None:
-        producer = getattr(self.app.producer, "_producer", None)  # the aiokafka one Faust uses
+        producer = aiokafka_producer(self.app.producer)
         if producer is None:  # not started: agents under app.test_context() have no broker
             for key, value in records:
                 self.table.send_changelog(partition, key, value)

@@ -18,35 +18,42 @@ per commit (2.8 s) with thousands acked behind it: the exactly-once test's drain
 about one run in five. Each check therefore ``tidy``s the acked lists: sorted, without
 duplicates, without offsets below the committed one.
 
-This reads Faust's consumer bookkeeping (``_committed_offset``, ``_acked``,
-``_acked_index``): faust-streaming is pinned in pyproject.toml, and
-tests/stream_jobs/test_sj_commit_guard.py checks those names against the installed Faust.
+This reads and edits Faust's consumer bookkeeping through ``faust_adapter.ConsumerOffsets``
+(the only module touching Faust's private names; tests/stream_jobs/test_sj_faust_adapter.py
+pins them). The ``CommitCoordinator`` (``stream_jobs.commit``) owns the guard: the agents ask
+it whether a message was handled before, and a timer runs ``check``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
+
+from stream_jobs.faust_adapter import ConsumerOffsets
 
 log = logging.getLogger("mayak.stream_jobs")
 
 
 class CommitGuard:
-    def __init__(self, app, topics: Iterable[str]) -> None:
-        self.app = app  # its consumer is created on first use
+    """Finds holes below the acked offsets that stay put and seeks back to them; keeps Faust's
+    acked lists sorted and free of duplicates."""
+
+    def __init__(self, offsets: ConsumerOffsets, topics: Iterable[str]) -> None:
+        self.offsets = offsets
         self.topics = set(topics)
         self.suspects: dict = {}  # tp -> (committed, first acked) seen at the last check
 
-    def acked(self, message) -> bool:
+    def acked(self, message: Any) -> bool:
         """Whether ``message`` was acked already (it is being read a second time)."""
-        return message.offset in self.app.consumer._acked_index.get(message.tp, ())
+        return self.offsets.is_acked(message.tp, message.offset)
 
     def holes(self) -> dict:
         """tp -> (committed offset, first acked offset) of every partition with a hole."""
-        consumer = self.app.consumer
+        offsets = self.offsets
         found = {}
-        for tp, acked in list(consumer._acked.items()):
-            committed = consumer._committed_offset.get(tp)
+        for tp, acked in offsets.acked():
+            committed = offsets.committed(tp)
             if tp.topic in self.topics and acked and committed is not None:
                 first = min(acked)
                 if first - committed > 1:
@@ -63,7 +70,7 @@ class CommitGuard:
             if self.suspects.get(tp) == (committed, first):
                 log.warning("offsets %d..%d of %s were never handled; reading them again",
                             committed, first - 1, tp)
-                await self.app.consumer.seek(tp, committed)
+                await self.offsets.seek(tp, committed)
                 rewound.append(tp)
         self.suspects = {tp: hole for tp, hole in holes.items() if tp not in rewound}
         return len(rewound)
@@ -71,12 +78,12 @@ class CommitGuard:
     def tidy(self) -> int:
         """Sort Faust's acked lists and drop duplicates and offsets below the committed one
         (see the module docstring); returns how many entries were dropped."""
-        consumer = self.app.consumer
+        offsets = self.offsets
         dropped = 0
-        for tp, acked in list(consumer._acked.items()):
+        for tp, acked in offsets.acked():
             if tp.topic not in self.topics or not acked:
                 continue
-            committed = consumer._committed_offset.get(tp)
+            committed = offsets.committed(tp)
             keep = sorted({o for o in acked if committed is None or o >= committed})
             if keep != acked:
                 dropped += len(acked) - len(keep)

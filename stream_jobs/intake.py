@@ -9,8 +9,9 @@ A batch waits at most ``enrich_linger_seconds`` (the publisher's timer flushes i
 freshness does not change.
 
 The messages are acked once the agent asks for the next one; like the publisher's events they
-are flushed before every commit (``agents.flush_before_commit``) and dropped on a rebalance,
-so nothing acked is committed before it ran.
+are flushed before every commit and dropped on a rebalance (``stream_jobs.commit``: the intake
+is the first buffer the commit coordinator flushes), so nothing acked is committed before it
+ran.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from stream_jobs.uncancellable import completes
 
 
 class Intake:
+    """Raw messages waiting for the pipeline; a ``Buffer`` of the commit coordinator."""
+
     def __init__(self, pipeline: Pipeline, publisher: Publisher,
                  send_failed: Callable[..., Awaitable[Any]], batch: int) -> None:
         self.pipeline = pipeline
@@ -43,6 +46,7 @@ class Intake:
         return len(self.pending) >= self.batch
 
     def drop(self) -> None:
+        """Forget what waits (partitions revoked: the messages are read again)."""
         self.pending = []
 
     @completes

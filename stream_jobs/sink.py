@@ -32,13 +32,12 @@ from typing import Any
 
 import orjson
 
+from stream_jobs.batching import Record
 from stream_jobs.poison import error_name
 from stream_jobs.uncancellable import completes
 from warehouse.repair import InflightJournal, days_of_ms
 
 log = logging.getLogger("mayak.stream_jobs.sink")
-
-Record = tuple[int, int, dict[str, Any]]  # (partition, offset, value)
 
 
 def _seconds(ms: Any) -> float:
@@ -296,7 +295,10 @@ class LandingBuffer:
         return self.rows >= self.most
 
     def drop(self) -> None:
+        """Forget what waits and what the lander expects (partitions revoked: another worker
+        may land these partitions meanwhile, and whoever gets them reads them again)."""
         self.pending, self.rows = [], 0
+        self.lander.reset()
 
     @completes
     async def flush(self) -> int:

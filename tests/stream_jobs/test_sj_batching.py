@@ -10,10 +10,10 @@ import zlib
 
 import orjson
 
-from stream_jobs.agents import flush_before_commit
 from stream_jobs.batching import (COMPRESS_ABOVE, MAX_MESSAGE_BYTES, Publisher,
                                   SessionWriteBack, event_count, frame, message_offset,
                                   position, unframe)
+from stream_jobs.faust_adapter import hook_before_commit
 
 
 def _events(n: int, pad: int = 10) -> list[dict]:
@@ -147,8 +147,9 @@ def test_faust_commits_only_after_the_publisher_flushed() -> None:
             order.append(f"producer flush after {len(sent.messages)} message(s)")
 
     producer = _Producer()
-    flush_before_commit(producer, [publisher])
-    flush_before_commit(producer, [publisher])  # a restarted agent does not wrap twice
+    assert hook_before_commit(producer, publisher.flush)
+    # a restarted agent does not wrap twice
+    assert not hook_before_commit(producer, publisher.flush)
     publisher.add(0, {"id": 1})
     asyncio.run(producer.flush())
     assert order == ["producer flush after 1 message(s)"]

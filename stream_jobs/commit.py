@@ -1,0 +1,96 @@
+"""Where the stream worker's commit order lives: what is flushed before an offset is committed,
+in which order, and what is forgotten when partitions are revoked.
+
+Faust acks a message when the agent asks for the next one and commits acked offsets only,
+after awaiting ``producer.flush()``. Between the ack and the commit, what was made of a message
+waits in the worker's buffers:
+
+1. ``Intake`` (``stream_jobs.intake``): raw ``mayak.raw`` messages waiting for the pipeline;
+2. ``Publisher`` (``stream_jobs.batching``): their enriched events waiting to be framed into
+   ``mayak.events`` messages, with the ``SessionWriteBack`` of the session table, which the
+   publisher flushes first, under its own lock, so that the events sent and the session state
+   written back are taken at the same moment;
+3. one ``LandingBuffer`` per sunk topic (``stream_jobs.sink``): ``mayak.events`` and
+   ``mayak.failed`` records waiting to be landed in ClickHouse.
+
+``CommitCoordinator.flush`` flushes them in that order before Faust's own producer flush
+(hooked in by ``faust_adapter.hook_before_commit``): running the intake first feeds the
+publisher, the publisher's sends reach Kafka with the producer flush that follows, and the
+landing buffers land what was read from Kafka. No offset is committed before what was made of
+its message is in Kafka or ClickHouse. Every flush is shielded
+(``stream_jobs.uncancellable``) and serialized by its buffer's lock, so a commit that starts
+while a timer's flush runs waits for it, and a stopping worker does not cancel one halfway.
+
+On a rebalance (``revoke``) every buffer drops what it holds: those messages were acked but
+never committed, so whoever gets the partitions reads them again. The ``CommitGuard``
+(``stream_jobs.commit_guard``) re-reads offsets Faust lost; the agents ask the coordinator
+whether a message read again was handled before (``seen``).
+
+(The agents batched with Faust's ``take_events`` at first, which holds events un-acked: in the
+SIGKILL exactly-once test it now and then never acked some, and the partition's committed
+offset stopped there for good while the worker read on. The same hole, rarer, remained on
+``mayak.events`` without them: the ``CommitGuard`` reads it again.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from stream_jobs.commit_guard import CommitGuard
+from stream_jobs.faust_adapter import hook_before_commit
+
+
+@runtime_checkable
+class Buffer(Protocol):
+    """What the coordinator needs of a buffer: ``flush`` and ``drop``.
+
+    ``flush()`` sends or lands everything added so far and returns only once it is out (a
+    flush already running is waited for); it completes even if its caller is cancelled.
+    ``drop()`` forgets what is held, synchronously (partitions revoked).
+
+    Every buffer also has a synchronous ``add`` returning True when a flush is due, but its
+    arguments are what the caller has in hand: a raw message's partition, key and bytes
+    (``Intake``), an enriched event (``Publisher``), a message's position, bytes and row count
+    (``LandingBuffer``), a visitor's session (``SessionWriteBack``, as a mapping). The
+    coordinator never adds; one common ``add`` shape would mean a tuple per event on the
+    enrich loop's hottest path and losing the type of each argument.
+    """
+
+    def flush(self) -> Awaitable[object]: ...
+
+    def drop(self) -> None: ...
+
+
+class CommitCoordinator:
+    """Owns the flush order before a commit, the drops on a rebalance and the commit guard."""
+
+    def __init__(self, intake: Buffer, publisher: Buffer, landing: Sequence[Buffer],
+                 guard: CommitGuard) -> None:
+        # the order of the module docstring: raw messages, their events, the sinks' rows
+        self.buffers: tuple[Buffer, ...] = (intake, publisher, *landing)
+        self.guard = guard
+
+    def hook(self, producer: Any) -> None:
+        """Run ``flush`` before each of ``producer``'s pre-commit flushes (once per producer:
+        a restarted agent calls this again)."""
+        hook_before_commit(producer, self.flush)
+
+    async def flush(self) -> None:
+        """Flush every buffer, in order (what Faust's pre-commit flush awaits first)."""
+        for buffer in self.buffers:
+            await buffer.flush()
+
+    def revoke(self) -> None:
+        """Partitions revoked: drop what every buffer holds (acked, never committed: whoever
+        gets the partitions reads it again)."""
+        for buffer in self.buffers:
+            buffer.drop()
+
+    def seen(self, message: Any) -> bool:
+        """Whether ``message`` was handled before (read again after a rewind)."""
+        return self.guard.acked(message)
+
+    async def rewind_lost_offsets(self) -> int:
+        """Read again what Faust lost (``CommitGuard.check``); returns partitions rewound."""
+        return await self.guard.check()
