@@ -30,7 +30,7 @@ from stream_jobs.batching import Publisher, SessionWriteBack, event_count, unfra
 from stream_jobs.changelog import BatchedChangelog
 from stream_jobs.commit import CommitCoordinator
 from stream_jobs.commit_guard import CommitGuard
-from stream_jobs.faust_adapter import ConsumerOffsets, agent_has_sinks
+from stream_jobs.faust_adapter import agent_has_sinks
 from stream_jobs.intake import Intake
 from stream_jobs.pipeline import Clock, Pipeline
 from stream_jobs.poison import poison_record, valid_event, valid_failure
@@ -101,8 +101,7 @@ def register_agents(app: faust.App, topics: Topics, settings,
     intake = Intake(pipeline, publisher, lambda **message: topics.failed.send(**message),
                     settings.enrich_batch_size)
     landing = _landing_buffers(landers, topics, settings, clock)
-    guard = CommitGuard(ConsumerOffsets(app),
-                        [settings.topic_raw, settings.topic_events, settings.topic_failed])
+    guard = CommitGuard(app, [settings.topic_raw, settings.topic_events, settings.topic_failed])
     coordinator = CommitCoordinator(intake, publisher, list(landing.values()), guard)
 
     @app.agent(topics.raw, name="enrich")

@@ -39,8 +39,8 @@ class CommitGuard:
     """Finds holes below the acked offsets that stay put and seeks back to them; keeps Faust's
     acked lists sorted and free of duplicates."""
 
-    def __init__(self, offsets: ConsumerOffsets, topics: Iterable[str]) -> None:
-        self.offsets = offsets
+    def __init__(self, app: Any, topics: Iterable[str]) -> None:
+        self.offsets = ConsumerOffsets(app)  # the app's consumer is created on first use
         self.topics = set(topics)
         self.suspects: dict = {}  # tp -> (committed, first acked) seen at the last check
 

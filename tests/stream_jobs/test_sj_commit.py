@@ -13,7 +13,6 @@ from faust.types import TP
 from stream_jobs.batching import Publisher, SessionWriteBack, unframe
 from stream_jobs.commit import Buffer, CommitCoordinator
 from stream_jobs.commit_guard import CommitGuard
-from stream_jobs.faust_adapter import ConsumerOffsets
 from stream_jobs.intake import Intake
 from stream_jobs.sink import Lander, LandingBuffer
 from stream_jobs.testing import raw_event
@@ -53,7 +52,7 @@ async def _faust_commit(producer: _Producer, calls: list[str]) -> None:
 
 
 def _guard(consumer=None) -> CommitGuard:
-    return CommitGuard(ConsumerOffsets(SimpleNamespace(consumer=consumer)), ["raw"])
+    return CommitGuard(SimpleNamespace(consumer=consumer), ["raw"])
 
 
 def _coordinator(calls: list[str], fail: str = "") -> CommitCoordinator:

@@ -12,7 +12,6 @@ import faust
 from faust.types import TP
 
 from stream_jobs.commit_guard import CommitGuard
-from stream_jobs.faust_adapter import ConsumerOffsets
 
 
 class _Consumer:
@@ -32,7 +31,7 @@ class _Consumer:
 
 def _guard():
     consumer = _Consumer()
-    return consumer, CommitGuard(ConsumerOffsets(SimpleNamespace(consumer=consumer)), ["raw"])
+    return consumer, CommitGuard(SimpleNamespace(consumer=consumer), ["raw"])
 
 
 def test_a_hole_that_stays_is_read_again_once() -> None:
@@ -67,7 +66,7 @@ def test_duplicate_acks_that_made_faust_crawl_are_tidied() -> None:
     app = faust.App("guard-tidy", broker="kafka://127.0.0.1:1")  # never connects
     consumer = app.consumer
     raw = TP("raw", 1)
-    guard = CommitGuard(ConsumerOffsets(app), ["raw"])
+    guard = CommitGuard(app, ["raw"])
 
     def crawl_state() -> None:  # as logged by the stalled test: a gap re-added acked offsets
         consumer._committed_offset[raw] = 2004

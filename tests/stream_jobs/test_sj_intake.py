@@ -11,7 +11,6 @@ from producers.raw_frames import frame
 from stream_jobs.batching import Publisher, SessionWriteBack, unframe
 from stream_jobs.commit import CommitCoordinator
 from stream_jobs.commit_guard import CommitGuard
-from stream_jobs.faust_adapter import ConsumerOffsets
 from stream_jobs.intake import Intake
 from stream_jobs.testing import raw_event
 
@@ -94,7 +93,7 @@ def test_a_commit_runs_the_waiting_messages_and_sends_their_events_first(make_pi
 
     order: list[str] = []
     producer = Producer()
-    unused_guard = CommitGuard(ConsumerOffsets(SimpleNamespace()), [])
+    unused_guard = CommitGuard(SimpleNamespace(), [])
     CommitCoordinator(intake, intake.publisher, [], unused_guard).hook(producer)
     asyncio.run(producer.flush())  # what Faust awaits before it commits
 
