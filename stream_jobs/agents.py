@@ -1,7 +1,7 @@
 """The Faust agents: thin shells around the pure pipeline and the exactly-once landers.
 
 * ``enrich``: ``mayak.raw`` (single events or the collector's frames of several,
-  ``producers.raw_frames``) -> an ``Intake`` runs ``Pipeline.run`` over a batch of raw
+  ``contract.raw_frames``) -> an ``Intake`` runs ``Pipeline.run`` over a batch of raw
   messages at a time (``enrich_batch_size``, ``stream_jobs.intake``) -> the enriched events
   wait in a ``Publisher`` and go out, per raw partition, as a few ``mayak.events`` messages
   (JSON arrays, ``stream_jobs.batching``) every ``enrich_linger_seconds`` or

@@ -6,7 +6,7 @@ import asyncio
 
 import orjson
 
-from producers.raw_frames import frame
+from contract.raw_frames import frame
 from stream_jobs.agents import flush_before_commit
 from stream_jobs.batching import Publisher, SessionWriteBack, unframe
 from stream_jobs.intake import Intake
