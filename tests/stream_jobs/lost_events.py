@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from producers.raw_frames import events_of
+from contract.raw_frames import events_of
 from stream_jobs.batching import unframe
 
 
