@@ -52,7 +52,7 @@ class Settings(BaseSettings):
 
     # --- producers: collector, pixel, hooks (producers/) ----------------------------------
     # master secret (base64 of 32 bytes) for IP encryption and Kafka keys; empty = a key file
-    # created once under data_dir/keys/producers.key (see producers/crypto.py)
+    # created once under data_dir/keys/producers.key (see contract/crypto.py)
     ip_key: str = ""
     # site id -> allowed Origin globs (fnmatch, "*" = any); an unknown site is refused (403)
     collector_sites: dict[str, list[str]] = {

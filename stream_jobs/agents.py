@@ -1,7 +1,7 @@
 """The Faust agents: thin shells around the pure pipeline and the exactly-once landers.
 
 * ``enrich``: ``mayak.raw`` (single events or the collector's frames of several,
-  ``producers.raw_frames``) -> an ``Intake`` runs ``Pipeline.run`` over a batch of raw
+  ``contract.raw_frames``) -> an ``Intake`` runs ``Pipeline.run`` over a batch of raw
   messages at a time (``enrich_batch_size``, ``stream_jobs.intake``) -> the enriched events
   wait in a ``Publisher`` and go out, per raw partition, as a few ``mayak.events`` messages
   (JSON arrays, ``stream_jobs.batching``) every ``enrich_linger_seconds`` or
@@ -106,7 +106,7 @@ def register_agents(app: faust.App, topics: Topics, settings,
 
     @app.agent(topics.raw, name="enrich")
     async def enrich(stream):
-        coordinator.hook(app.producer)
+        coordinator.install(app.producer)  # before the first message, so the first commit
         observed = agent_has_sinks()
         # the stream itself, not stream.events(): one async-generator hop less per message
         async for _value in stream:
@@ -137,6 +137,7 @@ def register_agents(app: faust.App, topics: Topics, settings,
         events, failed = landing["events"], landing["failed"]
 
         async def run_sink(stream, buffer: LandingBuffer) -> None:
+            coordinator.install(app.producer)
             async for event in stream.events():
                 message = event.message
                 if coordinator.seen(message):

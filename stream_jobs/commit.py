@@ -71,10 +71,13 @@ class CommitCoordinator:
         self.buffers: tuple[Buffer, ...] = (intake, publisher, *landing)
         self.guard = guard
 
-    def hook(self, producer: Any) -> None:
-        """Run ``flush`` before each of ``producer``'s pre-commit flushes (once per producer:
-        a restarted agent calls this again)."""
+    def install(self, producer: Any) -> None:
+        """Put the commit rules in place, once (each agent calls this when it starts, again
+        after a restart): ``flush`` runs before each of ``producer``'s pre-commit flushes,
+        then the guard's rules go into Faust's consumer (no commit passes an offset no agent
+        handled)."""
         hook_before_commit(producer, self.flush)
+        self.guard.install()
 
     async def flush(self) -> None:
         """Flush every buffer, in order (what Faust's pre-commit flush awaits first)."""

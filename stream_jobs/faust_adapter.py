@@ -2,9 +2,11 @@
 
 Mayak's exactly-once path leans on four things Faust does not offer publicly:
 
-* the consumer's offset bookkeeping (``_acked``, ``_acked_index``, ``_committed_offset``):
-  the commit guard reads it to re-read lost offsets and tidies the acked lists
-  (``stream_jobs.commit_guard``);
+* the consumer's offset bookkeeping (``_acked``, ``_acked_index``, ``_committed_offset``)
+  and two of its methods (``_new_offset``: which offset a commit writes for a partition;
+  ``_add_gap``: offsets its fetch loop jumped over, later taken for acked): the commit guard
+  reads the bookkeeping to re-read lost offsets, tidies the acked lists and replaces both
+  methods so that no commit passes an offset no agent handled (``stream_jobs.commit_guard``);
 * the pre-commit ``producer.flush()``: Faust awaits it after choosing the offsets to commit
   and before committing them (``Consumer._commit_offsets``), so replacing it with "our
   buffers, then the producer" is where the commit coordinator hooks in
@@ -27,6 +29,13 @@ from faust.agents.agent import current_agent
 
 #: set on a producer whose ``flush`` is hooked already (a restarted agent hooks again)
 _HOOKED = "_mayak_hooked"
+#: set on a consumer to the owner of its replaced commit rules
+_RULED_BY = "_mayak_guard"
+
+#: ``new_offset(tp, faust_new_offset)``: the offset to commit for ``tp`` (None: none)
+NewOffset = Callable[[Any, Callable[[Any], int | None]], int | None]
+#: ``add_gap(tp, offset_from, offset_to, faust_add_gap)``
+AddGap = Callable[[Any, int, int, Callable[[Any, int, int], Awaitable[None]]], Awaitable[None]]
 
 
 class ConsumerOffsets:
@@ -47,12 +56,41 @@ class ConsumerOffsets:
         Faust commits up to the first offset missing from its list)."""
         return list(self.app.consumer._acked.items())
 
+    def acked_of(self, tp: Any) -> list[int] | None:
+        """Faust's acked offsets of ``tp`` (None: none were ever acked)."""
+        return self.app.consumer._acked.get(tp)
+
     def committed(self, tp: Any) -> int | None:
-        """The last offset committed for ``tp`` (None: nothing committed yet)."""
+        """The committed offset of ``tp``: the next one to read (None: nothing committed, or
+        a committed 0, which Faust keeps as None too)."""
         return self.app.consumer._committed_offset.get(tp)
 
     async def seek(self, tp: Any, offset: int) -> None:
         await self.app.consumer.seek(tp, offset)
+
+    async def earliest(self, tps: list[Any]) -> dict[Any, int]:
+        """The first offset still in the log of each partition of ``tps``."""
+        return await self.app.consumer.earliest_offsets(*tps)
+
+    def override(self, owner: object, new_offset: NewOffset, add_gap: AddGap) -> bool:
+        """Replace the consumer's ``_new_offset(tp)`` and ``_add_gap(tp, from, to)`` with
+        ``new_offset`` and ``add_gap``, which get Faust's own as their last argument; once per
+        ``owner`` (False: done already)."""
+        consumer = self.app.consumer
+        if getattr(consumer, _RULED_BY, None) is owner:
+            return False
+        faust_new_offset, faust_add_gap = consumer._new_offset, consumer._add_gap
+
+        def ruled_new_offset(tp: Any) -> int | None:
+            return new_offset(tp, faust_new_offset)
+
+        async def ruled_add_gap(tp: Any, offset_from: int, offset_to: int) -> None:
+            await add_gap(tp, offset_from, offset_to, faust_add_gap)
+
+        consumer._new_offset = ruled_new_offset
+        consumer._add_gap = ruled_add_gap
+        setattr(consumer, _RULED_BY, owner)
+        return True
 
 
 def hook_before_commit(producer: Any, before: Callable[[], Awaitable[object]]) -> bool:

@@ -48,9 +48,9 @@ def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
 
 
 def ip_decrypter(settings) -> Decrypt:
-    """Decrypts ``ip_enc`` with the key the collector encrypts with (``producers.crypto``;
+    """Decrypts ``ip_enc`` with the key the collector encrypts with (``contract.crypto``;
     ``decrypt_ip`` builds the cipher once per key)."""
-    from producers.crypto import decrypt_ip, ip_cipher_key, load_master_secret
+    from contract.crypto import decrypt_ip, ip_cipher_key, load_master_secret
 
     return functools.partial(
         decrypt_ip, ip_cipher_key(load_master_secret(settings.ip_key, settings.data_dir)))

@@ -1,4 +1,4 @@
-"""Validation of raw events against the versioned schema (``producers/schema.py``).
+"""Validation of raw events against the versioned schema (``contract/schema.py``).
 
 Reasons: ``size`` (message too large) and ``schema`` (not JSON, unknown ``v``, bad fields).
 Details name the fields and error types, never their values.
@@ -14,7 +14,7 @@ import orjson
 from pydantic import ValidationError
 
 from anonymizer.scrub import scrub_text
-from producers.schema import SCHEMA_VERSION, RawEvent, field_of
+from contract.schema import SCHEMA_VERSION, RawEvent, field_of
 from stream_jobs.pipeline import Drop, Hit
 
 MAX_RAW_BYTES = 16_384

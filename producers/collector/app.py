@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from contract.schema import ClientEvent, field_of
 from mayak.settings import Settings
 from producers.collector import door
 from producers.collector.events import EventFactory
@@ -31,7 +32,6 @@ from producers.collector.limits import RateLimiter, TooLarge, read_capped_asgi
 from producers.collector.metrics import Metrics
 from producers.collector.outbox import Outbox, Unavailable
 from producers.collector.pixel_gate import PixelGate, fetch_signals
-from producers.schema import ClientEvent, field_of
 
 log = logging.getLogger("mayak.collector")
 MAX_BODY = 64 * 1024

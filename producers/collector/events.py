@@ -16,10 +16,10 @@ import orjson
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from contract import crypto
+from contract.schema import SCHEMA_VERSION, ClientEvent, RawEvent
 from mayak.settings import Settings
-from producers import crypto
 from producers.collector import door
-from producers.schema import SCHEMA_VERSION, ClientEvent, RawEvent
 
 Record = tuple[bytes, bytes]
 URL_MAX = 2048  # RawEvent.url / .ref

@@ -5,7 +5,7 @@ run on one dedicated sender thread, which also keeps one visitor's records in ar
 Requests do not hop to that thread one by one: ``produce`` appends the request to a queue and
 the thread drains everything queued since its last pass, so under load one wake-up carries the
 records of many requests, and they go out as one message per partition (a frame,
-``producers.raw_frames``; the partition is the one kafka-python would pick for each key).
+``contract.raw_frames``; the partition is the one kafka-python would pick for each key).
 (Calling ``send`` from the event loop once the topic's metadata is known was measured too: no
 faster, since it moves the thread's work onto the loop.) The acks come back on the producer's
 I/O thread; they are counted per request there, and the requests whose records are all
@@ -43,7 +43,7 @@ from typing import Any
 from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
 
-from producers import raw_frames
+from contract import raw_frames
 
 log = logging.getLogger("mayak.collector")
 

@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
-from producers.schema import MAX_TS, MIN_TS
+from contract.schema import MAX_TS, MIN_TS
 
 PREFETCH_HEADERS = ("sec-purpose", "purpose", "x-purpose", "x-moz")
 

@@ -1,6 +1,6 @@
 """``track()`` for portal code: build a raw event and hand it to Kafka without ever blocking.
 
-A ``Tracker`` validates the event against ``producers.schema.RawEvent`` on the caller's thread
+A ``Tracker`` validates the event against ``contract.schema.RawEvent`` on the caller's thread
 (so a wrong field fails loudly in development), then queues it; one daemon thread produces the
 queue to ``mayak.raw`` with kafka-python (acks=all, idempotent), keyed by a keyed hash of the
 customer id. A full queue drops the event and counts it: analytics must never slow the portal.
@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from producers.crypto import partition_key
-from producers.schema import RawEvent
+from contract.crypto import partition_key
+from contract.schema import RawEvent
 
 log = logging.getLogger("mayak.hooks")
 Sink = Callable[[bytes, bytes], None]  # (key, value) -> None, may raise
@@ -44,7 +44,7 @@ class Tracker:
         """A tracker producing to ``settings.topic_raw`` on ``settings.kafka_bootstrap``."""
         from kafka import KafkaProducer
 
-        from producers.crypto import load_master_secret, partition_secret
+        from contract.crypto import load_master_secret, partition_secret
 
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                  enable_idempotence=True, linger_ms=20,

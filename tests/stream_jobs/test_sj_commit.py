@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+import faust
 import orjson
 import pytest
 from faust.types import TP
@@ -51,8 +52,9 @@ async def _faust_commit(producer: _Producer, calls: list[str]) -> None:
     calls.append("commit")
 
 
-def _guard(consumer=None) -> CommitGuard:
-    return CommitGuard(SimpleNamespace(consumer=consumer), ["raw"])
+def _guard() -> CommitGuard:
+    """A guard on the consumer of a real Faust app that never connects."""
+    return CommitGuard(faust.App("commit", broker="kafka://127.0.0.1:1"), ["raw"])
 
 
 def _coordinator(calls: list[str], fail: str = "") -> CommitCoordinator:
@@ -65,8 +67,8 @@ def test_every_buffer_is_flushed_in_order_before_the_producer_and_the_commit() -
     calls: list[str] = []
     producer = _Producer(calls)
     coordinator = _coordinator(calls)
-    coordinator.hook(producer)
-    coordinator.hook(producer)  # the enrich agent restarted: still one flush per buffer
+    coordinator.install(producer)
+    coordinator.install(producer)  # the enrich agent restarted: still one flush per buffer
     asyncio.run(_faust_commit(producer, calls))
     assert calls == ["flush intake", "flush publisher", "flush events", "flush failed",
                      "flush producer", "commit"]
@@ -75,7 +77,7 @@ def test_every_buffer_is_flushed_in_order_before_the_producer_and_the_commit() -
 def test_a_buffer_that_cannot_flush_stops_the_commit() -> None:
     calls: list[str] = []
     producer = _Producer(calls)
-    _coordinator(calls, fail="events").hook(producer)
+    _coordinator(calls, fail="events").install(producer)
     with pytest.raises(ConnectionError):
         asyncio.run(_faust_commit(producer, calls))
     assert calls == ["flush intake", "flush publisher"]  # nothing committed
@@ -130,7 +132,7 @@ def test_a_commit_sends_sessions_then_events_then_lands_then_flushes_the_produce
     intake = Intake(make_pipeline(sessions=write_back), publisher, send_failed, batch=100)
     coordinator = CommitCoordinator(intake, publisher, [_Buffer("events", calls)], _guard())
     producer = _Producer(calls)
-    coordinator.hook(producer)
+    coordinator.install(producer)
     event = raw_event(ip="85.132.1.1")
     intake.add(0, None, orjson.dumps(event))
     intake.add(0, None, b'{"v": 9}')
@@ -142,21 +144,30 @@ def test_a_commit_sends_sessions_then_events_then_lands_then_flushes_the_produce
                      "flush events", "flush producer", "commit"]
 
 
+def test_installed_no_commit_passes_an_offset_no_agent_handled() -> None:
+    coordinator = _coordinator([])
+    consumer = coordinator.guard.offsets.app.consumer
+    raw = TP("raw", 0)
+    consumer._committed_offset[raw] = 14  # the next offset to read: it never came
+    consumer._acked[raw], consumer._acked_index[raw] = [15, 16], {15, 16}
+    assert consumer._filter_committable_offsets([raw]) == {raw: 17}  # Faust alone: 14 lost
+    coordinator.install(_Producer([]))
+    assert consumer._filter_committable_offsets([raw]) == {}
+
+
 def test_the_coordinator_asks_the_guard_what_was_handled_and_to_rewind() -> None:
-    class Consumer:
-        def __init__(self) -> None:
-            raw = TP("raw", 0)
-            self._acked, self._acked_index = {raw: [5, 6]}, {raw: {5, 6}}
-            self._committed_offset = {raw: 2}
-            self.seeks: list[int] = []
+    coordinator = _coordinator([])
+    consumer = coordinator.guard.offsets.app.consumer
+    seeks: list[int] = []
 
-        async def seek(self, tp, offset: int) -> None:
-            self.seeks.append(offset)
+    async def seek(tp, offset: int) -> None:
+        seeks.append(offset)
 
-    consumer = Consumer()
-    (raw,) = consumer._acked
-    coordinator = CommitCoordinator(*(_Buffer(n, []) for n in "ip"), [], _guard(consumer))
+    consumer.seek = seek
+    raw = TP("raw", 0)
+    consumer._committed_offset[raw] = 2
+    consumer._acked[raw], consumer._acked_index[raw] = [5, 6], {5, 6}
     assert coordinator.seen(SimpleNamespace(tp=raw, offset=6))
     assert not coordinator.seen(SimpleNamespace(tp=raw, offset=3))
     assert asyncio.run(coordinator.rewind_lost_offsets()) == 0  # first sight of the hole
-    assert asyncio.run(coordinator.rewind_lost_offsets()) == 1 and consumer.seeks == [2]
+    assert asyncio.run(coordinator.rewind_lost_offsets()) == 1 and seeks == [2]

@@ -57,16 +57,64 @@ def test_offsets_read_what_faust_itself_acks_and_commits_from() -> None:
     assert consumer._new_offset(tp) == 10
 
 
-def test_seek_is_faust_consumers_public_seek() -> None:
+def test_seek_and_the_replaced_methods_keep_their_signatures() -> None:
+    signatures = {name: list(inspect.signature(getattr(Consumer, name)).parameters)
+                  for name in ("seek", "earliest_offsets", "_new_offset", "_add_gap")}
+    assert signatures == {"seek": ["self", "partition", "offset"],
+                          "earliest_offsets": ["self", "partitions"],
+                          "_new_offset": ["self", "tp"],
+                          "_add_gap": ["self", "tp", "offset_from", "offset_to"]}
     assert inspect.iscoroutinefunction(Consumer.seek)
-    assert list(inspect.signature(Consumer.seek).parameters) == ["self", "partition", "offset"]
+    assert inspect.iscoroutinefunction(Consumer._add_gap)
 
 
 def test_faust_awaits_the_producer_flush_before_it_commits() -> None:
-    """The whole pre-commit hook rests on this order inside Faust's commit."""
+    """The whole pre-commit hook rests on this order inside Faust's commit: the offsets are
+    chosen (``_new_offset`` per partition), then the producer is flushed, then they are
+    committed; what is acked during the flush waits for the next commit."""
     source = inspect.getsource(Consumer._commit_offsets)
     flush, commit = source.find("await self.app.producer.flush()"), source.find("self._commit(")
     assert 0 <= flush < commit
+    source = inspect.getsource(Consumer._commit_tps)
+    chosen, committed = (source.find("self._filter_committable_offsets("),
+                         source.find("self._commit_offsets("))
+    assert 0 <= chosen < committed
+    assert "self._new_offset(tp)" in inspect.getsource(Consumer._filter_committable_offsets)
+    # looked up on the instance at each jump of the fetch loop: the override takes effect
+    assert "await self._add_gap(tp, r_offset + 1, offset)" in \
+        inspect.getsource(Consumer._drain_messages)
+
+
+def test_the_commit_rules_replace_faust_s_own_once_per_owner() -> None:
+    app = _app("pin-rules")
+    consumer = app.consumer
+    assert hasattr(consumer, "_gap")  # what Faust's own _add_gap fills and _new_offset reads
+    assert inspect.iscoroutinefunction(consumer.earliest_offsets)
+    offsets, owner, calls = ConsumerOffsets(app), object(), []
+    ours, other = TP("raw", 0), TP("changelog", 0)
+
+    def new_offset(tp, faust_new_offset):
+        calls.append(("new_offset", tp))
+        return None if tp == ours else faust_new_offset(tp)
+
+    async def add_gap(tp, offset_from, offset_to, faust_add_gap):
+        calls.append(("add_gap", tp, offset_from, offset_to))
+        if tp == other:
+            await faust_add_gap(tp, offset_from, offset_to)
+
+    assert offsets.override(owner, new_offset, add_gap)
+    assert not offsets.override(owner, new_offset, add_gap)  # not wrapped twice
+    for tp in (ours, other):
+        consumer._committed_offset[tp] = 3
+        consumer._acked[tp], consumer._acked_index[tp] = [3, 4], {3, 4}
+    assert offsets.acked_of(ours) == [3, 4] and offsets.acked_of(TP("raw", 9)) is None
+    assert consumer._filter_committable_offsets([ours, other]) == {other: 5}
+
+    asyncio.run(consumer._add_gap(ours, 10, 20))
+    asyncio.run(consumer._add_gap(other, 10, 20))
+    assert ours not in consumer._gap and list(consumer._gap[other])  # Faust's own for other
+    assert calls == [("new_offset", ours), ("new_offset", other),
+                     ("add_gap", ours, 10, 20), ("add_gap", other, 10, 20)]
 
 
 def test_the_hook_runs_ours_then_faust_producers_flush_once() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
+import faust
 import orjson
 
-from producers.raw_frames import frame
+from contract.raw_frames import frame
 from stream_jobs.batching import Publisher, SessionWriteBack, unframe
 from stream_jobs.commit import CommitCoordinator
 from stream_jobs.commit_guard import CommitGuard
@@ -93,8 +93,8 @@ def test_a_commit_runs_the_waiting_messages_and_sends_their_events_first(make_pi
 
     order: list[str] = []
     producer = Producer()
-    unused_guard = CommitGuard(SimpleNamespace(), [])
-    CommitCoordinator(intake, intake.publisher, [], unused_guard).hook(producer)
+    guard = CommitGuard(faust.App("intake", broker="kafka://127.0.0.1:1"), [])  # never connects
+    CommitCoordinator(intake, intake.publisher, [], guard).install(producer)
     asyncio.run(producer.flush())  # what Faust awaits before it commits
 
     assert order == ["producer"] and len(events.sent) == 1

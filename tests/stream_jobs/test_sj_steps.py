@@ -92,7 +92,7 @@ def test_consent_reason_for_opted_out_customer(make_pipeline, keys) -> None:
 
 
 def test_enrichment_reason_for_undecryptable_ip(make_pipeline) -> None:
-    from producers.crypto import decrypt_ip, encrypt_ip
+    from contract.crypto import decrypt_ip, encrypt_ip
 
     key = secrets.token_bytes(32)
     pipeline = make_pipeline(decrypt_ip=lambda blob: decrypt_ip(key, blob))
