@@ -21,10 +21,15 @@ its message is in Kafka or ClickHouse. Every flush is shielded
 (``stream_jobs.uncancellable``) and serialized by its buffer's lock, so a commit that starts
 while a timer's flush runs waits for it, and a stopping worker does not cancel one halfway.
 
+How far a commit may go is the ``CommitGuard``'s (``stream_jobs.commit_guard``): a committed
+offset never passes an offset of ``mayak.raw`` / ``mayak.events`` / ``mayak.failed`` whose
+message no agent handled (its rules replace Faust's in the consumer), and a hole that stays
+put is read again; the agents ask the coordinator whether a message read again was handled
+before (``seen``). ``install`` puts the flush hook and the guard's rules in place when each
+agent starts, before its first message.
+
 On a rebalance (``revoke``) every buffer drops what it holds: those messages were acked but
-never committed, so whoever gets the partitions reads them again. The ``CommitGuard``
-(``stream_jobs.commit_guard``) re-reads offsets Faust lost; the agents ask the coordinator
-whether a message read again was handled before (``seen``).
+never committed, so whoever gets the partitions reads them again.
 
 (The agents batched with Faust's ``take_events`` at first, which holds events un-acked: in the
 SIGKILL exactly-once test it now and then never acked some, and the partition's committed
