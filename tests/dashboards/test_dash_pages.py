@@ -28,7 +28,7 @@ from dashboards.auth import add_token, tokens_path
 from mayak.kafka_local import free_port
 from mayak.settings import Settings
 from tests.producers.chromium import Chromium, chromium_path
-from warehouse.testing import START, fixed_visits, insert_events, synthetic_events
+from tests.warehouse.samples import START, fixed_visits, insert_events, synthetic_events
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.browser,
               pytest.mark.skipif(chromium_path() is None, reason="apt-get install chromium")]

@@ -12,7 +12,7 @@ from netaddr import IPSet
 from producers.collector.pixel_gate import PixelGate, fetch_signals
 from stream_jobs.geo import GeoLookup
 from stream_jobs.processors import build_pipeline
-from stream_jobs.testing import AZ_IP, CHROME, raw_event
+from tests.stream_jobs.samples import AZ_IP, CHROME, raw_event
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_ANON = next((p for p in (b / "shared" / "testdata" / "maxmind" /

@@ -12,8 +12,8 @@ import pytest
 
 from anonymizer.keystore import KeyStore
 from anonymizer.pseudonym import customer_pid
+from tests.warehouse.samples import START, insert_events, synthetic_events
 from warehouse.erasure import erase_customer, export_customer, pseudonym_of
-from warehouse.testing import START, insert_events, synthetic_events
 
 pytestmark = pytest.mark.clickhouse
 UID = "portal-customer-4711"
