@@ -11,13 +11,13 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
 import orjson
 
 from anonymizer.scrub import CUSTOMER, UA, scrub_url, scrub_value, without_secrets
+from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 
 log = logging.getLogger("mayak.stream_jobs")
 
@@ -62,11 +62,6 @@ class Rejected:
 
 
 Step = Callable[[Hit], "Hit | Drop"]
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def sanitize(raw: Any) -> dict[str, Any]:
@@ -106,7 +101,7 @@ class Pipeline:
     """Runs a parse step, then named steps, and counts every outcome by reason."""
 
     def __init__(self, parse: Callable[[Any], "Hit | Drop"], steps: Sequence[tuple[str, Step]],
-                 clock: Clock = utc_now) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.parse = parse
         self.steps = list(steps)
         self.clock = clock
@@ -139,5 +134,4 @@ class Pipeline:
                 raw = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 raw = None
-        return Rejected(drop.reason, step, drop.detail[:200], sanitize(raw),
-                        int(self.clock().timestamp() * 1000))
+        return Rejected(drop.reason, step, drop.detail[:200], sanitize(raw), epoch_ms(self.clock))

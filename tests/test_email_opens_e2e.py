@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import httpx
 import pytest
-from mmdb_writer import MMDBWriter, MmdbU32
+from mmdb_writer import MmdbU32, MMDBWriter
 from netaddr import IPSet
 from starlette.testclient import TestClient
 
@@ -25,9 +25,9 @@ from stream_jobs.geo import GeoLookup
 from stream_jobs.pipeline import Rejected
 from stream_jobs.processors import build_pipeline, ip_decrypter
 from stream_jobs.sink import Lander, event_row, failed_row
-from stream_jobs.testing import CHROME, IPHONE
 from stream_jobs.useragent import UAClassifier
 from tests.producers.test_collector import FakeOutbox
+from tests.stream_jobs.samples import CHROME, IPHONE
 from warehouse.campaigns import register_send
 
 pytestmark = pytest.mark.clickhouse

@@ -12,7 +12,7 @@ import pytest
 from mayak.settings import Settings
 from stream_jobs.app import agents_of, create_app
 from stream_jobs.pipeline import Rejected
-from stream_jobs.testing import raw_event
+from tests.stream_jobs.samples import raw_event
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import secrets
-from datetime import timedelta
 
 import orjson
 
-from stream_jobs.testing import AZ_IP, CHROME, IPHONE, TR_IP, raw_event
 from stream_jobs.models import DETAIL_FIELDS, ENRICHED_FIELDS, WHO_FIELDS
 from stream_jobs.pipeline import Rejected
+from tests.stream_jobs.samples import AZ_IP, CHROME, IPHONE, TR_IP, raw_event
 
 
 def test_a_pageview_becomes_a_contract_event(make_pipeline) -> None:
@@ -130,7 +129,7 @@ def test_cookieless_ids_rotate_daily(make_pipeline, clock) -> None:
     pipeline = make_pipeline()
     today = pipeline.run(raw_event())["visitor_id"]
     assert pipeline.run(raw_event())["visitor_id"] == today
-    clock.now += timedelta(days=1)
+    clock.advance(days=1)
     assert pipeline.run(raw_event())["visitor_id"] != today
 
 
