@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 from mayak.settings import Settings
 from producers.collector import door
 from producers.collector.events import EventFactory
-from producers.collector.limits import RateLimiter, TooLarge, read_capped_asgi
+from producers.collector.limits import RateLimiter, TooLarge, read_capped
 from producers.collector.metrics import Metrics
 from producers.collector.outbox import Outbox, Unavailable
 from producers.collector.pixel_gate import PixelGate, fetch_signals
@@ -122,7 +122,7 @@ class Collector:
             return self.refuse_raw(429, "rate_limited", "too many requests",
                                    headers={"Retry-After": "1"})
         try:
-            body = await read_capped_asgi(receive, headers.get("content-length"), MAX_BODY)
+            body = await read_capped(receive, headers.get("content-length"), MAX_BODY)
         except TooLarge:
             return self.refuse_raw(413, "too_large", f"body over {MAX_BODY} bytes")
         if body is None:  # the client went away
