@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from producers.hooks.routes import RouteTable
+from producers.hooks.routes import ServiceRoutes
 from producers.hooks.tracker import Tracker, default_tracker
 
 log = logging.getLogger("mayak.hooks")
@@ -20,9 +20,9 @@ log = logging.getLogger("mayak.hooks")
 class ServiceRequests:
     """Configured routes plus the tracker that records requests made to them."""
 
-    def __init__(self, routes: dict[str, str] | RouteTable, tracker: Tracker | None = None,
+    def __init__(self, routes: dict[str, str] | ServiceRoutes, tracker: Tracker | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
-        self.table = routes if isinstance(routes, RouteTable) else RouteTable(routes)
+        self.table = routes if isinstance(routes, ServiceRoutes) else ServiceRoutes(routes)
         self._tracker = tracker
         self.clock = clock
 
