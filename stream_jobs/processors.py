@@ -22,9 +22,6 @@ from stream_jobs.steps import (Keys, consent_step, geo_step, pseudonymize_step, 
 from stream_jobs.useragent import UAClassifier
 from stream_jobs.validate import Decrypt, Validator
 
-#: Every drop reason a step can give (one counter each).
-REASONS = ("size", "schema", "consent", "bot", "enrichment")
-
 
 def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
                    sessions: MutableMapping[str, Any], decrypt_ip: Decrypt | None = None,

@@ -21,8 +21,8 @@ from dashboards.app import create_app as create_dashboards
 from dashboards.auth import add_token, tokens_path
 from mayak.settings import Settings
 from producers.collector.app import GIF, create_app
+from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.geo import GeoLookup
-from stream_jobs.pipeline import Rejected
 from stream_jobs.processors import build_pipeline, ip_decrypter
 from stream_jobs.sink import Lander, event_row, failed_row
 from stream_jobs.testing import CHROME, IPHONE
@@ -122,8 +122,8 @@ def test_opens_are_classified_and_the_human_open_rate_is_right(tmp_path, wh) -> 
            "ip": "85.132.3.3"}
     results = [pipeline.run(value) for _, value in box.records]
     results.append(pipeline.run(json.dumps(bot).encode()))
-    events = [r for r in results if not isinstance(r, Rejected)]
-    failed = [r for r in results if isinstance(r, Rejected)]
+    events = [r for r in results if not isinstance(r, DeadLetter)]
+    failed = [r for r in results if isinstance(r, DeadLetter)]
     assert len(events) == len(plan) and [f.detail for f in failed] == ["monitoring:Zabbix"]
     assert [e["open_class"] for e in events] == [expected for expected, *_ in plan]
     gmail = next(e for e in events if e["source"] == "Gmail")
