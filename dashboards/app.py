@@ -67,7 +67,7 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
     queue_seconds = QUEUE_QUERIES * settings.query_max_seconds
     denied = RateLimiter(settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst)
     tz = settings.report_timezone
-    layout = Layout(database=client.database or "default", cluster=settings.clickhouse_cluster)
+    layout = Layout.of(client, settings.clickhouse_cluster)
     reader = LimitedClient(client, read_limits(settings))  # every question asked goes here
     check_site = SiteCheck(client)
     key_store = {"keys": keys}
