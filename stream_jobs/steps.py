@@ -40,7 +40,7 @@ class Keys(Protocol):
 
 
 def consent_step(keys: Keys) -> Callable[[Hit], Hit | DeadLetter]:
-    """Opted-out customers are dropped; DNT, GPC or no consent mean the cookieless path."""
+    """Opted-out customers' hits are dead letters; DNT, GPC or no consent: the cookieless path."""
 
     def consent(hit: Hit) -> Hit | DeadLetter:
         raw = hit.raw
@@ -57,7 +57,7 @@ def consent_step(keys: Keys) -> Callable[[Hit], Hit | DeadLetter]:
 def useragent_step(classifier: UAClassifier) -> Callable[[Hit], Hit | DeadLetter]:
     """Browser, OS (major versions only) and device; bots leave with reason ``bot`` and
     detail ``category:family``. E-mail opens stay: a mail proxy or scanner is an open class
-    (``stream_jobs.email_opens``), never a dropped bot."""
+    (``stream_jobs.email_opens``), never a bot's dead letter."""
 
     def useragent(hit: Hit) -> Hit | DeadLetter:
         info = classifier.classify(hit.ua) if hit.ua else EMPTY_UA
