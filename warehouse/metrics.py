@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 WEB_TYPES = ("pageview", "engagement", "custom", "outbound")
-WEB = "event_type IN ('pageview', 'engagement', 'custom', 'outbound')"
+WEB = f"event_type IN ({', '.join(repr(t) for t in WEB_TYPES)})"
 INTERACTION = "event_type IN ('custom', 'outbound')"
 
 
