@@ -7,13 +7,13 @@ name the fields and error types, never their values.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
+from anonymizer.personal import is_ip
 from anonymizer.scrub import scrub_text
 from producers.schema import SCHEMA_VERSION, RawEvent, field_of
 from stream_jobs.dead_letters import DeadLetter
@@ -53,7 +53,7 @@ class Validator:
         if version not in SUPPORTED_VERSIONS:
             return DeadLetter("schema", "unsupported_version")
         ip = data.pop("ip", None) if self.allow_clear_ip else None
-        if ip is not None and not _is_ip(ip):
+        if ip is not None and not is_ip(ip):
             return DeadLetter("schema", "ip:invalid")
         try:
             event = RawEvent.model_validate(data)
@@ -69,11 +69,3 @@ class Validator:
                 return DeadLetter("enrichment", "ip_enc:undecryptable")
         raw = event.model_dump(mode="json", exclude_none=True)
         return Hit(raw=raw, ip=ip, ua=event.ua)
-
-
-def _is_ip(value: object) -> bool:
-    try:
-        ipaddress.ip_address(str(value))
-        return True
-    except ValueError:
-        return False
