@@ -33,8 +33,6 @@ from stream_jobs.geo import GeoLookup
 from stream_jobs.pipeline import Hit
 from stream_jobs.useragent import UAClassifier
 
-OPEN_CLASSES = ("human", "privacy_proxy", "image_proxy", "scanner")
-
 #: (UA marker, provider) of published mail image proxies
 PROXY_AGENTS = (("GoogleImageProxy", "Gmail"), ("ggpht.com", "Gmail"),
                 ("YahooMailProxy", "Yahoo Mail"), ("YandexImageResizer", "Yandex Mail"),
