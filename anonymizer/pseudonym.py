@@ -12,7 +12,7 @@ import hmac
 
 def keyed_hash(key: bytes, *parts: str) -> str:
     """32 hex chars of HMAC-SHA256(key, parts joined by US): every keyed hash of Mayak (the
-    pseudonyms here and the collector's Kafka message key, ``producers.crypto.partition_key``).
+    pseudonyms here and the collector's Kafka message key, ``contract.crypto.partition_key``).
     One-shot OpenSSL HMAC; no key is cached (customer keys must be forgettable)."""
     return hmac.digest(key, "\x1f".join(parts).encode(), "sha256")[:16].hex()
 

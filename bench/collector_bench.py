@@ -44,9 +44,9 @@ def bare_send_loop(bootstrap: str, topic: str, seconds: float) -> float:
     """Messages/s of kafka-python alone sending what the collector would send for the beacon."""
     from kafka import KafkaProducer
 
+    from contract.schema import ClientEvent
     from producers.collector.events import EventFactory
     from producers.collector.outbox import producer_config
-    from producers.schema import ClientEvent
 
     from mayak.settings import Settings
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.exceptions import DatabaseError
 from starlette.applications import Starlette
@@ -35,6 +33,7 @@ from dashboards.auth import Authenticator, Principal, TokensUnavailable
 from dashboards.calls import Answer, Call
 from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH, ROLES, either
 from dashboards.tables import respond
+from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
 from mayak.settings import Settings
 from producers.collector.limits import RateLimiter
@@ -53,16 +52,17 @@ class Busy(Exception):
     """The one query slot stayed taken longer than a caller should wait."""
 
 
-def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
+def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOCK) -> Starlette:
     """``keys``: the anonymizer key store (erasure/export); opened from settings when first needed.
-    ``clock``: the current UTC time (realtime figures); the system clock by default."""
+    ``clock``: today's date, realtime figures, budget periods, audit and erasure times."""
     auth = Authenticator(settings)
     scrub.configure(settings.customer_id_pattern)  # the audit scrubs what users ask
     # one client shared by request threads: one query at a time. Each query is bounded by
     # query_max_seconds, so a caller waits at most a few of them before getting a 503
     lock = threading.Lock()
     queue_seconds = QUEUE_QUERIES * settings.query_max_seconds
-    denied = RateLimiter(settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst)
+    denied = RateLimiter(settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst,
+                         clock=clock)
     tz = settings.report_timezone
     layout = Layout.of(client, settings.clickhouse_cluster)
     reader = LimitedClient(client, read_limits(settings))  # every question asked goes here
@@ -81,7 +81,7 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
 
     def record(who: Principal | None, name: str, request: dict, cells: int, status: int) -> None:
         audit.record_query(client, who.name if who else "unauthenticated", who.role if who else "",
-                           name, request, cells, status)
+                           name, request, cells, status, clock)
 
     def endpoint(name: str, roles: tuple[str, ...], work: Callable[[Call], Answer],
                  method: str = "GET"):
@@ -150,19 +150,19 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
     def site_report(build: Callable) -> Callable[[Call], Answer]:
         """An endpoint answering one of ``warehouse.reports`` for a site and a date range."""
         def answer(call: Call) -> Answer:
-            date_from, date_to = qp.date_range(call.params, tz)
+            date_from, date_to = qp.date_range(call.params, tz, clock)
             report = build(reader, qp.site_of(call.params), date_from, date_to, tz)
             return Answer(report.data, report.cells, {"site": report.data["site"],
                                                       "from": str(date_from), "to": str(date_to)})
         return answer
 
     # summary, breakdown, series, goals, entry-exit, realtime, funnel, export (dashboards.product)
-    work = product.handlers(reader, tz, clock or product.utc_now)
+    work = product.handlers(reader, tz, clock)
 
     def sections(call: Call) -> Answer:
         """Per page and section: readers, visits, dwell and reach (``warehouse.details``);
         ``path=`` narrows it to one page."""
-        query = qp.query_from(call.params, tz, metrics=("visitors",))
+        query = qp.query_from(call.params, tz, metrics=("visitors",), clock=clock)
         path = call.params.get("path")
         start, end = utc_bounds(query)
         rows = details.sections_report(reader, query.site, start, end, path, query.limit)
@@ -174,31 +174,31 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
     bot_report = site_report(reports.bots)
 
     def sends(call: Call) -> Answer:
-        site, sent, sent_on = qp.sends_body(call.body, datetime.now(ZoneInfo(tz)).date())
+        site, sent, sent_on = qp.sends_body(call.body, qp.local_today(tz, clock))
         done = register_send(client, site, call.path["campaign_id"], sent, sent_on,
                              actor=call.who.name)
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
         payload, question, fmt = dp_research.answer(reader, settings, call.who.name, call.params,
-                                                    check_site=check_site)
+                                                    clock=clock, check_site=check_site)
         return Answer(payload, len(payload["columns"]) * len(payload["rows"]),
                       {**question, "cost": payload["cost"]}, respond(payload, fmt))
 
     def research_own_budget(call: Call) -> Answer:
-        return Answer(dp_research.own_budget(client, settings, call.who.name), 0, {})
+        return Answer(dp_research.own_budget(client, settings, call.who.name, clock), 0, {})
 
     def research_budget(call: Call) -> Answer:
-        done = dp_research.set_budget(client, call.body, call.who.name)
+        done = dp_research.set_budget(client, call.body, call.who.name, clock)
         return Answer(done, 0, done)
 
     def research_budgets(call: Call) -> Answer:
-        return Answer(dp_research.show_budgets(client, settings), 0, {})
+        return Answer(dp_research.show_budgets(client, settings, clock), 0, {})
 
     def erase(call: Call) -> Answer:
         customer, opt_out = qp.customer_body(call.body)
         done = erasure.erase_customer(client, get_keys(), customer, call.who.name,
-                                      "api", opt_out=opt_out, layout=layout)
+                                      "api", opt_out=opt_out, layout=layout, clock=clock)
         return Answer(done.as_dict(), 0, {"customer": "[not logged]", "opt_out": opt_out})
 
     def export(call: Call) -> Answer:

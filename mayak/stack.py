@@ -112,7 +112,7 @@ def _watch(children: dict[str, subprocess.Popen], settings: Settings) -> None:
             if proc.poll() is not None:
                 raise MayakError(f"the {name} exited with code {proc.returncode}; "
                                  f"see {settings.data_dir / (name + '.log')}")
-        time.sleep(0.5)
+        time.sleep(0.5)  # real time, not injected: polling child processes
 
 
 def _raise_interrupt(*_: object) -> None:

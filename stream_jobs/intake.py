@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from producers.raw_frames import events_of
+from contract.raw_frames import events_of
 from stream_jobs.batching import Publisher
 from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.pipeline import Pipeline

@@ -12,13 +12,13 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
 import orjson
 
 from anonymizer.scrub import CUSTOMER, UA, scrub_url, scrub_value, without_secrets
+from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from stream_jobs.dead_letters import DeadLetter
 
 log = logging.getLogger("mayak.stream_jobs")
@@ -41,11 +41,6 @@ class Hit:
 
 
 Step = Callable[[Hit], "Hit | DeadLetter"]
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def sanitize(raw: Any) -> dict[str, Any]:
@@ -84,8 +79,8 @@ def _is_uuid(value: Any) -> bool:
 class Pipeline:
     """Runs a parse step, then named steps, and counts every outcome by reason."""
 
-    def __init__(self, parse: Callable[[Any], "Hit | DeadLetter"], steps: Sequence[tuple[str, Step]],
-                 clock: Clock = utc_now) -> None:
+    def __init__(self, parse: Callable[[Any], "Hit | DeadLetter"],
+                 steps: Sequence[tuple[str, Step]], clock: Clock = SYSTEM_CLOCK) -> None:
         self.parse = parse
         self.steps = list(steps)
         self.clock = clock
@@ -121,4 +116,4 @@ class Pipeline:
             except orjson.JSONDecodeError:
                 raw = None
         return replace(letter, step=step, detail=letter.detail[:200], event=sanitize(raw),
-                       failed_at=int(self.clock().timestamp() * 1000))
+                       failed_at=epoch_ms(self.clock))

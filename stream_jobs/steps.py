@@ -17,12 +17,14 @@ from anonymizer import pseudonym
 from anonymizer.scrub import (CUSTOMER, IP, UA, RouteTemplates, referrer_domain_of_host,
                               route_path, scrub_path, scrub_text, utm_of_query,
                               without_secrets)
-from stream_jobs.geo import GeoLookup
+from mayak.clock import Clock
+from mayak.settings import SESSION_TIMEOUT_MINUTES
 from stream_jobs.dead_letters import DeadLetter
-from stream_jobs.pipeline import Clock, Hit
+from stream_jobs.geo import GeoLookup
+from stream_jobs.pipeline import Hit
 from stream_jobs.useragent import EMPTY_UA, UAClassifier
 
-SESSION_TIMEOUT_MS = 30 * 60 * 1000
+SESSION_TIMEOUT_MS = SESSION_TIMEOUT_MINUTES * 60_000
 MAX_SECTIONS = 32  # per engagement event (the raw contract allows as many)
 MAX_PROPS = 20  # per event (the raw contract allows as many)
 MAX_PROP_VALUE = 200  # characters of one prop value once made a string
@@ -131,7 +133,7 @@ def pseudonymize_step(keys: Keys, clock: Clock, sessions: Mapping[str, Any] | No
     salts: dict[date, bytes] = {}
 
     def daily_salt() -> bytes:
-        now = clock()
+        now = clock.now()
         day = now.date()
         if day not in salts:
             salts.clear()  # keep only today's salt in memory

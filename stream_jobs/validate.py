@@ -1,4 +1,4 @@
-"""Validation of raw events against the versioned schema (``producers/schema.py``).
+"""Validation of raw events against the versioned schema (``contract/schema.py``).
 
 Dead letters: ``size`` (message too large), ``schema`` (not JSON, unknown ``v``, bad fields)
 and ``enrichment`` (``ip_enc`` not decryptable); see ``stream_jobs.dead_letters``. Details
@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from anonymizer.personal import is_ip
 from anonymizer.scrub import scrub_text
-from producers.schema import SCHEMA_VERSION, RawEvent, field_of
+from contract.schema import SCHEMA_VERSION, RawEvent, field_of
 from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.pipeline import Hit
 

@@ -24,9 +24,9 @@ from stream_jobs.geo import GeoLookup
 from stream_jobs.geo_writer import write_geoip
 from stream_jobs.processors import build_pipeline, ip_decrypter
 from stream_jobs.sink import Lander, event_row, failed_row
-from stream_jobs.testing import CHROME, IPHONE
 from stream_jobs.useragent import UAClassifier
 from tests.producers.test_collector import FakeOutbox
+from tests.stream_jobs.samples import CHROME, IPHONE
 from warehouse.campaigns import register_send
 
 pytestmark = pytest.mark.clickhouse

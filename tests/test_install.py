@@ -98,8 +98,8 @@ def test_watch_notices_the_key_store_vanishing(tmp_path) -> None:
 
 @pytest.mark.clickhouse
 def test_events_in_the_warehouse_count_as_an_earlier_install(ch) -> None:
+    from tests.warehouse.samples import insert_events, synthetic_events
     from warehouse.migrate import migrate
-    from warehouse.testing import insert_events, synthetic_events
 
     assert warehouse_evidence(ch) == []  # nothing yet
     migrate(ch)

@@ -36,7 +36,7 @@ from datetime import datetime
 from warehouse.metrics import Metric
 
 PROP = "prop:"
-#: the raw contract's prop key (producers.schema.PropKey)
+#: the raw contract's prop key (contract.schema.PropKey)
 PROP_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
 
 #: dimension -> (expression over ARRAY-JOINed events, condition that the event carries it)

@@ -21,7 +21,8 @@ from typing import Protocol
 from clickhouse_connect.driver.client import Client
 
 from anonymizer.pseudonym import customer_pid
-from warehouse.audit import Clock, record_erasure, utc_now
+from mayak.clock import SYSTEM_CLOCK, Clock
+from warehouse.audit import record_erasure
 from warehouse.ddl import Layout
 
 EXPORT_COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id",
@@ -62,7 +63,7 @@ def pseudonym_of(keys: CustomerKeys, uid: str) -> str | None:
 
 def erase_customer(client: Client, keys: CustomerKeys, uid: str, actor: str, via: str,
                    opt_out: bool = False, layout: Layout | None = None,
-                   clock: Clock = utc_now) -> Erasure:
+                   clock: Clock = SYSTEM_CLOCK) -> Erasure:
     """Erase everything linked to customer ``uid``; returns (and logs) what was done."""
     layout = layout or Layout.of(client)
     if opt_out:

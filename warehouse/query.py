@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 
+from mayak.settings import REPORT_TIMEZONE
 from warehouse import details
 from warehouse.metrics import METRICS, WEB
 
@@ -89,7 +90,7 @@ class Query:
     dimensions: tuple[str, ...] = ()
     filters: tuple[tuple[str, str], ...] = ()
     limit: int = 100
-    tz: str = "Asia/Baku"
+    tz: str = REPORT_TIMEZONE
 
     def __post_init__(self) -> None:
         _check_names("metric", self.metrics, METRICS)

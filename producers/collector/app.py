@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +23,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from contract.schema import ClientEvent, field_of
+from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.settings import Settings
 from producers.collector import door
 from producers.collector.events import EventFactory
@@ -31,7 +32,6 @@ from producers.collector.limits import RateLimiter, TooLarge, read_capped
 from producers.collector.metrics import Metrics
 from producers.collector.outbox import Outbox, Unavailable
 from producers.collector.pixel_gate import PixelGate, fetch_signals
-from producers.schema import ClientEvent, field_of
 
 log = logging.getLogger("mayak.collector")
 MAX_BODY = 64 * 1024
@@ -64,20 +64,21 @@ NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate, private, max-
 class Collector:
     """Request handlers plus the state they share (limits, counters, the outbox)."""
 
-    def __init__(self, settings: Settings, outbox: Outbox, clock=time.time) -> None:
+    def __init__(self, settings: Settings, outbox: Outbox, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
         self.outbox = outbox
         self.clock = clock
         self.metrics = Metrics()
         self.metrics.gauges["pending_events"] = lambda: self.outbox.pending
         self.metrics.gauges["kafka_ready"] = lambda: int(self.outbox.status()[0])
-        self.limiter = RateLimiter(settings.collector_rate_per_s, settings.collector_rate_burst)
+        self.limiter = RateLimiter(settings.collector_rate_per_s, settings.collector_rate_burst,
+                                   clock=clock)
         self.trusted = door.parse_networks(settings.collector_trusted_proxies)
         for globs in settings.collector_sites.values():  # a bad pattern fails at start-up
             [door.parse_origin_glob(g) for g in globs]
         self._all_globs = tuple(g for globs in settings.collector_sites.values() for g in globs)
-        self.factory = EventFactory(settings)
-        self.pixels = PixelGate(settings.collector_pixel_dedupe_s)
+        self.factory = EventFactory(settings, clock)
+        self.pixels = PixelGate(settings.collector_pixel_dedupe_s, clock=clock)
         self.beacon = BEACON.read_bytes() if BEACON.exists() else b""
         self.beacon_gz = gzip.compress(self.beacon, 9, mtime=0)
 
@@ -235,13 +236,15 @@ class Collector:
         return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-def create_app(settings: Settings, outbox: Outbox | None = None) -> CollectorApp:
-    """The collector app; ``outbox`` is injectable for tests (default: Kafka from settings)."""
+def create_app(settings: Settings, outbox: Outbox | None = None,
+               clock: Clock = SYSTEM_CLOCK) -> CollectorApp:
+    """The collector app; ``outbox`` and ``clock`` are injectable for tests (default: Kafka
+    from settings, the system clock)."""
     box = outbox or Outbox(settings.kafka_bootstrap, settings.topic_raw,
                            max_pending=settings.collector_max_pending,
                            ack_timeout=settings.collector_ack_timeout_s,
-                           stall_s=settings.collector_stall_s)
-    collector = Collector(settings, box)
+                           stall_s=settings.collector_stall_s, clock=clock)
+    collector = Collector(settings, box, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

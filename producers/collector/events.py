@@ -10,17 +10,17 @@ order.
 
 from __future__ import annotations
 
-import time
 import uuid
-
-import orjson
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import orjson
+
+from contract import crypto
+from contract.schema import SCHEMA_VERSION, ClientEvent, RawEvent
+from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from mayak.settings import Settings
-from producers import crypto
 from producers.collector import door
-from producers.schema import SCHEMA_VERSION, ClientEvent, RawEvent
 
 #: (key, value) of one message to ``mayak.raw``
 KafkaMessage = tuple[bytes, bytes]
@@ -55,7 +55,7 @@ class Context:
 class EventFactory:
     """Builds the Kafka messages; holds the keys (derived once from the master secret)."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         master = crypto.load_master_secret(settings.ip_key, settings.data_dir)
         self._ip_key = crypto.ip_cipher_key(master)
         self._part_key = crypto.partition_secret(master)
@@ -68,7 +68,7 @@ class EventFactory:
         ua = headers.get("user-agent")
         return Context(ip=ip, ua=ua[:512] if ua else None,
                        lang=door.language(headers.get("accept-language")), dnt=dnt, gpc=gpc,
-                       received=int(self._clock() * 1000))
+                       received=epoch_ms(self._clock))
 
     def dropped_by_privacy(self, ev: ClientEvent, dnt: bool, gpc: bool) -> bool:
         """True when the site counts DNT/GPC visits not at all and this one carries a signal."""

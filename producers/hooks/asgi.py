@@ -47,7 +47,7 @@ class MayakASGIMiddleware:
         if route is None:
             await self.app(scope, receive, send)
             return
-        started = self.service.clock()
+        started = self.service.clock.monotonic()
         status = 500
 
         async def send_wrapper(message: Message) -> None:

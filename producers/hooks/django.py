@@ -36,7 +36,7 @@ class MayakDjangoMiddleware:
         route = self.service.table.match(request.method, request.path_info)
         if route is None:
             return self.get_response(request)
-        started = self.service.clock()
+        started = self.service.clock.monotonic()
         status = 500
         try:
             response = self.get_response(request)

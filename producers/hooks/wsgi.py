@@ -56,7 +56,7 @@ class MayakWSGIMiddleware:
         route = self.service.table.match(method, environ.get("PATH_INFO", "") or "/")
         if route is None:
             return self.app(environ, start_response)
-        started = self.service.clock()
+        started = self.service.clock.monotonic()
         status = [500]
 
         def start(status_line: str, headers: list, exc_info: Any = None) -> Any:

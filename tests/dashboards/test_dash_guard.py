@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from dashboards.app import create_app
 from dashboards.auth import add_token, cli_token_path, tokens_path
 from mayak.settings import Settings
-from warehouse.testing import START, insert_events, synthetic_events
+from tests.warehouse.samples import START, insert_events, synthetic_events
 
 pytestmark = pytest.mark.clickhouse
 RANGE = {"site": "s1", "from": str(START.date()), "to": str(START.date() + timedelta(days=3))}

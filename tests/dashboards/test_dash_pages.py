@@ -26,9 +26,9 @@ from starlette.testclient import TestClient
 from dashboards.app import create_app
 from dashboards.auth import add_token, tokens_path
 from mayak.kafka_local import free_port
-from mayak.settings import Settings
+from mayak.settings import REPORT_TIMEZONE, Settings
 from tests.producers.chromium import Chromium, chromium_path
-from warehouse.testing import START, fixed_visits, insert_events, synthetic_events
+from tests.warehouse.samples import START, fixed_visits, insert_events, synthetic_events
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.browser,
               pytest.mark.skipif(chromium_path() is None, reason="apt-get install chromium")]
@@ -209,7 +209,7 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
     # a period shortcut, then the compare toggle
     _act(browser, '[data-period="7d"]')
     view = _view(browser)
-    today = datetime.now(ZoneInfo("Asia/Baku")).date()
+    today = datetime.now(ZoneInfo(REPORT_TIMEZONE)).date()
     assert dict(view)["from"] == str(today - timedelta(days=6))
     week = api.get("/api/stats/summary", params=[*view, ("compare", "previous")]).json()
     assert _kpi(browser, "visitors") == _en(week["visitors"])

@@ -10,7 +10,7 @@ import pytest
 
 from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.sink import event_row, failed_row
-from stream_jobs.testing import AZ_IP, CHROME, raw_event
+from tests.stream_jobs.samples import AZ_IP, CHROME, raw_event
 
 UID = "ELG-CUST-7QX9"
 APP_UA = "E-Legal-App/3.1 (Android 14; SM-S918B; Build/UP1A)"  # no pattern knows this one

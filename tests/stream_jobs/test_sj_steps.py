@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from datetime import timedelta
 
 import orjson
 
-from stream_jobs.testing import AZ_IP, CHROME, IPHONE, TR_IP, raw_event
 from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.models import DETAIL_FIELDS, ENRICHED_FIELDS, WHO_FIELDS
+from tests.stream_jobs.samples import AZ_IP, CHROME, IPHONE, TR_IP, raw_event
 
 
 def test_a_pageview_becomes_a_contract_event(make_pipeline) -> None:
@@ -93,7 +92,7 @@ def test_consent_reason_for_opted_out_customer(make_pipeline, keys) -> None:
 
 
 def test_enrichment_reason_for_undecryptable_ip(make_pipeline) -> None:
-    from producers.crypto import decrypt_ip, encrypt_ip
+    from contract.crypto import decrypt_ip, encrypt_ip
 
     key = secrets.token_bytes(32)
     pipeline = make_pipeline(decrypt_ip=lambda blob: decrypt_ip(key, blob))
@@ -131,7 +130,7 @@ def test_cookieless_ids_rotate_daily(make_pipeline, clock) -> None:
     pipeline = make_pipeline()
     today = pipeline.run(raw_event())["visitor_id"]
     assert pipeline.run(raw_event())["visitor_id"] == today
-    clock.now += timedelta(days=1)
+    clock.advance(days=1)
     assert pipeline.run(raw_event())["visitor_id"] != today
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.warehouse.samples import START, fixed_visits, insert_events
 from warehouse import reports
 from warehouse.migrate import discover, migrate
-from warehouse.testing import START, fixed_visits, insert_events
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "schema.sql"
 pytestmark = pytest.mark.clickhouse

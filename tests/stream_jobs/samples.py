@@ -1,19 +1,18 @@
-"""Test helpers for the stream jobs: GeoIP fixture databases (``geo_writer``), raw events, a clock.
+"""Test helpers for the stream jobs: GeoIP fixture databases (``stream_jobs.geo_writer``), raw
+events.
 
 Used by tests/stream_jobs and usable by other areas' tests (e.g. an e2e test that needs a
-known country). Needs the ``test`` extra (mmdb-writer).
+known country). The clock: ``tests/clock.py``.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 from stream_jobs.geo_writer import write_geoip
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/131.0.0.0 Safari/537.36")
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -35,16 +34,6 @@ def write_isp(path: Path) -> Path:
 def write_asn(path: Path) -> Path:
     return write_geoip(path, "GeoLite2-ASN", {"78.160.0.0/16": {
         "autonomous_system_number": 9121, "autonomous_system_organization": "Turk Telekom"}})
-
-
-class Clock:
-    """A settable clock."""
-
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def raw_event(**fields) -> dict:
