@@ -31,6 +31,7 @@ from dashboards import product
 from dashboards import research as dp_research
 from dashboards.auth import Authenticator, Principal, TokensUnavailable
 from dashboards.calls import Answer, Call
+from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH, ROLES, either
 from dashboards.tables import respond
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
@@ -43,10 +44,6 @@ from warehouse.ddl import Layout
 from warehouse.query import QueryError, utc_bounds
 from warehouse.sites import SiteCheck, UnknownSite
 
-PRODUCT = {"product", "admin"}
-MARKETING = {"marketing", "admin"}
-RESEARCH = {"researcher", "admin"}
-ADMIN = {"admin"}
 QUEUE_QUERIES = 3  # how many query time limits a call may wait for the lock
 PARAM_CHARS = 200  # of each parameter of a refused question kept in the audit
 
@@ -67,7 +64,7 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
     denied = RateLimiter(settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst,
                          clock=clock)
     tz = settings.report_timezone
-    layout = Layout(database=client.database or "default", cluster=settings.clickhouse_cluster)
+    layout = Layout.of(client, settings.clickhouse_cluster)
     reader = LimitedClient(client, read_limits(settings))  # every question asked goes here
     check_site = SiteCheck(client)
     key_store = {"keys": keys}
@@ -86,7 +83,8 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
         audit.record_query(client, who.name if who else "unauthenticated", who.role if who else "",
                            name, request, cells, status, clock)
 
-    def endpoint(name: str, roles: set[str], work: Callable[[Call], Answer], method: str = "GET"):
+    def endpoint(name: str, roles: tuple[str, ...], work: Callable[[Call], Answer],
+                 method: str = "GET"):
         def guarded(call: Call | None, status: int, error: str | None):
             if not lock.acquire(timeout=queue_seconds):
                 raise Busy()
@@ -146,7 +144,7 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
                 return await refuse(request, call, 422, TOO_HEAVY.format(what=what))
             return answer.response or JSONResponse(answer.payload)
 
-        handler.roles = roles  # the OpenAPI description names them (dashboards.openapi)
+        handler.roles = frozenset(roles)  # the OpenAPI description names them (dashboards.openapi)
         return Route(f"/api/{name}", handler, methods=[method])
 
     def site_report(build: Callable) -> Callable[[Call], Answer]:
@@ -225,7 +223,7 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
 
     return Starlette(middleware=[Middleware(GZipMiddleware, minimum_size=1000)], routes=[
         *pages.routes(), Route("/healthz", healthz),
-        endpoint("stats/summary", PRODUCT | MARKETING, work["stats/summary"]),
+        endpoint("stats/summary", either(PRODUCT, MARKETING), work["stats/summary"]),
         endpoint("stats/breakdown", PRODUCT, work["stats/breakdown"]),
         endpoint("stats/series", PRODUCT, work["stats/series"]),
         endpoint("stats/goals", PRODUCT, work["stats/goals"]),
@@ -245,7 +243,7 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
         endpoint("admin/sweep", ADMIN, sweep, "POST"),
         endpoint("admin/audit", ADMIN, audit_log),
         endpoint("admin/bots", ADMIN, bot_report),
-        endpoint("me", PRODUCT | MARKETING | RESEARCH, me),
+        endpoint("me", ROLES, me),
     ])
 
 

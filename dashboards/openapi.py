@@ -8,11 +8,7 @@ route of both apps is described here, with the roles the app enforces.
 
 from __future__ import annotations
 
-
-PRODUCT = ["product", "admin"]
-MARKETING = ["marketing", "admin"]
-RESEARCH = ["researcher", "admin"]
-ADMIN = ["admin"]
+from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH, ROLES, either
 
 _S, _I = {"type": "string"}, {"type": "integer"}
 # query parameter -> (schema, description, repeatable)
@@ -36,9 +32,9 @@ PARAMS: dict[str, tuple[dict, str, bool]] = {
 STATS = ["site", "from", "to", "filter"]
 
 
-def _op(summary: str, roles: list[str] | None, params: list[str] = (), body: dict | None = None,
-        answer: str = "application/json", tag: str = "product") -> dict:
-    op: dict = {"summary": summary, "tags": [tag], "x-roles": roles or [],
+def _op(summary: str, roles: tuple[str, ...] | None, params: list[str] = (),
+        body: dict | None = None, answer: str = "application/json", tag: str = "product") -> dict:
+    op: dict = {"summary": summary, "tags": [tag], "x-roles": list(roles or ()),
                 "parameters": [_param(p) for p in params],
                 "responses": {"200": {"description": "the answer",
                                       "content": {answer: {}}}}}
@@ -74,7 +70,7 @@ PATHS: dict[str, dict[str, dict]] = {
     "/api/stats/summary": {"get": _op(
         "Top line: web visitors, visits, pageviews, views per visit, bounce rate, visit "
         "duration, custom events, outbound clicks; e-mail opens and service requests apart",
-        PRODUCT + ["marketing"], STATS + ["compare", *CSV])},
+        either(PRODUCT, MARKETING), STATS + ["compare", *CSV])},
     "/api/stats/breakdown": {"get": _op("Top values of one or two dimensions",
                                         PRODUCT, STATS + ["dimensions", "metrics", "limit",
                                                           *CSV])},
@@ -129,7 +125,7 @@ PATHS: dict[str, dict[str, dict]] = {
     "/api/admin/bots": {"get": _op("Bot hits per day by category and family (never in events)",
                                    ADMIN, ["site", "from", "to"], tag="admin")},
     "/api/me": {"get": _op("The caller's name, role and the pages that role may use",
-                           ["product", "marketing", "researcher", "admin"], tag="pages")},
+                           ROLES, tag="pages")},
     "/": {"get": _op("The product dashboard page (asks for a token, keeps it in the browser)",
                      None, answer="text/html", tag="pages")},
     "/marketing": {"get": _op("The marketing page: e-mail campaigns, sends", None,

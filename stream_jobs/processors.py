@@ -23,9 +23,6 @@ from stream_jobs.steps import (SESSION_TIMEOUT_MS, Keys, consent_step, geo_step,
 from stream_jobs.useragent import UAClassifier
 from stream_jobs.validate import Decrypt, Validator
 
-#: Every drop reason a step can give (one counter each).
-REASONS = ("size", "schema", "consent", "bot", "enrichment")
-
 
 def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
                    sessions: MutableMapping[str, Any], decrypt_ip: Decrypt | None = None,

@@ -65,7 +65,9 @@ GROUP BY campaign_id
 # Opens written before migration 0013 have no class ('') and count as reader opens, as then.
 READER_CLASSES = ("human", "image_proxy", "")
 MACHINE_CLASSES = ("privacy_proxy", "scanner")
-OPEN_CLASSES = ("human", "image_proxy", "privacy_proxy", "scanner")  # opens_by_class, in order
+#: the classes ``stream_jobs.email_opens`` gives (its docstring defines them), in the order of
+#: ``opens_by_class``
+OPEN_CLASSES = ("human", "image_proxy", "privacy_proxy", "scanner")
 # bounds in UTC like every other range here: a bare DateTime64(3) is read in the server's (or
 # the embedding process's) time zone, which shifted this window against the other columns
 _OPENS = """
