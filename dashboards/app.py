@@ -12,7 +12,6 @@ and serves this app from a thread.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -39,7 +38,8 @@ from mayak.settings import Settings
 from producers.collector.limits import RateLimiter
 from warehouse import audit, details, erasure, reports
 from warehouse.campaigns import register_send
-from warehouse.client import TOO_HEAVY, LimitedClient, limit_hit, read_limits
+from warehouse.client import (TOO_HEAVY, LimitedClient, SerialClient, WarehouseBusy, limit_hit,
+                              read_limits)
 from warehouse.ddl import Layout
 from warehouse.query import QueryError, utc_bounds
 from warehouse.sites import SiteCheck, UnknownSite
@@ -48,12 +48,8 @@ PRODUCT = {"product", "admin"}
 MARKETING = {"marketing", "admin"}
 RESEARCH = {"researcher", "admin"}
 ADMIN = {"admin"}
-QUEUE_QUERIES = 3  # how many query time limits a call may wait for the lock
+QUEUE_QUERIES = 3  # how many query time limits a query may wait for the one query slot
 PARAM_CHARS = 200  # of each parameter of a refused question kept in the audit
-
-
-class Busy(Exception):
-    """The one query slot stayed taken longer than a caller should wait."""
 
 
 def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
@@ -61,10 +57,10 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
     ``clock``: the current UTC time (realtime figures); the system clock by default."""
     auth = Authenticator(settings)
     scrub.configure(settings.customer_id_pattern)  # the audit scrubs what users ask
-    # one client shared by request threads: one query at a time. Each query is bounded by
-    # query_max_seconds, so a caller waits at most a few of them before getting a 503
-    lock = threading.Lock()
-    queue_seconds = QUEUE_QUERIES * settings.query_max_seconds
+    # one client shared by request threads: one query at a time (not one call: an export's
+    # 22 queries interleave with others'). Each query is bounded by query_max_seconds, so a
+    # query waits at most a few of them for its turn before the call gets a 503
+    client = SerialClient(client, QUEUE_QUERIES * settings.query_max_seconds)
     denied = RateLimiter(settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst)
     tz = settings.report_timezone
     layout = Layout(database=client.database or "default", cluster=settings.clickhouse_cluster)
@@ -88,23 +84,18 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
 
     def endpoint(name: str, roles: set[str], work: Callable[[Call], Answer], method: str = "GET"):
         def guarded(call: Call | None, status: int, error: str | None):
-            if not lock.acquire(timeout=queue_seconds):
-                raise Busy()
-            try:
-                if error:
-                    # a refused caller's parameters are not kept: only who, what and the status;
-                    # a bad question's are, cut short
-                    asked = {"params": {k: v[:PARAM_CHARS] for k, v in call.params.items()}} \
-                        if call and status == 400 else {}
-                    record(call.who if call else None, name, asked, 0, status)
-                    return None
-                answer = work(call)  # a malformed question is a 400 before a 404
-                if method == "GET" and call.params.get("site"):
-                    check_site(call.params["site"])  # UnknownSite: 404
-                record(call.who, name, answer.request, answer.cells, 200)
-                return answer
-            finally:
-                lock.release()
+            if error:
+                # a refused caller's parameters are not kept: only who, what and the status;
+                # a bad question's are, cut short
+                asked = {"params": {k: v[:PARAM_CHARS] for k, v in call.params.items()}} \
+                    if call and status == 400 else {}
+                record(call.who if call else None, name, asked, 0, status)
+                return None
+            answer = work(call)  # a malformed question is a 400 before a 404
+            if method == "GET" and call.params.get("site"):
+                check_site(call.params["site"])  # UnknownSite: 404
+            record(call.who, name, answer.request, answer.cells, 200)
+            return answer
 
         async def refuse(request: Request, call: Call | None, status: int, error: str):
             if status in (401, 503) and not denied.allow(_client_ip(request)):
@@ -112,7 +103,7 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
                                     headers={"Retry-After": "10"})
             try:
                 await run_in_threadpool(guarded, call, status, "denied")
-            except Busy:
+            except WarehouseBusy:
                 pass
             return JSONResponse({"error": error}, status)
 
@@ -134,7 +125,7 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
                 answer = await run_in_threadpool(guarded, call, 200, None)
             except UnknownSite as exc:
                 return await refuse(request, call, 404, str(exc))
-            except Busy:
+            except WarehouseBusy:
                 return JSONResponse({"error": "the warehouse is busy with other queries: retry "
                                      "shortly"}, 503, headers={"Retry-After": "5"})
             except (QueryError, MayakError, ValueError) as exc:

@@ -176,3 +176,31 @@ def test_a_call_waits_behind_another_query_only_a_bounded_time(tmp_path, wh) -> 
     first.join()
     assert second.status_code == 503 and "busy" in second.json()["error"]
     assert 0.5 <= waited < 2.0
+
+
+def test_a_short_call_is_served_while_a_long_export_runs(tmp_path, wh) -> None:
+    """The one query slot is taken per query, not per call: the export's ~25 queries
+    interleave with a summary's instead of keeping it waiting until a 503."""
+    insert_events(wh, synthetic_events())
+    settings = _settings(tmp_path, query_max_seconds=0.5)  # a query waits at most 1.5 s
+    api = TestClient(create_app(settings, _SlowReads(wh, 0.15)))
+    auth = {"Authorization": f"Bearer {cli_token_path(settings).read_text()}"}
+    done = {}
+
+    def export() -> None:
+        started = time.monotonic()
+        done["export"] = api.get("/api/stats/export", params=RANGE, headers=auth)
+        done["seconds"] = time.monotonic() - started
+
+    long_call = threading.Thread(target=export)
+    long_call.start()
+    time.sleep(0.5)  # the export is running its queries
+    started = time.monotonic()
+    short = api.get("/api/stats/summary", params=RANGE, headers=auth)
+    took = time.monotonic() - started
+    long_call.join()
+    assert short.status_code == 200, short.text
+    assert done["export"].status_code == 200
+    assert done["export"].headers["content-type"] == "application/zip"
+    assert done["seconds"] > 3.0  # longer than any one query may wait for the slot
+    assert took < done["seconds"] - 0.5  # served while the export was still running
