@@ -105,7 +105,10 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
                 await run_in_threadpool(guarded, call, status, "denied")
             except WarehouseBusy:
                 pass
-            return JSONResponse({"error": error}, status)
+            # a want of a valid token says so (RFC 9110), so that the pages ask for one only
+            # then, and show a busy or limited warehouse's 503 as it is
+            auth = {"WWW-Authenticate": 'Bearer realm="mayak"'} if status in (401, 503) else {}
+            return JSONResponse({"error": error}, status, headers=auth)
 
         async def handler(request: Request) -> JSONResponse:
             try:
@@ -207,9 +210,10 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
         return Answer({"queries": rows}, 7 * len(rows), {"limit": len(rows)})
 
     def me(call: Call) -> Answer:
-        """Who the token is and which pages its role may use (the pages' navigation)."""
+        """Who the token is, which pages its role may use (the pages' navigation) and the
+        report time zone (the pages' dates and hours)."""
         return Answer({"name": call.who.name, "role": call.who.role,
-                       "pages": pages.pages_of(call.who.role)}, 0, {})
+                       "pages": pages.pages_of(call.who.role), "timezone": tz}, 0, {})
 
     async def healthz(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")

@@ -36,6 +36,7 @@ def test_missing_or_broken_tokens_file_fails_closed(tmp_path, wh) -> None:
     got = api.get("/api/stats/summary", params=RANGE)  # never set up: no anonymous access
     assert got.status_code == 503
     assert "no API tokens configured: run `mayak token add" in got.json()["error"]
+    assert got.headers["www-authenticate"].startswith("Bearer")  # the pages ask for a token
     cli = {"Authorization": f"Bearer {cli_token_path(settings).read_text()}"}
     assert api.get("/api/stats/summary", params=RANGE, headers=cli).status_code == 200
 
@@ -175,6 +176,7 @@ def test_a_call_waits_behind_another_query_only_a_bounded_time(tmp_path, wh) -> 
     waited = time.monotonic() - started
     first.join()
     assert second.status_code == 503 and "busy" in second.json()["error"]
+    assert "www-authenticate" not in second.headers  # not a token problem: the pages say busy
     assert 0.5 <= waited < 2.0
 
 
