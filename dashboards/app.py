@@ -12,6 +12,7 @@ and serves this app from a thread.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -61,6 +62,11 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
     # 22 queries interleave with others'). Each query is bounded by query_max_seconds, so a
     # query waits at most a few of them for its turn before the call gets a 503
     client = SerialClient(client, QUEUE_QUERIES * settings.query_max_seconds)
+    # a research question's budget check, its queries and the ledger row it spends stay one
+    # step (else two concurrent questions could both pass the check and overspend); only
+    # research calls wait for each other here
+    spending = threading.Lock()
+    keys_opened = threading.Lock()
     denied = RateLimiter(settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst)
     tz = settings.report_timezone
     layout = Layout(database=client.database or "default", cluster=settings.clickhouse_cluster)
@@ -69,14 +75,15 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
     key_store = {"keys": keys}
 
     def get_keys():
-        if key_store["keys"] is None:
-            from anonymizer.keystore import KeyStore
-            from mayak.install import refuse_lost_keys
-            from stream_jobs.processors import keystore_path
+        with keys_opened:  # calls run in threads: the key store is opened once
+            if key_store["keys"] is None:
+                from anonymizer.keystore import KeyStore
+                from mayak.install import refuse_lost_keys
+                from stream_jobs.processors import keystore_path
 
-            refuse_lost_keys(settings)  # MayakError: a 400 naming what to restore
-            key_store["keys"] = KeyStore(keystore_path(settings))
-        return key_store["keys"]
+                refuse_lost_keys(settings)  # MayakError: a 400 naming what to restore
+                key_store["keys"] = KeyStore(keystore_path(settings))
+            return key_store["keys"]
 
     def record(who: Principal | None, name: str, request: dict, cells: int, status: int) -> None:
         audit.record_query(client, who.name if who else "unauthenticated", who.role if who else "",
@@ -176,8 +183,13 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
-        payload, question, fmt = dp_research.answer(reader, settings, call.who.name, call.params,
-                                                    check_site=check_site)
+        if not spending.acquire(timeout=QUEUE_QUERIES * client.wait_seconds):
+            raise WarehouseBusy()
+        try:
+            payload, question, fmt = dp_research.answer(reader, settings, call.who.name,
+                                                        call.params, check_site=check_site)
+        finally:
+            spending.release()
         return Answer(payload, len(payload["columns"]) * len(payload["rows"]),
                       {**question, "cost": payload["cost"]}, respond(payload, fmt))
 

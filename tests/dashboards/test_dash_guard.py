@@ -206,3 +206,29 @@ def test_a_short_call_is_served_while_a_long_export_runs(tmp_path, wh) -> None:
     assert done["export"].headers["content-type"] == "application/zip"
     assert done["seconds"] > 3.0  # longer than any one query may wait for the slot
     assert took < done["seconds"] - 0.5  # served while the export was still running
+
+
+def test_concurrent_research_questions_cannot_overspend_the_budget(tmp_path, wh) -> None:
+    """With the query slot taken per query, a research question's budget check, queries and
+    ledger row still stay one step: of two concurrent questions the budget covers only one."""
+    insert_events(wh, synthetic_events())
+    settings = _settings(tmp_path, research_budget_epsilon=1.0)
+    api = TestClient(create_app(settings, _SlowReads(wh, 0.2)))
+    auth = {"Authorization": f"Bearer {add_token(tokens_path(settings), 'rita', 'researcher')}"}
+    got = {}
+
+    def ask(dimension: str) -> None:
+        got[dimension] = api.get("/api/research/query", headers=auth, params={
+            **RANGE, "dimensions": dimension, "epsilon": "0.6"})
+
+    both = [threading.Thread(target=ask, args=(d,)) for d in ("country", "device_type")]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+    statuses = sorted(r.status_code for r in got.values())
+    assert statuses == [200, 400], [r.text for r in got.values()]
+    refused = next(r for r in got.values() if r.status_code == 400)
+    assert "privacy budget spent" in refused.json()["error"]
+    spent = api.get("/api/research/budget", headers=auth).json()["spent_epsilon"]
+    assert spent == pytest.approx(0.6)
