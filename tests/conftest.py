@@ -1,8 +1,8 @@
 """Shared fixtures: a real throw-away Kafka broker, and stacks of real Mayak child processes.
 
 Tests that need the broker are marked ``kafka``, those that open chDB ``clickhouse`` and the
-browser ones ``browser``; ``pytest -m "not kafka and not clickhouse and not browser"`` runs
-the fast unit tests only. One pytest process can open one chDB path: tests that read what a
+browser ones ``browser``; every other test is a unit test, marked ``unit`` and kept from Kafka
+and chDB by ``tests/tiers.py``; ``scripts/fast`` (``pytest -m unit``) runs those only. One pytest process can open one chDB path: tests that read what a
 worker wrote go through ``mayak sql`` in a child process, after the worker has stopped.
 """
 
@@ -21,6 +21,11 @@ from mayak.kafka_local import LocalBroker, free_port
 from mayak.procs import mayak_sql, settings_for, spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
 from mayak.topics import ensure_topics
+from tests.tiers import (  # noqa: F401 - the test tiers' hooks and guard, active for every test
+    pytest_collection_modifyitems,
+    pytest_runtest_setup,
+    unit_tier_guard,
+)
 from warehouse.migrate import migrate
 from warehouse.testing import drop, fresh_database
 
