@@ -2,8 +2,9 @@
 
 Tests that need the broker are marked ``kafka``, those that open chDB ``clickhouse`` and the
 browser ones ``browser``; every other test is a unit test, marked ``unit`` and kept from Kafka
-and chDB by ``tests/tiers.py``; ``scripts/fast`` (``pytest -m unit``) runs those only. One pytest process can open one chDB path: tests that read what a
-worker wrote go through ``mayak sql`` in a child process, after the worker has stopped.
+and chDB by ``tests/tiers.py``; ``scripts/fast`` (``pytest -m unit``) runs those only. One
+pytest process can open one chDB path: tests that read what a worker wrote go through
+``mayak sql`` in a child process, after the worker has stopped.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class StackProcs:
 
 @pytest.fixture
 def stack(tmp_path: Path, kafka_bootstrap: str) -> Iterator[StackProcs]:
-    """A private stack: own data dir, own topics, own ports and consumer group on the shared broker."""
+    """A private stack: own data dir, topics, ports and consumer group on the shared broker."""
     tag = uuid.uuid4().hex[:8]
     env = {
         "MAYAK_DATA_DIR": str(tmp_path / "data"),
