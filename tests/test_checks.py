@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CLEAN = {
     "low/__init__.py": 'def base() -> int:\n    """The bottom layer."""\n    return 1\n',
-    "high/__init__.py": 'from low import base\n\n\ndef top() -> int:\n    return base() + 1\n',
+    "high/__init__.py": "from low import base\n\n\ndef top() -> int:\n    return base() + 1\n",
 }
 PLANTED = {
     "high/lint.py": "import os\n\nVALUE = 1\n",  # F401: unused import
@@ -47,8 +47,7 @@ def _project(tmp_path: Path, files: dict[str, str]) -> Path:
     (tmp_path / "scripts").mkdir(exist_ok=True)
     shutil.copy2(ROOT / "scripts" / "check", tmp_path / "scripts" / "check")
     pyproject = (ROOT / "pyproject.toml").read_text()
-    pyproject, found = re.subn(r'(?m)^include = \[.*\]$', 'include = ["high*", "low*"]',
-                               pyproject)
+    pyproject, found = re.subn(r"(?m)^include = \[.*\]$", 'include = ["high*", "low*"]', pyproject)
     assert found == 1, "pyproject.toml's [tool.setuptools.packages.find] include moved"
     (tmp_path / "pyproject.toml").write_text(pyproject)
     (tmp_path / ".importlinter").write_text(IMPORTLINTER)
@@ -59,10 +58,19 @@ def _project(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def _check(project: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MAYAK_CHECK_BIN": str(Path(sys.executable).parent),
-           "PYTHONPATH": str(project)}
-    return subprocess.run([str(project / "scripts" / "check")], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "MAYAK_CHECK_BIN": str(Path(sys.executable).parent),
+        "PYTHONPATH": str(project),
+    }
+    return subprocess.run(
+        [str(project / "scripts" / "check")],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_check_passes_a_clean_project_and_fails_each_planted_fault(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PLANTED = '''
+PLANTED = """
 import asyncio
 
 import chdb
@@ -64,9 +64,9 @@ def test_uses_the_ch_fixture(ch):
 @pytest.mark.clickhouse
 def test_marked_clickhouse_is_not_guarded():
     assert chdb.connect is ORIGINAL_CONNECT
-'''
+"""
 
-CONFTEST = '''
+CONFTEST = """
 import pytest
 
 from tests.tiers import pytest_collection_modifyitems, pytest_runtest_setup, unit_tier_guard
@@ -75,9 +75,9 @@ from tests.tiers import pytest_collection_modifyitems, pytest_runtest_setup, uni
 @pytest.fixture
 def ch():
     raise AssertionError("the guard must stop the test before this fixture starts chDB")
-'''
+"""
 
-INI = '''
+INI = """
 [pytest]
 markers =
     unit: u
@@ -86,7 +86,7 @@ markers =
     browser: b
     faults: f
     long_outage: l
-'''
+"""
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -94,9 +94,24 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "conftest.py").write_text(textwrap.dedent(CONFTEST))
     (tmp_path / "pytest.ini").write_text(textwrap.dedent(INI))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                           "--strict-markers", "-W", "ignore::DeprecationWarning", *args],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--strict-markers",
+            "-W",
+            "ignore::DeprecationWarning",
+            *args,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_unit_test_that_opens_kafka_or_chdb_fails_naming_the_marker(tmp_path: Path) -> None:
@@ -107,11 +122,13 @@ def test_a_unit_test_that_opens_kafka_or_chdb_fails_naming_the_marker(tmp_path: 
         outcomes[case.get("name", "")] = problems
     assert outcomes["test_plain"] == []
     assert outcomes["test_marked_clickhouse_is_not_guarded"] == []
-    for name, marker in [("test_opens_chdb", "clickhouse"),
-                         ("test_opens_chdb_and_swallows_the_error", "clickhouse"),
-                         ("test_opens_kafka_python", "kafka"),
-                         ("test_opens_aiokafka_and_swallows_the_error", "kafka"),
-                         ("test_uses_the_ch_fixture", "clickhouse")]:
+    for name, marker in [
+        ("test_opens_chdb", "clickhouse"),
+        ("test_opens_chdb_and_swallows_the_error", "clickhouse"),
+        ("test_opens_kafka_python", "kafka"),
+        ("test_opens_aiokafka_and_swallows_the_error", "kafka"),
+        ("test_uses_the_ch_fixture", "clickhouse"),
+    ]:
         assert outcomes[name], f"{name} passed although it is a unit test that opens {marker}"
         assert any(f"mark it @pytest.mark.{marker}" in text for text in outcomes[name]), outcomes
     assert "uses the fixture `ch`" in " ".join(outcomes["test_uses_the_ch_fixture"])

@@ -21,8 +21,13 @@ from mayak.kafka_local import LocalBroker
 
 INTEGRATION = ("kafka", "clickhouse", "browser", "faults", "long_outage")
 # fixtures that bring up the real broker or chDB, and the marker each needs
-_FIXTURES = {"kafka_broker": "kafka", "kafka_bootstrap": "kafka", "stack": "kafka",
-             "ch": "clickhouse", "wh": "clickhouse"}
+_FIXTURES = {
+    "kafka_broker": "kafka",
+    "kafka_bootstrap": "kafka",
+    "stack": "kafka",
+    "ch": "clickhouse",
+    "wh": "clickhouse",
+}
 
 
 class UnitTierError(AssertionError):
@@ -34,8 +39,10 @@ def _integration(item: pytest.Item) -> bool:
 
 
 def _message(nodeid: str, what: str, marker: str) -> str:
-    return (f"{nodeid} is a unit test (no {'/'.join(INTEGRATION)} marker) but {what}: "
-            f"mark it @pytest.mark.{marker} (an integration test) or give it a fake")
+    return (
+        f"{nodeid} is a unit test (no {'/'.join(INTEGRATION)} marker) but {what}: "
+        f"mark it @pytest.mark.{marker} (an integration test) or give it a fake"
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -53,13 +60,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     for fixture in getattr(item, "fixturenames", ()):
         if fixture in _FIXTURES:
-            raise UnitTierError(_message(item.nodeid, f"uses the fixture `{fixture}`",
-                                         _FIXTURES[fixture]))
+            raise UnitTierError(
+                _message(item.nodeid, f"uses the fixture `{fixture}`", _FIXTURES[fixture])
+            )
 
 
 @pytest.fixture(autouse=True)
-def unit_tier_guard(request: pytest.FixtureRequest,
-                    monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def unit_tier_guard(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """In a unit test, opening Kafka or chDB raises, and fails the test even if swallowed."""
     if _integration(request.node):
         yield
@@ -70,6 +79,7 @@ def unit_tier_guard(request: pytest.FixtureRequest,
         def guard(*args: Any, **kwargs: Any) -> Any:
             seen.append(_message(request.node.nodeid, what, marker))
             raise UnitTierError(seen[-1])
+
         return guard
 
     def refuse_async(what: str, marker: str) -> Callable[..., Any]:
@@ -77,15 +87,20 @@ def unit_tier_guard(request: pytest.FixtureRequest,
 
         async def guard(*args: Any, **kwargs: Any) -> Any:
             return sync()
+
         return guard
 
     monkeypatch.setattr(chdb, "connect", refuse("opens chDB", "clickhouse"))
     monkeypatch.setattr(chdb, "query", refuse("opens chDB", "clickhouse"))
     monkeypatch.setattr(LocalBroker, "start", refuse("starts a Kafka broker", "kafka"))
-    monkeypatch.setattr(kafka.net.inet.KafkaNetSocket, "connect",
-                        refuse_async("opens a Kafka connection", "kafka"))
-    monkeypatch.setattr(aiokafka.conn.AIOKafkaConnection, "connect",
-                        refuse_async("opens a Kafka connection", "kafka"))
+    monkeypatch.setattr(
+        kafka.net.inet.KafkaNetSocket, "connect", refuse_async("opens a Kafka connection", "kafka")
+    )
+    monkeypatch.setattr(
+        aiokafka.conn.AIOKafkaConnection,
+        "connect",
+        refuse_async("opens a Kafka connection", "kafka"),
+    )
     yield
     if seen:  # a client library may have caught the error and retried quietly
         pytest.fail(seen[0], pytrace=False)
