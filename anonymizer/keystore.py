@@ -27,7 +27,7 @@ import os
 import secrets
 import sqlite3
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 SALT_LIFETIME = timedelta(hours=48)
@@ -170,4 +170,4 @@ def keystore_from_settings(settings) -> KeyStore:
 
 
 def _day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)

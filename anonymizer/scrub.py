@@ -14,8 +14,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlencode, urlsplit
 
-from anonymizer.personal import (CUSTOMER, DEFAULT_CUSTOMER_ID_PATTERN, EMAIL, IP, NUMBER, PHONE,
-                                 UA, Redactor)
+from anonymizer.personal import (
+    CUSTOMER,
+    DEFAULT_CUSTOMER_ID_PATTERN,
+    EMAIL,
+    IP,
+    NUMBER,
+    PHONE,
+    UA,
+    Redactor,
+)
 
 __all__ = ["CUSTOMER", "EMAIL", "ID", "IP", "NUMBER", "PHONE", "UA", "RouteTemplates",
            "configure", "host_of", "referrer_domain", "referrer_domain_of_host", "route_path",
@@ -63,7 +71,7 @@ class RouteTemplates:
     templates: tuple[tuple[str, ...], ...]
 
     @classmethod
-    def parse(cls, templates: Iterable[str]) -> "RouteTemplates":
+    def parse(cls, templates: Iterable[str]) -> RouteTemplates:
         return cls(tuple(tuple(t.strip("/").split("/")) for t in templates if t.strip()))
 
     def match(self, segments: list[str]) -> str | None:

@@ -6,7 +6,7 @@ the same materialized views the sink feeds)."""
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from bench.harness import percentile
@@ -109,7 +109,7 @@ def product_calls(date_from: date, date_to: date) -> list:
              lambda c: run(c, view(dimensions=("path",), metrics=(
                  "visitors", "pageviews", "time_on_page", "scroll_depth"))),
              lambda c: product.entry_exit(c, view()),
-             lambda c: product.realtime(c, SITE, datetime.now(timezone.utc)),
+             lambda c: product.realtime(c, SITE, datetime.now(UTC)),
              lambda c: product.funnel(c, view(filters=()), steps),
              lambda c: product.funnel(c, view(), steps)]
     calls += [lambda c, d=dim: run(c, view(dimensions=(d,), metrics=("visitors", "pageviews")))

@@ -20,16 +20,15 @@ from zoneinfo import ZoneInfo
 from clickhouse_connect.driver.exceptions import DatabaseError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from anonymizer import scrub
-from dashboards import pages
+from dashboards import pages, product
 from dashboards import params as qp
-from dashboards import product
 from dashboards import research as dp_research
 from dashboards.auth import Authenticator, Principal, TokensUnavailable
 from dashboards.calls import Answer, Call

@@ -8,7 +8,6 @@ route of both apps is described here, with the roles the app enforces.
 
 from __future__ import annotations
 
-
 PRODUCT = ["product", "admin"]
 MARKETING = ["marketing", "admin"]
 RESEARCH = ["researcher", "admin"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dashboards import export
 from dashboards import params as qp
@@ -187,4 +187,4 @@ def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callab
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

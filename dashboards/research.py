@@ -12,7 +12,6 @@ row, and say what the answer cost and what is left. The guarantee is documented 
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache

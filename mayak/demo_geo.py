@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmdb_writer import MMDBWriter, MmdbU32
+from mmdb_writer import MmdbU32, MMDBWriter
 from netaddr import IPSet
 
 # first octet -> (country, provider, AS number); invented for the demo

@@ -22,7 +22,7 @@ from mayak.errors import MayakError
 def spawn_mayak(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start ``python -m mayak ARGS`` with ``env`` laid over this process's environment."""
     log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    log = open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+    log = open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")  # noqa: SIM115
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "mayak", *args], stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env,

@@ -64,7 +64,7 @@ _aead = functools.lru_cache(maxsize=8)(AESGCM)
 
 
 @functools.lru_cache(maxsize=8)
-def _mac(secret: bytes) -> "hmac.HMAC":
+def _mac(secret: bytes) -> hmac.HMAC:
     return hmac.new(secret, digestmod=hashlib.sha256)
 
 

@@ -11,8 +11,14 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo,
-                      field_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 SCHEMA_VERSION = 1
 

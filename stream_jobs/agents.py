@@ -176,7 +176,7 @@ def register_agents(app: faust.App, topics: Topics, settings,
                     await buffer.flush()
 
     @app.on_partitions_revoked.connect
-    async def on_revoked(app, revoked, **kwargs) -> None:  # noqa: ARG001 - signal signature
+    async def on_revoked(app, revoked, **kwargs) -> None:
         for buffer in buffers:
             buffer.drop()  # acked, never committed: whoever gets them reads them again
         for lander in (landers or {}).values():

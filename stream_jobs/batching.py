@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import orjson
+
 from stream_jobs.uncancellable import completes
 
 INDEX_BITS = 16  # up to 65,536 events per message

@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -66,7 +66,7 @@ Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def sanitize(raw: Any) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def _is_uuid(value: Any) -> bool:
 class Pipeline:
     """Runs a parse step, then named steps, and counts every outcome by reason."""
 
-    def __init__(self, parse: Callable[[Any], "Hit | Drop"], steps: Sequence[tuple[str, Step]],
+    def __init__(self, parse: Callable[[Any], Hit | Drop], steps: Sequence[tuple[str, Step]],
                  clock: Clock = utc_now) -> None:
         self.parse = parse
         self.steps = list(steps)

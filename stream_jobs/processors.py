@@ -10,15 +10,24 @@ import functools
 from collections.abc import MutableMapping
 from typing import Any
 
-from anonymizer.keystore import keystore_from_settings
-from anonymizer.keystore import keystore_path  # noqa: F401 - imported from here by warehouse/dashboards
+from anonymizer.keystore import (
+    keystore_from_settings,
+    keystore_path,  # noqa: F401 - imported from here by warehouse/dashboards
+)
 from anonymizer.scrub import RouteTemplates, configure
 from stream_jobs.channels import channel_step
 from stream_jobs.email_opens import SCANNER_ASNS, OpenClassifier, email_open_step
 from stream_jobs.geo import GeoLookup
 from stream_jobs.pipeline import Clock, Pipeline, utc_now
-from stream_jobs.steps import (Keys, consent_step, geo_step, pseudonymize_step, scrub_step,
-                               sessionize_step, useragent_step)
+from stream_jobs.steps import (
+    Keys,
+    consent_step,
+    geo_step,
+    pseudonymize_step,
+    scrub_step,
+    sessionize_step,
+    useragent_step,
+)
 from stream_jobs.useragent import UAClassifier
 from stream_jobs.validate import Decrypt, Validator
 

@@ -14,9 +14,18 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from anonymizer import pseudonym
-from anonymizer.scrub import (CUSTOMER, IP, UA, RouteTemplates, referrer_domain_of_host,
-                              route_path, scrub_path, scrub_text, utm_of_query,
-                              without_secrets)
+from anonymizer.scrub import (
+    CUSTOMER,
+    IP,
+    UA,
+    RouteTemplates,
+    referrer_domain_of_host,
+    route_path,
+    scrub_path,
+    scrub_text,
+    utm_of_query,
+    without_secrets,
+)
 from stream_jobs.geo import GeoLookup
 from stream_jobs.pipeline import Clock, Drop, Hit
 from stream_jobs.useragent import EMPTY_UA, UAClassifier

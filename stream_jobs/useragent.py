@@ -18,8 +18,7 @@ from ua_parser import OS, Device, Parser
 from ua_parser import UserAgent as ParsedAgent
 from ua_parser.loaders import load_builtins
 from ua_parser.regex import Resolver as RegexResolver
-from user_agents.parsers import (UserAgent, parse_browser, parse_device,
-                                 parse_operating_system)
+from user_agents.parsers import UserAgent, parse_browser, parse_device, parse_operating_system
 
 from stream_jobs import devices
 from stream_jobs.bots import BotMatcher
@@ -47,7 +46,7 @@ class UAInfo:
 class _FedUserAgent(UserAgent):
     """user-agents' classifier over an already parsed result (skips the legacy parser)."""
 
-    def __init__(self, ua: str, result) -> None:  # noqa: D107 - see class docstring
+    def __init__(self, ua: str, result) -> None:
         self.ua_string = ua
         b, o, d = _parts(result)
         self.browser = parse_browser(b.family, b.major, b.minor, b.patch, b.patch_minor)

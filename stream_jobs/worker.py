@@ -15,8 +15,13 @@ import uvicorn
 from faust import Worker
 
 from mayak.errors import MayakError
-from mayak.install import (KeyStoreWatch, check_install, private_umask, warehouse_evidence,
-                           worker_offsets_evidence)
+from mayak.install import (
+    KeyStoreWatch,
+    check_install,
+    private_umask,
+    warehouse_evidence,
+    worker_offsets_evidence,
+)
 from mayak.settings import Settings
 from stream_jobs.app import create_app
 from stream_jobs.faults import outage_from_env

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import httpx
 import pytest
-from mmdb_writer import MMDBWriter, MmdbU32
+from mmdb_writer import MmdbU32, MMDBWriter
 from netaddr import IPSet
 from starlette.testclient import TestClient
 

@@ -9,7 +9,7 @@ for erasures the pseudonym that was erased, never the customer id.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 from clickhouse_connect.driver.client import Client
@@ -20,7 +20,7 @@ Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def record_query(client: Client, actor: str, role: str, endpoint: str, request: dict,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import orjson
 from clickhouse_connect.driver.client import Client
@@ -22,7 +22,7 @@ PERIODS = ("day", "week", "month")
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Budget:
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """[start, end) of the period that contains ``now`` (UTC)."""
-        today = now.astimezone(timezone.utc).date()
+        today = now.astimezone(UTC).date()
         if self.period == "day":
             first, after = today, today + timedelta(days=1)
         elif self.period == "week":
@@ -50,7 +50,7 @@ class Budget:
 
 
 def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), timezone.utc)
+    return datetime.combine(day, time(), UTC)
 
 
 def question_hash(question: dict) -> str:

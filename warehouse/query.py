@@ -19,7 +19,7 @@ family, ``agg_dim_hourly``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
@@ -170,8 +170,8 @@ class Sql:
 def utc_bounds(query: Query) -> tuple[datetime, datetime]:
     """[start, end) in UTC for the query's local dates."""
     zone = ZoneInfo(query.tz)
-    start = datetime.combine(query.date_from, time(), zone).astimezone(timezone.utc)
-    end = datetime.combine(query.date_to + timedelta(days=1), time(), zone).astimezone(timezone.utc)
+    start = datetime.combine(query.date_from, time(), zone).astimezone(UTC)
+    end = datetime.combine(query.date_to + timedelta(days=1), time(), zone).astimezone(UTC)
     return start.replace(tzinfo=None), end.replace(tzinfo=None)
 
 
@@ -303,7 +303,7 @@ def _plain(value, zone: ZoneInfo):
     """JSON-ready value; a time (the ``hour`` bucket) reads in the report time zone, with its
     offset, e.g. ``2026-03-01T14:00:00+04:00`` (the driver may hand it back in UTC)."""
     if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return aware.astimezone(zone).isoformat()
     if isinstance(value, date):
         return value.isoformat()

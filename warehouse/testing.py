@@ -12,7 +12,7 @@ import random
 import shutil
 import tempfile
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
@@ -24,7 +24,7 @@ COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id"
 _NUMBERS = {"engaged_ms", "scroll_pct"}
 
 # recent enough that no retention rule (shortest: 90 days) has removed any of them yet
-START = (datetime.now(timezone.utc) - timedelta(days=7)).replace(hour=0, minute=0, second=0,
+START = (datetime.now(UTC) - timedelta(days=7)).replace(hour=0, minute=0, second=0,
                                                                  microsecond=0)
 
 

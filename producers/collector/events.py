@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 import uuid
-
-import orjson
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+import orjson
 
 from mayak.settings import Settings
 from producers import crypto

@@ -40,7 +40,7 @@ class Tracker:
         self._thread.start()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Tracker":
+    def from_settings(cls, settings: Any) -> Tracker:
         """A tracker producing to ``settings.topic_raw`` on ``settings.kafka_bootstrap``."""
         from kafka import KafkaProducer
 

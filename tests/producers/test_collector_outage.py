@@ -51,7 +51,7 @@ class Collector:
     def __init__(self, settings: Settings, env: dict[str, str], home) -> None:
         self.env, self.home, self.url = env, home, settings.collector_url
 
-    def __enter__(self) -> "Collector":
+    def __enter__(self) -> Collector:
         self.proc = spawn_mayak(["collector"], self.home / "collector.log", self.env)
         wait_http_ok({"collector": f"{self.url}/healthz"}, {"collector": self.proc},
                      timeout=60, logs=self.home)
@@ -106,7 +106,7 @@ class Load:
             answer = await reader.readexactly(length)
             idle.put_nowait(conn)
             return int(head.split(b" ", 2)[1]), answer
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, IndexError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, IndexError):
             idle.put_nowait(None)  # the slot opens a new connection next time
             return 0, b""
 

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import orjson
 
-from stream_jobs.testing import AZ_IP, CHROME, IPHONE, TR_IP, raw_event
 from stream_jobs.models import DETAIL_FIELDS, ENRICHED_FIELDS, WHO_FIELDS
 from stream_jobs.pipeline import Rejected
+from stream_jobs.testing import AZ_IP, CHROME, IPHONE, TR_IP, raw_event
 
 
 def test_a_pageview_becomes_a_contract_event(make_pipeline) -> None:
@@ -115,7 +115,7 @@ def test_an_exception_in_a_step_becomes_a_dead_letter(make_pipeline) -> None:
 
 def test_consent_decides_cookie_or_cookieless(make_pipeline, clock) -> None:
     pipeline = make_pipeline()
-    with_cookie = dict(consent="analytics", vid="cookie-id-123456")
+    with_cookie = {"consent": "analytics", "vid": "cookie-id-123456"}
     a = pipeline.run(raw_event(**with_cookie))
     b = pipeline.run(raw_event(**with_cookie, ip=TR_IP, ua=IPHONE))
     assert a["visitor_id"] == b["visitor_id"] and a["consent"] == "analytics"
@@ -147,7 +147,7 @@ def test_customer_pid_is_stable_until_erasure(make_pipeline, keys) -> None:
 
 def test_email_open_counts_per_recipient_and_campaign(make_pipeline) -> None:
     pipeline = make_pipeline()
-    one = dict(type="email_open", campaign="spring", recipient="tok_12345678", url=None)
+    one = {"type": "email_open", "campaign": "spring", "recipient": "tok_12345678", "url": None}
     a, b = pipeline.run(raw_event(**one)), pipeline.run(raw_event(**one, ip=TR_IP))
     assert a["visitor_id"] == b["visitor_id"] and a["campaign_id"] == "spring"
     other = pipeline.run(raw_event(**{**one, "recipient": "tok_87654321"}))
@@ -248,7 +248,7 @@ def test_consent_mid_visit_stays_one_visitor_and_one_visit(make_pipeline) -> Non
     sessions: dict = {}
     pipeline = make_pipeline(sessions)
     t0 = 1_790_000_000_000
-    cookie = dict(consent="analytics", vid="cookie-id-123456")
+    cookie = {"consent": "analytics", "vid": "cookie-id-123456"}
     before = pipeline.run(raw_event(ts=t0))
     after = [pipeline.run(raw_event(ts=t0 + s * 1000, type=t, **cookie))
              for s, t in ((5, "custom"), (9, "pageview"), (20, "engagement"))]

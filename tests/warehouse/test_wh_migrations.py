@@ -49,7 +49,7 @@ def test_schema_matches_snapshot(wh) -> None:
 
 
 def test_materialized_views_feed_the_aggregates(wh) -> None:
-    rows = [["00000000-0000-0000-0000-00000000000%d" % i, kind, "s1", f"2026-03-0{day} 10:15:00",
+    rows = [[f"00000000-0000-0000-0000-00000000000{i}", kind, "s1", f"2026-03-0{day} 10:15:00",
              f"v{i % 3}", f"s{i % 2}", "/a" if i % 2 else "/b", "AZ"]
             for i, (kind, day) in enumerate([("pageview", 1), ("pageview", 1), ("pageview", 2),
                                              ("email_open", 2), ("engagement", 2)])]

@@ -4,7 +4,7 @@ expired rows (back-dated rows, then a merge; rules with WHERE apply at merge tim
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from warehouse import retention
 from warehouse.retention import load_schedule
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def test_schedule_defaults_per_purpose() -> None:
