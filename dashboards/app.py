@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -43,6 +44,11 @@ from warehouse.ddl import Layout
 from warehouse.query import QueryError, utc_bounds
 from warehouse.sites import SiteCheck, UnknownSite
 
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+    from anonymizer.keystore import KeyStore
+
 PRODUCT = {"product", "admin"}
 MARKETING = {"marketing", "admin"}
 RESEARCH = {"researcher", "admin"}
@@ -55,7 +61,8 @@ class Busy(Exception):
     """The one query slot stayed taken longer than a caller should wait."""
 
 
-def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
+def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
+               clock: Callable[[], datetime] | None = None) -> Starlette:
     """``keys``: the anonymizer key store (erasure/export); opened from settings when first needed.
     ``clock``: the current UTC time (realtime figures); the system clock by default."""
     auth = Authenticator(settings)

@@ -12,12 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from dashboards import export
 from dashboards import params as qp
 from dashboards.calls import Answer, Call
 from warehouse import details, goals, product
 from warehouse.query import DIMENSIONS, TIME_BUCKETS, Query, QueryError, run
+
+if TYPE_CHECKING:
+    from warehouse.client import LimitedClient
 
 COMPARE = ("previous",)
 # the panels of the product page, in the archive of the whole view: (file, dimension, metrics)
@@ -50,7 +54,7 @@ def _name(query: Query, panel: str) -> str:
     return export.filename(query.site, panel, str(query.date_from), str(query.date_to))
 
 
-def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callable]:
+def handlers(reader: LimitedClient, tz: str, clock: Callable[[], datetime]) -> dict[str, Callable]:
     """The work functions of the product endpoints, by endpoint name."""
 
     def summary(call: Call) -> Answer:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from mayak.errors import MayakError
 from mayak.settings import Settings
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 app = typer.Typer(help="Mayak: privacy-first analytics for E-LEGAL.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -97,7 +101,7 @@ def worker(
                loglevel, reset_keys=reset_keys)
 
 
-def collector_app():
+def collector_app() -> Starlette:
     """Factory for uvicorn (one collector per worker process, each with its own producer)."""
     import gc
 

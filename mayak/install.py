@@ -23,10 +23,14 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anonymizer.keystore import KeyStore, keystore_path
 from mayak.errors import MayakError
 from mayak.settings import Settings
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 UMASK = 0o077
 RESTORE = ("restore the key store from its backup to {keys} (or point MAYAK_KEYSTORE_PATH at "
@@ -67,7 +71,7 @@ def refuse_lost_keys(settings: Settings, extra_evidence: list[str] = ()) -> None
                              f"exist(s) from an earlier start -> {RESTORE.format(keys=keys_at)}")
 
 
-def warehouse_evidence(client) -> list[str]:
+def warehouse_evidence(client: Client) -> list[str]:
     """Events in the warehouse: they carry pseudonyms made with the keys of an earlier start.
     (Only migrated tables are no evidence: `mayak migrate` may run before the first start.)"""
     if not client.command("EXISTS TABLE events"):

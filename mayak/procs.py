@@ -12,11 +12,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import orjson
 
 from mayak.errors import MayakError
+
+if TYPE_CHECKING:
+    from mayak.settings import Settings
 
 
 def spawn_mayak(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -73,7 +77,7 @@ def mayak_sql(query: str, env: dict[str, str] | None = None, timeout: float = 12
     return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
-def settings_for(env: dict[str, str]):
+def settings_for(env: dict[str, str]) -> Settings:
     """The Settings a child started with ``env`` will read (parsed exactly as it parses them)."""
     from unittest import mock
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -11,7 +13,7 @@ _HOUR_MS = 3_600_000
 RETENTION_MS = {"raw": 24 * _HOUR_MS, "events": 7 * 24 * _HOUR_MS, "failed": 14 * 24 * _HOUR_MS}
 
 
-def ensure_topics(settings, partitions: int | None = None) -> list[str]:
+def ensure_topics(settings: Any, partitions: int | None = None) -> list[str]:
     """Create raw/events/failed topics if missing; return the names that were created."""
     names = {"raw": settings.topic_raw, "events": settings.topic_events,
              "failed": settings.topic_failed}

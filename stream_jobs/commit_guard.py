@@ -27,17 +27,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import faust
 
 log = logging.getLogger("mayak.stream_jobs")
 
 
 class CommitGuard:
-    def __init__(self, app, topics: Iterable[str]) -> None:
+    def __init__(self, app: faust.App, topics: Iterable[str]) -> None:
         self.app = app  # its consumer is created on first use
         self.topics = set(topics)
         self.suspects: dict = {}  # tp -> (committed, first acked) seen at the last check
 
-    def acked(self, message) -> bool:
+    def acked(self, message: Any) -> bool:
         """Whether ``message`` was acked already (it is being read a second time)."""
         return message.offset in self.app.consumer._acked_index.get(message.tp, ())
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anonymizer.keystore import (
     keystore_from_settings,
@@ -30,6 +30,9 @@ from stream_jobs.steps import (
 )
 from stream_jobs.useragent import UAClassifier
 from stream_jobs.validate import Decrypt, Validator
+
+if TYPE_CHECKING:
+    from mayak.settings import Settings
 
 #: Every drop reason a step can give (one counter each).
 REASONS = ("size", "schema", "consent", "bot", "enrichment")
@@ -56,7 +59,7 @@ def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
     return Pipeline(Validator(decrypt_ip, allow_clear_ip), steps, clock)
 
 
-def ip_decrypter(settings) -> Decrypt:
+def ip_decrypter(settings: Settings) -> Decrypt:
     """Decrypts ``ip_enc`` with the key the collector encrypts with (``producers.crypto``;
     ``decrypt_ip`` builds the cipher once per key)."""
     from producers.crypto import decrypt_ip, ip_cipher_key, load_master_secret
@@ -65,7 +68,7 @@ def ip_decrypter(settings) -> Decrypt:
         decrypt_ip, ip_cipher_key(load_master_secret(settings.ip_key, settings.data_dir)))
 
 
-def pipeline_from_settings(settings, sessions: MutableMapping[str, Any], *,
+def pipeline_from_settings(settings: Settings, sessions: MutableMapping[str, Any], *,
                            clock: Clock = utc_now, allow_clear_ip: bool = False,
                            keys: Keys | None = None) -> Pipeline:
     """The production pipeline for one process."""

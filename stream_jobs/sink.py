@@ -28,13 +28,16 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from stream_jobs.poison import error_name
 from stream_jobs.uncancellable import completes
 from warehouse.repair import InflightJournal, days_of_ms
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 log = logging.getLogger("mayak.stream_jobs.sink")
 
@@ -136,7 +139,7 @@ def _is_data_error(exc: BaseException) -> bool:
 class Lander:
     """Inserts one topic's records into one table, skipping what the table already holds."""
 
-    def __init__(self, client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
+    def __init__(self, client: Client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
                  dedup: Dedup | None = None, retry_seconds: float = 2.0,
                  sleep: Callable[[float], None] = time.sleep, index_bits: int = 0,
                  journal: InflightJournal | None = None) -> None:
@@ -358,7 +361,7 @@ WHERE f.n > b.h
 """
 
 
-def recount_bot_hits(client) -> int:
+def recount_bot_hits(client: Client) -> int:
     """Add to ``bot_hits`` the hits its materialized view missed; returns how many.
 
     ClickHouse commits an insert's part of ``failed_events`` and the view's part of

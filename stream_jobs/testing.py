@@ -10,6 +10,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from mmdb_writer import MmdbU32, MMDBWriter
 from netaddr import IPSet
@@ -58,7 +59,7 @@ class Clock:
         return self.now
 
 
-def raw_event(**fields) -> dict:
+def raw_event(**fields: Any) -> dict:
     base = {"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": "elegal",
             "ts": int(time.time() * 1000), "url": "https://e-legal.az/services/notary",
             "ua": CHROME, "ip": AZ_IP}

@@ -8,8 +8,12 @@ way, which the session table relies on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import faust
+
+if TYPE_CHECKING:
+    from mayak.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,7 @@ class Topics:
     failed: faust.TopicT
 
 
-def define_topics(app: faust.App, settings) -> Topics:
+def define_topics(app: faust.App, settings: Settings) -> Topics:
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, key_serializer="raw", value_serializer="raw",
                          partitions=settings.kafka_partitions)

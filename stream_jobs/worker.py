@@ -10,6 +10,7 @@ import asyncio
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import uvicorn
 from faust import Worker
@@ -29,8 +30,12 @@ from stream_jobs.sink import journals, recount_bot_hits
 from warehouse.client import client_from_settings
 from warehouse.migrate import migrate
 
+if TYPE_CHECKING:
+    import faust
+    from clickhouse_connect.driver.client import Client
 
-def serve_dashboards_in_thread(settings: Settings, client) -> threading.Thread:
+
+def serve_dashboards_in_thread(settings: Settings, client: Client) -> threading.Thread:
     from dashboards.app import create_app as create_dashboards
 
     config = uvicorn.Config(create_dashboards(settings, client), host=settings.dashboards_host,
@@ -74,7 +79,7 @@ def stop_worker(worker: Worker, message: str) -> None:
     threading.Timer(30.0, os._exit, (3,)).start()
 
 
-def quiet_worker(app, loglevel: str = "warn") -> Worker:
+def quiet_worker(app: faust.App, loglevel: str = "warn") -> Worker:
     """A Faust worker without its terminal spinner.
 
     Faust's spinner sets the root logger to DEBUG (and spins on every record), so every

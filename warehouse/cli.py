@@ -110,5 +110,5 @@ def _parse_date(text: str) -> date:
         raise MayakError(f"{text!r} is not a date -> use YYYY-MM-DD") from exc
 
 
-def _print_json(obj) -> None:
+def _print_json(obj: object) -> None:
     sys.stdout.write(orjson.dumps(obj, default=str).decode() + "\n")

@@ -9,6 +9,7 @@ On a cluster, run migrations from one place: the DDL itself goes ``ON CLUSTER``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -67,7 +68,7 @@ def layout_of(client: Client, cluster: str = "") -> Layout:
     return Layout(database=client.database or "default", cluster=cluster)
 
 
-def migrate(client: Client, log=lambda msg: None, cluster: str = "",
+def migrate(client: Client, log: Callable[[str], object] = lambda msg: None, cluster: str = "",
             upto: int | None = None) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 

@@ -47,7 +47,7 @@ def previous(query: Query) -> Query:
                    date_to=previous_range(query.date_from, query.date_to)[1])
 
 
-def change(now, before, name: str):
+def change(now: object, before: object, name: str) -> float | None:
     """The change of one figure against the previous period; None when it has no meaning."""
     if not isinstance(now, int | float) or not isinstance(before, int | float):
         return None

@@ -13,7 +13,7 @@ import contextlib
 import gzip
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import orjson
@@ -64,7 +64,8 @@ NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate, private, max-
 class Collector:
     """Request handlers plus the state they share (limits, counters, the outbox)."""
 
-    def __init__(self, settings: Settings, outbox: Outbox, clock=time.time) -> None:
+    def __init__(self, settings: Settings, outbox: Outbox,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.outbox = outbox
         self.clock = clock

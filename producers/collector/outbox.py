@@ -77,7 +77,8 @@ class MemoPartitioner(DefaultPartitioner):
     def __init__(self, size: int = 16_384) -> None:  # a few MB at most
         self._hash = functools.lru_cache(maxsize=size)(lambda key: murmur2(key) & 0x7FFFFFFF)
 
-    def partition(self, topic, key, serialized_key, value, serialized_value, cluster):  # noqa: ANN001
+    def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any,
+                  serialized_value: Any, cluster: Any) -> int:
         if serialized_key is None:
             return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
         parts = cluster.partitions_for_topic(topic)

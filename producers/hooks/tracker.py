@@ -27,7 +27,8 @@ class Tracker:
     """Owns one producer thread and a bounded queue; ``track`` is safe from any thread."""
 
     def __init__(self, site: str, sink: Sink, key_secret: bytes, *, max_queue: int = 10_000,
-                 clock: Callable[[], float] = time.time, on_close: Callable[[], None] | None = None):
+                 clock: Callable[[], float] = time.time,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.site = site
         self._sink = sink
         self._secret = key_secret
