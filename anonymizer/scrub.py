@@ -180,15 +180,17 @@ def without_secrets(value: object, secrets: Mapping[str | None, str]) -> object:
     into its props, which no pattern would recognise (an app's UA, a numeric customer id).
     Secrets shorter than 4 characters are only matched as whole values."""
     found = {s: label for s, label in secrets.items() if s}
-    if not found:
-        return value
+    return _replaced(value, found) if found else value
+
+
+def _replaced(value: object, found: dict[str, str]) -> object:
     if isinstance(value, str):
         for secret, label in found.items():
             if value == secret or (len(secret) >= 4 and secret in value):
                 value = label if value == secret else value.replace(secret, label)
         return value
     if isinstance(value, Mapping):
-        return {without_secrets(k, found): without_secrets(v, found) for k, v in value.items()}
+        return {_replaced(k, found): _replaced(v, found) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [without_secrets(v, found) for v in value]
+        return [_replaced(v, found) for v in value]
     return value

@@ -71,7 +71,7 @@ def query_set(client: Client) -> list[float]:
     date_from = date_to - timedelta(days=DAYS - 1)
     timings = []
 
-    def timed(fn: Callable[[], object]) -> None:
+    def timed(fn: Callable[..., object]) -> None:
         start = time.perf_counter()
         fn()
         timings.append(time.perf_counter() - start)
@@ -105,7 +105,7 @@ def product_calls(date_from: date, date_to: date) -> list:
                         "date_to": date_to, "filters": PRODUCT_FILTERS, "limit": 10, **kw})
 
     steps = [Goal.parse("page:/services/*"), Goal.parse("page:/lawyers/*")]
-    calls = [lambda c: product.compared_summary(c, view()),
+    calls: list[Callable[..., object]] = [lambda c: product.compared_summary(c, view()),
              lambda c: run(c, view(dimensions=("day",), metrics=("visitors", "pageviews"),
                                    limit=1000)),
              lambda c: run(c, product.previous(view(dimensions=("day",), limit=1000,

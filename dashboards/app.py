@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -74,7 +74,8 @@ def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
     denied = RateLimiter(settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst)
     tz = settings.report_timezone
     layout = Layout(database=client.database or "default", cluster=settings.clickhouse_cluster)
-    reader = LimitedClient(client, read_limits(settings))  # every question asked goes here
+    # every question asked goes here; a Client to its callers (it forwards every attribute)
+    reader = cast("Client", LimitedClient(client, read_limits(settings)))
     check_site = SiteCheck(client)
     key_store = {"keys": keys}
 
@@ -104,6 +105,7 @@ def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
                         if call and status == 400 else {}
                     record(call.who if call else None, name, asked, 0, status)
                     return None
+                assert call is not None, "a call without an error is a parsed one"
                 answer = work(call)  # a malformed question is a 400 before a 404
                 if method == "GET" and call.params.get("site"):
                     check_site(call.params["site"])  # UnknownSite: 404
@@ -152,7 +154,7 @@ def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
                 return await refuse(request, call, 422, TOO_HEAVY.format(what=what))
             return answer.response or JSONResponse(answer.payload)
 
-        handler.roles = roles  # the OpenAPI description names them (dashboards.openapi)
+        handler.roles = roles  # type: ignore[attr-defined]  # named by dashboards.openapi
         return Route(f"/api/{name}", handler, methods=[method])
 
     def site_report(build: Callable) -> Callable[[Call], Answer]:

@@ -8,6 +8,8 @@ route of both apps is described here, with the roles the app enforces.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 PRODUCT = ["product", "admin"]
 MARKETING = ["marketing", "admin"]
 RESEARCH = ["researcher", "admin"]
@@ -35,7 +37,7 @@ PARAMS: dict[str, tuple[dict, str, bool]] = {
 STATS = ["site", "from", "to", "filter"]
 
 
-def _op(summary: str, roles: list[str] | None, params: list[str] = (), body: dict | None = None,
+def _op(summary: str, roles: list[str] | None, params: Sequence[str] = (), body: dict | None = None,
         answer: str = "application/json", tag: str = "product") -> dict:
     op: dict = {"summary": summary, "tags": [tag], "x-roles": roles or [],
                 "parameters": [_param(p) for p in params],
@@ -94,7 +96,7 @@ PATHS: dict[str, dict[str, dict]] = {
         STATS + ["step", *CSV])},
     "/api/stats/export": {"get": _op(
         "The whole view (summary, series, entry/exit, every panel) as a ZIP of CSV files",
-        PRODUCT, STATS, "application/zip")},
+        PRODUCT, STATS, answer="application/zip")},
     "/api/marketing/campaigns": {"get": _op("Per e-mail campaign: sent, human and machine "
                                             "opens, human open rate",
                                             MARKETING, ["site", "from", "to"],

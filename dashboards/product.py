@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dashboards import export
 from dashboards import params as qp
@@ -21,7 +21,7 @@ from warehouse import details, goals, product
 from warehouse.query import DIMENSIONS, TIME_BUCKETS, Query, QueryError, run
 
 if TYPE_CHECKING:
-    from warehouse.client import LimitedClient
+    from clickhouse_connect.driver.client import Client
 
 COMPARE = ("previous",)
 # the panels of the product page, in the archive of the whole view: (file, dimension, metrics)
@@ -54,7 +54,7 @@ def _name(query: Query, panel: str) -> str:
     return export.filename(query.site, panel, str(query.date_from), str(query.date_to))
 
 
-def handlers(reader: LimitedClient, tz: str, clock: Callable[[], datetime]) -> dict[str, Callable]:
+def handlers(reader: Client, tz: str, clock: Callable[[], datetime]) -> dict[str, Callable]:
     """The work functions of the product endpoints, by endpoint name."""
 
     def summary(call: Call) -> Answer:
@@ -94,7 +94,8 @@ def handlers(reader: LimitedClient, tz: str, clock: Callable[[], datetime]) -> d
             raise QueryError(f"a series needs a time bucket: {', '.join(TIME_BUCKETS)}")
         compare = _compare(call)
         result = run(reader, query)
-        payload = {"columns": result.columns, "rows": result.records(), "source": result.source}
+        payload: dict[str, Any] = {"columns": result.columns, "rows": result.records(),
+                                   "source": result.source}
         cells = result.cells
         if compare:
             before = product.previous(query)

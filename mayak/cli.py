@@ -12,7 +12,7 @@ from mayak.errors import MayakError
 from mayak.settings import Settings
 
 if TYPE_CHECKING:
-    from starlette.applications import Starlette
+    from producers.collector.app import CollectorApp
 
 app = typer.Typer(help="Mayak: privacy-first analytics for E-LEGAL.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -101,7 +101,7 @@ def worker(
                loglevel, reset_keys=reset_keys)
 
 
-def collector_app() -> Starlette:
+def collector_app() -> CollectorApp:
     """Factory for uvicorn (one collector per worker process, each with its own producer)."""
     import gc
 
@@ -134,12 +134,14 @@ def collector(workers: int = typer.Option(
                 loop="uvloop", access_log=False, proxy_headers=False,
                 # httptools, with each response's header and body writes sent as one
                 http="producers.collector.server:CoalescingHttpToolsProtocol",
-                server_header=False, timeout_keep_alive=settings.collector_keep_alive_s)
+                server_header=False,
+                timeout_keep_alive=settings.collector_keep_alive_s)  # type: ignore[arg-type]
 
 
 @app.command("dashboards")
 def dashboards_cmd() -> None:
-    """Run the dashboards alone (needs a ClickHouse server; embedded mode serves them from the worker)."""
+    """Run the dashboards alone (needs a ClickHouse server; embedded mode serves them from the
+    worker)."""
     import uvicorn
 
     from dashboards.app import create_app

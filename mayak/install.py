@@ -11,7 +11,8 @@ Responsible for three things every Mayak process that writes does before it star
   creating new keys: pseudonyms in the warehouse would no longer match new events, and an
   erasure could no longer find a customer's rows. ``reset_keys=True`` (``--reset-keys``)
   starts over deliberately. API tokens are no evidence: they do not depend on the keys, and
-  an operator may well create them before the first start. A key store of another install (ids differ) is refused too;
+  an operator may well create them before the first start. A key store of another install (ids
+  differ) is refused too;
 * while the worker runs, ``KeyStoreWatch`` notices the key store file vanishing or being
   replaced (SQLite would keep writing into the unlinked file, and the keys would be lost at
   exit) and stops the worker with the same message.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,13 +56,13 @@ def secure_data_dir(settings: Settings) -> None:
         settings.data_dir.chmod(0o700)
 
 
-def evidence(settings: Settings, extra: list[str] = ()) -> list[str]:
+def evidence(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
     """What an earlier install left in place (besides the key store)."""
     found = [f"the install marker {marker_path(settings)}"] if marker_path(settings).exists() else []
     return found + list(extra)
 
 
-def refuse_lost_keys(settings: Settings, extra_evidence: list[str] = ()) -> None:
+def refuse_lost_keys(settings: Settings, extra_evidence: Sequence[str] = ()) -> None:
     """Raise if the key store is missing beside an earlier install's data (creates nothing)."""
     keys_at = keystore_path(settings)
     if not keys_at.exists():
@@ -82,7 +83,7 @@ def warehouse_evidence(client: Client) -> list[str]:
 
 
 def check_install(settings: Settings, reset_keys: bool = False,
-                  extra_evidence: list[str] = ()) -> str:
+                  extra_evidence: Sequence[str] = ()) -> str:
     """Open (or, on a fresh data dir, create) the key store and match it with the marker.
 
     Returns the install id. Raises ``MayakError`` saying what to restore when the key store is

@@ -23,7 +23,7 @@ hole, rarer, remained on ``mayak.events`` without them: ``CommitGuard`` reads it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -112,10 +112,10 @@ def register_agents(app: faust.App, topics: Topics, settings: Settings,
     buffers: list[Intake | Publisher | LandingBuffer] = [intake, publisher]
 
     @app.agent(topics.raw, name="enrich")
-    async def enrich(stream: faust.StreamT) -> None:
+    async def enrich(stream: faust.StreamT) -> AsyncIterator[Any]:
         flush_before_commit(app.producer, buffers)
         me = current_agent()
-        observed = bool(me is not None and me._sinks)
+        observed = bool(me is not None and me._sinks)  # type: ignore[attr-defined]
         # the stream itself, not stream.events(): one async-generator hop less per message
         async for _value in stream:
             event = stream.current_event
@@ -178,7 +178,7 @@ def register_agents(app: faust.App, topics: Topics, settings: Settings,
                 if buffer.pending:
                     await buffer.flush()
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust types sync receivers
     async def on_revoked(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
         for buffer in buffers:
             buffer.drop()  # acked, never committed: whoever gets them reads them again

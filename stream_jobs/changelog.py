@@ -22,12 +22,13 @@ import orjson
 
 if TYPE_CHECKING:
     import faust
+    from faust.types import TableT
 
 log = logging.getLogger("mayak.stream_jobs")
 
 
 class BatchedChangelog:
-    def __init__(self, app: faust.App, table: faust.Table) -> None:
+    def __init__(self, app: faust.App, table: TableT) -> None:
         self.app = app  # its producer is started by the worker, after this is built
         self.table = table
 

@@ -27,16 +27,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import faust
+from typing import Any
 
 log = logging.getLogger("mayak.stream_jobs")
 
 
 class CommitGuard:
-    def __init__(self, app: faust.App, topics: Iterable[str]) -> None:
+    def __init__(self, app: Any, topics: Iterable[str]) -> None:
         self.app = app  # its consumer is created on first use
         self.topics = set(topics)
         self.suspects: dict = {}  # tp -> (committed, first acked) seen at the last check

@@ -1,4 +1,5 @@
-"""Assembles the processing pipeline from its dependencies (shared by the worker and ``mayak enrich``).
+"""Assembles the processing pipeline from its dependencies (shared by the worker and ``mayak
+enrich``).
 
 ``build_pipeline`` takes every dependency explicitly (tests pass fakes); ``pipeline_from_settings``
 is the production wiring: key store, GeoIP readers and the IP key from ``Settings``.

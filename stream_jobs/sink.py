@@ -203,6 +203,7 @@ class Lander:
         return {row[0] for row in result.result_rows}
 
     def _not_landed_yet(self, records: list[Record]) -> list[Record]:
+        assert self.dedup is not None, "called only with a dedup"
         unique: dict[str, Record] = {}
         for record in records:
             key = self.dedup.key(record[2])
@@ -317,7 +318,7 @@ class LandingBuffer:
             return landed
 
     def _decode_and_land(self, raw: list[tuple[int, int, bytes]]):
-        messages: list[tuple[tuple[int, int, bytes], list[Record]]] = []
+        messages: list[tuple[tuple[int, int, bytes], Sequence[Record]]] = []
         poison: list[tuple[int, int, str]] = []
         for message in raw:
             try:

@@ -264,7 +264,7 @@ def sessionize_step(store: MutableMapping[str, Any],
     def sessionize(hit: Hit) -> Hit:
         vid, ts = hit.out["visitor_id"], int(hit.out["ts"])
         state = store.get(vid)
-        if not is_active(state, ts, timeout_ms):
+        if state is None or not is_active(state, ts, timeout_ms):
             state = {"start": ts, "last": ts}
         else:
             # a late, out-of-order hit joins the session without renaming it; other keys of

@@ -128,7 +128,8 @@ def sections_sql(site: str, start: datetime, end: datetime, path: str | None = N
                  limit: int = 100) -> tuple[str, dict]:
     """Per (page, section): ``visitors`` who saw it, ``visits`` (sessions) that saw it, its
     dwell in (rounded) whole seconds (``section_seconds``) and per visit (``avg_seconds``, one
-    decimal), the page's ``readers`` (visitors with a page view of that path in the range) and ``reach``
+    decimal), the page's ``readers`` (visitors with a page view of that path in the range) and
+    ``reach``
     = visitors / readers (0..1, three decimals; a reader whose page view fell before the
     range still counts as one, so reach never exceeds 1). Exact counts: reach is a ratio.
     ``start``/``end``: the UTC range [start, end)."""

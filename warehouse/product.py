@@ -191,8 +191,8 @@ def funnel(client: Client, query: Query, steps: list[Goal]) -> dict:
     per_visit = (f"SELECT session_id, windowFunnel(86400)(toDateTime(ts), "
                  f"{', '.join(conditions)}) AS level FROM events WHERE {where} "
                  f"GROUP BY session_id")
-    levels = dict(client.query(f"SELECT level, count() FROM ({per_visit}) GROUP BY level",
-                               parameters=params).result_rows)
+    levels = {row[0]: row[1] for row in client.query(
+        f"SELECT level, count() FROM ({per_visit}) GROUP BY level", parameters=params).result_rows}
     visits = sum(levels.values())
     rows, first, before = [], None, None
     for i, step in enumerate(steps, start=1):

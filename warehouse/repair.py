@@ -76,7 +76,7 @@ def _unquote(name: str) -> str:
 
 def rollups_of(client: Client, source: str) -> list[Rollup]:
     """The rollup trees fed by ``source`` in the client's database."""
-    db = client.database
+    db = client.database or "default"
     views = client.query(
         "SELECT name, as_select, create_table_query FROM system.tables "
         "WHERE database = {db:String} AND engine = 'MaterializedView' ORDER BY name",
@@ -179,7 +179,7 @@ def repair_days(client: Client, source: str, time_column: str, days: list[date])
     days = sorted(set(days))
     if not days:
         return {}
-    db = client.database
+    db = client.database or "default"
     source_sql = (f"SELECT * FROM `{db}`.`{source}` "
                   f"WHERE toDate(`{time_column}`) IN {_days_sql(days)}")
     repaired: dict[str, list[date]] = {}

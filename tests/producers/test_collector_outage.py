@@ -184,7 +184,8 @@ def _outage(tmp_path, broker: LocalBroker, outage_s: float) -> None:
     assert not missing and not doubled, (len(missing), len(doubled), len(acked), codes)
     p95 = statistics.quantiles(during, n=20)[18]
     print(f"outage {outage_s:.0f} s: {codes}, 503 in {statistics.median(during) * 1000:.0f} ms"
-          f" (median), {p95 * 1000:.0f} ms (p95), {max(during):.2f} s (max), first 2xx {first_ok - back:.2f} s after the broker's"
+          f" (median), {p95 * 1000:.0f} ms (p95), {max(during):.2f} s (max), "
+          f"first 2xx {first_ok - back:.2f} s after the broker's"
           f" return ({back - restarting:.1f} s to start it), {len(acked)} acked events found"
           f" once each among {len(got)} on the topic")
 

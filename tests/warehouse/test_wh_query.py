@@ -1,4 +1,5 @@
-"""The read path: whitelists, bound parameters, rollup choice, and rollups agreeing with raw events."""
+"""The read path: whitelists, bound parameters, rollup choice, and rollups agreeing with raw
+events."""
 
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ def test_schedule_defaults_per_purpose() -> None:
     ('[purposes.p]\nkeep = "13 MONTHS"\n', "keep must look like"),
     ('[purposes.p]\nkeep = "1 DAY"\n[tables.t]\ntime = "d"\nrules = [{ purpose = "q" }]\n',
      "unknown purpose"),
-    ('[purposes.p]\nkeep = "1 DAY"\n[tables.t]\ntime = "d"\nrules = [{ purpose = "p", where = "x" }]\n',
+    ('[purposes.p]\nkeep = "1 DAY"\n[tables.t]\ntime = "d"\n'
+     'rules = [{ purpose = "p", where = "x" }]\n',
      "exactly one rule"),
 ])
 def test_schedule_rejects_mistakes(tmp_path: Path, bad: str, message: str) -> None:
