@@ -44,10 +44,10 @@ def bare_send_loop(bootstrap: str, topic: str, seconds: float) -> float:
     """Messages/s of kafka-python alone sending what the collector would send for the beacon."""
     from kafka import KafkaProducer
 
+    from contract.schema import ClientEvent
     from mayak.settings import Settings
     from producers.collector.events import EventFactory
     from producers.collector.outbox import producer_config
-    from producers.schema import ClientEvent
 
     factory = EventFactory(Settings(data_dir=Path("/tmp")))  # key material only
     ctx = factory.context({"user-agent": UA}, "85.132.10.20", False, False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -28,7 +28,7 @@ RESET_HELP = ("Start with a new key store although data of an earlier install ex
 def kafka_start() -> None:
     """Start the local broker in the background (downloads the jars the first time)."""
     from mayak.kafka_local import broker_from_settings
-    from mayak.topics import ensure_topics
+    from stream_jobs.topics import ensure_topics
 
     settings = Settings()
     broker = broker_from_settings(settings)
@@ -52,7 +52,7 @@ def kafka_fetch() -> None:
 @app.command()
 def topics() -> None:
     """Create the raw/events/failed topics on MAYAK_KAFKA_BOOTSTRAP if they are missing."""
-    from mayak.topics import ensure_topics
+    from stream_jobs.topics import ensure_topics
 
     created = ensure_topics(Settings())
     console.print(f"created {', '.join(created)}" if created else "topics exist")
@@ -129,13 +129,13 @@ def collector(workers: int = typer.Option(
     # uvloop + httptools (the C event loop and parser); no access log (never log the client);
     # no uvicorn proxy-header rewriting: the collector trusts X-Forwarded-For itself, only from
     # MAYAK_COLLECTOR_TRUSTED_PROXIES
+    keep_alive: Any = settings.collector_keep_alive_s  # typed int by uvicorn, used as a float
     uvicorn.run("mayak.cli:collector_app", factory=True, workers=workers,
                 host=settings.collector_host, port=settings.collector_port, log_level="warning",
                 loop="uvloop", access_log=False, proxy_headers=False,
                 # httptools, with each response's header and body writes sent as one
                 http="producers.collector.server:CoalescingHttpToolsProtocol",
-                server_header=False,
-                timeout_keep_alive=settings.collector_keep_alive_s)  # type: ignore[arg-type]
+                server_header=False, timeout_keep_alive=keep_alive)
 
 
 @app.command("dashboards")

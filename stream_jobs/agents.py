@@ -1,7 +1,7 @@
 """The Faust agents: thin shells around the pure pipeline and the exactly-once landers.
 
 * ``enrich``: ``mayak.raw`` (single events or the collector's frames of several,
-  ``producers.raw_frames``) -> an ``Intake`` runs ``Pipeline.run`` over a batch of raw
+  ``contract.raw_frames``) -> an ``Intake`` runs ``Pipeline.run`` over a batch of raw
   messages at a time (``enrich_batch_size``, ``stream_jobs.intake``) -> the enriched events
   wait in a ``Publisher`` and go out, per raw partition, as a few ``mayak.events`` messages
   (JSON arrays, ``stream_jobs.batching``) every ``enrich_linger_seconds`` or
@@ -31,12 +31,13 @@ import faust
 import orjson
 from faust.agents.agent import current_agent
 
+from mayak.clock import Clock
 from stream_jobs.batching import Publisher, SessionWriteBack, event_count, unframe
 from stream_jobs.changelog import BatchedChangelog
 from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.intake import Intake
-from stream_jobs.pipeline import Clock, Pipeline
-from stream_jobs.poison import poison_record, valid_event, valid_failure
+from stream_jobs.pipeline import Pipeline
+from stream_jobs.poison import poison_record, valid_dead_letter, valid_event
 from stream_jobs.sink import Lander, LandingBuffer
 from stream_jobs.topics import Topics
 
@@ -114,6 +115,7 @@ def register_agents(app: faust.App, topics: Topics, settings: Settings,
     @app.agent(topics.raw, name="enrich")
     async def enrich(stream: faust.StreamT) -> AsyncIterator[Any]:
         flush_before_commit(app.producer, buffers)
+        guard.install()  # before the first commit: nothing unhandled is committed past
         me = current_agent()
         observed = bool(me is not None and me._sinks)  # type: ignore[attr-defined]
         # the stream itself, not stream.events(): one async-generator hop less per message
@@ -145,16 +147,17 @@ def register_agents(app: faust.App, topics: Topics, settings: Settings,
         def dead_letter(topic: str):
             async def send(partition: int, offset: int, error: str) -> None:
                 await topics.failed.send(value=poison_record(topic, partition, offset, error,
-                                                             clock()))
+                                                             clock.now()))
             return send
 
         events = LandingBuffer(landers["events"], _event_records, settings.sink_batch_size,
                                valid_event, dead_letter(settings.topic_events))
         failed = LandingBuffer(landers["failed_events"], _records, settings.sink_batch_size,
-                               valid_failure, dead_letter(settings.topic_failed))
+                               valid_dead_letter, dead_letter(settings.topic_failed))
         buffers += [events, failed]
 
         async def run_sink(stream: faust.StreamT, buffer: LandingBuffer) -> None:
+            guard.install()
             async for event in stream.events():
                 message = event.message
                 if guard.acked(message):

@@ -89,7 +89,7 @@ class DirectBackend:
         from warehouse.ddl import Layout
         from warehouse.erasure import erase_customer
 
-        layout = Layout(self.client.database or "default", self.settings.clickhouse_cluster)
+        layout = Layout.of(self.client, self.settings.clickhouse_cluster)
         return erase_customer(self.client, self.keys(), customer, self.actor, "cli",
                               opt_out=opt_out, layout=layout).as_dict()
 
@@ -97,8 +97,8 @@ class DirectBackend:
         from warehouse.ddl import Layout
         from warehouse.erasure import sweep_late_arrivals
 
-        return sweep_late_arrivals(self.client, Layout(self.client.database or "default",
-                                                       self.settings.clickhouse_cluster))
+        return sweep_late_arrivals(self.client,
+                                   Layout.of(self.client, self.settings.clickhouse_cluster))
 
     def export(self, customer: str) -> list[dict]:
         from warehouse.erasure import export_customer

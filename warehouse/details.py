@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 PROP = "prop:"
-#: the raw contract's prop key (producers.schema.PropKey)
+#: the raw contract's prop key (contract.schema.PropKey)
 PROP_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
 
 #: dimension -> (expression over ARRAY-JOINed events, condition that the event carries it)
@@ -59,7 +59,7 @@ PROP_HINT = "prop:<key>"
 METRICS: dict[str, Metric] = {
     "section_seconds": Metric("toUInt64(round(sum(section_ms) / 1000))",
                               "toUInt64(round(sum(arraySum(section_ms)) / 1000))",
-                              ("section_ms",), True, "web",
+                              ("section_ms",), True,
                               "section dwell (engagement reports), whole seconds"),
 }
 #: the per-section rollup (migration 0009): answers questions whose only dimension or filter

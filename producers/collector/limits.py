@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
 
 from starlette.types import Receive
+
+from mayak.clock import SYSTEM_CLOCK, Clock
 
 
 class TooLarge(Exception):
@@ -17,7 +17,7 @@ class RateLimiter:
     """Token bucket per client key, bounded in memory (least recently seen clients evicted)."""
 
     def __init__(self, rate_per_s: float, burst: int, max_clients: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.rate = rate_per_s
         self.burst = float(burst)
         self.max_clients = max_clients
@@ -25,7 +25,7 @@ class RateLimiter:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def allow(self, client: str) -> bool:
-        now = self.clock()
+        now = self.clock.monotonic()
         tokens, last = self._buckets.pop(client, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         ok = tokens >= 1.0
@@ -35,20 +35,9 @@ class RateLimiter:
         return ok
 
 
-async def read_capped(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
-    """Read the body, refusing early on Content-Length and again while streaming."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge
-    body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge
-    return bytes(body)
-
-
-async def read_capped_asgi(receive: Receive, declared: str | None, limit: int) -> bytes | None:
-    """``read_capped`` straight from ASGI ``receive``; None when the client disconnected."""
+async def read_capped(receive: Receive, declared: str | None, limit: int) -> bytes | None:
+    """The body from ASGI ``receive``, refused (``TooLarge``) early on Content-Length and again
+    while streaming; None when the client disconnected."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge
     message = await receive()

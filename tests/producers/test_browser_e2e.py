@@ -26,9 +26,9 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from contract.raw_frames import events_of
 from dashboards.auth import add_token, tokens_path
 from mayak.kafka_local import free_port
-from producers.raw_frames import events_of
 from tests.producers.chromium import Chromium, chromium_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.clickhouse,

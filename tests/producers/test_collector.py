@@ -10,8 +10,8 @@ import uuid
 import pytest
 from starlette.testclient import TestClient
 
+from contract import crypto
 from mayak.settings import Settings
-from producers import crypto
 from producers.collector.app import GIF, create_app
 from producers.collector.outbox import Unavailable
 

@@ -17,8 +17,8 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from contract.crypto import encrypt_ip, ip_cipher_key, partition_key, partition_secret
 from mayak.procs import spawn_mayak
-from producers.crypto import encrypt_ip, ip_cipher_key, partition_key, partition_secret
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
