@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from mayak.errors import MayakError
 from mayak.settings import Settings
+
+if TYPE_CHECKING:
+    from producers.collector.app import CollectorApp
 
 app = typer.Typer(help="Mayak: privacy-first analytics for E-LEGAL.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -97,7 +101,7 @@ def worker(
                loglevel, reset_keys=reset_keys)
 
 
-def collector_app():
+def collector_app() -> CollectorApp:
     """Factory for uvicorn (one collector per worker process, each with its own producer)."""
     import gc
 
@@ -125,17 +129,19 @@ def collector(workers: int = typer.Option(
     # uvloop + httptools (the C event loop and parser); no access log (never log the client);
     # no uvicorn proxy-header rewriting: the collector trusts X-Forwarded-For itself, only from
     # MAYAK_COLLECTOR_TRUSTED_PROXIES
+    keep_alive: Any = settings.collector_keep_alive_s  # typed int by uvicorn, used as a float
     uvicorn.run("mayak.cli:collector_app", factory=True, workers=workers,
                 host=settings.collector_host, port=settings.collector_port, log_level="warning",
                 loop="uvloop", access_log=False, proxy_headers=False,
                 # httptools, with each response's header and body writes sent as one
                 http="producers.collector.server:CoalescingHttpToolsProtocol",
-                server_header=False, timeout_keep_alive=settings.collector_keep_alive_s)
+                server_header=False, timeout_keep_alive=keep_alive)
 
 
 @app.command("dashboards")
 def dashboards_cmd() -> None:
-    """Run the dashboards alone (needs a ClickHouse server; embedded mode serves them from the worker)."""
+    """Run the dashboards alone (needs a ClickHouse server; embedded mode serves them from the
+    worker)."""
     import uvicorn
 
     from dashboards.app import create_app

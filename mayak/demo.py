@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import uuid
+from typing import TYPE_CHECKING
 
 import httpx
 import orjson
@@ -16,6 +17,9 @@ from rich.console import Console
 
 from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from mayak.settings import Settings
+
+if TYPE_CHECKING:
+    from producers.hooks.tracker import Tracker
 
 SITE = "demo"
 PAGES = [
@@ -122,7 +126,7 @@ def open_email(client: httpx.Client, settings: Settings, rng: random.Random) -> 
     return response.status_code == 200
 
 
-def request_service(tracker, rng: random.Random) -> None:
+def request_service(tracker: Tracker, rng: random.Random) -> None:
     """What the portal's server hooks emit when a customer applies for a service."""
     route, service = rng.choice(SERVICES)
     tracker.track("service_request", site=SITE, uid=f"demo-customer-{rng.randint(1, 40)}",
@@ -144,7 +148,7 @@ def start_demo(settings: Settings, stop: threading.Event, console: Console) -> t
     every couple of seconds until ``stop``."""
     from producers.hooks.tracker import Tracker
 
-    def one_round(client: httpx.Client, tracker, rng: random.Random) -> int:
+    def one_round(client: httpx.Client, tracker: Tracker, rng: random.Random) -> int:
         sent = send_visit(client, settings, rng)
         if rng.random() < 0.5:
             sent += open_email(client, settings, rng)

@@ -183,7 +183,7 @@ class Settings(BaseSettings):
         return pattern
 
     @model_validator(mode="after")
-    def _derive_defaults(self) -> "Settings":
+    def _derive_defaults(self) -> Settings:
         if not self.clickhouse_dsn:
             path = (self.data_dir / "clickhouse").resolve()
             object.__setattr__(self, "clickhouse_dsn", f"chdb://{path}")

@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -35,6 +35,9 @@ from mayak.clock import SYSTEM_CLOCK, Clock
 from stream_jobs.poison import error_name
 from stream_jobs.uncancellable import completes
 from warehouse.repair import InflightJournal, days_of_ms
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 log = logging.getLogger("mayak.stream_jobs.sink")
 
@@ -136,7 +139,7 @@ def _is_data_error(exc: BaseException) -> bool:
 class Lander:
     """Inserts one topic's records into one table, skipping what the table already holds."""
 
-    def __init__(self, client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
+    def __init__(self, client: Client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
                  dedup: Dedup | None = None, retry_seconds: float = 2.0,
                  clock: Clock = SYSTEM_CLOCK, index_bits: int = 0,
                  journal: InflightJournal | None = None) -> None:
@@ -200,6 +203,7 @@ class Lander:
         return {row[0] for row in result.result_rows}
 
     def _not_landed_yet(self, records: list[Record]) -> list[Record]:
+        assert self.dedup is not None, "called only with a dedup"
         unique: dict[str, Record] = {}
         for record in records:
             key = self.dedup.key(record[2])
@@ -314,7 +318,7 @@ class LandingBuffer:
             return landed
 
     def _decode_and_land(self, raw: list[tuple[int, int, bytes]]):
-        messages: list[tuple[tuple[int, int, bytes], list[Record]]] = []
+        messages: list[tuple[tuple[int, int, bytes], Sequence[Record]]] = []
         poison: list[tuple[int, int, str]] = []
         for message in raw:
             try:
@@ -358,7 +362,7 @@ WHERE f.n > b.h
 """
 
 
-def recount_bot_hits(client) -> int:
+def recount_bot_hits(client: Client) -> int:
     """Add to ``bot_hits`` the hits its materialized view missed; returns how many.
 
     ClickHouse commits an insert's part of ``failed_events`` and the view's part of

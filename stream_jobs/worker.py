@@ -10,13 +10,19 @@ import asyncio
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import uvicorn
 from faust import Worker
 
 from mayak.errors import MayakError
-from mayak.install import (KeyStoreWatch, check_install, private_umask, warehouse_evidence,
-                           worker_offsets_evidence)
+from mayak.install import (
+    KeyStoreWatch,
+    check_install,
+    private_umask,
+    warehouse_evidence,
+    worker_offsets_evidence,
+)
 from mayak.settings import Settings
 from stream_jobs.app import create_app
 from stream_jobs.faults import outage_from_env
@@ -24,8 +30,12 @@ from stream_jobs.sink import journals, recount_bot_hits
 from warehouse.client import client_from_settings
 from warehouse.migrate import migrate
 
+if TYPE_CHECKING:
+    import faust
+    from clickhouse_connect.driver.client import Client
 
-def serve_dashboards_in_thread(settings: Settings, client) -> threading.Thread:
+
+def serve_dashboards_in_thread(settings: Settings, client: Client) -> threading.Thread:
     from dashboards.app import create_app as create_dashboards
 
     config = uvicorn.Config(create_dashboards(settings, client), host=settings.dashboards_host,
@@ -70,7 +80,7 @@ def stop_worker(worker: Worker, message: str) -> None:
     threading.Timer(30.0, os._exit, (3,)).start()
 
 
-def quiet_worker(app, loglevel: str = "warn") -> Worker:
+def quiet_worker(app: faust.App, loglevel: str = "warn") -> Worker:
     """A Faust worker without its terminal spinner.
 
     Faust's spinner sets the root logger to DEBUG (and spins on every record), so every

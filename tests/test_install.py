@@ -13,8 +13,13 @@ import pytest
 from anonymizer.keystore import KeyStore, keystore_path
 from dashboards.auth import add_token, tokens_path
 from mayak.errors import MayakError
-from mayak.install import (KeyStoreWatch, check_install, marker_path, warehouse_evidence,
-                           worker_offsets_evidence)
+from mayak.install import (
+    KeyStoreWatch,
+    check_install,
+    marker_path,
+    warehouse_evidence,
+    worker_offsets_evidence,
+)
 from mayak.kafka_local import free_port
 from mayak.settings import Settings
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import getpass
 from datetime import date
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from mayak.errors import MayakError
 from mayak.settings import Settings
+
+if TYPE_CHECKING:
+    from anonymizer.keystore import KeyStore
 
 
 class ApiBackend:
@@ -29,7 +33,7 @@ class ApiBackend:
         self.http = httpx.Client(base_url=settings.dashboards_url, timeout=120,
                                  headers={"Authorization": f"Bearer {path.read_text().strip()}"})
 
-    def _call(self, method: str, path: str, **kw) -> dict:
+    def _call(self, method: str, path: str, **kw: Any) -> dict:
         response = self.http.request(method, f"/api/{path}", **kw)
         if response.status_code != 200:
             raise MayakError(f"the worker refused {path}: {response.status_code} "
@@ -69,9 +73,9 @@ class DirectBackend:
         self.client = client_from_settings(settings)
         migrate(self.client, cluster=settings.clickhouse_cluster)
         self.actor = f"cli:{getpass.getuser()}"
-        self._keys = None
+        self._keys: KeyStore | None = None
 
-    def keys(self):
+    def keys(self) -> KeyStore:
         if self._keys is None:
             from anonymizer.keystore import KeyStore
             from mayak.install import refuse_lost_keys

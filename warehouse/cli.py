@@ -81,7 +81,8 @@ def register(app: typer.Typer) -> None:
 
     @retention_app.command("check")
     def retention_check() -> None:
-        """Compare the deployed TTLs with the schedule (the worker must be stopped in embedded mode)."""
+        """Compare the deployed TTLs with the schedule (the worker must be stopped in embedded
+        mode)."""
         from warehouse.client import client_from_settings
         from warehouse.retention import check
 
@@ -112,5 +113,5 @@ def _parse_date(text: str) -> date:
         raise MayakError(f"{text!r} is not a date -> use YYYY-MM-DD") from exc
 
 
-def _print_json(obj) -> None:
+def _print_json(obj: object) -> None:
     sys.stdout.write(orjson.dumps(obj, default=str).decode() + "\n")

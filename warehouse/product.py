@@ -47,7 +47,7 @@ def previous(query: Query) -> Query:
                    date_to=previous_range(query.date_from, query.date_to)[1])
 
 
-def change(now, before, name: str):
+def change(now: object, before: object, name: str) -> float | None:
     """The change of one figure against the previous period; None when it has no meaning."""
     if not isinstance(now, int | float) or not isinstance(before, int | float):
         return None
@@ -191,8 +191,8 @@ def funnel(client: Client, query: Query, steps: list[Goal]) -> dict:
     per_visit = (f"SELECT session_id, windowFunnel(86400)(toDateTime(ts), "
                  f"{', '.join(conditions)}) AS level FROM events WHERE {where} "
                  f"GROUP BY session_id")
-    levels = dict(client.query(f"SELECT level, count() FROM ({per_visit}) GROUP BY level",
-                               parameters=params).result_rows)
+    levels = {row[0]: row[1] for row in client.query(
+        f"SELECT level, count() FROM ({per_visit}) GROUP BY level", parameters=params).result_rows}
     visits = sum(levels.values())
     rows, first, before = [], None, None
     for i, step in enumerate(steps, start=1):

@@ -32,11 +32,16 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 log = logging.getLogger("mayak.warehouse.repair")
 
@@ -69,9 +74,9 @@ def _unquote(name: str) -> str:
     return name.replace("`", "").split(".")[-1]
 
 
-def rollups_of(client, source: str) -> list[Rollup]:
+def rollups_of(client: Client, source: str) -> list[Rollup]:
     """The rollup trees fed by ``source`` in the client's database."""
-    db = client.database
+    db = client.database or "default"
     views = client.query(
         "SELECT name, as_select, create_table_query FROM system.tables "
         "WHERE database = {db:String} AND engine = 'MaterializedView' ORDER BY name",
@@ -153,7 +158,7 @@ def _recount(rollup: Rollup, db: str, source_sql: str) -> str:
                   count=1)
 
 
-def _fingerprint(client, rollup: Rollup, rows_sql: str) -> dict[date, tuple[int, int]]:
+def _fingerprint(client: Client, rollup: Rollup, rows_sql: str) -> dict[date, tuple[int, int]]:
     keys = ", ".join(f"`{k}`" for k in rollup.keys)
     folded = ", ".join(f"{expr} AS `{name}`" for name, expr in rollup.values.items())
     hashed = ", ".join([f"`{k}`" for k in rollup.keys] + [f"`{v}`" for v in rollup.values])
@@ -167,14 +172,14 @@ def _stored(rollup: Rollup, days: list[date]) -> str:
     return f"SELECT * FROM `{rollup.table}` WHERE toDate(`{rollup.time_column}`) IN {_days_sql(days)}"
 
 
-def repair_days(client, source: str, time_column: str, days: list[date]) -> dict[str, list[date]]:
+def repair_days(client: Client, source: str, time_column: str, days: list[date]) -> dict[str, list[date]]:
     """Rewrite the days of every rollup of ``source`` that differ from a recount.
 
     Returns root table -> the days rewritten (empty when every rollup matched)."""
     days = sorted(set(days))
     if not days:
         return {}
-    db = client.database
+    db = client.database or "default"
     source_sql = (f"SELECT * FROM `{db}`.`{source}` "
                   f"WHERE toDate(`{time_column}`) IN {_days_sql(days)}")
     repaired: dict[str, list[date]] = {}
@@ -198,7 +203,7 @@ def repair_days(client, source: str, time_column: str, days: list[date]) -> dict
     return repaired
 
 
-def _check(client, rollup: Rollup, db: str, source_sql: str, days: list[date]) -> set[date]:
+def _check(client: Client, rollup: Rollup, db: str, source_sql: str, days: list[date]) -> set[date]:
     recount = _recount(rollup, db, source_sql)
     want = _fingerprint(client, rollup, recount)
     have = _fingerprint(client, rollup, _stored(rollup, days))
@@ -217,7 +222,7 @@ def _time_column_of(root: Rollup, table: str) -> str:
     raise KeyError(table)
 
 
-def days_of_ms(stamps) -> list[date]:
+def days_of_ms(stamps: Iterable[int]) -> list[date]:
     """UTC days of epoch-millisecond timestamps."""
     epoch = date(1970, 1, 1)
     return [epoch + timedelta(days=d) for d in sorted({int(ms) // 86_400_000 for ms in stamps})]
@@ -249,7 +254,7 @@ class InflightJournal:
         except FileNotFoundError:
             return []
 
-    def finish(self, client, check: bool) -> None:
+    def finish(self, client: Client, check: bool) -> None:
         """The insert succeeded: forget its days, after checking them if ``check`` (or if
         an earlier check failed). A check that fails keeps the days for the next one."""
         if not (check or self.unchecked):
@@ -262,7 +267,7 @@ class InflightJournal:
             log.warning("checking the rollups of %s failed (%s); trying again after the next "
                         "insert", self.table, type(exc).__name__)
 
-    def repair(self, client) -> dict[str, list[date]]:
+    def repair(self, client: Client) -> dict[str, list[date]]:
         """Repair the days named (if any), then forget them."""
         days = self.pending()
         if days:

@@ -27,7 +27,8 @@ class Tracker:
     """Owns one producer thread and a bounded queue; ``track`` is safe from any thread."""
 
     def __init__(self, site: str, sink: Sink, key_secret: bytes, *, max_queue: int = 10_000,
-                 clock: Clock = SYSTEM_CLOCK, on_close: Callable[[], None] | None = None):
+                 clock: Clock = SYSTEM_CLOCK,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.site = site
         self._sink = sink
         self._secret = key_secret
@@ -40,7 +41,7 @@ class Tracker:
         self._thread.start()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Tracker":
+    def from_settings(cls, settings: Any) -> Tracker:
         """A tracker producing to ``settings.topic_raw`` on ``settings.kafka_bootstrap``."""
         from kafka import KafkaProducer
 

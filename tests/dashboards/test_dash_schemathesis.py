@@ -20,6 +20,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from warehouse.testing import drop, fresh_database, insert_events, synthetic_events
 
 from anonymizer.keystore import KeyStore
 from dashboards import openapi
@@ -27,7 +28,6 @@ from dashboards.app import create_app
 from dashboards.auth import add_token, cli_token_path, tokens_path
 from mayak.settings import Settings
 from warehouse.migrate import migrate
-from warehouse.testing import drop, fresh_database, insert_events, synthetic_events
 
 pytestmark = pytest.mark.clickhouse
 # per operation (29 of them; ~460 cases, 30-80 s on a busy 2-core machine); deeper runs:
