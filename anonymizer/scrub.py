@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlencode, urlsplit
 
-from anonymizer.personal import (CUSTOMER, DEFAULT_CUSTOMER_ID_PATTERN, EMAIL, IP, NUMBER, PHONE,
-                                 UA, Redactor)
+from anonymizer.personal import CUSTOMER, EMAIL, IP, NUMBER, PHONE, UA, Redactor
+from mayak.settings import DEFAULT_CUSTOMER_ID_PATTERN
 
 __all__ = ["CUSTOMER", "EMAIL", "ID", "IP", "NUMBER", "PHONE", "UA", "RouteTemplates",
            "configure", "host_of", "referrer_domain", "referrer_domain_of_host", "route_path",

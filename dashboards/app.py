@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from anonymizer import scrub
+from anonymizer.keystore import KeyStore, keystore_path
 from dashboards import pages
 from dashboards import params as qp
 from dashboards import product
@@ -35,8 +36,9 @@ from dashboards.auth import Authenticator, Principal, TokensUnavailable
 from dashboards.calls import Answer, Call
 from dashboards.tables import respond
 from mayak.errors import MayakError
+from mayak.install import refuse_lost_keys
+from mayak.ratelimit import RateLimiter
 from mayak.settings import Settings
-from producers.collector.limits import RateLimiter
 from warehouse import audit, details, erasure, reports
 from warehouse.campaigns import register_send
 from warehouse.client import TOO_HEAVY, LimitedClient, limit_hit, read_limits
@@ -74,10 +76,6 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
 
     def get_keys():
         if key_store["keys"] is None:
-            from anonymizer.keystore import KeyStore
-            from mayak.install import refuse_lost_keys
-            from stream_jobs.processors import keystore_path
-
             refuse_lost_keys(settings)  # MayakError: a 400 naming what to restore
             key_store["keys"] = KeyStore(keystore_path(settings))
         return key_store["keys"]

@@ -16,6 +16,7 @@ import orjson
 from rich.console import Console
 
 from mayak.settings import Settings
+from producers.hooks.tracker import Tracker
 
 SITE = "demo"
 PAGES = [
@@ -141,8 +142,6 @@ def register_campaign(settings: Settings) -> None:
 def start_demo(settings: Settings, stop: threading.Event, console: Console) -> threading.Thread:
     """Send a first burst of visits, e-mail opens and service requests, then a little of each
     every couple of seconds until ``stop``."""
-    from producers.hooks.tracker import Tracker
-
     def one_round(client: httpx.Client, tracker, rng: random.Random) -> int:
         sent = send_visit(client, settings, rng)
         if rng.random() < 0.5:

@@ -17,6 +17,7 @@ import httpx
 import orjson
 
 from mayak.errors import MayakError
+from mayak.settings import Settings
 
 
 def spawn_mayak(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -76,8 +77,6 @@ def mayak_sql(query: str, env: dict[str, str] | None = None, timeout: float = 12
 def settings_for(env: dict[str, str]):
     """The Settings a child started with ``env`` will read (parsed exactly as it parses them)."""
     from unittest import mock
-
-    from mayak.settings import Settings
 
     with mock.patch.dict(os.environ, env):
         return Settings()

@@ -11,8 +11,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from anonymizer.keystore import keystore_from_settings
-from anonymizer.keystore import keystore_path  # noqa: F401 - imported from here by warehouse/dashboards
 from anonymizer.scrub import RouteTemplates, configure
+from contract.crypto import decrypt_ip, ip_cipher_key, load_master_secret
 from stream_jobs.channels import channel_step
 from stream_jobs.email_opens import SCANNER_ASNS, OpenClassifier, email_open_step
 from stream_jobs.geo import GeoLookup
@@ -50,8 +50,6 @@ def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
 def ip_decrypter(settings) -> Decrypt:
     """Decrypts ``ip_enc`` with the key the collector encrypts with (``contract.crypto``;
     ``decrypt_ip`` builds the cipher once per key)."""
-    from contract.crypto import decrypt_ip, ip_cipher_key, load_master_secret
-
     return functools.partial(
         decrypt_ip, ip_cipher_key(load_master_secret(settings.ip_key, settings.data_dir)))
 

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from stream_jobs.sink import (EVENT_IDS, FAILURES, Lander, LandingBuffer, event_row, failed_row,
-                             recount_bot_hits)
+from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, LandingBuffer, event_row, failed_row
+from warehouse.repair import recount_bot_hits
 
 pytestmark = pytest.mark.clickhouse
 
