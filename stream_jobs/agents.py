@@ -111,6 +111,7 @@ def register_agents(app: faust.App, topics: Topics, settings,
     @app.agent(topics.raw, name="enrich")
     async def enrich(stream):
         flush_before_commit(app.producer, buffers)
+        guard.install()  # before the first commit: nothing unhandled is committed past
         me = current_agent()
         observed = bool(me is not None and me._sinks)
         # the stream itself, not stream.events(): one async-generator hop less per message
@@ -152,6 +153,7 @@ def register_agents(app: faust.App, topics: Topics, settings,
         buffers += [events, failed]
 
         async def run_sink(stream, buffer: LandingBuffer) -> None:
+            guard.install()
             async for event in stream.events():
                 message = event.message
                 if guard.acked(message):
