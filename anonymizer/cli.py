@@ -1,4 +1,4 @@
-"""CLI of the anonymizer: a customer's analytics opt-out (their events are then dropped)."""
+"""CLI of the anonymizer: a customer's analytics opt-out (their events then become dead letters)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _uids(uid: str) -> list[str]:
 
 
 def opt_out(uid: str = typer.Argument(..., help="portal customer id, or - for ids on stdin")) -> None:
-    """Stop counting a customer: their events are dropped with reason `consent` from now on."""
+    """Stop counting a customer: their events become dead letters (reason `consent`) from now on."""
     settings = Settings()
     refuse_lost_keys(settings)  # never a new key store beside an earlier install's data
     store = keystore_from_settings(settings)

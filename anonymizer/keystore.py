@@ -142,7 +142,8 @@ class KeyStore:
             return cur.rowcount > 0
 
     def opt_out(self, uid: str) -> None:
-        """Record that the customer objects to analytics: their events are dropped from now on."""
+        """Record that the customer objects to analytics: their events are dead letters from now
+        on (reason ``consent``)."""
         with self._lock:
             self._db.execute("INSERT OR IGNORE INTO opt_outs (uid_mac) VALUES (?)", (self._mac(uid),))
 

@@ -58,7 +58,11 @@ def scrub_value(value: object) -> object:
 
 @dataclass(frozen=True)
 class RouteTemplates:
-    """Configured route templates such as ``/cases/:id``; ``:name`` matches one segment."""
+    """Configured route templates such as ``/cases/:id``; ``:name`` matches one segment.
+
+    The page templates of ``MAYAK_ROUTE_TEMPLATES``, in the notation of the ``:id`` the
+    anonymizer puts for ids itself. The portal's server hooks have their own, in ``{name}``
+    notation (``producers.hooks.routes.ServiceRoutes``): see there why there are two."""
 
     templates: tuple[tuple[str, ...], ...]
 
@@ -132,7 +136,9 @@ def utm_of_query(query: str) -> dict[str, str]:
 
 
 def scrub_url(url: str, routes: RouteTemplates | None = None) -> str:
-    """Path plus only the ``utm_*`` query parameters (for failed events that keep a URL)."""
+    """Path (ids templated, personal data redacted) plus only the ``utm_*`` query parameters
+    (for dead letters that keep a URL). Not the collector's ``door.trim_url``, which only
+    drops what may not enter Kafka."""
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -17,7 +17,7 @@ from bench.traffic import SITE, raw_records
 from mayak.errors import MayakError
 from mayak.kafka_local import free_port
 from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
-from mayak.topics import ensure_topics
+from stream_jobs.topics import ensure_topics
 
 
 def worker_env(bootstrap: str, work: Path, tag: str) -> dict[str, str]:

@@ -16,10 +16,9 @@ from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, Validatio
 
 SCHEMA_VERSION = 1
 
-#: Event types a browser may send; the others are made by the collector or the hooks only.
+#: Event types a browser may send; the others (``EventType``) are made by the collector or the
+#: hooks only.
 BROWSER_TYPES = frozenset({"pageview", "engagement", "custom", "outbound"})
-SERVER_TYPES = frozenset({"email_open", "service_request"})
-EVENT_TYPES = BROWSER_TYPES | SERVER_TYPES
 
 MAX_MS = 86_400_000  # one day: no single page view is engaged for longer
 # 2020-01-01 .. 2100-01-01 in epoch ms; rejects seconds-instead-of-ms and garbage clocks

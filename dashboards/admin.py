@@ -82,13 +82,13 @@ class DirectBackend:
         return self._keys
 
     def erase(self, customer: str, opt_out: bool) -> dict:
-        layout = Layout(self.client.database or "default", self.settings.clickhouse_cluster)
+        layout = Layout.of(self.client, self.settings.clickhouse_cluster)
         return erase_customer(self.client, self.keys(), customer, self.actor, "cli",
                               opt_out=opt_out, layout=layout).as_dict()
 
     def sweep(self) -> int:
-        return sweep_late_arrivals(self.client, Layout(self.client.database or "default",
-                                                       self.settings.clickhouse_cluster))
+        return sweep_late_arrivals(self.client,
+                                   Layout.of(self.client, self.settings.clickhouse_cluster))
 
     def export(self, customer: str) -> list[dict]:
         return export_customer(self.client, self.keys(), customer)

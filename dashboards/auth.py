@@ -21,10 +21,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from dashboards.roles import ROLES
 from mayak.errors import MayakError
 from mayak.settings import Settings
 
-ROLES = ("product", "marketing", "researcher", "admin")
 NO_TOKENS = ("no API tokens configured: run `mayak token add --name NAME --role ROLE` "
              "(the tokens file {path} is missing or unreadable)")
 

@@ -15,6 +15,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from mayak.clock import SYSTEM_CLOCK
 from mayak.errors import MayakError
 from mayak.settings import Settings
 
@@ -69,7 +70,8 @@ def register(app: typer.Typer) -> None:
         """Register how many e-mails a campaign sent (the base of its open rate)."""
         from dashboards.admin import backend
 
-        sent_on = _parse_date(on) if on else date.today()
+        # the CLI is the composition root: the system clock, the machine's own date as before
+        sent_on = _parse_date(on) if on else SYSTEM_CLOCK.now().astimezone().date()
         _print_json(backend(Settings()).register_send(site, campaign, sent, sent_on))
 
     @token_app.command("add")

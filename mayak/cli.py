@@ -31,7 +31,7 @@ RESET_HELP = ("Start with a new key store although data of an earlier install ex
 def kafka_start() -> None:
     """Start the local broker in the background (downloads the jars the first time)."""
     from mayak.kafka_local import broker_from_settings
-    from mayak.topics import ensure_topics
+    from stream_jobs.topics import ensure_topics
 
     settings = Settings()
     broker = broker_from_settings(settings)
@@ -55,7 +55,7 @@ def kafka_fetch() -> None:
 @app.command()
 def topics() -> None:
     """Create the raw/events/failed topics on MAYAK_KAFKA_BOOTSTRAP if they are missing."""
-    from mayak.topics import ensure_topics
+    from stream_jobs.topics import ensure_topics
 
     created = ensure_topics(Settings())
     console.print(f"created {', '.join(created)}" if created else "topics exist")

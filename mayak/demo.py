@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 import uuid
 
 import httpx
 import orjson
 from rich.console import Console
 
+from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from mayak.settings import Settings
 from producers.hooks.tracker import Tracker
 
@@ -94,12 +94,13 @@ def visit_events(rng: random.Random, now_ms: int) -> list[dict]:
     return events
 
 
-def send_visit(client: httpx.Client, settings: Settings, rng: random.Random) -> int:
+def send_visit(client: httpx.Client, settings: Settings, rng: random.Random,
+               clock: Clock = SYSTEM_CLOCK) -> int:
     headers = {"User-Agent": rng.choice(USER_AGENTS), "Content-Type": "text/plain",
                "X-Forwarded-For": f"{rng.choice([5, 31, 37, 46, 62, 85, 94, 185])}."
                                   f"{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
                "Origin": "https://e-legal.az"}
-    events = visit_events(rng, int(time.time() * 1000))
+    events = visit_events(rng, epoch_ms(clock))
     # one beacon request per visit, as the real beacon batches on pagehide
     response = client.post(f"{settings.collector_url}/e", content=orjson.dumps(events),
                            headers=headers)

@@ -178,6 +178,7 @@ class LocalBroker:
         self._wait_ready(proc, timeout)
 
     def _wait_ready(self, proc: subprocess.Popen, timeout: float) -> None:
+        # real time, not injected: the broker is a child process, no fake clock can hurry it
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -212,6 +213,7 @@ class LocalBroker:
             self.pid_file.unlink(missing_ok=True)
             return False
         _signal_group(pid, signal.SIGTERM)
+        # real time, not injected: waiting for a child process to exit
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _pid_alive(pid):
             _reap(pid)

@@ -45,6 +45,7 @@ def stop_process(proc: subprocess.Popen, timeout: float = 20.0, sig: int = signa
 def wait_http_ok(urls: dict[str, str], procs: dict[str, subprocess.Popen], timeout: float = 120.0,
                  logs: Path | None = None) -> None:
     """Poll each URL until it answers 200; fail early if one of ``procs`` exits."""
+    # real time, not injected: a deadline for child processes, which no fake clock can hurry
     deadline = time.monotonic() + timeout
     pending = dict(urls)
     while pending:

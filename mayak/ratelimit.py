@@ -3,16 +3,16 @@ the dashboards (refused, unauthenticated callers)."""
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from collections.abc import Callable
+
+from mayak.clock import SYSTEM_CLOCK, Clock
 
 
 class RateLimiter:
     """Token bucket per client key, bounded in memory (least recently seen clients evicted)."""
 
     def __init__(self, rate_per_s: float, burst: int, max_clients: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.rate = rate_per_s
         self.burst = float(burst)
         self.max_clients = max_clients
@@ -20,7 +20,7 @@ class RateLimiter:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def allow(self, client: str) -> bool:
-        now = self.clock()
+        now = self.clock.monotonic()
         tokens, last = self._buckets.pop(client, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         ok = tokens >= 1.0

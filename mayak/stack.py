@@ -26,7 +26,7 @@ from mayak.kafka_local import broker_from_settings
 from mayak.procs import spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
 from mayak.supervise import SUPERVISOR_ENV, forget, record, take_over
-from mayak.topics import ensure_topics
+from stream_jobs.topics import ensure_topics
 
 
 def run_stack(settings: Settings, demo: bool, console: Console, reset_keys: bool = False) -> None:
@@ -108,7 +108,7 @@ def _watch(children: dict[str, subprocess.Popen], settings: Settings) -> None:
             if proc.poll() is not None:
                 raise MayakError(f"the {name} exited with code {proc.returncode}; "
                                  f"see {settings.data_dir / (name + '.log')}")
-        time.sleep(0.5)
+        time.sleep(0.5)  # real time, not injected: polling child processes
 
 
 def _raise_interrupt(*_: object) -> None:

@@ -31,12 +31,13 @@ import faust
 import orjson
 from faust.agents.agent import current_agent
 
+from mayak.clock import Clock
 from stream_jobs.batching import Publisher, SessionWriteBack, event_count, unframe
 from stream_jobs.changelog import BatchedChangelog
 from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.intake import Intake
-from stream_jobs.pipeline import Clock, Pipeline
-from stream_jobs.poison import poison_record, valid_event, valid_failure
+from stream_jobs.pipeline import Pipeline
+from stream_jobs.poison import poison_record, valid_dead_letter, valid_event
 from stream_jobs.sink import Lander, LandingBuffer
 from stream_jobs.topics import Topics
 
@@ -143,13 +144,13 @@ def register_agents(app: faust.App, topics: Topics, settings,
         def dead_letter(topic: str):
             async def send(partition: int, offset: int, error: str) -> None:
                 await topics.failed.send(value=poison_record(topic, partition, offset, error,
-                                                             clock()))
+                                                             clock.now()))
             return send
 
         events = LandingBuffer(landers["events"], _event_records, settings.sink_batch_size,
                                valid_event, dead_letter(settings.topic_events))
         failed = LandingBuffer(landers["failed_events"], _records, settings.sink_batch_size,
-                               valid_failure, dead_letter(settings.topic_failed))
+                               valid_dead_letter, dead_letter(settings.topic_failed))
         buffers += [events, failed]
 
         async def run_sink(stream, buffer: LandingBuffer) -> None:

@@ -114,11 +114,6 @@ class BotVerdict:
     family: str
     category: str
 
-    @property
-    def detail(self) -> str:
-        """``category:family``: the dead letter's detail, counted by ``bot_hits`` (0013)."""
-        return f"{self.category}:{self.family}"
-
 
 def required_literals(pattern: str) -> list[str]:
     """Literals one of which occurs in every UA ``pattern`` matches (longest run per branch);

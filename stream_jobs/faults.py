@@ -10,7 +10,8 @@ client is returned untouched.
 from __future__ import annotations
 
 import os
-import time
+
+from mayak.clock import SYSTEM_CLOCK, Clock
 
 
 class SinkOutage(ConnectionError):
@@ -18,22 +19,23 @@ class SinkOutage(ConnectionError):
 
 
 class _FailingInserts:
-    def __init__(self, client, start: float, seconds: float) -> None:
+    def __init__(self, client, start: float, seconds: float, clock: Clock) -> None:
         self._client, self._start, self._end = client, start, start + seconds
+        self._clock = clock
 
     def __getattr__(self, name: str):
         return getattr(self._client, name)
 
     def raw_insert(self, *args, **kwargs):
-        if self._start <= time.monotonic() < self._end:
+        if self._start <= self._clock.monotonic() < self._end:
             raise SinkOutage("injected ClickHouse outage (MAYAK_TEST_SINK_OUTAGE)")
         return self._client.raw_insert(*args, **kwargs)
 
 
-def outage_from_env(client, env=os.environ):
+def outage_from_env(client, env=os.environ, clock: Clock = SYSTEM_CLOCK):
     """``client``, or a wrapper whose inserts fail during the window the variable names."""
     spec = env.get("MAYAK_TEST_SINK_OUTAGE", "")
     if not spec:
         return client
     after, _, seconds = spec.partition(":")
-    return _FailingInserts(client, time.monotonic() + float(after), float(seconds))
+    return _FailingInserts(client, clock.monotonic() + float(after), float(seconds), clock)

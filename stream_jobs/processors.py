@@ -13,23 +13,21 @@ from typing import Any
 from anonymizer.keystore import keystore_from_settings
 from anonymizer.scrub import RouteTemplates, configure
 from contract.crypto import decrypt_ip, ip_cipher_key, load_master_secret
+from mayak.clock import SYSTEM_CLOCK, Clock
 from stream_jobs.channels import channel_step
 from stream_jobs.email_opens import SCANNER_ASNS, OpenClassifier, email_open_step
 from stream_jobs.geo import GeoLookup
-from stream_jobs.pipeline import Clock, Pipeline, utc_now
-from stream_jobs.steps import (Keys, consent_step, geo_step, pseudonymize_step, scrub_step,
-                               sessionize_step, useragent_step)
+from stream_jobs.pipeline import Pipeline
+from stream_jobs.steps import (SESSION_TIMEOUT_MS, Keys, consent_step, geo_step,
+                               pseudonymize_step, scrub_step, sessionize_step, useragent_step)
 from stream_jobs.useragent import UAClassifier
 from stream_jobs.validate import Decrypt, Validator
-
-#: Every drop reason a step can give (one counter each).
-REASONS = ("size", "schema", "consent", "bot", "enrichment")
 
 
 def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
                    sessions: MutableMapping[str, Any], decrypt_ip: Decrypt | None = None,
-                   routes: RouteTemplates = RouteTemplates(()), clock: Clock = utc_now,
-                   session_timeout_ms: int = 30 * 60 * 1000,
+                   routes: RouteTemplates = RouteTemplates(()), clock: Clock = SYSTEM_CLOCK,
+                   session_timeout_ms: int = SESSION_TIMEOUT_MS,
                    allow_clear_ip: bool = False, opens: OpenClassifier | None = None,
                    hosting_bots: bool = False) -> Pipeline:
     """validate -> consent -> useragent -> geo -> email_open -> pseudonymize -> scrub ->
@@ -55,7 +53,7 @@ def ip_decrypter(settings) -> Decrypt:
 
 
 def pipeline_from_settings(settings, sessions: MutableMapping[str, Any], *,
-                           clock: Clock = utc_now, allow_clear_ip: bool = False,
+                           clock: Clock = SYSTEM_CLOCK, allow_clear_ip: bool = False,
                            keys: Keys | None = None) -> Pipeline:
     """The production pipeline for one process."""
     configure(settings.customer_id_pattern)  # process-wide: every scrub_text call honours it

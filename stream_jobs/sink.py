@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from mayak.clock import SYSTEM_CLOCK, Clock
 from stream_jobs.poison import error_name
 from stream_jobs.uncancellable import completes
 from warehouse.repair import InflightJournal, days_of_ms
@@ -138,7 +138,7 @@ class Lander:
 
     def __init__(self, client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
                  dedup: Dedup | None = None, retry_seconds: float = 2.0,
-                 sleep: Callable[[float], None] = time.sleep, index_bits: int = 0,
+                 clock: Clock = SYSTEM_CLOCK, index_bits: int = 0,
                  journal: InflightJournal | None = None) -> None:
         self.client = client
         self.journal = journal
@@ -146,7 +146,7 @@ class Lander:
         self.to_row = to_row  # returns a new dict: the lander adds the row's position to it
         self.dedup = dedup
         self.retry_seconds = retry_seconds
-        self.sleep = sleep
+        self.clock = clock  # its blocking sleep: land() runs in a worker thread
         self.index_bits = index_bits
         self.expected: dict[int, int] = {}
         self.landed: dict[int, set[int]] = {}
@@ -239,7 +239,7 @@ class Lander:
                 failures += 1
                 log.warning("insert into %s failed (%s); retrying in %.0fs", self.table,
                             type(exc).__name__, self.retry_seconds)
-                self.sleep(self.retry_seconds)
+                self.clock.sleep_blocking(self.retry_seconds)
                 fresh = self._not_landed_by_a_failed_attempt(fresh)
                 if not fresh:
                     break

@@ -20,9 +20,9 @@ from clickhouse_connect.driver.client import Client
 from mayak.kafka_local import LocalBroker, free_port
 from mayak.procs import mayak_sql, settings_for, spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
-from mayak.topics import ensure_topics
+from stream_jobs.topics import ensure_topics
+from tests.warehouse.samples import drop, fresh_database
 from warehouse.migrate import migrate
-from warehouse.testing import drop, fresh_database
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from warehouse.retention import Schedule, load_schedule
 
@@ -31,12 +32,24 @@ _ENGINE = re.compile(r"^(\w*MergeTree)(?:\((.*)\))?$", re.DOTALL)
 _CREATE_TABLE = re.compile(r"CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+\{\{table:(\w+)\}\}", re.I)
 
 
+class _Connected(Protocol):
+    """A ClickHouse client (anything that names the database it is connected to)."""
+
+    @property
+    def database(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where tables live: ``cluster`` empty means one node; else the cluster name of remote_servers."""
 
     database: str
     cluster: str = ""
+
+    @classmethod
+    def of(cls, client: _Connected, cluster: str = "") -> Layout:
+        """The layout of the database ``client`` is connected to (``default`` if it names none)."""
+        return cls(database=client.database or "default", cluster=cluster)
 
     @property
     def clustered(self) -> bool:

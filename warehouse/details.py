@@ -54,7 +54,7 @@ PROP_HINT = "prop:<key>"
 METRICS: dict[str, Metric] = {
     "section_seconds": Metric("toUInt64(round(sum(section_ms) / 1000))",
                               "toUInt64(round(sum(arraySum(section_ms)) / 1000))",
-                              ("section_ms",), True, "web",
+                              ("section_ms",), True,
                               "section dwell (engagement reports), whole seconds"),
 }
 #: the per-section rollup (migration 0009): answers questions whose only dimension or filter

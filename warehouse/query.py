@@ -24,13 +24,13 @@ from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 
+from mayak.settings import REPORT_TIMEZONE
 from warehouse import details
 from warehouse.metrics import METRICS, WEB
 
 # Metric definitions (what each number counts, web-only or not) live in warehouse/metrics.py;
 # event details (issue 12: section dwell) in warehouse/details.py
 METRICS = {**METRICS, **details.METRICS}
-SKETCHES = frozenset(name for name, m in METRICS.items() if not m.additive)
 
 # dimension -> expression over raw events; each is also a `dimension` of agg_dim_hourly
 DIMENSIONS: dict[str, str] = {
@@ -90,7 +90,7 @@ class Query:
     dimensions: tuple[str, ...] = ()
     filters: tuple[tuple[str, str], ...] = ()
     limit: int = 100
-    tz: str = "Asia/Baku"
+    tz: str = REPORT_TIMEZONE
 
     def __post_init__(self) -> None:
         _check_names("metric", self.metrics, METRICS)
@@ -280,7 +280,7 @@ def _dimension_rows(query: Query, keep: list[str], params: dict, start: datetime
     columns = ", ".join(["value"] + sorted({c for m in query.metrics for c in METRICS[m].columns}))
     rows = _dimension_union(columns, keep, params, start, end)
     first = query.metrics[0]
-    if first in SKETCHES or query.filters or not query.plain_dimensions:
+    if not METRICS[first].additive or query.filters or not query.plain_dimensions:
         return rows
     ranked = _dimension_union(f"value, {', '.join(METRICS[first].columns)}", keep, params,
                               start, end)

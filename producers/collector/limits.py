@@ -3,8 +3,6 @@ shared with the dashboards, is ``mayak.ratelimit``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from starlette.types import Receive
 
 
@@ -12,20 +10,9 @@ class TooLarge(Exception):
     """The request body is over the limit."""
 
 
-async def read_capped(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
-    """Read the body, refusing early on Content-Length and again while streaming."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge
-    body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge
-    return bytes(body)
-
-
-async def read_capped_asgi(receive: Receive, declared: str | None, limit: int) -> bytes | None:
-    """``read_capped`` straight from ASGI ``receive``; None when the client disconnected."""
+async def read_capped(receive: Receive, declared: str | None, limit: int) -> bytes | None:
+    """The body from ASGI ``receive``, refused (``TooLarge``) early on Content-Length and again
+    while streaming; None when the client disconnected."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge
     message = await receive()

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from contract.crypto import load_master_secret, partition_key, partition_secret
 from contract.schema import RawEvent
+from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 
 log = logging.getLogger("mayak.hooks")
 Sink = Callable[[bytes, bytes], None]  # (key, value) -> None, may raise
@@ -27,7 +27,7 @@ class Tracker:
     """Owns one producer thread and a bounded queue; ``track`` is safe from any thread."""
 
     def __init__(self, site: str, sink: Sink, key_secret: bytes, *, max_queue: int = 10_000,
-                 clock: Callable[[], float] = time.time, on_close: Callable[[], None] | None = None):
+                 clock: Clock = SYSTEM_CLOCK, on_close: Callable[[], None] | None = None):
         self.site = site
         self._sink = sink
         self._secret = key_secret
@@ -61,7 +61,7 @@ class Tracker:
 
     def track(self, event_type: str, **fields: Any) -> RawEvent:
         """Validate and enqueue one event; returns it. Raises ``ValueError`` if invalid."""
-        now = int(self._clock() * 1000)
+        now = epoch_ms(self._clock)
         fields.setdefault("ts", now)
         event = RawEvent(id=uuid.uuid4(), type=event_type, site=fields.pop("site", self.site),
                          received=now, **fields)

@@ -23,7 +23,7 @@ from dashboards.auth import add_token, tokens_path
 from dashboards.dp import Accountant
 from mayak.research import Client, ResearchError
 from mayak.settings import Settings
-from warehouse.testing import START, insert_events
+from tests.warehouse.samples import START, insert_events
 
 pytestmark = pytest.mark.clickhouse
 DAY = START + timedelta(days=5)

@@ -24,7 +24,7 @@ import pytest
 from mayak.kafka_local import LocalBroker, free_port
 from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
-from mayak.topics import ensure_topics
+from stream_jobs.topics import ensure_topics
 from tests.producers.test_kafka_delivery import _read_all
 
 pytestmark = pytest.mark.kafka

@@ -10,7 +10,7 @@ from contract.raw_frames import frame
 from stream_jobs.agents import flush_before_commit
 from stream_jobs.batching import Publisher, SessionWriteBack, unframe
 from stream_jobs.intake import Intake
-from stream_jobs.testing import raw_event
+from tests.stream_jobs.samples import raw_event
 
 
 class _Table(dict):

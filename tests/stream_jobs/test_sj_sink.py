@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, LandingBuffer, event_row, failed_row
+from tests.clock import FakeClock
 from warehouse.repair import recount_bot_hits
 
 pytestmark = pytest.mark.clickhouse
@@ -163,16 +164,17 @@ def test_custom_event_props_outbound_and_section_dwell_land(wh) -> None:
 def test_a_row_clickhouse_refuses_is_a_dead_letter_not_a_stalled_partition(wh) -> None:
     from stream_jobs.poison import valid_event
 
-    slept: list[float] = []
+    class RetriesAtMostThrice(FakeClock):
+        def sleep_blocking(self, seconds: float) -> None:
+            super().sleep_blocking(seconds)
+            if len(self.slept) > 3:
+                raise RuntimeError("a refused row was retried again and again")
 
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        if len(slept) > 3:
-            raise RuntimeError("a refused row was retried again and again")
+    clock = RetriesAtMostThrice()
 
     good = [_event() for _ in range(3)]
     bad = _event(scroll_pct="deep")  # passes the sink's own check; ClickHouse refuses it
-    lander = Lander(wh, "events", event_row, dedup=EVENT_IDS, sleep=sleep)
+    lander = Lander(wh, "events", event_row, dedup=EVENT_IDS, clock=clock)
     poisoned: list[tuple[int, int, str]] = []
 
     async def on_poison(partition: int, offset: int, error: str) -> None:
@@ -184,5 +186,5 @@ def test_a_row_clickhouse_refuses_is_a_dead_letter_not_a_stalled_partition(wh) -
         buffer.add(0, offset, orjson.dumps(event))
     assert asyncio.run(buffer.flush()) == 3
     assert [(p, o) for p, o, _ in poisoned] == [(0, 1)] and "BadRows" in poisoned[0][2]
-    assert slept == []  # refused at once, not retried every few seconds for ever
+    assert clock.slept == []  # refused at once, not retried every few seconds for ever
     assert _count(wh) == 3

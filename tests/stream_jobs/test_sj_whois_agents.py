@@ -16,8 +16,8 @@ import pytest
 import yaml
 from crawleruseragents import CRAWLER_USER_AGENTS_DATA
 
-from stream_jobs.testing import raw_event
 from stream_jobs.useragent import UAClassifier
+from tests.stream_jobs.samples import raw_event
 
 ROOT = Path(__file__).resolve().parents[2]
 # ../shared beside the checkout (CI, the main checkout) or two levels up (a worktree)

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
+from tests.warehouse.samples import START
 from warehouse.details import sections_report
 from warehouse.query import Query, QueryError, build, choose_source, run, utc_bounds
-from warehouse.testing import START
 
 D1 = START.date()
 COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id", "path",

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from stream_jobs.sink import Lander, event_row
+from tests.clock import FakeClock
 from tests.rollup_recount import differences
+from tests.warehouse.samples import insert_events, synthetic_events
 from warehouse.repair import InflightJournal, days_of_ms, repair_days, rollups_of
-from warehouse.testing import insert_events, synthetic_events
 
 pytestmark = pytest.mark.clickhouse
 
@@ -114,12 +115,14 @@ def test_the_lander_does_not_land_twice_what_a_failed_attempt_landed_and_repairs
     values = [{**{k: str(v) if k == "event_id" else v for k, v in r.items()},
                "ts": int(r["ts"].timestamp() * 1000)} for r in rows]
     journal = InflightJournal(tmp_path / "events.json", "events", "ts")
-    lander = Lander(_LandsEventsOnlyThenFails(wh), "events", event_row, sleep=lambda s: None,
+    clock = FakeClock()
+    lander = Lander(_LandsEventsOnlyThenFails(wh), "events", event_row, clock=clock,
                     journal=journal)
     assert lander.land([(0, i, v) for i, v in enumerate(values)]) == 300
     assert wh.query("SELECT count(), uniqExact(event_id) FROM events").result_rows == [(300, 300)]
     assert differences(wh) == dict.fromkeys(ROLLUPS, 0)
     assert journal.pending() == []  # checked and forgotten
+    assert clock.slept == [lander.retry_seconds]  # one failed attempt, retried after a pause
 
 
 def test_the_journal_names_the_days_of_the_insert_in_flight(tmp_path) -> None:
