@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 from datetime import date
+from typing import Any
 
 import httpx
 
@@ -36,7 +37,7 @@ class ApiBackend:
         self.http = httpx.Client(base_url=settings.dashboards_url, timeout=120,
                                  headers={"Authorization": f"Bearer {path.read_text().strip()}"})
 
-    def _call(self, method: str, path: str, **kw) -> dict:
+    def _call(self, method: str, path: str, **kw: Any) -> dict:
         response = self.http.request(method, f"/api/{path}", **kw)
         if response.status_code != 200:
             raise MayakError(f"the worker refused {path}: {response.status_code} "
@@ -75,7 +76,7 @@ class DirectBackend:
         self.actor = f"cli:{getpass.getuser()}"
         self._keys = None
 
-    def keys(self):
+    def keys(self) -> KeyStore:
         if self._keys is None:
             refuse_lost_keys(self.settings)  # an erasure must not run against new, empty keys
             self._keys = KeyStore(keystore_path(self.settings))

@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def erase(customer: str = typer.Option(..., help="the portal customer id"),
-              opt_out: bool = typer.Option(False, help="also drop the customer's future events")) -> None:
+              opt_out: bool = typer.Option(False, help="also drop the customer's future events"),
+              ) -> None:
         """Erase every row linked to a customer's pseudonym and destroy their key (audited)."""
         from dashboards.admin import backend
 
@@ -66,7 +67,8 @@ def register(app: typer.Typer) -> None:
     def campaign_send(campaign: str = typer.Argument(..., help="campaign id (as in the pixel)"),
                       sent: int = typer.Option(..., help="how many messages went out"),
                       site: str = typer.Option("elegal"),
-                      on: str = typer.Option("", help="send date YYYY-MM-DD (default today)")) -> None:
+                      on: str = typer.Option("", help="send date YYYY-MM-DD (default today)"),
+                      ) -> None:
         """Register how many e-mails a campaign sent (the base of its open rate)."""
         from dashboards.admin import backend
 
@@ -76,7 +78,8 @@ def register(app: typer.Typer) -> None:
 
     @token_app.command("add")
     def token_add(name: str = typer.Option(..., help="who holds it, e.g. ana.product"),
-                  role: str = typer.Option(..., help="product, marketing, researcher or admin")) -> None:
+                  role: str = typer.Option(..., help="product, marketing, researcher or admin"),
+                  ) -> None:
         """Create an API token (printed once; only its digest is stored)."""
         from dashboards.auth import add_token, tokens_path
 
@@ -121,5 +124,5 @@ def _parse_date(text: str) -> date:
         raise MayakError(f"{text!r} is not a date -> use YYYY-MM-DD") from exc
 
 
-def _print_json(obj) -> None:
+def _print_json(obj: object) -> None:
     sys.stdout.write(orjson.dumps(obj, default=str).decode() + "\n")

@@ -29,7 +29,6 @@ from warehouse.client import client_from_settings
 from warehouse.migrate import migrate
 from warehouse.repair import recount_bot_hits
 
-
 #: Builds the dashboards' ASGI app on the worker's client (``dashboards.app.create_app``).
 DashboardsFactory = Callable[[Settings, Any], Any]
 

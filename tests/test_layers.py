@@ -80,7 +80,8 @@ PLANTED = {
         [r"stream_jobs\.worker -> dashboards\.app"]),
     # warehouse.product builds on warehouse.goals; goals once imported product back
     "a cycle inside a package": (
-        "warehouse/goals.py", "\n\ndef _late():\n    from warehouse.product import funnel  # noqa\n",
+        "warehouse/goals.py",
+        "\n\ndef _late():\n    from warehouse.product import funnel  # noqa\n",
         ["No cycles are allowed in warehouse", r"\.(goals|product) -> \.(product|goals)"]),
 }
 
@@ -102,7 +103,8 @@ def test_every_package_is_a_root_and_every_mayak_module_has_a_layer() -> None:
     """A new top-level package or a new module of ``mayak`` (split over several layers) must
     be placed in .importlinter, else nothing would check what it imports or who imports it."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    shipped = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    shipped = {pattern.rstrip("*") for pattern in include}
     assert set(ROOTS) == shipped
     layers = _lines(_config()["importlinter:contract:layers"]["layers"])
     named = {name.strip("() ") for layer in layers for name in re.split(r"[|:]", layer)}

@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
 
     @retention_app.command("check")
     def retention_check() -> None:
-        """Compare the deployed TTLs with the schedule (the worker must be stopped in embedded mode)."""
+        """Compare the deployed TTLs with the schedule (the worker must be stopped in embedded
+        mode)."""
         from warehouse.client import client_from_settings
         from warehouse.retention import check
 
