@@ -56,8 +56,6 @@ from warehouse.sites import SiteCheck, UnknownSite
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-    from anonymizer.keystore import KeyStore
-
 QUEUE_QUERIES = 3  # how many query time limits a query may wait for the one query slot
 PARAM_CHARS = 200  # of each parameter of a refused question kept in the audit
 
