@@ -143,8 +143,7 @@ def _backfill_figures(client) -> dict:
 def test_an_interrupted_upgrade_reruns_the_backfills_without_doubling(ch) -> None:
     """Killed after a backfill's insert but before the migration was recorded, the upgrade
     runs 0009 / 0011 again: every sum stays what one clean run gives."""
-    from warehouse.testing import drop, fresh_database, synthetic_events
-
+    from tests.warehouse.samples import drop, fresh_database, synthetic_events
     from warehouse.migrate import layout_of
 
     web, non_web = fixed_visits()
