@@ -19,23 +19,27 @@ a rebalance and which messages were handled before is the ``CommitCoordinator``'
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import orjson
 
+from mayak.clock import Clock
 from stream_jobs.batching import Publisher, SessionWriteBack, event_count, unframe
 from stream_jobs.changelog import BatchedChangelog
 from stream_jobs.commit import CommitCoordinator
 from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.faust_adapter import agent_has_sinks
 from stream_jobs.intake import Intake
-from stream_jobs.pipeline import Clock, Pipeline
-from stream_jobs.poison import poison_record, valid_event, valid_failure
+from stream_jobs.pipeline import Pipeline
+from stream_jobs.poison import poison_record, valid_dead_letter, valid_event
 from stream_jobs.sink import Lander, LandingBuffer
 from stream_jobs.topics import Topics
+
+if TYPE_CHECKING:
+    from mayak.settings import Settings
 
 log = logging.getLogger("mayak.stream_jobs")
 
@@ -65,26 +69,26 @@ def _event_records(messages: Raw) -> list[tuple[int, int, dict[str, Any]]]:
     return records
 
 
-def _landing_buffers(landers: dict[str, Lander] | None, topics: Topics, settings,
+def _landing_buffers(landers: dict[str, Lander] | None, topics: Topics, settings: Settings,
                      clock: Clock) -> dict[str, LandingBuffer]:
     """The sinks' buffers (none without landers); a message they cannot land is dead-lettered."""
     if landers is None:
         return {}
 
-    def dead_letter(topic: str):
+    def dead_letter(topic: str) -> Callable[[int, int, str], Awaitable[None]]:
         async def send(partition: int, offset: int, error: str) -> None:
             await topics.failed.send(value=poison_record(topic, partition, offset, error,
-                                                         clock()))
+                                                         clock.now()))
         return send
 
     return {"events": LandingBuffer(landers["events"], _event_records, settings.sink_batch_size,
                                     valid_event, dead_letter(settings.topic_events)),
             "failed": LandingBuffer(landers["failed_events"], _records,
-                                    settings.sink_batch_size, valid_failure,
+                                    settings.sink_batch_size, valid_dead_letter,
                                     dead_letter(settings.topic_failed))}
 
 
-def register_agents(app: faust.App, topics: Topics, settings,
+def register_agents(app: faust.App, topics: Topics, settings: Settings,
                     make_pipeline: Callable[[MutableMapping[str, Any]], Pipeline],
                     landers: dict[str, Lander] | None, clock: Clock,
                     purge_salts: Callable[[], object] | None = None) -> Agents:
@@ -105,7 +109,7 @@ def register_agents(app: faust.App, topics: Topics, settings,
     coordinator = CommitCoordinator(intake, publisher, list(landing.values()), guard)
 
     @app.agent(topics.raw, name="enrich")
-    async def enrich(stream):
+    async def enrich(stream: faust.StreamT) -> AsyncIterator[Any]:
         coordinator.install(app.producer)  # before the first message, so the first commit
         observed = agent_has_sinks()
         # the stream itself, not stream.events(): one async-generator hop less per message
@@ -136,7 +140,7 @@ def register_agents(app: faust.App, topics: Topics, settings,
     if landing:
         events, failed = landing["events"], landing["failed"]
 
-        async def run_sink(stream, buffer: LandingBuffer) -> None:
+        async def run_sink(stream: faust.StreamT, buffer: LandingBuffer) -> None:
             coordinator.install(app.producer)
             async for event in stream.events():
                 message = event.message
@@ -148,11 +152,11 @@ def register_agents(app: faust.App, topics: Topics, settings,
                     await buffer.flush()
 
         @app.agent(topics.events, name="sink_events")
-        async def sink_events(stream):
+        async def sink_events(stream: faust.StreamT) -> None:
             await run_sink(stream, events)
 
         @app.agent(topics.failed, name="sink_failed")
-        async def sink_failed(stream):
+        async def sink_failed(stream: faust.StreamT) -> None:
             await run_sink(stream, failed)
 
         @app.timer(settings.sink_flush_seconds)
@@ -161,8 +165,8 @@ def register_agents(app: faust.App, topics: Topics, settings,
                 if buffer.pending:
                     await buffer.flush()
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app, revoked, **kwargs) -> None:  # noqa: ARG001 - signal signature
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust types sync receivers
+    async def on_revoked(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
         coordinator.revoke()
 
     @app.timer(5.0)

@@ -70,8 +70,9 @@ class Buffer(Protocol):
 class CommitCoordinator:
     """Owns the flush order before a commit, the drops on a rebalance and the commit guard."""
 
-    def __init__(self, intake: Buffer, publisher: Buffer, landing: Sequence[Buffer],
-                 guard: CommitGuard) -> None:
+    def __init__(
+        self, intake: Buffer, publisher: Buffer, landing: Sequence[Buffer], guard: CommitGuard
+    ) -> None:
         # the order of the module docstring: raw messages, their events, the sinks' rows
         self.buffers: tuple[Buffer, ...] = (intake, publisher, *landing)
         self.guard = guard

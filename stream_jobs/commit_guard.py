@@ -4,7 +4,8 @@ Faust commits a partition up to the first offset not acked. In the SIGKILL exact
 (tests/stream_jobs/test_sj_exactly_once.py) a partition now and then had offsets just past the
 committed one that never reached the agent at all: every later offset was read, handled and
 acked, but the commit could not pass the hole, and the worker went on with its lag frozen.
-(Faust itself committed past a hole of exactly one offset, losing it: see below.) The guard looks for a hole that stays put between two checks and seeks the partition
+(Faust itself committed past a hole of exactly one offset, losing it: see below.) The guard
+looks for a hole that stays put between two checks and seeks the partition
 back to the committed offset: the lost events are read and handled; the events after them,
 acked already, are recognised by ``acked()`` and skipped by the agents, and the exactly-once
 sink drops anything landed twice.
@@ -48,9 +49,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream_jobs.faust_adapter import ConsumerOffsets
+
+if TYPE_CHECKING:
+    from faust.types import TP
 
 log = logging.getLogger("mayak.stream_jobs")
 
@@ -70,13 +74,13 @@ class CommitGuard:
         acked, and a partition whose next offset to commit was not handled is not committed."""
         self.offsets.override(self, self._new_offset, self._add_gap)
 
-    def _new_offset(self, tp: Any, faust_new_offset: Callable[[Any], int | None]) -> int | None:
+    def _new_offset(self, tp: TP, faust_new_offset: Callable[[TP], int | None]) -> int | None:
         if tp.topic in self.topics and self.offsets.acked_of(tp) and not self._head_acked(tp):
             return None  # a hole at the head, even of one offset: check() reads it again
         return faust_new_offset(tp)
 
-    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int,
-                       faust_add_gap: Callable[[Any, int, int], Awaitable[None]]) -> None:
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int,
+                       faust_add_gap: Callable[[TP, int, int], Awaitable[None]]) -> None:
         if tp.topic not in self.topics:  # a compacted changelog: its gaps are real
             await faust_add_gap(tp, offset_from, offset_to)
         elif offset_to > offset_from:  # at every start, after Faust's seek: benign
@@ -87,7 +91,7 @@ class CommitGuard:
         """Whether ``message`` was acked already (it is being read a second time)."""
         return self.offsets.is_acked(message.tp, message.offset)
 
-    def _next(self, tp: Any) -> int | None:
+    def _next(self, tp: TP) -> int | None:
         """The next offset of ``tp`` to commit: the committed one (the partition's first
         offset when the group never committed it; None until check() learned that)."""
         committed = self.offsets.committed(tp)
@@ -95,7 +99,7 @@ class CommitGuard:
             return self.starts.get(tp)
         return committed
 
-    def _head_acked(self, tp: Any) -> bool:
+    def _head_acked(self, tp: TP) -> bool:
         following = self._next(tp)
         return following is not None and self.offsets.is_acked(tp, following)
 

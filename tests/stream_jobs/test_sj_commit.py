@@ -16,7 +16,7 @@ from stream_jobs.commit import Buffer, CommitCoordinator
 from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.intake import Intake
 from stream_jobs.sink import Lander, LandingBuffer
-from stream_jobs.testing import raw_event
+from tests.stream_jobs.samples import raw_event
 
 
 class _Buffer:
@@ -58,8 +58,9 @@ def _guard() -> CommitGuard:
 
 
 def _coordinator(calls: list[str], fail: str = "") -> CommitCoordinator:
-    intake, publisher, events, failed = (_Buffer(n, calls, fail=n == fail)
-                                         for n in ("intake", "publisher", "events", "failed"))
+    intake, publisher, events, failed = (
+        _Buffer(n, calls, fail=n == fail) for n in ("intake", "publisher", "events", "failed")
+    )
     return CommitCoordinator(intake, publisher, [events, failed], _guard())
 
 
@@ -70,8 +71,14 @@ def test_every_buffer_is_flushed_in_order_before_the_producer_and_the_commit() -
     coordinator.install(producer)
     coordinator.install(producer)  # the enrich agent restarted: still one flush per buffer
     asyncio.run(_faust_commit(producer, calls))
-    assert calls == ["flush intake", "flush publisher", "flush events", "flush failed",
-                     "flush producer", "commit"]
+    assert calls == [
+        "flush intake",
+        "flush publisher",
+        "flush events",
+        "flush failed",
+        "flush producer",
+        "commit",
+    ]
 
 
 def test_a_buffer_that_cannot_flush_stops_the_commit() -> None:
@@ -109,7 +116,8 @@ def test_a_landing_buffer_dropped_on_a_rebalance_forgets_what_its_lander_expecte
 
 
 def test_a_commit_sends_sessions_then_events_then_lands_then_flushes_the_producer(
-        make_pipeline) -> None:
+    make_pipeline,
+) -> None:
     """The real intake, publisher and write-back: what a commit puts out, in order."""
     calls: list[str] = []
 
@@ -140,8 +148,14 @@ def test_a_commit_sends_sessions_then_events_then_lands_then_flushes_the_produce
     asyncio.run(_faust_commit(producer, calls))
 
     visitor = next(iter(write_back.table))
-    assert calls == ["failed", f"changelog {[visitor]}", f"events {[event['id']]}",
-                     "flush events", "flush producer", "commit"]
+    assert calls == [
+        "failed",
+        f"changelog {[visitor]}",
+        f"events {[event['id']]}",
+        "flush events",
+        "flush producer",
+        "commit",
+    ]
 
 
 def test_installed_no_commit_passes_an_offset_no_agent_handled() -> None:

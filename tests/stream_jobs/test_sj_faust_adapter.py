@@ -19,8 +19,12 @@ from faust.transport.consumer import Consumer
 from faust.types import TP
 from faust.types.tuples import Message
 
-from stream_jobs.faust_adapter import (ConsumerOffsets, agent_has_sinks, aiokafka_producer,
-                                       hook_before_commit)
+from stream_jobs.faust_adapter import (
+    ConsumerOffsets,
+    agent_has_sinks,
+    aiokafka_producer,
+    hook_before_commit,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +35,7 @@ def _app(name: str) -> faust.App:
 
 def test_the_installed_faust_is_the_pinned_one() -> None:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    pinned, = [re.split("==", d)[1] for d in deps if d.startswith("faust-streaming==")]
+    (pinned,) = [re.split("==", d)[1] for d in deps if d.startswith("faust-streaming==")]
     assert version("faust-streaming") == pinned
 
 
@@ -52,18 +56,22 @@ def test_offsets_read_what_faust_itself_acks_and_commits_from() -> None:
     assert [offsets.is_acked(tp, o) for o in (5, 6, 7, 8, 9)] == [False, True, True, False, True]
     assert offsets.acked() == [(tp, [7, 6, 9])]
     # the lists are Faust's own: what the guard edits in place is what Faust commits from
-    (_, acked), = offsets.acked()
+    ((_, acked),) = offsets.acked()
     acked[:] = [6, 7, 8, 9]
     assert consumer._new_offset(tp) == 10
 
 
 def test_seek_and_the_replaced_methods_keep_their_signatures() -> None:
-    signatures = {name: list(inspect.signature(getattr(Consumer, name)).parameters)
-                  for name in ("seek", "earliest_offsets", "_new_offset", "_add_gap")}
-    assert signatures == {"seek": ["self", "partition", "offset"],
-                          "earliest_offsets": ["self", "partitions"],
-                          "_new_offset": ["self", "tp"],
-                          "_add_gap": ["self", "tp", "offset_from", "offset_to"]}
+    signatures = {
+        name: list(inspect.signature(getattr(Consumer, name)).parameters)
+        for name in ("seek", "earliest_offsets", "_new_offset", "_add_gap")
+    }
+    assert signatures == {
+        "seek": ["self", "partition", "offset"],
+        "earliest_offsets": ["self", "partitions"],
+        "_new_offset": ["self", "tp"],
+        "_add_gap": ["self", "tp", "offset_from", "offset_to"],
+    }
     assert inspect.iscoroutinefunction(Consumer.seek)
     assert inspect.iscoroutinefunction(Consumer._add_gap)
 
@@ -76,13 +84,16 @@ def test_faust_awaits_the_producer_flush_before_it_commits() -> None:
     flush, commit = source.find("await self.app.producer.flush()"), source.find("self._commit(")
     assert 0 <= flush < commit
     source = inspect.getsource(Consumer._commit_tps)
-    chosen, committed = (source.find("self._filter_committable_offsets("),
-                         source.find("self._commit_offsets("))
+    chosen, committed = (
+        source.find("self._filter_committable_offsets("),
+        source.find("self._commit_offsets("),
+    )
     assert 0 <= chosen < committed
     assert "self._new_offset(tp)" in inspect.getsource(Consumer._filter_committable_offsets)
     # looked up on the instance at each jump of the fetch loop: the override takes effect
-    assert "await self._add_gap(tp, r_offset + 1, offset)" in \
-        inspect.getsource(Consumer._drain_messages)
+    assert "await self._add_gap(tp, r_offset + 1, offset)" in inspect.getsource(
+        Consumer._drain_messages
+    )
 
 
 def test_the_commit_rules_replace_faust_s_own_once_per_owner() -> None:
@@ -113,8 +124,12 @@ def test_the_commit_rules_replace_faust_s_own_once_per_owner() -> None:
     asyncio.run(consumer._add_gap(ours, 10, 20))
     asyncio.run(consumer._add_gap(other, 10, 20))
     assert ours not in consumer._gap and list(consumer._gap[other])  # Faust's own for other
-    assert calls == [("new_offset", ours), ("new_offset", other),
-                     ("add_gap", ours, 10, 20), ("add_gap", other, 10, 20)]
+    assert calls == [
+        ("new_offset", ours),
+        ("new_offset", other),
+        ("add_gap", ours, 10, 20),
+        ("add_gap", other, 10, 20),
+    ]
 
 
 def test_the_hook_runs_ours_then_faust_producers_flush_once() -> None:
