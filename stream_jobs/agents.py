@@ -22,6 +22,7 @@ hole, rarer, remained on ``mayak.events`` without them: ``CommitGuard`` reads it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -183,6 +184,12 @@ def register_agents(app: faust.App, topics: Topics, settings,
             buffer.drop()  # acked, never committed: whoever gets them reads them again
         for lander in (landers or {}).values():
             lander.reset()  # another worker may land these partitions meanwhile
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app, assigned, **kwargs) -> None:  # noqa: ARG001 - signal signature
+        # a never-committed partition's first offset; not awaited here: the consumer thread
+        # that would answer waits for this rebalance callback to return
+        guard.learning = asyncio.ensure_future(guard.learn_starts(set(assigned)))
 
     @app.timer(5.0)
     async def rewind_lost_offsets() -> None:

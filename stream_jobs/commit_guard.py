@@ -54,7 +54,8 @@ class CommitGuard:
         self.app = app  # its consumer is created on first use
         self.topics = set(topics)
         self.suspects: dict = {}  # tp -> (next to commit, first acked) seen at the last check
-        self.starts: dict = {}  # tp -> first offset in the partition (learned by check())
+        self.starts: dict = {}  # tp -> first offset in the partition (learn_starts)
+        self.learning = None  # the task of learn_starts started on assignment
 
     def install(self) -> None:
         """Hook Faust's consumer (once): skipped offsets of our topics are not taken for
@@ -79,6 +80,19 @@ class CommitGuard:
         consumer._new_offset = guarded_new_offset
         consumer._add_gap = no_gap_for_ours
         consumer._mayak_guard = self
+
+    async def learn_starts(self, tps) -> None:
+        """Look up the first offset of each of our partitions in ``tps`` (call on assignment,
+        so that the first commit of a partition the group never committed need not wait for
+        ``check``)."""
+        ours = [tp for tp in tps if tp.topic in self.topics]
+        if not ours:
+            return
+        try:
+            self.starts.update(await self.app.consumer.earliest_offsets(*ours))
+        except Exception as exc:  # noqa: BLE001 - check() looks them up again
+            log.warning("could not look up the first offsets of %d partition(s): %r",
+                        len(ours), exc)
 
     def acked(self, message) -> bool:
         """Whether ``message`` was acked already (it is being read a second time)."""
@@ -119,7 +133,7 @@ class CommitGuard:
                    if tp.topic in self.topics and acked and tp not in self.starts
                    and consumer._committed_offset.get(tp) is None]
         if unknown:  # never committed: commits wait until the first offset is known
-            self.starts.update(await consumer.earliest_offsets(*unknown))
+            await self.learn_starts(unknown)
         self.tidy()
         holes = self.holes()
         rewound = []

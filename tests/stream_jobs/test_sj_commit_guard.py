@@ -156,3 +156,12 @@ def test_duplicate_acks_that_made_faust_crawl_are_tidied() -> None:
     guard.install()
     assert consumer._new_offset(raw) == 5092  # everything acked is committed at once
 
+
+
+def test_first_offsets_learned_on_assignment_let_the_first_commit_go_at_once() -> None:
+    consumer, guard = _guard()
+    raw, other = TP("raw", 7), TP("other", 7)
+    asyncio.run(guard.learn_starts({raw, other}))  # as the on_partitions_assigned signal does
+    assert guard.starts == {raw: 0}
+    _ack(consumer, raw, *range(0, 12))
+    assert _commit_offsets(consumer, raw) == {raw: 12}  # no check() needed first
