@@ -46,6 +46,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from aiokafka.structs import TopicPartition
+
 log = logging.getLogger("mayak.stream_jobs")
 
 
@@ -82,27 +84,46 @@ class CommitGuard:
         consumer._mayak_guard = self
 
     async def learn_starts(self, tps) -> None:
-        """Look up the first offset of each of our partitions in ``tps`` (call on assignment,
-        so that the first commit of a partition the group never committed need not wait for
-        ``check``)."""
+        """Find which of our partitions in ``tps`` the group never committed, and their first
+        offsets. Called on each assignment (as a task) and by ``check``. Faust's committed
+        offset is None both for those and, after an assignment, until its own seek has read
+        the group's offsets (it hands out and acks messages before that): a partition is
+        committed from its first offset only when the broker said it was never committed,
+        else only once Faust knows its committed offset. (Committing before that seek let
+        the seek put the old committed offset back, and the guard read those offsets again.)"""
         ours = [tp for tp in tps if tp.topic in self.topics]
+        for tp in ours:
+            self.starts.pop(tp, None)
         if not ours:
             return
         try:
-            self.starts.update(await self.app.consumer.earliest_offsets(*ours))
+            committed = await self.group_committed(ours)
+            fresh = [tp for tp in ours if not committed.get(tp)]  # Faust keeps 0 as None
+            earliest = await self.app.consumer.earliest_offsets(*fresh) if fresh else {}
         except Exception as exc:  # noqa: BLE001 - check() looks them up again
-            log.warning("could not look up the first offsets of %d partition(s): %r",
-                        len(ours), exc)
+            log.warning("could not look up where %d partition(s) start: %r", len(ours), exc)
+            return
+        for tp in fresh:
+            self.starts[tp] = earliest[tp]
+
+    async def group_committed(self, tps) -> dict:
+        """The group's committed offset of each of ``tps`` (None: never committed), asked
+        of the broker through Faust's aiokafka consumer."""
+        thread = self.app.consumer._thread
+        consumer = thread._ensure_consumer()
+        return {tp: await thread.call_thread(consumer.committed,
+                                             TopicPartition(tp.topic, tp.partition))
+                for tp in tps}
 
     def acked(self, message) -> bool:
         """Whether ``message`` was acked already (it is being read a second time)."""
         return message.offset in self.app.consumer._acked_index.get(message.tp, ())
 
     def _next(self, tp):
-        """The next offset of ``tp`` to commit: the committed one (the partition's first
-        offset when the group never committed it; None until check() learned that)."""
+        """The next offset of ``tp`` to commit: the committed one (the first offset of a
+        partition the group never committed; None while unknown)."""
         committed = self.app.consumer._committed_offset.get(tp)
-        if committed is None:  # Faust keeps a committed 0 as None too
+        if committed is None:  # never committed (or at 0), or before Faust's seek
             return self.starts.get(tp)
         return committed
 
