@@ -35,8 +35,9 @@ def test_the_system_clock_sleeps_for_real_both_ways() -> None:
 
 
 def test_the_fake_clock_stands_still_until_set_or_advanced() -> None:
-    clock: Clock = FakeClock()
-    assert clock.now() == NOW and clock.now() == NOW
+    clock = FakeClock()
+    as_protocol: Clock = clock  # what production code is given (checked by mypy)
+    assert as_protocol.now() == NOW and clock.now() == NOW
     assert clock.monotonic() == clock.monotonic()
     mono = clock.monotonic()
     clock.advance(90)
