@@ -5,7 +5,7 @@ run on one dedicated sender thread, which also keeps one visitor's records in ar
 Requests do not hop to that thread one by one: ``produce`` appends the request to a queue and
 the thread drains everything queued since its last pass, so under load one wake-up carries the
 records of many requests, and they go out as one message per partition (a frame,
-``producers.raw_frames``; the partition is the one kafka-python would pick for each key).
+``contract.raw_frames``; the partition is the one kafka-python would pick for each key).
 (Calling ``send`` from the event loop once the topic's metadata is known was measured too: no
 faster, since it moves the thread's work onto the loop.) The acks come back on the producer's
 I/O thread; they are counted per request there, and the requests whose records are all
@@ -42,8 +42,8 @@ from typing import Any
 from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
 
+from contract import raw_frames
 from mayak.clock import SYSTEM_CLOCK, Clock
-from producers import raw_frames
 
 log = logging.getLogger("mayak.collector")
 
@@ -77,7 +77,8 @@ class MemoPartitioner(DefaultPartitioner):
     def __init__(self, size: int = 16_384) -> None:  # a few MB at most
         self._hash = functools.lru_cache(maxsize=size)(lambda key: murmur2(key) & 0x7FFFFFFF)
 
-    def partition(self, topic, key, serialized_key, value, serialized_value, cluster):  # noqa: ANN001
+    def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any,
+                  serialized_value: Any, cluster: Any) -> int:
         if serialized_key is None:
             return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
         parts = cluster.partitions_for_topic(topic)
@@ -137,7 +138,7 @@ class Unavailable(Exception):
 class _Frame:
     """Records of one partition going out as one message, and whose requests they are."""
 
-    __slots__ = ("values", "keys", "owners", "size")
+    __slots__ = ("keys", "owners", "size", "values")
 
     def __init__(self) -> None:
         self.values: list[bytes] = []
@@ -149,7 +150,7 @@ class _Frame:
         return not self.values or (len(self.values) < raw_frames.MAX_EVENTS
                                    and self.size + len(value) < raw_frames.MAX_BYTES)
 
-    def add(self, req: "_Request", key: bytes | None, value: bytes) -> None:
+    def add(self, req: _Request, key: bytes | None, value: bytes) -> None:
         self.values.append(value)
         self.keys.add(key)
         self.owners[req] = self.owners.get(req, 0) + 1
@@ -159,7 +160,7 @@ class _Frame:
 class _Request:
     """One ``produce`` call: its records, its loop future, how many acks are still missing."""
 
-    __slots__ = ("records", "future", "missing", "error", "deadline", "sent")
+    __slots__ = ("deadline", "error", "future", "missing", "records", "sent")
 
     def __init__(self, records: list[tuple[bytes, bytes]], future: asyncio.Future,
                  deadline: float, sent: float) -> None:

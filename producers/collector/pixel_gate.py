@@ -18,8 +18,8 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 
+from contract.schema import MAX_TS, MIN_TS
 from mayak.clock import SYSTEM_CLOCK, Clock
-from producers.schema import MAX_TS, MIN_TS
 
 PREFETCH_HEADERS = ("sec-purpose", "purpose", "x-purpose", "x-moz")
 

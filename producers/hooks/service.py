@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from mayak.clock import SYSTEM_CLOCK, Clock
-from producers.hooks.routes import RouteTable
+from producers.hooks.routes import ServiceRoutes
 from producers.hooks.tracker import Tracker, default_tracker
 
 log = logging.getLogger("mayak.hooks")
@@ -19,9 +19,9 @@ log = logging.getLogger("mayak.hooks")
 class ServiceRequests:
     """Configured routes plus the tracker that records requests made to them."""
 
-    def __init__(self, routes: dict[str, str] | RouteTable, tracker: Tracker | None = None,
+    def __init__(self, routes: dict[str, str] | ServiceRoutes, tracker: Tracker | None = None,
                  clock: Clock = SYSTEM_CLOCK) -> None:
-        self.table = routes if isinstance(routes, RouteTable) else RouteTable(routes)
+        self.table = routes if isinstance(routes, ServiceRoutes) else ServiceRoutes(routes)
         self._tracker = tracker
         self.clock = clock  # the middlewares time requests with its monotonic clock
 

@@ -7,15 +7,22 @@ import threading
 import time
 
 import pytest
-from flask import Flask, request as flask_request
+from flask import Flask
+from flask import request as flask_request
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from producers.hooks import (MayakASGIMiddleware, MayakWSGIMiddleware, RouteTable, Tracker,
-                             configure, track)
+from producers.hooks import (
+    MayakASGIMiddleware,
+    MayakWSGIMiddleware,
+    ServiceRoutes,
+    Tracker,
+    configure,
+    track,
+)
 
 ROUTES = {"POST /xidmetler/{service_id}/muraciet": "service_application",
           "/kabinet/{rest:path}": "cabinet", "GET /boom": "boom"}
@@ -44,7 +51,7 @@ def sink_tracker():
 
 
 def test_route_table_matches_templates_and_methods() -> None:
-    table = RouteTable(ROUTES)
+    table = ServiceRoutes(ROUTES)
     assert table.match("post", "/xidmetler/42/muraciet").template == "/xidmetler/{service_id}/muraciet"
     assert table.match("GET", "/xidmetler/42/muraciet") is None
     assert table.match("POST", "/xidmetler/42/x/muraciet") is None

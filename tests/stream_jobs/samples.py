@@ -1,7 +1,8 @@
-"""Test helpers for the stream jobs: GeoIP fixture databases (mmdb-writer), raw events.
+"""Test helpers for the stream jobs: GeoIP fixture databases (``stream_jobs.geo_writer``), raw
+events.
 
 Used by tests/stream_jobs and usable by other areas' tests (e.g. an e2e test that needs a
-known country). Needs the ``test`` extra (mmdb-writer). The clock: ``tests/clock.py``.
+known country). The clock: ``tests/clock.py``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
-from mmdb_writer import MMDBWriter, MmdbU32
-from netaddr import IPSet
+from stream_jobs.geo_writer import write_geoip
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/131.0.0.0 Safari/537.36")
@@ -21,29 +21,19 @@ AZ_IP, TR_IP = "85.132.10.20", "78.160.1.2"
 
 
 def write_city(path: Path) -> Path:
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
-    writer.insert_network(IPSet(["85.132.0.0/16"]), {"country": {"iso_code": "AZ"}})
-    writer.insert_network(IPSet(["78.160.0.0/16"]), {"country": {"iso_code": "TR"}})
-    writer.to_db_file(str(path))
-    return path
+    return write_geoip(path, "GeoIP2-City", {"85.132.0.0/16": {"country": {"iso_code": "AZ"}},
+                                             "78.160.0.0/16": {"country": {"iso_code": "TR"}}})
 
 
 def write_isp(path: Path) -> Path:
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-ISP")
-    writer.insert_network(IPSet(["85.132.0.0/16"]), {
-        "isp": "Delta Telecom", "autonomous_system_number": MmdbU32(29049),
-        "autonomous_system_organization": "Delta Telecom Ltd"})
-    writer.to_db_file(str(path))
-    return path
+    return write_geoip(path, "GeoIP2-ISP", {"85.132.0.0/16": {
+        "isp": "Delta Telecom", "autonomous_system_number": 29049,
+        "autonomous_system_organization": "Delta Telecom Ltd"}})
 
 
 def write_asn(path: Path) -> Path:
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN")
-    writer.insert_network(IPSet(["78.160.0.0/16"]), {
-        "autonomous_system_number": MmdbU32(9121),
-        "autonomous_system_organization": "Turk Telekom"})
-    writer.to_db_file(str(path))
-    return path
+    return write_geoip(path, "GeoLite2-ASN", {"78.160.0.0/16": {
+        "autonomous_system_number": 9121, "autonomous_system_organization": "Turk Telekom"}})
 
 
 def raw_event(**fields) -> dict:

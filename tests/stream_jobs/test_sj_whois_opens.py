@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
 
 from producers.collector.pixel_gate import PixelGate, fetch_signals
 from stream_jobs.geo import GeoLookup
+from stream_jobs.geo_writer import write_geoip
 from stream_jobs.processors import build_pipeline
 from tests.clock import FakeClock
 from tests.stream_jobs.samples import AZ_IP, CHROME, raw_event
@@ -68,13 +67,9 @@ def test_fetch_signals_and_the_pixel_window() -> None:
 
 @pytest.fixture
 def anon_db(tmp_path) -> Path:
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-Anonymous-IP")
-    writer.insert_network(IPSet(["192.0.2.0/24"]), {"is_anonymous": True,
-                                                    "is_hosting_provider": True})
-    writer.insert_network(IPSet(["198.18.0.0/15"]), {"is_anonymous": True,
-                                                     "is_anonymous_vpn": True})
-    writer.to_db_file(str(tmp_path / "anon.mmdb"))
-    return tmp_path / "anon.mmdb"
+    return write_geoip(tmp_path / "anon.mmdb", "GeoIP2-Anonymous-IP", {
+        "192.0.2.0/24": {"is_anonymous": True, "is_hosting_provider": True},
+        "198.18.0.0/15": {"is_anonymous": True, "is_anonymous_vpn": True}})
 
 
 def test_service_requests_from_hosting_networks_are_bots(keys, classifier, clock, geo_dbs,
