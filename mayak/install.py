@@ -140,6 +140,7 @@ def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0) -> l
                                  request_timeout_ms=10_000, bootstrap_timeout_ms=5_000)
     except KafkaError as exc:
         raise MayakError(_no_broker(settings, exc)) from exc
+    # real time, not injected: a deadline for the broker to answer, which no fake clock hurries
     deadline = time.monotonic() + wait_seconds
     try:
         while True:

@@ -79,7 +79,8 @@ def test_the_clock_module_is_the_bottom_layer() -> None:
 #: direct reads of the system's time, sleeps included; anything else goes through a Clock
 DIRECT = re.compile(r"\b(datetime|date)\.(now|utcnow|today)\(|\btime\.(time|time_ns|monotonic|"
                     r"monotonic_ns|perf_counter|perf_counter_ns|sleep)\b|\basyncio\.sleep\b")
-PRODUCTION = ("mayak", "producers", "stream_jobs", "warehouse", "anonymizer", "dashboards")
+PRODUCTION = ("mayak", "contract", "producers", "stream_jobs", "warehouse", "anonymizer",
+              "dashboards")
 WHY = "real time, not injected"  # the comment that excuses a direct read in its function
 
 
