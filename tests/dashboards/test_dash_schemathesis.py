@@ -20,13 +20,13 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from warehouse.testing import drop, fresh_database, insert_events, synthetic_events
 
 from anonymizer.keystore import KeyStore
 from dashboards import openapi
 from dashboards.app import create_app
 from dashboards.auth import add_token, cli_token_path, tokens_path
 from mayak.settings import Settings
+from tests.warehouse.samples import drop, fresh_database, insert_events, synthetic_events
 from warehouse.migrate import migrate
 
 pytestmark = pytest.mark.clickhouse
