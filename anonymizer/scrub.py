@@ -16,7 +16,6 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 from anonymizer.personal import (
     CUSTOMER,
-    DEFAULT_CUSTOMER_ID_PATTERN,
     EMAIL,
     IP,
     NUMBER,
@@ -24,6 +23,7 @@ from anonymizer.personal import (
     UA,
     Redactor,
 )
+from mayak.settings import DEFAULT_CUSTOMER_ID_PATTERN
 
 __all__ = ["CUSTOMER", "EMAIL", "ID", "IP", "NUMBER", "PHONE", "UA", "RouteTemplates",
            "configure", "host_of", "referrer_domain", "referrer_domain_of_host", "route_path",

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from anonymizer import scrub
+from anonymizer.keystore import KeyStore, keystore_path
 from dashboards import pages, product
 from dashboards import params as qp
 from dashboards import research as dp_research
@@ -35,8 +36,9 @@ from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH, ROLES, either
 from dashboards.tables import respond
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
+from mayak.install import refuse_lost_keys
+from mayak.ratelimit import RateLimiter
 from mayak.settings import Settings
-from producers.collector.limits import RateLimiter
 from warehouse import audit, details, erasure, reports
 from warehouse.campaigns import register_send
 from warehouse.client import (
@@ -53,8 +55,6 @@ from warehouse.sites import SiteCheck, UnknownSite
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
-
-    from anonymizer.keystore import KeyStore
 
 QUEUE_QUERIES = 3  # how many query time limits a query may wait for the one query slot
 PARAM_CHARS = 200  # of each parameter of a refused question kept in the audit
@@ -88,10 +88,6 @@ def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
     def get_keys():
         with keys_opened:  # calls run in threads: the key store is opened once
             if key_store["keys"] is None:
-                from anonymizer.keystore import KeyStore
-                from mayak.install import refuse_lost_keys
-                from stream_jobs.processors import keystore_path
-
                 refuse_lost_keys(settings)  # MayakError: a 400 naming what to restore
                 key_store["keys"] = KeyStore(keystore_path(settings))
             return key_store["keys"]
@@ -196,13 +192,12 @@ def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
-        payload, question, fmt = dp_research.answer(reader, settings, call.who.name, call.params,
-                                                    clock=clock, check_site=check_site)
         if not spending.acquire(timeout=QUEUE_QUERIES * serial.wait_seconds):
             raise WarehouseBusy()
         try:
             payload, question, fmt = dp_research.answer(reader, settings, call.who.name,
-                                                        call.params, check_site=check_site)
+                                                        call.params, clock=clock,
+                                                        check_site=check_site)
         finally:
             spending.release()
         return Answer(payload, len(payload["columns"]) * len(payload["rows"]),

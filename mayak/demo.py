@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from typing import TYPE_CHECKING
 
 import httpx
 import orjson
@@ -17,9 +16,7 @@ from rich.console import Console
 
 from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from mayak.settings import Settings
-
-if TYPE_CHECKING:
-    from producers.hooks.tracker import Tracker
+from producers.hooks.tracker import Tracker
 
 SITE = "demo"
 PAGES = [
@@ -146,8 +143,6 @@ def register_campaign(settings: Settings) -> None:
 def start_demo(settings: Settings, stop: threading.Event, console: Console) -> threading.Thread:
     """Send a first burst of visits, e-mail opens and service requests, then a little of each
     every couple of seconds until ``stop``."""
-    from producers.hooks.tracker import Tracker
-
     def one_round(client: httpx.Client, tracker: Tracker, rng: random.Random) -> int:
         sent = send_visit(client, settings, rng)
         if rng.random() < 0.5:

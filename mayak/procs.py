@@ -18,6 +18,7 @@ import httpx
 import orjson
 
 from mayak.errors import MayakError
+from mayak.settings import Settings
 
 if TYPE_CHECKING:
     from mayak.settings import Settings
@@ -81,8 +82,6 @@ def mayak_sql(query: str, env: dict[str, str] | None = None, timeout: float = 12
 def settings_for(env: dict[str, str]) -> Settings:
     """The Settings a child started with ``env`` will read (parsed exactly as it parses them)."""
     from unittest import mock
-
-    from mayak.settings import Settings
 
     with mock.patch.dict(os.environ, env):
         return Settings()

@@ -11,11 +11,9 @@ import functools
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from anonymizer.keystore import (
-    keystore_from_settings,
-    keystore_path,  # noqa: F401 - imported from here by warehouse/dashboards
-)
+from anonymizer.keystore import keystore_from_settings
 from anonymizer.scrub import RouteTemplates, configure
+from contract.crypto import decrypt_ip, ip_cipher_key, load_master_secret
 from mayak.clock import SYSTEM_CLOCK, Clock
 from stream_jobs.channels import channel_step
 from stream_jobs.email_opens import SCANNER_ASNS, OpenClassifier, email_open_step
@@ -62,8 +60,6 @@ def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
 def ip_decrypter(settings: Settings) -> Decrypt:
     """Decrypts ``ip_enc`` with the key the collector encrypts with (``contract.crypto``;
     ``decrypt_ip`` builds the cipher once per key)."""
-    from contract.crypto import decrypt_ip, ip_cipher_key, load_master_secret
-
     return functools.partial(
         decrypt_ip, ip_cipher_key(load_master_secret(settings.ip_key, settings.data_dir)))
 

@@ -350,32 +350,3 @@ def journals(data_dir: Path) -> dict[str, InflightJournal]:
             "failed_events": InflightJournal(folder / "failed_events.inflight.json",
                                              "failed_events", "failed_at")}
 
-
-#: Bot hits of the dead letters still kept that ``bot_hits`` lacks, per day, site and bot.
-_MISSING_BOT_HITS = """
-SELECT f.day, f.site_id, f.bot, f.n - b.h
-FROM (SELECT toDate(failed_at) AS day, site_id, detail AS bot, count() AS n
-      FROM failed_events WHERE reason = 'bot' GROUP BY day, site_id, bot) AS f
-LEFT JOIN (SELECT day, site_id, bot, sum(hits) AS h FROM bot_hits GROUP BY day, site_id, bot) AS b
-    USING (day, site_id, bot)
-WHERE f.n > b.h
-"""
-
-
-def recount_bot_hits(client: Client) -> int:
-    """Add to ``bot_hits`` the hits its materialized view missed; returns how many.
-
-    ClickHouse commits an insert's part of ``failed_events`` and the view's part of
-    ``bot_hits`` one after the other, so a worker killed in between leaves landed bot
-    rejections that were never counted (and the restarted sink rightly skips them as landed).
-    Run before landing starts, by the only writer: a concurrent insert between its two parts
-    would look missing too and be counted twice. Days whose dead letters have partly expired
-    have fewer rows than hits and are left alone.
-    """
-    missing = client.query(_MISSING_BOT_HITS).result_rows
-    hits = sum(row[3] for row in missing)
-    if missing:
-        client.insert("bot_hits", [list(row) for row in missing],
-                      column_names=["day", "site_id", "bot", "hits"])
-        log.warning("counted %d bot hit(s) that bot_hits had missed (a crash mid-insert)", hits)
-    return hits

@@ -176,6 +176,20 @@ def utc_bounds(query: Query) -> tuple[datetime, datetime]:
     return start.replace(tzinfo=None), end.replace(tzinfo=None)
 
 
+def filter_sql(query: Query, params: dict) -> list[str]:
+    """WHERE conditions over raw events for the query's filters (no ``section``: that needs
+    one row per section read, which a per-visit figure cannot use)."""
+    keep = []
+    for i, (name, value) in enumerate(query.filters):
+        if details.joins_sections([name]):
+            raise QueryError("visit figures cannot be filtered by section; drop that filter")
+        params[f"f{i}"] = value
+        expr = details.detail(name, params, f"f{i}").expression \
+            if details.is_dimension(name) else DIMENSIONS[name]
+        keep.append(f"{expr} = {{f{i}:String}}")
+    return keep
+
+
 def choose_source(query: Query) -> str:
     """The cheapest table that answers exactly: a rollup unless filters cross dimensions."""
     plain = set(query.plain_dimensions)

@@ -26,10 +26,11 @@ from starlette.types import Receive, Scope, Send
 
 from contract.schema import ClientEvent, field_of
 from mayak.clock import SYSTEM_CLOCK, Clock
+from mayak.ratelimit import RateLimiter
 from mayak.settings import Settings
 from producers.collector import door
 from producers.collector.events import EventFactory
-from producers.collector.limits import RateLimiter, TooLarge, read_capped
+from producers.collector.limits import TooLarge, read_capped
 from producers.collector.metrics import Metrics
 from producers.collector.outbox import Outbox, Unavailable
 from producers.collector.pixel_gate import PixelGate, fetch_signals

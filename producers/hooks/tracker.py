@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from contract.crypto import partition_key
+from contract.crypto import load_master_secret, partition_key, partition_secret
 from contract.schema import RawEvent
 from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 
@@ -44,8 +44,6 @@ class Tracker:
     def from_settings(cls, settings: Any) -> Tracker:
         """A tracker producing to ``settings.topic_raw`` on ``settings.kafka_bootstrap``."""
         from kafka import KafkaProducer
-
-        from contract.crypto import load_master_secret, partition_secret
 
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                  enable_idempotence=True, linger_ms=20,
@@ -114,6 +112,8 @@ def default_tracker() -> Tracker:
     global _default
     with _lock:
         if _default is None:
+            # the portal imports the hooks: Settings (pydantic-settings, the environment) only
+            # when it configured no tracker of its own
             from mayak.settings import Settings
 
             _default = Tracker.from_settings(Settings())

@@ -17,9 +17,9 @@ from stream_jobs.sink import (
     LandingBuffer,
     event_row,
     failed_row,
-    recount_bot_hits,
 )
 from tests.clock import FakeClock
+from warehouse.repair import recount_bot_hits
 
 pytestmark = pytest.mark.clickhouse
 
