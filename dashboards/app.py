@@ -181,13 +181,12 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
-        payload, question, fmt = dp_research.answer(reader, settings, call.who.name, call.params,
-                                                    clock=clock, check_site=check_site)
         if not spending.acquire(timeout=QUEUE_QUERIES * client.wait_seconds):
             raise WarehouseBusy()
         try:
             payload, question, fmt = dp_research.answer(reader, settings, call.who.name,
-                                                        call.params, check_site=check_site)
+                                                        call.params, clock=clock,
+                                                        check_site=check_site)
         finally:
             spending.release()
         return Answer(payload, len(payload["columns"]) * len(payload["rows"]),
