@@ -10,10 +10,11 @@ Responsible for three things every Mayak process that writes does before it star
   the worker's group) stops the process with what to restore, instead of silently
   creating new keys. That evidence (a warehouse count, a Kafka admin call) is gathered only
   when the key store is missing, and a broker that cannot be asked fails closed (an error
-  saying to start it), never "no evidence": pseudonyms in the warehouse would no longer match new events, and an
-  erasure could no longer find a customer's rows. ``reset_keys=True`` (``--reset-keys``)
-  starts over deliberately. API tokens are no evidence: they do not depend on the keys, and
-  an operator may well create them before the first start. A key store of another install (ids differ) is refused too;
+  saying to start it), never "no evidence": pseudonyms in the warehouse would no longer match
+  new events, and an erasure could no longer find a customer's rows. ``reset_keys=True``
+  (``--reset-keys``) starts over deliberately. API tokens are no evidence: they do not depend
+  on the keys, and an operator may well create them before the first start. A key store of
+  another install (ids differ) is refused too;
 * while the worker runs, ``KeyStoreWatch`` notices the key store file vanishing or being
   replaced (SQLite would keep writing into the unlinked file, and the keys would be lost at
   exit) and stops the worker with the same message.
@@ -26,10 +27,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anonymizer.keystore import KeyStore, keystore_path
 from mayak.errors import MayakError
 from mayak.settings import Settings
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 UMASK = 0o077
 RESTORE = ("restore the key store from its backup to {keys} (or point MAYAK_KEYSTORE_PATH at "
@@ -80,7 +85,7 @@ def refuse_lost_keys(settings: Settings, sources: Sequence[Evidence] = ()) -> No
                              f"exist(s) from an earlier start -> {RESTORE.format(keys=keys_at)}")
 
 
-def warehouse_evidence(client) -> list[str]:
+def warehouse_evidence(client: Client) -> list[str]:
     """Events in the warehouse: they carry pseudonyms made with the keys of an earlier start.
     (Only migrated tables are no evidence: `mayak migrate` may run before the first start.)"""
     if not client.command("EXISTS TABLE events"):

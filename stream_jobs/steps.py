@@ -14,9 +14,18 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from anonymizer import pseudonym
-from anonymizer.scrub import (CUSTOMER, IP, UA, RouteTemplates, referrer_domain_of_host,
-                              route_path, scrub_path, scrub_text, utm_of_query,
-                              without_secrets)
+from anonymizer.scrub import (
+    CUSTOMER,
+    IP,
+    UA,
+    RouteTemplates,
+    referrer_domain_of_host,
+    route_path,
+    scrub_path,
+    scrub_text,
+    utm_of_query,
+    without_secrets,
+)
 from mayak.clock import Clock
 from mayak.settings import SESSION_TIMEOUT_MINUTES
 from stream_jobs.dead_letters import DeadLetter
@@ -258,7 +267,7 @@ def sessionize_step(store: MutableMapping[str, Any],
     def sessionize(hit: Hit) -> Hit:
         vid, ts = hit.out["visitor_id"], int(hit.out["ts"])
         state = store.get(vid)
-        if not is_active(state, ts, timeout_ms):
+        if state is None or not is_active(state, ts, timeout_ms):
             state = {"start": ts, "last": ts}
         else:
             # a late, out-of-order hit joins the session without renaming it; other keys of

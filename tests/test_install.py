@@ -13,8 +13,13 @@ import pytest
 from anonymizer.keystore import KeyStore, keystore_path
 from dashboards.auth import add_token, tokens_path
 from mayak.errors import MayakError
-from mayak.install import (KeyStoreWatch, check_install, marker_path, warehouse_evidence,
-                           worker_offsets_evidence)
+from mayak.install import (
+    KeyStoreWatch,
+    check_install,
+    marker_path,
+    warehouse_evidence,
+    worker_offsets_evidence,
+)
 from mayak.kafka_local import free_port
 from mayak.settings import Settings
 
@@ -146,6 +151,7 @@ def test_evidence_is_gathered_only_when_the_key_store_is_missing(tmp_path) -> No
     assert asked == ["warehouse"]  # found: Kafka is not asked
 
 
+@pytest.mark.kafka  # kafka-python against a port nobody listens on (no broker started)
 def test_a_broker_that_cannot_answer_fails_closed(tmp_path) -> None:
     """Key store missing, broker down: a clear error saying to start it; no new keys."""
     settings = _settings(tmp_path, kafka_bootstrap=f"127.0.0.1:{free_port()}")
@@ -158,3 +164,44 @@ def test_a_broker_that_cannot_answer_fails_closed(tmp_path) -> None:
     check_install(settings, reset_keys=True,  # deliberately new keys: Kafka is not asked
                   sources=[lambda: worker_offsets_evidence(settings)])
     assert keystore_path(settings).exists()
+
+
+class _Admin:
+    """A fake kafka-python admin client answering ``list_group_offsets`` with ``error``."""
+
+    error: Exception | None = None
+    calls = 0
+
+    def __init__(self, **_) -> None:
+        pass
+
+    def list_group_offsets(self, groups: dict) -> dict:
+        _Admin.calls += 1
+        raise _Admin.error
+
+    def close(self) -> None:
+        pass
+
+
+def test_offsets_evidence_fails_closed_unless_the_group_is_unknown(tmp_path, monkeypatch) -> None:
+    """A group the broker does not know is "never consumed"; a coordinator that stays
+    unavailable (retriable) past the wait, or any other error, stops the start."""
+    import kafka
+    from kafka.errors import (
+        CoordinatorNotAvailableError,
+        GroupAuthorizationFailedError,
+        GroupIdNotFoundError,
+    )
+
+    monkeypatch.setattr(kafka, "KafkaAdminClient", _Admin)
+    settings = _settings(tmp_path)
+    _Admin.error = GroupIdNotFoundError()
+    assert worker_offsets_evidence(settings) == []
+    _Admin.error, _Admin.calls = GroupAuthorizationFailedError(), 0
+    with pytest.raises(MayakError, match="start the broker"):
+        worker_offsets_evidence(settings, wait_seconds=0.6)
+    assert _Admin.calls == 1  # not retriable: at once
+    _Admin.error, _Admin.calls = CoordinatorNotAvailableError(), 0
+    with pytest.raises(MayakError, match="start the broker"):
+        worker_offsets_evidence(settings, wait_seconds=0.6)
+    assert _Admin.calls >= 2  # retriable: retried until the wait ran out

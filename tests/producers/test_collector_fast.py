@@ -198,7 +198,7 @@ async def test_outbox_frames_concurrent_requests_per_partition_in_order() -> Non
                 # the partition kafka-python would have chosen for the visitor's key
                 assert partition == default.partition("t", visitor, visitor, b"", b"", cluster)
                 seen.setdefault(visitor, []).append((event["i"], event["j"]))
-        for visitor, order in seen.items():  # each visitor's events in the order sent
+        for order in seen.values():  # each visitor's events in the order sent
             assert order == sorted(order)
         assert sum(len(order) for order in seen.values()) == 900
     finally:
