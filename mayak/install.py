@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anonymizer.keystore import KeyStore, keystore_path
+from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
 from mayak.settings import Settings
 
@@ -125,7 +125,8 @@ def check_install(settings: Settings, reset_keys: bool = False,
     return install_id
 
 
-def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0) -> list[str]:
+def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0,
+                            clock: Clock = SYSTEM_CLOCK) -> list[str]:
     """Committed offsets of the worker's consumer group: events of an earlier install were
     processed (with keys that must still exist).
 
@@ -140,7 +141,7 @@ def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0) -> l
                                  request_timeout_ms=10_000, bootstrap_timeout_ms=5_000)
     except KafkaError as exc:
         raise MayakError(_no_broker(settings, exc)) from exc
-    deadline = time.monotonic() + wait_seconds
+    deadline = clock.monotonic() + wait_seconds
     try:
         while True:
             try:
@@ -150,9 +151,9 @@ def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0) -> l
             except GroupIdNotFoundError:  # never consumed anything
                 return []
             except KafkaError as exc:  # e.g. the coordinator of a fresh broker is loading
-                if not exc.retriable or time.monotonic() > deadline:
+                if not exc.retriable or clock.monotonic() > deadline:
                     raise MayakError(_no_broker(settings, exc)) from exc
-                time.sleep(0.5)
+                clock.sleep_blocking(0.5)
     finally:
         admin.close()
     mine = {settings.topic_raw, settings.topic_events}
