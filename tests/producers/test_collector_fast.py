@@ -18,10 +18,10 @@ from kafka.future import Future
 from kafka.partitioner import DefaultPartitioner
 from starlette.responses import JSONResponse
 
-from anonymizer.pseudonym import keyed_hash
 from contract import crypto
 from contract.raw_frames import events_of
 from contract.schema import ClientEvent
+from mayak.hashing import keyed_hash
 from mayak.settings import Settings
 from producers.collector.app import _json
 from producers.collector.events import EventFactory
@@ -273,7 +273,7 @@ def test_raw_frames_round_trip_and_anything_else_is_one_event() -> None:
         assert events_of(odd) == [odd]  # left to the validator, which rejects it by name
 
 
-def test_partition_keys_are_the_pseudonyms_keyed_hash_and_did_not_change() -> None:
+def test_partition_keys_are_the_one_keyed_hash_and_did_not_change() -> None:
     """One HMAC for both: the Kafka key is ``keyed_hash`` as bytes. Known answers from before
     they were one function: a changed key would move a visitor's events to another partition
     (out of order across an upgrade)."""
