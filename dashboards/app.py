@@ -39,17 +39,14 @@ from mayak.settings import Settings
 from producers.collector.limits import RateLimiter
 from warehouse import audit, details, erasure, reports
 from warehouse.campaigns import register_send
-from warehouse.client import TOO_HEAVY, LimitedClient, limit_hit, read_limits
+from warehouse.client import (TOO_HEAVY, LimitedClient, SerialClient, WarehouseBusy, limit_hit,
+                              read_limits)
 from warehouse.ddl import Layout
 from warehouse.query import QueryError, utc_bounds
 from warehouse.sites import SiteCheck, UnknownSite
 
-QUEUE_QUERIES = 3  # how many query time limits a call may wait for the lock
+QUEUE_QUERIES = 3  # how many query time limits a query may wait for the one query slot
 PARAM_CHARS = 200  # of each parameter of a refused question kept in the audit
-
-
-class Busy(Exception):
-    """The one query slot stayed taken longer than a caller should wait."""
 
 
 def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOCK) -> Starlette:
@@ -57,12 +54,17 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
     ``clock``: today's date, realtime figures, budget periods, audit and erasure times."""
     auth = Authenticator(settings)
     scrub.configure(settings.customer_id_pattern)  # the audit scrubs what users ask
-    # one client shared by request threads: one query at a time. Each query is bounded by
-    # query_max_seconds, so a caller waits at most a few of them before getting a 503
-    lock = threading.Lock()
-    queue_seconds = QUEUE_QUERIES * settings.query_max_seconds
     denied = RateLimiter(settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst,
                          clock=clock)
+    # one client shared by request threads: one query at a time (not one call: an export's
+    # 22 queries interleave with others'). Each query is bounded by query_max_seconds, so a
+    # query waits at most a few of them for its turn before the call gets a 503
+    client = SerialClient(client, QUEUE_QUERIES * settings.query_max_seconds)
+    # a research question's budget check, its queries and the ledger row it spends stay one
+    # step (else two concurrent questions could both pass the check and overspend); only
+    # research calls wait for each other here
+    spending = threading.Lock()
+    keys_opened = threading.Lock()
     tz = settings.report_timezone
     layout = Layout.of(client, settings.clickhouse_cluster)
     reader = LimitedClient(client, read_limits(settings))  # every question asked goes here
@@ -70,14 +72,15 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
     key_store = {"keys": keys}
 
     def get_keys():
-        if key_store["keys"] is None:
-            from anonymizer.keystore import KeyStore
-            from mayak.install import refuse_lost_keys
-            from stream_jobs.processors import keystore_path
+        with keys_opened:  # calls run in threads: the key store is opened once
+            if key_store["keys"] is None:
+                from anonymizer.keystore import KeyStore
+                from mayak.install import refuse_lost_keys
+                from stream_jobs.processors import keystore_path
 
-            refuse_lost_keys(settings)  # MayakError: a 400 naming what to restore
-            key_store["keys"] = KeyStore(keystore_path(settings))
-        return key_store["keys"]
+                refuse_lost_keys(settings)  # MayakError: a 400 naming what to restore
+                key_store["keys"] = KeyStore(keystore_path(settings))
+            return key_store["keys"]
 
     def record(who: Principal | None, name: str, request: dict, cells: int, status: int) -> None:
         audit.record_query(client, who.name if who else "unauthenticated", who.role if who else "",
@@ -86,23 +89,18 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
     def endpoint(name: str, roles: tuple[str, ...], work: Callable[[Call], Answer],
                  method: str = "GET"):
         def guarded(call: Call | None, status: int, error: str | None):
-            if not lock.acquire(timeout=queue_seconds):
-                raise Busy()
-            try:
-                if error:
-                    # a refused caller's parameters are not kept: only who, what and the status;
-                    # a bad question's are, cut short
-                    asked = {"params": {k: v[:PARAM_CHARS] for k, v in call.params.items()}} \
-                        if call and status == 400 else {}
-                    record(call.who if call else None, name, asked, 0, status)
-                    return None
-                answer = work(call)  # a malformed question is a 400 before a 404
-                if method == "GET" and call.params.get("site"):
-                    check_site(call.params["site"])  # UnknownSite: 404
-                record(call.who, name, answer.request, answer.cells, 200)
-                return answer
-            finally:
-                lock.release()
+            if error:
+                # a refused caller's parameters are not kept: only who, what and the status;
+                # a bad question's are, cut short
+                asked = {"params": {k: v[:PARAM_CHARS] for k, v in call.params.items()}} \
+                    if call and status == 400 else {}
+                record(call.who if call else None, name, asked, 0, status)
+                return None
+            answer = work(call)  # a malformed question is a 400 before a 404
+            if method == "GET" and call.params.get("site"):
+                check_site(call.params["site"])  # UnknownSite: 404
+            record(call.who, name, answer.request, answer.cells, 200)
+            return answer
 
         async def refuse(request: Request, call: Call | None, status: int, error: str):
             if status in (401, 503) and not denied.allow(_client_ip(request)):
@@ -110,9 +108,12 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
                                     headers={"Retry-After": "10"})
             try:
                 await run_in_threadpool(guarded, call, status, "denied")
-            except Busy:
+            except WarehouseBusy:
                 pass
-            return JSONResponse({"error": error}, status)
+            # a want of a valid token says so (RFC 9110), so that the pages ask for one only
+            # then, and show a busy or limited warehouse's 503 as it is
+            auth = {"WWW-Authenticate": 'Bearer realm="mayak"'} if status in (401, 503) else {}
+            return JSONResponse({"error": error}, status, headers=auth)
 
         async def handler(request: Request) -> JSONResponse:
             try:
@@ -132,7 +133,7 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
                 answer = await run_in_threadpool(guarded, call, 200, None)
             except UnknownSite as exc:
                 return await refuse(request, call, 404, str(exc))
-            except Busy:
+            except WarehouseBusy:
                 return JSONResponse({"error": "the warehouse is busy with other queries: retry "
                                      "shortly"}, 503, headers={"Retry-After": "5"})
             except (QueryError, MayakError, ValueError) as exc:
@@ -180,8 +181,14 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
-        payload, question, fmt = dp_research.answer(reader, settings, call.who.name, call.params,
-                                                    clock=clock, check_site=check_site)
+        if not spending.acquire(timeout=QUEUE_QUERIES * client.wait_seconds):
+            raise WarehouseBusy()
+        try:
+            payload, question, fmt = dp_research.answer(reader, settings, call.who.name,
+                                                        call.params, clock=clock,
+                                                        check_site=check_site)
+        finally:
+            spending.release()
         return Answer(payload, len(payload["columns"]) * len(payload["rows"]),
                       {**question, "cost": payload["cost"]}, respond(payload, fmt))
 
@@ -214,9 +221,10 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
         return Answer({"queries": rows}, 7 * len(rows), {"limit": len(rows)})
 
     def me(call: Call) -> Answer:
-        """Who the token is and which pages its role may use (the pages' navigation)."""
+        """Who the token is, which pages its role may use (the pages' navigation) and the
+        report time zone (the pages' dates and hours)."""
         return Answer({"name": call.who.name, "role": call.who.role,
-                       "pages": pages.pages_of(call.who.role)}, 0, {})
+                       "pages": pages.pages_of(call.who.role), "timezone": tz}, 0, {})
 
     async def healthz(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")

@@ -40,8 +40,9 @@ def run_worker(settings: Settings, with_dashboards: bool, loglevel: str = "warn"
                reset_keys: bool = False) -> None:
     private_umask()
     client = client_from_settings(settings)
-    check_install(settings, reset_keys,
-                  worker_offsets_evidence(settings) + warehouse_evidence(client))
+    # asked only when the key store is missing: the local warehouse first, then Kafka
+    check_install(settings, reset_keys, [lambda: warehouse_evidence(client),
+                                         lambda: worker_offsets_evidence(settings)])
     migrate(client, log=print, cluster=settings.clickhouse_cluster)
     if settings.embedded_clickhouse:  # this process is the only writer: see recount_bot_hits
         for journal in journals(settings.data_dir).values():

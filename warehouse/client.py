@@ -7,6 +7,8 @@ chDB path; callers therefore create one client per process and pass it down.
 from __future__ import annotations
 
 import re
+import threading
+from collections import deque
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -70,6 +72,59 @@ class LimitedClient:
 
     def __getattr__(self, name: str):
         return getattr(self._client, name)
+
+
+class WarehouseBusy(Exception):
+    """The one query slot stayed taken longer than a caller should wait."""
+
+
+class SerialClient:
+    """A client shared by threads that runs one call at a time (embedded chDB is not safe to
+    call concurrently), waiting at most ``wait_seconds`` for the slot, then ``WarehouseBusy``.
+
+    The slot is held per query, insert or command, not per API call: a call running many
+    queries (a whole-view export) interleaves with the short calls of others instead of
+    keeping them waiting until it ends.
+    """
+
+    def __init__(self, client: Client, wait_seconds: float) -> None:
+        self._client = client
+        self._slot = threading.Condition()
+        self._queue: deque[object] = deque()  # waiting turns, first come first served
+        self._busy = False
+        self.wait_seconds = wait_seconds
+
+    def _acquire(self) -> None:
+        # FIFO, not a plain Lock: a thread running many queries back to back would otherwise
+        # often take the slot again before a woken waiter does
+        turn = object()
+        with self._slot:
+            self._queue.append(turn)
+            if not self._slot.wait_for(lambda: not self._busy and self._queue[0] is turn,
+                                       self.wait_seconds):
+                self._queue.remove(turn)
+                self._slot.notify_all()
+                raise WarehouseBusy()
+            self._queue.popleft()
+            self._busy = True
+
+    def _release(self) -> None:
+        with self._slot:
+            self._busy = False
+            self._slot.notify_all()
+
+    def __getattr__(self, name: str):
+        found = getattr(self._client, name)
+        if not callable(found):
+            return found
+
+        def serial(*args, **kw):
+            self._acquire()
+            try:
+                return found(*args, **kw)
+            finally:
+                self._release()
+        return serial
 
 
 def limit_hit(exc: BaseException) -> str | None:

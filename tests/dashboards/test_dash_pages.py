@@ -301,3 +301,49 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
     _wait_ready(browser)
     shown = browser.eval("document.querySelector('#message').textContent")
     assert "Unknown site" in shown and "sites with data: demo" in shown
+
+
+def test_pages_take_the_time_zone_from_the_api_and_show_a_busy_server_as_it_is(
+        tmp_path, wh, browser) -> None:
+    """Another report time zone than Baku's: the heat map names it, the hourly chart's 48
+    buckets are its hours and hold what the API answers. A 503 for want of tokens asks for
+    one (WWW-Authenticate); a busy warehouse's 503 shows the server's words."""
+    insert_events(wh, synthetic_events(600, site="demo"))
+    settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1",
+                        report_timezone="America/Sao_Paulo")  # UTC-3, no DST
+    token = add_token(tokens_path(settings), "pm", "product")
+    app = create_app(settings, wh)
+    server = Served(app)
+    api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    try:
+        assert api.get("/api/me").json()["timezone"] == "America/Sao_Paulo"
+        base = f"http://127.0.0.1:{server.port}"
+        browser.navigate(f"{base}/?lang=en")
+        browser.eval("localStorage.clear()")
+        browser.eval(f"localStorage.setItem('mayak-token', {json.dumps(token)})")
+        day = (START + timedelta(days=1)).date()
+        browser.navigate(f"{base}/?site=demo&period=custom&from={day}&to={day + timedelta(days=1)}"
+                         "&lang=en")
+        _wait_ready(browser)
+        assert "America/Sao_Paulo" in browser.eval("document.querySelector('#heat h2').textContent")
+        xs = browser.eval("window.mayak.chart.data[0]")
+        hourly = browser.eval("window.mayak.chart.data[1]")
+        first = datetime.fromtimestamp(xs[0], ZoneInfo("America/Sao_Paulo"))
+        assert len(xs) == 48 and (first.date(), first.hour) == (day, 0)
+        hours = api.get("/api/stats/series", params=[
+            ("site", "demo"), ("from", str(day)), ("to", str(day + timedelta(days=1))),
+            ("dimensions", "hour"), ("metrics", "visitors"), ("limit", "1000")]).json()["rows"]
+        assert hours[0]["hour"].endswith("-03:00")
+        assert hourly == [next((r["visitors"] for r in hours if datetime.fromisoformat(r["hour"])
+                                .timestamp() == x), 0) for x in xs] and sum(hourly) > 0
+        explain = ("Mayak.failure(new Response(JSON.stringify({error: %s}), {status: 503, "
+                   "headers: %s})).then((e) => Mayak.explain(e))")
+        busy = browser.eval(explain % ('"the warehouse is busy with other queries: retry shortly"',
+                                       "{}"))
+        assert busy == "the warehouse is busy with other queries: retry shortly"
+        refused = api.get("/api/me", headers={"Authorization": "Bearer wrong"})
+        no_tokens = browser.eval(explain % ('"no API tokens configured"', json.dumps(
+            {"WWW-Authenticate": refused.headers["www-authenticate"]})))
+        assert no_tokens.startswith("Paste an API token") and "no API tokens configured" in no_tokens
+    finally:
+        server.stop()
