@@ -26,8 +26,8 @@ from dashboards import openapi
 from dashboards.app import create_app
 from dashboards.auth import add_token, cli_token_path, tokens_path
 from mayak.settings import Settings
+from tests.warehouse.samples import drop, fresh_database, insert_events, synthetic_events
 from warehouse.migrate import migrate
-from warehouse.testing import drop, fresh_database, insert_events, synthetic_events
 
 pytestmark = pytest.mark.clickhouse
 # per operation (29 of them; ~460 cases, 30-80 s on a busy 2-core machine); deeper runs:
