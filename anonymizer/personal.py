@@ -28,14 +28,14 @@ import ipaddress
 import re
 from functools import lru_cache
 
+from mayak.settings import DEFAULT_CUSTOMER_ID_PATTERN
+
 EMAIL = "[email]"
 PHONE = "[phone]"
 NUMBER = "[num]"
 IP = "[ip]"
 CUSTOMER = "[customer]"
 UA = "[ua]"
-
-DEFAULT_CUSTOMER_ID_PATTERN = r"ELG-CUST-[0-9A-Z]{4,16}"
 
 _EMAIL_RE = re.compile(r"[\w.%+-]+(?:@|%40)[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", re.IGNORECASE)
 # a UA string runs to the end of the value: its later tokens (platform, engine) identify too.

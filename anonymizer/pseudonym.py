@@ -1,14 +1,20 @@
 """Keyed pseudonyms (HMAC-SHA256, truncated to 128 bits, hex).
 
-Pure functions: every key and salt is passed in. The hash itself is ``mayak.hashing.keyed_hash``
-(the collector's Kafka message key is one too).
+Pure functions: every key and salt is passed in. Parts are joined with a unit separator so
+that ("ab", "c") and ("a", "bc") never collide.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 
-from mayak.hashing import keyed_hash
+
+def keyed_hash(key: bytes, *parts: str) -> str:
+    """32 hex chars of HMAC-SHA256(key, parts joined by US): every keyed hash of Mayak (the
+    pseudonyms here and the collector's Kafka message key, ``contract.crypto.partition_key``).
+    One-shot OpenSSL HMAC; no key is cached (customer keys must be forgettable)."""
+    return hmac.digest(key, "\x1f".join(parts).encode(), "sha256")[:16].hex()
 
 
 def cookieless_visitor_id(daily_salt: bytes, site: str, ip: str, ua: str) -> str:

@@ -79,7 +79,7 @@ def run(bootstrap: str, work: Path, seconds: float, results: dict, details: dict
     worker = spawn_mayak(["worker", "--dashboards"], work / "freshness-worker.log", env)
     collector = spawn_mayak(["collector"], work / "freshness-collector.log", env)
     memory = PeakMemory(worker.pid)
-    stop, seen = threading.Event(), []
+    stop, seen = threading.Event(), list[tuple[float, int]]()
     try:
         wait_http_ok({"dashboards": f"{settings.dashboards_url}/healthz",
                       "collector": f"{settings.collector_url}/healthz"},

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from mayak.hashing import keyed_hash
+from anonymizer.pseudonym import keyed_hash
 
 _AAD = b"mayak.ip.v1"
 

@@ -14,20 +14,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from clickhouse_connect.driver.exceptions import DatabaseError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from anonymizer import scrub
-from dashboards import pages
+from anonymizer.keystore import KeyStore, keystore_path
+from dashboards import pages, product
 from dashboards import params as qp
-from dashboards import product
 from dashboards import research as dp_research
 from dashboards.auth import Authenticator, Principal, TokensUnavailable
 from dashboards.calls import Answer, Call
@@ -35,21 +36,32 @@ from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH, ROLES, either
 from dashboards.tables import respond
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
+from mayak.install import refuse_lost_keys
+from mayak.ratelimit import RateLimiter
 from mayak.settings import Settings
-from producers.collector.limits import RateLimiter
 from warehouse import audit, details, erasure, reports
 from warehouse.campaigns import register_send
-from warehouse.client import (TOO_HEAVY, LimitedClient, SerialClient, WarehouseBusy, limit_hit,
-                              read_limits)
+from warehouse.client import (
+    TOO_HEAVY,
+    LimitedClient,
+    SerialClient,
+    WarehouseBusy,
+    limit_hit,
+    read_limits,
+)
 from warehouse.ddl import Layout
 from warehouse.query import QueryError, utc_bounds
 from warehouse.sites import SiteCheck, UnknownSite
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 QUEUE_QUERIES = 3  # how many query time limits a query may wait for the one query slot
 PARAM_CHARS = 200  # of each parameter of a refused question kept in the audit
 
 
-def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOCK) -> Starlette:
+def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
+               clock: Clock = SYSTEM_CLOCK) -> Starlette:
     """``keys``: the anonymizer key store (erasure/export); opened from settings when first needed.
     ``clock``: today's date, realtime figures, budget periods, audit and erasure times."""
     auth = Authenticator(settings)
@@ -59,7 +71,8 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
     # one client shared by request threads: one query at a time (not one call: an export's
     # 22 queries interleave with others'). Each query is bounded by query_max_seconds, so a
     # query waits at most a few of them for its turn before the call gets a 503
-    client = SerialClient(client, QUEUE_QUERIES * settings.query_max_seconds)
+    serial = SerialClient(client, QUEUE_QUERIES * settings.query_max_seconds)
+    client = cast("Client", serial)  # a Client to its callers: it forwards every attribute
     # a research question's budget check, its queries and the ledger row it spends stay one
     # step (else two concurrent questions could both pass the check and overspend); only
     # research calls wait for each other here
@@ -67,17 +80,14 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
     keys_opened = threading.Lock()
     tz = settings.report_timezone
     layout = Layout.of(client, settings.clickhouse_cluster)
-    reader = LimitedClient(client, read_limits(settings))  # every question asked goes here
+    # every question asked goes here; a Client to its callers (it forwards every attribute)
+    reader = cast("Client", LimitedClient(client, read_limits(settings)))
     check_site = SiteCheck(client)
     key_store = {"keys": keys}
 
     def get_keys():
         with keys_opened:  # calls run in threads: the key store is opened once
             if key_store["keys"] is None:
-                from anonymizer.keystore import KeyStore
-                from mayak.install import refuse_lost_keys
-                from stream_jobs.processors import keystore_path
-
                 refuse_lost_keys(settings)  # MayakError: a 400 naming what to restore
                 key_store["keys"] = KeyStore(keystore_path(settings))
             return key_store["keys"]
@@ -96,6 +106,7 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
                     if call and status == 400 else {}
                 record(call.who if call else None, name, asked, 0, status)
                 return None
+            assert call is not None, "a call without an error is a parsed one"
             answer = work(call)  # a malformed question is a 400 before a 404
             if method == "GET" and call.params.get("site"):
                 check_site(call.params["site"])  # UnknownSite: 404
@@ -145,7 +156,7 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
                 return await refuse(request, call, 422, TOO_HEAVY.format(what=what))
             return answer.response or JSONResponse(answer.payload)
 
-        handler.roles = frozenset(roles)  # the OpenAPI description names them (dashboards.openapi)
+        handler.roles = frozenset(roles)  # type: ignore[attr-defined]  # read by dashboards.openapi
         return Route(f"/api/{name}", handler, methods=[method])
 
     def site_report(build: Callable) -> Callable[[Call], Answer]:
@@ -181,7 +192,7 @@ def create_app(settings: Settings, client, keys=None, clock: Clock = SYSTEM_CLOC
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
-        if not spending.acquire(timeout=QUEUE_QUERIES * client.wait_seconds):
+        if not spending.acquire(timeout=QUEUE_QUERIES * serial.wait_seconds):
             raise WarehouseBusy()
         try:
             payload, question, fmt = dp_research.answer(reader, settings, call.who.name,

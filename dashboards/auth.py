@@ -53,7 +53,8 @@ def _digest(token: str) -> str:
 
 
 def add_token(path: Path, name: str, role: str) -> str:
-    """Append a new token for ``name``/``role`` to the tokens file; return the token (shown once)."""
+    """Append a new token for ``name``/``role`` to the tokens file; return the token (shown
+    once)."""
     if role not in ROLES:
         raise MayakError(f"unknown role {role!r} -> use one of {', '.join(ROLES)}")
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():

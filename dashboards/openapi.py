@@ -8,6 +8,8 @@ route of both apps is described here, with the roles the app enforces.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH, ROLES, either
 
 _S, _I = {"type": "string"}, {"type": "integer"}
@@ -43,7 +45,7 @@ def _error(text: str) -> dict:
     return {"description": text, "content": ERROR}
 
 
-def _op(summary: str, roles: tuple[str, ...] | None, params: list[str | dict] = (),
+def _op(summary: str, roles: tuple[str, ...] | None, params: Sequence[str | dict] = (),
         body: dict | None = None, answer: str | tuple[str, ...] = "application/json",
         tag: str = "product") -> dict:
     answers = (answer,) if isinstance(answer, str) else answer

@@ -81,7 +81,8 @@ def audit_limit(params: QueryParams) -> int:
 
 
 def sends_body(body: dict, today: date) -> tuple[str, int, date]:
-    """``site`` (string), ``sent`` (whole number 1..1e8), ``sent_on`` (date string, default today)."""
+    """``site`` (string), ``sent`` (whole number 1..1e8), ``sent_on`` (date string, default
+    today)."""
     site, sent, sent_on = body.get("site", ""), body.get("sent"), body.get("sent_on")
     if not isinstance(site, str):
         raise QueryError("site must be a string")

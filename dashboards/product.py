@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from dashboards import export
 from dashboards import params as qp
@@ -18,6 +19,9 @@ from dashboards.calls import Answer, Call
 from mayak.clock import Clock
 from warehouse import details, goals, product
 from warehouse.query import DIMENSIONS, TIME_BUCKETS, Query, QueryError, run
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 COMPARE = ("previous",)
 # the panels of the product page, in the archive of the whole view: (file, dimension, metrics)
@@ -50,7 +54,7 @@ def _name(query: Query, panel: str) -> str:
     return export.filename(query.site, panel, str(query.date_from), str(query.date_to))
 
 
-def handlers(reader, tz: str, clock: Clock) -> dict[str, Callable]:
+def handlers(reader: Client, tz: str, clock: Clock) -> dict[str, Callable]:
     """The work functions of the product endpoints, by endpoint name."""
 
     def summary(call: Call) -> Answer:
@@ -90,7 +94,8 @@ def handlers(reader, tz: str, clock: Clock) -> dict[str, Callable]:
             raise QueryError(f"a series needs a time bucket: {', '.join(TIME_BUCKETS)}")
         compare = _compare(call)
         result = run(reader, query)
-        payload = {"columns": result.columns, "rows": result.records(), "source": result.source}
+        payload: dict[str, Any] = {"columns": result.columns, "rows": result.records(),
+                                   "source": result.source}
         cells = result.cells
         if compare:
             before = product.previous(query)

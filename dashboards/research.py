@@ -12,10 +12,10 @@ row, and say what the answer cost and what is left. The guarantee is documented 
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from starlette.datastructures import QueryParams
@@ -27,6 +27,9 @@ from mayak.errors import MayakError
 from mayak.settings import Settings
 from warehouse import bounded, ledger
 from warehouse.query import Query, QueryError
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 FORMATS = ("json", "csv", "parquet")
 MIN_EPSILON, MAX_EPSILON = 0.01, 10.0
@@ -77,7 +80,7 @@ def question_of(query: Query, metrics: tuple[str, ...], epsilon: float, delta: f
             "delta": delta, "max_cells": max_cells}
 
 
-def answer(client, settings: Settings, researcher: str, params: QueryParams,
+def answer(client: Client, settings: Settings, researcher: str, params: QueryParams,
            clock: Clock = SYSTEM_CLOCK,
            check_site: Callable[[str], None] = lambda site: None) -> tuple[dict, dict, str]:
     """(payload, question, format) for one research call. ``check_site`` raises for a site
@@ -165,7 +168,7 @@ def _payload(query: Query, metrics: tuple[str, ...], stored: dict, cost: tuple[f
     }
 
 
-def own_budget(client, settings: Settings, researcher: str,
+def own_budget(client: Client, settings: Settings, researcher: str,
                clock: Clock = SYSTEM_CLOCK) -> dict:
     """What a researcher may still spend this period (GET research/budget; costs nothing)."""
     budget = ledger.budget_of(client, researcher, default_budget(settings))
@@ -177,7 +180,7 @@ def own_budget(client, settings: Settings, researcher: str,
                                  "delta": settings.research_delta}}
 
 
-def set_budget(client, body: dict, actor: str, clock: Clock = SYSTEM_CLOCK) -> dict:
+def set_budget(client: Client, body: dict, actor: str, clock: Clock = SYSTEM_CLOCK) -> dict:
     """An admin sets a researcher's budget (POST admin/research/budget)."""
     try:
         epsilon = float(body.get("epsilon", ""))
@@ -189,7 +192,7 @@ def set_budget(client, body: dict, actor: str, clock: Clock = SYSTEM_CLOCK) -> d
     return _budget_dict(done)
 
 
-def show_budgets(client, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> dict:
+def show_budgets(client: Client, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> dict:
     """Every researcher with a budget set, with what they spent this period."""
     shown = []
     for budget in ledger.budgets(client):

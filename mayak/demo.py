@@ -16,6 +16,7 @@ from rich.console import Console
 
 from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from mayak.settings import Settings
+from producers.hooks.tracker import Tracker
 
 SITE = "demo"
 PAGES = [
@@ -122,7 +123,7 @@ def open_email(client: httpx.Client, settings: Settings, rng: random.Random) -> 
     return response.status_code == 200
 
 
-def request_service(tracker, rng: random.Random) -> None:
+def request_service(tracker: Tracker, rng: random.Random) -> None:
     """What the portal's server hooks emit when a customer applies for a service."""
     route, service = rng.choice(SERVICES)
     tracker.track("service_request", site=SITE, uid=f"demo-customer-{rng.randint(1, 40)}",
@@ -142,9 +143,7 @@ def register_campaign(settings: Settings) -> None:
 def start_demo(settings: Settings, stop: threading.Event, console: Console) -> threading.Thread:
     """Send a first burst of visits, e-mail opens and service requests, then a little of each
     every couple of seconds until ``stop``."""
-    from producers.hooks.tracker import Tracker
-
-    def one_round(client: httpx.Client, tracker, rng: random.Random) -> int:
+    def one_round(client: httpx.Client, tracker: Tracker, rng: random.Random) -> int:
         sent = send_visit(client, settings, rng)
         if rng.random() < 0.5:
             sent += open_email(client, settings, rng)

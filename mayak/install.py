@@ -10,10 +10,11 @@ Responsible for three things every Mayak process that writes does before it star
   the worker's group) stops the process with what to restore, instead of silently
   creating new keys. That evidence (a warehouse count, a Kafka admin call) is gathered only
   when the key store is missing, and a broker that cannot be asked fails closed (an error
-  saying to start it), never "no evidence": pseudonyms in the warehouse would no longer match new events, and an
-  erasure could no longer find a customer's rows. ``reset_keys=True`` (``--reset-keys``)
-  starts over deliberately. API tokens are no evidence: they do not depend on the keys, and
-  an operator may well create them before the first start. A key store of another install (ids differ) is refused too;
+  saying to start it), never "no evidence": pseudonyms in the warehouse would no longer match
+  new events, and an erasure could no longer find a customer's rows. ``reset_keys=True``
+  (``--reset-keys``) starts over deliberately. API tokens are no evidence: they do not depend
+  on the keys, and an operator may well create them before the first start. A key store of
+  another install (ids differ) is refused too;
 * while the worker runs, ``KeyStoreWatch`` notices the key store file vanishing or being
   replaced (SQLite would keep writing into the unlinked file, and the keys would be lost at
   exit) and stops the worker with the same message.
@@ -23,13 +24,17 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anonymizer.keystore import KeyStore, keystore_path
+from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
 from mayak.settings import Settings
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 UMASK = 0o077
 RESTORE = ("restore the key store from its backup to {keys} (or point MAYAK_KEYSTORE_PATH at "
@@ -80,7 +85,7 @@ def refuse_lost_keys(settings: Settings, sources: Sequence[Evidence] = ()) -> No
                              f"exist(s) from an earlier start -> {RESTORE.format(keys=keys_at)}")
 
 
-def warehouse_evidence(client) -> list[str]:
+def warehouse_evidence(client: Client) -> list[str]:
     """Events in the warehouse: they carry pseudonyms made with the keys of an earlier start.
     (Only migrated tables are no evidence: `mayak migrate` may run before the first start.)"""
     if not client.command("EXISTS TABLE events"):
@@ -120,7 +125,8 @@ def check_install(settings: Settings, reset_keys: bool = False,
     return install_id
 
 
-def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0) -> list[str]:
+def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0,
+                            clock: Clock = SYSTEM_CLOCK) -> list[str]:
     """Committed offsets of the worker's consumer group: events of an earlier install were
     processed (with keys that must still exist).
 
@@ -135,7 +141,7 @@ def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0) -> l
                                  request_timeout_ms=10_000, bootstrap_timeout_ms=5_000)
     except KafkaError as exc:
         raise MayakError(_no_broker(settings, exc)) from exc
-    deadline = time.monotonic() + wait_seconds
+    deadline = clock.monotonic() + wait_seconds
     try:
         while True:
             try:
@@ -145,9 +151,9 @@ def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0) -> l
             except GroupIdNotFoundError:  # never consumed anything
                 return []
             except KafkaError as exc:  # e.g. the coordinator of a fresh broker is loading
-                if not exc.retriable or time.monotonic() > deadline:
+                if not exc.retriable or clock.monotonic() > deadline:
                     raise MayakError(_no_broker(settings, exc)) from exc
-                time.sleep(0.5)
+                clock.sleep_blocking(0.5)
     finally:
         admin.close()
     mine = {settings.topic_raw, settings.topic_events}

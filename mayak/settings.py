@@ -12,7 +12,9 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from anonymizer.personal import DEFAULT_CUSTOMER_ID_PATTERN
+#: The E-LEGAL portal's customer ids; the anonymizer redacts what matches (a deployment may
+#: set its own with MAYAK_CUSTOMER_ID_PATTERN).
+DEFAULT_CUSTOMER_ID_PATTERN = r"ELG-CUST-[0-9A-Z]{4,16}"
 
 #: A visitor's hits this far apart or more are two sessions (the web-analytics convention).
 SESSION_TIMEOUT_MINUTES = 30
@@ -183,7 +185,7 @@ class Settings(BaseSettings):
         return pattern
 
     @model_validator(mode="after")
-    def _derive_defaults(self) -> "Settings":
+    def _derive_defaults(self) -> Settings:
         if not self.clickhouse_dsn:
             path = (self.data_dir / "clickhouse").resolve()
             object.__setattr__(self, "clickhouse_dsn", f"chdb://{path}")

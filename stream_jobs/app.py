@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import faust
 
 from anonymizer.keystore import KeyStore, keystore_from_settings
@@ -18,8 +20,11 @@ from stream_jobs.monitor import QuietMonitor
 from stream_jobs.processors import pipeline_from_settings
 from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_row, failed_row, journals
 
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
-def create_app(settings: Settings, client, *, clock: Clock = SYSTEM_CLOCK,
+
+def create_app(settings: Settings, client: Client | None, *, clock: Clock = SYSTEM_CLOCK,
                keys: KeyStore | None = None) -> faust.App:
     """The Faust app; ``client`` is a ClickHouse client (None: no sink agents)."""
     app = faust.App(

@@ -170,6 +170,7 @@ class BotMatcher:
             keys.setdefault(literal.lower(), []).append((0, -len(literal), None, family,
                                                          category))
         self._always: list[tuple[re.Pattern | _Guarded, str]] = []
+        regex: re.Pattern | _Guarded
         for entry in CRAWLER_USER_AGENTS_DATA:
             regex, category = re.compile(entry["pattern"]), _category(entry.get("tags"))
             if entry["pattern"] in MODEL_COLLISIONS:

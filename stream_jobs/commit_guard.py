@@ -4,7 +4,8 @@ Faust commits a partition up to the first offset not acked. In the SIGKILL exact
 (tests/stream_jobs/test_sj_exactly_once.py) a partition now and then had offsets just past the
 committed one that never reached the agent at all: every later offset was read, handled and
 acked, but the commit could not pass the hole, and the worker went on with its lag frozen.
-(Faust itself committed past a hole of exactly one offset, losing it: see below.) The guard looks for a hole that stays put between two checks and seeks the partition
+(Faust itself committed past a hole of exactly one offset, losing it: see below.) The guard
+looks for a hole that stays put between two checks and seeks the partition
 back to the committed offset: the lost events are read and handled; the events after them,
 acked already, are recognised by ``acked()`` and skipped by the agents, and the exactly-once
 sink drops anything landed twice.
@@ -45,12 +46,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from faust.types import TP
 
 log = logging.getLogger("mayak.stream_jobs")
 
 
 class CommitGuard:
-    def __init__(self, app, topics: Iterable[str]) -> None:
+    def __init__(self, app: Any, topics: Iterable[str]) -> None:
         self.app = app  # its consumer is created on first use
         self.topics = set(topics)
         self.suspects: dict = {}  # tp -> (next to commit, first acked) seen at the last check
@@ -64,12 +69,12 @@ class CommitGuard:
             return
         new_offset, add_gap = consumer._new_offset, consumer._add_gap
 
-        def guarded_new_offset(tp):
+        def guarded_new_offset(tp: TP) -> int | None:
             if tp.topic in self.topics and consumer._acked.get(tp) and not self._head_acked(tp):
                 return None  # a hole at the head, even of one offset: check() reads it again
             return new_offset(tp)
 
-        async def no_gap_for_ours(tp, offset_from: int, offset_to: int) -> None:
+        async def no_gap_for_ours(tp: TP, offset_from: int, offset_to: int) -> None:
             if tp.topic not in self.topics:  # a compacted changelog: its gaps are real
                 await add_gap(tp, offset_from, offset_to)
             elif offset_to > offset_from:  # at every start, after Faust's seek: benign
@@ -80,11 +85,11 @@ class CommitGuard:
         consumer._add_gap = no_gap_for_ours
         consumer._mayak_guard = self
 
-    def acked(self, message) -> bool:
+    def acked(self, message: Any) -> bool:
         """Whether ``message`` was acked already (it is being read a second time)."""
         return message.offset in self.app.consumer._acked_index.get(message.tp, ())
 
-    def _next(self, tp):
+    def _next(self, tp: TP) -> int | None:
         """The next offset of ``tp`` to commit: the committed one (the partition's first
         offset when the group never committed it; None until check() learned that)."""
         committed = self.app.consumer._committed_offset.get(tp)
@@ -92,7 +97,7 @@ class CommitGuard:
             return self.starts.get(tp)
         return committed
 
-    def _head_acked(self, tp) -> bool:
+    def _head_acked(self, tp: TP) -> bool:
         following = self._next(tp)
         return following is not None and following in self.app.consumer._acked_index.get(tp, ())
 

@@ -79,7 +79,7 @@ def _is_uuid(value: Any) -> bool:
 class Pipeline:
     """Runs a parse step, then named steps, and counts every outcome by reason."""
 
-    def __init__(self, parse: Callable[[Any], "Hit | DeadLetter"],
+    def __init__(self, parse: Callable[[Any], Hit | DeadLetter],
                  steps: Sequence[tuple[str, Step]], clock: Clock = SYSTEM_CLOCK) -> None:
         self.parse = parse
         self.steps = list(steps)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -39,7 +40,8 @@ def error_name(exc: BaseException) -> str:
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
 
 
-def poison_record(topic: str, partition: int, offset: int, error: str, now) -> bytes:
+def poison_record(topic: str, partition: int, offset: int, error: str,
+                  now: datetime) -> bytes:
     """The dead letter of a message of ``topic`` the sink cannot land (reason
     ``undecodable``). Its id is derived from the message's position, so a dead letter sent
     again after a crash is recognised as the same one."""

@@ -14,11 +14,19 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from anonymizer import pseudonym
-from anonymizer.scrub import (CUSTOMER, IP, UA, RouteTemplates, referrer_domain_of_host,
-                              route_path, scrub_path, scrub_text, utm_of_query,
-                              without_secrets)
+from anonymizer.scrub import (
+    CUSTOMER,
+    IP,
+    UA,
+    RouteTemplates,
+    referrer_domain_of_host,
+    route_path,
+    scrub_path,
+    scrub_text,
+    utm_of_query,
+    without_secrets,
+)
 from mayak.clock import Clock
-from mayak.hashing import keyed_hash
 from mayak.settings import SESSION_TIMEOUT_MINUTES
 from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.geo import GeoLookup
@@ -145,7 +153,7 @@ def pseudonymize_step(keys: Keys, clock: Clock, sessions: Mapping[str, Any] | No
         raw, site = hit.raw, hit.raw["site"]
         if raw.get("type") == "email_open" and raw.get("recipient"):
             # one pseudonym per recipient and campaign: unique opens, nothing linkable beyond
-            vid = keyed_hash(keys.visitor_key, "recipient", site,
+            vid = pseudonym.keyed_hash(keys.visitor_key, "recipient", site,
                                        raw.get("campaign", ""), raw["recipient"])
         elif hit.consented and raw.get("vid"):
             vid = pseudonym.cookie_visitor_id(keys.visitor_key, site, raw["vid"])
@@ -157,7 +165,7 @@ def pseudonymize_step(keys: Keys, clock: Clock, sessions: Mapping[str, Any] | No
             vid = pseudonym.cookieless_visitor_id(daily_salt(), site, hit.ip or "", hit.ua or "")
         else:
             # nothing identifies the device (e.g. a replayed failed event): a one-event visitor
-            vid = keyed_hash(daily_salt(), "event", raw["id"])
+            vid = pseudonym.keyed_hash(daily_salt(), "event", raw["id"])
         uid = raw.get("uid")
         hit.out["visitor_id"] = vid
         hit.out["customer_pid"] = pseudonym.customer_pid(keys.customer_key(uid), uid) if uid else ""
@@ -259,7 +267,7 @@ def sessionize_step(store: MutableMapping[str, Any],
     def sessionize(hit: Hit) -> Hit:
         vid, ts = hit.out["visitor_id"], int(hit.out["ts"])
         state = store.get(vid)
-        if not is_active(state, ts, timeout_ms):
+        if state is None or not is_active(state, ts, timeout_ms):
             state = {"start": ts, "last": ts}
         else:
             # a late, out-of-order hit joins the session without renaming it; other keys of

@@ -11,6 +11,7 @@ way, which the session table relies on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import faust
 from kafka import KafkaAdminClient
@@ -22,10 +23,13 @@ _HOUR_MS = 3_600_000
 RETENTION_MS = {"raw": 24 * _HOUR_MS, "events": 7 * 24 * _HOUR_MS, "failed": 14 * 24 * _HOUR_MS}
 
 
-def topic_names(settings) -> dict[str, str]:
+def topic_names(settings: Settings) -> dict[str, str]:
     """Each topic's name by kind (the keys of ``RETENTION_MS``)."""
     return {"raw": settings.topic_raw, "events": settings.topic_events,
             "failed": settings.topic_failed}
+
+if TYPE_CHECKING:
+    from mayak.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class Topics:
     failed: faust.TopicT
 
 
-def define_topics(app: faust.App, settings) -> Topics:
+def define_topics(app: faust.App, settings: Settings) -> Topics:
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, key_serializer="raw", value_serializer="raw",
                          partitions=settings.kafka_partitions)
@@ -43,7 +47,7 @@ def define_topics(app: faust.App, settings) -> Topics:
     return Topics(**{kind: topic(name) for kind, name in topic_names(settings).items()})
 
 
-def ensure_topics(settings, partitions: int | None = None) -> list[str]:
+def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str]:
     """Create raw/events/failed topics if missing; return the names that were created."""
     parts = partitions or settings.kafka_partitions
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)

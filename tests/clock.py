@@ -6,10 +6,10 @@ advance both at once and return without waiting, and are recorded in ``slept``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 #: Where a ``FakeClock`` starts unless told otherwise (a Saturday noon, UTC).
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 class FakeClock:
@@ -50,4 +50,4 @@ class FakeClock:
 def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("a FakeClock's time must be timezone-aware")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ast
-import re
 import asyncio
+import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_system_clock_tells_aware_utc_time_and_monotonic_seconds() -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     now = SYSTEM_CLOCK.now()
     assert now.tzinfo is not None and now.utcoffset() == timedelta(0)
-    assert before <= now <= datetime.now(timezone.utc)
+    assert before <= now <= datetime.now(UTC)
     first = SYSTEM_CLOCK.monotonic()
     assert SYSTEM_CLOCK.monotonic() >= first
     assert abs(epoch_ms(SYSTEM_CLOCK) - time.time() * 1000) < 1000
@@ -44,8 +44,8 @@ def test_the_fake_clock_stands_still_until_set_or_advanced() -> None:
     clock.advance(days=1)
     assert clock.now() == NOW + timedelta(days=1, seconds=90)
     clock.set(datetime(2027, 1, 1, 4, tzinfo=timezone(timedelta(hours=4))))
-    assert clock.now() == datetime(2027, 1, 1, tzinfo=timezone.utc)
-    assert clock.now().tzinfo == timezone.utc
+    assert clock.now() == datetime(2027, 1, 1, tzinfo=UTC)
+    assert clock.now().tzinfo == UTC
     assert clock.monotonic() == mono + 86_490  # a wall clock set is no time passing
     assert epoch_ms(clock) == 1_798_761_600_000
 

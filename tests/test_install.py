@@ -13,8 +13,13 @@ import pytest
 from anonymizer.keystore import KeyStore, keystore_path
 from dashboards.auth import add_token, tokens_path
 from mayak.errors import MayakError
-from mayak.install import (KeyStoreWatch, check_install, marker_path, warehouse_evidence,
-                           worker_offsets_evidence)
+from mayak.install import (
+    KeyStoreWatch,
+    check_install,
+    marker_path,
+    warehouse_evidence,
+    worker_offsets_evidence,
+)
 from mayak.kafka_local import free_port
 from mayak.settings import Settings
 
@@ -146,6 +151,7 @@ def test_evidence_is_gathered_only_when_the_key_store_is_missing(tmp_path) -> No
     assert asked == ["warehouse"]  # found: Kafka is not asked
 
 
+@pytest.mark.kafka  # a Kafka client connects (to a socket that never answers)
 def test_a_broker_that_cannot_answer_fails_closed(tmp_path) -> None:
     """Key store missing, broker down: a clear error saying to start it; no new keys."""
     settings = _settings(tmp_path, kafka_bootstrap=f"127.0.0.1:{free_port()}")

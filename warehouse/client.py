@@ -9,12 +9,18 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
+from typing import TYPE_CHECKING, Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from mayak.errors import MayakError
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.query import QueryResult
+
+    from mayak.settings import Settings
 
 
 def make_client(dsn: str, database: str, create_database: bool = True) -> Client:
@@ -31,7 +37,7 @@ def make_client(dsn: str, database: str, create_database: bool = True) -> Client
         raise MayakError(f"cannot open ClickHouse at {dsn}: {exc}\n-> {hint}") from exc
 
 
-def client_from_settings(settings) -> Client:
+def client_from_settings(settings: Settings) -> Client:
     return make_client(settings.clickhouse_dsn, settings.clickhouse_database)
 
 
@@ -46,7 +52,7 @@ _LIMIT_CODES = {158: "rows", 159: "time", 160: "time", 241: "memory", 396: "rows
 TOO_HEAVY = "query too heavy ({what} limit): narrow the date range or drop a dimension"
 
 
-def read_limits(settings) -> dict:
+def read_limits(settings: Settings) -> dict:
     """ClickHouse settings bounding one dashboard/research query's time, memory and groups."""
     return {"max_execution_time": settings.query_max_seconds,
             "timeout_overflow_mode": "throw",
@@ -66,11 +72,12 @@ class LimitedClient:
         self._client = client
         self.limits = limits
 
-    def query(self, query: str, parameters=None, settings: dict | None = None, **kw):
+    def query(self, query: str, parameters: Any = None, settings: dict | None = None,
+              **kw: Any) -> QueryResult:
         return self._client.query(query, parameters=parameters,
                                   settings={**self.limits, **(settings or {})}, **kw)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
 
@@ -113,12 +120,12 @@ class SerialClient:
             self._busy = False
             self._slot.notify_all()
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         found = getattr(self._client, name)
         if not callable(found):
             return found
 
-        def serial(*args, **kw):
+        def serial(*args: Any, **kw: Any) -> Any:
             self._acquire()
             try:
                 return found(*args, **kw)

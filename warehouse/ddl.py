@@ -9,9 +9,11 @@ placeholder                        single node                 cluster ``C``
 ``{{on_cluster}}``                 (nothing)                   ``ON CLUSTER C``
 ``{{table:events}}``               ``events``                  ``events_local`` (one per shard)
 ``{{engine:MergeTree}}``           ``MergeTree``               ``ReplicatedMergeTree('/clickhouse/
-                                                               tables/{shard}/DB/events', '{replica}')``
+                                                               tables/{shard}/DB/events',
+                                                               '{replica}')``
 ``{{distributed:events:KEY}}``     (nothing)                   ``CREATE TABLE events ON CLUSTER C AS
-                                                               events_local ENGINE = Distributed(..)``
+                                                               events_local ENGINE =
+                                                               Distributed(..)``
 ``{{ttl:events}}``                 the schedule's TTL for the table (``retention.toml``)
 =================================  ==========================  ===================================
 
@@ -41,7 +43,8 @@ class _Connected(Protocol):
 
 @dataclass(frozen=True)
 class Layout:
-    """Where tables live: ``cluster`` empty means one node; else the cluster name of remote_servers."""
+    """Where tables live: ``cluster`` empty means one node; else the cluster name of
+    remote_servers."""
 
     database: str
     cluster: str = ""

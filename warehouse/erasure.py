@@ -89,11 +89,13 @@ def _delete_linked_rows(client: Client, pid: str, layout: Layout) -> dict[str, i
               "(has({v:Array(String)}, visitor_id) OR has({s:Array(String)}, session_id)))")
     params["s"] = client.query(
         "SELECT groupUniqArrayIf(session_id, session_id != '') FROM events "
-        "WHERE customer_pid = {p:String} OR (customer_pid = '' AND has({v:Array(String)}, visitor_id))",
+        "WHERE customer_pid = {p:String} OR (customer_pid "
+        "= '' AND has({v:Array(String)}, visitor_id))",
         parameters=params).result_rows[0][0]
     # a session aggregate goes only if no other customer's event is part of it
     params["sd"] = [r[0] for r in client.query(
-        "SELECT session_id FROM events WHERE has({s:Array(String)}, session_id) GROUP BY session_id "
+        "SELECT session_id FROM events WHERE has({s:Array(String)}, "
+        "session_id) GROUP BY session_id "
         "HAVING countIf(customer_pid NOT IN ('', {p:String})) = 0", parameters=params).result_rows]
     targets = {
         "events": linked,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import orjson
 from clickhouse_connect.driver.client import Client
@@ -32,7 +32,7 @@ class Budget:
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """[start, end) of the period that contains ``now`` (UTC)."""
-        today = now.astimezone(timezone.utc).date()
+        today = now.astimezone(UTC).date()
         if self.period == "day":
             first, after = today, today + timedelta(days=1)
         elif self.period == "week":
@@ -45,7 +45,7 @@ class Budget:
 
 
 def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), timezone.utc)
+    return datetime.combine(day, time(), UTC)
 
 
 def question_hash(question: dict) -> str:

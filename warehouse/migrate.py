@@ -9,6 +9,7 @@ On a cluster, run migrations from one place: the DDL itself goes ``ON CLUSTER``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -63,7 +64,7 @@ def applied_versions(client: Client) -> set[int]:
     return {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
 
 
-def migrate(client: Client, log=lambda msg: None, cluster: str = "",
+def migrate(client: Client, log: Callable[[str], object] = lambda msg: None, cluster: str = "",
             upto: int | None = None) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 

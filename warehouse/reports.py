@@ -21,7 +21,8 @@ SUMMARY_METRICS = ("pageviews", "visitors", "visits", "views_per_visit", "engage
 # Bounce rate and visit length are ratios over visits: estimated from a sample of about
 # SESSION_SAMPLE whole sessions (SAMPLE BY the session hash, migration 0004), exact whenever
 # the range holds fewer. Grouping every session of a busy range is the slowest dashboard read
-# (about 1 s for 7 million sessions); a 100k sample puts the bounce rate within ~0.3 points (2 sigma).
+# (about 1 s for 7 million sessions); a 100k sample puts the bounce rate within ~0.3 points (2
+# sigma).
 SESSION_SAMPLE = 100_000
 
 # one row per session that started in the range (a session crossing midnight UTC has a row
@@ -32,7 +33,8 @@ _PER_SESSION = """
     FROM sessions SAMPLE_CLAUSE
     WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date}
     GROUP BY session_id
-    HAVING min(started) >= {start:DateTime64(3, 'UTC')} AND min(started) < {end:DateTime64(3, 'UTC')}
+    HAVING min(started) >= {start:DateTime64(3, 'UTC')}
+       AND min(started) < {end:DateTime64(3, 'UTC')}
 """
 
 _VISITS = f"""
@@ -135,8 +137,8 @@ def campaigns(client: Client, site: str, date_from: date, date_to: date,
     query = Query(site=site, metrics=("email_opens", "openers"), dimensions=("campaign_id",),
                   date_from=date_from, date_to=date_to, tz=tz, limit=1000)
     opened = {r["campaign_id"]: r for r in run(client, query).records() if r["campaign_id"]}
-    sent = dict(client.query(_SENDS, parameters={"site": site, "from": date_from,
-                                                 "to": date_to}).result_rows)
+    sent = {row[0]: row[1] for row in client.query(
+        _SENDS, parameters={"site": site, "from": date_from, "to": date_to}).result_rows}
     start, end = utc_bounds(query)
     by_class = {row[0]: row[1:] for row in client.query(_OPENS, parameters={
         "site": site, "start": start, "end": end, "readers": list(READER_CLASSES),

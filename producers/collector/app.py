@@ -2,7 +2,8 @@
 
 Endpoints: ``POST /e`` (one event or an array of up to 50; JSON also as text/plain from
 sendBeacon), ``GET /o/{campaign}/{recipient}.gif`` (e-mail-open pixel), ``GET /t.js`` (the
-beacon), ``GET /healthz`` (alive), ``GET /readyz`` (Kafka takes events), ``GET /metrics``. It refuses with clear answers (413 / 429 / 403 /
+beacon), ``GET /healthz`` (alive), ``GET /readyz`` (Kafka takes events), ``GET /metrics``.
+It refuses with clear answers (413 / 429 / 403 /
 400 naming the field / 503), counts each refusal by reason, trims URLs, encrypts the client
 IP and answers 2xx only once Kafka acknowledged. The Kafka producer is owned by the lifespan.
 """
@@ -25,10 +26,11 @@ from starlette.types import Receive, Scope, Send
 
 from contract.schema import ClientEvent, field_of
 from mayak.clock import SYSTEM_CLOCK, Clock
+from mayak.ratelimit import RateLimiter
 from mayak.settings import Settings
 from producers.collector import door
 from producers.collector.events import EventFactory
-from producers.collector.limits import RateLimiter, TooLarge, read_capped
+from producers.collector.limits import TooLarge, read_capped
 from producers.collector.metrics import Metrics
 from producers.collector.outbox import Outbox, Unavailable
 from producers.collector.pixel_gate import PixelGate, fetch_signals

@@ -158,7 +158,7 @@ async def broker_reachable(bootstrap: str, timeout: float = 1.0) -> str:
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(host.strip("[]"), int(port)), timeout)
-        except (OSError, ValueError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, ValueError) as exc:
             error = f"broker {server.strip()} unreachable: {type(exc).__name__}"
             continue
         writer.close()

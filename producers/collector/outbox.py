@@ -77,7 +77,8 @@ class MemoPartitioner(DefaultPartitioner):
     def __init__(self, size: int = 16_384) -> None:  # a few MB at most
         self._hash = functools.lru_cache(maxsize=size)(lambda key: murmur2(key) & 0x7FFFFFFF)
 
-    def partition(self, topic, key, serialized_key, value, serialized_value, cluster):  # noqa: ANN001
+    def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any,
+                  serialized_value: Any, cluster: Any) -> int:
         if serialized_key is None:
             return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
         parts = cluster.partitions_for_topic(topic)
@@ -137,7 +138,7 @@ class Unavailable(Exception):
 class _Frame:
     """Records of one partition going out as one message, and whose requests they are."""
 
-    __slots__ = ("values", "keys", "owners", "size")
+    __slots__ = ("keys", "owners", "size", "values")
 
     def __init__(self) -> None:
         self.values: list[bytes] = []
@@ -149,7 +150,7 @@ class _Frame:
         return not self.values or (len(self.values) < raw_frames.MAX_EVENTS
                                    and self.size + len(value) < raw_frames.MAX_BYTES)
 
-    def add(self, req: "_Request", key: bytes | None, value: bytes) -> None:
+    def add(self, req: _Request, key: bytes | None, value: bytes) -> None:
         self.values.append(value)
         self.keys.add(key)
         self.owners[req] = self.owners.get(req, 0) + 1
@@ -159,7 +160,7 @@ class _Frame:
 class _Request:
     """One ``produce`` call: its records, its loop future, how many acks are still missing."""
 
-    __slots__ = ("records", "future", "missing", "error", "deadline", "sent")
+    __slots__ = ("deadline", "error", "future", "missing", "records", "sent")
 
     def __init__(self, records: list[tuple[bytes, bytes]], future: asyncio.Future,
                  deadline: float, sent: float) -> None:

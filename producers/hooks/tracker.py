@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from contract.crypto import partition_key
+from contract.crypto import load_master_secret, partition_key, partition_secret
 from contract.schema import RawEvent
 from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 
@@ -27,7 +27,8 @@ class Tracker:
     """Owns one producer thread and a bounded queue; ``track`` is safe from any thread."""
 
     def __init__(self, site: str, sink: Sink, key_secret: bytes, *, max_queue: int = 10_000,
-                 clock: Clock = SYSTEM_CLOCK, on_close: Callable[[], None] | None = None):
+                 clock: Clock = SYSTEM_CLOCK,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.site = site
         self._sink = sink
         self._secret = key_secret
@@ -40,11 +41,9 @@ class Tracker:
         self._thread.start()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Tracker":
+    def from_settings(cls, settings: Any) -> Tracker:
         """A tracker producing to ``settings.topic_raw`` on ``settings.kafka_bootstrap``."""
         from kafka import KafkaProducer
-
-        from contract.crypto import load_master_secret, partition_secret
 
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                  enable_idempotence=True, linger_ms=20,
@@ -113,6 +112,8 @@ def default_tracker() -> Tracker:
     global _default
     with _lock:
         if _default is None:
+            # the portal imports the hooks: Settings (pydantic-settings, the environment) only
+            # when it configured no tracker of its own
             from mayak.settings import Settings
 
             _default = Tracker.from_settings(Settings())

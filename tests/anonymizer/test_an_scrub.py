@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 
 from anonymizer import pseudonym
-from anonymizer.scrub import (RouteTemplates, referrer_domain, scrub_path, scrub_text,
-                              scrub_url, scrub_value, utm_params)
-from mayak.hashing import keyed_hash
+from anonymizer.scrub import (
+    RouteTemplates,
+    referrer_domain,
+    scrub_path,
+    scrub_text,
+    scrub_url,
+    scrub_value,
+    utm_params,
+)
 
 
 @pytest.mark.parametrize("text", [
@@ -70,7 +76,7 @@ def test_referrer_is_reduced_to_an_external_domain() -> None:
 def test_pseudonyms_are_keyed_and_separated() -> None:
     k1, k2 = b"1" * 32, b"2" * 32
     assert pseudonym.customer_pid(k1, "u") != pseudonym.customer_pid(k2, "u")
-    assert keyed_hash(k1, "ab", "c") != keyed_hash(k1, "a", "bc")
+    assert pseudonym.keyed_hash(k1, "ab", "c") != pseudonym.keyed_hash(k1, "a", "bc")
     vid = pseudonym.cookieless_visitor_id(k1, "s", "1.2.3.4", "UA")
     assert len(vid) == 32 and vid != pseudonym.cookieless_visitor_id(k2, "s", "1.2.3.4", "UA")
     assert pseudonym.session_id("v", 1) == pseudonym.session_id("v", 1) != pseudonym.session_id("v", 2)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from starlette.datastructures import QueryParams
@@ -16,7 +16,7 @@ from mayak.settings import REPORT_TIMEZONE, Settings
 from tests.clock import FakeClock
 
 #: 20:30 UTC on the last day of January is already 1 February in Baku (UTC+4)
-LATE = datetime(2026, 1, 31, 20, 30, tzinfo=timezone.utc)
+LATE = datetime(2026, 1, 31, 20, 30, tzinfo=UTC)
 
 
 def test_today_and_the_default_range_follow_the_clock_in_the_report_zone() -> None:

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from anonymizer.keystore import KeyStore

@@ -11,10 +11,10 @@ import csv
 import io
 import json
 import threading
+import time
 import uuid
 import zipfile
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
@@ -58,7 +58,7 @@ def served(tmp_path, wh):
     earlier = [{**r, "ts": r["ts"] - timedelta(days=7), "session_id": r["session_id"] + "-w"}
                for r in synthetic_events(300, site="demo", seed=2)]
     web, non_web = fixed_visits("demo", day_offset=2)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     live = [{**r, "ts": now - timedelta(minutes=1), "session_id": f"live-{i}", "visitor_id": f"l{i}"}
             for i, r in enumerate(web[:4])]  # readers of the last minutes
     insert_events(wh, rows + earlier + web + non_web + live)
@@ -166,7 +166,7 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
     assert set(_panel(browser, "realtime")) == {p["path"] for p in live["pages"]}
     # ... and refreshes by itself (every 30 s)
     insert_events(wh, [{"event_id": uuid.uuid4(), "event_type": "pageview", "site_id": "demo",
-                        "ts": datetime.now(timezone.utc).replace(tzinfo=None), "path": "/late",
+                        "ts": datetime.now(UTC).replace(tzinfo=None), "path": "/late",
                         "visitor_id": "late", "session_id": "late-1", "country": "AZ"}])
     deadline = time.monotonic() + 45
     while browser.eval("document.querySelector('#live').textContent") == _en(live["visitors"]) \

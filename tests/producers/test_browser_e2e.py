@@ -13,6 +13,7 @@ outbound destination (origin + path) and the engaged time within 25 %.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -78,7 +79,7 @@ class PageServer:
                                                     log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "PageServer":
+    def __enter__(self) -> PageServer:
         self.thread.start()
         while not self.server.started:
             time.sleep(0.05)
@@ -137,7 +138,7 @@ def _read_the_article(browser: Chromium, url: str) -> dict[str, float]:
         else:
             browser.click("#partner")
         _linger(browser, DWELL_S / 2)
-    for name, following in zip(SECTIONS, SECTIONS[1:]):
+    for name, following in itertools.pairwise(SECTIONS):
         shown[name] = shown[following] - shown[name]
     # one SPA navigation; the contact section stays on screen until the reader leaves
     browser.eval(f"history.pushState({{}}, '', '{SPA_PAGE}')")

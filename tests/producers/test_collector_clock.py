@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from mayak.ratelimit import RateLimiter
 from mayak.settings import Settings
 from producers.collector.events import EventFactory
-from producers.collector.limits import RateLimiter
 from tests.clock import FakeClock
 from tests.producers.test_collector_fast import KEY
 

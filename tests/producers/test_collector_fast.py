@@ -18,10 +18,10 @@ from kafka.future import Future
 from kafka.partitioner import DefaultPartitioner
 from starlette.responses import JSONResponse
 
+from anonymizer.pseudonym import keyed_hash
 from contract import crypto
 from contract.raw_frames import events_of
 from contract.schema import ClientEvent
-from mayak.hashing import keyed_hash
 from mayak.settings import Settings
 from producers.collector.app import _json
 from producers.collector.events import EventFactory
@@ -198,7 +198,7 @@ async def test_outbox_frames_concurrent_requests_per_partition_in_order() -> Non
                 # the partition kafka-python would have chosen for the visitor's key
                 assert partition == default.partition("t", visitor, visitor, b"", b"", cluster)
                 seen.setdefault(visitor, []).append((event["i"], event["j"]))
-        for visitor, order in seen.items():  # each visitor's events in the order sent
+        for order in seen.values():  # each visitor's events in the order sent
             assert order == sorted(order)
         assert sum(len(order) for order in seen.values()) == 900
     finally:
@@ -273,7 +273,7 @@ def test_raw_frames_round_trip_and_anything_else_is_one_event() -> None:
         assert events_of(odd) == [odd]  # left to the validator, which rejects it by name
 
 
-def test_partition_keys_are_the_one_keyed_hash_and_did_not_change() -> None:
+def test_partition_keys_are_the_pseudonyms_keyed_hash_and_did_not_change() -> None:
     """One HMAC for both: the Kafka key is ``keyed_hash`` as bytes. Known answers from before
     they were one function: a changed key would move a visitor's events to another partition
     (out of order across an upgrade)."""

@@ -7,15 +7,22 @@ import threading
 import time
 
 import pytest
-from flask import Flask, request as flask_request
+from flask import Flask
+from flask import request as flask_request
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from producers.hooks import (MayakASGIMiddleware, MayakWSGIMiddleware, ServiceRoutes, Tracker,
-                             configure, track)
+from producers.hooks import (
+    MayakASGIMiddleware,
+    MayakWSGIMiddleware,
+    ServiceRoutes,
+    Tracker,
+    configure,
+    track,
+)
 
 ROUTES = {"POST /xidmetler/{service_id}/muraciet": "service_application",
           "/kabinet/{rest:path}": "cabinet", "GET /boom": "boom"}

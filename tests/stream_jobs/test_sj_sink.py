@@ -5,14 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 
-from stream_jobs.sink import (EVENT_IDS, FAILURES, Lander, LandingBuffer, event_row, failed_row,
-                             recount_bot_hits)
+from stream_jobs.sink import (
+    EVENT_IDS,
+    FAILURES,
+    Lander,
+    LandingBuffer,
+    event_row,
+    failed_row,
+)
 from tests.clock import FakeClock
+from warehouse.repair import recount_bot_hits
 
 pytestmark = pytest.mark.clickhouse
 
@@ -114,7 +121,7 @@ def test_bot_hits_a_crash_kept_from_the_view_are_recounted_once(wh) -> None:
     assert lander.land([(0, o, v) for o, v in enumerate(bots)]) == 7
     # the worker died after the failed_events part and before the view's bot_hits part
     wh.command("TRUNCATE TABLE bot_hits")
-    wh.insert("bot_hits", [[datetime.now(timezone.utc).date(), "elegal", "Googlebot", 2]],
+    wh.insert("bot_hits", [[datetime.now(UTC).date(), "elegal", "Googlebot", 2]],
               column_names=["day", "site_id", "bot", "hits"])
     assert recount_bot_hits(wh) == 5
     assert recount_bot_hits(wh) == 0  # nothing is counted twice

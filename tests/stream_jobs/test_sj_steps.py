@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from datetime import UTC
 
 import orjson
 
@@ -115,7 +116,7 @@ def test_an_exception_in_a_step_becomes_a_dead_letter(make_pipeline) -> None:
 
 def test_consent_decides_cookie_or_cookieless(make_pipeline, clock) -> None:
     pipeline = make_pipeline()
-    with_cookie = dict(consent="analytics", vid="cookie-id-123456")
+    with_cookie = {"consent": "analytics", "vid": "cookie-id-123456"}
     a = pipeline.run(raw_event(**with_cookie))
     b = pipeline.run(raw_event(**with_cookie, ip=TR_IP, ua=IPHONE))
     assert a["visitor_id"] == b["visitor_id"] and a["consent"] == "analytics"
@@ -147,7 +148,7 @@ def test_customer_pid_is_stable_until_erasure(make_pipeline, keys) -> None:
 
 def test_email_open_counts_per_recipient_and_campaign(make_pipeline) -> None:
     pipeline = make_pipeline()
-    one = dict(type="email_open", campaign="spring", recipient="tok_12345678", url=None)
+    one = {"type": "email_open", "campaign": "spring", "recipient": "tok_12345678", "url": None}
     a, b = pipeline.run(raw_event(**one)), pipeline.run(raw_event(**one, ip=TR_IP))
     assert a["visitor_id"] == b["visitor_id"] and a["campaign_id"] == "spring"
     other = pipeline.run(raw_event(**{**one, "recipient": "tok_87654321"}))
@@ -248,7 +249,7 @@ def test_consent_mid_visit_stays_one_visitor_and_one_visit(make_pipeline) -> Non
     sessions: dict = {}
     pipeline = make_pipeline(sessions)
     t0 = 1_790_000_000_000
-    cookie = dict(consent="analytics", vid="cookie-id-123456")
+    cookie = {"consent": "analytics", "vid": "cookie-id-123456"}
     before = pipeline.run(raw_event(ts=t0))
     after = [pipeline.run(raw_event(ts=t0 + s * 1000, type=t, **cookie))
              for s, t in ((5, "custom"), (9, "pageview"), (20, "engagement"))]
@@ -285,7 +286,7 @@ def test_a_known_cookie_is_never_merged_into_a_cookieless_visit(make_pipeline) -
 def test_every_dead_letter_reason_is_in_the_one_list() -> None:
     """``dead_letters.REASONS`` is the only list of reasons: each one a step, the pipeline or
     the sink gives is in it, and the ``Reason`` type says the same."""
-    from datetime import datetime, timezone
+    from datetime import datetime
     from pathlib import Path
     from typing import get_args
 
@@ -293,13 +294,13 @@ def test_every_dead_letter_reason_is_in_the_one_list() -> None:
     from stream_jobs.dead_letters import NOT_REPLAYABLE, REASONS, Reason
     from stream_jobs.poison import poison_record, valid_dead_letter
 
-    assert list(REASONS) == list(get_args(Reason)) and NOT_REPLAYABLE <= set(REASONS)
+    assert list(REASONS) == list(get_args(Reason)) and set(REASONS) >= NOT_REPLAYABLE
     given = set()
     for source in Path(stream_jobs.__file__).parent.glob("*.py"):
         given |= set(re.findall(r'DeadLetter\("([a-z_]+)"', source.read_text()))
     assert given and given <= set(REASONS), given - set(REASONS)
     assert given >= {"size", "schema", "consent", "bot", "enrichment", "undecodable"}
     poison = orjson.loads(poison_record("mayak.events", 0, 7, "zlib.error",
-                                        datetime(2026, 1, 1, tzinfo=timezone.utc)))
+                                        datetime(2026, 1, 1, tzinfo=UTC)))
     assert valid_dead_letter(poison) and poison["reason"] == "undecodable"
     assert poison["detail"] == "mayak.events/0/7: zlib.error" and poison["step"] == "sink"

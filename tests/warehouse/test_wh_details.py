@@ -77,7 +77,7 @@ def test_detail_questions_read_raw_events_with_keys_bound() -> None:
     assert "format" not in sql.text and "lang" not in sql.text and "az" not in sql.text
     assert (sql.parameters["pk_d0"], sql.parameters["pk_f0"]) == ("format", "lang")
     assert sql.columns == ["prop:format", "events"]
-    with pytest.raises(QueryError, match="unknown dimension 'nope'.*prop:<key>"):
+    with pytest.raises(QueryError, match=r"unknown dimension 'nope'.*prop:<key>"):
         q(dimensions=("nope",))
 
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -49,7 +49,7 @@ def test_erase_removes_every_linked_row_and_the_key(wh, keys) -> None:
     assert len(export_customer(wh, keys, UID)) == 1
 
     done = erase_customer(wh, keys, UID, actor="admin-ana", via="cli", opt_out=True,
-                          clock=FakeClock(datetime(2026, 5, 1, tzinfo=timezone.utc)))
+                          clock=FakeClock(datetime(2026, 5, 1, tzinfo=UTC)))
 
     assert done.rows_deleted == {"events": 3, "sessions": 2, "failed_events": 1}
     assert done.key_destroyed and done.opted_out and done.subject == pid

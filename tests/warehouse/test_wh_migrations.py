@@ -9,8 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.warehouse.samples import (START, drop, fixed_visits, fresh_database, insert_events,
-                                     synthetic_events)
+from tests.warehouse.samples import (
+    START,
+    drop,
+    fixed_visits,
+    fresh_database,
+    insert_events,
+    synthetic_events,
+)
 from warehouse import reports
 from warehouse.ddl import Layout
 from warehouse.migrate import discover, migrate
@@ -51,7 +57,7 @@ def test_schema_matches_snapshot(wh) -> None:
 
 
 def test_materialized_views_feed_the_aggregates(wh) -> None:
-    rows = [["00000000-0000-0000-0000-00000000000%d" % i, kind, "s1", f"2026-03-0{day} 10:15:00",
+    rows = [[f"00000000-0000-0000-0000-00000000000{i}", kind, "s1", f"2026-03-0{day} 10:15:00",
              f"v{i % 3}", f"s{i % 2}", "/a" if i % 2 else "/b", "AZ"]
             for i, (kind, day) in enumerate([("pageview", 1), ("pageview", 1), ("pageview", 2),
                                              ("email_open", 2), ("engagement", 2)])]
@@ -160,8 +166,11 @@ def test_an_interrupted_upgrade_reruns_the_backfills_without_doubling(ch) -> Non
     migrate(ch, upto=8)
     insert_events(ch, events)
     by_version = {m.version: m for m in discover()}
-    rerun = lambda version: [ch.command(s) for s in  # noqa: E731
-                             by_version[version].statements(Layout.of(ch))]
+
+    def rerun(version: int) -> None:
+        for statement in by_version[version].statements(Layout.of(ch)):
+            ch.command(statement)
+
     rerun(9)  # interrupted after 0009's insert: not recorded, so it runs again
     migrate(ch, upto=10)
     backfill = by_version[11].statements(Layout.of(ch))

@@ -3,7 +3,7 @@ never landed, are rewritten to equal a recount of their source (warehouse/repair
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -136,7 +136,7 @@ def test_the_journal_names_the_days_of_the_insert_in_flight(tmp_path) -> None:
 
 
 def test_a_summing_rollup_is_compared_by_its_key_and_repaired(wh) -> None:
-    today = datetime.now(timezone.utc).date()  # dead letters are kept 30 days
+    today = datetime.now(UTC).date()  # dead letters are kept 30 days
     rows = [{"failed_at": f"{today - timedelta(days=d)} 10:00:00", "reason": "bot", "step": "useragent",
              "detail": "Googlebot", "site_id": "s1", "event_id": f"e{d}{i}", "payload": "{}",
              "kafka_partition": 0, "kafka_offset": 10 * d + i} for d in (1, 2) for i in range(3)]
