@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.warehouse.samples import START, fixed_visits, insert_events
+from tests.warehouse.samples import (
+    START,
+    drop,
+    fixed_visits,
+    fresh_database,
+    insert_events,
+    synthetic_events,
+)
 from warehouse import reports
+from warehouse.ddl import Layout
 from warehouse.migrate import discover, migrate
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "schema.sql"
@@ -143,9 +151,6 @@ def _backfill_figures(client) -> dict:
 def test_an_interrupted_upgrade_reruns_the_backfills_without_doubling(ch) -> None:
     """Killed after a backfill's insert but before the migration was recorded, the upgrade
     runs 0009 / 0011 again: every sum stays what one clean run gives."""
-    from tests.warehouse.samples import drop, fresh_database, synthetic_events
-    from warehouse.ddl import Layout
-
     web, non_web = fixed_visits()
     events = web + non_web + synthetic_events(200)
     clean = fresh_database()
