@@ -169,6 +169,10 @@ def register_agents(app: faust.App, topics: Topics, settings: Settings,
     async def on_revoked(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
         coordinator.revoke()
 
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust types sync receivers
+    async def on_assigned(app: faust.App, assigned: set[Any], **kwargs: Any) -> None:
+        coordinator.assign(assigned)
+
     @app.timer(5.0)
     async def rewind_lost_offsets() -> None:
         await coordinator.rewind_lost_offsets()

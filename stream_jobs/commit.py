@@ -29,7 +29,8 @@ before (``seen``). ``install`` puts the flush hook and the guard's rules in plac
 agent starts, before its first message.
 
 On a rebalance (``revoke``) every buffer drops what it holds: those messages were acked but
-never committed, so whoever gets the partitions reads them again.
+never committed, so whoever gets the partitions reads them again; on an assignment
+(``assign``) the guard learns where the partitions the group never committed start.
 
 (The agents batched with Faust's ``take_events`` at first, which holds events un-acked: in the
 SIGKILL exactly-once test it now and then never acked some, and the partition's committed
@@ -39,7 +40,8 @@ offset stopped there for good while the worker read on. The same hole, rarer, re
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+import asyncio
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from stream_jobs.commit_guard import CommitGuard
@@ -95,6 +97,12 @@ class CommitCoordinator:
         gets the partitions reads it again)."""
         for buffer in self.buffers:
             buffer.drop()
+
+    def assign(self, assigned: Iterable[Any]) -> None:
+        """Partitions assigned: the guard learns where those the group never committed start,
+        in a task; not awaited here: the consumer thread that would answer waits for this
+        rebalance callback to return."""
+        self.guard.learning = asyncio.ensure_future(self.guard.learn_starts(set(assigned)))
 
     def seen(self, message: Any) -> bool:
         """Whether ``message`` was handled before (read again after a rewind)."""

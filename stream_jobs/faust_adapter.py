@@ -6,7 +6,9 @@ Mayak's exactly-once path leans on four things Faust does not offer publicly:
   and two of its methods (``_new_offset``: which offset a commit writes for a partition;
   ``_add_gap``: offsets its fetch loop jumped over, later taken for acked): the commit guard
   reads the bookkeeping to re-read lost offsets, tidies the acked lists and replaces both
-  methods so that no commit passes an offset no agent handled (``stream_jobs.commit_guard``);
+  methods so that no commit passes an offset no agent handled; it also asks the group's
+  committed offsets of the aiokafka consumer under Faust's, on Faust's consumer thread
+  (``_thread``, ``_ensure_consumer``, ``call_thread``) (``stream_jobs.commit_guard``);
 * the pre-commit ``producer.flush()``: Faust awaits it after choosing the offsets to commit
   and before committing them (``Consumer._commit_offsets``), so replacing it with "our
   buffers, then the producer" is where the commit coordinator hooks in
@@ -22,9 +24,10 @@ every name used here, and the order of flush and commit, against the installed F
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from aiokafka.structs import TopicPartition
 from faust.agents.agent import current_agent
 
 #: set on a producer whose ``flush`` is hooked already (a restarted agent hooks again)
@@ -67,6 +70,16 @@ class ConsumerOffsets:
 
     async def seek(self, tp: Any, offset: int) -> None:
         await self.app.consumer.seek(tp, offset)
+
+    async def group_committed(self, tps: Iterable[Any]) -> dict[Any, int | None]:
+        """The group's committed offset of each of ``tps`` (None: never committed), asked of
+        the broker through the aiokafka consumer under Faust's (on its thread)."""
+        thread = self.app.consumer._thread
+        consumer = thread._ensure_consumer()
+        return {
+            tp: await thread.call_thread(consumer.committed, TopicPartition(tp.topic, tp.partition))
+            for tp in tps
+        }
 
     async def earliest(self, tps: list[Any]) -> dict[Any, int]:
         """The first offset still in the log of each partition of ``tps``."""

@@ -185,3 +185,25 @@ def test_the_coordinator_asks_the_guard_what_was_handled_and_to_rewind() -> None
     assert not coordinator.seen(SimpleNamespace(tp=raw, offset=3))
     assert asyncio.run(coordinator.rewind_lost_offsets()) == 0  # first sight of the hole
     assert asyncio.run(coordinator.rewind_lost_offsets()) == 1 and seeks == [2]
+
+
+def test_an_assignment_makes_the_guard_learn_where_never_committed_partitions_start() -> None:
+    coordinator = _coordinator([])
+    offsets = coordinator.guard.offsets
+    fresh, known = TP("raw", 0), TP("raw", 1)
+
+    async def group_committed(tps):  # the broker: the group committed raw/1 only
+        return {tp: 7 if tp == known else None for tp in tps}
+
+    async def earliest(tps):
+        return dict.fromkeys(tps, 3)
+
+    offsets.group_committed, offsets.earliest = group_committed, earliest
+
+    async def rebalance() -> None:
+        coordinator.assign({fresh, known})  # from the signal: must not wait for the broker
+        assert coordinator.guard.starts == {}
+        await coordinator.guard.learning
+
+    asyncio.run(rebalance())
+    assert coordinator.guard.starts == {fresh: 3}

@@ -14,6 +14,7 @@ import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
+import aiokafka
 import faust
 from faust.transport.consumer import Consumer
 from faust.types import TP
@@ -172,3 +173,30 @@ async def test_an_agent_knows_when_test_context_attached_sinks() -> None:
     async with agent.test_context() as ctx:
         event = await ctx.put(b"x")
         assert ctx.results[event.message.offset] is True
+
+
+def test_the_group_s_committed_offsets_are_asked_on_faust_s_consumer_thread() -> None:
+    app = _app("pin-thread")
+    thread = app.consumer._thread  # Faust's aiokafka consumer thread, before it starts
+    assert inspect.iscoroutinefunction(thread.call_thread)
+    assert list(inspect.signature(thread._ensure_consumer).parameters) == []
+    assert inspect.iscoroutinefunction(aiokafka.AIOKafkaConsumer.committed)
+    assert list(inspect.signature(aiokafka.AIOKafkaConsumer.committed).parameters) == [
+        "self",
+        "partition",
+    ]
+
+    class Broker:  # the aiokafka consumer: the group committed raw/0 at 40, never raw/1
+        async def committed(self, tp: aiokafka.TopicPartition) -> int | None:
+            return {aiokafka.TopicPartition("raw", 0): 40}.get(tp)
+
+    calls = []
+
+    async def call_thread(fun, *args):
+        calls.append(args)
+        return await fun(*args)
+
+    thread._ensure_consumer, thread.call_thread = Broker, call_thread
+    committed = asyncio.run(ConsumerOffsets(app).group_committed([TP("raw", 0), TP("raw", 1)]))
+    assert committed == {TP("raw", 0): 40, TP("raw", 1): None}
+    assert calls == [(aiokafka.TopicPartition("raw", 0),), (aiokafka.TopicPartition("raw", 1),)]
