@@ -6,10 +6,15 @@ the same materialized views the sink feeds)."""
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench.harness import percentile
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 SITE = "bench"
 DAYS = 30
@@ -50,14 +55,14 @@ FROM numbers({start:UInt64}, {count:UInt64})
 BREAKDOWNS = ("path", "section", "country", "device_type", "browser", "os", "isp")
 
 
-def fill(client, total: int, already: int, chunk: int = 1_000_000) -> None:
+def fill(client: Client, total: int, already: int, chunk: int = 1_000_000) -> None:
     for start in range(already, total, chunk):
         client.command(_GENERATE, parameters={
             "site": SITE, "days": DAYS, "visitors": max(1000, total // 20),
             "start": start, "count": min(chunk, total - start)})
 
 
-def query_set(client) -> list[float]:
+def query_set(client: Client) -> list[float]:
     """Run the standard set once; return each query's seconds."""
     from warehouse.query import Query, run
     from warehouse.reports import summary
@@ -66,7 +71,7 @@ def query_set(client) -> list[float]:
     date_from = date_to - timedelta(days=DAYS - 1)
     timings = []
 
-    def timed(fn) -> None:
+    def timed(fn: Callable[..., object]) -> None:
         start = time.perf_counter()
         fn()
         timings.append(time.perf_counter() - start)
@@ -95,12 +100,12 @@ def product_calls(date_from: date, date_to: date) -> list:
     from warehouse.goals import Goal
     from warehouse.query import Query, run
 
-    def view(**kw) -> Query:
+    def view(**kw: Any) -> Query:
         return Query(**{"site": SITE, "metrics": ("visitors",), "date_from": date_from,
                         "date_to": date_to, "filters": PRODUCT_FILTERS, "limit": 10, **kw})
 
     steps = [Goal.parse("page:/services/*"), Goal.parse("page:/lawyers/*")]
-    calls = [lambda c: product.compared_summary(c, view()),
+    calls: list[Callable[..., object]] = [lambda c: product.compared_summary(c, view()),
              lambda c: run(c, view(dimensions=("day",), metrics=("visitors", "pageviews"),
                                    limit=1000)),
              lambda c: run(c, product.previous(view(dimensions=("day",), limit=1000,
@@ -109,7 +114,7 @@ def product_calls(date_from: date, date_to: date) -> list:
              lambda c: run(c, view(dimensions=("path",), metrics=(
                  "visitors", "pageviews", "time_on_page", "scroll_depth"))),
              lambda c: product.entry_exit(c, view()),
-             lambda c: product.realtime(c, SITE, datetime.now(timezone.utc)),
+             lambda c: product.realtime(c, SITE, datetime.now(UTC)),
              lambda c: product.funnel(c, view(filters=()), steps),
              lambda c: product.funnel(c, view(), steps)]
     calls += [lambda c, d=dim: run(c, view(dimensions=(d,), metrics=("visitors", "pageviews")))
@@ -119,7 +124,7 @@ def product_calls(date_from: date, date_to: date) -> list:
 
 
 def run(work: Path, sizes: list[int], results: dict, details: dict, rounds: int = 5,
-        progress=lambda msg: None) -> None:
+        progress: Callable[[str], object] = lambda msg: None) -> None:
     from warehouse.client import make_client
     from warehouse.migrate import migrate
 

@@ -4,7 +4,8 @@ Faust commits a partition up to the first offset not acked. In the SIGKILL exact
 (tests/stream_jobs/test_sj_exactly_once.py) a partition now and then had offsets just past the
 committed one that never reached the agent at all: every later offset was read, handled and
 acked, but the commit could not pass the hole, and the worker went on with its lag frozen.
-(Faust itself committed past a hole of exactly one offset, losing it: see below.) The guard looks for a hole that stays put between two checks and seeks the partition
+(Faust itself committed past a hole of exactly one offset, losing it: see below.) The guard
+looks for a hole that stays put between two checks and seeks the partition
 back to the committed offset: the lost events are read and handled; the events after them,
 acked already, are recognised by ``acked()`` and skipped by the agents, and the exactly-once
 sink drops anything landed twice.
@@ -50,6 +51,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from faust.types import TP
 
 from aiokafka.structs import TopicPartition
 
@@ -57,12 +62,12 @@ log = logging.getLogger("mayak.stream_jobs")
 
 
 class CommitGuard:
-    def __init__(self, app, topics: Iterable[str]) -> None:
+    def __init__(self, app: Any, topics: Iterable[str]) -> None:
         self.app = app  # its consumer is created on first use
         self.topics = set(topics)
         self.suspects: dict = {}  # tp -> (next to commit, first acked) seen at the last check
         self.starts: dict = {}  # tp -> where it resumes (learn_starts)
-        self.learning = None  # the learn_starts task of the last assignment
+        self.learning: asyncio.Task | None = None  # the learn_starts task of the last assignment
 
     def install(self) -> None:
         """Hook Faust's consumer (once): skipped offsets of our topics are not taken for
@@ -72,30 +77,29 @@ class CommitGuard:
             return
         new_offset, add_gap = consumer._new_offset, consumer._add_gap
 
-        def guarded_new_offset(tp):
+        def guarded_new_offset(tp: TP) -> int | None:
             if tp.topic in self.topics and consumer._acked.get(tp) and not self._head_acked(tp):
                 return None  # a hole at the head, even of one offset: check() reads it again
             return new_offset(tp)
 
-        async def no_gap_for_ours(tp, offset_from: int, offset_to: int) -> None:
+        async def no_gap_for_ours(tp: TP, offset_from: int, offset_to: int) -> None:
             if tp.topic not in self.topics:  # a compacted changelog: its gaps are real
                 await add_gap(tp, offset_from, offset_to)
             elif offset_to > offset_from:  # at every start, after Faust's seek: benign
                 log.info("Faust's fetch loop jumped over offsets %d..%d of %s; they count as "
                          "handled only if an agent acked them", offset_from, offset_to - 1, tp)
 
-
         consumer._new_offset = guarded_new_offset
         consumer._add_gap = no_gap_for_ours
         consumer._mayak_guard = self
 
-    def forget(self, tps) -> None:
+    def forget(self, tps: Iterable[TP]) -> None:
         """Partitions revoked: what was learned of them may be stale by the next assignment."""
         for tp in tps:
             self.starts.pop(tp, None)
             self.suspects.pop(tp, None)
 
-    async def learn_starts(self, tps) -> None:
+    async def learn_starts(self, tps: Iterable[TP]) -> None:
         """Where each of our partitions in ``tps`` resumes: the group's committed offset asked
         of the broker, or the partition's first offset when the group never committed it.
         Run as a task on each assignment, and by ``check`` for partitions still unknown.
@@ -110,28 +114,28 @@ class CommitGuard:
             committed = await self.group_committed(ours)
             fresh = [tp for tp in ours if not committed.get(tp)]  # Faust keeps 0 as None
             earliest = await self.app.consumer.earliest_offsets(*fresh) if fresh else {}
-        except Exception as exc:  # noqa: BLE001 - check() looks them up again
+        except Exception as exc:  # check() looks them up again
             log.warning("could not look up where %d partition(s) resume: %r", len(ours), exc)
             return
         for tp in ours:
             self.starts[tp] = committed.get(tp) or earliest[tp]
 
-    async def group_committed(self, tps) -> dict:
+    async def group_committed(self, tps: Iterable[TP]) -> dict:
         """The group's committed offset of each of ``tps`` (None: never committed), asked
         of the broker through Faust's aiokafka consumer."""
         thread = self.app.consumer._thread
         consumer = thread._ensure_consumer()
-        tps = list(tps)
+        asked = list(tps)
         offsets = await asyncio.gather(*(
             thread.call_thread(consumer.committed, TopicPartition(tp.topic, tp.partition))
-            for tp in tps))
-        return dict(zip(tps, offsets, strict=True))
+            for tp in asked))
+        return dict(zip(asked, offsets, strict=True))
 
-    def acked(self, message) -> bool:
+    def acked(self, message: Any) -> bool:
         """Whether ``message`` was acked already (it is being read a second time)."""
         return message.offset in self.app.consumer._acked_index.get(message.tp, ())
 
-    def _next(self, tp):
+    def _next(self, tp: TP) -> int | None:
         """The next offset of ``tp`` to commit: the committed one (while Faust has None:
         where ``learn_starts`` found it resumes; None until it answered)."""
         committed = self.app.consumer._committed_offset.get(tp)
@@ -139,7 +143,7 @@ class CommitGuard:
             return self.starts.get(tp)
         return committed
 
-    def _head_acked(self, tp) -> bool:
+    def _head_acked(self, tp: TP) -> bool:
         following = self._next(tp)
         return following is not None and following in self.app.consumer._acked_index.get(tp, ())
 

@@ -166,7 +166,6 @@ def test_duplicate_acks_that_made_faust_crawl_are_tidied() -> None:
     assert consumer._new_offset(raw) == 5092  # everything acked is committed at once
 
 
-
 def test_before_faust_s_seek_partitions_resume_where_the_broker_says() -> None:
     """Faust hands out (and acks) messages after an assignment before its own seek sets the
     committed offsets (None until then, and None for a partition never committed): each

@@ -28,7 +28,7 @@ import uuid
 import orjson
 import pytest
 
-from producers.crypto import encrypt_ip, ip_cipher_key, partition_key, partition_secret
+from contract.crypto import encrypt_ip, ip_cipher_key, partition_key, partition_secret
 from tests.stream_jobs.lost_events import explain_lost
 from tests.stream_jobs.test_sj_exactly_once import _lag, _produce
 
