@@ -10,8 +10,8 @@ import psutil
 from rich.table import Table
 
 KEYS = ("collector_eps", "collector_ratio", "collector_p99_ms", "pipeline_eps", "pipeline_ratio",
-        "enrich_us", "freshness_p95_ms", "dashboard_p95_ms", "product_p95_ms", "tracker_gzip_bytes",
-        "worker_peak_mb", "collector_peak_mb")
+        "enrich_us", "freshness_p95_ms", "dashboard_p95_ms", "product_p95_ms",
+        "tracker_gzip_bytes", "worker_peak_mb", "collector_peak_mb")
 
 
 @dataclass(frozen=True)

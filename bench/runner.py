@@ -65,9 +65,10 @@ def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
         ("dashboard", lambda: dashboard_bench.run(work, list(plan.dashboard_sizes), results,
                                                   details, progress=lambda m: None)),
         # on the dashboard step's database, already holding its largest size
-        ("product", lambda: product_bench.run(work, plan.dashboard_sizes[-1], results,
-                                              details)),
+        ("product", lambda: calls.update(product_bench.run(work, plan.dashboard_sizes[-1],
+                                                           results, details))),
     ]
+    calls: dict[str, list[float]] = {}
     started = time.monotonic()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
@@ -82,6 +83,8 @@ def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
                 progress.advance(task)
         finally:
             broker.stop()
+    if calls:
+        console.print(product_bench.table(calls, plan.dashboard_sizes[-1]))
     console.print(results_table(results, details))
     console.print(f"machine: {machine()}; {'quick' if quick else 'full'} run took "
                   f"{time.monotonic() - started:.0f} s; work files in {work}")
