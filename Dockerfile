@@ -11,6 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MAYAK_DATA_DIR=/var/lib/mayak
 WORKDIR /app
 COPY pyproject.toml ./
 COPY mayak ./mayak
+COPY contract ./contract
 COPY producers ./producers
 COPY stream_jobs ./stream_jobs
 COPY warehouse ./warehouse

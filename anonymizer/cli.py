@@ -1,4 +1,4 @@
-"""CLI of the anonymizer: a customer's analytics opt-out (their events are then dropped)."""
+"""CLI of the anonymizer: a customer's analytics opt-out (their events then become dead letters)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import sys
 
 import typer
 
+from anonymizer.keystore import keystore_from_settings
+from mayak.install import refuse_lost_keys
 from mayak.settings import Settings
 
 
@@ -17,10 +19,7 @@ def _uids(uid: str) -> list[str]:
 
 
 def opt_out(uid: str = typer.Argument(..., help="portal customer id, or - for ids on stdin")) -> None:
-    """Stop counting a customer: their events are dropped with reason `consent` from now on."""
-    from anonymizer.keystore import keystore_from_settings
-    from mayak.install import refuse_lost_keys
-
+    """Stop counting a customer: their events become dead letters (reason `consent`) from now on."""
     settings = Settings()
     refuse_lost_keys(settings)  # never a new key store beside an earlier install's data
     store = keystore_from_settings(settings)
@@ -32,9 +31,6 @@ def opt_out(uid: str = typer.Argument(..., help="portal customer id, or - for id
 
 def opt_in(uid: str = typer.Argument(..., help="portal customer id, or - for ids on stdin")) -> None:
     """Withdraw a customer's opt-out."""
-    from anonymizer.keystore import keystore_from_settings
-    from mayak.install import refuse_lost_keys
-
     settings = Settings()
     refuse_lost_keys(settings)
     store = keystore_from_settings(settings)

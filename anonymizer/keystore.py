@@ -27,8 +27,12 @@ import os
 import secrets
 import sqlite3
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mayak.settings import Settings
 
 SALT_LIFETIME = timedelta(hours=48)
 
@@ -142,7 +146,8 @@ class KeyStore:
             return cur.rowcount > 0
 
     def opt_out(self, uid: str) -> None:
-        """Record that the customer objects to analytics: their events are dropped from now on."""
+        """Record that the customer objects to analytics: their events are dead letters from now
+        on (reason ``consent``)."""
         with self._lock:
             self._db.execute("INSERT OR IGNORE INTO opt_outs (uid_mac) VALUES (?)", (self._mac(uid),))
 
@@ -158,16 +163,16 @@ class KeyStore:
                                     (self._mac(uid),)).fetchone() is not None
 
 
-def keystore_path(settings) -> Path:
+def keystore_path(settings: Settings) -> Path:
     """``settings.keystore_path``, else ``data_dir/keys/anonymizer.db``."""
     return Path(settings.keystore_path) if settings.keystore_path else \
         settings.data_dir / "keys" / "anonymizer.db"
 
 
-def keystore_from_settings(settings) -> KeyStore:
+def keystore_from_settings(settings: Settings) -> KeyStore:
     """The key store every Mayak process on this host shares (worker, CLI, ``mayak erase``)."""
     return KeyStore(keystore_path(settings))
 
 
 def _day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)

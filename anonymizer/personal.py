@@ -28,14 +28,14 @@ import ipaddress
 import re
 from functools import lru_cache
 
+from mayak.settings import DEFAULT_CUSTOMER_ID_PATTERN
+
 EMAIL = "[email]"
 PHONE = "[phone]"
 NUMBER = "[num]"
 IP = "[ip]"
 CUSTOMER = "[customer]"
 UA = "[ua]"
-
-DEFAULT_CUSTOMER_ID_PATTERN = r"ELG-CUST-[0-9A-Z]{4,16}"
 
 _EMAIL_RE = re.compile(r"[\w.%+-]+(?:@|%40)[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", re.IGNORECASE)
 # a UA string runs to the end of the value: its later tokens (platform, engine) identify too.
@@ -105,7 +105,7 @@ def _number(text: str) -> str:
     # an address or a date inside (/cases/10234/198.18.7.7, 15.03.2026 050 123 45 67): the
     # address goes, the date stays, and what is around either is judged on its own
     for found in _IP4_IN_RE.finditer(text):
-        if _is_ip(found.group()):
+        if is_ip(found.group()):
             return _numbers(text[:found.start()]) + IP + _numbers(text[found.end():])
     date = _DATE_RE.search(text)
     if date:
@@ -152,9 +152,10 @@ def _numbers(text: str) -> str:
     return _NUM_RE.sub(lambda m: _number(m.group()), text)
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(value: object) -> bool:
+    """Whether ``value`` (as text) is an IPv4 or IPv6 address."""
     try:
-        ipaddress.ip_address(text)
+        ipaddress.ip_address(str(value))
         return True
     except ValueError:
         return False
@@ -176,7 +177,7 @@ def _candidate(match: re.Match[str]) -> str:
     if kind == "glued":
         return text if _in_hex_id(match.string, match.start(), match.end()) else _run(text)
     if kind in ("ip4", "ip6"):
-        if _is_ip(text):
+        if is_ip(text):
             return IP if any(c.isalnum() for c in text) else text
         # 10:30:00, 300.1.2.3, 050.123.45.67: not addresses, but maybe numbers
         return _GROUPS_RE.sub(lambda g: _run(g.group()), text) if kind == "ip6" else \

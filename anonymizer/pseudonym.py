@@ -9,13 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-_SEP = b"\x1f"
-
 
 def keyed_hash(key: bytes, *parts: str) -> str:
-    """32 hex chars of HMAC-SHA256(key, parts joined by US)."""
-    msg = "\x1f".join(parts).encode()  # == _SEP.join(p.encode() for p in parts)
-    return hmac.digest(key, msg, "sha256")[:16].hex()  # one-shot OpenSSL HMAC
+    """32 hex chars of HMAC-SHA256(key, parts joined by US): every keyed hash of Mayak (the
+    pseudonyms here and the collector's Kafka message key, ``contract.crypto.partition_key``).
+    One-shot OpenSSL HMAC; no key is cached (customer keys must be forgettable)."""
+    return hmac.digest(key, "\x1f".join(parts).encode(), "sha256")[:16].hex()
 
 
 def cookieless_visitor_id(daily_salt: bytes, site: str, ip: str, ua: str) -> str:

@@ -14,8 +14,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlencode, urlsplit
 
-from anonymizer.personal import (CUSTOMER, DEFAULT_CUSTOMER_ID_PATTERN, EMAIL, IP, NUMBER, PHONE,
-                                 UA, Redactor)
+from anonymizer.personal import (
+    CUSTOMER,
+    EMAIL,
+    IP,
+    NUMBER,
+    PHONE,
+    UA,
+    Redactor,
+)
+from mayak.settings import DEFAULT_CUSTOMER_ID_PATTERN
 
 __all__ = ["CUSTOMER", "EMAIL", "ID", "IP", "NUMBER", "PHONE", "UA", "RouteTemplates",
            "configure", "host_of", "referrer_domain", "referrer_domain_of_host", "route_path",
@@ -58,12 +66,16 @@ def scrub_value(value: object) -> object:
 
 @dataclass(frozen=True)
 class RouteTemplates:
-    """Configured route templates such as ``/cases/:id``; ``:name`` matches one segment."""
+    """Configured route templates such as ``/cases/:id``; ``:name`` matches one segment.
+
+    The page templates of ``MAYAK_ROUTE_TEMPLATES``, in the notation of the ``:id`` the
+    anonymizer puts for ids itself. The portal's server hooks have their own, in ``{name}``
+    notation (``producers.hooks.routes.ServiceRoutes``): see there why there are two."""
 
     templates: tuple[tuple[str, ...], ...]
 
     @classmethod
-    def parse(cls, templates: Iterable[str]) -> "RouteTemplates":
+    def parse(cls, templates: Iterable[str]) -> RouteTemplates:
         return cls(tuple(tuple(t.strip("/").split("/")) for t in templates if t.strip()))
 
     def match(self, segments: list[str]) -> str | None:
@@ -132,7 +144,9 @@ def utm_of_query(query: str) -> dict[str, str]:
 
 
 def scrub_url(url: str, routes: RouteTemplates | None = None) -> str:
-    """Path plus only the ``utm_*`` query parameters (for failed events that keep a URL)."""
+    """Path (ids templated, personal data redacted) plus only the ``utm_*`` query parameters
+    (for dead letters that keep a URL). Not the collector's ``door.trim_url``, which only
+    drops what may not enter Kafka."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -172,15 +186,17 @@ def without_secrets(value: object, secrets: Mapping[str | None, str]) -> object:
     into its props, which no pattern would recognise (an app's UA, a numeric customer id).
     Secrets shorter than 4 characters are only matched as whole values."""
     found = {s: label for s, label in secrets.items() if s}
-    if not found:
-        return value
+    return _replaced(value, found) if found else value
+
+
+def _replaced(value: object, found: dict[str, str]) -> object:
     if isinstance(value, str):
         for secret, label in found.items():
             if value == secret or (len(secret) >= 4 and secret in value):
                 value = label if value == secret else value.replace(secret, label)
         return value
     if isinstance(value, Mapping):
-        return {without_secrets(k, found): without_secrets(v, found) for k, v in value.items()}
+        return {_replaced(k, found): _replaced(v, found) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [without_secrets(v, found) for v in value]
+        return [_replaced(v, found) for v in value]
     return value

@@ -44,11 +44,10 @@ def bare_send_loop(bootstrap: str, topic: str, seconds: float) -> float:
     """Messages/s of kafka-python alone sending what the collector would send for the beacon."""
     from kafka import KafkaProducer
 
+    from contract.schema import ClientEvent
+    from mayak.settings import Settings
     from producers.collector.events import EventFactory
     from producers.collector.outbox import producer_config
-    from producers.schema import ClientEvent
-
-    from mayak.settings import Settings
 
     factory = EventFactory(Settings(data_dir=Path("/tmp")))  # key material only
     ctx = factory.context({"user-agent": UA}, "85.132.10.20", False, False)
@@ -76,7 +75,10 @@ def _wrk(url: str, body: bytes, seconds: float, work: Path) -> tuple[float, int]
         f'wrk.headers["Origin"] = "{ORIGIN}"\n')
     out = subprocess.run([_require("wrk"), "-t2", "-c64", f"-d{seconds:.0f}s", "-s", str(script),
                           url], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise RuntimeError(f"wrk printed no Requests/sec:\n{out[-2000:]}")
+    rps = float(found.group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     if errors:

@@ -6,10 +6,15 @@ the same materialized views the sink feeds)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.harness import percentile
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 SITE = "bench"
 DAYS = 30
@@ -79,14 +84,14 @@ FROM numbers({{start:UInt64}}, {{count:UInt64}})
 BREAKDOWNS = ("path", "section", "country", "device_type", "browser", "os", "isp")
 
 
-def fill(client, total: int, already: int, chunk: int = 1_000_000) -> None:
+def fill(client: Client, total: int, already: int, chunk: int = 1_000_000) -> None:
     for start in range(already, total, chunk):
         client.command(_GENERATE, parameters={
             "site": SITE, "days": DAYS, "visitors": max(1000, total // 20),
             "start": start, "count": min(chunk, total - start)})
 
 
-def query_set(client) -> list[float]:
+def query_set(client: Client) -> list[float]:
     """Run the standard set once; return each query's seconds."""
     from warehouse.query import Query, run
     from warehouse.reports import summary
@@ -95,7 +100,7 @@ def query_set(client) -> list[float]:
     date_from = date_to - timedelta(days=DAYS - 1)
     timings = []
 
-    def timed(fn) -> None:
+    def timed(fn: Callable[..., object]) -> None:
         start = time.perf_counter()
         fn()
         timings.append(time.perf_counter() - start)
@@ -111,14 +116,14 @@ def query_set(client) -> list[float]:
     return timings
 
 
-def optimize(client) -> None:
+def optimize(client: Client) -> None:
     """Merge the rollups' parts, as background merges would."""
     for rollup in ("agg_dim_hourly", "agg_dim_daily", "agg_site_hourly", "agg_section_hourly"):
         client.command(f"OPTIMIZE TABLE {rollup} FINAL")
 
 
 def run(work: Path, sizes: list[int], results: dict, details: dict, rounds: int = 5,
-        progress=lambda msg: None) -> None:
+        progress: Callable[[str], object] = lambda msg: None) -> None:
     from warehouse.client import make_client
     from warehouse.migrate import migrate
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.traffic import raw_records
 from mayak.settings import Settings
@@ -16,7 +17,7 @@ MAXMIND = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "
 def run(work: Path, n: int, results: dict, details: dict) -> None:
     from stream_jobs.processors import pipeline_from_settings
 
-    geo = {}
+    geo: dict[str, Any] = {}
     if (MAXMIND / "GeoIP2-City-Test.mmdb").exists():
         geo = {"geoip_city": str(MAXMIND / "GeoIP2-City-Test.mmdb"),
                "geoip_isp": str(MAXMIND / "GeoIP2-ISP-Test.mmdb")}

@@ -19,7 +19,7 @@ from bench.traffic import SITE, client_event
 from dashboards.auth import cli_token_path
 from mayak.errors import MayakError
 from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
-from mayak.topics import ensure_topics
+from stream_jobs.topics import ensure_topics
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
@@ -79,7 +79,7 @@ def run(bootstrap: str, work: Path, seconds: float, results: dict, details: dict
     worker = spawn_mayak(["worker", "--dashboards"], work / "freshness-worker.log", env)
     collector = spawn_mayak(["collector"], work / "freshness-collector.log", env)
     memory = PeakMemory(worker.pid)
-    stop, seen = threading.Event(), []
+    stop, seen = threading.Event(), list[tuple[float, int]]()
     try:
         wait_http_ok({"dashboards": f"{settings.dashboards_url}/healthz",
                       "collector": f"{settings.collector_url}/healthz"},

@@ -24,7 +24,7 @@ def main() -> None:
     topic = app.topic(topic_name, value_serializer="raw")
 
     @app.agent(topic)
-    async def noop(stream):
+    async def noop(stream: faust.StreamT) -> None:
         seen, first = 0, 0.0
         async for _value in stream:
             seen += 1

@@ -17,7 +17,7 @@ from bench.traffic import SITE, raw_records
 from mayak.errors import MayakError
 from mayak.kafka_local import free_port
 from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
-from mayak.topics import ensure_topics
+from stream_jobs.topics import ensure_topics
 
 
 def worker_env(bootstrap: str, work: Path, tag: str) -> dict[str, str]:
@@ -26,7 +26,7 @@ def worker_env(bootstrap: str, work: Path, tag: str) -> dict[str, str]:
             "MAYAK_TOPIC_FAILED": f"bench.{tag}.failed", "MAYAK_WORKER_ID": f"bench-{tag}",
             "MAYAK_DASHBOARDS_PORT": str(free_port()), "MAYAK_WORKER_WEB_PORT": str(free_port()),
             "MAYAK_COLLECTOR_PORT": str(free_port()),
-            "MAYAK_COLLECTOR_SITES": '{"%s": ["*"]}' % SITE,
+            "MAYAK_COLLECTOR_SITES": f'{{"{SITE}": ["*"]}}',
             "MAYAK_COLLECTOR_RATE_PER_S": "1000000000", "MAYAK_COLLECTOR_RATE_BURST": "1000000000"}
 
 
@@ -43,7 +43,8 @@ def noop_eps(env: dict[str, str], topic: str, n: int, work: Path) -> float:
     out = work / "noop.seconds"
     proc = subprocess.Popen([sys.executable, "-m", "bench.noop_worker", topic, str(n), str(out)],
                             env={**os.environ, **env},
-                            stdout=open(work / "noop.log", "ab"), stderr=subprocess.STDOUT)
+                            stdout=open(work / "noop.log", "ab"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT)
     try:
         proc.wait(timeout=300)
     finally:

@@ -13,26 +13,48 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from bench.dashboard_bench import DAYS, SITE, fill, optimize
 from bench.harness import percentile
 
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
 LIMIT_MS = 300.0
 # the views a user gets to by clicking: none, two visit-constant rows, a page
-VIEWS = {"all": (), "country+device": (("country", "AZ"), ("device_type", "mobile")),
-         "path": (("path", "/services/7"),)}
-PANELS = [("section", "visitors,section_seconds"),
-          *((d, "visitors,visits") for d in ("channel", "source", "referrer_domain",
-                                              "utm_source", "utm_medium", "utm_campaign")),
-          *((d, "visitors,pageviews") for d in ("country", "isp", "device_type", "browser",
-                                                 "browser_version", "os", "os_version")),
-          ("event_name", "events,visitors"), ("prop_key", "events"),
-          ("prop:form", "events,visitors"), ("outbound_url", "events,visitors"),
-          ("service_type", "service_requests")]
+VIEWS = {
+    "all": (),
+    "country+device": (("country", "AZ"), ("device_type", "mobile")),
+    "path": (("path", "/services/7"),),
+}
+PANELS = [
+    ("section", "visitors,section_seconds"),
+    *(
+        (d, "visitors,visits")
+        for d in (
+            "channel",
+            "source",
+            "referrer_domain",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+        )
+    ),
+    *(
+        (d, "visitors,pageviews")
+        for d in ("country", "isp", "device_type", "browser", "browser_version", "os", "os_version")
+    ),
+    ("event_name", "events,visitors"),
+    ("prop_key", "events"),
+    ("prop:form", "events,visitors"),
+    ("outbound_url", "events,visitors"),
+    ("service_type", "service_requests"),
+]
 FUNNEL = ("page:/services/*", "page:/lawyers/*", "event:signup")
 
 Call = tuple[str, Callable]
@@ -44,12 +66,20 @@ def calls(date_from: date, date_to: date, filters: tuple) -> list[Call]:
     from warehouse.goals import Goal
     from warehouse.query import Query, run
 
-    def view(metrics: str, **kw) -> Query:
-        return Query(**{"site": SITE, "metrics": tuple(metrics.split(",")),
-                        "date_from": date_from, "date_to": date_to, "filters": filters,
-                        "limit": 10, **kw})
+    def view(metrics: str, **kw: Any) -> Query:
+        return Query(
+            **{
+                "site": SITE,
+                "metrics": tuple(metrics.split(",")),
+                "date_from": date_from,
+                "date_to": date_to,
+                "filters": filters,
+                "limit": 10,
+                **kw,
+            }
+        )
 
-    def series(c) -> None:
+    def series(c: Client) -> None:
         query = view("visitors,pageviews", dimensions=("day",), limit=1000)
         run(c, query)
         run(c, product.previous(query))
@@ -58,24 +88,32 @@ def calls(date_from: date, date_to: date, filters: tuple) -> list[Call]:
     out: list[Call] = [
         ("summary?compare", lambda c: product.compared_summary(c, view("visitors"))),
         ("series day?compare", series),
-        ("series heat map", lambda c: run(c, view("visitors", dimensions=("weekday",
-                                                                          "hour_of_day"),
-                                                  limit=200))),
-        ("breakdown path", lambda c: run(c, view(
-            "visitors,pageviews,time_on_page,scroll_depth", dimensions=("path",)))),
+        (
+            "series heat map",
+            lambda c: run(c, view("visitors", dimensions=("weekday", "hour_of_day"), limit=200)),
+        ),
+        (
+            "breakdown path",
+            lambda c: run(
+                c, view("visitors,pageviews,time_on_page,scroll_depth", dimensions=("path",))
+            ),
+        ),
         ("entry-exit", lambda c: product.entry_exit(c, view("visits"))),
-        ("goals", lambda c: goals.conversions(c, SITE, date_from, date_to, [],
-                                              filters=filters)),
-        ("realtime", lambda c: product.realtime(c, SITE, datetime.now(timezone.utc))),
+        ("goals", lambda c: goals.conversions(c, SITE, date_from, date_to, [], filters=filters)),
+        ("realtime", lambda c: product.realtime(c, SITE, datetime.now(UTC))),
         ("funnel", lambda c: product.funnel(c, view("visits"), steps)),
     ]
     if not any(name == "section" for name, _ in filters):
-        out += [(f"breakdown {dim}", lambda c, d=dim, m=metrics: run(c, view(m, dimensions=(d,))))
-                for dim, metrics in PANELS]
+        out += [
+            (f"breakdown {dim}", lambda c, d=dim, m=metrics: run(c, view(m, dimensions=(d,))))
+            for dim, metrics in PANELS
+        ]
     return out
 
 
-def measure(client, rounds: int, progress=lambda msg: None) -> dict[str, list[float]]:
+def measure(
+    client: Client, rounds: int, progress: Callable[[str], object] = lambda msg: None
+) -> dict[str, list[float]]:
     """Each call of each view, once to warm up, then ``rounds`` times: seconds per call."""
     date_to = date.today()
     date_from = date_to - timedelta(days=DAYS - 1)
@@ -99,13 +137,24 @@ def table(timings: dict[str, list[float]], events: int) -> Table:
         out.add_column(column)
     for name, seconds in timings.items():
         p95 = percentile(seconds, 95) * 1000
-        out.add_row(name, f"{percentile(seconds, 50) * 1000:.0f}", f"{p95:.0f}",
-                    f"{p95 / LIMIT_MS:.2f}", "[green]yes[/]" if p95 <= LIMIT_MS else "[red]NO[/]")
+        out.add_row(
+            name,
+            f"{percentile(seconds, 50) * 1000:.0f}",
+            f"{p95:.0f}",
+            f"{p95 / LIMIT_MS:.2f}",
+            "[green]yes[/]" if p95 <= LIMIT_MS else "[red]NO[/]",
+        )
     return out
 
 
-def run(work: Path, events: int, results: dict, details: dict, rounds: int = 5,
-        progress=lambda msg: None) -> dict[str, list[float]]:
+def run(
+    work: Path,
+    events: int,
+    results: dict,
+    details: dict,
+    rounds: int = 5,
+    progress: Callable[[str], object] = lambda msg: None,
+) -> dict[str, list[float]]:
     """Fill ``events`` events into ``work`` (or reuse the ones there), time every call, and
     record the slowest call's p95 as ``product_p95_ms``."""
     from warehouse.client import make_client
@@ -113,7 +162,7 @@ def run(work: Path, events: int, results: dict, details: dict, rounds: int = 5,
 
     client = make_client(f"chdb://{work / 'dashboard-ch'}", "bench")
     migrate(client)
-    (loaded,), = client.query("SELECT count() FROM events").result_rows
+    ((loaded,),) = client.query("SELECT count() FROM events").result_rows
     if loaded > events:
         raise ValueError(f"{work} holds {loaded:,} events, more than the {events:,} asked for")
     if loaded < events:
@@ -123,6 +172,7 @@ def run(work: Path, events: int, results: dict, details: dict, rounds: int = 5,
     timings = measure(client, rounds, progress)
     worst, slowest = max((percentile(s, 95) * 1000, name) for name, s in timings.items())
     results["product_p95_ms"] = round(worst, 1)
-    details["product_p95_ms"] = (f"{events / 1e6:g}M events, slowest of {len(timings)} calls: "
-                                 f"{slowest}; x {rounds} rounds")
+    details["product_p95_ms"] = (
+        f"{events / 1e6:g}M events, slowest of {len(timings)} calls: {slowest}; x {rounds} rounds"
+    )
     return timings

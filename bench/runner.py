@@ -19,8 +19,15 @@ import psutil
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from bench import (collector_bench, dashboard_bench, enrich_bench, freshness_bench,
-                   pipeline_bench, product_bench, tracker_bench)
+from bench import (
+    collector_bench,
+    dashboard_bench,
+    enrich_bench,
+    freshness_bench,
+    pipeline_bench,
+    product_bench,
+    tracker_bench,
+)
 from bench.harness import KEYS, percentile, results_table
 from mayak.kafka_local import LocalBroker, free_port
 from mayak.settings import Settings

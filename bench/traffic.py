@@ -40,8 +40,8 @@ def client_event(rng: random.Random, now_ms: int) -> dict:
 
 def raw_records(n: int, data_dir: Path, seed: int = 1) -> list[tuple[bytes, bytes]]:
     """``n`` (key, value) records as the collector writes them to ``mayak.raw``."""
+    from contract.schema import ClientEvent
     from producers.collector.events import EventFactory
-    from producers.schema import ClientEvent
 
     factory = EventFactory(Settings(data_dir=data_dir))
     rng = random.Random(seed)

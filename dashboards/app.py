@@ -14,97 +14,104 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, cast
 
 from clickhouse_connect.driver.exceptions import DatabaseError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from anonymizer import scrub
-from dashboards import pages
+from anonymizer.keystore import KeyStore, keystore_path
+from dashboards import pages, product
 from dashboards import params as qp
-from dashboards import product
 from dashboards import research as dp_research
 from dashboards.auth import Authenticator, Principal, TokensUnavailable
 from dashboards.calls import Answer, Call
+from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH, ROLES, either
 from dashboards.tables import respond
+from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
+from mayak.install import refuse_lost_keys
+from mayak.ratelimit import RateLimiter
 from mayak.settings import Settings
-from producers.collector.limits import RateLimiter
 from warehouse import audit, details, erasure, reports
 from warehouse.campaigns import register_send
-from warehouse.client import TOO_HEAVY, LimitedClient, limit_hit, read_limits
+from warehouse.client import (
+    TOO_HEAVY,
+    LimitedClient,
+    SerialClient,
+    WarehouseBusy,
+    limit_hit,
+    read_limits,
+)
 from warehouse.ddl import Layout
 from warehouse.query import QueryError, utc_bounds
 from warehouse.sites import SiteCheck, UnknownSite
 
-PRODUCT = {"product", "admin"}
-MARKETING = {"marketing", "admin"}
-RESEARCH = {"researcher", "admin"}
-ADMIN = {"admin"}
-QUEUE_QUERIES = 3  # how many query time limits a call may wait for the lock
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+QUEUE_QUERIES = 3  # how many query time limits a query may wait for the one query slot
 PARAM_CHARS = 200  # of each parameter of a refused question kept in the audit
 
 
-class Busy(Exception):
-    """The one query slot stayed taken longer than a caller should wait."""
-
-
-def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
+def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
+               clock: Clock = SYSTEM_CLOCK) -> Starlette:
     """``keys``: the anonymizer key store (erasure/export); opened from settings when first needed.
-    ``clock``: the current UTC time (realtime figures); the system clock by default."""
+    ``clock``: today's date, realtime figures, budget periods, audit and erasure times."""
     auth = Authenticator(settings)
     scrub.configure(settings.customer_id_pattern)  # the audit scrubs what users ask
-    # one client shared by request threads: one query at a time. Each query is bounded by
-    # query_max_seconds, so a caller waits at most a few of them before getting a 503
-    lock = threading.Lock()
-    queue_seconds = QUEUE_QUERIES * settings.query_max_seconds
-    denied = RateLimiter(settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst)
+    denied = RateLimiter(settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst,
+                         clock=clock)
+    # one client shared by request threads: one query at a time (not one call: an export's
+    # 22 queries interleave with others'). Each query is bounded by query_max_seconds, so a
+    # query waits at most a few of them for its turn before the call gets a 503
+    serial = SerialClient(client, QUEUE_QUERIES * settings.query_max_seconds)
+    client = cast("Client", serial)  # a Client to its callers: it forwards every attribute
+    # a research question's budget check, its queries and the ledger row it spends stay one
+    # step (else two concurrent questions could both pass the check and overspend); only
+    # research calls wait for each other here
+    spending = threading.Lock()
+    keys_opened = threading.Lock()
     tz = settings.report_timezone
-    layout = Layout(database=client.database or "default", cluster=settings.clickhouse_cluster)
-    reader = LimitedClient(client, read_limits(settings))  # every question asked goes here
+    layout = Layout.of(client, settings.clickhouse_cluster)
+    # every question asked goes here; a Client to its callers (it forwards every attribute)
+    reader = cast("Client", LimitedClient(client, read_limits(settings)))
     check_site = SiteCheck(client)
     key_store = {"keys": keys}
 
     def get_keys():
-        if key_store["keys"] is None:
-            from anonymizer.keystore import KeyStore
-            from mayak.install import refuse_lost_keys
-            from stream_jobs.processors import keystore_path
-
-            refuse_lost_keys(settings)  # MayakError: a 400 naming what to restore
-            key_store["keys"] = KeyStore(keystore_path(settings))
-        return key_store["keys"]
+        with keys_opened:  # calls run in threads: the key store is opened once
+            if key_store["keys"] is None:
+                refuse_lost_keys(settings)  # MayakError: a 400 naming what to restore
+                key_store["keys"] = KeyStore(keystore_path(settings))
+            return key_store["keys"]
 
     def record(who: Principal | None, name: str, request: dict, cells: int, status: int) -> None:
         audit.record_query(client, who.name if who else "unauthenticated", who.role if who else "",
-                           name, request, cells, status)
+                           name, request, cells, status, clock)
 
-    def endpoint(name: str, roles: set[str], work: Callable[[Call], Answer], method: str = "GET"):
+    def endpoint(name: str, roles: tuple[str, ...], work: Callable[[Call], Answer],
+                 method: str = "GET"):
         def guarded(call: Call | None, status: int, error: str | None):
-            if not lock.acquire(timeout=queue_seconds):
-                raise Busy()
-            try:
-                if error:
-                    # a refused caller's parameters are not kept: only who, what and the status;
-                    # a bad question's are, cut short
-                    asked = {"params": {k: v[:PARAM_CHARS] for k, v in call.params.items()}} \
-                        if call and status == 400 else {}
-                    record(call.who if call else None, name, asked, 0, status)
-                    return None
-                answer = work(call)  # a malformed question is a 400 before a 404
-                if method == "GET" and call.params.get("site"):
-                    check_site(call.params["site"])  # UnknownSite: 404
-                record(call.who, name, answer.request, answer.cells, 200)
-                return answer
-            finally:
-                lock.release()
+            if error:
+                # a refused caller's parameters are not kept: only who, what and the status;
+                # a bad question's are, cut short
+                asked = {"params": {k: v[:PARAM_CHARS] for k, v in call.params.items()}} \
+                    if call and status == 400 else {}
+                record(call.who if call else None, name, asked, 0, status)
+                return None
+            assert call is not None, "a call without an error is a parsed one"
+            answer = work(call)  # a malformed question is a 400 before a 404
+            if method == "GET" and call.params.get("site"):
+                check_site(call.params["site"])  # UnknownSite: 404
+            record(call.who, name, answer.request, answer.cells, 200)
+            return answer
 
         async def refuse(request: Request, call: Call | None, status: int, error: str):
             if status in (401, 503) and not denied.allow(_client_ip(request)):
@@ -112,9 +119,12 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
                                     headers={"Retry-After": "10"})
             try:
                 await run_in_threadpool(guarded, call, status, "denied")
-            except Busy:
+            except WarehouseBusy:
                 pass
-            return JSONResponse({"error": error}, status)
+            # a want of a valid token says so (RFC 9110), so that the pages ask for one only
+            # then, and show a busy or limited warehouse's 503 as it is
+            auth = {"WWW-Authenticate": 'Bearer realm="mayak"'} if status in (401, 503) else {}
+            return JSONResponse({"error": error}, status, headers=auth)
 
         async def handler(request: Request) -> JSONResponse:
             try:
@@ -134,7 +144,7 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
                 answer = await run_in_threadpool(guarded, call, 200, None)
             except UnknownSite as exc:
                 return await refuse(request, call, 404, str(exc))
-            except Busy:
+            except WarehouseBusy:
                 return JSONResponse({"error": "the warehouse is busy with other queries: retry "
                                      "shortly"}, 503, headers={"Retry-After": "5"})
             except (QueryError, MayakError, ValueError) as exc:
@@ -146,25 +156,25 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
                 return await refuse(request, call, 422, TOO_HEAVY.format(what=what))
             return answer.response or JSONResponse(answer.payload)
 
-        handler.roles = roles  # the OpenAPI description names them (dashboards.openapi)
+        handler.roles = frozenset(roles)  # type: ignore[attr-defined]  # read by dashboards.openapi
         return Route(f"/api/{name}", handler, methods=[method])
 
     def site_report(build: Callable) -> Callable[[Call], Answer]:
         """An endpoint answering one of ``warehouse.reports`` for a site and a date range."""
         def answer(call: Call) -> Answer:
-            date_from, date_to = qp.date_range(call.params, tz)
+            date_from, date_to = qp.date_range(call.params, tz, clock)
             report = build(reader, qp.site_of(call.params), date_from, date_to, tz)
             return Answer(report.data, report.cells, {"site": report.data["site"],
                                                       "from": str(date_from), "to": str(date_to)})
         return answer
 
     # summary, breakdown, series, goals, entry-exit, realtime, funnel, export (dashboards.product)
-    work = product.handlers(reader, tz, clock or product.utc_now)
+    work = product.handlers(reader, tz, clock)
 
     def sections(call: Call) -> Answer:
         """Per page and section: readers, visits, dwell and reach (``warehouse.details``);
         ``path=`` narrows it to one page."""
-        query = qp.query_from(call.params, tz, metrics=("visitors",))
+        query = qp.query_from(call.params, tz, metrics=("visitors",), clock=clock)
         path = call.params.get("path")
         start, end = utc_bounds(query)
         rows = details.sections_report(reader, query.site, start, end, path, query.limit)
@@ -176,31 +186,37 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
     bot_report = site_report(reports.bots)
 
     def sends(call: Call) -> Answer:
-        site, sent, sent_on = qp.sends_body(call.body, datetime.now(ZoneInfo(tz)).date())
+        site, sent, sent_on = qp.sends_body(call.body, qp.local_today(tz, clock))
         done = register_send(client, site, call.path["campaign_id"], sent, sent_on,
                              actor=call.who.name)
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
-        payload, question, fmt = dp_research.answer(reader, settings, call.who.name, call.params,
-                                                    check_site=check_site)
+        if not spending.acquire(timeout=QUEUE_QUERIES * serial.wait_seconds):
+            raise WarehouseBusy()
+        try:
+            payload, question, fmt = dp_research.answer(reader, settings, call.who.name,
+                                                        call.params, clock=clock,
+                                                        check_site=check_site)
+        finally:
+            spending.release()
         return Answer(payload, len(payload["columns"]) * len(payload["rows"]),
                       {**question, "cost": payload["cost"]}, respond(payload, fmt))
 
     def research_own_budget(call: Call) -> Answer:
-        return Answer(dp_research.own_budget(client, settings, call.who.name), 0, {})
+        return Answer(dp_research.own_budget(client, settings, call.who.name, clock), 0, {})
 
     def research_budget(call: Call) -> Answer:
-        done = dp_research.set_budget(client, call.body, call.who.name)
+        done = dp_research.set_budget(client, call.body, call.who.name, clock)
         return Answer(done, 0, done)
 
     def research_budgets(call: Call) -> Answer:
-        return Answer(dp_research.show_budgets(client, settings), 0, {})
+        return Answer(dp_research.show_budgets(client, settings, clock), 0, {})
 
     def erase(call: Call) -> Answer:
         customer, opt_out = qp.customer_body(call.body)
         done = erasure.erase_customer(client, get_keys(), customer, call.who.name,
-                                      "api", opt_out=opt_out, layout=layout)
+                                      "api", opt_out=opt_out, layout=layout, clock=clock)
         return Answer(done.as_dict(), 0, {"customer": "[not logged]", "opt_out": opt_out})
 
     def export(call: Call) -> Answer:
@@ -216,16 +232,17 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
         return Answer({"queries": rows}, 7 * len(rows), {"limit": len(rows)})
 
     def me(call: Call) -> Answer:
-        """Who the token is and which pages its role may use (the pages' navigation)."""
+        """Who the token is, which pages its role may use (the pages' navigation) and the
+        report time zone (the pages' dates and hours)."""
         return Answer({"name": call.who.name, "role": call.who.role,
-                       "pages": pages.pages_of(call.who.role)}, 0, {})
+                       "pages": pages.pages_of(call.who.role), "timezone": tz}, 0, {})
 
     async def healthz(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
     return Starlette(middleware=[Middleware(GZipMiddleware, minimum_size=1000)], routes=[
         *pages.routes(), Route("/healthz", healthz),
-        endpoint("stats/summary", PRODUCT | MARKETING, work["stats/summary"]),
+        endpoint("stats/summary", either(PRODUCT, MARKETING), work["stats/summary"]),
         endpoint("stats/breakdown", PRODUCT, work["stats/breakdown"]),
         endpoint("stats/series", PRODUCT, work["stats/series"]),
         endpoint("stats/goals", PRODUCT, work["stats/goals"]),
@@ -245,7 +262,7 @@ def create_app(settings: Settings, client, keys=None, clock=None) -> Starlette:
         endpoint("admin/sweep", ADMIN, sweep, "POST"),
         endpoint("admin/audit", ADMIN, audit_log),
         endpoint("admin/bots", ADMIN, bot_report),
-        endpoint("me", PRODUCT | MARKETING | RESEARCH, me),
+        endpoint("me", ROLES, me),
     ])
 
 

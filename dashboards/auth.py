@@ -21,10 +21,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from dashboards.roles import ROLES
 from mayak.errors import MayakError
 from mayak.settings import Settings
 
-ROLES = ("product", "marketing", "researcher", "admin")
 NO_TOKENS = ("no API tokens configured: run `mayak token add --name NAME --role ROLE` "
              "(the tokens file {path} is missing or unreadable)")
 
@@ -53,7 +53,8 @@ def _digest(token: str) -> str:
 
 
 def add_token(path: Path, name: str, role: str) -> str:
-    """Append a new token for ``name``/``role`` to the tokens file; return the token (shown once)."""
+    """Append a new token for ``name``/``role`` to the tokens file; return the token (shown
+    once)."""
     if role not in ROLES:
         raise MayakError(f"unknown role {role!r} -> use one of {', '.join(ROLES)}")
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():

@@ -87,7 +87,7 @@ class Mechanism:
         scale = plan.scale("visitors")
         bound = (plan.max_cells, plan.max_cells, 1)
 
-        def meets(threshold: int) -> bool:
+        def meets(threshold: float) -> bool:
             measurement = dp.m.make_laplace_threshold(_COUNTS, _COUNTS_METRIC, scale=scale,
                                                       threshold=threshold)
             return measurement.map(bound)[1] <= plan.delta

@@ -10,13 +10,14 @@ import csv
 import io
 import re
 import zipfile
+from collections.abc import Mapping
 
 from starlette.responses import Response
 
 FORMATS = ("json", "csv")
 
 
-def wanted(params) -> str:
+def wanted(params: Mapping[str, str]) -> str:
     """The answer format the caller asked for (``format=json|csv``, default json)."""
     fmt = params.get("format", "json")
     if fmt not in FORMATS:

@@ -8,11 +8,9 @@ route of both apps is described here, with the roles the app enforces.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 
-PRODUCT = ["product", "admin"]
-MARKETING = ["marketing", "admin"]
-RESEARCH = ["researcher", "admin"]
-ADMIN = ["admin"]
+from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH, ROLES, either
 
 _S, _I = {"type": "string"}, {"type": "integer"}
 # query parameter -> (schema, description, repeatable)
@@ -26,6 +24,9 @@ PARAMS: dict[str, tuple[dict, str, bool]] = {
     "metrics": (_S, "comma-separated metric names", False),
     "limit": (_I, "rows, 1..1000", False),
     "format": ({"enum": ["json", "csv"]}, "csv: a download with a header row", False),
+    "research_format": ({"enum": ["json", "csv", "parquet"]}, "csv: a header row, the privacy "
+                        "metadata in the Mayak-Privacy header; parquet: a table with it in the "
+                        "schema metadata", False),
     "compare": ({"enum": ["previous"]}, "add the previous period of the same length "
                 "(`previous`) and, for the summary, the change of each figure", False),
     "step": (_S, "a funnel step: page:/pattern* or event:name; 2..8, in order", True),
@@ -36,19 +37,37 @@ PARAMS: dict[str, tuple[dict, str, bool]] = {
 STATS = ["site", "from", "to", "filter"]
 
 
-def _op(summary: str, roles: list[str] | None, params: list[str] = (), body: dict | None = None,
-        answer: str = "application/json", tag: str = "product") -> dict:
-    op: dict = {"summary": summary, "tags": [tag], "x-roles": roles or [],
-                "parameters": [_param(p) for p in params],
+ERROR = {"application/json": {"schema": {
+    "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}
+
+
+def _error(text: str) -> dict:
+    return {"description": text, "content": ERROR}
+
+
+def _op(summary: str, roles: tuple[str, ...] | None, params: Sequence[str | dict] = (),
+        body: dict | None = None, answer: str | tuple[str, ...] = "application/json",
+        tag: str = "product") -> dict:
+    answers = (answer,) if isinstance(answer, str) else answer
+    op: dict = {"summary": summary, "tags": [tag], "x-roles": list(roles or ()),
+                "parameters": [p if isinstance(p, dict) else _param(p) for p in params],
                 "responses": {"200": {"description": "the answer",
-                                      "content": {answer: {}}}}}
+                                      "content": {media: {} for media in answers}}}}
     if roles:
         op["description"] = f"Roles: {', '.join(roles)}."
         op["responses"].update({
-            "400": {"description": "a malformed question (the error names the field)"},
-            "401": {"description": "no valid token: send Authorization: Bearer TOKEN"},
-            "403": {"description": "the token's role may not call this endpoint"},
-            "503": {"description": "no tokens file: run `mayak token add`, or busy: retry"}})
+            "400": _error("a malformed question (the error names the field)"),
+            "401": _error("no valid token: send Authorization: Bearer TOKEN"),
+            "403": _error("the token's role may not call this endpoint"),
+            "429": _error("too many calls without a valid token from this address: retry "
+                          "after Retry-After seconds"),
+            "503": _error("no tokens file: run `mayak token add`, or busy: retry after "
+                          "Retry-After seconds")})
+        if "site" in params:
+            op["responses"].update({
+                "404": _error("no data for that site (the error names the sites with data)"),
+                "422": _error("query too heavy (time, memory or rows limit): narrow the date "
+                              "range or drop a dimension")})
     else:
         op["security"] = []
         op["description"] = "Public: no token."
@@ -58,8 +77,9 @@ def _op(summary: str, roles: list[str] | None, params: list[str] = (), body: dic
     return op
 
 
-def _param(name: str) -> dict:
-    schema, text, repeatable = PARAMS[name]
+def _param(key: str) -> dict:
+    schema, text, repeatable = PARAMS[key]
+    name = key.removeprefix("research_")
     return {"name": name, "in": "query", "required": name in ("site", "step"),
             "description": text, "schema": {"type": "array", "items": schema}
             if repeatable else schema, **({"explode": True} if repeatable else {})}
@@ -70,32 +90,33 @@ def _path_param(name: str) -> dict:
 
 
 CSV = ["format"]
+TABLE = ("application/json", "text/csv")
 PATHS: dict[str, dict[str, dict]] = {
     "/api/stats/summary": {"get": _op(
         "Top line: web visitors, visits, pageviews, views per visit, bounce rate, visit "
         "duration, custom events, outbound clicks; e-mail opens and service requests apart",
-        PRODUCT + ["marketing"], STATS + ["compare", *CSV])},
+        either(PRODUCT, MARKETING), STATS + ["compare", *CSV], answer=TABLE)},
     "/api/stats/breakdown": {"get": _op("Top values of one or two dimensions",
                                         PRODUCT, STATS + ["dimensions", "metrics", "limit",
-                                                          *CSV])},
+                                                          *CSV], answer=TABLE)},
     "/api/stats/series": {"get": _op(
         "A time series: hour, day, hour_of_day or weekday (or weekday,hour_of_day: a heat "
         "map), labelled in the report time zone", PRODUCT,
-        STATS + ["dimensions", "metrics", "limit", "compare", *CSV])},
+        STATS + ["dimensions", "metrics", "limit", "compare", *CSV], answer=TABLE)},
     "/api/stats/goals": {"get": _op("Conversions per goal (exact)", PRODUCT,
-                                    STATS + ["goal", *CSV])},
+                                    STATS + ["goal", *CSV], answer=TABLE)},
     "/api/stats/entry-exit": {"get": _op("Top entry and exit pages", PRODUCT,
-                                         STATS + ["limit", *CSV])},
+                                         STATS + ["limit", *CSV], answer=TABLE)},
     "/api/stats/sections": {"get": _op("Per page and section: readers, dwell, reach", PRODUCT,
                                        ["site", "from", "to", "path", "limit"])},
     "/api/stats/realtime": {"get": _op(
         "Visitors in the last 5 minutes and the pages they are reading", PRODUCT, ["site"])},
     "/api/stats/funnel": {"get": _op(
         "Visits reaching each ordered step within a visit (exact, windowFunnel)", PRODUCT,
-        STATS + ["step", *CSV])},
+        STATS + ["step", *CSV], answer=TABLE)},
     "/api/stats/export": {"get": _op(
         "The whole view (summary, series, entry/exit, every panel) as a ZIP of CSV files",
-        PRODUCT, STATS, "application/zip")},
+        PRODUCT, STATS, answer="application/zip")},
     "/api/marketing/campaigns": {"get": _op("Per e-mail campaign: sent, human and machine "
                                             "opens, human open rate",
                                             MARKETING, ["site", "from", "to"],
@@ -107,8 +128,8 @@ PATHS: dict[str, dict[str, dict]] = {
         "parameters": [_path_param("campaign_id")]}},
     "/api/research/query": {"get": _op(
         "A differentially private answer (spends from the caller's budget)", RESEARCH,
-        ["site", "from", "to", "filter", "dimensions", "metrics", "epsilon", "format"],
-        tag="research")},
+        ["site", "from", "to", "filter", "dimensions", "metrics", "epsilon", "research_format"],
+        answer=(*TABLE, "application/vnd.apache.parquet"), tag="research")},
     "/api/research/budget": {"get": _op("The caller's privacy budget", RESEARCH,
                                         tag="research")},
     "/api/admin/research/budget": {"post": _op(
@@ -129,7 +150,7 @@ PATHS: dict[str, dict[str, dict]] = {
     "/api/admin/bots": {"get": _op("Bot hits per day by category and family (never in events)",
                                    ADMIN, ["site", "from", "to"], tag="admin")},
     "/api/me": {"get": _op("The caller's name, role and the pages that role may use",
-                           ["product", "marketing", "researcher", "admin"], tag="pages")},
+                           ROLES, tag="pages")},
     "/": {"get": _op("The product dashboard page (asks for a token, keeps it in the browser)",
                      None, answer="text/html", tag="pages")},
     "/marketing": {"get": _op("The marketing page: e-mail campaigns, sends", None,
@@ -142,7 +163,8 @@ PATHS: dict[str, dict[str, dict]] = {
     "/docs": {"get": _op("This description as a page", None, answer="text/html",
                          tag="pages")},
     "/static/{asset}": {"get": {**_op("The pages' scripts, styles and chart library",
-                                      None, answer="application/octet-stream", tag="pages"),
+                                      None, answer=("text/javascript", "text/css", "text/html",
+                                                    "text/plain"), tag="pages"),
                                 "parameters": [_path_param("asset")]}},
     "/healthz": {"get": _op("Liveness: `ok` (the collector answers it on its port too)", None,
                             answer="text/plain", tag="pages")},
@@ -165,6 +187,10 @@ COLLECTOR_PATHS: dict[str, dict[str, dict]] = {
     "/metrics": {"get": _op("Prometheus metrics of the collector", None, answer="text/plain",
                             tag="collector")},
 }
+
+
+PATHS["/static/{asset}"]["get"]["responses"]["404"] = {
+    "description": "no such asset", "content": {"text/plain": {}}}
 
 
 def description() -> dict:

@@ -16,14 +16,15 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dashboards import openapi
+from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH
 
 STATIC = resources.files("dashboards").joinpath("static")
 PAGES = {"/": "index.html", "/marketing": "marketing.html", "/research": "research.html",
          "/admin": "admin.html", "/docs": "docs.html"}
 #: who may use each page (``GET /api/me`` lists a caller's pages; the page's calls enforce it)
 PAGE_ROLES: dict[str, frozenset[str]] = {
-    "/": frozenset({"product", "admin"}), "/marketing": frozenset({"marketing", "admin"}),
-    "/research": frozenset({"researcher", "admin"}), "/admin": frozenset({"admin"})}
+    "/": frozenset(PRODUCT), "/marketing": frozenset(MARKETING), "/research": frozenset(RESEARCH),
+    "/admin": frozenset(ADMIN)}
 #: the API endpoints each page calls (a test checks the pages' scripts name no others)
 PAGE_CALLS: dict[str, tuple[str, ...]] = {
     "/": ("stats/summary", "stats/series", "stats/breakdown", "stats/entry-exit",

@@ -6,11 +6,12 @@ ClickHouse, so bad input is a 400 naming the field, never a 500 or a silently wr
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 from starlette.datastructures import QueryParams
 
+from mayak.clock import SYSTEM_CLOCK, Clock
 from warehouse.query import DATE_MAX, DATE_MIN, MAX_DAYS, Query, QueryError
 
 DEFAULT_DAYS = 30
@@ -44,9 +45,13 @@ def _date(params: QueryParams, name: str, default: date) -> date:
     return parse_date(name, raw) if raw else default
 
 
-def date_range(params: QueryParams, tz: str) -> tuple[date, date]:
-    today = datetime.now(ZoneInfo(tz)).date()
-    date_to = _date(params, "to", today)
+def local_today(tz: str, clock: Clock = SYSTEM_CLOCK) -> date:
+    """Today's date in the zone ``tz`` (the reports' days)."""
+    return clock.now().astimezone(ZoneInfo(tz)).date()
+
+
+def date_range(params: QueryParams, tz: str, clock: Clock = SYSTEM_CLOCK) -> tuple[date, date]:
+    date_to = _date(params, "to", local_today(tz, clock))
     default_from = max(DATE_MIN, date_to - timedelta(days=DEFAULT_DAYS - 1))
     date_from = _date(params, "from", default_from)
     if date_to < date_from or (date_to - date_from).days > MAX_DAYS:
@@ -76,7 +81,8 @@ def audit_limit(params: QueryParams) -> int:
 
 
 def sends_body(body: dict, today: date) -> tuple[str, int, date]:
-    """``site`` (string), ``sent`` (whole number 1..1e8), ``sent_on`` (date string, default today)."""
+    """``site`` (string), ``sent`` (whole number 1..1e8), ``sent_on`` (date string, default
+    today)."""
     site, sent, sent_on = body.get("site", ""), body.get("sent"), body.get("sent_on")
     if not isinstance(site, str):
         raise QueryError("site must be a string")
@@ -98,7 +104,7 @@ def customer_body(body: dict) -> tuple[str, bool]:
 
 
 def query_from(params: QueryParams, tz: str, metrics: tuple[str, ...] = ("pageviews",),
-               dimensions: tuple[str, ...] = ()) -> Query:
+               dimensions: tuple[str, ...] = (), clock: Clock = SYSTEM_CLOCK) -> Query:
     """``site``, ``from``, ``to``, ``metrics=a,b``, ``dimensions=a,b``, ``filter=dim:value``
     (repeatable; a prop: ``filter=prop:<key>:value``), ``limit``."""
     filters = []
@@ -114,7 +120,7 @@ def query_from(params: QueryParams, tz: str, metrics: tuple[str, ...] = ("pagevi
         limit = int(params.get("limit", "100"))
     except ValueError as exc:
         raise QueryError("limit must be a number") from exc
-    date_from, date_to = date_range(params, tz)
+    date_from, date_to = date_range(params, tz, clock)
     return Query(site=site_of(params), metrics=_csv(params, "metrics", metrics),
                  dimensions=_csv(params, "dimensions", dimensions), filters=tuple(filters),
                  date_from=date_from, date_to=date_to, limit=limit, tz=tz)

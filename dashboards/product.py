@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from dashboards import export
 from dashboards import params as qp
 from dashboards.calls import Answer, Call
+from mayak.clock import Clock
 from warehouse import details, goals, product
 from warehouse.query import DIMENSIONS, TIME_BUCKETS, Query, QueryError, run
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 COMPARE = ("previous",)
 # the panels of the product page, in the archive of the whole view: (file, dimension, metrics)
@@ -50,12 +54,12 @@ def _name(query: Query, panel: str) -> str:
     return export.filename(query.site, panel, str(query.date_from), str(query.date_to))
 
 
-def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callable]:
+def handlers(reader: Client, tz: str, clock: Clock) -> dict[str, Callable]:
     """The work functions of the product endpoints, by endpoint name."""
 
     def summary(call: Call) -> Answer:
         fmt = export.wanted(call.params)
-        query = qp.query_from(call.params, tz, metrics=("visitors",))
+        query = qp.query_from(call.params, tz, clock=clock, metrics=("visitors",))
         compare = _compare(call)
         data = product.compared_summary(reader, query) if compare \
             else product.summary(reader, query)
@@ -71,7 +75,7 @@ def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callab
 
     def breakdown(call: Call) -> Answer:
         fmt = export.wanted(call.params)
-        query = qp.query_from(call.params, tz, metrics=("pageviews", "visitors"))
+        query = qp.query_from(call.params, tz, clock=clock, metrics=("pageviews", "visitors"))
         if not query.plain_dimensions:
             raise QueryError("name a dimension, e.g. dimensions=country")
         result = run(reader, query)
@@ -84,13 +88,14 @@ def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callab
 
     def series(call: Call) -> Answer:
         fmt = export.wanted(call.params)
-        query = qp.query_from(call.params, tz, metrics=("pageviews", "visitors"),
+        query = qp.query_from(call.params, tz, clock=clock, metrics=("pageviews", "visitors"),
                               dimensions=("day",))
         if not any(d in TIME_BUCKETS for d in query.dimensions):
             raise QueryError(f"a series needs a time bucket: {', '.join(TIME_BUCKETS)}")
         compare = _compare(call)
         result = run(reader, query)
-        payload = {"columns": result.columns, "rows": result.records(), "source": result.source}
+        payload: dict[str, Any] = {"columns": result.columns, "rows": result.records(),
+                                   "source": result.source}
         cells = result.cells
         if compare:
             before = product.previous(query)
@@ -109,7 +114,7 @@ def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callab
 
     def entry_exit(call: Call) -> Answer:
         fmt = export.wanted(call.params)
-        query = qp.query_from(call.params, tz, metrics=("visits",))
+        query = qp.query_from(call.params, tz, clock=clock, metrics=("visits",))
         query = replace(query, limit=qp.int_param(call.params, "limit", 10, 1, 1000))
         data = product.entry_exit(reader, query)
         answer = Answer(data, 3 * (len(data["entry_pages"]) + len(data["exit_pages"])),
@@ -124,7 +129,7 @@ def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callab
     def goal_conversions(call: Call) -> Answer:
         fmt = export.wanted(call.params)
         wanted = goals.parse_goals(call.params.getlist("goal"))
-        query = qp.query_from(call.params, tz, metrics=("visits",))
+        query = qp.query_from(call.params, tz, clock=clock, metrics=("visits",))
         data = goals.conversions(reader, query.site, query.date_from, query.date_to, wanted, tz,
                                  query.filters)
         answer = Answer(data, 1 + 4 * len(data["goals"]), {
@@ -137,13 +142,13 @@ def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callab
 
     def realtime(call: Call) -> Answer:
         site = qp.site_of(call.params)
-        data = product.realtime(reader, site, clock())
+        data = product.realtime(reader, site, clock.now())
         return Answer(data, 1 + 2 * len(data["pages"]), {"site": site})
 
     def funnel(call: Call) -> Answer:
         fmt = export.wanted(call.params)
         steps = product.parse_steps(call.params.getlist("step"))
-        query = qp.query_from(call.params, tz, metrics=("visits",))
+        query = qp.query_from(call.params, tz, clock=clock, metrics=("visits",))
         data = product.funnel(reader, query, steps)
         answer = Answer(data, 1 + 5 * len(data["steps"]),
                         {**query.describe(), "steps": [s["goal"] for s in data["steps"]]})
@@ -156,7 +161,7 @@ def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callab
     def archive(call: Call) -> Answer:
         """The whole view (site, range, filters) as one ZIP: summary, daily series, entry and
         exit pages and every panel of the product page."""
-        query = qp.query_from(call.params, tz, metrics=("visitors",))
+        query = qp.query_from(call.params, tz, clock=clock, metrics=("visitors",))
         top = product.summary(reader, query)
         figures = [k for k in top if k not in _NOT_FIGURES]
         files = {"summary": export.to_csv(["from", "to", *figures], [top])}
@@ -184,7 +189,3 @@ def handlers(reader, tz: str, clock: Callable[[], datetime]) -> dict[str, Callab
     return {"stats/summary": summary, "stats/goals": goal_conversions, "stats/breakdown": breakdown, "stats/series": series,
             "stats/entry-exit": entry_exit, "stats/realtime": realtime, "stats/funnel": funnel,
             "stats/export": archive}
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)

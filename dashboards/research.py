@@ -12,20 +12,24 @@ row, and say what the answer cost and what is left. The guarantee is documented 
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from starlette.datastructures import QueryParams
 
 from dashboards import params as qp
 from dashboards.dp import Accountant, Mechanism, Plan
+from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
 from mayak.settings import Settings
 from warehouse import bounded, ledger
 from warehouse.query import Query, QueryError
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 FORMATS = ("json", "csv", "parquet")
 MIN_EPSILON, MAX_EPSILON = 0.01, 10.0
@@ -46,12 +50,13 @@ def default_budget(settings: Settings) -> ledger.Budget:
                          "month", True)
 
 
-def parse(params: QueryParams, settings: Settings) -> tuple[Query, tuple[str, ...], float, str]:
+def parse(params: QueryParams, settings: Settings, clock: Clock = SYSTEM_CLOCK
+          ) -> tuple[Query, tuple[str, ...], float, str]:
     """(place/time/cells of the question, metrics besides visitors, epsilon, format)."""
     raw = params.get("metrics") or "visitors"
     metrics = tuple(sorted({m.strip() for m in raw.split(",") if m.strip()} - {"visitors"}))
     kept = QueryParams([(k, v) for k, v in params.multi_items() if k != "metrics"])
-    query = qp.query_from(kept, settings.report_timezone, metrics=("visitors",))
+    query = qp.query_from(kept, settings.report_timezone, metrics=("visitors",), clock=clock)
     bounded.check(query, metrics)
     try:
         epsilon = float(params.get("epsilon", settings.research_epsilon))
@@ -75,19 +80,19 @@ def question_of(query: Query, metrics: tuple[str, ...], epsilon: float, delta: f
             "delta": delta, "max_cells": max_cells}
 
 
-def answer(client, settings: Settings, researcher: str, params: QueryParams,
-           clock: ledger.Clock = ledger.utc_now,
+def answer(client: Client, settings: Settings, researcher: str, params: QueryParams,
+           clock: Clock = SYSTEM_CLOCK,
            check_site: Callable[[str], None] = lambda site: None) -> tuple[dict, dict, str]:
     """(payload, question, format) for one research call. ``check_site`` raises for a site
     without data: called once the question is well-formed and before anything is spent or
     recorded (a mistyped site must not cost budget)."""
-    query, metrics, epsilon, fmt = parse(params, settings)
+    query, metrics, epsilon, fmt = parse(params, settings, clock)
     check_site(query.site)
     question = question_of(query, metrics, epsilon, settings.research_delta,
                            settings.research_max_cells)
     digest = ledger.question_hash(question)
     budget = ledger.budget_of(client, researcher, default_budget(settings))
-    start, end = budget.window(clock())
+    start, end = budget.window(clock.now())
     past = ledger.spent(client, researcher, start, end)
     stored = ledger.stored_answer(client, researcher, digest)
     if stored is not None:
@@ -163,11 +168,11 @@ def _payload(query: Query, metrics: tuple[str, ...], stored: dict, cost: tuple[f
     }
 
 
-def own_budget(client, settings: Settings, researcher: str,
-               clock: ledger.Clock = ledger.utc_now) -> dict:
+def own_budget(client: Client, settings: Settings, researcher: str,
+               clock: Clock = SYSTEM_CLOCK) -> dict:
     """What a researcher may still spend this period (GET research/budget; costs nothing)."""
     budget = ledger.budget_of(client, researcher, default_budget(settings))
-    start, end = budget.window(clock())
+    start, end = budget.window(clock.now())
     total = Accountant.total(ledger.spent(client, researcher, start, end))
     return {**_budget_dict(budget), "until": end.isoformat(), "spent_epsilon": total[0],
             "spent_delta": total[1], **{f"left_{k}": v for k, v in _left(budget, total).items()},
@@ -175,7 +180,7 @@ def own_budget(client, settings: Settings, researcher: str,
                                  "delta": settings.research_delta}}
 
 
-def set_budget(client, body: dict, actor: str) -> dict:
+def set_budget(client: Client, body: dict, actor: str, clock: Clock = SYSTEM_CLOCK) -> dict:
     """An admin sets a researcher's budget (POST admin/research/budget)."""
     try:
         epsilon = float(body.get("epsilon", ""))
@@ -183,15 +188,15 @@ def set_budget(client, body: dict, actor: str) -> dict:
     except (TypeError, ValueError) as exc:
         raise QueryError("epsilon and delta must be numbers") from exc
     done = ledger.set_budget(client, str(body.get("researcher", "")), epsilon, delta,
-                             str(body.get("period", "month")), actor)
+                             str(body.get("period", "month")), actor, clock)
     return _budget_dict(done)
 
 
-def show_budgets(client, settings: Settings, clock: ledger.Clock = ledger.utc_now) -> dict:
+def show_budgets(client: Client, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> dict:
     """Every researcher with a budget set, with what they spent this period."""
     shown = []
     for budget in ledger.budgets(client):
-        start, end = budget.window(clock())
+        start, end = budget.window(clock.now())
         total = Accountant.total(ledger.spent(client, budget.researcher, start, end))
         shown.append({**_budget_dict(budget), "until": end.isoformat(),
                       "spent_epsilon": total[0], "spent_delta": total[1]})

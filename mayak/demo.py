@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 import uuid
 
 import httpx
 import orjson
 from rich.console import Console
 
+from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from mayak.settings import Settings
+from producers.hooks.tracker import Tracker
 
 SITE = "demo"
 PAGES = [
@@ -93,12 +94,13 @@ def visit_events(rng: random.Random, now_ms: int) -> list[dict]:
     return events
 
 
-def send_visit(client: httpx.Client, settings: Settings, rng: random.Random) -> int:
+def send_visit(client: httpx.Client, settings: Settings, rng: random.Random,
+               clock: Clock = SYSTEM_CLOCK) -> int:
     headers = {"User-Agent": rng.choice(USER_AGENTS), "Content-Type": "text/plain",
                "X-Forwarded-For": f"{rng.choice([5, 31, 37, 46, 62, 85, 94, 185])}."
                                   f"{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
                "Origin": "https://e-legal.az"}
-    events = visit_events(rng, int(time.time() * 1000))
+    events = visit_events(rng, epoch_ms(clock))
     # one beacon request per visit, as the real beacon batches on pagehide
     response = client.post(f"{settings.collector_url}/e", content=orjson.dumps(events),
                            headers=headers)
@@ -121,7 +123,7 @@ def open_email(client: httpx.Client, settings: Settings, rng: random.Random) -> 
     return response.status_code == 200
 
 
-def request_service(tracker, rng: random.Random) -> None:
+def request_service(tracker: Tracker, rng: random.Random) -> None:
     """What the portal's server hooks emit when a customer applies for a service."""
     route, service = rng.choice(SERVICES)
     tracker.track("service_request", site=SITE, uid=f"demo-customer-{rng.randint(1, 40)}",
@@ -141,9 +143,7 @@ def register_campaign(settings: Settings) -> None:
 def start_demo(settings: Settings, stop: threading.Event, console: Console) -> threading.Thread:
     """Send a first burst of visits, e-mail opens and service requests, then a little of each
     every couple of seconds until ``stop``."""
-    from producers.hooks.tracker import Tracker
-
-    def one_round(client: httpx.Client, tracker, rng: random.Random) -> int:
+    def one_round(client: httpx.Client, tracker: Tracker, rng: random.Random) -> int:
         sent = send_visit(client, settings, rng)
         if rng.random() < 0.5:
             sent += open_email(client, settings, rng)

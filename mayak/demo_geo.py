@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmdb_writer import MMDBWriter, MmdbU32
-from netaddr import IPSet
+from stream_jobs.geo_writer import write_geoip
 
 # first octet -> (country, provider, AS number); invented for the demo
 DEMO_RANGES = {
@@ -27,13 +26,10 @@ def write_demo_geoip(folder: Path) -> tuple[Path, Path]:
     city, isp = folder / "demo-city.mmdb", folder / "demo-isp.mmdb"
     if city.exists() and isp.exists():
         return city, isp
-    cities = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
-    isps = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-ISP")
-    for octet, (country, provider, asn) in DEMO_RANGES.items():
-        network = IPSet([f"{octet}.0.0.0/8"])
-        cities.insert_network(network, {"country": {"iso_code": country}})
-        isps.insert_network(network, {"isp": provider, "autonomous_system_number": MmdbU32(asn),
-                                       "autonomous_system_organization": provider})
-    cities.to_db_file(str(city))
-    isps.to_db_file(str(isp))
+    ranges = {f"{octet}.0.0.0/8": found for octet, found in DEMO_RANGES.items()}
+    write_geoip(city, "GeoIP2-City", {net: {"country": {"iso_code": country}}
+                                      for net, (country, _, _) in ranges.items()})
+    write_geoip(isp, "GeoIP2-ISP", {net: {"isp": provider, "autonomous_system_number": asn,
+                                          "autonomous_system_organization": provider}
+                                    for net, (_, provider, asn) in ranges.items()})
     return city, isp

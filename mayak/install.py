@@ -8,10 +8,13 @@ Responsible for three things every Mayak process that writes does before it star
   ``data_dir/install.id``. At start (``check_install``), a missing key store next to anything
   an earlier install left (the marker, events in the warehouse, committed Kafka offsets of
   the worker's group) stops the process with what to restore, instead of silently
-  creating new keys: pseudonyms in the warehouse would no longer match new events, and an
-  erasure could no longer find a customer's rows. ``reset_keys=True`` (``--reset-keys``)
-  starts over deliberately. API tokens are no evidence: they do not depend on the keys, and
-  an operator may well create them before the first start. A key store of another install (ids differ) is refused too;
+  creating new keys. That evidence (a warehouse count, a Kafka admin call) is gathered only
+  when the key store is missing, and a broker that cannot be asked fails closed (an error
+  saying to start it), never "no evidence": pseudonyms in the warehouse would no longer match
+  new events, and an erasure could no longer find a customer's rows. ``reset_keys=True``
+  (``--reset-keys``) starts over deliberately. API tokens are no evidence: they do not depend
+  on the keys, and an operator may well create them before the first start. A key store of
+  another install (ids differ) is refused too;
 * while the worker runs, ``KeyStoreWatch`` notices the key store file vanishing or being
   replaced (SQLite would keep writing into the unlinked file, and the keys would be lost at
   exit) and stops the worker with the same message.
@@ -21,12 +24,17 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anonymizer.keystore import KeyStore, keystore_path
+from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
 from mayak.settings import Settings
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 UMASK = 0o077
 RESTORE = ("restore the key store from its backup to {keys} (or point MAYAK_KEYSTORE_PATH at "
@@ -51,23 +59,33 @@ def secure_data_dir(settings: Settings) -> None:
         settings.data_dir.chmod(0o700)
 
 
-def evidence(settings: Settings, extra: list[str] = ()) -> list[str]:
-    """What an earlier install left in place (besides the key store)."""
-    found = [f"the install marker {marker_path(settings)}"] if marker_path(settings).exists() else []
-    return found + list(extra)
+Evidence = Callable[[], list[str]]  # what one place holds of an earlier install
 
 
-def refuse_lost_keys(settings: Settings, extra_evidence: list[str] = ()) -> None:
-    """Raise if the key store is missing beside an earlier install's data (creates nothing)."""
+def evidence(settings: Settings, sources: Sequence[Evidence] = ()) -> list[str]:
+    """What an earlier install left in place (besides the key store): the marker, else the
+    first of ``sources`` (asked in order, cheapest first) that finds anything."""
+    if marker_path(settings).exists():
+        return [f"the install marker {marker_path(settings)}"]
+    for source in sources:
+        found = source()
+        if found:
+            return found
+    return []
+
+
+def refuse_lost_keys(settings: Settings, sources: Sequence[Evidence] = ()) -> None:
+    """Raise if the key store is missing beside an earlier install's data (creates nothing).
+    ``sources`` are asked only when the key store is missing."""
     keys_at = keystore_path(settings)
     if not keys_at.exists():
-        left = evidence(settings, list(extra_evidence))
+        left = evidence(settings, sources)
         if left:
             raise MayakError(f"the key store {keys_at} is missing, but {'; '.join(left)} "
                              f"exist(s) from an earlier start -> {RESTORE.format(keys=keys_at)}")
 
 
-def warehouse_evidence(client) -> list[str]:
+def warehouse_evidence(client: Client) -> list[str]:
     """Events in the warehouse: they carry pseudonyms made with the keys of an earlier start.
     (Only migrated tables are no evidence: `mayak migrate` may run before the first start.)"""
     if not client.command("EXISTS TABLE events"):
@@ -78,17 +96,19 @@ def warehouse_evidence(client) -> list[str]:
 
 
 def check_install(settings: Settings, reset_keys: bool = False,
-                  extra_evidence: list[str] = ()) -> str:
+                  sources: Sequence[Evidence] = ()) -> str:
     """Open (or, on a fresh data dir, create) the key store and match it with the marker.
 
-    Returns the install id. Raises ``MayakError`` saying what to restore when the key store is
+    ``sources``: where else an earlier install may have left data (``warehouse_evidence``,
+    ``worker_offsets_evidence``), asked only when the key store is missing. Returns the
+    install id. Raises ``MayakError`` saying what to restore when the key store is
     missing beside an earlier install's data, or belongs to another install.
     """
     secure_data_dir(settings)
     keys_at = keystore_path(settings)
     marker = marker_path(settings)
     if not reset_keys:
-        refuse_lost_keys(settings, extra_evidence)
+        refuse_lost_keys(settings, sources)
     keys = KeyStore(keys_at)
     try:
         install_id = keys.install_id
@@ -105,27 +125,50 @@ def check_install(settings: Settings, reset_keys: bool = False,
     return install_id
 
 
-def worker_offsets_evidence(settings: Settings) -> list[str]:
+def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0,
+                            clock: Clock = SYSTEM_CLOCK) -> list[str]:
     """Committed offsets of the worker's consumer group: events of an earlier install were
-    processed (with keys that must still exist)."""
+    processed (with keys that must still exist).
+
+    Raises ``MayakError`` when the broker cannot answer (down, or its group coordinator still
+    unavailable after ``wait_seconds``): without the answer new keys could be minted beside
+    an earlier install's data."""
     from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
+    from kafka.errors import GroupIdNotFoundError, KafkaError
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
                                  request_timeout_ms=10_000, bootstrap_timeout_ms=5_000)
-    except KafkaError:  # the broker's absence is reported by the worker itself
-        return []
+    except KafkaError as exc:
+        raise MayakError(_no_broker(settings, exc)) from exc
+    deadline = clock.monotonic() + wait_seconds
     try:
-        offsets = admin.list_group_offsets({settings.worker_id: None}).get(settings.worker_id, {})
-    except KafkaError:  # e.g. the group does not exist yet
-        return []
+        while True:
+            try:
+                offsets = admin.list_group_offsets({settings.worker_id: None}).get(
+                    settings.worker_id, {})
+                break
+            except GroupIdNotFoundError:  # never consumed anything
+                return []
+            except KafkaError as exc:  # e.g. the coordinator of a fresh broker is loading
+                if not exc.retriable or clock.monotonic() > deadline:
+                    raise MayakError(_no_broker(settings, exc)) from exc
+                clock.sleep_blocking(0.5)
     finally:
         admin.close()
     mine = {settings.topic_raw, settings.topic_events}
     if any(tp.topic in mine and meta.offset >= 0 for tp, meta in offsets.items()):
         return [f"committed Kafka offsets of consumer group {settings.worker_id!r}"]
     return []
+
+
+def _no_broker(settings: Settings, exc: BaseException) -> str:
+    keys_at = keystore_path(settings)
+    return (f"the key store {keys_at} is missing and Kafka at {settings.kafka_bootstrap} cannot "
+            f"say whether an earlier install's events were processed ({exc}) "
+            "-> start the broker (`mayak up` starts it; check MAYAK_KAFKA_BOOTSTRAP) "
+            "and start again, so that no new keys are minted beside an earlier install's data; "
+            f"if this data directory had one: {RESTORE.format(keys=keys_at)}")
 
 
 class KeyStoreWatch:

@@ -19,11 +19,16 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mayak.errors import MayakError
+
+if TYPE_CHECKING:
+    from mayak.settings import Settings
 
 _TEMPLATES = resources.files("mayak.kafka")
 
@@ -35,7 +40,7 @@ def require_tool(name: str, package: str) -> str:
     return path
 
 
-def ensure_jars(cache_dir: Path, version: str, log=print) -> Path:
+def ensure_jars(cache_dir: Path, version: str, log: Callable[[str], object] = print) -> Path:
     """Return the directory of broker jars, downloading them with Maven the first time."""
     home = cache_dir / f"kafka-{version}"
     libs = home / "libs"
@@ -158,7 +163,7 @@ class LocalBroker:
         if result.returncode != 0:
             raise MayakError(f"formatting Kafka storage failed: {result.stdout}{result.stderr}")
 
-    def start(self, timeout: float = 90.0, log=print) -> None:
+    def start(self, timeout: float = 90.0, log: Callable[[str], object] = print) -> None:
         """Start the broker in the background (its own session) and wait until it serves."""
         if self.pid() is not None:
             return
@@ -178,6 +183,7 @@ class LocalBroker:
         self._wait_ready(proc, timeout)
 
     def _wait_ready(self, proc: subprocess.Popen, timeout: float) -> None:
+        # real time, not injected: the broker is a child process, no fake clock can hurry it
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -212,6 +218,7 @@ class LocalBroker:
             self.pid_file.unlink(missing_ok=True)
             return False
         _signal_group(pid, signal.SIGTERM)
+        # real time, not injected: waiting for a child process to exit
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _pid_alive(pid):
             _reap(pid)
@@ -242,7 +249,7 @@ def _reap(pid: int) -> None:
         pass
 
 
-def broker_from_settings(settings) -> LocalBroker:
+def broker_from_settings(settings: Settings) -> LocalBroker:
     host, _, port = settings.kafka_bootstrap.rpartition(":")
     if host not in ("127.0.0.1", "localhost"):
         raise MayakError(f"MAYAK_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} is not local: "

@@ -12,17 +12,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import orjson
 
 from mayak.errors import MayakError
+from mayak.settings import Settings
+
+if TYPE_CHECKING:
+    from mayak.settings import Settings
 
 
 def spawn_mayak(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start ``python -m mayak ARGS`` with ``env`` laid over this process's environment."""
     log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    log = open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+    log = open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")  # noqa: SIM115
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "mayak", *args], stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env,
@@ -44,6 +49,7 @@ def stop_process(proc: subprocess.Popen, timeout: float = 20.0, sig: int = signa
 def wait_http_ok(urls: dict[str, str], procs: dict[str, subprocess.Popen], timeout: float = 120.0,
                  logs: Path | None = None) -> None:
     """Poll each URL until it answers 200; fail early if one of ``procs`` exits."""
+    # real time, not injected: a deadline for child processes, which no fake clock can hurry
     deadline = time.monotonic() + timeout
     pending = dict(urls)
     while pending:
@@ -73,11 +79,9 @@ def mayak_sql(query: str, env: dict[str, str] | None = None, timeout: float = 12
     return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
-def settings_for(env: dict[str, str]):
+def settings_for(env: dict[str, str]) -> Settings:
     """The Settings a child started with ``env`` will read (parsed exactly as it parses them)."""
     from unittest import mock
-
-    from mayak.settings import Settings
 
     with mock.patch.dict(os.environ, env):
         return Settings()

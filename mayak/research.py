@@ -15,7 +15,7 @@ budget) is read from the file's schema metadata into ``df.attrs``.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import httpx
 import orjson
@@ -54,8 +54,8 @@ class Client:
         """What this researcher may still spend this period (asking costs nothing)."""
         return self._get("research/budget", []).json()
 
-    def _get(self, path: str, params: list[tuple[str, str]]) -> httpx.Response:
-        response = self.http.get(f"/api/{path}", params=params, headers=self.headers)
+    def _get(self, path: str, params: Sequence[tuple[str, str]]) -> httpx.Response:
+        response = self.http.get(f"/api/{path}", params=tuple(params), headers=self.headers)
         if response.status_code != 200:
             try:
                 message = response.json().get("error", response.text)

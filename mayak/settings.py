@@ -12,7 +12,14 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from anonymizer.personal import DEFAULT_CUSTOMER_ID_PATTERN
+#: The E-LEGAL portal's customer ids; the anonymizer redacts what matches (a deployment may
+#: set its own with MAYAK_CUSTOMER_ID_PATTERN).
+DEFAULT_CUSTOMER_ID_PATTERN = r"ELG-CUST-[0-9A-Z]{4,16}"
+
+#: A visitor's hits this far apart or more are two sessions (the web-analytics convention).
+SESSION_TIMEOUT_MINUTES = 30
+#: The zone of the reports' dates, hours and weekdays: the portal's audience is in Azerbaijan.
+REPORT_TIMEZONE = "Asia/Baku"
 
 
 def _default_cache_dir() -> Path:
@@ -52,7 +59,7 @@ class Settings(BaseSettings):
 
     # --- producers: collector, pixel, hooks (producers/) ----------------------------------
     # master secret (base64 of 32 bytes) for IP encryption and Kafka keys; empty = a key file
-    # created once under data_dir/keys/producers.key (see producers/crypto.py)
+    # created once under data_dir/keys/producers.key (see contract/crypto.py)
     ip_key: str = ""
     # site id -> allowed Origin globs (fnmatch, "*" = any); an unknown site is refused (403)
     collector_sites: dict[str, list[str]] = {
@@ -127,7 +134,7 @@ class Settings(BaseSettings):
     # the portal's customer ids (regex, case-insensitive): redacted as [customer] wherever
     # they appear in free text (paths, sections, utm, campaign, props)
     customer_id_pattern: str = DEFAULT_CUSTOMER_ID_PATTERN
-    session_timeout_minutes: int = 30
+    session_timeout_minutes: int = SESSION_TIMEOUT_MINUTES
     ua_cache_size: int = 10_000
     # e-mail opens (stream_jobs/email_opens.py): security gateways' ASNs (empty = built-in
     # list); an open this soon after the send time in the pixel URL is a scanner; the Nth
@@ -164,7 +171,7 @@ class Settings(BaseSettings):
     research_budget_epsilon: float = Field(5.0, ge=0)
     research_budget_delta: float = Field(1e-5, ge=0, lt=1)
     # dates and hour-of-day/weekday of reports are in this zone
-    report_timezone: str = "Asia/Baku"
+    report_timezone: str = REPORT_TIMEZONE
 
     @field_validator("customer_id_pattern")
     @classmethod
@@ -178,7 +185,7 @@ class Settings(BaseSettings):
         return pattern
 
     @model_validator(mode="after")
-    def _derive_defaults(self) -> "Settings":
+    def _derive_defaults(self) -> Settings:
         if not self.clickhouse_dsn:
             path = (self.data_dir / "clickhouse").resolve()
             object.__setattr__(self, "clickhouse_dsn", f"chdb://{path}")

@@ -17,13 +17,16 @@ import time
 
 from rich.console import Console
 
+from dashboards.auth import add_token, tokens_path
+from mayak.demo import SITE, start_demo
+from mayak.demo_geo import write_demo_geoip
 from mayak.errors import MayakError
 from mayak.install import marker_path, refuse_lost_keys, secure_data_dir
 from mayak.kafka_local import broker_from_settings
 from mayak.procs import spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
 from mayak.supervise import SUPERVISOR_ENV, forget, record, take_over
-from mayak.topics import ensure_topics
+from stream_jobs.topics import ensure_topics
 
 
 def run_stack(settings: Settings, demo: bool, console: Console, reset_keys: bool = False) -> None:
@@ -62,8 +65,6 @@ def run_stack(settings: Settings, demo: bool, console: Console, reset_keys: bool
             _first_token(settings, console)
         _print_urls(settings, console)
         if demo:
-            from mayak.demo import start_demo
-
             start_demo(settings, stopping, console)
         _watch(children, settings)
     except KeyboardInterrupt:
@@ -81,9 +82,6 @@ def run_stack(settings: Settings, demo: bool, console: Console, reset_keys: bool
 
 def _demo_env(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
     """Worker and collector settings for the demo (what the user set explicitly wins)."""
-    from mayak.demo import SITE
-    from mayak.demo_geo import write_demo_geoip
-
     worker: dict[str, str] = {}
     if not (settings.geoip_city or settings.geoip_isp or settings.geoip_asn):
         city, isp = write_demo_geoip(settings.data_dir / "demo-geoip")
@@ -97,8 +95,6 @@ def _demo_env(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
 
 def _first_token(settings: Settings, console: Console) -> None:
     """A new data dir gets one product token (shown once): the API has no anonymous access."""
-    from dashboards.auth import add_token, tokens_path
-
     if tokens_path(settings).exists():
         return
     token = add_token(tokens_path(settings), "local.product", "product")
@@ -112,7 +108,7 @@ def _watch(children: dict[str, subprocess.Popen], settings: Settings) -> None:
             if proc.poll() is not None:
                 raise MayakError(f"the {name} exited with code {proc.returncode}; "
                                  f"see {settings.data_dir / (name + '.log')}")
-        time.sleep(0.5)
+        time.sleep(0.5)  # real time, not injected: polling child processes
 
 
 def _raise_interrupt(*_: object) -> None:

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import orjson
@@ -30,7 +31,7 @@ SUPERVISOR_ENV = "MAYAK_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_supervisor(env=os.environ) -> None:
+def die_with_supervisor(env: Mapping[str, str] = os.environ) -> None:
     """In a child of ``mayak up``: get SIGTERM when the supervisor dies, however it dies."""
     pid = env.get(SUPERVISOR_ENV)
     if not pid or not sys.platform.startswith("linux"):
@@ -74,7 +75,7 @@ def forget(data_dir: Path) -> None:
     _state(data_dir).unlink(missing_ok=True)
 
 
-def take_over(data_dir: Path, log=print, timeout: float = 30.0) -> bool:
+def take_over(data_dir: Path, log: Callable[[str], object] = print, timeout: float = 30.0) -> bool:
     """Stop what a dead ``mayak up`` left running; True if the broker was its own."""
     try:
         state = orjson.loads(_state(data_dir).read_bytes())

@@ -4,4 +4,4 @@ from mayak.settings import Settings
 from stream_jobs.worker import run_worker
 
 if __name__ == "__main__":
-    run_worker(Settings(), with_dashboards=False)
+    run_worker(Settings(), dashboards=None)

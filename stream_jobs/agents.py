@@ -1,7 +1,7 @@
 """The Faust agents: thin shells around the pure pipeline and the exactly-once landers.
 
 * ``enrich``: ``mayak.raw`` (single events or the collector's frames of several,
-  ``producers.raw_frames``) -> an ``Intake`` runs ``Pipeline.run`` over a batch of raw
+  ``contract.raw_frames``) -> an ``Intake`` runs ``Pipeline.run`` over a batch of raw
   messages at a time (``enrich_batch_size``, ``stream_jobs.intake``) -> the enriched events
   wait in a ``Publisher`` and go out, per raw partition, as a few ``mayak.events`` messages
   (JSON arrays, ``stream_jobs.batching``) every ``enrich_linger_seconds`` or
@@ -23,22 +23,26 @@ hole, rarer, remained on ``mayak.events`` without them: ``CommitGuard`` reads it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import orjson
 from faust.agents.agent import current_agent
 
+from mayak.clock import Clock
 from stream_jobs.batching import Publisher, SessionWriteBack, event_count, unframe
 from stream_jobs.changelog import BatchedChangelog
 from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.intake import Intake
-from stream_jobs.pipeline import Clock, Pipeline
-from stream_jobs.poison import poison_record, valid_event, valid_failure
+from stream_jobs.pipeline import Pipeline
+from stream_jobs.poison import poison_record, valid_dead_letter, valid_event
 from stream_jobs.sink import Lander, LandingBuffer
 from stream_jobs.topics import Topics
+
+if TYPE_CHECKING:
+    from mayak.settings import Settings
 
 log = logging.getLogger("mayak.stream_jobs")
 
@@ -67,7 +71,7 @@ def _event_records(messages: Raw) -> list[tuple[int, int, dict[str, Any]]]:
     return records
 
 
-def flush_before_commit(producer, buffers: Sequence[Intake | Publisher | LandingBuffer]) -> None:
+def flush_before_commit(producer: Any, buffers: Sequence[Intake | Publisher | LandingBuffer]) -> None:
     """Make Faust's pre-commit ``producer.flush()`` flush ``buffers`` before the producer.
 
     Faust commits an offset once the event is acked (when the agent asks for the next one),
@@ -88,7 +92,7 @@ def flush_before_commit(producer, buffers: Sequence[Intake | Publisher | Landing
     producer._mayak_hooked = True
 
 
-def register_agents(app: faust.App, topics: Topics, settings,
+def register_agents(app: faust.App, topics: Topics, settings: Settings,
                     make_pipeline: Callable[[MutableMapping[str, Any]], Pipeline],
                     landers: dict[str, Lander] | None, clock: Clock,
                     purge_salts: Callable[[], object] | None = None) -> Agents:
@@ -109,10 +113,11 @@ def register_agents(app: faust.App, topics: Topics, settings,
     buffers: list[Intake | Publisher | LandingBuffer] = [intake, publisher]
 
     @app.agent(topics.raw, name="enrich")
-    async def enrich(stream):
+    async def enrich(stream: faust.StreamT) -> AsyncIterator[Any]:
         flush_before_commit(app.producer, buffers)
+        guard.install()  # before the first commit: nothing unhandled is committed past
         me = current_agent()
-        observed = bool(me is not None and me._sinks)
+        observed = bool(me is not None and me._sinks)  # type: ignore[attr-defined]
         # the stream itself, not stream.events(): one async-generator hop less per message
         async for _value in stream:
             event = stream.current_event
@@ -142,16 +147,17 @@ def register_agents(app: faust.App, topics: Topics, settings,
         def dead_letter(topic: str):
             async def send(partition: int, offset: int, error: str) -> None:
                 await topics.failed.send(value=poison_record(topic, partition, offset, error,
-                                                             clock()))
+                                                             clock.now()))
             return send
 
         events = LandingBuffer(landers["events"], _event_records, settings.sink_batch_size,
                                valid_event, dead_letter(settings.topic_events))
         failed = LandingBuffer(landers["failed_events"], _records, settings.sink_batch_size,
-                               valid_failure, dead_letter(settings.topic_failed))
+                               valid_dead_letter, dead_letter(settings.topic_failed))
         buffers += [events, failed]
 
-        async def run_sink(stream, buffer: LandingBuffer) -> None:
+        async def run_sink(stream: faust.StreamT, buffer: LandingBuffer) -> None:
+            guard.install()
             async for event in stream.events():
                 message = event.message
                 if guard.acked(message):
@@ -162,11 +168,11 @@ def register_agents(app: faust.App, topics: Topics, settings,
                     await buffer.flush()
 
         @app.agent(topics.events, name="sink_events")
-        async def sink_events(stream):
+        async def sink_events(stream: faust.StreamT) -> None:
             await run_sink(stream, events)
 
         @app.agent(topics.failed, name="sink_failed")
-        async def sink_failed(stream):
+        async def sink_failed(stream: faust.StreamT) -> None:
             await run_sink(stream, failed)
 
         @app.timer(settings.sink_flush_seconds)
@@ -175,8 +181,8 @@ def register_agents(app: faust.App, topics: Topics, settings,
                 if buffer.pending:
                     await buffer.flush()
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app, revoked, **kwargs) -> None:  # noqa: ARG001 - signal signature
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust types sync receivers
+    async def on_revoked(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
         for buffer in buffers:
             buffer.drop()  # acked, never committed: whoever gets them reads them again
         for lander in (landers or {}).values():

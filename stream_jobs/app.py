@@ -7,19 +7,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import faust
 
 from anonymizer.keystore import KeyStore, keystore_from_settings
+from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.settings import Settings
 from stream_jobs.agents import Agents, register_agents
 from stream_jobs.batching import INDEX_BITS
 from stream_jobs.monitor import QuietMonitor
-from stream_jobs.pipeline import Clock, utc_now
 from stream_jobs.processors import pipeline_from_settings
 from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_row, failed_row, journals
 
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
-def create_app(settings: Settings, client, *, clock: Clock = utc_now,
+
+def create_app(settings: Settings, client: Client | None, *, clock: Clock = SYSTEM_CLOCK,
                keys: KeyStore | None = None) -> faust.App:
     """The Faust app; ``client`` is a ClickHouse client (None: no sink agents)."""
     app = faust.App(
@@ -51,13 +56,14 @@ def create_app(settings: Settings, client, *, clock: Clock = utc_now,
         # embedded: this process is the only writer, so it may rewrite rollups (sink.py)
         journal = journals(settings.data_dir) if settings.embedded_clickhouse else {}
         landers = {"events": Lander(client, "events", event_row, EVENT_IDS,
-                                    index_bits=INDEX_BITS, journal=journal.get("events")),
+                                    index_bits=INDEX_BITS, journal=journal.get("events"),
+                                    clock=clock),
                    "failed_events": Lander(client, "failed_events", failed_row, FAILURES,
-                                           journal=journal.get("failed_events"))}
+                                           journal=journal.get("failed_events"), clock=clock)}
     app.mayak = register_agents(  # type: ignore[attr-defined]
         app, define_topics(app, settings), settings,
         lambda sessions: pipeline_from_settings(settings, sessions, clock=clock, keys=keys),
-        landers, clock, purge_salts=lambda: keys.purge_expired(clock()))
+        landers, clock, purge_salts=lambda: keys.purge_expired(clock.now()))
     return app
 
 

@@ -1,7 +1,8 @@
 """Batch framing of ``mayak.events`` and the per-flush write-back of the session table.
 
 ``mayak.events`` carries **batches**: one message holds the enriched events of one
-``Publisher`` flush from one ``mayak.raw`` partition, as a JSON array (at most ``events_per_message`` events
+``Publisher`` flush from one ``mayak.raw`` partition, as a JSON array (at most
+``events_per_message`` events
 and about ``MAX_MESSAGE_BYTES``), zlib-compressed (level 1) above ``COMPRESS_ABOVE`` bytes
 (a handful of events gains nothing from it). Compressed, an enriched event
 takes about as many bytes as its gzip-compressed raw event (~85 B instead of ~615 B of JSON),
@@ -29,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import orjson
+
 from stream_jobs.uncancellable import completes
 
 INDEX_BITS = 16  # up to 65,536 events per message

@@ -114,11 +114,6 @@ class BotVerdict:
     family: str
     category: str
 
-    @property
-    def detail(self) -> str:
-        """``category:family``: the dead letter's detail, counted by ``bot_hits`` (0013)."""
-        return f"{self.category}:{self.family}"
-
 
 def required_literals(pattern: str) -> list[str]:
     """Literals one of which occurs in every UA ``pattern`` matches (longest run per branch);
@@ -175,6 +170,7 @@ class BotMatcher:
             keys.setdefault(literal.lower(), []).append((0, -len(literal), None, family,
                                                          category))
         self._always: list[tuple[re.Pattern | _Guarded, str]] = []
+        regex: re.Pattern | _Guarded
         for entry in CRAWLER_USER_AGENTS_DATA:
             regex, category = re.compile(entry["pattern"]), _category(entry.get("tags"))
             if entry["pattern"] in MODEL_COLLISIONS:

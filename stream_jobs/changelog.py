@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    import faust
+    from faust.types import TableT
 
 log = logging.getLogger("mayak.stream_jobs")
 
 
 class BatchedChangelog:
-    def __init__(self, app, table) -> None:
+    def __init__(self, app: faust.App, table: TableT) -> None:
         self.app = app  # its producer is started by the worker, after this is built
         self.table = table
 
@@ -45,7 +49,7 @@ class BatchedChangelog:
         await self._send(producer, batch, topic, partition)
 
     @staticmethod
-    async def _send(producer, batch, topic: str, partition: int) -> None:
+    async def _send(producer: Any, batch: Any, topic: str, partition: int) -> None:
         delivered = await producer.send_batch(batch, topic, partition=partition)
         delivered.add_done_callback(_log_failure)
 

@@ -11,13 +11,11 @@ import typer
 
 from mayak.errors import MayakError
 from mayak.settings import Settings
-
-#: Rejections that no code fix can turn into an event: not replayed unless asked by name.
-NOT_REPLAYABLE = frozenset({"bot", "consent"})
+from stream_jobs.dead_letters import NOT_REPLAYABLE, DeadLetter
 
 
 class _JsonLinesHandler(logging.Handler):
-    """Warnings as JSON lines, so stderr stays parseable next to the rejections."""
+    """Warnings as JSON lines, so stderr stays parseable next to the dead letters."""
 
     def emit(self, record: logging.LogRecord) -> None:
         sys.stderr.write(json.dumps({"warning": record.getMessage()}) + "\n")
@@ -25,9 +23,8 @@ class _JsonLinesHandler(logging.Handler):
 
 def enrich() -> None:
     """Run the processors offline: raw events (JSON lines, `ip` may be in clear) on stdin ->
-    enriched events on stdout, rejections on stderr. GeoIP databases: MAYAK_GEOIP_CITY,
+    enriched events on stdout, dead letters on stderr. GeoIP databases: MAYAK_GEOIP_CITY,
     MAYAK_GEOIP_ISP / MAYAK_GEOIP_ASN."""
-    from stream_jobs.pipeline import Rejected
     from stream_jobs.processors import pipeline_from_settings
 
     root = logging.getLogger("mayak")
@@ -39,7 +36,7 @@ def enrich() -> None:
         if not line.strip():
             continue
         result = pipeline.run(line.strip())
-        if isinstance(result, Rejected):
+        if isinstance(result, DeadLetter):
             err.write(orjson.dumps(result.to_record()).decode() + "\n")
         else:
             out.write(orjson.dumps(result) + b"\n")
@@ -51,9 +48,9 @@ def replay_failed(
                                      help="only these reasons (default: all but bot, consent)"),
     dry_run: bool = typer.Option(False, help="count what would be replayed, send nothing"),
 ) -> None:
-    """Send failed events (topic mayak.failed) back to mayak.raw, once per event id, e.g. after
-    fixing the code that rejected them. Their secrets were never kept, so replayed events have
-    no IP or user agent (no geo, a one-event visitor)."""
+    """Send dead letters' events (topic mayak.failed) back to mayak.raw, once per event id,
+    e.g. after fixing the code that made them dead letters. Their secrets were never kept, so
+    replayed events have no IP or user agent (no geo, a one-event visitor)."""
     from stream_jobs.replay import ReplaySelection, read_failed, send_raw
 
     settings = Settings()

@@ -16,7 +16,7 @@ Classes (``open_class`` of an ``email_open`` event), first rule that applies win
   within ``burst_window_s`` (and every later one).
 - ``human``: everything else.
 
-None of these is dropped as a bot: reports show human and machine opens side by side.
+None of these becomes a bot's dead letter: reports show human and machine opens side by side.
 Limits: an unseen proxy or scanner with a browser UA on a consumer network passes as human;
 a burst is only seen from its ``burst_opens``-th open on (the first ones count as human), and
 is tracked per worker in memory; a mail client on an Apple network (e.g. a Mac in an Apple
@@ -32,8 +32,6 @@ from typing import Any
 from stream_jobs.geo import GeoLookup
 from stream_jobs.pipeline import Hit
 from stream_jobs.useragent import UAClassifier
-
-OPEN_CLASSES = ("human", "privacy_proxy", "image_proxy", "scanner")
 
 #: (UA marker, provider) of published mail image proxies
 PROXY_AGENTS = (("GoogleImageProxy", "Gmail"), ("ggpht.com", "Gmail"),

@@ -10,7 +10,13 @@ client is returned untouched.
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from mayak.clock import SYSTEM_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 
 class SinkOutage(ConnectionError):
@@ -18,22 +24,24 @@ class SinkOutage(ConnectionError):
 
 
 class _FailingInserts:
-    def __init__(self, client, start: float, seconds: float) -> None:
+    def __init__(self, client: Client, start: float, seconds: float, clock: Clock) -> None:
         self._client, self._start, self._end = client, start, start + seconds
+        self._clock = clock
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    def raw_insert(self, *args, **kwargs):
-        if self._start <= time.monotonic() < self._end:
+    def raw_insert(self, *args: Any, **kwargs: Any) -> Any:
+        if self._start <= self._clock.monotonic() < self._end:
             raise SinkOutage("injected ClickHouse outage (MAYAK_TEST_SINK_OUTAGE)")
         return self._client.raw_insert(*args, **kwargs)
 
 
-def outage_from_env(client, env=os.environ):
+def outage_from_env(client: Client, env: Mapping[str, str] = os.environ,
+                    clock: Clock = SYSTEM_CLOCK) -> Any:
     """``client``, or a wrapper whose inserts fail during the window the variable names."""
     spec = env.get("MAYAK_TEST_SINK_OUTAGE", "")
     if not spec:
         return client
     after, _, seconds = spec.partition(":")
-    return _FailingInserts(client, time.monotonic() + float(after), float(seconds))
+    return _FailingInserts(client, clock.monotonic() + float(after), float(seconds), clock)

@@ -110,7 +110,7 @@ def _record(reader: geoip2.database.Reader | None, ip: str) -> dict | None:
     if reader is None:
         return None
     try:
-        record = reader._db_reader.get(ip)  # noqa: SLF001 - see the module docstring
+        record = reader._db_reader.get(ip)
     except ValueError:  # not an IP address
         return None
     return record if isinstance(record, dict) else None

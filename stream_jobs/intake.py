@@ -21,9 +21,10 @@ from typing import Any
 
 import orjson
 
-from producers.raw_frames import events_of
+from contract.raw_frames import events_of
 from stream_jobs.batching import Publisher
-from stream_jobs.pipeline import Pipeline, Rejected
+from stream_jobs.dead_letters import DeadLetter
+from stream_jobs.pipeline import Pipeline
 from stream_jobs.uncancellable import completes
 
 
@@ -46,7 +47,7 @@ class Intake:
         self.pending = []
 
     @completes
-    async def flush(self) -> list[dict[str, Any] | Rejected]:
+    async def flush(self) -> list[dict[str, Any] | DeadLetter]:
         """Run what waits, in order: events go to the publisher, rejections to
         ``mayak.failed``. Returns every result (the agent yields them to test sinks)."""
         async with self.lock:
@@ -59,13 +60,13 @@ class Intake:
     def _run(self, pending: list[tuple[int, Any, bytes]]):
         run, add = self.pipeline.run, self.publisher.add
         write_back = self.publisher.write_back
-        results: list[dict[str, Any] | Rejected] = []
+        results: list[dict[str, Any] | DeadLetter] = []
         rejected: list[tuple[Any, bytes]] = []
         for partition, key, value in pending:
             write_back.partition = partition  # the visitor's changelog record goes there
             for raw in events_of(value):  # a collector's frame holds several
                 result = run(raw)
-                if isinstance(result, Rejected):
+                if isinstance(result, DeadLetter):
                     rejected.append((key, orjson.dumps(result.to_record())))
                 else:
                     add(partition, result)

@@ -4,13 +4,14 @@
 ``ENRICHED_FIELDS`` (the DESIGN.md section 3 contract) plus ``DETAIL_FIELDS`` (issue 12:
 custom-event name and props, outbound destination, per-section dwell; scrubbed and bounded by
 ``stream_jobs.steps.event_details``); the framing and the events' positions are described in
-``stream_jobs.batching``. ``mayak.failed``: one ``FailedRecord`` per message. Session table
-values: ``SessionState``.
+``stream_jobs.batching``. ``mayak.failed``: one dead letter per message
+(``stream_jobs.dead_letters.DeadLetter.to_record``). Session table values, per visitor:
+``start`` and ``last``, the current session's first and last hit (epoch ms,
+``stream_jobs.steps.sessionize_step``), and once a hit set them ``ch`` and ``src``, the
+visit's channel and source (``stream_jobs.channels``).
 """
 
 from __future__ import annotations
-
-from typing import Any, TypedDict
 
 ENRICHED_FIELDS = (
     "event_id", "event_type", "site_id", "ts", "visitor_id", "session_id", "customer_pid",
@@ -23,23 +24,3 @@ DETAIL_FIELDS = ("event_name", "props", "outbound_url", "section_names", "sectio
 
 #: issue 13 (migration 0013): the visit's traffic channel and source, the e-mail open class
 WHO_FIELDS = ("channel", "source", "open_class")
-
-
-class FailedRecord(TypedDict):
-    """One rejection: why, in which step, and the event without secrets (scrubbed)."""
-
-    reason: str  # size | schema | consent | bot | enrichment
-    step: str  # validate | consent | useragent | geo | pseudonymize | scrub | sessionize
-    detail: str  # field names / error types / bot family, never values
-    failed_at: int  # epoch ms
-    event: dict[str, Any]
-
-
-class SessionState(TypedDict, total=False):
-    """Per visitor: first and last hit (epoch ms) of the current session; once a hit set them,
-    the visit's channel and source (``stream_jobs.channels``)."""
-
-    start: int
-    last: int
-    ch: str
-    src: str

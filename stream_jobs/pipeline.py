@@ -1,7 +1,8 @@
-"""The processing pipeline: a named list of small steps, each returning the hit or a ``Drop``.
+"""The processing pipeline: a named list of small steps, each returning the hit or a
+``DeadLetter`` (``stream_jobs.dead_letters``).
 
 ``Pipeline.run(raw)`` is the one place where an exception becomes a dead letter: any step that
-raises yields ``Rejected(reason="enrichment", step=<name>)`` with the exception's type only
+raises yields ``DeadLetter(reason="enrichment", step=<name>)`` with the exception's type only
 (messages can quote event data). One counter per reason. No Kafka or ClickHouse here.
 """
 
@@ -10,14 +11,15 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
 import orjson
 
 from anonymizer.scrub import CUSTOMER, UA, scrub_url, scrub_value, without_secrets
+from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
+from stream_jobs.dead_letters import DeadLetter
 
 log = logging.getLogger("mayak.stream_jobs")
 
@@ -38,35 +40,7 @@ class Hit:
     consented: bool = False
 
 
-@dataclass(frozen=True)
-class Drop:
-    """A step's verdict that the hit does not become an event."""
-
-    reason: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A dropped or failed event, ready for ``mayak.failed`` (no secrets, scrubbed)."""
-
-    reason: str
-    step: str
-    detail: str
-    event: dict[str, Any]
-    failed_at: int  # epoch ms
-
-    def to_record(self) -> dict[str, Any]:
-        return {"reason": self.reason, "step": self.step, "detail": self.detail,
-                "failed_at": self.failed_at, "event": self.event}
-
-
-Step = Callable[[Hit], "Hit | Drop"]
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+Step = Callable[[Hit], "Hit | DeadLetter"]
 
 
 def sanitize(raw: Any) -> dict[str, Any]:
@@ -105,39 +79,41 @@ def _is_uuid(value: Any) -> bool:
 class Pipeline:
     """Runs a parse step, then named steps, and counts every outcome by reason."""
 
-    def __init__(self, parse: Callable[[Any], "Hit | Drop"], steps: Sequence[tuple[str, Step]],
-                 clock: Clock = utc_now) -> None:
+    def __init__(self, parse: Callable[[Any], Hit | DeadLetter],
+                 steps: Sequence[tuple[str, Step]], clock: Clock = SYSTEM_CLOCK) -> None:
         self.parse = parse
         self.steps = list(steps)
         self.clock = clock
         self.counters: Counter[str] = Counter()
 
-    def run(self, raw: Any) -> dict[str, Any] | Rejected:
-        """Enriched event (contract field names) or ``Rejected``; never raises."""
+    def run(self, raw: Any) -> dict[str, Any] | DeadLetter:
+        """Enriched event (contract field names) or its ``DeadLetter``; never raises."""
         step_name, source = "validate", raw
         try:
             result = self.parse(raw)
-            if isinstance(result, Drop):
-                return self._reject(result, step_name, raw)
+            if isinstance(result, DeadLetter):
+                return self._dead_letter(result, step_name, raw)
             hit, source = result, result.raw
             for step_name, step in self.steps:
                 outcome = step(hit)
-                if isinstance(outcome, Drop):
-                    return self._reject(outcome, step_name, hit.raw)
+                if isinstance(outcome, DeadLetter):
+                    return self._dead_letter(outcome, step_name, hit.raw)
                 hit = outcome
             self.counters["ok"] += 1
             return hit.out
         except Exception as exc:  # the single dead-letter point
             log.warning("step %s failed with %s; event sent to failed", step_name,
                         type(exc).__name__)
-            return self._reject(Drop("enrichment", type(exc).__name__), step_name, source)
+            return self._dead_letter(DeadLetter("enrichment", type(exc).__name__), step_name,
+                                     source)
 
-    def _reject(self, drop: Drop, step: str, raw: Any) -> Rejected:
-        self.counters[drop.reason] += 1
+    def _dead_letter(self, letter: DeadLetter, step: str, raw: Any) -> DeadLetter:
+        """``letter`` stamped with the step, the scrubbed event and the time."""
+        self.counters[letter.reason] += 1
         if isinstance(raw, (bytes, bytearray)):
             try:
                 raw = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 raw = None
-        return Rejected(drop.reason, step, drop.detail[:200], sanitize(raw),
-                        int(self.clock().timestamp() * 1000))
+        return replace(letter, step=step, detail=letter.detail[:200], event=sanitize(raw),
+                       failed_at=epoch_ms(self.clock))

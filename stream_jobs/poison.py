@@ -2,7 +2,7 @@
 
 A corrupt or foreign message on ``mayak.events`` or ``mayak.failed`` (a buggy producer, a bad
 disk) once crashed the landing timer and, after each restart, again: the sink now checks each
-message's rows with ``valid_event`` / ``valid_failure`` and sends one that fails to
+message's rows with ``valid_event`` / ``valid_dead_letter`` and sends one that fails to
 ``mayak.failed`` as ``poison_record`` (reason ``undecodable``), lands the rest and goes on.
 """
 
@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
+
+from stream_jobs.dead_letters import DeadLetter
 
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                       r"[0-9a-fA-F]{12}")
@@ -25,7 +28,8 @@ def valid_event(value: Any) -> bool:
             and isinstance(value.get("ts"), int) and isinstance(value.get("site_id"), str))
 
 
-def valid_failure(value: Any) -> bool:
+def valid_dead_letter(value: Any) -> bool:
+    """What the dead letters' lander needs of a row (``DeadLetter.to_record``)."""
     return (isinstance(value, dict) and isinstance(value.get("failed_at"), int)
             and isinstance(value.get("reason"), str) and isinstance(value.get("step"), str))
 
@@ -36,11 +40,13 @@ def error_name(exc: BaseException) -> str:
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
 
 
-def poison_record(topic: str, partition: int, offset: int, error: str, now) -> bytes:
+def poison_record(topic: str, partition: int, offset: int, error: str,
+                  now: datetime) -> bytes:
     """The dead letter of a message of ``topic`` the sink cannot land (reason
     ``undecodable``). Its id is derived from the message's position, so a dead letter sent
     again after a crash is recognised as the same one."""
     position = f"{topic}/{partition}/{offset}"
-    return orjson.dumps({"reason": "undecodable", "step": "sink", "failed_at":
-                         int(now.timestamp() * 1000), "detail": f"{position}: {error}",
-                         "event": {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, position))}})
+    letter = DeadLetter("undecodable", f"{position}: {error}", "sink",
+                        {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, position))},
+                        int(now.timestamp() * 1000))
+    return orjson.dumps(letter.to_record())

@@ -1,4 +1,5 @@
-"""Assembles the processing pipeline from its dependencies (shared by the worker and ``mayak enrich``).
+"""Assembles the processing pipeline from its dependencies (shared by the worker and
+``mayak enrich``).
 
 ``build_pipeline`` takes every dependency explicitly (tests pass fakes); ``pipeline_from_settings``
 is the production wiring: key store, GeoIP readers and the IP key from ``Settings``.
@@ -8,28 +9,37 @@ from __future__ import annotations
 
 import functools
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anonymizer.keystore import keystore_from_settings
-from anonymizer.keystore import keystore_path  # noqa: F401 - imported from here by warehouse/dashboards
 from anonymizer.scrub import RouteTemplates, configure
+from contract.crypto import decrypt_ip, ip_cipher_key, load_master_secret
+from mayak.clock import SYSTEM_CLOCK, Clock
 from stream_jobs.channels import channel_step
 from stream_jobs.email_opens import SCANNER_ASNS, OpenClassifier, email_open_step
 from stream_jobs.geo import GeoLookup
-from stream_jobs.pipeline import Clock, Pipeline, utc_now
-from stream_jobs.steps import (Keys, consent_step, geo_step, pseudonymize_step, scrub_step,
-                               sessionize_step, useragent_step)
+from stream_jobs.pipeline import Pipeline
+from stream_jobs.steps import (
+    SESSION_TIMEOUT_MS,
+    Keys,
+    consent_step,
+    geo_step,
+    pseudonymize_step,
+    scrub_step,
+    sessionize_step,
+    useragent_step,
+)
 from stream_jobs.useragent import UAClassifier
 from stream_jobs.validate import Decrypt, Validator
 
-#: Every drop reason a step can give (one counter each).
-REASONS = ("size", "schema", "consent", "bot", "enrichment")
+if TYPE_CHECKING:
+    from mayak.settings import Settings
 
 
 def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
                    sessions: MutableMapping[str, Any], decrypt_ip: Decrypt | None = None,
-                   routes: RouteTemplates = RouteTemplates(()), clock: Clock = utc_now,
-                   session_timeout_ms: int = 30 * 60 * 1000,
+                   routes: RouteTemplates = RouteTemplates(()), clock: Clock = SYSTEM_CLOCK,
+                   session_timeout_ms: int = SESSION_TIMEOUT_MS,
                    allow_clear_ip: bool = False, opens: OpenClassifier | None = None,
                    hosting_bots: bool = False) -> Pipeline:
     """validate -> consent -> useragent -> geo -> email_open -> pseudonymize -> scrub ->
@@ -47,17 +57,15 @@ def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
     return Pipeline(Validator(decrypt_ip, allow_clear_ip), steps, clock)
 
 
-def ip_decrypter(settings) -> Decrypt:
-    """Decrypts ``ip_enc`` with the key the collector encrypts with (``producers.crypto``;
+def ip_decrypter(settings: Settings) -> Decrypt:
+    """Decrypts ``ip_enc`` with the key the collector encrypts with (``contract.crypto``;
     ``decrypt_ip`` builds the cipher once per key)."""
-    from producers.crypto import decrypt_ip, ip_cipher_key, load_master_secret
-
     return functools.partial(
         decrypt_ip, ip_cipher_key(load_master_secret(settings.ip_key, settings.data_dir)))
 
 
-def pipeline_from_settings(settings, sessions: MutableMapping[str, Any], *,
-                           clock: Clock = utc_now, allow_clear_ip: bool = False,
+def pipeline_from_settings(settings: Settings, sessions: MutableMapping[str, Any], *,
+                           clock: Clock = SYSTEM_CLOCK, allow_clear_ip: bool = False,
                            keys: Keys | None = None) -> Pipeline:
     """The production pipeline for one process."""
     configure(settings.customer_id_pattern)  # process-wide: every scrub_text call honours it

@@ -6,13 +6,14 @@ same event twice is harmless: the events sink drops event ids already landed.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from mayak.clock import SYSTEM_CLOCK, Clock
 
 
 @dataclass
@@ -43,7 +44,8 @@ class ReplaySelection:
         return dict(Counter(self.reasons_of.values()))
 
 
-def read_failed(bootstrap: str, topic: str, timeout_s: float = 30.0) -> Iterator[dict[str, Any]]:
+def read_failed(bootstrap: str, topic: str, timeout_s: float = 30.0,
+                clock: Clock = SYSTEM_CLOCK) -> Iterator[dict[str, Any]]:
     """Every record of ``topic`` from the beginning up to the end offsets seen at the start."""
     from kafka import KafkaConsumer, TopicPartition
 
@@ -56,10 +58,10 @@ def read_failed(bootstrap: str, topic: str, timeout_s: float = 30.0) -> Iterator
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = {tp: off for tp, off in consumer.end_offsets(partitions).items() if off > 0}
-        deadline = time.monotonic() + timeout_s
-        while end and time.monotonic() < deadline:
+        deadline = clock.monotonic() + timeout_s
+        while end and clock.monotonic() < deadline:
             for tp, messages in consumer.poll(timeout_ms=1000).items():
-                deadline = time.monotonic() + timeout_s  # a timeout for silence, not for size
+                deadline = clock.monotonic() + timeout_s  # a timeout for silence, not for size
                 for message in messages:
                     if tp in end and message.offset < end[tp]:
                         yield orjson.loads(message.value)

@@ -23,18 +23,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from mayak.clock import SYSTEM_CLOCK, Clock
 from stream_jobs.poison import error_name
 from stream_jobs.uncancellable import completes
 from warehouse.repair import InflightJournal, days_of_ms
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 log = logging.getLogger("mayak.stream_jobs.sink")
 
@@ -136,9 +139,9 @@ def _is_data_error(exc: BaseException) -> bool:
 class Lander:
     """Inserts one topic's records into one table, skipping what the table already holds."""
 
-    def __init__(self, client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
+    def __init__(self, client: Client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
                  dedup: Dedup | None = None, retry_seconds: float = 2.0,
-                 sleep: Callable[[float], None] = time.sleep, index_bits: int = 0,
+                 clock: Clock = SYSTEM_CLOCK, index_bits: int = 0,
                  journal: InflightJournal | None = None) -> None:
         self.client = client
         self.journal = journal
@@ -146,7 +149,7 @@ class Lander:
         self.to_row = to_row  # returns a new dict: the lander adds the row's position to it
         self.dedup = dedup
         self.retry_seconds = retry_seconds
-        self.sleep = sleep
+        self.clock = clock  # its blocking sleep: land() runs in a worker thread
         self.index_bits = index_bits
         self.expected: dict[int, int] = {}
         self.landed: dict[int, set[int]] = {}
@@ -200,6 +203,7 @@ class Lander:
         return {row[0] for row in result.result_rows}
 
     def _not_landed_yet(self, records: list[Record]) -> list[Record]:
+        assert self.dedup is not None, "called only with a dedup"
         unique: dict[str, Record] = {}
         for record in records:
             key = self.dedup.key(record[2])
@@ -239,7 +243,7 @@ class Lander:
                 failures += 1
                 log.warning("insert into %s failed (%s); retrying in %.0fs", self.table,
                             type(exc).__name__, self.retry_seconds)
-                self.sleep(self.retry_seconds)
+                self.clock.sleep_blocking(self.retry_seconds)
                 fresh = self._not_landed_by_a_failed_attempt(fresh)
                 if not fresh:
                     break
@@ -314,7 +318,7 @@ class LandingBuffer:
             return landed
 
     def _decode_and_land(self, raw: list[tuple[int, int, bytes]]):
-        messages: list[tuple[tuple[int, int, bytes], list[Record]]] = []
+        messages: list[tuple[tuple[int, int, bytes], Sequence[Record]]] = []
         poison: list[tuple[int, int, str]] = []
         for message in raw:
             try:
@@ -346,32 +350,3 @@ def journals(data_dir: Path) -> dict[str, InflightJournal]:
             "failed_events": InflightJournal(folder / "failed_events.inflight.json",
                                              "failed_events", "failed_at")}
 
-
-#: Bot hits of the dead letters still kept that ``bot_hits`` lacks, per day, site and bot.
-_MISSING_BOT_HITS = """
-SELECT f.day, f.site_id, f.bot, f.n - b.h
-FROM (SELECT toDate(failed_at) AS day, site_id, detail AS bot, count() AS n
-      FROM failed_events WHERE reason = 'bot' GROUP BY day, site_id, bot) AS f
-LEFT JOIN (SELECT day, site_id, bot, sum(hits) AS h FROM bot_hits GROUP BY day, site_id, bot) AS b
-    USING (day, site_id, bot)
-WHERE f.n > b.h
-"""
-
-
-def recount_bot_hits(client) -> int:
-    """Add to ``bot_hits`` the hits its materialized view missed; returns how many.
-
-    ClickHouse commits an insert's part of ``failed_events`` and the view's part of
-    ``bot_hits`` one after the other, so a worker killed in between leaves landed bot
-    rejections that were never counted (and the restarted sink rightly skips them as landed).
-    Run before landing starts, by the only writer: a concurrent insert between its two parts
-    would look missing too and be counted twice. Days whose dead letters have partly expired
-    have fewer rows than hits and are left alone.
-    """
-    missing = client.query(_MISSING_BOT_HITS).result_rows
-    hits = sum(row[3] for row in missing)
-    if missing:
-        client.insert("bot_hits", [list(row) for row in missing],
-                      column_names=["day", "site_id", "bot", "hits"])
-        log.warning("counted %d bot hit(s) that bot_hits had missed (a crash mid-insert)", hits)
-    return hits

@@ -1,7 +1,7 @@
 """The enrichment steps after validation, in pipeline order.
 
 consent -> useragent -> geo -> pseudonymize -> scrub -> sessionize. Each takes a ``Hit`` and
-returns it (with more of ``hit.out`` filled in) or a ``Drop``. Keys, salts, clock, readers
+returns it (with more of ``hit.out`` filled in) or a ``DeadLetter``. Keys, salts, clock, readers
 and the session store are injected; nothing here touches Kafka or ClickHouse.
 """
 
@@ -14,14 +14,26 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from anonymizer import pseudonym
-from anonymizer.scrub import (CUSTOMER, IP, UA, RouteTemplates, referrer_domain_of_host,
-                              route_path, scrub_path, scrub_text, utm_of_query,
-                              without_secrets)
+from anonymizer.scrub import (
+    CUSTOMER,
+    IP,
+    UA,
+    RouteTemplates,
+    referrer_domain_of_host,
+    route_path,
+    scrub_path,
+    scrub_text,
+    utm_of_query,
+    without_secrets,
+)
+from mayak.clock import Clock
+from mayak.settings import SESSION_TIMEOUT_MINUTES
+from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.geo import GeoLookup
-from stream_jobs.pipeline import Clock, Drop, Hit
+from stream_jobs.pipeline import Hit
 from stream_jobs.useragent import EMPTY_UA, UAClassifier
 
-SESSION_TIMEOUT_MS = 30 * 60 * 1000
+SESSION_TIMEOUT_MS = SESSION_TIMEOUT_MINUTES * 60_000
 MAX_SECTIONS = 32  # per engagement event (the raw contract allows as many)
 MAX_PROPS = 20  # per event (the raw contract allows as many)
 MAX_PROP_VALUE = 200  # characters of one prop value once made a string
@@ -38,13 +50,13 @@ class Keys(Protocol):
     def is_opted_out(self, uid: str) -> bool: ...
 
 
-def consent_step(keys: Keys) -> Callable[[Hit], Hit | Drop]:
-    """Opted-out customers are dropped; DNT, GPC or no consent mean the cookieless path."""
+def consent_step(keys: Keys) -> Callable[[Hit], Hit | DeadLetter]:
+    """Opted-out customers' hits are dead letters; DNT, GPC or no consent: the cookieless path."""
 
-    def consent(hit: Hit) -> Hit | Drop:
+    def consent(hit: Hit) -> Hit | DeadLetter:
         raw = hit.raw
         if raw.get("uid") and keys.is_opted_out(raw["uid"]):
-            return Drop("consent", "opted_out")
+            return DeadLetter("consent", "opted_out")
         hit.consented = raw.get("consent") == "analytics" and not raw.get("dnt") \
             and not raw.get("gpc")
         hit.out["consent"] = "analytics" if hit.consented else "none"
@@ -53,15 +65,15 @@ def consent_step(keys: Keys) -> Callable[[Hit], Hit | Drop]:
     return consent
 
 
-def useragent_step(classifier: UAClassifier) -> Callable[[Hit], Hit | Drop]:
+def useragent_step(classifier: UAClassifier) -> Callable[[Hit], Hit | DeadLetter]:
     """Browser, OS (major versions only) and device; bots leave with reason ``bot`` and
     detail ``category:family``. E-mail opens stay: a mail proxy or scanner is an open class
-    (``stream_jobs.email_opens``), never a dropped bot."""
+    (``stream_jobs.email_opens``), never a bot's dead letter."""
 
-    def useragent(hit: Hit) -> Hit | Drop:
+    def useragent(hit: Hit) -> Hit | DeadLetter:
         info = classifier.classify(hit.ua) if hit.ua else EMPTY_UA
         if info.bot and hit.raw.get("type") != "email_open":
-            return Drop("bot", info.bot_detail)
+            return DeadLetter("bot", info.bot_detail)
         hit.out.update(browser=info.browser, browser_major=info.browser_major, os=info.os,
                        os_major=info.os_major, device_type=info.device_type,
                        device_brand=info.device_brand, is_bot=0)
@@ -70,16 +82,16 @@ def useragent_step(classifier: UAClassifier) -> Callable[[Hit], Hit | Drop]:
     return useragent
 
 
-def geo_step(geo: GeoLookup, hosting_bots: bool = False) -> Callable[[Hit], Hit | Drop]:
+def geo_step(geo: GeoLookup, hosting_bots: bool = False) -> Callable[[Hit], Hit | DeadLetter]:
     """Country, ISP and ASN of the in-memory IP. ``hosting_bots``: a service request (a
     server-side hit: no JS ran, whatever its UA says) from a hosting network (MaxMind
     Anonymous-IP) leaves as a bot, ``hosting:<network>``; VPN users are people and stay."""
 
-    def geo_(hit: Hit) -> Hit | Drop:
+    def geo_(hit: Hit) -> Hit | DeadLetter:
         info = geo.lookup(hit.ip)
         if hosting_bots and hit.raw.get("type") == "service_request" \
                 and geo.network_kind(hit.ip).hosting:
-            return Drop("bot", f"hosting:{(info.isp or 'hosting network')[:48]}")
+            return DeadLetter("bot", f"hosting:{(info.isp or 'hosting network')[:48]}")
         hit.out.update(country=info.country, isp=info.isp, asn=info.asn)
         return hit
 
@@ -130,7 +142,7 @@ def pseudonymize_step(keys: Keys, clock: Clock, sessions: Mapping[str, Any] | No
     salts: dict[date, bytes] = {}
 
     def daily_salt() -> bytes:
-        now = clock()
+        now = clock.now()
         day = now.date()
         if day not in salts:
             salts.clear()  # keep only today's salt in memory
@@ -255,7 +267,7 @@ def sessionize_step(store: MutableMapping[str, Any],
     def sessionize(hit: Hit) -> Hit:
         vid, ts = hit.out["visitor_id"], int(hit.out["ts"])
         state = store.get(vid)
-        if not is_active(state, ts, timeout_ms):
+        if state is None or not is_active(state, ts, timeout_ms):
             state = {"start": ts, "last": ts}
         else:
             # a late, out-of-order hit joins the session without renaming it; other keys of

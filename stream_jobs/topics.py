@@ -1,4 +1,7 @@
-"""The Kafka topics of the stream jobs (names and partition counts from settings).
+"""Mayak's Kafka topics, in one place: which there are, how long each keeps its messages, how
+they are created (``ensure_topics``: ``mayak topics``, ``mayak kafka start``, ``mayak up``)
+and how the stream jobs open them (``define_topics``). Names and partition counts come from
+settings.
 
 Values travel as raw bytes (JSON written with orjson); keys are kept as produced (the
 collector's keyed-hash partition key), so one visitor's events stay on one partition all the
@@ -8,8 +11,25 @@ way, which the session table relies on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import faust
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+_HOUR_MS = 3_600_000
+# raw hits carry encrypted IPs: keep them briefly; events and failures long enough to replay
+RETENTION_MS = {"raw": 24 * _HOUR_MS, "events": 7 * 24 * _HOUR_MS, "failed": 14 * 24 * _HOUR_MS}
+
+
+def topic_names(settings: Settings) -> dict[str, str]:
+    """Each topic's name by kind (the keys of ``RETENTION_MS``)."""
+    return {"raw": settings.topic_raw, "events": settings.topic_events,
+            "failed": settings.topic_failed}
+
+if TYPE_CHECKING:
+    from mayak.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -19,10 +39,27 @@ class Topics:
     failed: faust.TopicT
 
 
-def define_topics(app: faust.App, settings) -> Topics:
+def define_topics(app: faust.App, settings: Settings) -> Topics:
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, key_serializer="raw", value_serializer="raw",
                          partitions=settings.kafka_partitions)
 
-    return Topics(raw=topic(settings.topic_raw), events=topic(settings.topic_events),
-                  failed=topic(settings.topic_failed))
+    return Topics(**{kind: topic(name) for kind, name in topic_names(settings).items()})
+
+
+def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str]:
+    """Create raw/events/failed topics if missing; return the names that were created."""
+    parts = partitions or settings.kafka_partitions
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
+    try:
+        existing = set(admin.list_topics())
+        new = [NewTopic(name, parts, 1, topic_configs={"retention.ms": str(RETENTION_MS[kind])})
+               for kind, name in topic_names(settings).items() if name not in existing]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+        return [t.name for t in new]
+    finally:
+        admin.close()

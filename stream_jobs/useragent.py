@@ -13,16 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ua_parser import OS, Device, Parser
 from ua_parser import UserAgent as ParsedAgent
 from ua_parser.loaders import load_builtins
 from ua_parser.regex import Resolver as RegexResolver
-from user_agents.parsers import (UserAgent, parse_browser, parse_device,
-                                 parse_operating_system)
+from user_agents.parsers import UserAgent, parse_browser, parse_device, parse_operating_system
 
 from stream_jobs import devices
 from stream_jobs.bots import BotMatcher
+
+if TYPE_CHECKING:
+    from ua_parser import Result
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class UAInfo:
 class _FedUserAgent(UserAgent):
     """user-agents' classifier over an already parsed result (skips the legacy parser)."""
 
-    def __init__(self, ua: str, result) -> None:  # noqa: D107 - see class docstring
+    def __init__(self, ua: str, result: Result) -> None:
         self.ua_string = ua
         b, o, d = _parts(result)
         self.browser = parse_browser(b.family, b.major, b.minor, b.patch, b.patch_minor)
@@ -86,7 +89,7 @@ class UAClassifier:
         )
 
 
-def _parts(result) -> tuple[ParsedAgent, OS, Device]:
+def _parts(result: Result) -> tuple[ParsedAgent, OS, Device]:
     # ua-parser marks a lookup failure with None; user-agents expects the "Other" family
     return (result.user_agent or ParsedAgent("Other"), result.os or OS("Other"),
             result.device or Device("Other"))

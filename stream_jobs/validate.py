@@ -1,21 +1,23 @@
-"""Validation of raw events against the versioned schema (``producers/schema.py``).
+"""Validation of raw events against the versioned schema (``contract/schema.py``).
 
-Reasons: ``size`` (message too large) and ``schema`` (not JSON, unknown ``v``, bad fields).
-Details name the fields and error types, never their values.
+Dead letters: ``size`` (message too large), ``schema`` (not JSON, unknown ``v``, bad fields)
+and ``enrichment`` (``ip_enc`` not decryptable); see ``stream_jobs.dead_letters``. Details
+name the fields and error types, never their values.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
+from anonymizer.personal import is_ip
 from anonymizer.scrub import scrub_text
-from producers.schema import SCHEMA_VERSION, RawEvent, field_of
-from stream_jobs.pipeline import Drop, Hit
+from contract.schema import SCHEMA_VERSION, RawEvent, field_of
+from stream_jobs.dead_letters import DeadLetter
+from stream_jobs.pipeline import Hit
 
 MAX_RAW_BYTES = 16_384
 SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
@@ -36,42 +38,34 @@ class Validator:
         self.allow_clear_ip = allow_clear_ip
         self.max_bytes = max_bytes
 
-    def __call__(self, message: Any) -> Hit | Drop:
+    def __call__(self, message: Any) -> Hit | DeadLetter:
         if isinstance(message, (bytes, bytearray, str)):
             if len(message) > self.max_bytes:
-                return Drop("size", f"{len(message)} bytes > {self.max_bytes}")
+                return DeadLetter("size", f"{len(message)} bytes > {self.max_bytes}")
             try:
                 message = orjson.loads(message)
             except orjson.JSONDecodeError:
-                return Drop("schema", "not_json")
+                return DeadLetter("schema", "not_json")
         if not isinstance(message, dict):
-            return Drop("schema", "not_an_object")
+            return DeadLetter("schema", "not_an_object")
         data = dict(message)
         version = data.get("v", SCHEMA_VERSION)
         if version not in SUPPORTED_VERSIONS:
-            return Drop("schema", "unsupported_version")
+            return DeadLetter("schema", "unsupported_version")
         ip = data.pop("ip", None) if self.allow_clear_ip else None
-        if ip is not None and not _is_ip(ip):
-            return Drop("schema", "ip:invalid")
+        if ip is not None and not is_ip(ip):
+            return DeadLetter("schema", "ip:invalid")
         try:
             event = RawEvent.model_validate(data)
         except ValidationError as exc:
             fields = sorted({f"{field_of(e)}:{e['type']}" for e in exc.errors()})
-            return Drop("schema", scrub_text(",".join(fields[:6])))
+            return DeadLetter("schema", scrub_text(",".join(fields[:6])))
         if event.ip_enc and ip is None:
             if self.decrypt_ip is None:
-                return Drop("enrichment", "ip_enc:no_key")
+                return DeadLetter("enrichment", "ip_enc:no_key")
             try:
                 ip = self.decrypt_ip(event.ip_enc)
             except Exception:  # wrong key, tampered or truncated: all mean "cannot trust it"
-                return Drop("enrichment", "ip_enc:undecryptable")
+                return DeadLetter("enrichment", "ip_enc:undecryptable")
         raw = event.model_dump(mode="json", exclude_none=True)
         return Hit(raw=raw, ip=ip, ua=event.ua)
-
-
-def _is_ip(value: object) -> bool:
-    try:
-        ipaddress.ip_address(str(value))
-        return True
-    except ValueError:
-        return False

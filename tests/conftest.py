@@ -1,9 +1,10 @@
 """Shared fixtures: a real throw-away Kafka broker, and stacks of real Mayak child processes.
 
 Tests that need the broker are marked ``kafka``, those that open chDB ``clickhouse`` and the
-browser ones ``browser``; ``pytest -m "not kafka and not clickhouse and not browser"`` runs
-the fast unit tests only. One pytest process can open one chDB path: tests that read what a
-worker wrote go through ``mayak sql`` in a child process, after the worker has stopped.
+browser ones ``browser``; every other test is a unit test, marked ``unit`` and kept from Kafka
+and chDB by ``tests/tiers.py``; ``scripts/fast`` (``pytest -m unit``) runs those only. One
+pytest process can open one chDB path: tests that read what a worker wrote go through
+``mayak sql`` in a child process, after the worker has stopped.
 """
 
 from __future__ import annotations
@@ -20,9 +21,14 @@ from clickhouse_connect.driver.client import Client
 from mayak.kafka_local import LocalBroker, free_port
 from mayak.procs import mayak_sql, settings_for, spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
-from mayak.topics import ensure_topics
+from stream_jobs.topics import ensure_topics
+from tests.tiers import (  # noqa: F401 - the test tiers' hooks and guard, active for every test
+    pytest_collection_modifyitems,
+    pytest_runtest_setup,
+    unit_tier_guard,
+)
+from tests.warehouse.samples import drop, fresh_database
 from warehouse.migrate import migrate
-from warehouse.testing import drop, fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +95,7 @@ class StackProcs:
 
 @pytest.fixture
 def stack(tmp_path: Path, kafka_bootstrap: str) -> Iterator[StackProcs]:
-    """A private stack: own data dir, own topics, own ports and consumer group on the shared broker."""
+    """A private stack: own data dir, topics, ports and consumer group on the shared broker."""
     tag = uuid.uuid4().hex[:8]
     env = {
         "MAYAK_DATA_DIR": str(tmp_path / "data"),

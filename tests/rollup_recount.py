@@ -53,7 +53,8 @@ def differences(client) -> dict[str, int]:
         # only what the view fills: a legacy column it no longer writes (the all-event
         # sketches after 0010) is not the view's to answer for
         filled = {name for (name,) in client.query(
-            "SELECT name FROM system.columns WHERE database = {db:String} AND table = {v:String}",
+            "SELECT name FROM system.columns WHERE database "
+            "= {db:String} AND table = {v:String}",
             parameters={"db": db, "v": view}).result_rows}
         columns = [c for c in columns if c[0] in filled]
         engine = client.query("SELECT engine FROM system.tables WHERE database = {db:String} "
@@ -71,7 +72,8 @@ def differences(client) -> dict[str, int]:
             for n in (e.rsplit(" AS ", 1)[1].strip("`") for e in sketches)])
         using = ", ".join(keys)
         n = client.query(
-            f"SELECT countIf(NOT ifNull(({same}), 0)) FROM ({stored}) AS s FULL OUTER JOIN ({recount}) AS r "
+            f"SELECT countIf(NOT ifNull(({same}), 0)) FROM ({stored}) "
+            f"AS s FULL OUTER JOIN ({recount}) AS r "
             f"USING ({using}) SETTINGS join_use_nulls = 1").result_rows[0][0]
         out[target] = n
     return out

@@ -9,7 +9,6 @@ import time
 
 import psutil
 import pytest
-
 from kafka import KafkaProducer
 
 from anonymizer.keystore import KeyStore, keystore_path

@@ -7,8 +7,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from contract.schema import ClientEvent
 from mayak.demo import visit_events
-from producers.schema import ClientEvent
 
 NOW_MS = 1_780_000_000_000
 

@@ -12,8 +12,6 @@ from datetime import date, timedelta
 
 import httpx
 import pytest
-from mmdb_writer import MMDBWriter, MmdbU32
-from netaddr import IPSet
 from starlette.testclient import TestClient
 
 from anonymizer.keystore import KeyStore
@@ -21,13 +19,14 @@ from dashboards.app import create_app as create_dashboards
 from dashboards.auth import add_token, tokens_path
 from mayak.settings import Settings
 from producers.collector.app import GIF, create_app
+from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.geo import GeoLookup
-from stream_jobs.pipeline import Rejected
+from stream_jobs.geo_writer import write_geoip
 from stream_jobs.processors import build_pipeline, ip_decrypter
 from stream_jobs.sink import Lander, event_row, failed_row
-from stream_jobs.testing import CHROME, IPHONE
 from stream_jobs.useragent import UAClassifier
 from tests.producers.test_collector import FakeOutbox
+from tests.stream_jobs.samples import CHROME, IPHONE
 from warehouse.campaigns import register_send
 
 pytestmark = pytest.mark.clickhouse
@@ -44,20 +43,17 @@ NETWORKS = {"85.132.0.0/16": (29049, "AZ"), "17.0.0.0/8": (714, "US"),
 
 def _write_geo(folder) -> dict[str, str]:
     """City, ASN and Anonymous-IP databases of ``NETWORKS`` (paths by setting name)."""
-    city = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
-    asn = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN")
-    for net, (number, country) in NETWORKS.items():
-        city.insert_network(IPSet([net]), {"country": {"iso_code": country}})
-        asn.insert_network(IPSet([net]), {"autonomous_system_number": MmdbU32(number),
-                                          "autonomous_system_organization": f"AS{number}"})
-    anon = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-Anonymous-IP")
-    anon.insert_network(IPSet(["198.51.100.0/24"]), {"is_anonymous": True,
-                                                      "is_hosting_provider": True})
-    paths = {}
-    for name, writer in (("geoip_city", city), ("geoip_asn", asn), ("geoip_anonymous", anon)):
-        paths[name] = str(folder / f"{name}.mmdb")
-        writer.to_db_file(paths[name])
-    return paths
+    databases = {
+        "geoip_city": ("GeoIP2-City", {net: {"country": {"iso_code": country}}
+                                       for net, (_, country) in NETWORKS.items()}),
+        "geoip_asn": ("GeoLite2-ASN", {net: {"autonomous_system_number": number,
+                                             "autonomous_system_organization": f"AS{number}"}
+                                       for net, (number, _) in NETWORKS.items()}),
+        "geoip_anonymous": ("GeoIP2-Anonymous-IP", {"198.51.100.0/24": {
+            "is_anonymous": True, "is_hosting_provider": True}}),
+    }
+    return {name: str(write_geoip(folder / f"{name}.mmdb", kind, networks))
+            for name, (kind, networks) in databases.items()}
 
 
 def _geo(folder) -> GeoLookup:
@@ -122,8 +118,8 @@ def test_opens_are_classified_and_the_human_open_rate_is_right(tmp_path, wh) -> 
            "ip": "85.132.3.3"}
     results = [pipeline.run(value) for _, value in box.records]
     results.append(pipeline.run(json.dumps(bot).encode()))
-    events = [r for r in results if not isinstance(r, Rejected)]
-    failed = [r for r in results if isinstance(r, Rejected)]
+    events = [r for r in results if not isinstance(r, DeadLetter)]
+    failed = [r for r in results if isinstance(r, DeadLetter)]
     assert len(events) == len(plan) and [f.detail for f in failed] == ["monitoring:Zabbix"]
     assert [e["open_class"] for e in events] == [expected for expected, *_ in plan]
     gmail = next(e for e in events if e["source"] == "Gmail")

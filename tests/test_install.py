@@ -13,7 +13,14 @@ import pytest
 from anonymizer.keystore import KeyStore, keystore_path
 from dashboards.auth import add_token, tokens_path
 from mayak.errors import MayakError
-from mayak.install import KeyStoreWatch, check_install, marker_path, warehouse_evidence
+from mayak.install import (
+    KeyStoreWatch,
+    check_install,
+    marker_path,
+    warehouse_evidence,
+    worker_offsets_evidence,
+)
+from mayak.kafka_local import free_port
 from mayak.settings import Settings
 
 
@@ -52,12 +59,12 @@ def test_missing_key_store_beside_earlier_data_refuses_to_start(tmp_path, left) 
     else:
         extra = ["committed Kafka offsets of consumer group 'w'"]
     with pytest.raises(MayakError) as refused:
-        check_install(settings, extra_evidence=extra)
+        check_install(settings, sources=[lambda: extra])
     message = str(refused.value)
     assert f"the key store {keystore_path(settings)} is missing" in message
     assert "MAYAK_KEYSTORE_PATH" in message and "mayak up --reset-keys" in message
     assert not keystore_path(settings).exists()  # nothing was minted
-    new_id = check_install(settings, reset_keys=True, extra_evidence=extra)  # deliberately
+    new_id = check_install(settings, reset_keys=True, sources=[lambda: extra])  # deliberately
     assert keystore_path(settings).exists() and marker_path(settings).read_text().strip() == new_id
 
 
@@ -98,8 +105,8 @@ def test_watch_notices_the_key_store_vanishing(tmp_path) -> None:
 
 @pytest.mark.clickhouse
 def test_events_in_the_warehouse_count_as_an_earlier_install(ch) -> None:
+    from tests.warehouse.samples import insert_events, synthetic_events
     from warehouse.migrate import migrate
-    from warehouse.testing import insert_events, synthetic_events
 
     assert warehouse_evidence(ch) == []  # nothing yet
     migrate(ch)
@@ -120,3 +127,40 @@ def test_cli_key_store_users_refuse_a_lost_store(tmp_path, monkeypatch) -> None:
     result = CliRunner().invoke(app, ["opt-out", "customer-1"])
     assert result.exit_code != 0 and "is missing" in str(result.exception)
     assert not keystore_path(settings).exists()
+
+
+def test_evidence_is_gathered_only_when_the_key_store_is_missing(tmp_path) -> None:
+    """A Kafka admin client and an events count cost seconds at every start: they are asked
+    only when there is no key store (and then the cheapest first)."""
+    settings = _settings(tmp_path)
+    asked = []
+
+    def source(name: str, found: list[str]):
+        return lambda: asked.append(name) or found
+
+    check_install(settings, sources=[source("warehouse", []), source("kafka", [])])
+    assert asked == ["warehouse", "kafka"]  # fresh: both asked, nothing found, keys created
+    asked.clear()
+    check_install(settings, sources=[source("warehouse", ["x"]), source("kafka", ["y"])])
+    assert asked == []  # the key store is there: nothing to ask
+    keystore_path(settings).unlink()
+    marker_path(settings).unlink()
+    with pytest.raises(MayakError, match="is missing, but events"):
+        check_install(settings, sources=[source("warehouse", ["events in the warehouse"]),
+                                         source("kafka", ["offsets"])])
+    assert asked == ["warehouse"]  # found: Kafka is not asked
+
+
+@pytest.mark.kafka  # a Kafka client connects (to a socket that never answers)
+def test_a_broker_that_cannot_answer_fails_closed(tmp_path) -> None:
+    """Key store missing, broker down: a clear error saying to start it; no new keys."""
+    settings = _settings(tmp_path, kafka_bootstrap=f"127.0.0.1:{free_port()}")
+    with pytest.raises(MayakError) as refused:
+        check_install(settings, sources=[lambda: worker_offsets_evidence(settings)])
+    message = str(refused.value)
+    assert f"Kafka at {settings.kafka_bootstrap} cannot say" in message
+    assert "start the broker" in message and "mayak up --reset-keys" in message
+    assert not keystore_path(settings).exists()  # nothing was minted
+    check_install(settings, reset_keys=True,  # deliberately new keys: Kafka is not asked
+                  sources=[lambda: worker_offsets_evidence(settings)])
+    assert keystore_path(settings).exists()

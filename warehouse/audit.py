@@ -8,34 +8,26 @@ for erasures the pseudonym that was erased, never the customer id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timezone
-
 import orjson
 from clickhouse_connect.driver.client import Client
 
 from anonymizer.scrub import scrub_value
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+from mayak.clock import SYSTEM_CLOCK, Clock
 
 
 def record_query(client: Client, actor: str, role: str, endpoint: str, request: dict,
-                 cells: int, status: int, clock: Clock = utc_now) -> None:
+                 cells: int, status: int, clock: Clock = SYSTEM_CLOCK) -> None:
     client.insert("query_audit",
-                  [[clock(), actor, role, endpoint,
+                  [[clock.now(), actor, role, endpoint,
                     orjson.dumps(scrub_value(request), default=str).decode(), cells, status]],
                   column_names=["ts", "actor", "role", "endpoint", "request", "cells", "status"])
 
 
 def record_erasure(client: Client, subject: str, actor: str, via: str,
                    rows_deleted: dict[str, int], key_destroyed: bool, opted_out: bool,
-                   clock: Clock = utc_now) -> None:
+                   clock: Clock = SYSTEM_CLOCK) -> None:
     client.insert("erasure_log",
-                  [[clock(), subject, actor, via, rows_deleted, int(key_destroyed), int(opted_out)]],
+                  [[clock.now(), subject, actor, via, rows_deleted, int(key_destroyed), int(opted_out)]],
                   column_names=["ts", "subject", "actor", "via", "rows_deleted", "key_destroyed",
                                 "opted_out"])
 

@@ -81,7 +81,7 @@ def bounded_cells(client: Client, query: Query, metrics: tuple[str, ...], max_ce
         expr = TIME_BUCKETS[name].format(t="ts") if name in TIME_BUCKETS else DIMENSIONS[name]
         cells.append(f"toString({expr}) AS d{i}")
     aliases = [f"d{i}" for i in range(len(query.dimensions))]
-    metrics = [m for m in metrics if m != "visitors"]
+    metrics = tuple(m for m in metrics if m != "visitors")
     per_visitor = [f"least({METRICS[m].expression}, {int(clip[m])}) AS m{j}"
                    for j, m in enumerate(metrics)]
     inner = (f"SELECT visitor_id, {', '.join(cells + per_visitor)} FROM events "

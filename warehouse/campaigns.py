@@ -14,7 +14,8 @@ _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 def register_send(client: Client, site: str, campaign_id: str, sent: int, sent_on: date,
                   actor: str) -> dict:
-    """Record that ``campaign_id`` sent ``sent`` messages on ``sent_on`` (adds to earlier batches)."""
+    """Record that ``campaign_id`` sent ``sent`` messages on ``sent_on`` (adds to earlier
+    batches)."""
     if not _ID.match(campaign_id) or not _ID.match(site):
         raise MayakError("campaign and site ids: 1-64 letters, digits, '_', '.', ':' or '-' "
                          "-> use the id the e-mail pixel carries")

@@ -7,12 +7,20 @@ chDB path; callers therefore create one client per process and pass it down.
 from __future__ import annotations
 
 import re
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from mayak.errors import MayakError
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.query import QueryResult
+
+    from mayak.settings import Settings
 
 
 def make_client(dsn: str, database: str, create_database: bool = True) -> Client:
@@ -29,7 +37,7 @@ def make_client(dsn: str, database: str, create_database: bool = True) -> Client
         raise MayakError(f"cannot open ClickHouse at {dsn}: {exc}\n-> {hint}") from exc
 
 
-def client_from_settings(settings) -> Client:
+def client_from_settings(settings: Settings) -> Client:
     return make_client(settings.clickhouse_dsn, settings.clickhouse_database)
 
 
@@ -44,7 +52,7 @@ _LIMIT_CODES = {158: "rows", 159: "time", 160: "time", 241: "memory", 396: "rows
 TOO_HEAVY = "query too heavy ({what} limit): narrow the date range or drop a dimension"
 
 
-def read_limits(settings) -> dict:
+def read_limits(settings: Settings) -> dict:
     """ClickHouse settings bounding one dashboard/research query's time, memory and groups."""
     return {"max_execution_time": settings.query_max_seconds,
             "timeout_overflow_mode": "throw",
@@ -64,12 +72,66 @@ class LimitedClient:
         self._client = client
         self.limits = limits
 
-    def query(self, query: str, parameters=None, settings: dict | None = None, **kw):
+    def query(self, query: str, parameters: Any = None, settings: dict | None = None,
+              **kw: Any) -> QueryResult:
         return self._client.query(query, parameters=parameters,
                                   settings={**self.limits, **(settings or {})}, **kw)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
+
+
+class WarehouseBusy(Exception):
+    """The one query slot stayed taken longer than a caller should wait."""
+
+
+class SerialClient:
+    """A client shared by threads that runs one call at a time (embedded chDB is not safe to
+    call concurrently), waiting at most ``wait_seconds`` for the slot, then ``WarehouseBusy``.
+
+    The slot is held per query, insert or command, not per API call: a call running many
+    queries (a whole-view export) interleaves with the short calls of others instead of
+    keeping them waiting until it ends.
+    """
+
+    def __init__(self, client: Client, wait_seconds: float) -> None:
+        self._client = client
+        self._slot = threading.Condition()
+        self._queue: deque[object] = deque()  # waiting turns, first come first served
+        self._busy = False
+        self.wait_seconds = wait_seconds
+
+    def _acquire(self) -> None:
+        # FIFO, not a plain Lock: a thread running many queries back to back would otherwise
+        # often take the slot again before a woken waiter does
+        turn = object()
+        with self._slot:
+            self._queue.append(turn)
+            if not self._slot.wait_for(lambda: not self._busy and self._queue[0] is turn,
+                                       self.wait_seconds):
+                self._queue.remove(turn)
+                self._slot.notify_all()
+                raise WarehouseBusy()
+            self._queue.popleft()
+            self._busy = True
+
+    def _release(self) -> None:
+        with self._slot:
+            self._busy = False
+            self._slot.notify_all()
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._client, name)
+        if not callable(found):
+            return found
+
+        def serial(*args: Any, **kw: Any) -> Any:
+            self._acquire()
+            try:
+                return found(*args, **kw)
+            finally:
+                self._release()
+        return serial
 
 
 def limit_hit(exc: BaseException) -> str | None:

@@ -9,9 +9,11 @@ placeholder                        single node                 cluster ``C``
 ``{{on_cluster}}``                 (nothing)                   ``ON CLUSTER C``
 ``{{table:events}}``               ``events``                  ``events_local`` (one per shard)
 ``{{engine:MergeTree}}``           ``MergeTree``               ``ReplicatedMergeTree('/clickhouse/
-                                                               tables/{shard}/DB/events', '{replica}')``
+                                                               tables/{shard}/DB/events',
+                                                               '{replica}')``
 ``{{distributed:events:KEY}}``     (nothing)                   ``CREATE TABLE events ON CLUSTER C AS
-                                                               events_local ENGINE = Distributed(..)``
+                                                               events_local ENGINE =
+                                                               Distributed(..)``
 ``{{ttl:events}}``                 the schedule's TTL for the table (``retention.toml``)
 =================================  ==========================  ===================================
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from warehouse.retention import Schedule, load_schedule
 
@@ -31,12 +34,25 @@ _ENGINE = re.compile(r"^(\w*MergeTree)(?:\((.*)\))?$", re.DOTALL)
 _CREATE_TABLE = re.compile(r"CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+\{\{table:(\w+)\}\}", re.I)
 
 
+class _Connected(Protocol):
+    """A ClickHouse client (anything that names the database it is connected to)."""
+
+    @property
+    def database(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Layout:
-    """Where tables live: ``cluster`` empty means one node; else the cluster name of remote_servers."""
+    """Where tables live: ``cluster`` empty means one node; else the cluster name of
+    remote_servers."""
 
     database: str
     cluster: str = ""
+
+    @classmethod
+    def of(cls, client: _Connected, cluster: str = "") -> Layout:
+        """The layout of the database ``client`` is connected to (``default`` if it names none)."""
+        return cls(database=client.database or "default", cluster=cluster)
 
     @property
     def clustered(self) -> bool:

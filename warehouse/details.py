@@ -30,13 +30,18 @@ Metric ``section_seconds``: section dwell, rounded to whole seconds (per section
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from warehouse.metrics import Metric
 
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
 PROP = "prop:"
-#: the raw contract's prop key (producers.schema.PropKey)
+#: the raw contract's prop key (contract.schema.PropKey)
 PROP_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
 
 #: dimension -> (expression over ARRAY-JOINed events, condition that the event carries it)
@@ -54,7 +59,7 @@ PROP_HINT = "prop:<key>"
 METRICS: dict[str, Metric] = {
     "section_seconds": Metric("toUInt64(round(sum(section_ms) / 1000))",
                               "toUInt64(round(sum(arraySum(section_ms)) / 1000))",
-                              ("section_ms",), True, "web",
+                              ("section_ms",), True,
                               "section dwell (engagement reports), whole seconds"),
 }
 #: the per-section rollup (migration 0009): answers questions whose only dimension or filter
@@ -79,12 +84,12 @@ def is_dimension(name: str) -> bool:
     return name.startswith(PROP) and bool(PROP_KEY_RE.match(name[len(PROP):]))
 
 
-def joins_sections(names) -> bool:
+def joins_sections(names: Collection[str]) -> bool:
     """Whether a query naming these dimensions/filters reads one row per (event, section)."""
     return "section" in names
 
 
-def section_rollup_answers(names, metrics: list[Metric]) -> bool:
+def section_rollup_answers(names: Iterable[str], metrics: list[Metric]) -> bool:
     """Whether ``SECTION_ROLLUP`` answers a question with these dimensions and filters (time
     buckets left out) and metrics: ``section`` and nothing else, metrics of its columns."""
     return set(names) == {"section"} and all(
@@ -123,7 +128,8 @@ def sections_sql(site: str, start: datetime, end: datetime, path: str | None = N
                  limit: int = 100) -> tuple[str, dict]:
     """Per (page, section): ``visitors`` who saw it, ``visits`` (sessions) that saw it, its
     dwell in (rounded) whole seconds (``section_seconds``) and per visit (``avg_seconds``, one
-    decimal), the page's ``readers`` (visitors with a page view of that path in the range) and ``reach``
+    decimal), the page's ``readers`` (visitors with a page view of that path in the range) and
+    ``reach``
     = visitors / readers (0..1, three decimals; a reader whose page view fell before the
     range still counts as one, so reach never exceeds 1). Exact counts: reach is a ratio.
     ``start``/``end``: the UTC range [start, end)."""
@@ -148,7 +154,7 @@ def sections_sql(site: str, start: datetime, end: datetime, path: str | None = N
     return text, params
 
 
-def sections_report(client, site: str, start: datetime, end: datetime, path: str | None = None,
+def sections_report(client: Client, site: str, start: datetime, end: datetime, path: str | None = None,
                     limit: int = 100) -> list[dict]:
     """``sections_sql`` run: one dict per (page, section)."""
     text, params = sections_sql(site, start, end, path, limit)

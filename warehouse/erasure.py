@@ -21,7 +21,8 @@ from typing import Protocol
 from clickhouse_connect.driver.client import Client
 
 from anonymizer.pseudonym import customer_pid
-from warehouse.audit import Clock, record_erasure, utc_now
+from mayak.clock import SYSTEM_CLOCK, Clock
+from warehouse.audit import record_erasure
 from warehouse.ddl import Layout
 
 EXPORT_COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id",
@@ -62,9 +63,9 @@ def pseudonym_of(keys: CustomerKeys, uid: str) -> str | None:
 
 def erase_customer(client: Client, keys: CustomerKeys, uid: str, actor: str, via: str,
                    opt_out: bool = False, layout: Layout | None = None,
-                   clock: Clock = utc_now) -> Erasure:
+                   clock: Clock = SYSTEM_CLOCK) -> Erasure:
     """Erase everything linked to customer ``uid``; returns (and logs) what was done."""
-    layout = layout or Layout(database=client.database or "default")
+    layout = layout or Layout.of(client)
     if opt_out:
         keys.opt_out(uid)  # first, so the stream jobs drop this customer's new events
     pid = pseudonym_of(keys, uid)
@@ -88,11 +89,13 @@ def _delete_linked_rows(client: Client, pid: str, layout: Layout) -> dict[str, i
               "(has({v:Array(String)}, visitor_id) OR has({s:Array(String)}, session_id)))")
     params["s"] = client.query(
         "SELECT groupUniqArrayIf(session_id, session_id != '') FROM events "
-        "WHERE customer_pid = {p:String} OR (customer_pid = '' AND has({v:Array(String)}, visitor_id))",
+        "WHERE customer_pid = {p:String} OR (customer_pid "
+        "= '' AND has({v:Array(String)}, visitor_id))",
         parameters=params).result_rows[0][0]
     # a session aggregate goes only if no other customer's event is part of it
     params["sd"] = [r[0] for r in client.query(
-        "SELECT session_id FROM events WHERE has({s:Array(String)}, session_id) GROUP BY session_id "
+        "SELECT session_id FROM events WHERE has({s:Array(String)}, "
+        "session_id) GROUP BY session_id "
         "HAVING countIf(customer_pid NOT IN ('', {p:String})) = 0", parameters=params).result_rows]
     targets = {
         "events": linked,
@@ -117,7 +120,7 @@ def sweep_late_arrivals(client: Client, layout: Layout | None = None) -> int:
     in ``erasure_log``, and since the key is gone no new event can carry it, so any such row is
     a late arrival. Cheap (bloom-filter index on customer_pid); run it after erasures settle.
     """
-    layout = layout or Layout(database=client.database or "default")
+    layout = layout or Layout.of(client)
     condition = ("customer_pid != '' AND customer_pid IN "
                  "(SELECT subject FROM erasure_log WHERE subject != '')")
     count = client.query(f"SELECT count() FROM events WHERE {condition}").result_rows[0][0]

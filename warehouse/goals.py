@@ -16,8 +16,9 @@ from datetime import date
 
 from clickhouse_connect.driver.client import Client
 
+from mayak.settings import REPORT_TIMEZONE
 from warehouse.metrics import WEB
-from warehouse.query import Query, QueryError, utc_bounds
+from warehouse.query import Query, QueryError, filter_sql, utc_bounds
 
 MAX_GOALS = 10
 MAX_LENGTH = 200
@@ -75,11 +76,9 @@ def parse_goals(texts: list[str]) -> list[Goal]:
 
 
 def conversions(client: Client, site: str, date_from: date, date_to: date, goals: list[Goal],
-                tz: str = "Asia/Baku", filters: tuple[tuple[str, str], ...] = ()) -> dict:
+                tz: str = REPORT_TIMEZONE, filters: tuple[tuple[str, str], ...] = ()) -> dict:
     """Visits, and per goal conversions, visitors, completions and conversion rate. With
     ``filters`` (dimension, value): the visits as seen through them (their matching events)."""
-    from warehouse.product import filter_sql  # it builds on this module
-
     query = Query(site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz,
                   filters=filters)
     start, end = utc_bounds(query)

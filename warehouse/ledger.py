@@ -8,21 +8,16 @@ spend per period. Composition of the spent amounts is the accountant's job
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import orjson
 from clickhouse_connect.driver.client import Client
 
+from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
 
-Clock = Callable[[], datetime]
 PERIODS = ("day", "week", "month")
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -37,7 +32,7 @@ class Budget:
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """[start, end) of the period that contains ``now`` (UTC)."""
-        today = now.astimezone(timezone.utc).date()
+        today = now.astimezone(UTC).date()
         if self.period == "day":
             first, after = today, today + timedelta(days=1)
         elif self.period == "week":
@@ -50,7 +45,7 @@ class Budget:
 
 
 def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), timezone.utc)
+    return datetime.combine(day, time(), UTC)
 
 
 def question_hash(question: dict) -> str:
@@ -58,7 +53,7 @@ def question_hash(question: dict) -> str:
 
 
 def set_budget(client: Client, researcher: str, epsilon: float, delta: float, period: str,
-               actor: str, clock: Clock = utc_now) -> Budget:
+               actor: str, clock: Clock = SYSTEM_CLOCK) -> Budget:
     if not researcher:
         raise MayakError("name the researcher (their token name)")
     if period not in PERIODS:
@@ -66,7 +61,7 @@ def set_budget(client: Client, researcher: str, epsilon: float, delta: float, pe
     if not 0 <= epsilon <= 100 or not 0 <= delta < 1:
         raise MayakError("epsilon must be within [0, 100] and delta within [0, 1)")
     client.insert("research_budgets", [[researcher, float(epsilon), float(delta), period,
-                                        clock(), actor]],
+                                        clock.now(), actor]],
                   column_names=["researcher", "epsilon", "delta", "period", "set_at", "set_by"],
                   settings={"distributed_foreground_insert": 1})
     return Budget(researcher, epsilon, delta, period)
@@ -113,9 +108,9 @@ def stored_answer(client: Client, researcher: str, digest: str) -> dict | None:
 
 
 def record(client: Client, researcher: str, question: dict, epsilon: float, delta: float,
-           answer: dict, repeat: bool = False, clock: Clock = utc_now) -> None:
+           answer: dict, repeat: bool = False, clock: Clock = SYSTEM_CLOCK) -> None:
     client.insert("research_ledger",
-                  [[clock(), researcher, orjson.dumps(question, option=orjson.OPT_SORT_KEYS
+                  [[clock.now(), researcher, orjson.dumps(question, option=orjson.OPT_SORT_KEYS
                                                       ).decode(),
                     question_hash(question), float(epsilon), float(delta), int(repeat),
                     orjson.dumps(answer).decode()]],

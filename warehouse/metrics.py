@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 WEB_TYPES = ("pageview", "engagement", "custom", "outbound")
-WEB = "event_type IN ('pageview', 'engagement', 'custom', 'outbound')"
+WEB = f"event_type IN ({', '.join(repr(t) for t in WEB_TYPES)})"
 INTERACTION = "event_type IN ('custom', 'outbound')"
 
 
@@ -36,7 +36,6 @@ class Metric:
     raw: str  # over raw events
     columns: tuple[str, ...]  # rollup columns read (top-N ranking and the daily split)
     additive: bool  # a plain sum of rollup columns: a top-N may rank by it first
-    scope: str  # web | email | service | all
     meaning: str
 
     def expression(self, rollup: bool) -> str:
@@ -58,47 +57,45 @@ _SCROLL = ("arrayAvg((maxMapIf([concat(session_id, ' ', path)], [toUInt16(scroll
 
 METRICS: dict[str, Metric] = {
     "visitors": Metric("uniqCombinedMerge(12)(web_visitors)", _WEB_VISITORS, ("web_visitors",),
-                       False, "web", "distinct visitors with at least one web event"),
+                       False, "distinct visitors with at least one web event"),
     "visits": Metric("uniqCombinedMerge(12)(web_sessions)", _WEB_VISITS, ("web_sessions",),
-                     False, "web", "sessions with at least one web event"),
-    "pageviews": Metric("sum(pageviews)", _PAGEVIEWS, ("pageviews",), True, "web",
+                     False, "sessions with at least one web event"),
+    "pageviews": Metric("sum(pageviews)", _PAGEVIEWS, ("pageviews",), True,
                         "pageview events"),
     "views_per_visit": Metric(
         _ratio("sum(pageviews)", "uniqCombinedMerge(12)(web_sessions)"),
-        _ratio(_PAGEVIEWS, _WEB_VISITS), ("pageviews", "web_sessions"), False, "web",
+        _ratio(_PAGEVIEWS, _WEB_VISITS), ("pageviews", "web_sessions"), False,
         "pageviews / visits"),
     "engaged_seconds": Metric("intDiv(sum(engaged_ms), 1000)", f"intDiv({_ENGAGED}, 1000)",
-                              ("engaged_ms",), True, "web",
+                              ("engaged_ms",), True,
                               "total engaged time (engagement events), whole seconds"),
     "visit_duration": Metric(
         _ratio("sum(engaged_ms)", "uniqCombinedMerge(12)(web_sessions)", "1000"),
-        _ratio(_ENGAGED, _WEB_VISITS, "1000"), ("engaged_ms", "web_sessions"), False, "web",
+        _ratio(_ENGAGED, _WEB_VISITS, "1000"), ("engaged_ms", "web_sessions"), False,
         "engaged seconds per visit"),
     "time_on_page": Metric(
         _ratio("sum(engaged_ms)", "sum(pageviews)", "1000"),
-        _ratio(_ENGAGED, _PAGEVIEWS, "1000"), ("engaged_ms", "pageviews"), False, "web",
+        _ratio(_ENGAGED, _PAGEVIEWS, "1000"), ("engaged_ms", "pageviews"), False,
         "engaged seconds per pageview (break down by path for per-page time)"),
     "scroll_depth": Metric(None, f"if(countIf(event_type = 'engagement') = 0, NULL, "
-                                 f"round({_SCROLL}, 1))", (), False, "web",
+                                 f"round({_SCROLL}, 1))", (), False,
                            "average deepest scroll point (%) per page viewed"),
     "custom_events": Metric("sum(custom_events)", "countIf(event_type = 'custom')",
-                            ("custom_events",), True, "web", "custom events"),
+                            ("custom_events",), True, "custom events"),
     "outbound_clicks": Metric("sum(outbound_clicks)", "countIf(event_type = 'outbound')",
-                              ("outbound_clicks",), True, "web", "clicks on outbound links"),
+                              ("outbound_clicks",), True, "clicks on outbound links"),
     "email_opens": Metric("sum(email_opens)", "countIf(event_type = 'email_open')",
-                          ("email_opens",), True, "email", "e-mail open pixel fetches"),
+                          ("email_opens",), True, "e-mail open pixel fetches"),
     "openers": Metric("uniqCombinedMerge(12)(openers)",
                       "uniqCombinedIf(12)(visitor_id, event_type = 'email_open')", ("openers",),
-                      False, "email", "distinct recipients who opened (per campaign)"),
+                      False, "distinct recipients who opened (per campaign)"),
     "service_requests": Metric("sum(service_requests)",
                                "countIf(event_type = 'service_request')",
-                               ("service_requests",), True, "service",
+                               ("service_requests",), True,
                                "service requests made through the portal"),
-    "events": Metric("sum(events)", "count()", ("events",), True, "all",
+    "events": Metric("sum(events)", "count()", ("events",), True,
                      "every accepted event, of every type"),
 }
-# averages and ratios (the others are counts): the research API publishes counts only
-RATIOS = frozenset({"views_per_visit", "visit_duration", "time_on_page", "scroll_depth"})
 # `sessions` was the name of `visits` before web-only metrics; kept so old links still work
 METRICS["sessions"] = METRICS["visits"]
 

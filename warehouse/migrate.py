@@ -9,6 +9,7 @@ On a cluster, run migrations from one place: the DDL itself goes ``ON CLUSTER``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -63,18 +64,14 @@ def applied_versions(client: Client) -> set[int]:
     return {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
 
 
-def layout_of(client: Client, cluster: str = "") -> Layout:
-    return Layout(database=client.database or "default", cluster=cluster)
-
-
-def migrate(client: Client, log=lambda msg: None, cluster: str = "",
+def migrate(client: Client, log: Callable[[str], object] = lambda msg: None, cluster: str = "",
             upto: int | None = None) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 
     ``cluster``: the ClickHouse cluster name for replicated/distributed DDL (empty: one node).
     ``upto``: stop after this version (upgrade tests build the database a release had).
     """
-    layout = layout_of(client, cluster)
+    layout = Layout.of(client, cluster)
     done = applied_versions(client)
     applied = []
     for migration in discover():

@@ -19,10 +19,10 @@ from datetime import date, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
-from warehouse import details, reports
+from warehouse import reports
 from warehouse.goals import _KINDS, Goal
 from warehouse.metrics import INTERACTION, WEB
-from warehouse.query import DIMENSIONS, Query, QueryError, run, utc_bounds
+from warehouse.query import Query, QueryError, filter_sql, run, utc_bounds
 
 # filters the session aggregates answer (constant within a visit, kept per session there):
 # bounce rate, visit duration and entry/exit pages read the sampled `sessions` table for them
@@ -47,27 +47,13 @@ def previous(query: Query) -> Query:
                    date_to=previous_range(query.date_from, query.date_to)[1])
 
 
-def change(now, before, name: str):
+def change(now: object, before: object, name: str) -> float | None:
     """The change of one figure against the previous period; None when it has no meaning."""
     if not isinstance(now, int | float) or not isinstance(before, int | float):
         return None
     if name in POINT_CHANGES:
         return round(now - before, 4)
     return round((now - before) / before, 4) if before else None
-
-
-def filter_sql(query: Query, params: dict) -> list[str]:
-    """WHERE conditions over raw events for the query's filters (no ``section``: that needs
-    one row per section read, which a per-visit figure cannot use)."""
-    keep = []
-    for i, (name, value) in enumerate(query.filters):
-        if details.joins_sections([name]):
-            raise QueryError("visit figures cannot be filtered by section; drop that filter")
-        params[f"f{i}"] = value
-        expr = details.detail(name, params, f"f{i}").expression \
-            if details.is_dimension(name) else DIMENSIONS[name]
-        keep.append(f"{expr} = {{f{i}:String}}")
-    return keep
 
 
 _PER_VISIT = """
@@ -185,8 +171,8 @@ def funnel(client: Client, query: Query, steps: list[Goal]) -> dict:
     per_visit = (f"SELECT session_id, windowFunnel(86400)(toDateTime(ts), "
                  f"{', '.join(conditions)}) AS level FROM events WHERE {where} "
                  f"GROUP BY session_id")
-    levels = dict(client.query(f"SELECT level, count() FROM ({per_visit}) GROUP BY level",
-                               parameters=params).result_rows)
+    levels = {row[0]: row[1] for row in client.query(
+        f"SELECT level, count() FROM ({per_visit}) GROUP BY level", parameters=params).result_rows}
     visits = sum(levels.values())
     rows, first, before = [], None, None
     for i, step in enumerate(steps, start=1):

@@ -18,19 +18,20 @@ family, ``agg_dim_hourly``):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 
+from mayak.settings import REPORT_TIMEZONE
 from warehouse import details
 from warehouse.metrics import METRICS, WEB
 
 # Metric definitions (what each number counts, web-only or not) live in warehouse/metrics.py;
 # event details (issue 12: section dwell) in warehouse/details.py
 METRICS = {**METRICS, **details.METRICS}
-SKETCHES = frozenset(name for name, m in METRICS.items() if not m.additive)
 
 # dimension -> expression over raw events; each is also a `dimension` of agg_dim_hourly
 DIMENSIONS: dict[str, str] = {
@@ -90,7 +91,7 @@ class Query:
     dimensions: tuple[str, ...] = ()
     filters: tuple[tuple[str, str], ...] = ()
     limit: int = 100
-    tz: str = "Asia/Baku"
+    tz: str = REPORT_TIMEZONE
 
     def __post_init__(self) -> None:
         _check_names("metric", self.metrics, METRICS)
@@ -136,7 +137,7 @@ class Query:
                 "filters": dict(self.filters), "limit": self.limit, "tz": self.tz}
 
 
-def _check_names(kind: str, names, allowed: dict, with_details: bool = False) -> None:
+def _check_names(kind: str, names: Iterable[str], allowed: dict, with_details: bool = False) -> None:
     unknown = [n for n in names
                if n not in allowed and not (with_details and details.is_dimension(n))]
     if unknown:
@@ -170,9 +171,23 @@ class Sql:
 def utc_bounds(query: Query) -> tuple[datetime, datetime]:
     """[start, end) in UTC for the query's local dates."""
     zone = ZoneInfo(query.tz)
-    start = datetime.combine(query.date_from, time(), zone).astimezone(timezone.utc)
-    end = datetime.combine(query.date_to + timedelta(days=1), time(), zone).astimezone(timezone.utc)
+    start = datetime.combine(query.date_from, time(), zone).astimezone(UTC)
+    end = datetime.combine(query.date_to + timedelta(days=1), time(), zone).astimezone(UTC)
     return start.replace(tzinfo=None), end.replace(tzinfo=None)
+
+
+def filter_sql(query: Query, params: dict) -> list[str]:
+    """WHERE conditions over raw events for the query's filters (no ``section``: that needs
+    one row per section read, which a per-visit figure cannot use)."""
+    keep = []
+    for i, (name, value) in enumerate(query.filters):
+        if details.joins_sections([name]):
+            raise QueryError("visit figures cannot be filtered by section; drop that filter")
+        params[f"f{i}"] = value
+        expr = details.detail(name, params, f"f{i}").expression \
+            if details.is_dimension(name) else DIMENSIONS[name]
+        keep.append(f"{expr} = {{f{i}:String}}")
+    return keep
 
 
 def choose_source(query: Query) -> str:
@@ -266,7 +281,7 @@ def _dimension_rows(query: Query, keep: list[str], params: dict, start: datetime
     columns = ", ".join(["value"] + sorted({c for m in query.metrics for c in METRICS[m].columns}))
     rows = _dimension_union(columns, keep, params, start, end)
     first = query.metrics[0]
-    if first in SKETCHES or query.filters or not query.plain_dimensions:
+    if not METRICS[first].additive or query.filters or not query.plain_dimensions:
         return rows
     ranked = _dimension_union(f"value, {', '.join(METRICS[first].columns)}", keep, params,
                               start, end)
@@ -299,11 +314,11 @@ def run(client: Client, query: Query, source: str | None = None) -> Result:
     return Result(sql.columns, [[_plain(v, zone) for v in row] for row in rows], sql.source)
 
 
-def _plain(value, zone: ZoneInfo):
+def _plain(value: object, zone: ZoneInfo) -> object:
     """JSON-ready value; a time (the ``hour`` bucket) reads in the report time zone, with its
     offset, e.g. ``2026-03-01T14:00:00+04:00`` (the driver may hand it back in UTC)."""
     if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return aware.astimezone(zone).isoformat()
     if isinstance(value, date):
         return value.isoformat()

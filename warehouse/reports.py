@@ -10,6 +10,7 @@ from datetime import date
 
 from clickhouse_connect.driver.client import Client
 
+from mayak.settings import REPORT_TIMEZONE
 from warehouse.metrics import BOUNCE, VISIT
 from warehouse.query import Query, run, utc_bounds
 
@@ -20,7 +21,8 @@ SUMMARY_METRICS = ("pageviews", "visitors", "visits", "views_per_visit", "engage
 # Bounce rate and visit length are ratios over visits: estimated from a sample of about
 # SESSION_SAMPLE whole sessions (SAMPLE BY the session hash, migration 0004), exact whenever
 # the range holds fewer. Grouping every session of a busy range is the slowest dashboard read
-# (about 1 s for 7 million sessions); a 100k sample puts the bounce rate within ~0.3 points (2 sigma).
+# (about 1 s for 7 million sessions); a 100k sample puts the bounce rate within ~0.3 points (2
+# sigma).
 SESSION_SAMPLE = 100_000
 
 # one row per session that started in the range (a session crossing midnight UTC has a row
@@ -31,7 +33,8 @@ _PER_SESSION = """
     FROM sessions SAMPLE_CLAUSE
     WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date}
     GROUP BY session_id
-    HAVING min(started) >= {start:DateTime64(3, 'UTC')} AND min(started) < {end:DateTime64(3, 'UTC')}
+    HAVING min(started) >= {start:DateTime64(3, 'UTC')}
+       AND min(started) < {end:DateTime64(3, 'UTC')}
 """
 
 _VISITS = f"""
@@ -66,7 +69,9 @@ GROUP BY campaign_id
 # Opens written before migration 0013 have no class ('') and count as reader opens, as then.
 READER_CLASSES = ("human", "image_proxy", "")
 MACHINE_CLASSES = ("privacy_proxy", "scanner")
-OPEN_CLASSES = ("human", "image_proxy", "privacy_proxy", "scanner")  # opens_by_class, in order
+#: the classes ``stream_jobs.email_opens`` gives (its docstring defines them), in the order of
+#: ``opens_by_class``
+OPEN_CLASSES = ("human", "image_proxy", "privacy_proxy", "scanner")
 # bounds in UTC like every other range here: a bare DateTime64(3) is read in the server's (or
 # the embedding process's) time zone, which shifted this window against the other columns
 _OPENS = """
@@ -89,7 +94,7 @@ class Report:
 
 
 def summary(client: Client, site: str, date_from: date, date_to: date,
-            tz: str = "Asia/Baku") -> Report:
+            tz: str = REPORT_TIMEZONE) -> Report:
     """Totals for one site plus bounce rate and visit duration (web visits only, from the
     session aggregates); definitions in ``warehouse.metrics``."""
     query = Query(site=site, metrics=SUMMARY_METRICS, date_from=date_from, date_to=date_to, tz=tz)
@@ -104,7 +109,7 @@ def summary(client: Client, site: str, date_from: date, date_to: date,
 
 
 def entry_exit(client: Client, site: str, date_from: date, date_to: date,
-               tz: str = "Asia/Baku", limit: int = 10) -> Report:
+               tz: str = REPORT_TIMEZONE, limit: int = 10) -> Report:
     """Top entry pages (first pageview of a visit, with the visits' bounce rate) and exit
     pages (last pageview), counted exactly over the web visits of the range."""
     query = Query(site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz,
@@ -131,15 +136,15 @@ def _session_days(query: Query) -> dict:
 
 
 def campaigns(client: Client, site: str, date_from: date, date_to: date,
-              tz: str = "Asia/Baku") -> Report:
+              tz: str = REPORT_TIMEZONE) -> Report:
     """Per e-mail campaign: messages sent (registered by marketing), opens, unique openers, rate;
     and side by side, opens by readers (``human_opens``, ``human_unique_opens``,
     ``human_open_rate``) and by machines (``machine_opens``), with ``opens_by_class``."""
     query = Query(site=site, metrics=("email_opens", "openers"), dimensions=("campaign_id",),
                   date_from=date_from, date_to=date_to, tz=tz, limit=1000)
     opened = {r["campaign_id"]: r for r in run(client, query).records() if r["campaign_id"]}
-    sent = dict(client.query(_SENDS, parameters={"site": site, "from": date_from,
-                                                 "to": date_to}).result_rows)
+    sent = {row[0]: row[1] for row in client.query(
+        _SENDS, parameters={"site": site, "from": date_from, "to": date_to}).result_rows}
     start, end = utc_bounds(query)
     by_class = {row[0]: row[1:] for row in client.query(_OPENS, parameters={
         "site": site, "start": start, "end": end, "readers": list(READER_CLASSES),
@@ -169,7 +174,7 @@ GROUP BY category, family ORDER BY hits DESC, category, family LIMIT 1000
 
 
 def bots(client: Client, site: str, date_from: date, date_to: date,
-         tz: str = "Asia/Baku") -> Report:
+         tz: str = REPORT_TIMEZONE) -> Report:
     """Bot hits kept apart from the numbers (``bot_hits``, migration 0013): per category
     (search, seo, ai, monitoring, preview, library, headless, ...) and family, with totals per
     category. Days are UTC days (``bot_hits`` counts per UTC day); ``tz`` is accepted for the

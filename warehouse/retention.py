@@ -91,7 +91,8 @@ def deployed_ttl(client: Client, table: str) -> str | None:
 
 
 def normalised_ttl(client: Client, table: str, ttl: str) -> str | None:
-    """How ClickHouse prints ``ttl`` on a copy of ``table``'s columns (same normaliser as deployed)."""
+    """How ClickHouse prints ``ttl`` on a copy of ``table``'s columns (same normaliser as
+    deployed)."""
     probe = f"_ttl_probe_{uuid.uuid4().hex[:12]}"
     # columns only (EMPTY AS SELECT): `AS table` would also copy keys such as SAMPLE BY
     client.command(f"CREATE TABLE {probe} ENGINE = MergeTree ORDER BY tuple() TTL {ttl} "

@@ -13,22 +13,27 @@
   const t = (key) => window.I18N ? I18N.t(key) : key;
   const title = (page) => t(`nav_${page === "/" ? "product" : page.slice(1)}`);
   const token = () => localStorage.getItem("mayak-token") || "";
-  class ApiError extends Error { constructor(status, msg) { super(msg); this.status = status; } }
+  class ApiError extends Error {
+    constructor(status, msg, auth) { super(msg); this.status = status; this.auth = auth; }
+  }
+  // a call refused for want of a valid token (401, or 503 with no tokens configured) carries
+  // WWW-Authenticate; any other 503 (busy, a limit) shows the server's own words
+  async function failure(r) {
+    let msg = r.statusText;
+    try { msg = (await r.json()).error; } catch (e) { /* not JSON */ }
+    return new ApiError(r.status, msg, r.status === 401 || r.headers.has("WWW-Authenticate"));
+  }
 
   async function api(endpoint, params = [], {method = "GET", body, as = "json"} = {}) {
     const q = new URLSearchParams(params);
     const r = await fetch(`/api/${endpoint}${method === "GET" ? `?${q}` : ""}`, {method,
       headers: {Authorization: `Bearer ${token()}`, ...(body ? {"Content-Type": "application/json"} : {})},
       body: body ? JSON.stringify(body) : undefined});
-    if (!r.ok) {
-      let msg = r.statusText;
-      try { msg = (await r.json()).error; } catch (e) { /* not JSON */ }
-      throw new ApiError(r.status, msg);
-    }
+    if (!r.ok) throw await failure(r);
     return as === "json" ? r.json() : r.blob();
   }
   function explain(err) {
-    if (err.status === 401 || err.status === 503) return `${t("need_token_any")} ${err.message}`;
+    if (err.auth) return `${t("need_token_any")} ${err.message}`;
     if (err.status === 403) return `${t("role_forbidden")} ${err.message}`;
     return err.message;
   }
@@ -43,6 +48,9 @@
     if (!token()) { message(t("need_token_any"), "error"); return false; }
     let me;
     try { me = await api("me"); } catch (err) { message(explain(err), "error"); return false; }
+    if (window.I18N && I18N.zone(me.timezone)) {  // the report time zone: relabel
+      for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
+    }
     box.replaceChildren(...me.pages.map((p) => el("a", {href: p, textContent: title(p),
       className: p === page ? "on" : ""})), el("span", {textContent: ` ${me.name} (${me.role})`}));
     if (!me.pages.includes(page)) {
@@ -79,5 +87,6 @@
     });
   }
   const done = () => { document.body.dataset.ready = String(+(document.body.dataset.ready || 0) + 1); };
-  window.Mayak = {$, el, t, api, explain, message, nav, tokenForm, table, download, done, token, localize};
+  window.Mayak = {$, el, t, api, failure, explain, message, nav, tokenForm, table, download, done, token,
+    localize};
 })();

@@ -19,7 +19,7 @@
       device_type: "Device types", browser: "Browsers", browser_version: "Browser versions",
       os: "Operating systems", os_version: "OS versions", events: "Goals and custom events",
       event_name: "Custom events", prop: "Break down by prop", outbound: "Outbound links",
-      services: "Service requests", heat: "Hour of day × weekday (Baku time)",
+      services: "Service requests", heat: "Hour of day × weekday ({tz} time)",
       funnel: "Funnel", funnel_steps: "Steps, one per line: page:/path* or event:name",
       show: "Show", csv: "CSV", archive: "Download the whole view (ZIP)",
       time_on_page: "time on page", scroll_depth: "scroll", section_seconds: "dwell",
@@ -61,7 +61,7 @@
       device_type: "Cihaz növləri", browser: "Brauzerlər", browser_version: "Brauzer versiyaları",
       os: "Əməliyyat sistemləri", os_version: "ƏS versiyaları", events: "Məqsədlər və hadisələr",
       event_name: "Hadisələr", prop: "Xassəyə görə böl", outbound: "Xarici keçidlər",
-      services: "Xidmət müraciətləri", heat: "Günün saatı × həftənin günü (Bakı vaxtı)",
+      services: "Xidmət müraciətləri", heat: "Günün saatı × həftənin günü ({tz} vaxtı)",
       funnel: "Huni", funnel_steps: "Addımlar, hər sətirdə bir: page:/yol* və ya event:ad",
       show: "Göstər", csv: "CSV", archive: "Bütün görünüşü yüklə (ZIP)",
       time_on_page: "səhifədə vaxt", scroll_depth: "sürüşdürmə", section_seconds: "müddət",
@@ -88,12 +88,27 @@
     },
   };
   const LOCALES = {en: "en-GB", az: "az-Latn-AZ"};
-  const TZ = "Asia/Baku";
+  // the report time zone: the API's (GET /api/me says it); the last one seen until it answers
+  let TZ = localStorage.getItem("mayak-tz") || "UTC";
   let lang = "en";
   const I18N = {
     get lang() { return lang; },
     set(l) { lang = WORDS[l] ? l : "en"; document.documentElement.lang = lang; },
-    t: (key) => WORDS[lang][key] ?? WORDS.en[key] ?? key,
+    t(key) {
+      const word = WORDS[lang][key] ?? WORDS.en[key] ?? key;
+      return typeof word === "string" ? word.replace("{tz}", TZ) : word;
+    },
+    // true when the zone changed (the page re-resolves its dates)
+    zone(name) {
+      if (!name || name === TZ) return false;
+      TZ = name; localStorage.setItem("mayak-tz", name); return true;
+    },
+    // the zone's UTC offset ("+04:00") on a day, for the instants of its midnights
+    offset(day) {
+      const name = new Intl.DateTimeFormat("en-US", {timeZone: TZ, timeZoneName: "longOffset"})
+        .formatToParts(new Date(`${day}T12:00:00Z`)).find((p) => p.type === "timeZoneName").value;
+      return name === "GMT" ? "+00:00" : name.slice(3);
+    },
     number: (n, digits = 0) => n == null ? "—" : new Intl.NumberFormat(LOCALES[lang],
       {maximumFractionDigits: digits}).format(n),
     percent: (f, digits = 1) => f == null ? "—" : new Intl.NumberFormat(LOCALES[lang],
@@ -107,7 +122,7 @@
     tick: (seconds, hourly) => new Intl.DateTimeFormat(LOCALES[lang], hourly
       ? {day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", timeZone: TZ}
       : {day: "numeric", month: "short", timeZone: TZ}).format(new Date(seconds * 1000)),
-    TZ,
+    get TZ() { return TZ; },
   };
   window.I18N = I18N;
 })();

@@ -37,7 +37,6 @@
   let generation = 0;
   const mayak = window.mayak = {chart: null, get state() { return S; }};
 
-  class ApiError extends Error { constructor(status, msg) { super(msg); this.status = status; } }
 
   // ---- state <-> URL ----
   function readURL() {
@@ -61,7 +60,7 @@
     for (const s of S.steps) q.append("step", s);
     history.pushState(null, "", `?${q}`);
   }
-  // ---- dates: the period shortcuts, in Baku time ----
+  // ---- dates: the period shortcuts, in the report time zone (the API's) ----
   const iso = (d) => d.toISOString().slice(0, 10);
   const shift = (day, n) => iso(new Date(Date.parse(day + "T00:00:00Z") + n * 864e5));
   function resolve(period) {
@@ -81,11 +80,7 @@
   }
   async function api(endpoint, q, as = "json") {
     const r = await fetch(`/api/${endpoint}?${q}`, {headers: {Authorization: `Bearer ${token()}`}});
-    if (!r.ok) {
-      let msg = r.statusText;
-      try { msg = (await r.json()).error; } catch (e) { /* not JSON */ }
-      throw new ApiError(r.status, msg);
-    }
+    if (!r.ok) throw await Mayak.failure(r);
     return as === "json" ? r.json() : r.blob();
   }
   async function download(endpoint, q, name) {
@@ -100,7 +95,7 @@
     box.hidden = !text; box.className = `message ${kind}`; box.textContent = text || "";
   }
   function explain(err) {
-    if (err.status === 401 || err.status === 503) return t("need_token") + ` (${err.message})`;
+    if (err.auth) return t("need_token") + ` (${err.message})`;
     if (err.status === 403) return t("forbidden");
     if (err.status === 404) return `${t("unknown_site")} ${err.message}`;
     return err.message;
@@ -125,13 +120,14 @@
     }));
     if (!data.pageviews && !data.visitors && !data.events) message(t("empty"));
   }
+  const midnight = (day) => Date.parse(`${day}T00:00:00${I18N.offset(day)}`) / 1000;
   function buckets(from, to, hourly) {
     const out = [];
     if (hourly) {
-      const start = Date.parse(`${from}T00:00:00+04:00`) / 1000, end = Date.parse(`${shift(to, 1)}T00:00:00+04:00`) / 1000;
+      const start = midnight(from), end = midnight(shift(to, 1));
       for (let s = start; s < end; s += 3600) out.push(s);
     } else {
-      for (let d = from; d <= to; d = shift(d, 1)) out.push(Date.parse(`${d}T00:00:00+04:00`) / 1000);
+      for (let d = from; d <= to; d = shift(d, 1)) out.push(midnight(d));
     }
     return out;
   }
@@ -140,7 +136,8 @@
     const dim = hourly ? "hour" : "day";
     const data = await api("stats/series", query([["dimensions", dim], ["metrics", "visitors,pageviews"],
       ["limit", "1000"], ...(S.compare ? [["compare", "previous"]] : [])]));
-    const at = (rows) => new Map(rows.map((r) => [Date.parse(hourly ? r.hour : `${r.day}T00:00:00+04:00`) / 1000, r.visitors]));
+    // hour labels carry their offset (2026-03-01T14:00:00+04:00); days are the zone's midnights
+    const at = (rows) => new Map(rows.map((r) => [hourly ? Date.parse(r.hour) / 1000 : midnight(r.day), r.visitors]));
     const xs = buckets(S.from, S.to, hourly), now = at(data.rows);
     const series = [xs, xs.map((x) => now.get(x) ?? 0)];
     const opts = {width: Math.max(300, $("#chart").clientWidth - 10), height: 240,
@@ -284,7 +281,9 @@
     document.body.dataset.ready = "";
     message(""); renderControls();
     if (!token()) { message(t("need_token"), "error"); document.body.dataset.ready = String(mine); return; }
+    const zone = I18N.TZ;
     if (!(await Mayak.nav("/"))) { document.body.dataset.ready = String(mine); return; }  // role
+    if (I18N.TZ !== zone && S.period !== "custom") { Object.assign(S, resolve(S.period)); renderControls(); }
     const jobs = [loadSummary(), loadChart(), loadRealtime(), loadHeat(), loadFunnel(), ...PANELS.map(loadPanel)];
     const done = await Promise.allSettled(jobs);
     const failed = done.find((d) => d.status === "rejected");

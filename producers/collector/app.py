@@ -2,8 +2,9 @@
 
 Endpoints: ``POST /e`` (one event or an array of up to 50; JSON also as text/plain from
 sendBeacon), ``GET /o/{campaign}/{recipient}.gif`` (e-mail-open pixel), ``GET /t.js`` (the
-beacon), ``GET /healthz`` (alive), ``GET /readyz`` (Kafka takes events), ``GET /metrics``. It refuses with clear answers (413 / 429 / 403 /
-400 naming the field / 503), counts each refusal by reason, scrubs URLs, encrypts the client
+beacon), ``GET /healthz`` (alive), ``GET /readyz`` (Kafka takes events), ``GET /metrics``.
+It refuses with clear answers (413 / 429 / 403 /
+400 naming the field / 503), counts each refusal by reason, trims URLs, encrypts the client
 IP and answers 2xx only once Kafka acknowledged. The Kafka producer is owned by the lifespan.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,14 +24,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from contract.schema import ClientEvent, field_of
+from mayak.clock import SYSTEM_CLOCK, Clock
+from mayak.ratelimit import RateLimiter
 from mayak.settings import Settings
 from producers.collector import door
 from producers.collector.events import EventFactory
-from producers.collector.limits import RateLimiter, TooLarge, read_capped_asgi
+from producers.collector.limits import TooLarge, read_capped
 from producers.collector.metrics import Metrics
 from producers.collector.outbox import Outbox, Unavailable
 from producers.collector.pixel_gate import PixelGate, fetch_signals
-from producers.schema import ClientEvent, field_of
 
 log = logging.getLogger("mayak.collector")
 MAX_BODY = 64 * 1024
@@ -43,11 +45,11 @@ GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c000
 #: the request headers the POST /e handler reads (ASGI servers send names in lower case)
 _WANTED = frozenset({b"content-length", b"x-forwarded-for", b"origin", b"user-agent",
                      b"accept-language", b"dnt", b"sec-gpc"})
-#: (status, raw headers, body) of a bare ASGI answer; status 0: nothing to send
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+#: (status, raw headers, body) of a bare ASGI response; status 0: nothing to send
+RawResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
-def _json(status: int, content: dict, headers: dict[str, str] | None = None) -> Answer:
+def _json(status: int, content: dict, headers: dict[str, str] | None = None) -> RawResponse:
     """What ``JSONResponse(content, status, headers)`` sends, byte for byte."""
     body = orjson.dumps(content)
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] \
@@ -64,20 +66,21 @@ NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate, private, max-
 class Collector:
     """Request handlers plus the state they share (limits, counters, the outbox)."""
 
-    def __init__(self, settings: Settings, outbox: Outbox, clock=time.time) -> None:
+    def __init__(self, settings: Settings, outbox: Outbox, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
         self.outbox = outbox
         self.clock = clock
         self.metrics = Metrics()
         self.metrics.gauges["pending_events"] = lambda: self.outbox.pending
         self.metrics.gauges["kafka_ready"] = lambda: int(self.outbox.status()[0])
-        self.limiter = RateLimiter(settings.collector_rate_per_s, settings.collector_rate_burst)
+        self.limiter = RateLimiter(settings.collector_rate_per_s, settings.collector_rate_burst,
+                                   clock=clock)
         self.trusted = door.parse_networks(settings.collector_trusted_proxies)
         for globs in settings.collector_sites.values():  # a bad pattern fails at start-up
             [door.parse_origin_glob(g) for g in globs]
         self._all_globs = tuple(g for globs in settings.collector_sites.values() for g in globs)
-        self.factory = EventFactory(settings)
-        self.pixels = PixelGate(settings.collector_pixel_dedupe_s)
+        self.factory = EventFactory(settings, clock)
+        self.pixels = PixelGate(settings.collector_pixel_dedupe_s, clock=clock)
         self.beacon = BEACON.read_bytes() if BEACON.exists() else b""
         self.beacon_gz = gzip.compress(self.beacon, 9, mtime=0)
 
@@ -88,7 +91,7 @@ class Collector:
         return JSONResponse(body, status_code=status, headers=headers)
 
     def refuse_raw(self, status: int, reason: str, message: str, field: str | None = None,
-                   headers: dict | None = None, n: int = 1) -> Answer:
+                   headers: dict | None = None, n: int = 1) -> RawResponse:
         """``refuse`` for the bare ASGI handler: the same status, body and headers."""
         self.metrics.refuse(reason, n)
         body = {"error": message, "reason": reason} | ({"field": field} if field else {})
@@ -109,7 +112,7 @@ class Collector:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 
-    async def _collect(self, scope: Scope, receive: Receive) -> Answer:
+    async def _collect(self, scope: Scope, receive: Receive) -> RawResponse:
         h: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
             if name in _WANTED and name not in h:  # the first one wins, as in Starlette
@@ -122,7 +125,7 @@ class Collector:
             return self.refuse_raw(429, "rate_limited", "too many requests",
                                    headers={"Retry-After": "1"})
         try:
-            body = await read_capped_asgi(receive, headers.get("content-length"), MAX_BODY)
+            body = await read_capped(receive, headers.get("content-length"), MAX_BODY)
         except TooLarge:
             return self.refuse_raw(413, "too_large", f"body over {MAX_BODY} bytes")
         if body is None:  # the client went away
@@ -235,13 +238,15 @@ class Collector:
         return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-def create_app(settings: Settings, outbox: Outbox | None = None) -> CollectorApp:
-    """The collector app; ``outbox`` is injectable for tests (default: Kafka from settings)."""
+def create_app(settings: Settings, outbox: Outbox | None = None,
+               clock: Clock = SYSTEM_CLOCK) -> CollectorApp:
+    """The collector app; ``outbox`` and ``clock`` are injectable for tests (default: Kafka
+    from settings, the system clock)."""
     box = outbox or Outbox(settings.kafka_bootstrap, settings.topic_raw,
                            max_pending=settings.collector_max_pending,
                            ack_timeout=settings.collector_ack_timeout_s,
-                           stall_s=settings.collector_stall_s)
-    collector = Collector(settings, box)
+                           stall_s=settings.collector_stall_s, clock=clock)
+    collector = Collector(settings, box, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -1,6 +1,6 @@
 """Pure checks and clean-ups done at the door, before anything reaches Kafka.
 
-URL scrubbing (fragment and non-allowlisted query parameters dropped), client IP resolution
+URL trimming (fragment and non-allowlisted query parameters dropped), client IP resolution
 (socket peer, or X-Forwarded-For only from trusted proxies), exact Origin matching per
 site (scheme, host, port; never a substring or glob over the whole string), and
 the privacy signals (DNT, Sec-GPC) and language read from request headers.
@@ -19,14 +19,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def scrub_url(url: str | None, allow: frozenset[str]) -> str | None:
-    """Drop the fragment, user info and every query parameter except utm_* and ``allow``."""
+def trim_url(url: str | None, allow: frozenset[str]) -> str | None:
+    """The URL as it may enter Kafka: fragment, user info and every query parameter except
+    utm_* and ``allow`` dropped; None for no URL or one that is not http(s)/android-app.
+    Not the anonymizer's ``scrub_url``, which later templates ids in the path and redacts
+    personal data (the stream jobs' job, with keys and settings the collector does not have)."""
     if not url:
         return None
-    return _scrub_cached(url, allow) if len(url) <= 512 else _scrub(url, allow)
+    return _trim_cached(url, allow) if len(url) <= 512 else _trim(url, allow)
 
 
-def _scrub(url: str, allow: frozenset[str]) -> str | None:
+def _trim(url: str, allow: frozenset[str]) -> str | None:
     try:
         parts = urlsplit(url)
         netloc = parts.hostname or ""
@@ -42,7 +45,7 @@ def _scrub(url: str, allow: frozenset[str]) -> str | None:
 
 
 # page URLs and referrers repeat: parse each (short) one once; bounded to a few MB
-_scrub_cached = functools.lru_cache(maxsize=4096)(_scrub)
+_trim_cached = functools.lru_cache(maxsize=4096)(_trim)
 
 
 def parse_networks(specs: Iterable[str]) -> tuple[Network, ...]:
@@ -155,7 +158,7 @@ async def broker_reachable(bootstrap: str, timeout: float = 1.0) -> str:
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(host.strip("[]"), int(port)), timeout)
-        except (OSError, ValueError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, ValueError) as exc:
             error = f"broker {server.strip()} unreachable: {type(exc).__name__}"
             continue
         writer.close()

@@ -1,27 +1,29 @@
-"""Turns what arrived at the door into ``RawEvent`` records (Kafka key, JSON value).
+"""Turns what arrived at the door into ``RawEvent`` Kafka messages (key, JSON value).
 
 Adds the request context (User-Agent, encrypted IP, language, receive time, DNT/GPC flags),
-scrubs ``url`` and ``ref``, dates the event by the receive time when the client's clock is
-far off (``event_time``), applies the site's policy for DNT/GPC visits (drop, or count
-anonymously without a cookie id), and computes the partition key as a keyed hash: the
-cookie id when there is one, else IP + User-Agent, so a visitor's events stay in order.
+trims ``url`` and ``ref`` (``door.trim_url``), dates the event by the receive time when the
+client's clock is far off (``event_time``), applies the site's policy for DNT/GPC visits
+(drop, or count anonymously without a cookie id), and computes the partition key as a keyed
+hash: the cookie id when there is one, else IP + User-Agent, so a visitor's events stay in
+order.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
-
-import orjson
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mayak.settings import Settings
-from producers import crypto
-from producers.collector import door
-from producers.schema import SCHEMA_VERSION, ClientEvent, RawEvent
+import orjson
 
-Record = tuple[bytes, bytes]
+from contract import crypto
+from contract.schema import SCHEMA_VERSION, ClientEvent, RawEvent
+from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
+from mayak.settings import Settings
+from producers.collector import door
+
+#: (key, value) of one message to ``mayak.raw``
+KafkaMessage = tuple[bytes, bytes]
 URL_MAX = 2048  # RawEvent.url / .ref
 #: the client fields copied as they are, in RawEvent's field order (between ref and consent)
 _OPTIONAL = ("section", "name", "engaged_ms", "scroll_pct", "sections", "props")
@@ -51,9 +53,9 @@ class Context:
 
 
 class EventFactory:
-    """Builds records; holds the keys (derived once from the master secret)."""
+    """Builds the Kafka messages; holds the keys (derived once from the master secret)."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         master = crypto.load_master_secret(settings.ip_key, settings.data_dir)
         self._ip_key = crypto.ip_cipher_key(master)
         self._part_key = crypto.partition_secret(master)
@@ -66,7 +68,7 @@ class EventFactory:
         ua = headers.get("user-agent")
         return Context(ip=ip, ua=ua[:512] if ua else None,
                        lang=door.language(headers.get("accept-language")), dnt=dnt, gpc=gpc,
-                       received=int(self._clock() * 1000))
+                       received=epoch_ms(self._clock))
 
     def dropped_by_privacy(self, ev: ClientEvent, dnt: bool, gpc: bool) -> bool:
         """True when the site counts DNT/GPC visits not at all and this one carries a signal."""
@@ -81,18 +83,18 @@ class EventFactory:
         return {"ua": ctx.ua, "lang": ctx.lang, "received": ctx.received,
                 "ip_enc": crypto.encrypt_ip(self._ip_key, ctx.ip) if ctx.ip else None}
 
-    def from_client(self, ev: ClientEvent, ctx: Context) -> Record:
-        """One browser event as a record; a DNT/GPC visit never keeps a cookie id.
+    def from_client(self, ev: ClientEvent, ctx: Context) -> KafkaMessage:
+        """One browser event as a Kafka message; a DNT/GPC visit never keeps a cookie id.
 
         The value is what ``RawEvent(...).to_json()`` makes (``from_client_model``), written
         directly: ``ev`` is already validated and everything the collector adds is within the
         contract's limits by construction, so a second validation pass would only cost time.
-        A scrubbed URL that grew past the limit takes the validating path (and is refused
+        A trimmed URL that grew past the limit takes the validating path (and is refused
         there, as before)."""
         dnt, gpc = ctx.dnt or ev.dnt, ctx.gpc or ev.gpc
         private = dnt or gpc
-        url = door.scrub_url(ev.url, self._allow)
-        ref = door.scrub_url(ev.ref, self._allow)
+        url = door.trim_url(ev.url, self._allow)
+        ref = door.trim_url(ev.ref, self._allow)
         if (url and len(url) > URL_MAX) or (ref and len(ref) > URL_MAX):
             return self.from_client_model(ev, ctx)
         vid = None if private else ev.vid
@@ -120,21 +122,21 @@ class EventFactory:
         out["received"] = ctx.received
         return self._key(ev.site, vid, ctx), orjson.dumps(out)
 
-    def from_client_model(self, ev: ClientEvent, ctx: Context) -> Record:
+    def from_client_model(self, ev: ClientEvent, ctx: Context) -> KafkaMessage:
         """``from_client`` through the ``RawEvent`` model (validating everything again)."""
         dnt, gpc = ctx.dnt or ev.dnt, ctx.gpc or ev.gpc
         fields = ev.model_dump(exclude={"v", "url", "ref", "dnt", "gpc", "vid", "consent"})
         fields["ts"] = event_time(ev.ts, ctx.received)
         private = dnt or gpc
         raw = RawEvent(**fields, **self._common(ctx), dnt=dnt, gpc=gpc,
-                       url=door.scrub_url(ev.url, self._allow),
-                       ref=door.scrub_url(ev.ref, self._allow),
+                       url=door.trim_url(ev.url, self._allow),
+                       ref=door.trim_url(ev.ref, self._allow),
                        consent="none" if private else ev.consent,
                        vid=None if private else ev.vid)
         return self._key(raw.site, raw.vid, ctx), raw.to_json()
 
     def email_open(self, campaign: str, recipient: str, ctx: Context,
-                   fetch: dict | None = None) -> Record | None:
+                   fetch: dict | None = None) -> KafkaMessage | None:
         """The pixel's event; the recipient token is pseudonymized downstream, never stored.
         ``fetch``: ``method`` / ``purpose`` / ``sent_at`` (``pixel_gate.fetch_signals``)."""
         if self._pixel_site in self._drop_sites and (ctx.dnt or ctx.gpc):

@@ -1,10 +1,7 @@
-"""Abuse limits: the per-client token bucket and the capped body reader."""
+"""Abuse limits of the collector: the capped body reader (the per-client token bucket,
+shared with the dashboards, is ``mayak.ratelimit``)."""
 
 from __future__ import annotations
-
-import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
 
 from starlette.types import Receive
 
@@ -13,42 +10,9 @@ class TooLarge(Exception):
     """The request body is over the limit."""
 
 
-class RateLimiter:
-    """Token bucket per client key, bounded in memory (least recently seen clients evicted)."""
-
-    def __init__(self, rate_per_s: float, burst: int, max_clients: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate_per_s
-        self.burst = float(burst)
-        self.max_clients = max_clients
-        self.clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def allow(self, client: str) -> bool:
-        now = self.clock()
-        tokens, last = self._buckets.pop(client, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        ok = tokens >= 1.0
-        self._buckets[client] = (tokens - 1.0 if ok else tokens, now)
-        if len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
-        return ok
-
-
-async def read_capped(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
-    """Read the body, refusing early on Content-Length and again while streaming."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge
-    body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge
-    return bytes(body)
-
-
-async def read_capped_asgi(receive: Receive, declared: str | None, limit: int) -> bytes | None:
-    """``read_capped`` straight from ASGI ``receive``; None when the client disconnected."""
+async def read_capped(receive: Receive, declared: str | None, limit: int) -> bytes | None:
+    """The body from ASGI ``receive``, refused (``TooLarge``) early on Content-Length and again
+    while streaming; None when the client disconnected."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge
     message = await receive()

@@ -5,7 +5,7 @@ run on one dedicated sender thread, which also keeps one visitor's records in ar
 Requests do not hop to that thread one by one: ``produce`` appends the request to a queue and
 the thread drains everything queued since its last pass, so under load one wake-up carries the
 records of many requests, and they go out as one message per partition (a frame,
-``producers.raw_frames``; the partition is the one kafka-python would pick for each key).
+``contract.raw_frames``; the partition is the one kafka-python would pick for each key).
 (Calling ``send`` from the event loop once the topic's metadata is known was measured too: no
 faster, since it moves the thread's work onto the loop.) The acks come back on the producer's
 I/O thread; they are counted per request there, and the requests whose records are all
@@ -37,13 +37,13 @@ import logging
 import queue
 import random
 import threading
-import time
 from typing import Any
 
 from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
 
-from producers import raw_frames
+from contract import raw_frames
+from mayak.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("mayak.collector")
 
@@ -77,7 +77,8 @@ class MemoPartitioner(DefaultPartitioner):
     def __init__(self, size: int = 16_384) -> None:  # a few MB at most
         self._hash = functools.lru_cache(maxsize=size)(lambda key: murmur2(key) & 0x7FFFFFFF)
 
-    def partition(self, topic, key, serialized_key, value, serialized_value, cluster):  # noqa: ANN001
+    def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any,
+                  serialized_value: Any, cluster: Any) -> int:
         if serialized_key is None:
             return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
         parts = cluster.partitions_for_topic(topic)
@@ -137,7 +138,7 @@ class Unavailable(Exception):
 class _Frame:
     """Records of one partition going out as one message, and whose requests they are."""
 
-    __slots__ = ("values", "keys", "owners", "size")
+    __slots__ = ("keys", "owners", "size", "values")
 
     def __init__(self) -> None:
         self.values: list[bytes] = []
@@ -149,7 +150,7 @@ class _Frame:
         return not self.values or (len(self.values) < raw_frames.MAX_EVENTS
                                    and self.size + len(value) < raw_frames.MAX_BYTES)
 
-    def add(self, req: "_Request", key: bytes | None, value: bytes) -> None:
+    def add(self, req: _Request, key: bytes | None, value: bytes) -> None:
         self.values.append(value)
         self.keys.add(key)
         self.owners[req] = self.owners.get(req, 0) + 1
@@ -159,7 +160,7 @@ class _Frame:
 class _Request:
     """One ``produce`` call: its records, its loop future, how many acks are still missing."""
 
-    __slots__ = ("records", "future", "missing", "error", "deadline", "sent")
+    __slots__ = ("deadline", "error", "future", "missing", "records", "sent")
 
     def __init__(self, records: list[tuple[bytes, bytes]], future: asyncio.Future,
                  deadline: float, sent: float) -> None:
@@ -175,19 +176,21 @@ class Outbox:
     """Owns one KafkaProducer (created lazily, so the collector starts while Kafka is down)."""
 
     def __init__(self, bootstrap: str, topic: str, *, max_pending: int, ack_timeout: float,
-                 stall_s: float = 3.0, producer_factory: Any = None) -> None:
+                 stall_s: float = 3.0, producer_factory: Any = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.max_pending = max_pending
         self.ack_timeout = ack_timeout
         self.stall_s = stall_s
+        self._clock = clock
         self.pending = 0
         self._last_ack = 0.0  # monotonic time of the last ack (written by the I/O thread)
         self._down: str | None = None  # why Kafka is unavailable; None: it is not
         self._down_since = 0.0
         self._next_probe = 0.0
         self._poison: Any = None  # a producer to replace before the next send
-        self._renewed = time.monotonic()
+        self._renewed = self._clock.monotonic()
         self._factory = producer_factory or self._kafka_producer
         self._producer: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -218,7 +221,7 @@ class Outbox:
         """Drop the current producer (closed in the background; what it still holds fails or
         is delivered there, for requests answered already); the next send makes a new one."""
         old, self._producer, self._poison = self._producer, None, None
-        self._renewed = time.monotonic()
+        self._renewed = self._clock.monotonic()
         if old is not None:
             log.warning("mayak collector: replacing the Kafka producer")
             threading.Thread(target=_close_quietly, args=(old, self.ack_timeout + 5.0),
@@ -298,7 +301,7 @@ class Outbox:
     # -- the producer's I/O thread (or the sender thread) -----------------------------------
 
     def _acked(self, owners: dict[_Request, int], _metadata: Any) -> None:
-        self._last_ack = time.monotonic()
+        self._last_ack = self._clock.monotonic()
         for req, n in owners.items():
             with self._done_lock:
                 req.missing -= n
@@ -352,7 +355,7 @@ class Outbox:
     def _sweep(self) -> None:
         """Fail the requests whose acks are overdue (they are answered 503), and notice when
         Kafka stopped acknowledging."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         oldest = None
         for waiting in (self._waiting, self._probing):
             while waiting and (waiting[0].future.done() or waiting[0].deadline <= now):
@@ -386,26 +389,26 @@ class Outbox:
         if self._down is None:
             log.warning("mayak collector: Kafka unavailable: %s", reason)
             self._down = reason
-            self._down_since = time.monotonic()
+            self._down_since = self._clock.monotonic()
             self._next_probe = self._down_since + PROBE_EVERY_S
 
     def status(self) -> tuple[bool, str]:
         """(True, "ok"), or (False, why Kafka counts as unavailable)."""
         if self._down is not None and self._last_ack > self._down_since:
             log.warning("mayak collector: Kafka available again after %.1f s",
-                        time.monotonic() - self._down_since)
+                        self._clock.monotonic() - self._down_since)
             self._down = None
         return (True, "ok") if self._down is None else (False, self._down)
 
     def seconds_since_ack(self) -> float | None:
         """Seconds since the last ack, None before the first one."""
-        return time.monotonic() - self._last_ack if self._last_ack else None
+        return self._clock.monotonic() - self._last_ack if self._last_ack else None
 
     async def produce(self, records: list[tuple[bytes, bytes]]) -> None:
         """Return once the broker acknowledged every record; raise ``Unavailable`` otherwise
         (at once while Kafka is unavailable, but for one trial request per interval)."""
         n = len(records)
-        now = time.monotonic()
+        now = self._clock.monotonic()
         timeout = self.ack_timeout
         if self._down is not None and not self.status()[0]:
             if now < self._next_probe:

@@ -15,11 +15,11 @@ re-loading the image is one open, while a scanner's and the reader's fetches sta
 from __future__ import annotations
 
 import hashlib
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from producers.schema import MAX_TS, MIN_TS
+from contract.schema import MAX_TS, MIN_TS
+from mayak.clock import SYSTEM_CLOCK, Clock
 
 PREFETCH_HEADERS = ("sec-purpose", "purpose", "x-purpose", "x-moz")
 
@@ -28,7 +28,7 @@ class PixelGate:
     """Remembers recent (campaign, recipient, fetcher) fetches in memory (bounded LRU)."""
 
     def __init__(self, window_s: float, max_keys: int = 200_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.window_s = window_s
         self.max_keys = max_keys
         self.clock = clock
@@ -45,7 +45,7 @@ class PixelGate:
         if self.window_s <= 0:
             return True
         key = self._key(campaign, recipient, ip, ua)
-        now = self.clock()
+        now = self.clock.monotonic()
         last = self._seen.get(key)
         if last is not None and now - last < self.window_s:
             return False

@@ -30,7 +30,7 @@ from mayak.settings import Settings
 class _CoalescingTransport:
     """Collects ``write``s until the loop comes round; everything else goes to ``transport``."""
 
-    __slots__ = ("_transport", "_loop", "_pending")
+    __slots__ = ("_loop", "_pending", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport

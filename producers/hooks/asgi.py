@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from producers.hooks.routes import RouteTable
+from producers.hooks.routes import ServiceRoutes
 from producers.hooks.service import ServiceRequests
 from producers.hooks.tracker import Tracker
 
@@ -33,7 +33,7 @@ def _uid_from_state(scope: Scope) -> object:
 class MayakASGIMiddleware:
     """Times each matching HTTP request and records its outcome (500 if the app raised)."""
 
-    def __init__(self, app: ASGIApp, routes: dict[str, str] | RouteTable,
+    def __init__(self, app: ASGIApp, routes: dict[str, str] | ServiceRoutes,
                  tracker: Tracker | None = None,
                  get_uid: Callable[[Scope], object] = _uid_from_state) -> None:
         self.app = app
@@ -47,7 +47,7 @@ class MayakASGIMiddleware:
         if route is None:
             await self.app(scope, receive, send)
             return
-        started = self.service.clock()
+        started = self.service.clock.monotonic()
         status = 500
 
         async def send_wrapper(message: Message) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from producers.hooks.routes import RouteTable
+from producers.hooks.routes import ServiceRoutes
 from producers.hooks.service import ServiceRequests
 from producers.hooks.tracker import Tracker
 
@@ -23,7 +23,7 @@ class MayakDjangoMiddleware:
     """Times each matching request; routes come from ``settings.MAYAK_ROUTES``."""
 
     def __init__(self, get_response: Callable[[Any], Any],
-                 routes: dict[str, str] | RouteTable | None = None,
+                 routes: dict[str, str] | ServiceRoutes | None = None,
                  tracker: Tracker | None = None) -> None:
         if routes is None:
             from django.conf import settings
@@ -36,7 +36,7 @@ class MayakDjangoMiddleware:
         route = self.service.table.match(request.method, request.path_info)
         if route is None:
             return self.get_response(request)
-        started = self.service.clock()
+        started = self.service.clock.monotonic()
         status = 500
         try:
             response = self.get_response(request)

@@ -33,8 +33,16 @@ def _compile(template: str) -> re.Pattern[str]:
     return re.compile("".join(out) + "/?")
 
 
-class RouteTable:
-    """Matches (method, path) against the configured templates, first match wins."""
+class ServiceRoutes:
+    """Matches (method, path) against the configured templates, first match wins.
+
+    Not the stream jobs' ``anonymizer.scrub.RouteTemplates`` (``MAYAK_ROUTE_TEMPLATES``,
+    ``/cases/:id``): these are the portal's server routes, written in its web framework's
+    ``{name}`` notation, and decide which requests become ``service_request`` events (and
+    their service type); those collapse page paths of browser events in the pipeline, in the
+    ``:name`` notation of the ``:id`` the anonymizer puts for ids itself. Both templates reach
+    the warehouse as they are written, so neither notation can change without changing the
+    stored paths."""
 
     def __init__(self, routes: dict[str, str]) -> None:
         self.routes: list[Route] = []

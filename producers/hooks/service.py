@@ -8,10 +8,9 @@ query strings. Tracking failures are logged and swallowed, so analytics never br
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 
-from producers.hooks.routes import RouteTable
+from mayak.clock import SYSTEM_CLOCK, Clock
+from producers.hooks.routes import ServiceRoutes
 from producers.hooks.tracker import Tracker, default_tracker
 
 log = logging.getLogger("mayak.hooks")
@@ -20,11 +19,11 @@ log = logging.getLogger("mayak.hooks")
 class ServiceRequests:
     """Configured routes plus the tracker that records requests made to them."""
 
-    def __init__(self, routes: dict[str, str] | RouteTable, tracker: Tracker | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
-        self.table = routes if isinstance(routes, RouteTable) else RouteTable(routes)
+    def __init__(self, routes: dict[str, str] | ServiceRoutes, tracker: Tracker | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.table = routes if isinstance(routes, ServiceRoutes) else ServiceRoutes(routes)
         self._tracker = tracker
-        self.clock = clock
+        self.clock = clock  # the middlewares time requests with its monotonic clock
 
     @property
     def tracker(self) -> Tracker:
@@ -37,7 +36,7 @@ class ServiceRequests:
             self.tracker.track(
                 "service_request", route=route_template, service_type=service_type,
                 method=method.upper(), status=status,
-                duration_ms=round((self.clock() - started) * 1000, 3),
+                duration_ms=round((self.clock.monotonic() - started) * 1000, 3),
                 uid=str(uid) if uid not in (None, "") else None, ua=(ua or None) and ua[:512])
         except Exception:
             log.warning("mayak: service_request not recorded", exc_info=True)

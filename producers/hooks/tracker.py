@@ -1,6 +1,6 @@
 """``track()`` for portal code: build a raw event and hand it to Kafka without ever blocking.
 
-A ``Tracker`` validates the event against ``producers.schema.RawEvent`` on the caller's thread
+A ``Tracker`` validates the event against ``contract.schema.RawEvent`` on the caller's thread
 (so a wrong field fails loudly in development), then queues it; one daemon thread produces the
 queue to ``mayak.raw`` with kafka-python (acks=all, idempotent), keyed by a keyed hash of the
 customer id. A full queue drops the event and counts it: analytics must never slow the portal.
@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from producers.crypto import partition_key
-from producers.schema import RawEvent
+from contract.crypto import load_master_secret, partition_key, partition_secret
+from contract.schema import RawEvent
+from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 
 log = logging.getLogger("mayak.hooks")
 Sink = Callable[[bytes, bytes], None]  # (key, value) -> None, may raise
@@ -27,7 +27,8 @@ class Tracker:
     """Owns one producer thread and a bounded queue; ``track`` is safe from any thread."""
 
     def __init__(self, site: str, sink: Sink, key_secret: bytes, *, max_queue: int = 10_000,
-                 clock: Callable[[], float] = time.time, on_close: Callable[[], None] | None = None):
+                 clock: Clock = SYSTEM_CLOCK,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.site = site
         self._sink = sink
         self._secret = key_secret
@@ -40,11 +41,9 @@ class Tracker:
         self._thread.start()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Tracker":
+    def from_settings(cls, settings: Any) -> Tracker:
         """A tracker producing to ``settings.topic_raw`` on ``settings.kafka_bootstrap``."""
         from kafka import KafkaProducer
-
-        from producers.crypto import load_master_secret, partition_secret
 
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                  enable_idempotence=True, linger_ms=20,
@@ -63,7 +62,7 @@ class Tracker:
 
     def track(self, event_type: str, **fields: Any) -> RawEvent:
         """Validate and enqueue one event; returns it. Raises ``ValueError`` if invalid."""
-        now = int(self._clock() * 1000)
+        now = epoch_ms(self._clock)
         fields.setdefault("ts", now)
         event = RawEvent(id=uuid.uuid4(), type=event_type, site=fields.pop("site", self.site),
                          received=now, **fields)
@@ -113,6 +112,8 @@ def default_tracker() -> Tracker:
     global _default
     with _lock:
         if _default is None:
+            # the portal imports the hooks: Settings (pydantic-settings, the environment) only
+            # when it configured no tracker of its own
             from mayak.settings import Settings
 
             _default = Tracker.from_settings(Settings())

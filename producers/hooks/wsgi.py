@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from producers.hooks.routes import RouteTable
+from producers.hooks.routes import ServiceRoutes
 from producers.hooks.service import ServiceRequests
 from producers.hooks.tracker import Tracker
 
@@ -44,7 +44,7 @@ class _ClosingBody:
 class MayakWSGIMiddleware:
     """Times each matching request; the customer id comes from ``environ["mayak.uid"]``."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], routes: dict[str, str] | RouteTable,
+    def __init__(self, app: Callable[..., Iterable[bytes]], routes: dict[str, str] | ServiceRoutes,
                  tracker: Tracker | None = None,
                  get_uid: Callable[[Environ], object] = lambda env: env.get("mayak.uid")) -> None:
         self.app = app
@@ -56,7 +56,7 @@ class MayakWSGIMiddleware:
         route = self.service.table.match(method, environ.get("PATH_INFO", "") or "/")
         if route is None:
             return self.app(environ, start_response)
-        started = self.service.clock()
+        started = self.service.clock.monotonic()
         status = [500]
 
         def start(status_line: str, headers: list, exc_info: Any = None) -> Any:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from anonymizer.keystore import KeyStore, SaltExpired
 
 DAY = date(2026, 11, 28)
-NOON = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
+NOON = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -43,9 +43,9 @@ def test_salts_persist_across_instances(tmp_path) -> None:
 def test_salts_are_destroyed_48h_after_their_day_began(store) -> None:
     store.salt_for(DAY, NOON)
     store.salt_for(DAY + timedelta(days=1), NOON + timedelta(days=1))
-    just_before = datetime(2026, 11, 29, 23, 59, tzinfo=timezone.utc)
+    just_before = datetime(2026, 11, 29, 23, 59, tzinfo=UTC)
     assert store.purge_expired(just_before) == []
-    at_48h = datetime(2026, 11, 30, 0, 0, tzinfo=timezone.utc)
+    at_48h = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
     assert store.purge_expired(at_48h) == [DAY]
     assert store.salt_days() == [DAY + timedelta(days=1)]
     with pytest.raises(SaltExpired):

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from anonymizer import pseudonym
-from anonymizer.scrub import (RouteTemplates, referrer_domain, scrub_path, scrub_text,
-                              scrub_url, scrub_value, utm_params)
+from anonymizer.scrub import (
+    RouteTemplates,
+    referrer_domain,
+    scrub_path,
+    scrub_text,
+    scrub_url,
+    scrub_value,
+    utm_params,
+)
 
 
 @pytest.mark.parametrize("text", [

@@ -14,8 +14,8 @@ from anonymizer.pseudonym import customer_pid
 from dashboards.app import create_app
 from dashboards.auth import add_token, tokens_path
 from mayak.settings import Settings
+from tests.warehouse.samples import START, insert_events, synthetic_events
 from warehouse.metrics import WEB_TYPES
-from warehouse.testing import START, insert_events, synthetic_events
 
 pytestmark = pytest.mark.clickhouse
 RANGE = {"site": "s1", "from": str(START.date()), "to": str(START.date() + timedelta(days=3))}

@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import json
+
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from anonymizer.keystore import KeyStore
 from dashboards.app import create_app
 from dashboards.auth import add_token, cli_token_path, tokens_path
 from mayak.settings import Settings
+from tests.warehouse.samples import START, insert_events, synthetic_events
 from warehouse.query import DIMENSIONS, METRICS, TIME_BUCKETS
-from warehouse.testing import START, insert_events, synthetic_events
 
 pytestmark = pytest.mark.clickhouse
 

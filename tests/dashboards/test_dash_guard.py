@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from dashboards.app import create_app
 from dashboards.auth import add_token, cli_token_path, tokens_path
 from mayak.settings import Settings
-from warehouse.testing import START, insert_events, synthetic_events
+from tests.warehouse.samples import START, insert_events, synthetic_events
 
 pytestmark = pytest.mark.clickhouse
 RANGE = {"site": "s1", "from": str(START.date()), "to": str(START.date() + timedelta(days=3))}
@@ -36,6 +36,7 @@ def test_missing_or_broken_tokens_file_fails_closed(tmp_path, wh) -> None:
     got = api.get("/api/stats/summary", params=RANGE)  # never set up: no anonymous access
     assert got.status_code == 503
     assert "no API tokens configured: run `mayak token add" in got.json()["error"]
+    assert got.headers["www-authenticate"].startswith("Bearer")  # the pages ask for a token
     cli = {"Authorization": f"Bearer {cli_token_path(settings).read_text()}"}
     assert api.get("/api/stats/summary", params=RANGE, headers=cli).status_code == 200
 
@@ -175,4 +176,59 @@ def test_a_call_waits_behind_another_query_only_a_bounded_time(tmp_path, wh) -> 
     waited = time.monotonic() - started
     first.join()
     assert second.status_code == 503 and "busy" in second.json()["error"]
+    assert "www-authenticate" not in second.headers  # not a token problem: the pages say busy
     assert 0.5 <= waited < 2.0
+
+
+def test_a_short_call_is_served_while_a_long_export_runs(tmp_path, wh) -> None:
+    """The one query slot is taken per query, not per call: the export's ~25 queries
+    interleave with a summary's instead of keeping it waiting until a 503."""
+    insert_events(wh, synthetic_events())
+    settings = _settings(tmp_path, query_max_seconds=0.5)  # a query waits at most 1.5 s
+    api = TestClient(create_app(settings, _SlowReads(wh, 0.15)))
+    auth = {"Authorization": f"Bearer {cli_token_path(settings).read_text()}"}
+    done = {}
+
+    def export() -> None:
+        started = time.monotonic()
+        done["export"] = api.get("/api/stats/export", params=RANGE, headers=auth)
+        done["seconds"] = time.monotonic() - started
+
+    long_call = threading.Thread(target=export)
+    long_call.start()
+    time.sleep(0.5)  # the export is running its queries
+    started = time.monotonic()
+    short = api.get("/api/stats/summary", params=RANGE, headers=auth)
+    took = time.monotonic() - started
+    long_call.join()
+    assert short.status_code == 200, short.text
+    assert done["export"].status_code == 200
+    assert done["export"].headers["content-type"] == "application/zip"
+    assert done["seconds"] > 3.0  # longer than any one query may wait for the slot
+    assert took < done["seconds"] - 0.5  # served while the export was still running
+
+
+def test_concurrent_research_questions_cannot_overspend_the_budget(tmp_path, wh) -> None:
+    """With the query slot taken per query, a research question's budget check, queries and
+    ledger row still stay one step: of two concurrent questions the budget covers only one."""
+    insert_events(wh, synthetic_events())
+    settings = _settings(tmp_path, research_budget_epsilon=1.0)
+    api = TestClient(create_app(settings, _SlowReads(wh, 0.2)))
+    auth = {"Authorization": f"Bearer {add_token(tokens_path(settings), 'rita', 'researcher')}"}
+    got = {}
+
+    def ask(dimension: str) -> None:
+        got[dimension] = api.get("/api/research/query", headers=auth, params={
+            **RANGE, "dimensions": dimension, "epsilon": "0.6"})
+
+    both = [threading.Thread(target=ask, args=(d,)) for d in ("country", "device_type")]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+    statuses = sorted(r.status_code for r in got.values())
+    assert statuses == [200, 400], [r.text for r in got.values()]
+    refused = next(r for r in got.values() if r.status_code == 400)
+    assert "privacy budget spent" in refused.json()["error"]
+    spent = api.get("/api/research/budget", headers=auth).json()["spent_epsilon"]
+    assert spent == pytest.approx(0.6)

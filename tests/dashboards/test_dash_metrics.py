@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from dashboards.app import create_app
 from dashboards.auth import add_token, tokens_path
 from mayak.settings import Settings
-from warehouse.testing import START, fixed_visits, insert_events
+from tests.warehouse.samples import START, fixed_visits, insert_events
 
 pytestmark = pytest.mark.clickhouse
 DAY = str(START.date() + timedelta(days=1))

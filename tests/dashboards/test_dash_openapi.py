@@ -47,13 +47,21 @@ def test_every_route_is_described_with_its_roles(tmp_path, wh) -> None:
         assert set(op["x-roles"]) == (roles or set()), path
         assert op["responses"]["200"] and op["summary"]
         if roles:
-            assert op["responses"]["401"] and op["responses"]["403"]
+            assert op["responses"]["401"] and op["responses"]["403"] and op["responses"]["429"]
+            if any(p["name"] == "site" for p in op["parameters"]):  # unknown site, too heavy
+                assert op["responses"]["404"] and op["responses"]["422"]
             assert "security" not in op  # the document's default: a bearer token
         else:
             assert op["security"] == []
     assert set(described) == set(served) | set(dashboards)  # and nothing that is not served
     for path in openapi.COLLECTOR_PATHS:
         assert spec["paths"][path]["servers"][0]["url"].endswith(":8400")
+    research = spec["paths"]["/api/research/query"]["get"]
+    assert next(p for p in research["parameters"] if p["name"] == "format")["schema"]["enum"] \
+        == ["json", "csv", "parquet"]
+    assert "application/vnd.apache.parquet" in research["responses"]["200"]["content"]
+    export = spec["paths"]["/api/stats/export"]["get"]
+    assert "requestBody" not in export and "application/zip" in export["responses"]["200"]["content"]
     assert spec["openapi"].startswith("3.")
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 

@@ -11,10 +11,10 @@ import csv
 import io
 import json
 import threading
+import time
 import uuid
 import zipfile
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
@@ -26,9 +26,9 @@ from starlette.testclient import TestClient
 from dashboards.app import create_app
 from dashboards.auth import add_token, tokens_path
 from mayak.kafka_local import free_port
-from mayak.settings import Settings
+from mayak.settings import REPORT_TIMEZONE, Settings
 from tests.producers.chromium import Chromium, chromium_path
-from warehouse.testing import START, fixed_visits, insert_events, synthetic_events
+from tests.warehouse.samples import START, fixed_visits, insert_events, synthetic_events
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.browser,
               pytest.mark.skipif(chromium_path() is None, reason="apt-get install chromium")]
@@ -58,7 +58,7 @@ def served(tmp_path, wh):
     earlier = [{**r, "ts": r["ts"] - timedelta(days=7), "session_id": r["session_id"] + "-w"}
                for r in synthetic_events(300, site="demo", seed=2)]
     web, non_web = fixed_visits("demo", day_offset=2)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     live = [{**r, "ts": now - timedelta(minutes=1), "session_id": f"live-{i}", "visitor_id": f"l{i}"}
             for i, r in enumerate(web[:4])]  # readers of the last minutes
     insert_events(wh, rows + earlier + web + non_web + live)
@@ -166,7 +166,7 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
     assert set(_panel(browser, "realtime")) == {p["path"] for p in live["pages"]}
     # ... and refreshes by itself (every 30 s)
     insert_events(wh, [{"event_id": uuid.uuid4(), "event_type": "pageview", "site_id": "demo",
-                        "ts": datetime.now(timezone.utc).replace(tzinfo=None), "path": "/late",
+                        "ts": datetime.now(UTC).replace(tzinfo=None), "path": "/late",
                         "visitor_id": "late", "session_id": "late-1", "country": "AZ"}])
     deadline = time.monotonic() + 45
     while browser.eval("document.querySelector('#live').textContent") == _en(live["visitors"]) \
@@ -209,7 +209,7 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
     # a period shortcut, then the compare toggle
     _act(browser, '[data-period="7d"]')
     view = _view(browser)
-    today = datetime.now(ZoneInfo("Asia/Baku")).date()
+    today = datetime.now(ZoneInfo(REPORT_TIMEZONE)).date()
     assert dict(view)["from"] == str(today - timedelta(days=6))
     week = api.get("/api/stats/summary", params=[*view, ("compare", "previous")]).json()
     assert _kpi(browser, "visitors") == _en(week["visitors"])
@@ -301,3 +301,49 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
     _wait_ready(browser)
     shown = browser.eval("document.querySelector('#message').textContent")
     assert "Unknown site" in shown and "sites with data: demo" in shown
+
+
+def test_pages_take_the_time_zone_from_the_api_and_show_a_busy_server_as_it_is(
+        tmp_path, wh, browser) -> None:
+    """Another report time zone than Baku's: the heat map names it, the hourly chart's 48
+    buckets are its hours and hold what the API answers. A 503 for want of tokens asks for
+    one (WWW-Authenticate); a busy warehouse's 503 shows the server's words."""
+    insert_events(wh, synthetic_events(600, site="demo"))
+    settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1",
+                        report_timezone="America/Sao_Paulo")  # UTC-3, no DST
+    token = add_token(tokens_path(settings), "pm", "product")
+    app = create_app(settings, wh)
+    server = Served(app)
+    api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    try:
+        assert api.get("/api/me").json()["timezone"] == "America/Sao_Paulo"
+        base = f"http://127.0.0.1:{server.port}"
+        browser.navigate(f"{base}/?lang=en")
+        browser.eval("localStorage.clear()")
+        browser.eval(f"localStorage.setItem('mayak-token', {json.dumps(token)})")
+        day = (START + timedelta(days=1)).date()
+        browser.navigate(f"{base}/?site=demo&period=custom&from={day}&to={day + timedelta(days=1)}"
+                         "&lang=en")
+        _wait_ready(browser)
+        assert "America/Sao_Paulo" in browser.eval("document.querySelector('#heat h2').textContent")
+        xs = browser.eval("window.mayak.chart.data[0]")
+        hourly = browser.eval("window.mayak.chart.data[1]")
+        first = datetime.fromtimestamp(xs[0], ZoneInfo("America/Sao_Paulo"))
+        assert len(xs) == 48 and (first.date(), first.hour) == (day, 0)
+        hours = api.get("/api/stats/series", params=[
+            ("site", "demo"), ("from", str(day)), ("to", str(day + timedelta(days=1))),
+            ("dimensions", "hour"), ("metrics", "visitors"), ("limit", "1000")]).json()["rows"]
+        assert hours[0]["hour"].endswith("-03:00")
+        assert hourly == [next((r["visitors"] for r in hours if datetime.fromisoformat(r["hour"])
+                                .timestamp() == x), 0) for x in xs] and sum(hourly) > 0
+        explain = ("Mayak.failure(new Response(JSON.stringify({error: %s}), {status: 503, "
+                   "headers: %s})).then((e) => Mayak.explain(e))")
+        busy = browser.eval(explain % ('"the warehouse is busy with other queries: retry shortly"',
+                                       "{}"))
+        assert busy == "the warehouse is busy with other queries: retry shortly"
+        refused = api.get("/api/me", headers={"Authorization": "Bearer wrong"})
+        no_tokens = browser.eval(explain % ('"no API tokens configured"', json.dumps(
+            {"WWW-Authenticate": refused.headers["www-authenticate"]})))
+        assert no_tokens.startswith("Paste an API token") and "no API tokens configured" in no_tokens
+    finally:
+        server.stop()

@@ -16,7 +16,8 @@ from starlette.testclient import TestClient
 from dashboards.app import create_app
 from dashboards.auth import add_token, tokens_path
 from mayak.settings import Settings
-from warehouse.testing import START, fixed_visits, insert_events
+from tests.clock import FakeClock
+from tests.warehouse.samples import START, fixed_visits, insert_events
 
 pytestmark = pytest.mark.clickhouse
 DAY = str((START + timedelta(days=1)).date())  # the fixed visits' day (10:00 UTC = 14:00 Baku)
@@ -34,7 +35,7 @@ def api(tmp_path, wh) -> TestClient:
     insert_events(wh, web + non_web + earlier)
     settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1")
     now = START + timedelta(days=1, hours=10, minutes=12)
-    client = TestClient(create_app(settings, wh, clock=lambda: now))
+    client = TestClient(create_app(settings, wh, clock=FakeClock(now)))
     client.headers["Authorization"] = f"Bearer {add_token(tokens_path(settings), 'pm', 'product')}"
     return client
 

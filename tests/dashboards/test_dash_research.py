@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import opendp.prelude as dp
 import orjson
@@ -127,8 +127,8 @@ def test_csv_and_parquet_round_trip_with_types_and_metadata() -> None:
 
 
 def test_budget_periods_are_calendar_periods_in_utc() -> None:
-    now = datetime(2026, 12, 31, 23, 30, tzinfo=timezone.utc)
-    utc = lambda *a: datetime(*a, tzinfo=timezone.utc)  # noqa: E731
+    now = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
+    utc = lambda *a: datetime(*a, tzinfo=UTC)  # noqa: E731
     assert Budget("r", 1, 0, "month").window(now) == (utc(2026, 12, 1), utc(2027, 1, 1))
     assert Budget("r", 1, 0, "week").window(now) == (utc(2026, 12, 28), utc(2027, 1, 4))
     assert Budget("r", 1, 0, "day").window(now) == (utc(2026, 12, 31), utc(2027, 1, 1))

@@ -23,7 +23,7 @@ from dashboards.auth import add_token, tokens_path
 from dashboards.dp import Accountant
 from mayak.research import Client, ResearchError
 from mayak.settings import Settings
-from warehouse.testing import START, insert_events
+from tests.warehouse.samples import START, insert_events
 
 pytestmark = pytest.mark.clickhouse
 DAY = START + timedelta(days=5)
@@ -57,8 +57,8 @@ def api(settings, wh) -> TestClient:
 
 
 def _researchers(settings, n: int, prefix: str = "r") -> list[dict]:
-    return [{"Authorization": f"Bearer {add_token(tokens_path(settings), f'{prefix}{i}', 'researcher')}"}
-            for i in range(n)]
+    tokens = [add_token(tokens_path(settings), f"{prefix}{i}", "researcher") for i in range(n)]
+    return [{"Authorization": f"Bearer {token}"} for token in tokens]
 
 
 def _ask(api, auth, status: int = 200, **params) -> dict:

@@ -18,7 +18,7 @@ from dashboards.auth import ROLES, add_token, tokens_path
 from mayak.settings import Settings
 from tests.dashboards.test_dash_pages import Served, _wait_ready
 from tests.producers.chromium import Chromium, chromium_path
-from warehouse.testing import insert_events, synthetic_events
+from tests.warehouse.samples import insert_events, synthetic_events
 
 pytestmark = pytest.mark.clickhouse
 OWN_PAGES = {"product": ["/"], "marketing": ["/marketing"], "researcher": ["/research"],

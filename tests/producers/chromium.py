@@ -34,7 +34,7 @@ class Chromium:
 
     def __init__(self, user_agent: str | None = None) -> None:
         self.profile = Path(tempfile.mkdtemp(prefix="mayak-chromium-"))
-        self.log = open(self.profile.parent / f"{self.profile.name}.log", "wb")
+        self.log = open(self.profile.parent / f"{self.profile.name}.log", "wb")  # noqa: SIM115
         ua = [f"--user-agent={user_agent}"] if user_agent else []
         self.proc = subprocess.Popen([chromium_path(), *FLAGS, *ua, f"--user-data-dir={self.profile}",
                                       "about:blank"], stdout=self.log, stderr=subprocess.STDOUT)

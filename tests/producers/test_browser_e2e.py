@@ -13,6 +13,7 @@ outbound destination (origin + path) and the engaged time within 25 %.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -25,9 +26,9 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from contract.raw_frames import events_of
 from dashboards.auth import add_token, tokens_path
 from mayak.kafka_local import free_port
-from producers.raw_frames import events_of
 from tests.producers.chromium import Chromium, chromium_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.clickhouse,
@@ -78,7 +79,7 @@ class PageServer:
                                                     log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "PageServer":
+    def __enter__(self) -> PageServer:
         self.thread.start()
         while not self.server.started:
             time.sleep(0.05)
@@ -137,7 +138,7 @@ def _read_the_article(browser: Chromium, url: str) -> dict[str, float]:
         else:
             browser.click("#partner")
         _linger(browser, DWELL_S / 2)
-    for name, following in zip(SECTIONS, SECTIONS[1:]):
+    for name, following in itertools.pairwise(SECTIONS):
         shown[name] = shown[following] - shown[name]
     # one SPA navigation; the contact section stays on screen until the reader leaves
     browser.eval(f"history.pushState({{}}, '', '{SPA_PAGE}')")

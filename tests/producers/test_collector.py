@@ -10,8 +10,8 @@ import uuid
 import pytest
 from starlette.testclient import TestClient
 
+from contract import crypto
 from mayak.settings import Settings
-from producers import crypto
 from producers.collector.app import GIF, create_app
 from producers.collector.outbox import Unavailable
 
@@ -113,7 +113,7 @@ def test_invalid_event_is_400_naming_the_field(c, bad, field) -> None:
 
 
 def test_batch_and_body_limits(c) -> None:
-    client, box = c
+    client, _box = c
     assert client.post("/e", json=[ev() for _ in range(51)]).json()["field"] == "body"
     assert client.post("/e", json=[]).status_code == 400
     assert client.post("/e", content=b"{not json").json()["field"] == "body"
@@ -140,7 +140,7 @@ def test_unknown_site_and_foreign_origin_are_403(c) -> None:
 
 
 def test_rate_limit_is_429_per_client(tmp_path) -> None:
-    client, box = make(tmp_path, collector_rate_per_s=0.001, collector_rate_burst=3)
+    client, _box = make(tmp_path, collector_rate_per_s=0.001, collector_rate_burst=3)
     codes = [client.post("/e", json=ev()).status_code for _ in range(5)]
     assert codes == [202, 202, 202, 429, 429]
     other = TestClient(client.app, client=("198.51.100.1", 1))
@@ -200,7 +200,7 @@ def test_email_open_pixel(c) -> None:
 
 
 def test_beacon_script_health_and_preflight(c) -> None:
-    client, box = c
+    client, _box = c
     r = client.get("/t.js")
     assert r.status_code == 200 and "javascript" in r.headers["content-type"]
     assert b"sendBeacon" in r.content and r.headers["content-encoding"] == "gzip"

@@ -24,7 +24,7 @@ import pytest
 from mayak.kafka_local import LocalBroker, free_port
 from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
-from mayak.topics import ensure_topics
+from stream_jobs.topics import ensure_topics
 from tests.producers.test_kafka_delivery import _read_all
 
 pytestmark = pytest.mark.kafka
@@ -51,7 +51,7 @@ class Collector:
     def __init__(self, settings: Settings, env: dict[str, str], home) -> None:
         self.env, self.home, self.url = env, home, settings.collector_url
 
-    def __enter__(self) -> "Collector":
+    def __enter__(self) -> Collector:
         self.proc = spawn_mayak(["collector"], self.home / "collector.log", self.env)
         wait_http_ok({"collector": f"{self.url}/healthz"}, {"collector": self.proc},
                      timeout=60, logs=self.home)
@@ -106,7 +106,7 @@ class Load:
             answer = await reader.readexactly(length)
             idle.put_nowait(conn)
             return int(head.split(b" ", 2)[1]), answer
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, IndexError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, IndexError):
             idle.put_nowait(None)  # the slot opens a new connection next time
             return 0, b""
 
@@ -184,7 +184,8 @@ def _outage(tmp_path, broker: LocalBroker, outage_s: float) -> None:
     assert not missing and not doubled, (len(missing), len(doubled), len(acked), codes)
     p95 = statistics.quantiles(during, n=20)[18]
     print(f"outage {outage_s:.0f} s: {codes}, 503 in {statistics.median(during) * 1000:.0f} ms"
-          f" (median), {p95 * 1000:.0f} ms (p95), {max(during):.2f} s (max), first 2xx {first_ok - back:.2f} s after the broker's"
+          f" (median), {p95 * 1000:.0f} ms (p95), {max(during):.2f} s (max), "
+          f"first 2xx {first_ok - back:.2f} s after the broker's"
           f" return ({back - restarting:.1f} s to start it), {len(acked)} acked events found"
           f" once each among {len(got)} on the topic")
 

@@ -9,7 +9,8 @@ import time
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from producers.collector import door
@@ -166,7 +167,7 @@ _headers = st.dictionaries(
 _paths = st.sampled_from(["/e", "/t.js", "/healthz", "/readyz", "/metrics", "/o/c1/tok_12345678.gif",
                           "/o/x/y", "/", "/e/"]) | st.text(
     st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="?#"),
-    max_size=40).map(lambda p: "/" + p)
+    max_size=40).map(lambda p: "/" + p.lstrip("/"))  # "//x:y" would be a host to the client
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,22 @@ import threading
 import time
 
 import pytest
-from flask import Flask, request as flask_request
+from flask import Flask
+from flask import request as flask_request
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from producers.hooks import (MayakASGIMiddleware, MayakWSGIMiddleware, RouteTable, Tracker,
-                             configure, track)
+from producers.hooks import (
+    MayakASGIMiddleware,
+    MayakWSGIMiddleware,
+    ServiceRoutes,
+    Tracker,
+    configure,
+    track,
+)
 
 ROUTES = {"POST /xidmetler/{service_id}/muraciet": "service_application",
           "/kabinet/{rest:path}": "cabinet", "GET /boom": "boom"}
@@ -44,7 +51,7 @@ def sink_tracker():
 
 
 def test_route_table_matches_templates_and_methods() -> None:
-    table = RouteTable(ROUTES)
+    table = ServiceRoutes(ROUTES)
     assert table.match("post", "/xidmetler/42/muraciet").template == "/xidmetler/{service_id}/muraciet"
     assert table.match("GET", "/xidmetler/42/muraciet") is None
     assert table.match("POST", "/xidmetler/42/x/muraciet") is None
@@ -183,3 +190,23 @@ def test_wsgi_middleware_in_a_real_flask_app(sink_tracker) -> None:
     assert ok["service_type"] == "service_application" and ok["duration_ms"] > 0
     assert (failed["route"], failed["status"]) == ("/boom", 500)
     _assert_private(sink.items[0][1])
+
+
+def test_event_times_and_request_durations_come_from_the_injected_clock() -> None:
+    from producers.hooks.service import ServiceRequests
+    from tests.clock import FakeClock
+
+    clock, sink = FakeClock(), Sink()
+    tracker = Tracker("elegal", sink, SECRET, clock=clock)
+    service = ServiceRequests(ROUTES, tracker, clock=clock)
+    try:
+        started = service.clock.monotonic()
+        clock.advance(1.25)
+        service.record("/boom", "boom", "get", 200, started, None, "curl/8")
+        tracker.flush()
+        event, = sink.events()
+        now_ms = int(clock.now().timestamp() * 1000)
+        assert event["ts"] == event["received"] == now_ms
+        assert event["duration_ms"] == 1250.0
+    finally:
+        tracker.close()

@@ -22,7 +22,7 @@ def _project() -> None:
     from django.urls import path
 
     def apply(request, service_id):
-        request.body  # the body is read by the view, never by the hook
+        _ = request.body  # the body is read by the view, never by the hook
         request.mayak_uid = "CUST-11"
         return JsonResponse({"ok": True}, status=201)
 

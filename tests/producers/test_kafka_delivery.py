@@ -15,12 +15,12 @@ import pytest
 import uvicorn
 from kafka import KafkaConsumer
 
+from contract.raw_frames import events_of
 from mayak.kafka_local import free_port
 from mayak.settings import Settings
-from mayak.topics import ensure_topics
 from producers.collector.app import create_app
 from producers.hooks import Tracker
-from producers.raw_frames import events_of
+from stream_jobs.topics import ensure_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -45,7 +45,7 @@ class ServerThread:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = settings.collector_url
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:

@@ -13,6 +13,7 @@ import pytest
 
 from producers.collector import outbox as outbox_module
 from producers.collector.outbox import PROBE_EVERY_S, PROBE_TIMEOUT_S, Outbox, Unavailable
+from tests.clock import FakeClock
 from tests.producers.test_collector_fast import FakeProducer
 
 
@@ -21,7 +22,7 @@ async def _timed(coro) -> tuple[float, BaseException | None]:
     try:
         await coro
         return time.monotonic() - t0, None
-    except Exception as exc:  # noqa: BLE001 - the outcome is the point
+    except Exception as exc:
         return time.monotonic() - t0, exc
 
 
@@ -91,6 +92,25 @@ async def test_a_producer_silent_past_its_delivery_timeout_is_replaced(monkeypat
             except Unavailable:
                 await asyncio.sleep(0.05)
         assert len(made) == 2 and box.status() == (True, "ok")
+    finally:
+        hold.set()
+        box.close()
+
+
+async def test_stall_detection_reads_the_injected_clock() -> None:
+    """A minute of silence on the outbox's clock is a stall, however little real time passed."""
+    hold = threading.Event()
+    clock = FakeClock()
+    box = Outbox("-", "t", max_pending=1000, ack_timeout=300, stall_s=60,
+                 producer_factory=lambda: FakeProducer(hold=hold), clock=clock)
+    try:
+        waiting = asyncio.ensure_future(_timed(box.produce([(b"k", b'"1"')])))
+        await asyncio.sleep(0.05)
+        clock.advance(61)
+        took, exc = await asyncio.wait_for(waiting, 5)  # real seconds, not the 60 s stall
+        assert isinstance(exc, Unavailable) and took < 2
+        assert box.status() == (False, "no acknowledgement from Kafka for 61.0 s")
+        assert box.seconds_since_ack() is None  # nothing was ever acknowledged
     finally:
         hold.set()
         box.close()

@@ -9,8 +9,9 @@ import pytest
 from anonymizer.keystore import KeyStore
 from stream_jobs.geo import GeoLookup
 from stream_jobs.processors import build_pipeline
-from stream_jobs.testing import Clock, write_asn, write_city, write_isp
 from stream_jobs.useragent import UAClassifier
+from tests.clock import FakeClock
+from tests.stream_jobs.samples import write_asn, write_city, write_isp
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +34,8 @@ def classifier() -> UAClassifier:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture

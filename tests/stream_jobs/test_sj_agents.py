@@ -11,8 +11,8 @@ import pytest
 
 from mayak.settings import Settings
 from stream_jobs.app import agents_of, create_app
-from stream_jobs.pipeline import Rejected
-from stream_jobs.testing import raw_event
+from stream_jobs.dead_letters import DeadLetter
+from tests.stream_jobs.samples import raw_event
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def app(tmp_path: Path, keys, clock, geo_dbs):
 
 
 async def test_enrich_agent_routes_events_and_rejections(app, sent) -> None:
-    from producers.crypto import encrypt_ip, ip_cipher_key, load_master_secret
+    from contract.crypto import encrypt_ip, ip_cipher_key, load_master_secret
 
     key = ip_cipher_key(load_master_secret("", app.test_data_dir))  # the worker's own key file
     agent = agents_of(app).enrich
@@ -50,7 +50,7 @@ async def test_enrich_agent_routes_events_and_rejections(app, sent) -> None:
         assert result["event_id"] == ok["id"] and result["session_id"]
         assert result["country"] == "AZ"
         bad = await ctx.put(b'{"v": 9}')
-        assert isinstance(ctx.results[bad.message.offset], Rejected)
+        assert isinstance(ctx.results[bad.message.offset], DeadLetter)
         assert [name for name, _ in sent] == ["mayak.failed"]  # the event waits to be framed
         assert await agents_of(app).publisher.flush() == 1  # the linger timer / a commit
     assert [name for name, _ in sent] == ["mayak.failed", "mayak.events"]
@@ -60,7 +60,7 @@ async def test_enrich_agent_routes_events_and_rejections(app, sent) -> None:
 
 
 async def test_enrich_agent_reads_a_collector_frame_event_by_event(app, sent) -> None:
-    from producers.raw_frames import frame
+    from contract.raw_frames import frame
 
     agent = agents_of(app).enrich
     good = [raw_event(ip=None) for _ in range(3)]

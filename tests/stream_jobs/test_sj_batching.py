@@ -11,9 +11,17 @@ import zlib
 import orjson
 
 from stream_jobs.agents import flush_before_commit
-from stream_jobs.batching import (COMPRESS_ABOVE, MAX_MESSAGE_BYTES, Publisher,
-                                  SessionWriteBack, event_count, frame, message_offset,
-                                  position, unframe)
+from stream_jobs.batching import (
+    COMPRESS_ABOVE,
+    MAX_MESSAGE_BYTES,
+    Publisher,
+    SessionWriteBack,
+    event_count,
+    frame,
+    message_offset,
+    position,
+    unframe,
+)
 
 
 def _events(n: int, pad: int = 10) -> list[dict]:
@@ -130,7 +138,7 @@ def test_a_flush_waits_for_the_sends_of_an_earlier_one() -> None:
         publisher.add(i % 2, {"id": i})
 
     async def timer_then_commit() -> int:
-        _timer = asyncio.ensure_future(publisher.flush())  # 3 messages, one loop pass each
+        _timer = asyncio.ensure_future(publisher.flush())  # noqa: RUF006 - 3 messages, one pass each
         await asyncio.sleep(0)
         await publisher.flush()  # the pre-commit flush: nothing new, but it must wait
         return len(sent.messages)

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream_jobs.testing import AZ_IP, CHROME, TR_IP, raw_event
+from tests.stream_jobs.samples import AZ_IP, CHROME, TR_IP, raw_event
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "testdata"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(),

@@ -17,8 +17,8 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from contract.crypto import encrypt_ip, ip_cipher_key, partition_key, partition_secret
 from mayak.procs import spawn_mayak
-from producers.crypto import encrypt_ip, ip_cipher_key, partition_key, partition_secret
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -239,7 +239,8 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
     counts = stack.sql("SELECT count() AS n, uniqExact(event_id) AS ids FROM events")[0]
     assert counts == {"n": N_EVENTS, "ids": N_EVENTS}
     failed = {r["reason"]: r["n"] for r in stack.sql(
-        "SELECT reason, uniqExact(event_id) AS n, count() AS rows FROM failed_events GROUP BY reason")}
+        "SELECT reason, uniqExact(event_id) AS n, count() AS rows FROM failed_events "
+        "GROUP BY reason")}
     assert failed == {"bot": N_BOTS, "schema": N_BROKEN}
     assert stack.sql("SELECT count() AS rows FROM failed_events")[0]["rows"] == N_BOTS + N_BROKEN
     assert stack.sql("SELECT sum(hits) AS hits FROM bot_hits")[0]["hits"] == N_BOTS

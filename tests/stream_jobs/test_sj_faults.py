@@ -28,7 +28,8 @@ import uuid
 import orjson
 import pytest
 
-from producers.crypto import encrypt_ip, ip_cipher_key, partition_key, partition_secret
+from contract.crypto import encrypt_ip, ip_cipher_key, partition_key, partition_secret
+from tests.stream_jobs.lost_events import explain_lost
 from tests.stream_jobs.test_sj_exactly_once import _lag, _produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.clickhouse]
@@ -128,8 +129,13 @@ def _assert_landed_exactly_once(stack, traffic: Traffic) -> None:
     rows = stack.sql("SELECT toString(event_id) AS id FROM events")
     ids = [r["id"] for r in rows]
     assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} duplicate(s)"
-    assert set(ids) == traffic.ids, (f"lost {len(traffic.ids - set(ids))}, "
-                                     f"unexpected {len(set(ids) - traffic.ids)}")
+    lost = traffic.ids - set(ids)
+    s = stack.settings
+    why = explain_lost(s.kafka_bootstrap, s.worker_id, (s.topic_raw, s.topic_events,
+                                                          s.topic_failed), lost,
+                       stack.log("worker"), stack.home / "lost.txt") if lost else ""
+    assert set(ids) == traffic.ids, (f"lost {len(lost)}, "
+                                     f"unexpected {len(set(ids) - traffic.ids)}\n{why}")
     bots = stack.sql("SELECT count() AS n, uniqExact(event_id) AS ids FROM failed_events "
                      "WHERE reason = 'bot'")[0]
     assert bots == {"n": traffic.bots, "ids": traffic.bots}

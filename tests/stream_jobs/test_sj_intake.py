@@ -6,11 +6,11 @@ import asyncio
 
 import orjson
 
-from producers.raw_frames import frame
+from contract.raw_frames import frame
 from stream_jobs.agents import flush_before_commit
 from stream_jobs.batching import Publisher, SessionWriteBack, unframe
 from stream_jobs.intake import Intake
-from stream_jobs.testing import raw_event
+from tests.stream_jobs.samples import raw_event
 
 
 class _Table(dict):
@@ -41,7 +41,7 @@ def _intake(make_pipeline, batch: int):
 
 
 def test_messages_wait_for_a_batch_then_run_in_order(make_pipeline) -> None:
-    intake, pipeline, table, events, failed = _intake(make_pipeline, batch=3)
+    intake, pipeline, table, _events, failed = _intake(make_pipeline, batch=3)
     first, second = raw_event(ip="85.132.1.1"), raw_event(ip="94.20.1.1")
     assert intake.add(1, b"k1", orjson.dumps(first)) is False
     assert intake.add(0, b"k2", b'{"v": 9}') is False

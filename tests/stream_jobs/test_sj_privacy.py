@@ -8,9 +8,9 @@ import json
 import orjson
 import pytest
 
-from stream_jobs.pipeline import Rejected
+from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.sink import event_row, failed_row
-from stream_jobs.testing import AZ_IP, CHROME, raw_event
+from tests.stream_jobs.samples import AZ_IP, CHROME, raw_event
 
 UID = "ELG-CUST-7QX9"
 APP_UA = "E-Legal-App/3.1 (Android 14; SM-S918B; Build/UP1A)"  # no pattern knows this one
@@ -50,7 +50,7 @@ def _personal_events() -> list[dict]:
 def test_no_personal_value_reaches_an_enriched_event(make_pipeline) -> None:
     pipeline = make_pipeline()
     out = [pipeline.run(e) for e in _personal_events()]
-    assert not any(isinstance(o, Rejected) for o in out), out
+    assert not any(isinstance(o, DeadLetter) for o in out), out
     blob = orjson.dumps(out).decode()
     assert _leaks(blob) == []
     assert {o["campaign_id"] for o in out} == {"[phone]", "[ip]", "[customer]", ""}
@@ -77,7 +77,7 @@ def test_dead_letters_lose_the_events_own_identity_too(make_pipeline) -> None:
     bad = raw_event(uid="portal-4711", ua=APP_UA, scroll_pct=900,
                     props={"client": APP_UA, "account": "portal-4711", "call": "050/123/45/67"})
     rejected = make_pipeline().run(bad)
-    assert isinstance(rejected, Rejected) and rejected.reason == "schema"
+    assert isinstance(rejected, DeadLetter) and rejected.reason == "schema"
     blob = orjson.dumps(rejected.to_record()).decode()
     assert "portal-4711" not in blob and "SM-S918B" not in blob and "123/45" not in blob
     assert rejected.event["props"] == {"client": "[ua]", "account": "[customer]",
@@ -110,8 +110,8 @@ def test_no_personal_value_in_any_table_or_rollup_key_and_erasure_leaves_nothing
     # and a dead letter carrying the same values
     results.append(pipeline.run(raw_event(uid=UID, scroll_pct=900, url=f"https://e-legal.az/{UID}",
                                           props={"phone": PHONES[0], "who": UID})))
-    events = [event_row(r) for r in results if not isinstance(r, Rejected)]
-    failed = [failed_row(r.to_record()) for r in results if isinstance(r, Rejected)]
+    events = [event_row(r) for r in results if not isinstance(r, DeadLetter)]
+    failed = [failed_row(r.to_record()) for r in results if isinstance(r, DeadLetter)]
     assert len(events) == len(results) - 1 and len(failed) == 1
     _land(wh, events, "events")
     _land(wh, failed, "failed_events")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream_jobs.cli import NOT_REPLAYABLE
+from stream_jobs.dead_letters import NOT_REPLAYABLE
 from stream_jobs.replay import ReplaySelection
 
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 
-from stream_jobs.sink import (EVENT_IDS, FAILURES, Lander, LandingBuffer, event_row, failed_row,
-                             recount_bot_hits)
+from stream_jobs.sink import (
+    EVENT_IDS,
+    FAILURES,
+    Lander,
+    LandingBuffer,
+    event_row,
+    failed_row,
+)
+from tests.clock import FakeClock
+from warehouse.repair import recount_bot_hits
 
 pytestmark = pytest.mark.clickhouse
 
@@ -113,7 +121,7 @@ def test_bot_hits_a_crash_kept_from_the_view_are_recounted_once(wh) -> None:
     assert lander.land([(0, o, v) for o, v in enumerate(bots)]) == 7
     # the worker died after the failed_events part and before the view's bot_hits part
     wh.command("TRUNCATE TABLE bot_hits")
-    wh.insert("bot_hits", [[datetime.now(timezone.utc).date(), "elegal", "Googlebot", 2]],
+    wh.insert("bot_hits", [[datetime.now(UTC).date(), "elegal", "Googlebot", 2]],
               column_names=["day", "site_id", "bot", "hits"])
     assert recount_bot_hits(wh) == 5
     assert recount_bot_hits(wh) == 0  # nothing is counted twice
@@ -163,16 +171,17 @@ def test_custom_event_props_outbound_and_section_dwell_land(wh) -> None:
 def test_a_row_clickhouse_refuses_is_a_dead_letter_not_a_stalled_partition(wh) -> None:
     from stream_jobs.poison import valid_event
 
-    slept: list[float] = []
+    class RetriesAtMostThrice(FakeClock):
+        def sleep_blocking(self, seconds: float) -> None:
+            super().sleep_blocking(seconds)
+            if len(self.slept) > 3:
+                raise RuntimeError("a refused row was retried again and again")
 
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        if len(slept) > 3:
-            raise RuntimeError("a refused row was retried again and again")
+    clock = RetriesAtMostThrice()
 
     good = [_event() for _ in range(3)]
     bad = _event(scroll_pct="deep")  # passes the sink's own check; ClickHouse refuses it
-    lander = Lander(wh, "events", event_row, dedup=EVENT_IDS, sleep=sleep)
+    lander = Lander(wh, "events", event_row, dedup=EVENT_IDS, clock=clock)
     poisoned: list[tuple[int, int, str]] = []
 
     async def on_poison(partition: int, offset: int, error: str) -> None:
@@ -184,5 +193,5 @@ def test_a_row_clickhouse_refuses_is_a_dead_letter_not_a_stalled_partition(wh) -
         buffer.add(0, offset, orjson.dumps(event))
     assert asyncio.run(buffer.flush()) == 3
     assert [(p, o) for p, o, _ in poisoned] == [(0, 1)] and "BadRows" in poisoned[0][2]
-    assert slept == []  # refused at once, not retried every few seconds for ever
+    assert clock.slept == []  # refused at once, not retried every few seconds for ever
     assert _count(wh) == 3

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
-from datetime import timedelta
+from datetime import UTC
 
 import orjson
 
-from stream_jobs.testing import AZ_IP, CHROME, IPHONE, TR_IP, raw_event
+from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.models import DETAIL_FIELDS, ENRICHED_FIELDS, WHO_FIELDS
-from stream_jobs.pipeline import Rejected
+from tests.stream_jobs.samples import AZ_IP, CHROME, IPHONE, TR_IP, raw_event
 
 
 def test_a_pageview_becomes_a_contract_event(make_pipeline) -> None:
@@ -47,8 +48,8 @@ def test_mobile_tablet_and_asn_fallback(make_pipeline) -> None:
     assert make_pipeline().run(raw_event(ua=ipad))["device_type"] == "tablet"
 
 
-def _rejected(result) -> Rejected:
-    assert isinstance(result, Rejected), result
+def _rejected(result) -> DeadLetter:
+    assert isinstance(result, DeadLetter), result
     return result
 
 
@@ -92,7 +93,7 @@ def test_consent_reason_for_opted_out_customer(make_pipeline, keys) -> None:
 
 
 def test_enrichment_reason_for_undecryptable_ip(make_pipeline) -> None:
-    from producers.crypto import decrypt_ip, encrypt_ip
+    from contract.crypto import decrypt_ip, encrypt_ip
 
     key = secrets.token_bytes(32)
     pipeline = make_pipeline(decrypt_ip=lambda blob: decrypt_ip(key, blob))
@@ -115,7 +116,7 @@ def test_an_exception_in_a_step_becomes_a_dead_letter(make_pipeline) -> None:
 
 def test_consent_decides_cookie_or_cookieless(make_pipeline, clock) -> None:
     pipeline = make_pipeline()
-    with_cookie = dict(consent="analytics", vid="cookie-id-123456")
+    with_cookie = {"consent": "analytics", "vid": "cookie-id-123456"}
     a = pipeline.run(raw_event(**with_cookie))
     b = pipeline.run(raw_event(**with_cookie, ip=TR_IP, ua=IPHONE))
     assert a["visitor_id"] == b["visitor_id"] and a["consent"] == "analytics"
@@ -130,7 +131,7 @@ def test_cookieless_ids_rotate_daily(make_pipeline, clock) -> None:
     pipeline = make_pipeline()
     today = pipeline.run(raw_event())["visitor_id"]
     assert pipeline.run(raw_event())["visitor_id"] == today
-    clock.now += timedelta(days=1)
+    clock.advance(days=1)
     assert pipeline.run(raw_event())["visitor_id"] != today
 
 
@@ -147,7 +148,7 @@ def test_customer_pid_is_stable_until_erasure(make_pipeline, keys) -> None:
 
 def test_email_open_counts_per_recipient_and_campaign(make_pipeline) -> None:
     pipeline = make_pipeline()
-    one = dict(type="email_open", campaign="spring", recipient="tok_12345678", url=None)
+    one = {"type": "email_open", "campaign": "spring", "recipient": "tok_12345678", "url": None}
     a, b = pipeline.run(raw_event(**one)), pipeline.run(raw_event(**one, ip=TR_IP))
     assert a["visitor_id"] == b["visitor_id"] and a["campaign_id"] == "spring"
     other = pipeline.run(raw_event(**{**one, "recipient": "tok_87654321"}))
@@ -248,7 +249,7 @@ def test_consent_mid_visit_stays_one_visitor_and_one_visit(make_pipeline) -> Non
     sessions: dict = {}
     pipeline = make_pipeline(sessions)
     t0 = 1_790_000_000_000
-    cookie = dict(consent="analytics", vid="cookie-id-123456")
+    cookie = {"consent": "analytics", "vid": "cookie-id-123456"}
     before = pipeline.run(raw_event(ts=t0))
     after = [pipeline.run(raw_event(ts=t0 + s * 1000, type=t, **cookie))
              for s, t in ((5, "custom"), (9, "pageview"), (20, "engagement"))]
@@ -280,3 +281,26 @@ def test_a_known_cookie_is_never_merged_into_a_cookieless_visit(make_pipeline) -
     pipeline.run(raw_event(ts=t0))  # someone else, cookieless, same IP and UA
     other = pipeline.run(raw_event(ts=t0 + 1000, consent="analytics", vid="known-1234567"))
     assert other["visitor_id"] == known["visitor_id"]
+
+
+def test_every_dead_letter_reason_is_in_the_one_list() -> None:
+    """``dead_letters.REASONS`` is the only list of reasons: each one a step, the pipeline or
+    the sink gives is in it, and the ``Reason`` type says the same."""
+    from datetime import datetime
+    from pathlib import Path
+    from typing import get_args
+
+    import stream_jobs
+    from stream_jobs.dead_letters import NOT_REPLAYABLE, REASONS, Reason
+    from stream_jobs.poison import poison_record, valid_dead_letter
+
+    assert list(REASONS) == list(get_args(Reason)) and set(REASONS) >= NOT_REPLAYABLE
+    given = set()
+    for source in Path(stream_jobs.__file__).parent.glob("*.py"):
+        given |= set(re.findall(r'DeadLetter\("([a-z_]+)"', source.read_text()))
+    assert given and given <= set(REASONS), given - set(REASONS)
+    assert given >= {"size", "schema", "consent", "bot", "enrichment", "undecodable"}
+    poison = orjson.loads(poison_record("mayak.events", 0, 7, "zlib.error",
+                                        datetime(2026, 1, 1, tzinfo=UTC)))
+    assert valid_dead_letter(poison) and poison["reason"] == "undecodable"
+    assert poison["detail"] == "mayak.events/0/7: zlib.error" and poison["step"] == "sink"

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from crawleruseragents import CRAWLER_USER_AGENTS_DATA
 
-from stream_jobs.testing import raw_event
 from stream_jobs.useragent import UAClassifier
+from tests.stream_jobs.samples import raw_event
 
 ROOT = Path(__file__).resolve().parents[2]
 # ../shared beside the checkout (CI, the main checkout) or two levels up (a worktree)
@@ -139,9 +139,11 @@ def test_service_request_from_a_monitor_is_counted_apart(make_pipeline) -> None:
 
 @pytest.mark.parametrize("agent, device, browser, brand", [
     # Android TVs (Sony, Amazon Fire TV, Xiaomi box) are TVs, not tablets
-    ("Mozilla/5.0 (Linux; Android 9; BRAVIA 4K GB Build/PTT1.190515.001.S52) AppleWebKit/537.36 "
+    ("Mozilla/5.0 (Linux; Android 9; BRAVIA 4K GB Build/PTT1.190515.001.S52) "
+     "AppleWebKit/537.36 "
      "(KHTML, like Gecko) Chrome/92.0.4515.159 Safari/537.36", "tv", "Chrome", None),
-    ("Mozilla/5.0 (Linux; Android 9; AFTMM Build/PS7633) AppleWebKit/537.36 (KHTML, like Gecko) "
+    ("Mozilla/5.0 (Linux; Android 9; AFTMM Build/PS7633) AppleWebKit/537.36 "
+     "(KHTML, like Gecko) "
      "Chrome/120.0.6099.230 Safari/537.36", "tv", None, None),
     ("Mozilla/5.0 (SMART-TV; LINUX; Tizen 6.0) AppleWebKit/537.36 (KHTML, like Gecko) "
      "SamsungBrowser/4.0 Chrome/76.0.3809.146 TV Safari/537.36", "tv", "Samsung Internet", None),
@@ -150,22 +152,27 @@ def test_service_request_from_a_monitor_is_counted_apart(make_pipeline) -> None:
      "Chrome/120.0.0.0 Mobile Safari/537.36", "tablet", "Chrome Mobile", "Samsung"),
     ("Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
      "Chrome/120.0.0.0 Safari/537.36", "tablet", "Chrome", ""),
-    ("Mozilla/5.0 (PlayStation; PlayStation 5/2.26) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    ("Mozilla/5.0 (PlayStation; PlayStation 5/2.26) AppleWebKit/605.1.15 "
+     "(KHTML, like Gecko) "
      "Version/13.0 Safari/605.1.15", "console", None, None),
-    ("Mozilla/5.0 (X11; GNU/Linux) AppleWebKit/537.36 (KHTML, like Gecko) Chromium/79.0.3945.130 "
+    ("Mozilla/5.0 (X11; GNU/Linux) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chromium/79.0.3945.130 "
      "Chrome/79.0.3945.130 Safari/537.36 Tesla/2020.16.2.1-e99c70fff409", "car", None, None),
     ("Mozilla/5.0 (Linux; Android 11; SM-R875F) AppleWebKit/537.36 (KHTML, like Gecko) "
      "Chrome/96.0.4664.104 Mobile Safari/537.36", "wearable", None, None),
     # regional browsers
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
      "Chrome/120.0.0.0 YaBrowser/24.1.0.0 Safari/537.36", "desktop", "Yandex Browser", None),
-    ("Mozilla/5.0 (Linux; Android 11; Redmi Note 8 Pro) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/120.0.0.0 YaApp_Android/23.111.1 YaSearchBrowser/23.111.1 BroPP/1.0 SA/3 Mobile "
+    ("Mozilla/5.0 (Linux; Android 11; Redmi Note 8 Pro) AppleWebKit/537.36 "
+     "(KHTML, like Gecko) "
+     "Chrome/120.0.0.0 YaApp_Android/23.111.1 "
+     "YaSearchBrowser/23.111.1 BroPP/1.0 SA/3 Mobile "
      "Safari/537.36", "mobile", "Yandex app", "XiaoMi"),
     ("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
      "SamsungBrowser/23.0 Chrome/115.0.0.0 Mobile Safari/537.36", "mobile", "Samsung Internet",
      ""),
-    ("Mozilla/5.0 (Linux; U; Android 10; en-US; RMX1911 Build/QKQ1.200209.002) AppleWebKit/537.36"
+    ("Mozilla/5.0 (Linux; U; Android 10; en-US; RMX1911 Build/QKQ1.200209.002) "
+     "AppleWebKit/537.36"
      " (KHTML, like Gecko) Version/4.0 Chrome/78.0.3904.108 UCBrowser/13.4.0.1306 Mobile "
      "Safari/537.36", "mobile", "UC Browser", "Oppo"),
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stream_jobs.channels import CHANNELS, classify, source_of_host
-from stream_jobs.testing import raw_event
+from tests.stream_jobs.samples import raw_event
 
 PAGE = "https://e-legal.az/services/notary"
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
 
 from producers.collector.pixel_gate import PixelGate, fetch_signals
 from stream_jobs.geo import GeoLookup
+from stream_jobs.geo_writer import write_geoip
 from stream_jobs.processors import build_pipeline
-from stream_jobs.testing import AZ_IP, CHROME, raw_event
+from tests.clock import FakeClock
+from tests.stream_jobs.samples import AZ_IP, CHROME, raw_event
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_ANON = next((p for p in (b / "shared" / "testdata" / "maxmind" /
@@ -55,11 +55,11 @@ def test_fetch_signals_and_the_pixel_window() -> None:
         {"purpose": "prefetch", "sent_at": 1_780_000_000_123}
     assert fetch_signals("GET", {}, {"s": "yesterday"}) == {}  # ignored, the open still counts
     assert fetch_signals("GET", {}, {"s": "12"}) == {}  # 1970: not a send time
-    now = [100.0]
-    gate = PixelGate(30, max_keys=2, clock=lambda: now[0])
+    clock = FakeClock()
+    gate = PixelGate(30, max_keys=2, clock=clock)
     assert gate.first("c", "r1", "1.1.1.1", "ua") and not gate.first("c", "r1", "1.1.1.1", "ua")
     assert gate.first("c", "r1", "2.2.2.2", "ua")  # another fetcher: a scanner, then a reader
-    now[0] += 31
+    clock.advance(31)
     assert gate.first("c", "r1", "1.1.1.1", "ua")  # after the window: another open
     gate.forget("c", "r1", "1.1.1.1", "ua")  # not recorded (broker down): the retry counts
     assert gate.first("c", "r1", "1.1.1.1", "ua")
@@ -67,13 +67,9 @@ def test_fetch_signals_and_the_pixel_window() -> None:
 
 @pytest.fixture
 def anon_db(tmp_path) -> Path:
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-Anonymous-IP")
-    writer.insert_network(IPSet(["192.0.2.0/24"]), {"is_anonymous": True,
-                                                    "is_hosting_provider": True})
-    writer.insert_network(IPSet(["198.18.0.0/15"]), {"is_anonymous": True,
-                                                     "is_anonymous_vpn": True})
-    writer.to_db_file(str(tmp_path / "anon.mmdb"))
-    return tmp_path / "anon.mmdb"
+    return write_geoip(tmp_path / "anon.mmdb", "GeoIP2-Anonymous-IP", {
+        "192.0.2.0/24": {"is_anonymous": True, "is_hosting_provider": True},
+        "198.18.0.0/15": {"is_anonymous": True, "is_anonymous_vpn": True}})
 
 
 def test_service_requests_from_hosting_networks_are_bots(keys, classifier, clock, geo_dbs,

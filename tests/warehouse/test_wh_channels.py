@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
+from tests.warehouse.samples import START
 from warehouse.query import Query, run
-from warehouse.testing import START
 
 pytestmark = pytest.mark.clickhouse
 D1 = START.date()

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
+from tests.warehouse.samples import START
 from warehouse.details import sections_report
 from warehouse.query import Query, QueryError, build, choose_source, run, utc_bounds
-from warehouse.testing import START
 
 D1 = START.date()
 COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id", "path",
@@ -77,7 +77,7 @@ def test_detail_questions_read_raw_events_with_keys_bound() -> None:
     assert "format" not in sql.text and "lang" not in sql.text and "az" not in sql.text
     assert (sql.parameters["pk_d0"], sql.parameters["pk_f0"]) == ("format", "lang")
     assert sql.columns == ["prop:format", "events"]
-    with pytest.raises(QueryError, match="unknown dimension 'nope'.*prop:<key>"):
+    with pytest.raises(QueryError, match=r"unknown dimension 'nope'.*prop:<key>"):
         q(dimensions=("nope",))
 
 

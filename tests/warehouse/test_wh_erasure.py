@@ -6,14 +6,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from anonymizer.keystore import KeyStore
 from anonymizer.pseudonym import customer_pid
+from tests.clock import FakeClock
+from tests.warehouse.samples import START, insert_events, synthetic_events
 from warehouse.erasure import erase_customer, export_customer, pseudonym_of
-from warehouse.testing import START, insert_events, synthetic_events
 
 pytestmark = pytest.mark.clickhouse
 UID = "portal-customer-4711"
@@ -48,7 +49,7 @@ def test_erase_removes_every_linked_row_and_the_key(wh, keys) -> None:
     assert len(export_customer(wh, keys, UID)) == 1
 
     done = erase_customer(wh, keys, UID, actor="admin-ana", via="cli", opt_out=True,
-                          clock=lambda: datetime(2026, 5, 1, tzinfo=timezone.utc))
+                          clock=FakeClock(datetime(2026, 5, 1, tzinfo=UTC)))
 
     assert done.rows_deleted == {"events": 3, "sessions": 2, "failed_events": 1}
     assert done.key_destroyed and done.opted_out and done.subject == pid
@@ -66,6 +67,7 @@ def test_erase_removes_every_linked_row_and_the_key(wh, keys) -> None:
     log = wh.query("SELECT subject, actor, via, rows_deleted, key_destroyed, opted_out "
                    "FROM erasure_log").result_rows
     assert log == [(pid, "admin-ana", "cli", done.rows_deleted, 1, 1)]
+    assert str(wh.query("SELECT ts FROM erasure_log").result_rows[0][0]).startswith("2026-05-01")
     dump = str(wh.query("SELECT * FROM erasure_log").result_rows)
     assert UID not in dump
 

@@ -13,9 +13,8 @@ import time
 import httpx
 import pytest
 
-from anonymizer.keystore import KeyStore
+from anonymizer.keystore import KeyStore, keystore_path
 from producers.hooks.tracker import Tracker
-from stream_jobs.processors import keystore_path
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"

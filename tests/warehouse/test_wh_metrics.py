@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from tests.warehouse.samples import START, fixed_visits, insert_events
 from warehouse import goals, reports
 from warehouse.query import Query, run
-from warehouse.testing import START, fixed_visits, insert_events
 
 pytestmark = pytest.mark.clickhouse
 DAY = START.date() + timedelta(days=1)  # fixed_visits' day; 10:xx UTC is 14:xx in Baku

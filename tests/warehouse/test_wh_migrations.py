@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.warehouse.samples import START, fixed_visits, insert_events
 from warehouse import reports
 from warehouse.migrate import discover, migrate
-from warehouse.testing import START, fixed_visits, insert_events
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "schema.sql"
 pytestmark = pytest.mark.clickhouse
@@ -49,7 +49,7 @@ def test_schema_matches_snapshot(wh) -> None:
 
 
 def test_materialized_views_feed_the_aggregates(wh) -> None:
-    rows = [["00000000-0000-0000-0000-00000000000%d" % i, kind, "s1", f"2026-03-0{day} 10:15:00",
+    rows = [[f"00000000-0000-0000-0000-00000000000{i}", kind, "s1", f"2026-03-0{day} 10:15:00",
              f"v{i % 3}", f"s{i % 2}", "/a" if i % 2 else "/b", "AZ"]
             for i, (kind, day) in enumerate([("pageview", 1), ("pageview", 1), ("pageview", 2),
                                              ("email_open", 2), ("engagement", 2)])]
@@ -119,3 +119,59 @@ def test_web_metric_migrations_keep_rows_and_backfill(ch) -> None:
     assert one("SELECT sum(events), uniqCombinedMerge(12)(web_visitors) FROM agg_site_hourly"
                ) == [(before["site"][0][0] + 1, 6)]
     assert reports.summary(ch, "m", day, day).data["bounce_rate"] == 0.5  # A, E, F of 6
+
+
+def _backfill_figures(client) -> dict:
+    one = lambda sql: client.query(sql).result_rows  # noqa: E731
+    return {
+        "sections": one("SELECT section, sum(events), sum(pageviews), sum(engaged_ms), "
+                        "sum(section_ms), uniqCombinedMerge(12)(web_visitors) "
+                        "FROM agg_section_hourly GROUP BY section ORDER BY section"),
+        "site": one("SELECT sum(custom_events), sum(outbound_clicks), sum(pageviews), "
+                    "uniqCombinedMerge(12)(web_visitors) FROM agg_site_hourly"),
+        **{table: one(f"SELECT dimension, sum(custom_events), sum(outbound_clicks), "
+                      f"sum(pageviews), uniqCombinedMerge(12)(web_visitors) FROM {table} "
+                      "GROUP BY dimension ORDER BY dimension")
+           for table in ("agg_dim_hourly", "agg_dim_daily")},
+        "sessions": one("SELECT sum(web_events), sum(interactions), sum(pageviews), count() "
+                        "FROM (SELECT session_id, sum(web_events) AS web_events, "
+                        "sum(interactions) AS interactions, sum(pageviews) AS pageviews "
+                        "FROM sessions GROUP BY site_id, day, session_id)"),
+    }
+
+
+def test_an_interrupted_upgrade_reruns_the_backfills_without_doubling(ch) -> None:
+    """Killed after a backfill's insert but before the migration was recorded, the upgrade
+    runs 0009 / 0011 again: every sum stays what one clean run gives."""
+    from tests.warehouse.samples import drop, fresh_database, synthetic_events
+    from warehouse.migrate import layout_of
+
+    web, non_web = fixed_visits()
+    events = web + non_web + synthetic_events(200)
+    clean = fresh_database()
+    try:
+        migrate(clean, upto=8)
+        insert_events(clean, events)
+        migrate(clean)
+        once = _backfill_figures(clean)
+    finally:
+        drop(clean)
+    assert once["site"][0][:2] == (1, 1) and once["sections"]  # there is something to double
+
+    migrate(ch, upto=8)
+    insert_events(ch, events)
+    by_version = {m.version: m for m in discover()}
+
+    def rerun(version: int) -> None:
+        for statement in by_version[version].statements(layout_of(ch)):
+            ch.command(statement)
+
+    rerun(9)  # interrupted after 0009's insert: not recorded, so it runs again
+    migrate(ch, upto=10)
+    backfill = by_version[11].statements(layout_of(ch))
+    ch.command(backfill[0])  # interrupted after 0011's first insert
+    migrate(ch)
+    assert _backfill_figures(ch) == once
+    rerun(9)  # and each backfill once more, whole
+    rerun(11)
+    assert _backfill_figures(ch) == once

@@ -1,4 +1,5 @@
-"""The read path: whitelists, bound parameters, rollup choice, and rollups agreeing with raw events."""
+"""The read path: whitelists, bound parameters, rollup choice, and rollups agreeing with raw
+events."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from datetime import date, timedelta
 
 import pytest
 
+from tests.warehouse.samples import START, insert_events, synthetic_events
 from warehouse import reports
 from warehouse.campaigns import register_send
 from warehouse.query import Query, QueryError, build, choose_source, run
-from warehouse.testing import START, insert_events, synthetic_events
 
 D1 = START.date()
 D3 = D1 + timedelta(days=2)
@@ -137,5 +138,5 @@ def test_daily_split_and_top_n_match_raw_events(wh, kw) -> None:
                                 {"date_from": date(2107, 1, 1), "date_to": date(2107, 1, 2)}])
 def test_dates_outside_the_sane_range_are_refused(kw) -> None:
     # past 2106 ClickHouse's DateTime wraps and would answer with other dates' rows
-    with pytest.raises(QueryError, match="date range must lie within 2020-01-01..2100-12-31"):
+    with pytest.raises(QueryError, match=r"date range must lie within 2020-01-01..2100-12-31"):
         q(**kw)

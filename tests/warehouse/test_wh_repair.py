@@ -3,14 +3,15 @@ never landed, are rewritten to equal a recount of their source (warehouse/repair
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from stream_jobs.sink import Lander, event_row
+from tests.clock import FakeClock
 from tests.rollup_recount import differences
+from tests.warehouse.samples import insert_events, synthetic_events
 from warehouse.repair import InflightJournal, days_of_ms, repair_days, rollups_of
-from warehouse.testing import insert_events, synthetic_events
 
 pytestmark = pytest.mark.clickhouse
 
@@ -114,12 +115,14 @@ def test_the_lander_does_not_land_twice_what_a_failed_attempt_landed_and_repairs
     values = [{**{k: str(v) if k == "event_id" else v for k, v in r.items()},
                "ts": int(r["ts"].timestamp() * 1000)} for r in rows]
     journal = InflightJournal(tmp_path / "events.json", "events", "ts")
-    lander = Lander(_LandsEventsOnlyThenFails(wh), "events", event_row, sleep=lambda s: None,
+    clock = FakeClock()
+    lander = Lander(_LandsEventsOnlyThenFails(wh), "events", event_row, clock=clock,
                     journal=journal)
     assert lander.land([(0, i, v) for i, v in enumerate(values)]) == 300
     assert wh.query("SELECT count(), uniqExact(event_id) FROM events").result_rows == [(300, 300)]
     assert differences(wh) == dict.fromkeys(ROLLUPS, 0)
     assert journal.pending() == []  # checked and forgotten
+    assert clock.slept == [lander.retry_seconds]  # one failed attempt, retried after a pause
 
 
 def test_the_journal_names_the_days_of_the_insert_in_flight(tmp_path) -> None:
@@ -133,7 +136,7 @@ def test_the_journal_names_the_days_of_the_insert_in_flight(tmp_path) -> None:
 
 
 def test_a_summing_rollup_is_compared_by_its_key_and_repaired(wh) -> None:
-    today = datetime.now(timezone.utc).date()  # dead letters are kept 30 days
+    today = datetime.now(UTC).date()  # dead letters are kept 30 days
     rows = [{"failed_at": f"{today - timedelta(days=d)} 10:00:00", "reason": "bot", "step": "useragent",
              "detail": "Googlebot", "site_id": "s1", "event_id": f"e{d}{i}", "payload": "{}",
              "kafka_partition": 0, "kafka_offset": 10 * d + i} for d in (1, 2) for i in range(3)]

@@ -4,7 +4,7 @@ expired rows (back-dated rows, then a merge; rules with WHERE apply at merge tim
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from warehouse import retention
 from warehouse.retention import load_schedule
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def test_schedule_defaults_per_purpose() -> None:
@@ -32,7 +32,8 @@ def test_schedule_defaults_per_purpose() -> None:
     ('[purposes.p]\nkeep = "13 MONTHS"\n', "keep must look like"),
     ('[purposes.p]\nkeep = "1 DAY"\n[tables.t]\ntime = "d"\nrules = [{ purpose = "q" }]\n',
      "unknown purpose"),
-    ('[purposes.p]\nkeep = "1 DAY"\n[tables.t]\ntime = "d"\nrules = [{ purpose = "p", where = "x" }]\n',
+    ('[purposes.p]\nkeep = "1 DAY"\n[tables.t]\ntime = "d"\n'
+     'rules = [{ purpose = "p", where = "x" }]\n',
      "exactly one rule"),
 ])
 def test_schedule_rejects_mistakes(tmp_path: Path, bad: str, message: str) -> None:

@@ -61,6 +61,9 @@ GROUP BY site_id, section, hour;
 -- hand only with the workers stopped, or rows landed meanwhile are counted twice. Plain
 -- names: on a cluster this reads every shard and inserts through the shard-spanning table
 -- (an INSERT is not replicated DDL: it runs once, from where the migrations run).
+-- Idempotent: an upgrade interrupted after this insert (before the migration was recorded)
+-- runs it again; the rows are whole (site, section, hour) groups, and a group already in
+-- the new table (only this insert can have written it yet) is not inserted twice.
 INSERT INTO agg_section_hourly
 SELECT
     site_id,
@@ -81,4 +84,6 @@ FROM (
         if(empty(section_names) AND section != '', [toUInt32(0)], section_ms) AS dwell
     WHERE event_type IN ('pageview', 'engagement', 'custom', 'outbound')
 )
+WHERE (site_id, seen, toStartOfHour(ts)) GLOBAL NOT IN (
+    SELECT site_id, section, hour FROM agg_section_hourly)
 GROUP BY site_id, section, hour;

@@ -7,6 +7,11 @@
 -- agg_dim_daily through its view.
 -- Rollup hours whose raw events already expired (events are kept 13 months, rollups 5
 -- years) cannot be recomputed: their web-only columns stay empty.
+-- Idempotent: an upgrade interrupted after some of these inserts (before the migration was
+-- recorded) runs them all again. Each insert writes whole groups of its target's key, and
+-- skips the keys that already carry a backfilled web figure (nothing else can have written
+-- one yet: the worker migrates before it consumes); a key skipped for having none gets
+-- only zeros and empty states again, which change nothing.
 -- The sessions rows repeat the session's first/last time, country and device (min, max and
 -- any of the same events: idempotent), so the session's other columns are unchanged.
 INSERT INTO agg_site_hourly (site_id, hour, custom_events, outbound_clicks, web_visitors,
@@ -21,6 +26,9 @@ SELECT
     uniqCombinedStateIf(12)(session_id, session_id != ''
         AND event_type IN ('pageview', 'engagement', 'custom', 'outbound'))
 FROM events
+WHERE (site_id, toStartOfHour(ts)) GLOBAL NOT IN (
+    SELECT site_id, hour FROM agg_site_hourly
+    WHERE custom_events > 0 OR outbound_clicks > 0 OR finalizeAggregation(web_visitors) > 0)
 GROUP BY site_id, hour;
 
 INSERT INTO agg_dim_hourly (site_id, dimension, value, hour, custom_events, outbound_clicks,
@@ -56,6 +64,9 @@ ARRAY JOIN [
     ('service_type', toString(service_type)),
     ('campaign_id', toString(campaign_id))
 ] AS pair
+WHERE (site_id, dimension, value, hour) GLOBAL NOT IN (
+    SELECT site_id, dimension, value, hour FROM agg_dim_hourly
+    WHERE custom_events > 0 OR outbound_clicks > 0 OR finalizeAggregation(web_visitors) > 0)
 GROUP BY site_id, dimension, value, hour;
 
 INSERT INTO sessions (site_id, day, session_id, started, ended, web_events, interactions,
@@ -72,4 +83,6 @@ SELECT
     any(device_type)
 FROM events
 WHERE session_id != ''
+    AND (site_id, toDate(ts), session_id) GLOBAL NOT IN (
+        SELECT site_id, day, session_id FROM sessions WHERE web_events > 0)
 GROUP BY site_id, day, session_id;

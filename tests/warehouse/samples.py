@@ -12,7 +12,8 @@ import random
 import shutil
 import tempfile
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -24,7 +25,7 @@ COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id"
 _NUMBERS = {"engaged_ms", "scroll_pct"}
 
 # recent enough that no retention rule (shortest: 90 days) has removed any of them yet
-START = (datetime.now(timezone.utc) - timedelta(days=7)).replace(hour=0, minute=0, second=0,
+START = (datetime.now(UTC) - timedelta(days=7)).replace(hour=0, minute=0, second=0,
                                                                  microsecond=0)
 
 
@@ -53,7 +54,7 @@ def synthetic_events(n: int = 400, site: str = "s1", seed: int = 1) -> list[dict
     return rows
 
 
-def insert_events(client, rows: list[dict]) -> None:
+def insert_events(client: Client, rows: list[dict]) -> None:
     client.insert("events", [[r.get(c, 0 if c in _NUMBERS else "") for c in COLUMNS]
                              for r in rows], column_names=COLUMNS)
 
@@ -97,7 +98,7 @@ def fixed_visits(site: str = "m", day_offset: int = 1) -> tuple[list[dict], list
     return web, non_web
 
 
-def _fixed(site: str, kind: str, visitor: str, ts: datetime, path: str, **extra) -> dict:
+def _fixed(site: str, kind: str, visitor: str, ts: datetime, path: str, **extra: Any) -> dict:
     return {"event_id": uuid.uuid4(), "event_type": kind, "site_id": site, "ts": ts,
             "visitor_id": visitor, "session_id": f"{visitor}-1", "path": path,
             "country": "AZ", "device_type": "desktop", **extra}

@@ -8,18 +8,24 @@ Both models forbid unknown fields, so a typo is a 400 naming the field, not sile
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from uuid import UUID
 
-from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo,
-                      field_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
-#: Event types a browser may send; the others are made by the collector or the hooks only.
+#: Event types a browser may send; the others (``EventType``) are made by the collector or the
+#: hooks only.
 BROWSER_TYPES = frozenset({"pageview", "engagement", "custom", "outbound"})
-SERVER_TYPES = frozenset({"email_open", "service_request"})
-EVENT_TYPES = BROWSER_TYPES | SERVER_TYPES
 
 MAX_MS = 86_400_000  # one day: no single page view is engaged for longer
 # 2020-01-01 .. 2100-01-01 in epoch ms; rejects seconds-instead-of-ms and garbage clocks
@@ -110,6 +116,6 @@ class RawEvent(_Base):
         return self.model_dump_json(exclude_none=True).encode()
 
 
-def field_of(error: dict) -> str:
+def field_of(error: ErrorDetails) -> str:
     """Dotted field path of one pydantic error, e.g. ``props.x`` or ``3.type``."""
     return ".".join(str(p) for p in error.get("loc", ())) or "body"

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from anonymizer.pseudonym import keyed_hash
+
 _AAD = b"mayak.ip.v1"
 
 
@@ -59,13 +61,8 @@ def partition_secret(master: bytes) -> bytes:
     return _derive(master, b"partition-key")
 
 
-# the cipher and HMAC objects are built once per key (the collector calls these per event)
+# the cipher is built once per key (the collector calls these per event)
 _aead = functools.lru_cache(maxsize=8)(AESGCM)
-
-
-@functools.lru_cache(maxsize=8)
-def _mac(secret: bytes) -> "hmac.HMAC":
-    return hmac.new(secret, digestmod=hashlib.sha256)
 
 
 class _Nonces:
@@ -113,6 +110,4 @@ def decrypt_ip(key: bytes, blob: str) -> str:
 
 def partition_key(secret: bytes, *parts: str) -> bytes:
     """Keyed hash of the visitor identity parts, as the Kafka message key (32 hex chars)."""
-    mac = _mac(secret).copy()
-    mac.update("\x1f".join(parts).encode())
-    return mac.hexdigest()[:32].encode()
+    return keyed_hash(secret, *parts).encode()
