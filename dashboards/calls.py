@@ -12,6 +12,10 @@ from dashboards.auth import Principal
 
 @dataclass
 class Answer:
+    """An endpoint's answer: the JSON payload, how many cells it reveals (for the audit), the
+    question as the audit keeps it, and a response of another format when not JSON. (The
+    collector's bare ASGI response is ``producers.collector.app.RawResponse``.)"""
+
     payload: dict
     cells: int
     request: dict
@@ -20,6 +24,9 @@ class Answer:
 
 @dataclass
 class Call:
+    """What a checked request hands an endpoint: query parameters, JSON body, path parameters
+    and who asks."""
+
     params: qp.QueryParams
     body: dict
     path: dict

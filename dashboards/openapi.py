@@ -133,8 +133,9 @@ PATHS: dict[str, dict[str, dict]] = {
     "/api/research/budget": {"get": _op("The caller's privacy budget", RESEARCH,
                                         tag="research")},
     "/api/admin/research/budget": {"post": _op(
-        "Set a researcher's privacy budget", ADMIN, body={"researcher": _S, "epsilon": {"type": "number"},
-                                   "delta": {"type": "number"}, "period": _S},
+        "Set a researcher's privacy budget", ADMIN,
+        body={"researcher": _S, "epsilon": {"type": "number"}, "delta": {"type": "number"},
+              "period": _S},
         tag="admin")},
     "/api/admin/research/budgets": {"get": _op("Every researcher's budget", ADMIN,
                                                tag="admin")},

@@ -22,6 +22,7 @@ hole, rarer, remained on ``mayak.events`` without them: ``CommitGuard`` reads it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -187,6 +188,12 @@ def register_agents(app: faust.App, topics: Topics, settings: Settings,
             buffer.drop()  # acked, never committed: whoever gets them reads them again
         for lander in (landers or {}).values():
             lander.reset()  # another worker may land these partitions meanwhile
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust types sync receivers
+    async def on_assigned(app: faust.App, assigned: set[Any], **kwargs: Any) -> None:
+        # a never-committed partition's first offset; not awaited here: the consumer thread
+        # that would answer waits for this rebalance callback to return
+        guard.learning = asyncio.ensure_future(guard.learn_starts(set(assigned)))
 
     @app.timer(5.0)
     async def rewind_lost_offsets() -> None:

@@ -19,6 +19,7 @@ from stream_jobs.batching import INDEX_BITS
 from stream_jobs.monitor import QuietMonitor
 from stream_jobs.processors import pipeline_from_settings
 from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_row, failed_row, journals
+from stream_jobs.topics import define_topics
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -48,8 +49,6 @@ def create_app(settings: Settings, client: Client | None, *, clock: Clock = SYST
         producer_linger=0.005,
         monitor=QuietMonitor(),  # Faust's per-message statistics: unused (stream_jobs/monitor.py)
     )
-    from stream_jobs.topics import define_topics
-
     keys = keys or keystore_from_settings(settings)
     landers = None
     if client is not None:

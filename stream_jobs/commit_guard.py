@@ -44,12 +44,15 @@ checks those names against the installed Faust.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from faust.types import TP
+
+from aiokafka.structs import TopicPartition
 
 log = logging.getLogger("mayak.stream_jobs")
 
@@ -59,7 +62,8 @@ class CommitGuard:
         self.app = app  # its consumer is created on first use
         self.topics = set(topics)
         self.suspects: dict = {}  # tp -> (next to commit, first acked) seen at the last check
-        self.starts: dict = {}  # tp -> first offset in the partition (learned by check())
+        self.starts: dict = {}  # tp -> first offset in the partition (learn_starts)
+        self.learning: asyncio.Task | None = None  # the task of learn_starts started on assignment
 
     def install(self) -> None:
         """Hook Faust's consumer (once): skipped offsets of our topics are not taken for
@@ -85,15 +89,47 @@ class CommitGuard:
         consumer._add_gap = no_gap_for_ours
         consumer._mayak_guard = self
 
+    async def learn_starts(self, tps: Iterable[TP]) -> None:
+        """Find which of our partitions in ``tps`` the group never committed, and their first
+        offsets. Called on each assignment (as a task) and by ``check``. Faust's committed
+        offset is None both for those and, after an assignment, until its own seek has read
+        the group's offsets (it hands out and acks messages before that): a partition is
+        committed from its first offset only when the broker said it was never committed,
+        else only once Faust knows its committed offset. (Committing before that seek let
+        the seek put the old committed offset back, and the guard read those offsets again.)"""
+        ours = [tp for tp in tps if tp.topic in self.topics]
+        for tp in ours:
+            self.starts.pop(tp, None)
+        if not ours:
+            return
+        try:
+            committed = await self.group_committed(ours)
+            fresh = [tp for tp in ours if not committed.get(tp)]  # Faust keeps 0 as None
+            earliest = await self.app.consumer.earliest_offsets(*fresh) if fresh else {}
+        except Exception as exc:  # check() looks them up again
+            log.warning("could not look up where %d partition(s) start: %r", len(ours), exc)
+            return
+        for tp in fresh:
+            self.starts[tp] = earliest[tp]
+
+    async def group_committed(self, tps: Iterable[TP]) -> dict:
+        """The group's committed offset of each of ``tps`` (None: never committed), asked
+        of the broker through Faust's aiokafka consumer."""
+        thread = self.app.consumer._thread
+        consumer = thread._ensure_consumer()
+        return {tp: await thread.call_thread(consumer.committed,
+                                             TopicPartition(tp.topic, tp.partition))
+                for tp in tps}
+
     def acked(self, message: Any) -> bool:
         """Whether ``message`` was acked already (it is being read a second time)."""
         return message.offset in self.app.consumer._acked_index.get(message.tp, ())
 
     def _next(self, tp: TP) -> int | None:
-        """The next offset of ``tp`` to commit: the committed one (the partition's first
-        offset when the group never committed it; None until check() learned that)."""
+        """The next offset of ``tp`` to commit: the committed one (the first offset of a
+        partition the group never committed; None while unknown)."""
         committed = self.app.consumer._committed_offset.get(tp)
-        if committed is None:  # Faust keeps a committed 0 as None too
+        if committed is None:  # never committed (or at 0), or before Faust's seek
             return self.starts.get(tp)
         return committed
 
@@ -124,7 +160,7 @@ class CommitGuard:
                    if tp.topic in self.topics and acked and tp not in self.starts
                    and consumer._committed_offset.get(tp) is None]
         if unknown:  # never committed: commits wait until the first offset is known
-            self.starts.update(await consumer.earliest_offsets(*unknown))
+            await self.learn_starts(unknown)
         self.tidy()
         holes = self.holes()
         rewound = []

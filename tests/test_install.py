@@ -164,3 +164,44 @@ def test_a_broker_that_cannot_answer_fails_closed(tmp_path) -> None:
     check_install(settings, reset_keys=True,  # deliberately new keys: Kafka is not asked
                   sources=[lambda: worker_offsets_evidence(settings)])
     assert keystore_path(settings).exists()
+
+
+class _Admin:
+    """A fake kafka-python admin client answering ``list_group_offsets`` with ``error``."""
+
+    error: Exception | None = None
+    calls = 0
+
+    def __init__(self, **_) -> None:
+        pass
+
+    def list_group_offsets(self, groups: dict) -> dict:
+        _Admin.calls += 1
+        raise _Admin.error
+
+    def close(self) -> None:
+        pass
+
+
+def test_offsets_evidence_fails_closed_unless_the_group_is_unknown(tmp_path, monkeypatch) -> None:
+    """A group the broker does not know is "never consumed"; a coordinator that stays
+    unavailable (retriable) past the wait, or any other error, stops the start."""
+    import kafka
+    from kafka.errors import (
+        CoordinatorNotAvailableError,
+        GroupAuthorizationFailedError,
+        GroupIdNotFoundError,
+    )
+
+    monkeypatch.setattr(kafka, "KafkaAdminClient", _Admin)
+    settings = _settings(tmp_path)
+    _Admin.error = GroupIdNotFoundError()
+    assert worker_offsets_evidence(settings) == []
+    _Admin.error, _Admin.calls = GroupAuthorizationFailedError(), 0
+    with pytest.raises(MayakError, match="start the broker"):
+        worker_offsets_evidence(settings, wait_seconds=0.6)
+    assert _Admin.calls == 1  # not retriable: at once
+    _Admin.error, _Admin.calls = CoordinatorNotAvailableError(), 0
+    with pytest.raises(MayakError, match="start the broker"):
+        worker_offsets_evidence(settings, wait_seconds=0.6)
+    assert _Admin.calls >= 2  # retriable: retried until the wait ran out

@@ -27,7 +27,8 @@ def record_erasure(client: Client, subject: str, actor: str, via: str,
                    rows_deleted: dict[str, int], key_destroyed: bool, opted_out: bool,
                    clock: Clock = SYSTEM_CLOCK) -> None:
     client.insert("erasure_log",
-                  [[clock.now(), subject, actor, via, rows_deleted, int(key_destroyed), int(opted_out)]],
+                  [[clock.now(), subject, actor, via, rows_deleted, int(key_destroyed),
+                    int(opted_out)]],
                   column_names=["ts", "subject", "actor", "via", "rows_deleted", "key_destroyed",
                                 "opted_out"])
 

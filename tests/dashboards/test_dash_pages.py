@@ -344,6 +344,7 @@ def test_pages_take_the_time_zone_from_the_api_and_show_a_busy_server_as_it_is(
         refused = api.get("/api/me", headers={"Authorization": "Bearer wrong"})
         no_tokens = browser.eval(explain % ('"no API tokens configured"', json.dumps(
             {"WWW-Authenticate": refused.headers["www-authenticate"]})))
-        assert no_tokens.startswith("Paste an API token") and "no API tokens configured" in no_tokens
+        assert no_tokens.startswith("Paste an API token")
+        assert "no API tokens configured" in no_tokens
     finally:
         server.stop()

@@ -26,7 +26,14 @@ def _guard(topics=("raw",)):
         return {tp: consumer.starts.get(tp, 0) for tp in tps}
 
     consumer.seek, consumer.earliest_offsets = seek, earliest_offsets
+    consumer.group = {}  # the group's committed offsets on the broker
+
     guard = CommitGuard(app, list(topics))
+
+    async def group_committed(tps):
+        return {tp: consumer.group.get(tp) for tp in tps}
+
+    guard.group_committed = group_committed
     guard.install()
     return consumer, guard
 
@@ -156,3 +163,30 @@ def test_duplicate_acks_that_made_faust_crawl_are_tidied() -> None:
     guard.install()
     assert consumer._new_offset(raw) == 5092  # everything acked is committed at once
 
+
+
+def test_first_offsets_learned_on_assignment_let_the_first_commit_go_at_once() -> None:
+    consumer, guard = _guard()
+    raw, other = TP("raw", 7), TP("other", 7)
+    asyncio.run(guard.learn_starts({raw, other}))  # as the on_partitions_assigned signal does
+    assert guard.starts == {raw: 0}
+    _ack(consumer, raw, *range(0, 12))
+    assert _commit_offsets(consumer, raw) == {raw: 12}  # no check() needed first
+
+
+def test_before_faust_s_seek_a_partition_committed_before_is_not_committed() -> None:
+    """Faust hands out messages before its seek sets the committed offset (None until
+    then): a partition the group committed before waits for that seek, one it never
+    committed starts at its first offset."""
+    consumer, guard = _guard()
+    raw, fresh = TP("raw", 8), TP("raw", 9)
+    consumer.group = {raw: 1922}
+    _ack(consumer, raw, *range(1922, 1936))
+    _ack(consumer, fresh, *range(0, 5))
+    asyncio.run(guard.learn_starts({raw, fresh}))
+    assert guard.starts == {fresh: 0}
+    assert _commit_offsets(consumer, raw) == {}  # not known yet: no commit, no loss
+    assert _commit_offsets(consumer, fresh) == {fresh: 5}
+    assert guard.holes() == {}  # nothing to read again meanwhile
+    consumer._committed_offset[raw] = 1922  # Faust's seek
+    assert _commit_offsets(consumer, raw) == {raw: 1936}

@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.warehouse.samples import START, fixed_visits, insert_events
+from tests.warehouse.samples import (
+    START,
+    drop,
+    fixed_visits,
+    fresh_database,
+    insert_events,
+    synthetic_events,
+)
 from warehouse import reports
+from warehouse.ddl import Layout
 from warehouse.migrate import discover, migrate
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "schema.sql"
@@ -143,9 +151,6 @@ def _backfill_figures(client) -> dict:
 def test_an_interrupted_upgrade_reruns_the_backfills_without_doubling(ch) -> None:
     """Killed after a backfill's insert but before the migration was recorded, the upgrade
     runs 0009 / 0011 again: every sum stays what one clean run gives."""
-    from tests.warehouse.samples import drop, fresh_database, synthetic_events
-    from warehouse.migrate import layout_of
-
     web, non_web = fixed_visits()
     events = web + non_web + synthetic_events(200)
     clean = fresh_database()
@@ -163,12 +168,12 @@ def test_an_interrupted_upgrade_reruns_the_backfills_without_doubling(ch) -> Non
     by_version = {m.version: m for m in discover()}
 
     def rerun(version: int) -> None:
-        for statement in by_version[version].statements(layout_of(ch)):
+        for statement in by_version[version].statements(Layout.of(ch)):
             ch.command(statement)
 
     rerun(9)  # interrupted after 0009's insert: not recorded, so it runs again
     migrate(ch, upto=10)
-    backfill = by_version[11].statements(layout_of(ch))
+    backfill = by_version[11].statements(Layout.of(ch))
     ch.command(backfill[0])  # interrupted after 0011's first insert
     migrate(ch)
     assert _backfill_figures(ch) == once
