@@ -188,11 +188,12 @@ def register_agents(app: faust.App, topics: Topics, settings: Settings,
             buffer.drop()  # acked, never committed: whoever gets them reads them again
         for lander in (landers or {}).values():
             lander.reset()  # another worker may land these partitions meanwhile
+        guard.forget(revoked)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust types sync receivers
     async def on_assigned(app: faust.App, assigned: set[Any], **kwargs: Any) -> None:
-        # a never-committed partition's first offset; not awaited here: the consumer thread
-        # that would answer waits for this rebalance callback to return
+        # where each partition resumes; not awaited here: the consumer thread that would
+        # answer waits for this rebalance callback to return
         guard.learning = asyncio.ensure_future(guard.learn_starts(set(assigned)))
 
     @app.timer(5.0)
