@@ -8,6 +8,7 @@ printed as a ratio, because absolute times drift on a shared 2-core machine.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import tempfile
 import time
@@ -24,9 +25,10 @@ from bench import (
     enrich_bench,
     freshness_bench,
     pipeline_bench,
+    product_bench,
     tracker_bench,
 )
-from bench.harness import KEYS, results_table
+from bench.harness import KEYS, percentile, results_table
 from mayak.kafka_local import LocalBroker, free_port
 from mayak.settings import Settings
 
@@ -69,7 +71,11 @@ def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
                                                   results, details)),
         ("dashboard", lambda: dashboard_bench.run(work, list(plan.dashboard_sizes), results,
                                                   details, progress=lambda m: None)),
+        # on the dashboard step's database, already holding its largest size
+        ("product", lambda: calls.update(product_bench.run(work, plan.dashboard_sizes[-1],
+                                                           results, details))),
     ]
+    calls: dict[str, list[float]] = {}
     started = time.monotonic()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
@@ -84,9 +90,35 @@ def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
                 progress.advance(task)
         finally:
             broker.stop()
+    if calls:
+        console.print(product_bench.table(calls, plan.dashboard_sizes[-1]))
     console.print(results_table(results, details))
     console.print(f"machine: {machine()}; {'quick' if quick else 'full'} run took "
                   f"{time.monotonic() - started:.0f} s; work files in {work}")
     if json_path:
         json_path.write_text(json.dumps({key: results.get(key) for key in KEYS}, indent=2) + "\n")
+    return results
+
+
+def run_product(events: int, rounds: int, data: Path | None, json_path: Path | None,
+                console: Console) -> dict:
+    """``mayak bench --only product``: the product page's calls alone, at ``events`` events.
+    ``data``: a directory to keep the generated database in (reused by the next run)."""
+    work = data or Path(tempfile.mkdtemp(prefix="mayak-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict = {}
+    details: dict[str, str] = {}
+    started = time.monotonic()
+    load = os.getloadavg()
+    with console.status("product page") as status:
+        timings = product_bench.run(work, events, results, details, rounds,
+                                    progress=lambda m: status.update(m))
+    console.print(product_bench.table(timings, events))
+    console.print(results_table(results, details, keys=("product_p95_ms",)))
+    console.print(f"machine: {machine()}; load average {load[0]:.2f} before, "
+                  f"{os.getloadavg()[0]:.2f} after; took {time.monotonic() - started:.0f} s; "
+                  f"work files in {work}")
+    if json_path:
+        per_call = {name: round(percentile(s, 95) * 1000, 1) for name, s in timings.items()}
+        json_path.write_text(json.dumps({**results, "calls_p95_ms": per_call}, indent=2) + "\n")
     return results

@@ -167,7 +167,7 @@ def register_agents(app: faust.App, topics: Topics, settings: Settings,
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust types sync receivers
     async def on_revoked(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
-        coordinator.revoke()
+        coordinator.revoke(revoked)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust types sync receivers
     async def on_assigned(app: faust.App, assigned: set[Any], **kwargs: Any) -> None:

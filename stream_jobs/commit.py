@@ -30,7 +30,7 @@ agent starts, before its first message.
 
 On a rebalance (``revoke``) every buffer drops what it holds: those messages were acked but
 never committed, so whoever gets the partitions reads them again; on an assignment
-(``assign``) the guard learns where the partitions the group never committed start.
+(``assign``) the guard learns where each partition resumes.
 
 (The agents batched with Faust's ``take_events`` at first, which holds events un-acked: in the
 SIGKILL exactly-once test it now and then never acked some, and the partition's committed
@@ -92,16 +92,17 @@ class CommitCoordinator:
         for buffer in self.buffers:
             await buffer.flush()
 
-    def revoke(self) -> None:
+    def revoke(self, revoked: Iterable[Any]) -> None:
         """Partitions revoked: drop what every buffer holds (acked, never committed: whoever
-        gets the partitions reads it again)."""
+        gets the partitions reads it again); the guard forgets what it learned of them."""
         for buffer in self.buffers:
             buffer.drop()
+        self.guard.forget(revoked)
 
     def assign(self, assigned: Iterable[Any]) -> None:
-        """Partitions assigned: the guard learns where those the group never committed start,
-        in a task; not awaited here: the consumer thread that would answer waits for this
-        rebalance callback to return."""
+        """Partitions assigned: the guard learns where each resumes, in a task; not awaited
+        here: the consumer thread that would answer waits for this rebalance callback to
+        return."""
         self.guard.learning = asyncio.ensure_future(self.guard.learn_starts(set(assigned)))
 
     def seen(self, message: Any) -> bool:

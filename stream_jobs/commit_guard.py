@@ -30,6 +30,10 @@ turned every offset of the hole but the first into a "gap", and Faust committed 
 whole hole. ``install`` therefore hooks the consumer: offsets of our topics that were skipped
 stay unhandled, and a partition is committed only while the next offset to commit was really
 handled (acked by an agent); otherwise it is a hole that ``check`` reads again, however small.
+"The next offset" is Faust's committed offset; Faust has None both for a partition the group
+never committed and, after each assignment, until its own seek has read the group's offsets
+(it hands out, acks and commits messages before that): then it is where ``learn_starts``
+found the partition resumes (the group's committed offset, else the first offset).
 
 The invariant (keep it wherever commits are decided): **a committed offset never passes an
 offset of ``mayak.raw`` / ``mayak.events`` / ``mayak.failed`` whose message an agent did
@@ -68,8 +72,8 @@ class CommitGuard:
         self.offsets = ConsumerOffsets(app)  # the app's consumer is created on first use
         self.topics = set(topics)
         self.suspects: dict = {}  # tp -> (next to commit, first acked) seen at the last check
-        self.starts: dict = {}  # tp -> first offset in the partition (learn_starts)
-        self.learning: asyncio.Task | None = None  # the task of learn_starts started on assignment
+        self.starts: dict = {}  # tp -> where it resumes (learn_starts)
+        self.learning: asyncio.Task | None = None  # the learn_starts task of the last assignment
 
     def install(self) -> None:
         """Hook Faust's consumer (once): skipped offsets of our topics are not taken for
@@ -89,17 +93,21 @@ class CommitGuard:
             log.info("Faust's fetch loop jumped over offsets %d..%d of %s; they count as "
                      "handled only if an agent acked them", offset_from, offset_to - 1, tp)
 
-    async def learn_starts(self, tps: Iterable[TP]) -> None:
-        """Find which of our partitions in ``tps`` the group never committed, and their first
-        offsets. Called on each assignment (as a task) and by ``check``. Faust's committed
-        offset is None both for those and, after an assignment, until its own seek has read
-        the group's offsets (it hands out and acks messages before that): a partition is
-        committed from its first offset only when the broker said it was never committed,
-        else only once Faust knows its committed offset. (Committing before that seek let
-        the seek put the old committed offset back, and the guard read those offsets again.)"""
-        ours = [tp for tp in tps if tp.topic in self.topics]
-        for tp in ours:
+    def forget(self, tps: Iterable[TP]) -> None:
+        """Partitions revoked: what was learned of them may be stale by the next assignment."""
+        for tp in tps:
             self.starts.pop(tp, None)
+            self.suspects.pop(tp, None)
+
+    async def learn_starts(self, tps: Iterable[TP]) -> None:
+        """Where each of our partitions in ``tps`` resumes: the group's committed offset asked
+        of the broker, or the partition's first offset when the group never committed it.
+        Run as a task on each assignment, and by ``check`` for partitions still unknown.
+        Faust's committed offset is None both for a partition never committed and, after an
+        assignment, until its own seek has read the group's offsets (it hands out, acks and
+        commits messages before that); until this look-up answered, such a partition is not
+        committed."""
+        ours = [tp for tp in tps if tp.topic in self.topics]
         if not ours:
             return
         try:
@@ -107,18 +115,18 @@ class CommitGuard:
             fresh = [tp for tp in ours if not committed.get(tp)]  # Faust keeps 0 as None
             earliest = await self.offsets.earliest(fresh) if fresh else {}
         except Exception as exc:  # check() looks them up again
-            log.warning("could not look up where %d partition(s) start: %r", len(ours), exc)
+            log.warning("could not look up where %d partition(s) resume: %r", len(ours), exc)
             return
-        for tp in fresh:
-            self.starts[tp] = earliest[tp]
+        for tp in ours:
+            self.starts[tp] = committed.get(tp) or earliest[tp]
 
     def acked(self, message: Any) -> bool:
         """Whether ``message`` was acked already (it is being read a second time)."""
         return self.offsets.is_acked(message.tp, message.offset)
 
     def _next(self, tp: TP) -> int | None:
-        """The next offset of ``tp`` to commit: the committed one (the first offset of a
-        partition the group never committed; None while unknown)."""
+        """The next offset of ``tp`` to commit: the committed one (while Faust has None:
+        where ``learn_starts`` found it resumes; None until it answered)."""
         committed = self.offsets.committed(tp)
         if committed is None:  # never committed (or at 0), or before Faust's seek
             return self.starts.get(tp)

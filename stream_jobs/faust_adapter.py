@@ -24,6 +24,7 @@ every name used here, and the order of flush and commit, against the installed F
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -73,13 +74,17 @@ class ConsumerOffsets:
 
     async def group_committed(self, tps: Iterable[Any]) -> dict[Any, int | None]:
         """The group's committed offset of each of ``tps`` (None: never committed), asked of
-        the broker through the aiokafka consumer under Faust's (on its thread)."""
+        the broker through the aiokafka consumer under Faust's (on its thread), all at once."""
         thread = self.app.consumer._thread
         consumer = thread._ensure_consumer()
-        return {
-            tp: await thread.call_thread(consumer.committed, TopicPartition(tp.topic, tp.partition))
-            for tp in tps
-        }
+        asked = list(tps)
+        offsets = await asyncio.gather(
+            *(
+                thread.call_thread(consumer.committed, TopicPartition(tp.topic, tp.partition))
+                for tp in asked
+            )
+        )
+        return dict(zip(asked, offsets, strict=True))
 
     async def earliest(self, tps: list[Any]) -> dict[Any, int]:
         """The first offset still in the log of each partition of ``tps``."""

@@ -123,21 +123,15 @@ def entry_exit(client: Client, query: Query) -> dict:
     params = {**reports._session_days(query), "limit": query.limit}
     where = _session_filters(query, params)
     if where:
-        for key, state in reports._PAGE_STATES.items():
-            sql = reports._PAGES.replace("EXTRA", state).replace(_SESSIONS_WHERE, where)
-            data[key] = [{"path": p, "visits": v, "bounce_rate": round(b / v, 4)}
-                         for p, v, b in client.query(sql, parameters=params).result_rows]
-        return data
+        return {**data, **reports.pages(client, reports._PAGES.replace(_SESSIONS_WHERE, where),
+                                        params)}
     per_visit, params = _visits_sql(query)
-    for key, column in (("entry_pages", "entry"), ("exit_pages", "exit")):
-        rows = client.query(
-            f"SELECT {column} AS page, count() AS visits, "
-            f"countIf(pageviews = 1 AND interactions = 0) AS bounces FROM ({per_visit}) "
-            f"WHERE page != '' GROUP BY page ORDER BY visits DESC, page "
-            f"LIMIT {int(query.limit)}", parameters=params).result_rows
-        data[key] = [{"path": p, "visits": v, "bounce_rate": round(b / v, 4)}
-                     for p, v, b in rows]
-    return data
+    sql = (f"SELECT kind, page, count() AS visits, "
+           f"countIf(pageviews = 1 AND interactions = 0) AS bounces FROM ({per_visit}) "
+           f"ARRAY JOIN {list(reports.PAGE_KINDS)} AS kind, [entry, exit] AS page "
+           f"WHERE page != '' GROUP BY kind, page ORDER BY kind, visits DESC, page "
+           f"LIMIT {int(query.limit)} BY kind")
+    return {**data, **reports.pages(client, sql, params)}
 
 
 def realtime(client: Client, site: str, now: datetime, limit: int = 10) -> dict:

@@ -44,15 +44,17 @@ SELECT countIf({VISIT}) AS visits,
 FROM ({_PER_SESSION.replace("EXTRA", "").replace("SAMPLE_CLAUSE", f"SAMPLE {SESSION_SAMPLE}")})
 """
 
-# entry and exit pages: the first and the last pageview of each visit
+# entry and exit pages: the first and the last pageview of each visit, both kinds from one
+# pass over the sessions of the range (grouping them per session is most of the work)
 _PAGES = f"""
-SELECT page, count() AS visits, countIf({BOUNCE}) AS bounces
-FROM ({_PER_SESSION.replace("SAMPLE_CLAUSE", "")})
+SELECT kind, page, count() AS visits, countIf({BOUNCE}) AS bounces
+FROM ({_PER_SESSION.replace("SAMPLE_CLAUSE", "").replace(
+    "EXTRA", ", argMinMerge(entry_path) AS entry, argMaxMerge(exit_path) AS exit")})
+ARRAY JOIN ['entry_pages', 'exit_pages'] AS kind, [entry, exit] AS page
 WHERE {VISIT} AND page != ''
-GROUP BY page ORDER BY visits DESC, page LIMIT {{limit:UInt32}}
+GROUP BY kind, page ORDER BY kind, visits DESC, page LIMIT {{limit:UInt32}} BY kind
 """
-_PAGE_STATES = {"entry_pages": ", argMinMerge(entry_path) AS page",
-                "exit_pages": ", argMaxMerge(exit_path) AS page"}
+PAGE_KINDS = ("entry_pages", "exit_pages")
 
 _SENDS = """
 SELECT campaign_id, sum(sent) AS sent FROM campaign_sends
@@ -112,14 +114,18 @@ def entry_exit(client: Client, site: str, date_from: date, date_to: date,
     pages (last pageview), counted exactly over the web visits of the range."""
     query = Query(site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz,
                   limit=limit)
-    params = {**_session_days(query), "limit": limit}
-    data: dict = {"site": site, "from": str(date_from), "to": str(date_to)}
-    for key, state in _PAGE_STATES.items():
-        sql = _PAGES.replace("EXTRA", state)
-        data[key] = [{"path": page, "visits": visits,
-                      "bounce_rate": round(bounced / visits, 4)}
-                     for page, visits, bounced in client.query(sql, parameters=params).result_rows]
+    data: dict = {"site": site, "from": str(date_from), "to": str(date_to),
+                  **pages(client, _PAGES, {**_session_days(query), "limit": limit})}
     return Report(data, 3 * (len(data["entry_pages"]) + len(data["exit_pages"])))
+
+
+def pages(client: Client, sql: str, params: dict) -> dict[str, list[dict]]:
+    """Run a ``_PAGES`` query: entry and exit pages, each with visits and bounce rate."""
+    found: dict[str, list[dict]] = {kind: [] for kind in PAGE_KINDS}
+    for kind, page, visits, bounced in client.query(sql, parameters=params).result_rows:
+        found[kind].append({"path": page, "visits": visits,
+                            "bounce_rate": round(bounced / visits, 4)})
+    return found
 
 
 def _session_days(query: Query) -> dict:

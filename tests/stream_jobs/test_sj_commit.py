@@ -92,7 +92,7 @@ def test_a_buffer_that_cannot_flush_stops_the_commit() -> None:
 
 def test_a_rebalance_drops_every_buffer() -> None:
     calls: list[str] = []
-    _coordinator(calls).revoke()
+    _coordinator(calls).revoke(set())
     assert calls == ["drop intake", "drop publisher", "drop events", "drop failed"]
 
 
@@ -187,7 +187,7 @@ def test_the_coordinator_asks_the_guard_what_was_handled_and_to_rewind() -> None
     assert asyncio.run(coordinator.rewind_lost_offsets()) == 1 and seeks == [2]
 
 
-def test_an_assignment_makes_the_guard_learn_where_never_committed_partitions_start() -> None:
+def test_an_assignment_makes_the_guard_learn_where_each_partition_resumes() -> None:
     coordinator = _coordinator([])
     offsets = coordinator.guard.offsets
     fresh, known = TP("raw", 0), TP("raw", 1)
@@ -206,4 +206,7 @@ def test_an_assignment_makes_the_guard_learn_where_never_committed_partitions_st
         await coordinator.guard.learning
 
     asyncio.run(rebalance())
-    assert coordinator.guard.starts == {fresh: 3}
+    # the group's committed offset, else the partition's first offset
+    assert coordinator.guard.starts == {fresh: 3, known: 7}
+    coordinator.revoke({fresh})  # looked up again at the next assignment
+    assert coordinator.guard.starts == {known: 7}

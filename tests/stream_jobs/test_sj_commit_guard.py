@@ -29,7 +29,7 @@ def _guard(topics=("raw",)):
         return {tp: consumer.starts.get(tp, 0) for tp in tps}
 
     consumer.seek, consumer.earliest_offsets = seek, earliest_offsets
-    consumer.group = {}  # the group's committed offsets on the broker
+    consumer.group = {}  # the group's committed offsets on the broker (None: never)
 
     guard = CommitGuard(app, list(topics))
 
@@ -157,29 +157,36 @@ def test_duplicate_acks_that_made_faust_crawl_are_tidied() -> None:
     assert consumer._new_offset(raw) == 5092  # everything acked is committed at once
 
 
-
-def test_first_offsets_learned_on_assignment_let_the_first_commit_go_at_once() -> None:
+def test_before_faust_s_seek_partitions_resume_where_the_broker_says() -> None:
+    """Faust hands out (and acks) messages after an assignment before its own seek sets the
+    committed offsets (None until then, and None for a partition never committed): each
+    partition resumes where the group committed it, or at its first offset."""
     consumer, guard = _guard()
-    raw, other = TP("raw", 7), TP("other", 7)
-    asyncio.run(guard.learn_starts({raw, other}))  # as the on_partitions_assigned signal does
-    assert guard.starts == {raw: 0}
-    _ack(consumer, raw, *range(0, 12))
-    assert _commit_offsets(consumer, raw) == {raw: 12}  # no check() needed first
-
-
-def test_before_faust_s_seek_a_partition_committed_before_is_not_committed() -> None:
-    """Faust hands out messages before its seek sets the committed offset (None until
-    then): a partition the group committed before waits for that seek, one it never
-    committed starts at its first offset."""
-    consumer, guard = _guard()
-    raw, fresh = TP("raw", 8), TP("raw", 9)
-    consumer.group = {raw: 1922}
+    raw, fresh, late = TP("raw", 8), TP("raw", 9), TP("raw", 10)
+    consumer.group = {raw: 1922, fresh: None, late: None}
+    consumer.starts = {late: 40}  # its first segments expired
     _ack(consumer, raw, *range(1922, 1936))
     _ack(consumer, fresh, *range(0, 5))
-    asyncio.run(guard.learn_starts({raw, fresh}))
-    assert guard.starts == {fresh: 0}
-    assert _commit_offsets(consumer, raw) == {}  # not known yet: no commit, no loss
-    assert _commit_offsets(consumer, fresh) == {fresh: 5}
+    _ack(consumer, late, *range(40, 45))
+    for tp in (raw, fresh, late):  # not known yet: no commit, no loss
+        assert _commit_offsets(consumer, tp) == {}
     assert guard.holes() == {}  # nothing to read again meanwhile
-    consumer._committed_offset[raw] = 1922  # Faust's seek
+    asyncio.run(guard.learn_starts({raw, fresh, late, TP("other", 0)}))  # on assignment
+    assert guard.starts == {raw: 1922, fresh: 0, late: 40}
     assert _commit_offsets(consumer, raw) == {raw: 1936}
+    assert _commit_offsets(consumer, fresh) == {fresh: 5}
+    assert _commit_offsets(consumer, late) == {late: 45}
+    guard.forget({raw, fresh, late})  # revoked: looked up again at the next assignment
+    assert guard.starts == {}
+
+
+def test_check_learns_the_start_of_a_partition_still_unknown() -> None:
+    consumer, guard = _guard()
+    raw, fresh = TP("raw", 11), TP("raw", 12)
+    consumer.group = {raw: 7}
+    _ack(consumer, raw, 7, 8)
+    _ack(consumer, fresh, 0, 1)
+    asyncio.run(guard.check())  # the look-up on assignment failed, say
+    assert guard.starts == {raw: 7, fresh: 0}
+    assert _commit_offsets(consumer, fresh) == {fresh: 2}
+    assert _commit_offsets(consumer, raw) == {raw: 9}
