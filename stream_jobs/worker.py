@@ -28,7 +28,7 @@ from mayak.install import (
 )
 from mayak.settings import Settings
 from stream_jobs.app import create_app
-from stream_jobs.faults import outage_from_env
+from stream_jobs.faults import faults_from_env
 from stream_jobs.sink import journals
 from warehouse.client import client_from_settings
 from warehouse.migrate import migrate
@@ -68,7 +68,7 @@ def run_worker(settings: Settings, dashboards: DashboardsFactory | None, logleve
                 print(f"checking the rollups of {journal.table} failed ({exc}); "
                       "they are checked again at the next start")
         recount_bot_hits(client)
-    client = outage_from_env(client)
+    client = faults_from_env(client)
     if dashboards is not None:
         serve_dashboards_in_thread(settings, client, dashboards)
     app = create_app(settings, client)
