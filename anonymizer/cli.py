@@ -18,7 +18,9 @@ def _uids(uid: str) -> list[str]:
     return [uid]
 
 
-def opt_out(uid: str = typer.Argument(..., help="portal customer id, or - for ids on stdin")) -> None:
+def opt_out(
+    uid: str = typer.Argument(..., help="portal customer id, or - for ids on stdin"),
+) -> None:
     """Stop counting a customer: their events become dead letters (reason `consent`) from now on."""
     settings = Settings()
     refuse_lost_keys(settings)  # never a new key store beside an earlier install's data
@@ -29,7 +31,9 @@ def opt_out(uid: str = typer.Argument(..., help="portal customer id, or - for id
     typer.echo(f"{len(ids)} customer(s) opted out", err=True)
 
 
-def opt_in(uid: str = typer.Argument(..., help="portal customer id, or - for ids on stdin")) -> None:
+def opt_in(
+    uid: str = typer.Argument(..., help="portal customer id, or - for ids on stdin"),
+) -> None:
     """Withdraw a customer's opt-out."""
     settings = Settings()
     refuse_lost_keys(settings)

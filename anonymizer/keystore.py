@@ -59,8 +59,9 @@ class KeyStore:
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(
+            str(path), timeout=30, check_same_thread=False, isolation_level=None
+        )
         self._db.execute("PRAGMA secure_delete = ON")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.executescript(_SCHEMA)
@@ -81,9 +82,11 @@ class KeyStore:
 
     # --- store-wide secrets --------------------------------------------------------------
     def _secret(self, name: str) -> bytes:
-        return self._get_or_create("SELECT value FROM secrets WHERE name = ?",
-                                   "INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)",
-                                   name)
+        return self._get_or_create(
+            "SELECT value FROM secrets WHERE name = ?",
+            "INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)",
+            name,
+        )
 
     def _get_or_create(self, select: str, insert: str, key: object) -> bytes:
         with self._lock:
@@ -100,13 +103,16 @@ class KeyStore:
         if _day_start(day) + SALT_LIFETIME <= now:
             raise SaltExpired(day.isoformat())
         with self._lock:
-            gone = self._db.execute("SELECT 1 FROM destroyed_salts WHERE day = ?",
-                                    (day.isoformat(),)).fetchone()
+            gone = self._db.execute(
+                "SELECT 1 FROM destroyed_salts WHERE day = ?", (day.isoformat(),)
+            ).fetchone()
         if gone:
             raise SaltExpired(day.isoformat())
-        return self._get_or_create("SELECT salt FROM salts WHERE day = ?",
-                                   "INSERT OR IGNORE INTO salts (day, salt) VALUES (?, ?)",
-                                   day.isoformat())
+        return self._get_or_create(
+            "SELECT salt FROM salts WHERE day = ?",
+            "INSERT OR IGNORE INTO salts (day, salt) VALUES (?, ?)",
+            day.isoformat(),
+        )
 
     def purge_expired(self, now: datetime) -> list[date]:
         """Destroy every salt whose day started ``SALT_LIFETIME`` ago or earlier."""
@@ -114,15 +120,18 @@ class KeyStore:
             days = [date.fromisoformat(d) for (d,) in self._db.execute("SELECT day FROM salts")]
             expired = [d for d in days if _day_start(d) + SALT_LIFETIME <= now]
             for day in expired:
-                self._db.execute("INSERT OR IGNORE INTO destroyed_salts (day) VALUES (?)",
-                                 (day.isoformat(),))
+                self._db.execute(
+                    "INSERT OR IGNORE INTO destroyed_salts (day) VALUES (?)", (day.isoformat(),)
+                )
                 self._db.execute("DELETE FROM salts WHERE day = ?", (day.isoformat(),))
         return expired
 
     def salt_days(self) -> list[date]:
         """Days whose salt exists now (for operators and tests; never the salts themselves)."""
         with self._lock:
-            return sorted(date.fromisoformat(d) for (d,) in self._db.execute("SELECT day FROM salts"))
+            return sorted(
+                date.fromisoformat(d) for (d,) in self._db.execute("SELECT day FROM salts")
+            )
 
     # --- customers -----------------------------------------------------------------------
     def _mac(self, uid: str) -> bytes:
@@ -130,14 +139,20 @@ class KeyStore:
 
     def customer_key(self, uid: str) -> bytes:
         """The customer's pseudonym key, created on first use (and again after erasure)."""
-        return self._get_or_create("SELECT key FROM customer_keys WHERE uid_mac = ?",
-                                   "INSERT OR IGNORE INTO customer_keys (uid_mac, key) VALUES (?, ?)",
-                                   self._mac(uid))
+        return self._get_or_create(
+            "SELECT key FROM customer_keys WHERE uid_mac = ?",
+            "INSERT OR IGNORE INTO customer_keys (uid_mac, key) VALUES (?, ?)",
+            self._mac(uid),
+        )
 
     def has_customer(self, uid: str) -> bool:
         with self._lock:
-            return self._db.execute("SELECT 1 FROM customer_keys WHERE uid_mac = ?",
-                                    (self._mac(uid),)).fetchone() is not None
+            return (
+                self._db.execute(
+                    "SELECT 1 FROM customer_keys WHERE uid_mac = ?", (self._mac(uid),)
+                ).fetchone()
+                is not None
+            )
 
     def forget_customer(self, uid: str) -> bool:
         """Destroy the customer's key (erasure). True if a key existed."""
@@ -149,7 +164,9 @@ class KeyStore:
         """Record that the customer objects to analytics: their events are dead letters from now
         on (reason ``consent``)."""
         with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO opt_outs (uid_mac) VALUES (?)", (self._mac(uid),))
+            self._db.execute(
+                "INSERT OR IGNORE INTO opt_outs (uid_mac) VALUES (?)", (self._mac(uid),)
+            )
 
     def opt_in(self, uid: str) -> bool:
         """Withdraw an opt-out. True if there was one."""
@@ -159,14 +176,21 @@ class KeyStore:
 
     def is_opted_out(self, uid: str) -> bool:
         with self._lock:
-            return self._db.execute("SELECT 1 FROM opt_outs WHERE uid_mac = ?",
-                                    (self._mac(uid),)).fetchone() is not None
+            return (
+                self._db.execute(
+                    "SELECT 1 FROM opt_outs WHERE uid_mac = ?", (self._mac(uid),)
+                ).fetchone()
+                is not None
+            )
 
 
 def keystore_path(settings: Settings) -> Path:
     """``settings.keystore_path``, else ``data_dir/keys/anonymizer.db``."""
-    return Path(settings.keystore_path) if settings.keystore_path else \
-        settings.data_dir / "keys" / "anonymizer.db"
+    return (
+        Path(settings.keystore_path)
+        if settings.keystore_path
+        else settings.data_dir / "keys" / "anonymizer.db"
+    )
 
 
 def keystore_from_settings(settings: Settings) -> KeyStore:

@@ -41,19 +41,28 @@ _EMAIL_RE = re.compile(r"[\w.%+-]+(?:@|%40)[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", re.I
 # a UA string runs to the end of the value: its later tokens (platform, engine) identify too.
 # Browsers start with Mozilla/5.0; apps with ``Name/1.2 (platform; device...)``
 _UA_PRODUCTS = ("Mozilla/", "Opera/", "Dalvik/")
-_UA_RE = re.compile(r"\b(?:(?:Mozilla|Opera|Dalvik)/\d"
-                    r"|[A-Za-z][\w.-]*/\d[\w.]*\s?\([^()]*;[^()]*\)).*", re.DOTALL)
-_UUID = (r"(?P<uuid>(?<![0-9a-f])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-         r"(?![0-9a-f]))")
-_IP6 = (r"(?P<ip6>(?<![\w:.])(?:[0-9a-f]{0,4}:){2,8}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{1,4})?"
-        r"(?![\w:]|\.\d))")
+_UA_RE = re.compile(
+    r"\b(?:(?:Mozilla|Opera|Dalvik)/\d"
+    r"|[A-Za-z][\w.-]*/\d[\w.]*\s?\([^()]*;[^()]*\)).*",
+    re.DOTALL,
+)
+_UUID = (
+    r"(?P<uuid>(?<![0-9a-f])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"(?![0-9a-f]))"
+)
+_IP6 = (
+    r"(?P<ip6>(?<![\w:.])(?:[0-9a-f]{0,4}:){2,8}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{1,4})?"
+    r"(?![\w:]|\.\d))"
+)
 _IP4 = r"(?P<ip4>(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d))"
 # numbers: not after a letter or digit (``_`` is a separator; ``article-12345`` is a slug
 # number); a lone run of up to 8 digits is kept, so it is not matched at all (speed); a
 # group before ':' is left to the IPv6 branch (/cases/10234/2001:db8::7)
 _G = r"\d++(?![\d:]|[0-9a-f]+:)"  # possessive: no backtracking into a digit run
-_NUM = (rf"(?P<num>(?<![^\W_])[+(]{{0,2}}(?:\d{{9,}}+(?![:]|[0-9a-f]+:)"
-        rf"|{_G}(?:[\s./_()-]{{1,4}}{_G})+|(?<=[+(]){_G}))")
+_NUM = (
+    rf"(?P<num>(?<![^\W_])[+(]{{0,2}}(?:\d{{9,}}+(?![:]|[0-9a-f]+:)"
+    rf"|{_G}(?:[\s./_()-]{{1,4}}{_G})+|(?<=[+(]){_G}))"
+)
 # a long run glued to letters (``tel0501234567``), unless inside a hex id (checked below)
 _GLUED = r"(?P<glued>(?<=[^\W\d_])\d{9,})"
 _CANDIDATES_RE = re.compile("|".join((_UUID, _IP6, _IP4, _NUM, _GLUED)), re.IGNORECASE)
@@ -64,8 +73,10 @@ _NUM_RE = re.compile(_NUM, re.IGNORECASE)
 _IP4_IN_RE = re.compile(_IP4)
 # one separator, used twice: 2026-03-15, 15.03.2026 (with spaces, "07 01 2026" would cut a
 # phone such as "+994 50 111 07 01 2026-03-15" in two)
-_DATE_RE = re.compile(r"(?<!\d)(?:(?:19|20)\d\d([./_-])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])"
-                      r"|(?:0?[1-9]|[12]\d|3[01])([./_-])(?:0?[1-9]|1[0-2])\2(?:19|20)\d\d)(?!\d)")
+_DATE_RE = re.compile(
+    r"(?<!\d)(?:(?:19|20)\d\d([./_-])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])"
+    r"|(?:0?[1-9]|[12]\d|3[01])([./_-])(?:0?[1-9]|1[0-2])\2(?:19|20)\d\d)(?!\d)"
+)
 _AMOUNT_RE = re.compile(r"\d{1,3}(?:[ .,]\d{3})+(?:[.,]\d{1,2})?")  # 1 250 000.00
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF")
 
@@ -91,10 +102,13 @@ def _is_phone(digits: str, groups: list[str]) -> bool:
     n = len(digits)
     if _date_like(groups):
         return False
-    return ((n == 12 and digits.startswith("994")) or (n == 10 and digits[0] == "0")
-            or (11 <= n <= 15 and digits.startswith("00"))
-            or (n == 9 and len(groups) > 1 and len(groups[0]) == 2)
-            or (n == 7 and [len(g) for g in groups] == [3, 2, 2]))
+    return (
+        (n == 12 and digits.startswith("994"))
+        or (n == 10 and digits[0] == "0")
+        or (11 <= n <= 15 and digits.startswith("00"))
+        or (n == 9 and len(groups) > 1 and len(groups[0]) == 2)
+        or (n == 7 and [len(g) for g in groups] == [3, 2, 2])
+    )
 
 
 def _number(text: str) -> str:
@@ -106,10 +120,10 @@ def _number(text: str) -> str:
     # address goes, the date stays, and what is around either is judged on its own
     for found in _IP4_IN_RE.finditer(text):
         if is_ip(found.group()):
-            return _numbers(text[:found.start()]) + IP + _numbers(text[found.end():])
+            return _numbers(text[: found.start()]) + IP + _numbers(text[found.end() :])
     date = _DATE_RE.search(text)
     if date:
-        return _numbers(text[:date.start()]) + date.group() + _numbers(text[date.end():])
+        return _numbers(text[: date.start()]) + date.group() + _numbers(text[date.end() :])
     digits = "".join(groups)
     if text.lstrip("(").startswith("+"):
         if 7 <= n <= 15:
@@ -118,8 +132,13 @@ def _number(text: str) -> str:
             return NUMBER
     elif _is_phone(digits, groups):
         return PHONE
-    elif (len(groups) > 1 and n >= 9 and max(map(len, groups)) <= 4 and not _date_like(groups)
-          and not _AMOUNT_RE.fullmatch(text)):
+    elif (
+        len(groups) > 1
+        and n >= 9
+        and max(map(len, groups)) <= 4
+        and not _date_like(groups)
+        and not _AMOUNT_RE.fullmatch(text)
+    ):
         return PHONE if n <= 12 else NUMBER  # 555-123-4567; 4111 1111 1111 1111
     return _by_groups(text)
 
@@ -139,11 +158,11 @@ def _by_groups(text: str) -> str:
         # worker's event loop)
         for j in range(min(len(groups), i + MAX_PHONE_DIGITS), i + 1, -1):
             if _is_phone("".join(groups[i:j]), groups[i:j]):
-                out.append(text[pos:spans[i][0]] + PHONE)
+                out.append(text[pos : spans[i][0]] + PHONE)
                 pos, i = spans[j - 1][1], j
                 break
         else:
-            out.append(text[pos:spans[i][0]] + _run(groups[i]))
+            out.append(text[pos : spans[i][0]] + _run(groups[i]))
             pos, i = spans[i][1], i + 1
     return "".join(out) + text[pos:]
 
@@ -180,8 +199,7 @@ def _candidate(match: re.Match[str]) -> str:
         if is_ip(text):
             return IP if any(c.isalnum() for c in text) else text
         # 10:30:00, 300.1.2.3, 050.123.45.67: not addresses, but maybe numbers
-        return _GROUPS_RE.sub(lambda g: _run(g.group()), text) if kind == "ip6" else \
-            _number(text)
+        return _GROUPS_RE.sub(lambda g: _run(g.group()), text) if kind == "ip6" else _number(text)
     return text  # a UUID
 
 
@@ -193,8 +211,9 @@ _NEEDS_SCRUB_RE = re.compile(r"[\d@%:]")
 class Redactor:
     """Applies the rules above to one string; results are cached (values repeat)."""
 
-    def __init__(self, customer_id_pattern: str = DEFAULT_CUSTOMER_ID_PATTERN,
-                 cache_size: int = 16_384) -> None:
+    def __init__(
+        self, customer_id_pattern: str = DEFAULT_CUSTOMER_ID_PATTERN, cache_size: int = 16_384
+    ) -> None:
         self.customer_re = re.compile(customer_id_pattern, re.IGNORECASE)
         self.text = lru_cache(maxsize=cache_size)(self._text)
 

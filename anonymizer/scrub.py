@@ -25,10 +25,28 @@ from anonymizer.personal import (
 )
 from mayak.settings import DEFAULT_CUSTOMER_ID_PATTERN
 
-__all__ = ["CUSTOMER", "EMAIL", "ID", "IP", "NUMBER", "PHONE", "UA", "RouteTemplates",
-           "configure", "host_of", "referrer_domain", "referrer_domain_of_host", "route_path",
-           "scrub_path", "scrub_text", "scrub_url", "scrub_value", "utm_of_query", "utm_params",
-           "without_secrets"]
+__all__ = [
+    "CUSTOMER",
+    "EMAIL",
+    "ID",
+    "IP",
+    "NUMBER",
+    "PHONE",
+    "UA",
+    "RouteTemplates",
+    "configure",
+    "host_of",
+    "referrer_domain",
+    "referrer_domain_of_host",
+    "route_path",
+    "scrub_path",
+    "scrub_text",
+    "scrub_url",
+    "scrub_value",
+    "utm_of_query",
+    "utm_params",
+    "without_secrets",
+]
 
 ID = ":id"
 
@@ -81,7 +99,8 @@ class RouteTemplates:
     def match(self, segments: list[str]) -> str | None:
         for template in self.templates:
             if len(template) == len(segments) and all(
-                    t.startswith(":") or t == s for t, s in zip(template, segments)):
+                t.startswith(":") or t == s for t, s in zip(template, segments)
+            ):
                 return "/" + "/".join(template)
         return None
 

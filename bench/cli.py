@@ -12,14 +12,22 @@ def register(app: typer.Typer) -> None:
     def bench(
         quick: bool = typer.Option(False, "--quick", help="a short run (under 5 minutes)"),
         json_file: Path = typer.Option(None, "--json", help="also write the figures to FILE"),
-        only: str = typer.Option("", "--only", help="one benchmark alone: product (the "
-                                 "product page's calls, p95 of each)"),
-        events: int = typer.Option(10_000_000, "--events", min=1000,
-                                   help="with --only product: events in the warehouse"),
-        rounds: int = typer.Option(5, "--rounds", min=1, help="with --only product: timed "
-                                   "rounds of every call"),
-        data: Path = typer.Option(None, "--data", help="with --only product: keep the "
-                                  "generated database in DIR and reuse it next time"),
+        only: str = typer.Option(
+            "",
+            "--only",
+            help="one benchmark alone: product (the product page's calls, p95 of each)",
+        ),
+        events: int = typer.Option(
+            10_000_000, "--events", min=1000, help="with --only product: events in the warehouse"
+        ),
+        rounds: int = typer.Option(
+            5, "--rounds", min=1, help="with --only product: timed rounds of every call"
+        ),
+        data: Path = typer.Option(
+            None,
+            "--data",
+            help="with --only product: keep the generated database in DIR and reuse it next time",
+        ),
     ) -> None:
         """Measure every stage against its limit in one run and print the table."""
         from rich.console import Console

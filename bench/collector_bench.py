@@ -21,22 +21,35 @@ from bench.harness import PeakMemory
 from mayak.errors import MayakError
 from mayak.procs import spawn_mayak, stop_process, wait_http_ok
 
-UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-      "Chrome/131.0.0.0 Safari/537.36")
+UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
 ORIGIN = "https://e-legal.az"
 
 
 def beacon_body() -> bytes:
-    return orjson.dumps({"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": "demo",
-                         "ts": int(time.time() * 1000), "url": "https://e-legal.az/services/notary",
-                         "ref": "https://www.google.com/", "section": "services"})
+    return orjson.dumps(
+        {
+            "v": 1,
+            "id": str(uuid.uuid4()),
+            "type": "pageview",
+            "site": "demo",
+            "ts": int(time.time() * 1000),
+            "url": "https://e-legal.az/services/notary",
+            "ref": "https://www.google.com/",
+            "section": "services",
+        }
+    )
 
 
 def _require(tool: str) -> str:
     path = shutil.which(tool)
     if not path:
-        raise MayakError(f"`{tool}` is needed by the benchmark: apt-get install wrk hey "
-                         "(or run scripts/setup.sh --test)")
+        raise MayakError(
+            f"`{tool}` is needed by the benchmark: apt-get install wrk hey "
+            "(or run scripts/setup.sh --test)"
+        )
     return path
 
 
@@ -72,9 +85,14 @@ def _wrk(url: str, body: bytes, seconds: float, work: Path) -> tuple[float, int]
         f"wrk.body = [[{body.decode()}]]\n"
         'wrk.headers["Content-Type"] = "text/plain"\n'
         f'wrk.headers["User-Agent"] = "{UA}"\n'
-        f'wrk.headers["Origin"] = "{ORIGIN}"\n')
-    out = subprocess.run([_require("wrk"), "-t2", "-c64", f"-d{seconds:.0f}s", "-s", str(script),
-                          url], capture_output=True, text=True, check=True).stdout
+        f'wrk.headers["Origin"] = "{ORIGIN}"\n'
+    )
+    out = subprocess.run(
+        [_require("wrk"), "-t2", "-c64", f"-d{seconds:.0f}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if found is None:
         raise RuntimeError(f"wrk printed no Requests/sec:\n{out[-2000:]}")
@@ -88,11 +106,31 @@ def _wrk(url: str, body: bytes, seconds: float, work: Path) -> tuple[float, int]
 
 def _hey(url: str, body: bytes, rate: float, seconds: float) -> dict[str, float]:
     workers = 16
-    out = subprocess.run([_require("hey"), "-z", f"{seconds:.0f}s", "-c", str(workers),
-                          "-q", f"{max(1.0, rate / workers):.0f}", "-m", "POST",
-                          "-T", "text/plain", "-H", f"Origin: {ORIGIN}", "-H", f"User-Agent: {UA}",
-                          "-d", body.decode(), url], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [
+            _require("hey"),
+            "-z",
+            f"{seconds:.0f}s",
+            "-c",
+            str(workers),
+            "-q",
+            f"{max(1.0, rate / workers):.0f}",
+            "-m",
+            "POST",
+            "-T",
+            "text/plain",
+            "-H",
+            f"Origin: {ORIGIN}",
+            "-H",
+            f"User-Agent: {UA}",
+            "-d",
+            body.decode(),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     found = dict(re.findall(r"(\d+)%+ in ([\d.]+) secs", out))
     codes = re.findall(r"\[(\d+)\]\s+(\d+) responses", out)
     if any(code != "202" for code, _ in codes):
@@ -100,30 +138,44 @@ def _hey(url: str, body: bytes, rate: float, seconds: float) -> dict[str, float]
     return {"p50_ms": float(found["50"]) * 1000, "p99_ms": float(found["99"]) * 1000}
 
 
-def run(bootstrap: str, work: Path, seconds: float, results: dict, details: dict,
-        workers: int = 1) -> None:
-    env = {"MAYAK_KAFKA_BOOTSTRAP": bootstrap, "MAYAK_TOPIC_RAW": "bench.collector",
-           "MAYAK_DATA_DIR": str(work / "collector"), "MAYAK_COLLECTOR_PORT": "18400",
-           "MAYAK_COLLECTOR_RATE_PER_S": "1000000000", "MAYAK_COLLECTOR_RATE_BURST": "1000000000",
-           "MAYAK_COLLECTOR_MAX_PENDING": "200000"}
+def run(
+    bootstrap: str, work: Path, seconds: float, results: dict, details: dict, workers: int = 1
+) -> None:
+    env = {
+        "MAYAK_KAFKA_BOOTSTRAP": bootstrap,
+        "MAYAK_TOPIC_RAW": "bench.collector",
+        "MAYAK_DATA_DIR": str(work / "collector"),
+        "MAYAK_COLLECTOR_PORT": "18400",
+        "MAYAK_COLLECTOR_RATE_PER_S": "1000000000",
+        "MAYAK_COLLECTOR_RATE_BURST": "1000000000",
+        "MAYAK_COLLECTOR_MAX_PENDING": "200000",
+    }
     bare = bare_send_loop(bootstrap, "bench.collector", seconds)
     proc = spawn_mayak(["collector", "--workers", str(workers)], work / "collector.log", env)
     memory = PeakMemory(proc.pid)
     try:
-        wait_http_ok({"collector": "http://127.0.0.1:18400/healthz"}, {"collector": proc},
-                     logs=work)
+        wait_http_ok(
+            {"collector": "http://127.0.0.1:18400/healthz"}, {"collector": proc}, logs=work
+        )
         url = "http://127.0.0.1:18400/e"
         _wrk(url, beacon_body(), 2, work)  # warm-up: connections, producer metadata
         rps, refused = _wrk(url, beacon_body(), seconds, work)
         if refused:
-            raise MayakError(f"the collector refused {refused} requests under load; see "
-                             f"{work / 'collector.log'}")
+            raise MayakError(
+                f"the collector refused {refused} requests under load; see {work / 'collector.log'}"
+            )
         latency = _hey(url, beacon_body(), rps / 2, seconds)
     finally:
         stop_process(proc)
         peak = memory.stop()
-    results.update(collector_eps=round(rps), collector_ratio=round(rps / bare, 3),
-                   collector_p99_ms=round(latency["p99_ms"], 2), collector_peak_mb=peak)
-    details.update(collector_eps="wrk, 64 connections, 1 event per request",
-                   collector_ratio=f"bare kafka-python loop: {bare:,.0f} msg/s",
-                   collector_p99_ms=f"hey at {rps / 2:,.0f} req/s; p50 {latency['p50_ms']:.2f} ms")
+    results.update(
+        collector_eps=round(rps),
+        collector_ratio=round(rps / bare, 3),
+        collector_p99_ms=round(latency["p99_ms"], 2),
+        collector_peak_mb=peak,
+    )
+    details.update(
+        collector_eps="wrk, 64 connections, 1 event per request",
+        collector_ratio=f"bare kafka-python loop: {bare:,.0f} msg/s",
+        collector_p99_ms=f"hey at {rps / 2:,.0f} req/s; p50 {latency['p50_ms']:.2f} ms",
+    )

@@ -34,8 +34,11 @@ def _pick(values: list[str], salt: int) -> str:
     return _PICK.format(values=", ".join(f"'{v}'" for v in values), salt=salt, n=len(values))
 
 
-_TYPES = ["pageview"] * 9 + ["engagement"] * 6 + ["custom", "outbound", "service_request",
-                                                 "service_request"]
+_TYPES = (
+    ["pageview"] * 9
+    + ["engagement"] * 6
+    + ["custom", "outbound", "service_request", "service_request"]
+)
 _GENERATE = f"""
 INSERT INTO events (event_id, event_type, site_id, ts, visitor_id, session_id, path, section,
     event_name, props, outbound_url, section_names, section_ms,
@@ -59,25 +62,25 @@ SELECT generateUUIDv4(number),
     if(etype = 'outbound', concat('https://', ['e-gov.az', 'gov.az', 'wikipedia.org'][
         rand(22) % 3 + 1], '/p', toString(rand(23) % 20)), ''),
     if(etype = 'engagement', [sec], []), if(etype = 'engagement', [rand(24) % 60000], []),
-    {_pick(['', 'google.com', 'facebook.com', 'e-gov.az', 'bing.com'], 7)},
-    {_pick(['', '', 'google', 'newsletter'], 8)} AS utm,
-    if(utm = '', '', {_pick(['cpc', 'email'], 9)}),
-    if(utm = '', '', {_pick(['spring', 'tax-day', 'weekly'], 10)}),
-    {_pick(['AZ', 'AZ', 'AZ', 'TR', 'RU', 'GE', 'DE', 'US'], 11)},
-    {_pick(['Azercell', 'Bakcell', 'AzerTelecom', 'Delta Telecom', 'Ultel'], 12)},
+    {_pick(["", "google.com", "facebook.com", "e-gov.az", "bing.com"], 7)},
+    {_pick(["", "", "google", "newsletter"], 8)} AS utm,
+    if(utm = '', '', {_pick(["cpc", "email"], 9)}),
+    if(utm = '', '', {_pick(["spring", "tax-day", "weekly"], 10)}),
+    {_pick(["AZ", "AZ", "AZ", "TR", "RU", "GE", "DE", "US"], 11)},
+    {_pick(["Azercell", "Bakcell", "AzerTelecom", "Delta Telecom", "Ultel"], 12)},
     cityHash64({_VISIT}, 13) % 60000,
-    {_pick(['desktop', 'mobile', 'mobile', 'tablet'], 14)},
-    {_pick(['', 'Apple', 'Samsung', 'Xiaomi'], 15)},
-    {_pick(['Chrome', 'Safari', 'Firefox', 'Edge', 'Samsung Internet'], 16)},
+    {_pick(["desktop", "mobile", "mobile", "tablet"], 14)},
+    {_pick(["", "Apple", "Samsung", "Xiaomi"], 15)},
+    {_pick(["Chrome", "Safari", "Firefox", "Edge", "Samsung Internet"], 16)},
     toString(100 + cityHash64({_VISIT}, 17) % 32),
-    {_pick(['Windows', 'Android', 'iOS', 'Mac OS X', 'Linux'], 18)},
+    {_pick(["Windows", "Android", "iOS", "Mac OS X", "Linux"], 18)},
     toString(cityHash64({_VISIT}, 19) % 18),
     if(etype = 'engagement', rand(16) % 120000, 0), if(etype = 'engagement', rand(17) % 101, 0),
     if(etype = 'service_request', ['notary', 'court', 'registration'][rand(18) % 3 + 1], ''),
-    {_pick(['none', 'analytics'], 25)},
+    {_pick(["none", "analytics"], 25)},
     0, number,
-    {_pick(['direct', 'search', 'social', 'referral', 'email'], 26)},
-    {_pick(['', 'google', 'facebook', 'e-gov.az'], 27)}
+    {_pick(["direct", "search", "social", "referral", "email"], 26)},
+    {_pick(["", "google", "facebook", "e-gov.az"], 27)}
 FROM numbers({{start:UInt64}}, {{count:UInt64}})
 """
 
@@ -86,9 +89,16 @@ BREAKDOWNS = ("path", "section", "country", "device_type", "browser", "os", "isp
 
 def fill(client: Client, total: int, already: int, chunk: int = 1_000_000) -> None:
     for start in range(already, total, chunk):
-        client.command(_GENERATE, parameters={
-            "site": SITE, "days": DAYS, "visitors": max(1000, total // 20),
-            "start": start, "count": min(chunk, total - start)})
+        client.command(
+            _GENERATE,
+            parameters={
+                "site": SITE,
+                "days": DAYS,
+                "visitors": max(1000, total // 20),
+                "start": start,
+                "count": min(chunk, total - start),
+            },
+        )
 
 
 def query_set(client: Client) -> list[float]:
@@ -107,12 +117,32 @@ def query_set(client: Client) -> list[float]:
 
     timed(lambda: summary(client, SITE, date_from, date_to))
     for dim in BREAKDOWNS:
-        timed(lambda d=dim: run(client, Query(site=SITE, metrics=("pageviews", "visitors"),
-                                              date_from=date_from, date_to=date_to,
-                                              dimensions=(d,), limit=10)))
-    timed(lambda: run(client, Query(site=SITE, metrics=("pageviews", "visitors"),
-                                    date_from=date_from, date_to=date_to, dimensions=("hour",),
-                                    limit=1000)))
+        timed(
+            lambda d=dim: run(
+                client,
+                Query(
+                    site=SITE,
+                    metrics=("pageviews", "visitors"),
+                    date_from=date_from,
+                    date_to=date_to,
+                    dimensions=(d,),
+                    limit=10,
+                ),
+            )
+        )
+    timed(
+        lambda: run(
+            client,
+            Query(
+                site=SITE,
+                metrics=("pageviews", "visitors"),
+                date_from=date_from,
+                date_to=date_to,
+                dimensions=("hour",),
+                limit=1000,
+            ),
+        )
+    )
     return timings
 
 
@@ -122,8 +152,14 @@ def optimize(client: Client) -> None:
         client.command(f"OPTIMIZE TABLE {rollup} FINAL")
 
 
-def run(work: Path, sizes: list[int], results: dict, details: dict, rounds: int = 5,
-        progress: Callable[[str], object] = lambda msg: None) -> None:
+def run(
+    work: Path,
+    sizes: list[int],
+    results: dict,
+    details: dict,
+    rounds: int = 5,
+    progress: Callable[[str], object] = lambda msg: None,
+) -> None:
     from warehouse.client import make_client
     from warehouse.migrate import migrate
 
@@ -140,6 +176,7 @@ def run(work: Path, sizes: list[int], results: dict, details: dict, rounds: int 
         timings = [t for _ in range(rounds) for t in query_set(client)]
         per_size[size] = percentile(timings, 95) * 1000
     results["dashboard_p95_ms"] = round(per_size[sizes[-1]], 1)
-    details["dashboard_p95_ms"] = ", ".join(f"{s / 1e6:g}M events: p95 {ms:.0f} ms"
-                                            for s, ms in per_size.items()) + \
-        f" ({len(BREAKDOWNS) + 2} queries x {rounds} rounds)"
+    details["dashboard_p95_ms"] = (
+        ", ".join(f"{s / 1e6:g}M events: p95 {ms:.0f} ms" for s, ms in per_size.items())
+        + f" ({len(BREAKDOWNS) + 2} queries x {rounds} rounds)"
+    )

@@ -19,8 +19,10 @@ def run(work: Path, n: int, results: dict, details: dict) -> None:
 
     geo: dict[str, Any] = {}
     if (MAXMIND / "GeoIP2-City-Test.mmdb").exists():
-        geo = {"geoip_city": str(MAXMIND / "GeoIP2-City-Test.mmdb"),
-               "geoip_isp": str(MAXMIND / "GeoIP2-ISP-Test.mmdb")}
+        geo = {
+            "geoip_city": str(MAXMIND / "GeoIP2-City-Test.mmdb"),
+            "geoip_isp": str(MAXMIND / "GeoIP2-ISP-Test.mmdb"),
+        }
     settings = Settings(data_dir=work / "enrich", **geo)
     records = [value for _, value in raw_records(n, settings.data_dir, seed=3)]
     pipeline = pipeline_from_settings(settings, sessions={})
@@ -33,5 +35,7 @@ def run(work: Path, n: int, results: dict, details: dict) -> None:
     per_event = (time.perf_counter() - start) / n * 1e6
     ok = pipeline.counters.get("ok", 0)
     results["enrich_us"] = round(per_event, 1)
-    details["enrich_us"] = (f"{n:,} events, {ok:,} enriched, cold UA cache, "
-                            f"GeoIP {'MaxMind test DBs' if geo else 'absent'}")
+    details["enrich_us"] = (
+        f"{n:,} events, {ok:,} enriched, cold UA cache, "
+        f"GeoIP {'MaxMind test DBs' if geo else 'absent'}"
+    )

@@ -50,8 +50,9 @@ async def send_steady(url: str, rate: int, seconds: float) -> list[float]:
     return sorted(acked)
 
 
-def poll_counts(url: str, stop: threading.Event, seen: list[tuple[float, int]],
-                headers: dict | None = None) -> None:
+def poll_counts(
+    url: str, stop: threading.Event, seen: list[tuple[float, int]], headers: dict | None = None
+) -> None:
     with httpx.Client(timeout=5, headers=headers) as client:
         while not stop.is_set():
             count = int(client.get(url).json().get("pageviews", 0))
@@ -66,13 +67,16 @@ def visible_delays(acked: list[float], seen: list[tuple[float, int]]) -> list[fl
         while j < len(seen) and seen[j][1] < k:
             j += 1
         if j == len(seen):
-            raise MayakError(f"only {seen[-1][1] if seen else 0} of {len(acked)} events became visible")
+            raise MayakError(
+                f"only {seen[-1][1] if seen else 0} of {len(acked)} events became visible"
+            )
         delays.append(max(0.0, seen[j][0] - t_ack))
     return delays
 
 
-def run(bootstrap: str, work: Path, seconds: float, results: dict, details: dict,
-        rate: int = 1000) -> None:
+def run(
+    bootstrap: str, work: Path, seconds: float, results: dict, details: dict, rate: int = 1000
+) -> None:
     env = worker_env(bootstrap, work, "freshness")
     settings = settings_for(env)
     ensure_topics(settings)
@@ -81,13 +85,25 @@ def run(bootstrap: str, work: Path, seconds: float, results: dict, details: dict
     memory = PeakMemory(worker.pid)
     stop, seen = threading.Event(), list[tuple[float, int]]()
     try:
-        wait_http_ok({"dashboards": f"{settings.dashboards_url}/healthz",
-                      "collector": f"{settings.collector_url}/healthz"},
-                     {"worker": worker, "collector": collector}, logs=work)
+        wait_http_ok(
+            {
+                "dashboards": f"{settings.dashboards_url}/healthz",
+                "collector": f"{settings.collector_url}/healthz",
+            },
+            {"worker": worker, "collector": collector},
+            logs=work,
+        )
         time.sleep(3)  # let the consumer group settle before the clock starts
-        poller = threading.Thread(target=poll_counts, daemon=True, args=(
-            f"{settings.dashboards_url}/api/stats/summary?site={SITE}", stop, seen,
-            {"Authorization": f"Bearer {cli_token_path(settings).read_text().strip()}"}))
+        poller = threading.Thread(
+            target=poll_counts,
+            daemon=True,
+            args=(
+                f"{settings.dashboards_url}/api/stats/summary?site={SITE}",
+                stop,
+                seen,
+                {"Authorization": f"Bearer {cli_token_path(settings).read_text().strip()}"},
+            ),
+        )
         poller.start()
         acked = asyncio.run(send_steady(f"{settings.collector_url}/e", rate, seconds))
         deadline = time.monotonic() + 60

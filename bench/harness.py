@@ -9,9 +9,20 @@ from dataclasses import dataclass
 import psutil
 from rich.table import Table
 
-KEYS = ("collector_eps", "collector_ratio", "collector_p99_ms", "pipeline_eps", "pipeline_ratio",
-        "enrich_us", "freshness_p95_ms", "dashboard_p95_ms", "product_p95_ms",
-        "tracker_gzip_bytes", "worker_peak_mb", "collector_peak_mb")
+KEYS = (
+    "collector_eps",
+    "collector_ratio",
+    "collector_p99_ms",
+    "pipeline_eps",
+    "pipeline_ratio",
+    "enrich_us",
+    "freshness_p95_ms",
+    "dashboard_p95_ms",
+    "product_p95_ms",
+    "tracker_gzip_bytes",
+    "worker_peak_mb",
+    "collector_peak_mb",
+)
 
 
 @dataclass(frozen=True)
@@ -90,10 +101,13 @@ def results_table(results: dict, details: dict[str, str], keys: tuple[str, ...] 
         value = results.get(key)
         target = TARGETS.get(key)
         met = target.met(value) if target else None
-        table.add_row(key, "n/a" if value is None else f"{value:g}",
-                      target.describe() if target else "-",
-                      {True: "[green]yes[/]", False: "[red]NO[/]", None: "-"}[met],
-                      details.get(key, ""))
+        table.add_row(
+            key,
+            "n/a" if value is None else f"{value:g}",
+            target.describe() if target else "-",
+            {True: "[green]yes[/]", False: "[red]NO[/]", None: "-"}[met],
+            details.get(key, ""),
+        )
     return table
 
 

@@ -17,10 +17,14 @@ from faust import Worker
 
 def main() -> None:
     topic_name, expected, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-    app = faust.App(f"bench-noop-{os.getpid()}",
-                    broker=f"kafka://{os.environ['MAYAK_KAFKA_BOOTSTRAP']}", store="memory://",
-                    datadir=str(out.parent / "noop-faust"), web_enabled=False,
-                    consumer_auto_offset_reset="earliest")
+    app = faust.App(
+        f"bench-noop-{os.getpid()}",
+        broker=f"kafka://{os.environ['MAYAK_KAFKA_BOOTSTRAP']}",
+        store="memory://",
+        datadir=str(out.parent / "noop-faust"),
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+    )
     topic = app.topic(topic_name, value_serializer="raw")
 
     @app.agent(topic)

@@ -21,18 +21,26 @@ from stream_jobs.topics import ensure_topics
 
 
 def worker_env(bootstrap: str, work: Path, tag: str) -> dict[str, str]:
-    return {"MAYAK_KAFKA_BOOTSTRAP": bootstrap, "MAYAK_DATA_DIR": str(work / tag),
-            "MAYAK_TOPIC_RAW": f"bench.{tag}.raw", "MAYAK_TOPIC_EVENTS": f"bench.{tag}.events",
-            "MAYAK_TOPIC_FAILED": f"bench.{tag}.failed", "MAYAK_WORKER_ID": f"bench-{tag}",
-            "MAYAK_DASHBOARDS_PORT": str(free_port()), "MAYAK_WORKER_WEB_PORT": str(free_port()),
-            "MAYAK_COLLECTOR_PORT": str(free_port()),
-            "MAYAK_COLLECTOR_SITES": f'{{"{SITE}": ["*"]}}',
-            "MAYAK_COLLECTOR_RATE_PER_S": "1000000000", "MAYAK_COLLECTOR_RATE_BURST": "1000000000"}
+    return {
+        "MAYAK_KAFKA_BOOTSTRAP": bootstrap,
+        "MAYAK_DATA_DIR": str(work / tag),
+        "MAYAK_TOPIC_RAW": f"bench.{tag}.raw",
+        "MAYAK_TOPIC_EVENTS": f"bench.{tag}.events",
+        "MAYAK_TOPIC_FAILED": f"bench.{tag}.failed",
+        "MAYAK_WORKER_ID": f"bench-{tag}",
+        "MAYAK_DASHBOARDS_PORT": str(free_port()),
+        "MAYAK_WORKER_WEB_PORT": str(free_port()),
+        "MAYAK_COLLECTOR_PORT": str(free_port()),
+        "MAYAK_COLLECTOR_SITES": f'{{"{SITE}": ["*"]}}',
+        "MAYAK_COLLECTOR_RATE_PER_S": "1000000000",
+        "MAYAK_COLLECTOR_RATE_BURST": "1000000000",
+    }
 
 
 def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                             compression_type="gzip")
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, compression_type="gzip"
+    )
     for key, value in records:
         producer.send(topic, key=key, value=value)
     producer.flush()
@@ -41,10 +49,12 @@ def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None
 
 def noop_eps(env: dict[str, str], topic: str, n: int, work: Path) -> float:
     out = work / "noop.seconds"
-    proc = subprocess.Popen([sys.executable, "-m", "bench.noop_worker", topic, str(n), str(out)],
-                            env={**os.environ, **env},
-                            stdout=open(work / "noop.log", "ab"),  # noqa: SIM115
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.noop_worker", topic, str(n), str(out)],
+        env={**os.environ, **env},
+        stdout=open(work / "noop.log", "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
     try:
         proc.wait(timeout=300)
     finally:
@@ -91,14 +101,17 @@ def run(bootstrap: str, work: Path, n: int, results: dict, details: dict) -> Non
     proc = spawn_mayak(["worker", "--dashboards"], work / "pipeline-worker.log", env)
     memory = PeakMemory(proc.pid)
     try:
-        wait_http_ok({"dashboards": f"{settings.dashboards_url}/healthz"}, {"worker": proc},
-                     logs=work)
+        wait_http_ok(
+            {"dashboards": f"{settings.dashboards_url}/healthz"}, {"worker": proc}, logs=work
+        )
         eps = landed_eps(f"{settings.dashboards_url}/api/stats/summary?site={SITE}", n, proc, 600)
     finally:
         stop_process(proc)
         peak = memory.stop()
     results.update(pipeline_eps=round(eps), pipeline_ratio=round(eps / baseline, 3))
     results["worker_peak_mb"] = max(results.get("worker_peak_mb", 0), peak)
-    details.update(pipeline_eps=f"{n:,} events, 1 worker, landed in ClickHouse",
-                   pipeline_ratio=f"no-op Faust agent: {baseline:,.0f} events/s",
-                   worker_peak_mb="stream worker (Faust + chDB + dashboards)")
+    details.update(
+        pipeline_eps=f"{n:,} events, 1 worker, landed in ClickHouse",
+        pipeline_ratio=f"no-op Faust agent: {baseline:,.0f} events/s",
+        worker_peak_mb="stream worker (Faust + chDB + dashboards)",
+    )

@@ -49,8 +49,10 @@ FULL = Plan(15, 100_000, 100_000, 30, (1_000_000, 10_000_000))
 
 
 def machine() -> str:
-    return (f"{platform.node()}: {psutil.cpu_count()} cores, "
-            f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}")
+    return (
+        f"{platform.node()}: {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
+    )
 
 
 def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
@@ -58,27 +60,58 @@ def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
     results: dict = {}
     details: dict[str, str] = {}
     work = Path(tempfile.mkdtemp(prefix="mayak-bench-"))
-    broker = LocalBroker(home=work / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
-                         controller_port=free_port(), heap_mb=768, partitions=2)
+    broker = LocalBroker(
+        home=work / "kafka",
+        cache_dir=Settings().cache_dir,
+        port=free_port(),
+        controller_port=free_port(),
+        heap_mb=768,
+        partitions=2,
+    )
     steps = [
         ("tracker", lambda: tracker_bench.run(results, details)),
         ("enrich", lambda: enrich_bench.run(work, plan.enrich_events, results, details)),
-        ("collector", lambda: collector_bench.run(broker.bootstrap, work, plan.load_seconds,
-                                                  results, details)),
-        ("pipeline", lambda: pipeline_bench.run(broker.bootstrap, work, plan.pipeline_events,
-                                                results, details)),
-        ("freshness", lambda: freshness_bench.run(broker.bootstrap, work, plan.freshness_seconds,
-                                                  results, details)),
-        ("dashboard", lambda: dashboard_bench.run(work, list(plan.dashboard_sizes), results,
-                                                  details, progress=lambda m: None)),
+        (
+            "collector",
+            lambda: collector_bench.run(
+                broker.bootstrap, work, plan.load_seconds, results, details
+            ),
+        ),
+        (
+            "pipeline",
+            lambda: pipeline_bench.run(
+                broker.bootstrap, work, plan.pipeline_events, results, details
+            ),
+        ),
+        (
+            "freshness",
+            lambda: freshness_bench.run(
+                broker.bootstrap, work, plan.freshness_seconds, results, details
+            ),
+        ),
+        (
+            "dashboard",
+            lambda: dashboard_bench.run(
+                work, list(plan.dashboard_sizes), results, details, progress=lambda m: None
+            ),
+        ),
         # on the dashboard step's database, already holding its largest size
-        ("product", lambda: calls.update(product_bench.run(work, plan.dashboard_sizes[-1],
-                                                           results, details))),
+        (
+            "product",
+            lambda: calls.update(
+                product_bench.run(work, plan.dashboard_sizes[-1], results, details)
+            ),
+        ),
     ]
     calls: dict[str, list[float]] = {}
     started = time.monotonic()
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("starting a private Kafka broker", total=len(steps) + 1)
         broker.start()
@@ -93,15 +126,18 @@ def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
     if calls:
         console.print(product_bench.table(calls, plan.dashboard_sizes[-1]))
     console.print(results_table(results, details))
-    console.print(f"machine: {machine()}; {'quick' if quick else 'full'} run took "
-                  f"{time.monotonic() - started:.0f} s; work files in {work}")
+    console.print(
+        f"machine: {machine()}; {'quick' if quick else 'full'} run took "
+        f"{time.monotonic() - started:.0f} s; work files in {work}"
+    )
     if json_path:
         json_path.write_text(json.dumps({key: results.get(key) for key in KEYS}, indent=2) + "\n")
     return results
 
 
-def run_product(events: int, rounds: int, data: Path | None, json_path: Path | None,
-                console: Console) -> dict:
+def run_product(
+    events: int, rounds: int, data: Path | None, json_path: Path | None, console: Console
+) -> dict:
     """``mayak bench --only product``: the product page's calls alone, at ``events`` events.
     ``data``: a directory to keep the generated database in (reused by the next run)."""
     work = data or Path(tempfile.mkdtemp(prefix="mayak-bench-"))
@@ -111,13 +147,16 @@ def run_product(events: int, rounds: int, data: Path | None, json_path: Path | N
     started = time.monotonic()
     load = os.getloadavg()
     with console.status("product page") as status:
-        timings = product_bench.run(work, events, results, details, rounds,
-                                    progress=lambda m: status.update(m))
+        timings = product_bench.run(
+            work, events, results, details, rounds, progress=lambda m: status.update(m)
+        )
     console.print(product_bench.table(timings, events))
     console.print(results_table(results, details, keys=("product_p95_ms",)))
-    console.print(f"machine: {machine()}; load average {load[0]:.2f} before, "
-                  f"{os.getloadavg()[0]:.2f} after; took {time.monotonic() - started:.0f} s; "
-                  f"work files in {work}")
+    console.print(
+        f"machine: {machine()}; load average {load[0]:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after; took {time.monotonic() - started:.0f} s; "
+        f"work files in {work}"
+    )
     if json_path:
         per_call = {name: round(percentile(s, 95) * 1000, 1) for name, s in timings.items()}
         json_path.write_text(json.dumps({**results, "calls_p95_ms": per_call}, indent=2) + "\n")

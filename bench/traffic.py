@@ -26,16 +26,25 @@ RECORDED_EVENTS_PER_S = 1000
 def user_agent(rng: random.Random, n: int) -> str:
     if rng.random() < UNIQUE_UA_SHARE:
         major, build = rng.randint(90, 131), rng.randint(1000, 6999)
-        return (f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                f"Chrome/{major}.0.{build}.{n % 200} Safari/537.36")
+        return (
+            f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            f"Chrome/{major}.0.{build}.{n % 200} Safari/537.36"
+        )
     return rng.choice(USER_AGENTS)
 
 
 def client_event(rng: random.Random, now_ms: int) -> dict:
     path, section = rng.choice(PAGES)
-    return {"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": SITE, "ts": now_ms,
-            "url": f"https://e-legal.az{path}?utm_source=bench", "ref": rng.choice(REFERRERS),
-            "section": section}
+    return {
+        "v": 1,
+        "id": str(uuid.uuid4()),
+        "type": "pageview",
+        "site": SITE,
+        "ts": now_ms,
+        "url": f"https://e-legal.az{path}?utm_source=bench",
+        "ref": rng.choice(REFERRERS),
+        "section": section,
+    }
 
 
 def raw_records(n: int, data_dir: Path, seed: int = 1) -> list[tuple[bytes, bytes]]:
@@ -45,9 +54,14 @@ def raw_records(n: int, data_dir: Path, seed: int = 1) -> list[tuple[bytes, byte
 
     factory = EventFactory(Settings(data_dir=data_dir))
     rng = random.Random(seed)
-    visitors = [(f"{rng.choice([5, 31, 37, 46, 62, 85, 94, 185])}.{rng.randint(0, 255)}."
-                 f"{rng.randint(0, 255)}.{rng.randint(1, 254)}", user_agent(rng, i))
-                for i in range(max(1, n // 4))]
+    visitors = [
+        (
+            f"{rng.choice([5, 31, 37, 46, 62, 85, 94, 185])}.{rng.randint(0, 255)}."
+            f"{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            user_agent(rng, i),
+        )
+        for i in range(max(1, n // 4))
+    ]
     start = int(time.time() * 1000) - n * 1000 // RECORDED_EVENTS_PER_S
     records = []
     for i in range(n):

@@ -90,7 +90,7 @@ class _Nonces:
                 self._pool, self._next = os.urandom(12 * self.BATCH), 0
             start = self._next
             self._next += 12
-            return self._pool[start:start + 12]
+            return self._pool[start : start + 12]
 
 
 _nonces = _Nonces()

@@ -38,8 +38,7 @@ Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,128}$")]
 Url = Annotated[str, StringConstraints(max_length=2048)]
 PropKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")]
 PropValue = Annotated[str, StringConstraints(max_length=200)] | int | float | bool
-EventType = Literal["pageview", "engagement", "custom", "outbound", "email_open",
-                    "service_request"]
+EventType = Literal["pageview", "engagement", "custom", "outbound", "email_open", "service_request"]
 Ms = Annotated[int, Field(ge=0, le=MAX_MS)]
 
 
@@ -103,7 +102,9 @@ class RawEvent(_Base):
     method: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3,7}$")] | None = None
     status: Annotated[int, Field(ge=100, le=599)] | None = None
     duration_ms: Annotated[float, Field(ge=0)] | None = None
-    ua: Annotated[str, StringConstraints(max_length=512)] | None = None  # full UA, parsed then dropped
+    ua: Annotated[str, StringConstraints(max_length=512)] | None = (
+        None  # full UA, parsed then dropped
+    )
     ip_enc: Annotated[str, StringConstraints(max_length=128)] | None = None  # AES-GCM, base64
     lang: Annotated[str, StringConstraints(max_length=35)] | None = None
     received: int | None = None  # producer clock, epoch ms

@@ -37,14 +37,19 @@ class ApiBackend:
         path = cli_token_path(settings)
         if not path.exists():
             raise MayakError(f"no CLI token at {path} -> is MAYAK_DATA_DIR the worker's data dir?")
-        self.http = httpx.Client(base_url=settings.dashboards_url, timeout=120,
-                                 headers={"Authorization": f"Bearer {path.read_text().strip()}"})
+        self.http = httpx.Client(
+            base_url=settings.dashboards_url,
+            timeout=120,
+            headers={"Authorization": f"Bearer {path.read_text().strip()}"},
+        )
 
     def _call(self, method: str, path: str, **kw: Any) -> dict:
         response = self.http.request(method, f"/api/{path}", **kw)
         if response.status_code != 200:
-            raise MayakError(f"the worker refused {path}: {response.status_code} "
-                             f"{response.text[:300]} -> check the arguments and the worker log")
+            raise MayakError(
+                f"the worker refused {path}: {response.status_code} "
+                f"{response.text[:300]} -> check the arguments and the worker log"
+            )
         return response.json()
 
     def erase(self, customer: str, opt_out: bool) -> dict:
@@ -57,13 +62,20 @@ class ApiBackend:
         return self._call("POST", "admin/sweep", json={})["deleted"]
 
     def register_send(self, site: str, campaign: str, sent: int, sent_on: date) -> dict:
-        return self._call("POST", f"marketing/campaigns/{campaign}/sends",
-                          json={"site": site, "sent": sent, "sent_on": str(sent_on)})
+        return self._call(
+            "POST",
+            f"marketing/campaigns/{campaign}/sends",
+            json={"site": site, "sent": sent, "sent_on": str(sent_on)},
+        )
 
-    def set_research_budget(self, researcher: str, epsilon: float, delta: float,
-                            period: str) -> dict:
-        return self._call("POST", "admin/research/budget", json={
-            "researcher": researcher, "epsilon": epsilon, "delta": delta, "period": period})
+    def set_research_budget(
+        self, researcher: str, epsilon: float, delta: float, period: str
+    ) -> dict:
+        return self._call(
+            "POST",
+            "admin/research/budget",
+            json={"researcher": researcher, "epsilon": epsilon, "delta": delta, "period": period},
+        )
 
     def research_budgets(self) -> dict:
         return self._call("GET", "admin/research/budgets")
@@ -87,12 +99,14 @@ class DirectBackend:
 
     def erase(self, customer: str, opt_out: bool) -> dict:
         layout = Layout.of(self.client, self.settings.clickhouse_cluster)
-        return erase_customer(self.client, self.keys(), customer, self.actor, "cli",
-                              opt_out=opt_out, layout=layout).as_dict()
+        return erase_customer(
+            self.client, self.keys(), customer, self.actor, "cli", opt_out=opt_out, layout=layout
+        ).as_dict()
 
     def sweep(self) -> int:
-        return sweep_late_arrivals(self.client,
-                                   Layout.of(self.client, self.settings.clickhouse_cluster))
+        return sweep_late_arrivals(
+            self.client, Layout.of(self.client, self.settings.clickhouse_cluster)
+        )
 
     def export(self, customer: str) -> list[dict]:
         return export_customer(self.client, self.keys(), customer)
@@ -100,12 +114,16 @@ class DirectBackend:
     def register_send(self, site: str, campaign: str, sent: int, sent_on: date) -> dict:
         return register_send(self.client, site, campaign, sent, sent_on, self.actor)
 
-    def set_research_budget(self, researcher: str, epsilon: float, delta: float,
-                            period: str) -> dict:
+    def set_research_budget(
+        self, researcher: str, epsilon: float, delta: float, period: str
+    ) -> dict:
         from dashboards.research import set_budget  # opendp: ~1 s, for these two only
 
-        return set_budget(self.client, {"researcher": researcher, "epsilon": epsilon,
-                                        "delta": delta, "period": period}, self.actor)
+        return set_budget(
+            self.client,
+            {"researcher": researcher, "epsilon": epsilon, "delta": delta, "period": period},
+            self.actor,
+        )
 
     def research_budgets(self) -> dict:
         from dashboards.research import show_budgets  # opendp: ~1 s

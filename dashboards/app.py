@@ -60,14 +60,16 @@ QUEUE_QUERIES = 3  # how many query time limits a query may wait for the one que
 PARAM_CHARS = 200  # of each parameter of a refused question kept in the audit
 
 
-def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
-               clock: Clock = SYSTEM_CLOCK) -> Starlette:
+def create_app(
+    settings: Settings, client: Client, keys: KeyStore | None = None, clock: Clock = SYSTEM_CLOCK
+) -> Starlette:
     """``keys``: the anonymizer key store (erasure/export); opened from settings when first needed.
     ``clock``: today's date, realtime figures, budget periods, audit and erasure times."""
     auth = Authenticator(settings)
     scrub.configure(settings.customer_id_pattern)  # the audit scrubs what users ask
-    denied = RateLimiter(settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst,
-                         clock=clock)
+    denied = RateLimiter(
+        settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst, clock=clock
+    )
     # one client shared by request threads: one query at a time (not one call: an export's
     # 22 queries interleave with others'). Each query is bounded by query_max_seconds, so a
     # query waits at most a few of them for its turn before the call gets a 503
@@ -93,17 +95,29 @@ def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
             return key_store["keys"]
 
     def record(who: Principal | None, name: str, request: dict, cells: int, status: int) -> None:
-        audit.record_query(client, who.name if who else "unauthenticated", who.role if who else "",
-                           name, request, cells, status, clock)
+        audit.record_query(
+            client,
+            who.name if who else "unauthenticated",
+            who.role if who else "",
+            name,
+            request,
+            cells,
+            status,
+            clock,
+        )
 
-    def endpoint(name: str, roles: tuple[str, ...], work: Callable[[Call], Answer],
-                 method: str = "GET"):
+    def endpoint(
+        name: str, roles: tuple[str, ...], work: Callable[[Call], Answer], method: str = "GET"
+    ):
         def guarded(call: Call | None, status: int, error: str | None):
             if error:
                 # a refused caller's parameters are not kept: only who, what and the status;
                 # a bad question's are, cut short
-                asked = {"params": {k: v[:PARAM_CHARS] for k, v in call.params.items()}} \
-                    if call and status == 400 else {}
+                asked = (
+                    {"params": {k: v[:PARAM_CHARS] for k, v in call.params.items()}}
+                    if call and status == 400
+                    else {}
+                )
                 record(call.who if call else None, name, asked, 0, status)
                 return None
             assert call is not None, "a call without an error is a parsed one"
@@ -115,8 +129,11 @@ def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
 
         async def refuse(request: Request, call: Call | None, status: int, error: str):
             if status in (401, 503) and not denied.allow(_client_ip(request)):
-                return JSONResponse({"error": "too many calls without a valid token"}, 429,
-                                    headers={"Retry-After": "10"})
+                return JSONResponse(
+                    {"error": "too many calls without a valid token"},
+                    429,
+                    headers={"Retry-After": "10"},
+                )
             try:
                 await run_in_threadpool(guarded, call, status, "denied")
             except WarehouseBusy:
@@ -145,8 +162,11 @@ def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
             except UnknownSite as exc:
                 return await refuse(request, call, 404, str(exc))
             except WarehouseBusy:
-                return JSONResponse({"error": "the warehouse is busy with other queries: retry "
-                                     "shortly"}, 503, headers={"Retry-After": "5"})
+                return JSONResponse(
+                    {"error": "the warehouse is busy with other queries: retry shortly"},
+                    503,
+                    headers={"Retry-After": "5"},
+                )
             except (QueryError, MayakError, ValueError) as exc:
                 return await refuse(request, call, 400, str(exc))
             except DatabaseError as exc:
@@ -161,11 +181,16 @@ def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
 
     def site_report(build: Callable) -> Callable[[Call], Answer]:
         """An endpoint answering one of ``warehouse.reports`` for a site and a date range."""
+
         def answer(call: Call) -> Answer:
             date_from, date_to = qp.date_range(call.params, tz, clock)
             report = build(reader, qp.site_of(call.params), date_from, date_to, tz)
-            return Answer(report.data, report.cells, {"site": report.data["site"],
-                                                      "from": str(date_from), "to": str(date_to)})
+            return Answer(
+                report.data,
+                report.cells,
+                {"site": report.data["site"], "from": str(date_from), "to": str(date_to)},
+            )
+
         return answer
 
     # summary, breakdown, series, goals, entry-exit, realtime, funnel, export (dashboards.product)
@@ -179,29 +204,37 @@ def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
         start, end = utc_bounds(query)
         rows = details.sections_report(reader, query.site, start, end, path, query.limit)
         columns = details.REPORT_COLUMNS
-        return Answer({"columns": columns, "rows": rows}, len(columns) * len(rows),
-                      {**query.describe(), "path": path})
+        return Answer(
+            {"columns": columns, "rows": rows},
+            len(columns) * len(rows),
+            {**query.describe(), "path": path},
+        )
 
     campaigns = site_report(reports.campaigns)
     bot_report = site_report(reports.bots)
 
     def sends(call: Call) -> Answer:
         site, sent, sent_on = qp.sends_body(call.body, qp.local_today(tz, clock))
-        done = register_send(client, site, call.path["campaign_id"], sent, sent_on,
-                             actor=call.who.name)
+        done = register_send(
+            client, site, call.path["campaign_id"], sent, sent_on, actor=call.who.name
+        )
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
         if not spending.acquire(timeout=QUEUE_QUERIES * serial.wait_seconds):
             raise WarehouseBusy()
         try:
-            payload, question, fmt = dp_research.answer(reader, settings, call.who.name,
-                                                        call.params, clock=clock,
-                                                        check_site=check_site)
+            payload, question, fmt = dp_research.answer(
+                reader, settings, call.who.name, call.params, clock=clock, check_site=check_site
+            )
         finally:
             spending.release()
-        return Answer(payload, len(payload["columns"]) * len(payload["rows"]),
-                      {**question, "cost": payload["cost"]}, respond(payload, fmt))
+        return Answer(
+            payload,
+            len(payload["columns"]) * len(payload["rows"]),
+            {**question, "cost": payload["cost"]},
+            respond(payload, fmt),
+        )
 
     def research_own_budget(call: Call) -> Answer:
         return Answer(dp_research.own_budget(client, settings, call.who.name, clock), 0, {})
@@ -215,8 +248,16 @@ def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
 
     def erase(call: Call) -> Answer:
         customer, opt_out = qp.customer_body(call.body)
-        done = erasure.erase_customer(client, get_keys(), customer, call.who.name,
-                                      "api", opt_out=opt_out, layout=layout, clock=clock)
+        done = erasure.erase_customer(
+            client,
+            get_keys(),
+            customer,
+            call.who.name,
+            "api",
+            opt_out=opt_out,
+            layout=layout,
+            clock=clock,
+        )
         return Answer(done.as_dict(), 0, {"customer": "[not logged]", "opt_out": opt_out})
 
     def export(call: Call) -> Answer:
@@ -234,36 +275,48 @@ def create_app(settings: Settings, client: Client, keys: KeyStore | None = None,
     def me(call: Call) -> Answer:
         """Who the token is, which pages its role may use (the pages' navigation) and the
         report time zone (the pages' dates and hours)."""
-        return Answer({"name": call.who.name, "role": call.who.role,
-                       "pages": pages.pages_of(call.who.role), "timezone": tz}, 0, {})
+        return Answer(
+            {
+                "name": call.who.name,
+                "role": call.who.role,
+                "pages": pages.pages_of(call.who.role),
+                "timezone": tz,
+            },
+            0,
+            {},
+        )
 
     async def healthz(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    return Starlette(middleware=[Middleware(GZipMiddleware, minimum_size=1000)], routes=[
-        *pages.routes(), Route("/healthz", healthz),
-        endpoint("stats/summary", either(PRODUCT, MARKETING), work["stats/summary"]),
-        endpoint("stats/breakdown", PRODUCT, work["stats/breakdown"]),
-        endpoint("stats/series", PRODUCT, work["stats/series"]),
-        endpoint("stats/goals", PRODUCT, work["stats/goals"]),
-        endpoint("stats/entry-exit", PRODUCT, work["stats/entry-exit"]),
-        endpoint("stats/realtime", PRODUCT, work["stats/realtime"]),
-        endpoint("stats/funnel", PRODUCT, work["stats/funnel"]),
-        endpoint("stats/export", PRODUCT, work["stats/export"]),
-        endpoint("stats/sections", PRODUCT, sections),
-        endpoint("marketing/campaigns", MARKETING, campaigns),
-        endpoint("marketing/campaigns/{campaign_id}/sends", MARKETING, sends, "POST"),
-        endpoint("research/query", RESEARCH, research),
-        endpoint("research/budget", RESEARCH, research_own_budget),
-        endpoint("admin/research/budget", ADMIN, research_budget, "POST"),
-        endpoint("admin/research/budgets", ADMIN, research_budgets),
-        endpoint("admin/erase", ADMIN, erase, "POST"),
-        endpoint("admin/export", ADMIN, export, "POST"),
-        endpoint("admin/sweep", ADMIN, sweep, "POST"),
-        endpoint("admin/audit", ADMIN, audit_log),
-        endpoint("admin/bots", ADMIN, bot_report),
-        endpoint("me", ROLES, me),
-    ])
+    return Starlette(
+        middleware=[Middleware(GZipMiddleware, minimum_size=1000)],
+        routes=[
+            *pages.routes(),
+            Route("/healthz", healthz),
+            endpoint("stats/summary", either(PRODUCT, MARKETING), work["stats/summary"]),
+            endpoint("stats/breakdown", PRODUCT, work["stats/breakdown"]),
+            endpoint("stats/series", PRODUCT, work["stats/series"]),
+            endpoint("stats/goals", PRODUCT, work["stats/goals"]),
+            endpoint("stats/entry-exit", PRODUCT, work["stats/entry-exit"]),
+            endpoint("stats/realtime", PRODUCT, work["stats/realtime"]),
+            endpoint("stats/funnel", PRODUCT, work["stats/funnel"]),
+            endpoint("stats/export", PRODUCT, work["stats/export"]),
+            endpoint("stats/sections", PRODUCT, sections),
+            endpoint("marketing/campaigns", MARKETING, campaigns),
+            endpoint("marketing/campaigns/{campaign_id}/sends", MARKETING, sends, "POST"),
+            endpoint("research/query", RESEARCH, research),
+            endpoint("research/budget", RESEARCH, research_own_budget),
+            endpoint("admin/research/budget", ADMIN, research_budget, "POST"),
+            endpoint("admin/research/budgets", ADMIN, research_budgets),
+            endpoint("admin/erase", ADMIN, erase, "POST"),
+            endpoint("admin/export", ADMIN, export, "POST"),
+            endpoint("admin/sweep", ADMIN, sweep, "POST"),
+            endpoint("admin/audit", ADMIN, audit_log),
+            endpoint("admin/bots", ADMIN, bot_report),
+            endpoint("me", ROLES, me),
+        ],
+    )
 
 
 def _client_ip(request: Request) -> str:

@@ -25,8 +25,10 @@ from dashboards.roles import ROLES
 from mayak.errors import MayakError
 from mayak.settings import Settings
 
-NO_TOKENS = ("no API tokens configured: run `mayak token add --name NAME --role ROLE` "
-             "(the tokens file {path} is missing or unreadable)")
+NO_TOKENS = (
+    "no API tokens configured: run `mayak token add --name NAME --role ROLE` "
+    "(the tokens file {path} is missing or unreadable)"
+)
 
 
 class TokensUnavailable(MayakError):
@@ -40,8 +42,11 @@ class Principal:
 
 
 def tokens_path(settings: Settings) -> Path:
-    return Path(settings.api_tokens_file) if settings.api_tokens_file else \
-        settings.data_dir / "api_tokens.toml"
+    return (
+        Path(settings.api_tokens_file)
+        if settings.api_tokens_file
+        else settings.data_dir / "api_tokens.toml"
+    )
 
 
 def cli_token_path(settings: Settings) -> Path:
@@ -63,8 +68,10 @@ def add_token(path: Path, name: str, role: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as out:  # json.dumps of a str is a valid TOML basic string
-        out.write(f"\n[[token]]\nname = {json.dumps(name)}\nrole = {json.dumps(role)}\n"
-                  f"sha256 = {json.dumps(_digest(token))}\n")
+        out.write(
+            f"\n[[token]]\nname = {json.dumps(name)}\nrole = {json.dumps(role)}\n"
+            f"sha256 = {json.dumps(_digest(token))}\n"
+        )
     return token
 
 
@@ -94,10 +101,14 @@ class Authenticator:
             stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
             if stamp != self._stamp:
                 entries = tomllib.loads(self.path.read_text()).get("token", [])
-                self._by_digest = {e["sha256"]: Principal(e["name"], e["role"]) for e in entries
-                                   if isinstance(e, dict) and e.get("role") in ROLES
-                                   and isinstance(e.get("sha256"), str)
-                                   and isinstance(e.get("name"), str)}
+                self._by_digest = {
+                    e["sha256"]: Principal(e["name"], e["role"])
+                    for e in entries
+                    if isinstance(e, dict)
+                    and e.get("role") in ROLES
+                    and isinstance(e.get("sha256"), str)
+                    and isinstance(e.get("name"), str)
+                }
                 self._stamp = stamp
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             self._stamp, self._by_digest = None, {}

@@ -26,25 +26,27 @@ def register(app: typer.Typer) -> None:
     campaign_app = typer.Typer(help="E-mail campaigns (marketing).", no_args_is_help=True)
     token_app = typer.Typer(help="API tokens for the dashboards (roles).", no_args_is_help=True)
     research_app = typer.Typer(help="The research API's privacy budgets.", no_args_is_help=True)
-    budget_app = typer.Typer(help="Privacy budget per researcher and period.",
-                             no_args_is_help=True)
+    budget_app = typer.Typer(help="Privacy budget per researcher and period.", no_args_is_help=True)
     app.add_typer(campaign_app, name="campaign")
     app.add_typer(token_app, name="token")
     app.add_typer(research_app, name="research")
     research_app.add_typer(budget_app, name="budget")
 
     @app.command()
-    def erase(customer: str = typer.Option(..., help="the portal customer id"),
-              opt_out: bool = typer.Option(False, help="also drop the customer's future events"),
-              ) -> None:
+    def erase(
+        customer: str = typer.Option(..., help="the portal customer id"),
+        opt_out: bool = typer.Option(False, help="also drop the customer's future events"),
+    ) -> None:
         """Erase every row linked to a customer's pseudonym and destroy their key (audited)."""
         from dashboards.admin import backend
 
         done = backend(Settings()).erase(customer, opt_out)
         _print_json(done)
-        console.print(f"erased {sum(done['rows_deleted'].values())} row(s); key "
-                      f"{'destroyed' if done['key_destroyed'] else 'did not exist'}"
-                      f"{'; opted out' if done['opted_out'] else ''}")
+        console.print(
+            f"erased {sum(done['rows_deleted'].values())} row(s); key "
+            f"{'destroyed' if done['key_destroyed'] else 'did not exist'}"
+            f"{'; opted out' if done['opted_out'] else ''}"
+        )
 
     @app.command("erase-sweep")
     def erase_sweep() -> None:
@@ -64,11 +66,12 @@ def register(app: typer.Typer) -> None:
         console.print(f"{len(events)} event(s)")
 
     @campaign_app.command("send")
-    def campaign_send(campaign: str = typer.Argument(..., help="campaign id (as in the pixel)"),
-                      sent: int = typer.Option(..., help="how many messages went out"),
-                      site: str = typer.Option("elegal"),
-                      on: str = typer.Option("", help="send date YYYY-MM-DD (default today)"),
-                      ) -> None:
+    def campaign_send(
+        campaign: str = typer.Argument(..., help="campaign id (as in the pixel)"),
+        sent: int = typer.Option(..., help="how many messages went out"),
+        site: str = typer.Option("elegal"),
+        on: str = typer.Option("", help="send date YYYY-MM-DD (default today)"),
+    ) -> None:
         """Register how many e-mails a campaign sent (the base of its open rate)."""
         from dashboards.admin import backend
 
@@ -77,9 +80,10 @@ def register(app: typer.Typer) -> None:
         _print_json(backend(Settings()).register_send(site, campaign, sent, sent_on))
 
     @token_app.command("add")
-    def token_add(name: str = typer.Option(..., help="who holds it, e.g. ana.product"),
-                  role: str = typer.Option(..., help="product, marketing, researcher or admin"),
-                  ) -> None:
+    def token_add(
+        name: str = typer.Option(..., help="who holds it, e.g. ana.product"),
+        role: str = typer.Option(..., help="product, marketing, researcher or admin"),
+    ) -> None:
         """Create an API token (printed once; only its digest is stored)."""
         from dashboards.auth import add_token, tokens_path
 
@@ -89,20 +93,26 @@ def register(app: typer.Typer) -> None:
         sys.stdout.write(token + "\n")
 
     @budget_app.command("set")
-    def budget_set(name: str = typer.Argument(..., help="the researcher's token name"),
-                   epsilon: float = typer.Option(..., help="epsilon per period"),
-                   delta: float = typer.Option(None, help="delta per period (default: "
-                                               "MAYAK_RESEARCH_BUDGET_DELTA)"),
-                   period: str = typer.Option("month", help="day, week or month (UTC)")) -> None:
+    def budget_set(
+        name: str = typer.Argument(..., help="the researcher's token name"),
+        epsilon: float = typer.Option(..., help="epsilon per period"),
+        delta: float = typer.Option(
+            None, help="delta per period (default: MAYAK_RESEARCH_BUDGET_DELTA)"
+        ),
+        period: str = typer.Option("month", help="day, week or month (UTC)"),
+    ) -> None:
         """Set what a researcher may spend per period (audited; takes effect at once)."""
         from dashboards.admin import backend
 
         settings = Settings()
         done = backend(settings).set_research_budget(
-            name, epsilon, settings.research_budget_delta if delta is None else delta, period)
+            name, epsilon, settings.research_budget_delta if delta is None else delta, period
+        )
         _print_json(done)
-        console.print(f"{name} may spend epsilon={done['epsilon']:g}, "
-                      f"delta={done['delta']:g} per {done['period']}")
+        console.print(
+            f"{name} may spend epsilon={done['epsilon']:g}, "
+            f"delta={done['delta']:g} per {done['period']}"
+        )
 
     @budget_app.command("show")
     def budget_show() -> None:
@@ -113,8 +123,10 @@ def register(app: typer.Typer) -> None:
         for budget in shown["budgets"]:
             _print_json(budget)
         default = shown["default"]
-        console.print(f"{len(shown['budgets'])} budget(s) set; everyone else: "
-                      f"epsilon={default['epsilon']:g}, delta={default['delta']:g} per month")
+        console.print(
+            f"{len(shown['budgets'])} budget(s) set; everyone else: "
+            f"epsilon={default['epsilon']:g}, delta={default['delta']:g} per month"
+        )
 
 
 def _parse_date(text: str) -> date:

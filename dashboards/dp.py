@@ -71,7 +71,8 @@ class Mechanism:
         self.plan = plan
         self.threshold = self._threshold()
         self.selector = self._cells_in() >> dp.m.make_laplace_threshold(
-            _COUNTS, _COUNTS_METRIC, scale=plan.scale("visitors"), threshold=self.threshold)
+            _COUNTS, _COUNTS_METRIC, scale=plan.scale("visitors"), threshold=self.threshold
+        )
         mids = [self.selector.map(1)] + [self._metric(m, []).map(1) for m in plan.metrics]
         self.composition = dp.c.make_adaptive_composition(_TABLE, _UNIT, _MEASURE, 1, mids)
 
@@ -88,8 +89,9 @@ class Mechanism:
         bound = (plan.max_cells, plan.max_cells, 1)
 
         def meets(threshold: float) -> bool:
-            measurement = dp.m.make_laplace_threshold(_COUNTS, _COUNTS_METRIC, scale=scale,
-                                                      threshold=threshold)
+            measurement = dp.m.make_laplace_threshold(
+                _COUNTS, _COUNTS_METRIC, scale=scale, threshold=threshold
+            )
             return measurement.map(bound)[1] <= plan.delta
 
         return int(dp.binary_search(meets, bounds=(1, 2**30)))
@@ -97,18 +99,27 @@ class Mechanism:
     def _cells_in(self):
         bound = self.plan.max_cells
         return dp.t.make_user_transformation(
-            _TABLE, _UNIT, _COUNTS, _COUNTS_METRIC,
+            _TABLE,
+            _UNIT,
+            _COUNTS,
+            _COUNTS_METRIC,
             lambda table: {key: values["visitors"] for key, values in table.items()},
-            lambda d_in: (bound * d_in, bound * d_in, d_in))
+            lambda d_in: (bound * d_in, bound * d_in, d_in),
+        )
 
     def _metric(self, metric: str, keys: list[str]):
         sensitivity = self.plan.sensitivity(metric)
         pick = dp.t.make_user_transformation(
-            _TABLE, _UNIT, _VECTOR, _VECTOR_METRIC,
+            _TABLE,
+            _UNIT,
+            _VECTOR,
+            _VECTOR_METRIC,
             lambda table: [table.get(key, {}).get(metric, 0) for key in keys],
-            lambda d_in: sensitivity * d_in)
+            lambda d_in: sensitivity * d_in,
+        )
         return dp.c.make_approximate(
-            pick >> dp.m.make_laplace(_VECTOR, _VECTOR_METRIC, scale=self.plan.scale(metric)))
+            pick >> dp.m.make_laplace(_VECTOR, _VECTOR_METRIC, scale=self.plan.scale(metric))
+        )
 
     def release(self, cells: Cells) -> Cells:
         """Noisy values of the cells that pass the private threshold (keys sorted)."""
@@ -128,8 +139,10 @@ class Mechanism:
         for metric in ("visitors", *plan.metrics):
             scale = plan.scale(metric)
             described[metric] = {
-                "mechanism": "discrete_laplace", "scale": scale,
-                "epsilon": plan.epsilon_of(metric), "l1_sensitivity": plan.sensitivity(metric),
+                "mechanism": "discrete_laplace",
+                "scale": scale,
+                "epsilon": plan.epsilon_of(metric),
+                "l1_sensitivity": plan.sensitivity(metric),
                 "clip_per_visitor_cell": 1 if metric == "visitors" else plan.clip[metric],
                 "variance": discrete_laplace_variance(scale),
                 "ci95_half_width": float(dp.discrete_laplacian_scale_to_accuracy(scale, 0.05)),
@@ -161,5 +174,9 @@ class Accountant:
 def _stand_in(epsilon: float, delta: float):
     """A measurement that releases nothing and costs what a ledger row says was spent."""
     return dp.m.make_user_measurement(
-        dp.atom_domain(T=bool), _UNIT, _MEASURE, lambda _: None,
-        lambda d_in: (epsilon, delta) if d_in <= 1 else (float("inf"), 1.0))
+        dp.atom_domain(T=bool),
+        _UNIT,
+        _MEASURE,
+        lambda _: None,
+        lambda d_in: (epsilon, delta) if d_in <= 1 else (float("inf"), 1.0),
+    )

@@ -40,8 +40,11 @@ def filename(*parts: str) -> str:
 
 
 def csv_response(columns: list[str], rows: list[dict], name: str) -> Response:
-    return Response(to_csv(columns, rows), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return Response(
+        to_csv(columns, rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
 
 
 def zip_response(files: dict[str, str], name: str) -> Response:
@@ -49,5 +52,8 @@ def zip_response(files: dict[str, str], name: str) -> Response:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for member, text in files.items():
             archive.writestr(f"{member}.csv", text)
-    return Response(out.getvalue(), media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.zip"'})
+    return Response(
+        out.getvalue(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
+    )

@@ -19,21 +19,45 @@ from dashboards import openapi
 from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH
 
 STATIC = resources.files("dashboards").joinpath("static")
-PAGES = {"/": "index.html", "/marketing": "marketing.html", "/research": "research.html",
-         "/admin": "admin.html", "/docs": "docs.html"}
+PAGES = {
+    "/": "index.html",
+    "/marketing": "marketing.html",
+    "/research": "research.html",
+    "/admin": "admin.html",
+    "/docs": "docs.html",
+}
 #: who may use each page (``GET /api/me`` lists a caller's pages; the page's calls enforce it)
 PAGE_ROLES: dict[str, frozenset[str]] = {
-    "/": frozenset(PRODUCT), "/marketing": frozenset(MARKETING), "/research": frozenset(RESEARCH),
-    "/admin": frozenset(ADMIN)}
+    "/": frozenset(PRODUCT),
+    "/marketing": frozenset(MARKETING),
+    "/research": frozenset(RESEARCH),
+    "/admin": frozenset(ADMIN),
+}
 #: the API endpoints each page calls (a test checks the pages' scripts name no others)
 PAGE_CALLS: dict[str, tuple[str, ...]] = {
-    "/": ("stats/summary", "stats/series", "stats/breakdown", "stats/entry-exit",
-          "stats/realtime", "stats/funnel", "stats/export", "stats/goals"),
-    "/marketing": ("stats/summary", "marketing/campaigns",
-                   "marketing/campaigns/{campaign_id}/sends"),
+    "/": (
+        "stats/summary",
+        "stats/series",
+        "stats/breakdown",
+        "stats/entry-exit",
+        "stats/realtime",
+        "stats/funnel",
+        "stats/export",
+        "stats/goals",
+    ),
+    "/marketing": (
+        "stats/summary",
+        "marketing/campaigns",
+        "marketing/campaigns/{campaign_id}/sends",
+    ),
     "/research": ("research/query", "research/budget"),
-    "/admin": ("admin/audit", "admin/research/budgets", "admin/research/budget",
-               "admin/erase", "admin/export"),
+    "/admin": (
+        "admin/audit",
+        "admin/research/budgets",
+        "admin/research/budget",
+        "admin/erase",
+        "admin/export",
+    ),
 }
 
 
@@ -44,8 +68,10 @@ def pages_of(role: str) -> list[str]:
 
 def _page(name: str):
     async def serve(request: Request) -> HTMLResponse:
-        return HTMLResponse(STATIC.joinpath(name).read_text(),
-                            headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(
+            STATIC.joinpath(name).read_text(), headers={"Cache-Control": "no-cache"}
+        )
+
     return serve
 
 
@@ -54,6 +80,8 @@ async def _openapi(request: Request) -> JSONResponse:
 
 
 def routes() -> list[BaseRoute]:
-    return [*(Route(path, _page(name)) for path, name in PAGES.items()),
-            Route("/openapi.json", _openapi),
-            Mount("/static", StaticFiles(directory=str(STATIC)), name="static")]
+    return [
+        *(Route(path, _page(name)) for path, name in PAGES.items()),
+        Route("/openapi.json", _openapi),
+        Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+    ]

@@ -103,8 +103,13 @@ def customer_body(body: dict) -> tuple[str, bool]:
     return customer.strip(), opt_out
 
 
-def query_from(params: QueryParams, tz: str, metrics: tuple[str, ...] = ("pageviews",),
-               dimensions: tuple[str, ...] = (), clock: Clock = SYSTEM_CLOCK) -> Query:
+def query_from(
+    params: QueryParams,
+    tz: str,
+    metrics: tuple[str, ...] = ("pageviews",),
+    dimensions: tuple[str, ...] = (),
+    clock: Clock = SYSTEM_CLOCK,
+) -> Query:
     """``site``, ``from``, ``to``, ``metrics=a,b``, ``dimensions=a,b``, ``filter=dim:value``
     (repeatable; a prop: ``filter=prop:<key>:value``), ``limit``."""
     filters = []
@@ -121,6 +126,13 @@ def query_from(params: QueryParams, tz: str, metrics: tuple[str, ...] = ("pagevi
     except ValueError as exc:
         raise QueryError("limit must be a number") from exc
     date_from, date_to = date_range(params, tz, clock)
-    return Query(site=site_of(params), metrics=_csv(params, "metrics", metrics),
-                 dimensions=_csv(params, "dimensions", dimensions), filters=tuple(filters),
-                 date_from=date_from, date_to=date_to, limit=limit, tz=tz)
+    return Query(
+        site=site_of(params),
+        metrics=_csv(params, "metrics", metrics),
+        dimensions=_csv(params, "dimensions", dimensions),
+        filters=tuple(filters),
+        date_from=date_from,
+        date_to=date_to,
+        limit=limit,
+        tz=tz,
+    )

@@ -25,21 +25,26 @@ if TYPE_CHECKING:
 
 COMPARE = ("previous",)
 # the panels of the product page, in the archive of the whole view: (file, dimension, metrics)
-PANELS = [("pages", "path", "visitors,pageviews,time_on_page,scroll_depth"),
-          ("sections", "section", "visitors,section_seconds"),
-          ("channels", "channel", "visitors,visits"), ("sources", "source", "visitors,visits"),
-          ("referrers", "referrer_domain", "visitors,visits"),
-          ("utm_sources", "utm_source", "visitors,visits"),
-          ("utm_mediums", "utm_medium", "visitors,visits"),
-          ("utm_campaigns", "utm_campaign", "visitors,visits"),
-          ("countries", "country", "visitors,pageviews"), ("isps", "isp", "visitors,pageviews"),
-          ("devices", "device_type", "visitors,pageviews"),
-          ("browsers", "browser", "visitors,pageviews"),
-          ("browser_versions", "browser_version", "visitors,pageviews"),
-          ("oses", "os", "visitors,pageviews"), ("os_versions", "os_version", "visitors,pageviews"),
-          ("events", "event_name", "events,visitors"),
-          ("outbound", "outbound_url", "events,visitors"),
-          ("services", "service_type", "service_requests")]
+PANELS = [
+    ("pages", "path", "visitors,pageviews,time_on_page,scroll_depth"),
+    ("sections", "section", "visitors,section_seconds"),
+    ("channels", "channel", "visitors,visits"),
+    ("sources", "source", "visitors,visits"),
+    ("referrers", "referrer_domain", "visitors,visits"),
+    ("utm_sources", "utm_source", "visitors,visits"),
+    ("utm_mediums", "utm_medium", "visitors,visits"),
+    ("utm_campaigns", "utm_campaign", "visitors,visits"),
+    ("countries", "country", "visitors,pageviews"),
+    ("isps", "isp", "visitors,pageviews"),
+    ("devices", "device_type", "visitors,pageviews"),
+    ("browsers", "browser", "visitors,pageviews"),
+    ("browser_versions", "browser_version", "visitors,pageviews"),
+    ("oses", "os", "visitors,pageviews"),
+    ("os_versions", "os_version", "visitors,pageviews"),
+    ("events", "event_name", "events,visitors"),
+    ("outbound", "outbound_url", "events,visitors"),
+    ("services", "service_type", "service_requests"),
+]
 _NOT_FIGURES = ("site", "from", "to")
 
 
@@ -61,16 +66,18 @@ def handlers(reader: Client, tz: str, clock: Clock) -> dict[str, Callable]:
         fmt = export.wanted(call.params)
         query = qp.query_from(call.params, tz, clock=clock, metrics=("visitors",))
         compare = _compare(call)
-        data = product.compared_summary(reader, query) if compare \
-            else product.summary(reader, query)
+        data = (
+            product.compared_summary(reader, query) if compare else product.summary(reader, query)
+        )
         answer = Answer(data, len(data), {**query.describe(), "compare": compare})
         if fmt == "csv":
             figures = [k for k in data if k not in (*_NOT_FIGURES, "previous", "change")]
             rows = [{"period": "current", **data}]
             if compare:
                 rows.append({"period": "previous", **data["previous"]})
-            answer.response = export.csv_response(["period", "from", "to", *figures], rows,
-                                                  _name(query, "summary"))
+            answer.response = export.csv_response(
+                ["period", "from", "to", *figures], rows, _name(query, "summary")
+            )
         return answer
 
     def breakdown(call: Call) -> Answer:
@@ -79,37 +86,50 @@ def handlers(reader: Client, tz: str, clock: Clock) -> dict[str, Callable]:
         if not query.plain_dimensions:
             raise QueryError("name a dimension, e.g. dimensions=country")
         result = run(reader, query)
-        answer = Answer({"columns": result.columns, "rows": result.records(),
-                         "source": result.source}, result.cells, query.describe())
+        answer = Answer(
+            {"columns": result.columns, "rows": result.records(), "source": result.source},
+            result.cells,
+            query.describe(),
+        )
         if fmt == "csv":
             answer.response = export.csv_response(
-                result.columns, result.records(), _name(query, "-".join(query.dimensions)))
+                result.columns, result.records(), _name(query, "-".join(query.dimensions))
+            )
         return answer
 
     def series(call: Call) -> Answer:
         fmt = export.wanted(call.params)
-        query = qp.query_from(call.params, tz, clock=clock, metrics=("pageviews", "visitors"),
-                              dimensions=("day",))
+        query = qp.query_from(
+            call.params, tz, clock=clock, metrics=("pageviews", "visitors"), dimensions=("day",)
+        )
         if not any(d in TIME_BUCKETS for d in query.dimensions):
             raise QueryError(f"a series needs a time bucket: {', '.join(TIME_BUCKETS)}")
         compare = _compare(call)
         result = run(reader, query)
-        payload: dict[str, Any] = {"columns": result.columns, "rows": result.records(),
-                                   "source": result.source}
+        payload: dict[str, Any] = {
+            "columns": result.columns,
+            "rows": result.records(),
+            "source": result.source,
+        }
         cells = result.cells
         if compare:
             before = product.previous(query)
             earlier = run(reader, before)
-            payload["previous"] = {"from": str(before.date_from), "to": str(before.date_to),
-                                   "rows": earlier.records()}
+            payload["previous"] = {
+                "from": str(before.date_from),
+                "to": str(before.date_to),
+                "rows": earlier.records(),
+            }
             cells += earlier.cells
         answer = Answer(payload, cells, {**query.describe(), "compare": compare})
         if fmt == "csv":
             rows = [{"period": "current", **r} for r in payload["rows"]]
-            rows += [{"period": "previous", **r} for r in payload.get("previous", {})
-                     .get("rows", [])]
-            answer.response = export.csv_response(["period", *result.columns], rows,
-                                                  _name(query, "series"))
+            rows += [
+                {"period": "previous", **r} for r in payload.get("previous", {}).get("rows", [])
+            ]
+            answer.response = export.csv_response(
+                ["period", *result.columns], rows, _name(query, "series")
+            )
         return answer
 
     def entry_exit(call: Call) -> Answer:
@@ -117,27 +137,38 @@ def handlers(reader: Client, tz: str, clock: Clock) -> dict[str, Callable]:
         query = qp.query_from(call.params, tz, clock=clock, metrics=("visits",))
         query = replace(query, limit=qp.int_param(call.params, "limit", 10, 1, 1000))
         data = product.entry_exit(reader, query)
-        answer = Answer(data, 3 * (len(data["entry_pages"]) + len(data["exit_pages"])),
-                        query.describe())
+        answer = Answer(
+            data, 3 * (len(data["entry_pages"]) + len(data["exit_pages"])), query.describe()
+        )
         if fmt == "csv":
-            rows = [{"kind": kind.split("_")[0], **r}
-                    for kind in ("entry_pages", "exit_pages") for r in data[kind]]
-            answer.response = export.csv_response(["kind", "path", "visits", "bounce_rate"],
-                                                  rows, _name(query, "entry-exit"))
+            rows = [
+                {"kind": kind.split("_")[0], **r}
+                for kind in ("entry_pages", "exit_pages")
+                for r in data[kind]
+            ]
+            answer.response = export.csv_response(
+                ["kind", "path", "visits", "bounce_rate"], rows, _name(query, "entry-exit")
+            )
         return answer
 
     def goal_conversions(call: Call) -> Answer:
         fmt = export.wanted(call.params)
         wanted = goals.parse_goals(call.params.getlist("goal"))
         query = qp.query_from(call.params, tz, clock=clock, metrics=("visits",))
-        data = goals.conversions(reader, query.site, query.date_from, query.date_to, wanted, tz,
-                                 query.filters)
-        answer = Answer(data, 1 + 4 * len(data["goals"]), {
-            **query.describe(), "goals": [g["goal"] for g in data["goals"]]})
+        data = goals.conversions(
+            reader, query.site, query.date_from, query.date_to, wanted, tz, query.filters
+        )
+        answer = Answer(
+            data,
+            1 + 4 * len(data["goals"]),
+            {**query.describe(), "goals": [g["goal"] for g in data["goals"]]},
+        )
         if fmt == "csv":
             answer.response = export.csv_response(
                 ["goal", "conversions", "visitors", "completions", "conversion_rate"],
-                data["goals"], _name(query, "goals"))
+                data["goals"],
+                _name(query, "goals"),
+            )
         return answer
 
     def realtime(call: Call) -> Answer:
@@ -150,12 +181,17 @@ def handlers(reader: Client, tz: str, clock: Clock) -> dict[str, Callable]:
         steps = product.parse_steps(call.params.getlist("step"))
         query = qp.query_from(call.params, tz, clock=clock, metrics=("visits",))
         data = product.funnel(reader, query, steps)
-        answer = Answer(data, 1 + 5 * len(data["steps"]),
-                        {**query.describe(), "steps": [s["goal"] for s in data["steps"]]})
+        answer = Answer(
+            data,
+            1 + 5 * len(data["steps"]),
+            {**query.describe(), "steps": [s["goal"] for s in data["steps"]]},
+        )
         if fmt == "csv":
             answer.response = export.csv_response(
                 ["step", "goal", "visits", "of_visits", "from_first", "from_previous"],
-                data["steps"], _name(query, "funnel"))
+                data["steps"],
+                _name(query, "funnel"),
+            )
         return answer
 
     def archive(call: Call) -> Answer:
@@ -165,27 +201,40 @@ def handlers(reader: Client, tz: str, clock: Clock) -> dict[str, Callable]:
         top = product.summary(reader, query)
         figures = [k for k in top if k not in _NOT_FIGURES]
         files = {"summary": export.to_csv(["from", "to", *figures], [top])}
-        days = run(reader, replace(query, dimensions=("day",), limit=1000,
-                                   metrics=("visitors", "visits", "pageviews")))
+        days = run(
+            reader,
+            replace(
+                query, dimensions=("day",), limit=1000, metrics=("visitors", "visits", "pageviews")
+            ),
+        )
         files["series"] = export.to_csv(days.columns, days.records())
         pages = product.entry_exit(reader, replace(query, limit=100))
         for kind in ("entry_pages", "exit_pages"):
             files[kind] = export.to_csv(["path", "visits", "bounce_rate"], pages[kind])
-        reached = goals.conversions(reader, query.site, query.date_from, query.date_to, [], tz,
-                                    query.filters)["goals"]
+        reached = goals.conversions(
+            reader, query.site, query.date_from, query.date_to, [], tz, query.filters
+        )["goals"]
         files["goals"] = export.to_csv(
-            ["goal", "conversions", "visitors", "completions", "conversion_rate"], reached)
+            ["goal", "conversions", "visitors", "completions", "conversion_rate"], reached
+        )
         cells = len(top) + days.cells + 4 * len(reached)
         for panel, dimension, metrics in PANELS:
             if dimension not in DIMENSIONS and not details.is_dimension(dimension):
                 continue  # a dimension this version does not have (channel, source)
-            result = run(reader, replace(query, dimensions=(dimension,),
-                                         metrics=tuple(metrics.split(","))))
+            result = run(
+                reader, replace(query, dimensions=(dimension,), metrics=tuple(metrics.split(",")))
+            )
             files[panel] = export.to_csv(result.columns, result.records())
             cells += result.cells
-        return Answer({}, cells, query.describe(),
-                      export.zip_response(files, _name(query, "view")))
+        return Answer({}, cells, query.describe(), export.zip_response(files, _name(query, "view")))
 
-    return {"stats/summary": summary, "stats/goals": goal_conversions, "stats/breakdown": breakdown, "stats/series": series,
-            "stats/entry-exit": entry_exit, "stats/realtime": realtime, "stats/funnel": funnel,
-            "stats/export": archive}
+    return {
+        "stats/summary": summary,
+        "stats/goals": goal_conversions,
+        "stats/breakdown": breakdown,
+        "stats/series": series,
+        "stats/entry-exit": entry_exit,
+        "stats/realtime": realtime,
+        "stats/funnel": funnel,
+        "stats/export": archive,
+    }

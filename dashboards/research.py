@@ -40,18 +40,21 @@ class BudgetSpent(MayakError):
 
 
 @lru_cache(maxsize=256)
-def _mechanism(metrics: tuple[str, ...], epsilon: float, delta: float, max_cells: int,
-               clips: tuple[int, ...]) -> Mechanism:
+def _mechanism(
+    metrics: tuple[str, ...], epsilon: float, delta: float, max_cells: int, clips: tuple[int, ...]
+) -> Mechanism:
     return Mechanism(Plan(metrics, epsilon, delta, max_cells, dict(zip(metrics, clips))))
 
 
 def default_budget(settings: Settings) -> ledger.Budget:
-    return ledger.Budget("", settings.research_budget_epsilon, settings.research_budget_delta,
-                         "month", True)
+    return ledger.Budget(
+        "", settings.research_budget_epsilon, settings.research_budget_delta, "month", True
+    )
 
 
-def parse(params: QueryParams, settings: Settings, clock: Clock = SYSTEM_CLOCK
-          ) -> tuple[Query, tuple[str, ...], float, str]:
+def parse(
+    params: QueryParams, settings: Settings, clock: Clock = SYSTEM_CLOCK
+) -> tuple[Query, tuple[str, ...], float, str]:
     """(place/time/cells of the question, metrics besides visitors, epsilon, format)."""
     raw = params.get("metrics") or "visitors"
     metrics = tuple(sorted({m.strip() for m in raw.split(",") if m.strip()} - {"visitors"}))
@@ -70,26 +73,41 @@ def parse(params: QueryParams, settings: Settings, clock: Clock = SYSTEM_CLOCK
     return query, metrics, epsilon, fmt
 
 
-def question_of(query: Query, metrics: tuple[str, ...], epsilon: float, delta: float,
-                max_cells: int) -> dict:
+def question_of(
+    query: Query, metrics: tuple[str, ...], epsilon: float, delta: float, max_cells: int
+) -> dict:
     """The question as the ledger keys it: order of metrics and dimensions, the limit and the
     format change nothing in what is released, so they do not make a new question."""
-    return {"site": query.site, "from": str(query.date_from), "to": str(query.date_to),
-            "tz": query.tz, "metrics": list(metrics), "dimensions": sorted(query.dimensions),
-            "filters": sorted([list(f) for f in query.filters]), "epsilon": epsilon,
-            "delta": delta, "max_cells": max_cells}
+    return {
+        "site": query.site,
+        "from": str(query.date_from),
+        "to": str(query.date_to),
+        "tz": query.tz,
+        "metrics": list(metrics),
+        "dimensions": sorted(query.dimensions),
+        "filters": sorted([list(f) for f in query.filters]),
+        "epsilon": epsilon,
+        "delta": delta,
+        "max_cells": max_cells,
+    }
 
 
-def answer(client: Client, settings: Settings, researcher: str, params: QueryParams,
-           clock: Clock = SYSTEM_CLOCK,
-           check_site: Callable[[str], None] = lambda site: None) -> tuple[dict, dict, str]:
+def answer(
+    client: Client,
+    settings: Settings,
+    researcher: str,
+    params: QueryParams,
+    clock: Clock = SYSTEM_CLOCK,
+    check_site: Callable[[str], None] = lambda site: None,
+) -> tuple[dict, dict, str]:
     """(payload, question, format) for one research call. ``check_site`` raises for a site
     without data: called once the question is well-formed and before anything is spent or
     recorded (a mistyped site must not cost budget)."""
     query, metrics, epsilon, fmt = parse(params, settings, clock)
     check_site(query.site)
-    question = question_of(query, metrics, epsilon, settings.research_delta,
-                           settings.research_max_cells)
+    question = question_of(
+        query, metrics, epsilon, settings.research_delta, settings.research_max_cells
+    )
     digest = ledger.question_hash(question)
     budget = ledger.budget_of(client, researcher, default_budget(settings))
     start, end = budget.window(clock.now())
@@ -101,8 +119,9 @@ def answer(client: Client, settings: Settings, researcher: str, params: QueryPar
         released = stored
     else:
         clips = tuple(bounded.METRICS[m].clip for m in metrics)
-        mechanism = _mechanism(metrics, epsilon, settings.research_delta,
-                               settings.research_max_cells, clips)
+        mechanism = _mechanism(
+            metrics, epsilon, settings.research_delta, settings.research_max_cells, clips
+        )
         cost = mechanism.cost
         after = Accountant.total(past + [cost])
         if after[0] > budget.epsilon + 1e-9 or after[1] > budget.delta:
@@ -112,10 +131,16 @@ def answer(client: Client, settings: Settings, researcher: str, params: QueryPar
                 f"delta={cost[1]:.3g}; {researcher} has epsilon={left['epsilon']:g}, "
                 f"delta={left['delta']:.3g} left this {budget.period} (until "
                 f"{end.date()}) -> ask for a smaller epsilon=, repeat an earlier question "
-                f"(free), or ask an admin: mayak research budget set {researcher} ...")
+                f"(free), or ask an admin: mayak research budget set {researcher} ..."
+            )
         ordered = replace(query, dimensions=tuple(sorted(query.dimensions)))
-        cells = bounded.bounded_cells(client, ordered, ("visitors", *metrics),
-                                      settings.research_max_cells, mechanism.plan.clip)
+        cells = bounded.bounded_cells(
+            client,
+            ordered,
+            ("visitors", *metrics),
+            settings.research_max_cells,
+            mechanism.plan.clip,
+        )
         released = _rows(query, mechanism, mechanism.release(cells))
         ledger.record(client, researcher, question, cost[0], cost[1], released, clock=clock)
         past = past + [cost]
@@ -131,53 +156,81 @@ def _rows(query: Query, mechanism: Mechanism, released: dict) -> dict:
     for key, values in released.items():
         labels = dict(zip(order, bounded.cell_values(key)))
         if "hour" in labels:  # as the product API shows it: local time with its offset
-            labels["hour"] = datetime.fromisoformat(labels["hour"]).replace(
-                tzinfo=zone).isoformat()
+            labels["hour"] = datetime.fromisoformat(labels["hour"]).replace(tzinfo=zone).isoformat()
         cells.append({**labels, **values})
     cells.sort(key=lambda c: (-c["visitors"], [c[d] for d in order]))
-    return {"cells": cells, "noise": mechanism.noise(), "max_cells_per_visitor":
-            mechanism.plan.max_cells, "epsilon": mechanism.plan.epsilon,
-            "delta": mechanism.plan.delta}
-
-
-def _left(budget: ledger.Budget, total: tuple[float, float]) -> dict:
-    return {"epsilon": max(0.0, budget.epsilon - total[0]),
-            "delta": max(0.0, budget.delta - total[1])}
-
-
-def _payload(query: Query, metrics: tuple[str, ...], stored: dict, cost: tuple[float, float],
-             budget: ledger.Budget, total: tuple[float, float], end: datetime) -> dict:
-    dims = list(query.dimensions)
-    columns = dims + ["visitors", *metrics]
-    rows = [{c: cell[c] for c in columns} for cell in stored["cells"][:query.limit]]
     return {
-        "columns": columns, "dimensions": dims, "rows": rows,
-        "privacy": {
-            "model": "user-level differential privacy (OpenDP), unit: one visitor id",
-            "epsilon": stored["epsilon"], "delta": stored["delta"],
-            "max_cells_per_visitor": stored["max_cells_per_visitor"],
-            "noise": stored["noise"],
-            "note": "values are unbiased (may be negative) except visitors, which are "
-                    "published only above the noisy threshold",
-        },
-        "cost": {"epsilon": cost[0], "delta": cost[1], "repeat": cost == (0.0, 0.0)},
-        "budget": {"period": budget.period, "until": end.isoformat(),
-                   "epsilon": budget.epsilon, "delta": budget.delta,
-                   "spent_epsilon": total[0], "spent_delta": total[1], **{
-                       f"left_{k}": v for k, v in _left(budget, total).items()}},
+        "cells": cells,
+        "noise": mechanism.noise(),
+        "max_cells_per_visitor": mechanism.plan.max_cells,
+        "epsilon": mechanism.plan.epsilon,
+        "delta": mechanism.plan.delta,
     }
 
 
-def own_budget(client: Client, settings: Settings, researcher: str,
-               clock: Clock = SYSTEM_CLOCK) -> dict:
+def _left(budget: ledger.Budget, total: tuple[float, float]) -> dict:
+    return {
+        "epsilon": max(0.0, budget.epsilon - total[0]),
+        "delta": max(0.0, budget.delta - total[1]),
+    }
+
+
+def _payload(
+    query: Query,
+    metrics: tuple[str, ...],
+    stored: dict,
+    cost: tuple[float, float],
+    budget: ledger.Budget,
+    total: tuple[float, float],
+    end: datetime,
+) -> dict:
+    dims = list(query.dimensions)
+    columns = dims + ["visitors", *metrics]
+    rows = [{c: cell[c] for c in columns} for cell in stored["cells"][: query.limit]]
+    return {
+        "columns": columns,
+        "dimensions": dims,
+        "rows": rows,
+        "privacy": {
+            "model": "user-level differential privacy (OpenDP), unit: one visitor id",
+            "epsilon": stored["epsilon"],
+            "delta": stored["delta"],
+            "max_cells_per_visitor": stored["max_cells_per_visitor"],
+            "noise": stored["noise"],
+            "note": "values are unbiased (may be negative) except visitors, which are "
+            "published only above the noisy threshold",
+        },
+        "cost": {"epsilon": cost[0], "delta": cost[1], "repeat": cost == (0.0, 0.0)},
+        "budget": {
+            "period": budget.period,
+            "until": end.isoformat(),
+            "epsilon": budget.epsilon,
+            "delta": budget.delta,
+            "spent_epsilon": total[0],
+            "spent_delta": total[1],
+            **{f"left_{k}": v for k, v in _left(budget, total).items()},
+        },
+    }
+
+
+def own_budget(
+    client: Client, settings: Settings, researcher: str, clock: Clock = SYSTEM_CLOCK
+) -> dict:
     """What a researcher may still spend this period (GET research/budget; costs nothing)."""
     budget = ledger.budget_of(client, researcher, default_budget(settings))
     start, end = budget.window(clock.now())
     total = Accountant.total(ledger.spent(client, researcher, start, end))
-    return {**_budget_dict(budget), "until": end.isoformat(), "spent_epsilon": total[0],
-            "spent_delta": total[1], **{f"left_{k}": v for k, v in _left(budget, total).items()},
-            "default_question": {"epsilon": settings.research_epsilon,
-                                 "delta": settings.research_delta}}
+    return {
+        **_budget_dict(budget),
+        "until": end.isoformat(),
+        "spent_epsilon": total[0],
+        "spent_delta": total[1],
+        **{f"left_{k}": v for k, v in _left(budget, total).items()},
+        "default_question": {
+            "epsilon": settings.research_epsilon,
+            "delta": settings.research_delta,
+        },
+    }
 
 
 def set_budget(client: Client, body: dict, actor: str, clock: Clock = SYSTEM_CLOCK) -> dict:
@@ -187,8 +240,15 @@ def set_budget(client: Client, body: dict, actor: str, clock: Clock = SYSTEM_CLO
         delta = float(body.get("delta", 0.0))
     except (TypeError, ValueError) as exc:
         raise QueryError("epsilon and delta must be numbers") from exc
-    done = ledger.set_budget(client, str(body.get("researcher", "")), epsilon, delta,
-                             str(body.get("period", "month")), actor, clock)
+    done = ledger.set_budget(
+        client,
+        str(body.get("researcher", "")),
+        epsilon,
+        delta,
+        str(body.get("period", "month")),
+        actor,
+        clock,
+    )
     return _budget_dict(done)
 
 
@@ -198,11 +258,21 @@ def show_budgets(client: Client, settings: Settings, clock: Clock = SYSTEM_CLOCK
     for budget in ledger.budgets(client):
         start, end = budget.window(clock.now())
         total = Accountant.total(ledger.spent(client, budget.researcher, start, end))
-        shown.append({**_budget_dict(budget), "until": end.isoformat(),
-                      "spent_epsilon": total[0], "spent_delta": total[1]})
+        shown.append(
+            {
+                **_budget_dict(budget),
+                "until": end.isoformat(),
+                "spent_epsilon": total[0],
+                "spent_delta": total[1],
+            }
+        )
     return {"budgets": shown, "default": _budget_dict(default_budget(settings))}
 
 
 def _budget_dict(budget: ledger.Budget) -> dict:
-    return {"researcher": budget.researcher, "epsilon": budget.epsilon, "delta": budget.delta,
-            "period": budget.period}
+    return {
+        "researcher": budget.researcher,
+        "epsilon": budget.epsilon,
+        "delta": budget.delta,
+        "period": budget.period,
+    }

@@ -36,8 +36,7 @@ def frame(payload: dict) -> pd.DataFrame:
 
 def to_parquet(payload: dict) -> bytes:
     table = pa.Table.from_pandas(frame(payload), preserve_index=False)
-    schema_meta = {**(table.schema.metadata or {}),
-                   META_KEY: orjson.dumps(metadata(payload))}
+    schema_meta = {**(table.schema.metadata or {}), META_KEY: orjson.dumps(metadata(payload))}
     out = io.BytesIO()
     pq.write_table(table.replace_schema_metadata(schema_meta), out)
     return out.getvalue()
@@ -46,8 +45,9 @@ def to_parquet(payload: dict) -> bytes:
 def respond(payload: dict, fmt: str) -> Response:
     if fmt == "csv":
         text = frame(payload).to_csv(index=False)
-        return Response(text, media_type="text/csv",
-                        headers={HEADER: orjson.dumps(metadata(payload)).decode()})
+        return Response(
+            text, media_type="text/csv", headers={HEADER: orjson.dumps(metadata(payload)).decode()}
+        )
     if fmt == "parquet":
         return Response(to_parquet(payload), media_type="application/vnd.apache.parquet")
     return JSONResponse(payload)

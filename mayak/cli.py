@@ -21,14 +21,21 @@ from mayak.supervise import die_with_supervisor
 if TYPE_CHECKING:
     from producers.collector.app import CollectorApp
 
-app = typer.Typer(help="Mayak: privacy-first analytics for E-LEGAL.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-kafka_app = typer.Typer(help="The local Apache Kafka broker (KRaft, assembled from Maven Central).",
-                        no_args_is_help=True)
+app = typer.Typer(
+    help="Mayak: privacy-first analytics for E-LEGAL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+kafka_app = typer.Typer(
+    help="The local Apache Kafka broker (KRaft, assembled from Maven Central).",
+    no_args_is_help=True,
+)
 app.add_typer(kafka_app, name="kafka")
 console = Console(stderr=True)
-RESET_HELP = ("Start with a new key store although data of an earlier install exists (its "
-              "pseudonyms can then no longer be linked to customers)")
+RESET_HELP = (
+    "Start with a new key store although data of an earlier install exists (its "
+    "pseudonyms can then no longer be linked to customers)"
+)
 
 
 @kafka_app.command("start")
@@ -89,14 +96,18 @@ def migrate() -> None:
     from warehouse.migrate import migrate as run
 
     settings = Settings()
-    applied = run(client_from_settings(settings), log=console.print, cluster=settings.clickhouse_cluster)
+    applied = run(
+        client_from_settings(settings), log=console.print, cluster=settings.clickhouse_cluster
+    )
     console.print(f"{len(applied)} migration(s) applied" if applied else "schema is up to date")
 
 
 @app.command()
 def worker(
-    dashboards: bool = typer.Option(None, help="Also serve the dashboards from this process "
-                                    "(default: on with embedded ClickHouse)"),
+    dashboards: bool = typer.Option(
+        None,
+        help="Also serve the dashboards from this process (default: on with embedded ClickHouse)",
+    ),
     loglevel: str = typer.Option("warn", help="crit, error, warn, info or debug"),
     reset_keys: bool = typer.Option(False, help=RESET_HELP),
 ) -> None:
@@ -126,10 +137,14 @@ def collector_app() -> CollectorApp:
 
 
 @app.command()
-def collector(workers: int = typer.Option(
-        1, help="HTTP worker processes. 1 by default: /metrics counters and per-client rate "
-                "limits are per process. 2 gave about 20-25% more beacons/s on the 2-core "
-                "benchmark box (broker and load generator on the same cores).")) -> None:
+def collector(
+    workers: int = typer.Option(
+        1,
+        help="HTTP worker processes. 1 by default: /metrics counters and per-client rate "
+        "limits are per process. 2 gave about 20-25% more beacons/s on the 2-core "
+        "benchmark box (broker and load generator on the same cores).",
+    ),
+) -> None:
     """Run the collector (HTTP -> Kafka)."""
     import uvicorn
 
@@ -138,12 +153,21 @@ def collector(workers: int = typer.Option(
     # no uvicorn proxy-header rewriting: the collector trusts X-Forwarded-For itself, only from
     # MAYAK_COLLECTOR_TRUSTED_PROXIES
     keep_alive: Any = settings.collector_keep_alive_s  # typed int by uvicorn, used as a float
-    uvicorn.run("mayak.cli:collector_app", factory=True, workers=workers,
-                host=settings.collector_host, port=settings.collector_port, log_level="warning",
-                loop="uvloop", access_log=False, proxy_headers=False,
-                # httptools, with each response's header and body writes sent as one
-                http="producers.collector.server:CoalescingHttpToolsProtocol",
-                server_header=False, timeout_keep_alive=keep_alive)
+    uvicorn.run(
+        "mayak.cli:collector_app",
+        factory=True,
+        workers=workers,
+        host=settings.collector_host,
+        port=settings.collector_port,
+        log_level="warning",
+        loop="uvloop",
+        access_log=False,
+        proxy_headers=False,
+        # httptools, with each response's header and body writes sent as one
+        http="producers.collector.server:CoalescingHttpToolsProtocol",
+        server_header=False,
+        timeout_keep_alive=keep_alive,
+    )
 
 
 @app.command("dashboards")
@@ -157,14 +181,22 @@ def dashboards_cmd() -> None:
 
     settings = Settings()
     if settings.embedded_clickhouse:
-        raise MayakError("with embedded ClickHouse the worker serves the dashboards "
-                         "(`mayak worker --dashboards`); set MAYAK_CLICKHOUSE_DSN=http://... to run them alone")
-    uvicorn.run(create_app(settings, client_from_settings(settings)),
-                host=settings.dashboards_host, port=settings.dashboards_port, log_level="warning")
+        raise MayakError(
+            "with embedded ClickHouse the worker serves the dashboards "
+            "(`mayak worker --dashboards`); set MAYAK_CLICKHOUSE_DSN=http://... to run them alone"
+        )
+    uvicorn.run(
+        create_app(settings, client_from_settings(settings)),
+        host=settings.dashboards_host,
+        port=settings.dashboards_port,
+        log_level="warning",
+    )
 
 
 @app.command()
-def sql(query: str = typer.Argument(..., help="a read-only query, e.g. 'SELECT count() FROM events'")) -> None:
+def sql(
+    query: str = typer.Argument(..., help="a read-only query, e.g. 'SELECT count() FROM events'"),
+) -> None:
     """Run a read-only query as admin and print the rows as JSON lines (the worker must be stopped
     when ClickHouse is embedded)."""
     import orjson
@@ -177,8 +209,10 @@ def sql(query: str = typer.Argument(..., help="a read-only query, e.g. 'SELECT c
 
 
 @app.command()
-def up(demo: bool = typer.Option(False, help="Also send synthetic portal traffic"),
-       reset_keys: bool = typer.Option(False, help=RESET_HELP)) -> None:
+def up(
+    demo: bool = typer.Option(False, help="Also send synthetic portal traffic"),
+    reset_keys: bool = typer.Option(False, help=RESET_HELP),
+) -> None:
     """Run the whole local stack: broker, topics, migrations, worker, collector, dashboards."""
     from mayak.stack import run_stack
 

@@ -20,10 +20,16 @@ from producers.hooks.tracker import Tracker
 
 SITE = "demo"
 PAGES = [
-    ("/", "home"), ("/services/notary", "services"), ("/services/court-representation", "services"),
-    ("/services/company-registration", "services"), ("/lawyers", "lawyers"),
-    ("/lawyers/family-law", "lawyers"), ("/blog/new-labour-code-2026", "blog"),
-    ("/faq", "faq"), ("/contact", "contact"), ("/cases/48213", "cabinet"),
+    ("/", "home"),
+    ("/services/notary", "services"),
+    ("/services/court-representation", "services"),
+    ("/services/company-registration", "services"),
+    ("/lawyers", "lawyers"),
+    ("/lawyers/family-law", "lawyers"),
+    ("/blog/new-labour-code-2026", "blog"),
+    ("/faq", "faq"),
+    ("/contact", "contact"),
+    ("/cases/48213", "cabinet"),
 ]
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -38,29 +44,53 @@ USER_AGENTS = [
     "Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/17.6 Mobile/15E148 Safari/604.1",
 ]
-REFERRERS = ["", "", "https://www.google.com/search?q=notarius", "https://www.facebook.com/",
-             "https://e-gov.az/"]
+REFERRERS = [
+    "",
+    "",
+    "https://www.google.com/search?q=notarius",
+    "https://www.facebook.com/",
+    "https://e-gov.az/",
+]
 
 
 # the [data-section] blocks of each part of the portal (per-section dwell of the beacon)
 PAGE_SECTIONS = {
-    "home": ["hero", "services-grid", "testimonials"], "services": ["overview", "pricing",
-    "documents", "apply-form"], "lawyers": ["profiles", "reviews"], "blog": ["article",
-    "related"], "faq": ["questions"], "contact": ["map", "contact-form"], "cabinet": ["case-files"],
+    "home": ["hero", "services-grid", "testimonials"],
+    "services": ["overview", "pricing", "documents", "apply-form"],
+    "lawyers": ["profiles", "reviews"],
+    "blog": ["article", "related"],
+    "faq": ["questions"],
+    "contact": ["map", "contact-form"],
+    "cabinet": ["case-files"],
 }
 # goals the portal tracks with mayak('event', name, props), by the page they happen on
 GOALS = {
-    "services": ("consultation_request", lambda rng, path: {
-        "service": path.rsplit("/", 1)[-1], "channel": rng.choice(["form", "callback"])}),
-    "lawyers": ("lawyer_contact", lambda rng, path: {"practice": rng.choice(
-        ["family", "labour", "commercial"])}),
-    "blog": ("newsletter_signup", lambda rng, path: {"placement": rng.choice(
-        ["footer", "inline"])}),
-    "contact": ("contact_form_sent", lambda rng, path: {"topic": rng.choice(
-        ["pricing", "appointment"])}),
+    "services": (
+        "consultation_request",
+        lambda rng, path: {
+            "service": path.rsplit("/", 1)[-1],
+            "channel": rng.choice(["form", "callback"]),
+        },
+    ),
+    "lawyers": (
+        "lawyer_contact",
+        lambda rng, path: {"practice": rng.choice(["family", "labour", "commercial"])},
+    ),
+    "blog": (
+        "newsletter_signup",
+        lambda rng, path: {"placement": rng.choice(["footer", "inline"])},
+    ),
+    "contact": (
+        "contact_form_sent",
+        lambda rng, path: {"topic": rng.choice(["pricing", "appointment"])},
+    ),
 }
-OUTBOUND = ["https://e-gov.az/az/services", "https://www.taxes.gov.az/az",
-            "https://courts.gov.az/az", "https://asan.gov.az/az"]
+OUTBOUND = [
+    "https://e-gov.az/az/services",
+    "https://www.taxes.gov.az/az",
+    "https://courts.gov.az/az",
+    "https://asan.gov.az/az",
+]
 
 
 def visit_events(rng: random.Random, now_ms: int) -> list[dict]:
@@ -74,61 +104,108 @@ def visit_events(rng: random.Random, now_ms: int) -> list[dict]:
         ts = now_ms - (pages - step) * 40_000  # the visit just ended: no future times
         url = f"https://e-legal.az{path}?utm_source=demo&phone=0501234567"
         base = {"v": 1, "site": SITE, "url": url, "section": section}
-        events.append({**base, "id": str(uuid.uuid4()), "type": "pageview", "ts": ts,
-                       "ref": rng.choice(REFERRERS) if step == 0 else "https://e-legal.az/"})
+        events.append(
+            {
+                **base,
+                "id": str(uuid.uuid4()),
+                "type": "pageview",
+                "ts": ts,
+                "ref": rng.choice(REFERRERS) if step == 0 else "https://e-legal.az/",
+            }
+        )
         engaged = rng.randint(2_000, 90_000)
         seen = rng.sample(PAGE_SECTIONS[section], rng.randint(1, len(PAGE_SECTIONS[section])))
         dwell = {name: rng.randint(500, max(600, engaged // len(seen))) for name in seen}
-        events.append({**base, "id": str(uuid.uuid4()), "type": "engagement", "ts": ts + 30_000,
-                       "engaged_ms": engaged, "scroll_pct": rng.randint(10, 100),
-                       "sections": dwell})
+        events.append(
+            {
+                **base,
+                "id": str(uuid.uuid4()),
+                "type": "engagement",
+                "ts": ts + 30_000,
+                "engaged_ms": engaged,
+                "scroll_pct": rng.randint(10, 100),
+                "sections": dwell,
+            }
+        )
         if section in GOALS and rng.random() < 0.35:
             name, props = GOALS[section]
-            events.append({**base, "id": str(uuid.uuid4()), "type": "custom", "ts": ts + 20_000,
-                           "name": name, "props": props(rng, path)})
+            events.append(
+                {
+                    **base,
+                    "id": str(uuid.uuid4()),
+                    "type": "custom",
+                    "ts": ts + 20_000,
+                    "name": name,
+                    "props": props(rng, path),
+                }
+            )
         if pages == 1 and rng.random() < 0.5:
             continue  # a plain bounce: one page, no interaction
         if rng.random() < 0.12:
-            events.append({**base, "id": str(uuid.uuid4()), "type": "outbound", "ts": ts + 25_000,
-                           "props": {"to": rng.choice(OUTBOUND)}})
+            events.append(
+                {
+                    **base,
+                    "id": str(uuid.uuid4()),
+                    "type": "outbound",
+                    "ts": ts + 25_000,
+                    "props": {"to": rng.choice(OUTBOUND)},
+                }
+            )
     return events
 
 
-def send_visit(client: httpx.Client, settings: Settings, rng: random.Random,
-               clock: Clock = SYSTEM_CLOCK) -> int:
-    headers = {"User-Agent": rng.choice(USER_AGENTS), "Content-Type": "text/plain",
-               "X-Forwarded-For": f"{rng.choice([5, 31, 37, 46, 62, 85, 94, 185])}."
-                                  f"{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-               "Origin": "https://e-legal.az"}
+def send_visit(
+    client: httpx.Client, settings: Settings, rng: random.Random, clock: Clock = SYSTEM_CLOCK
+) -> int:
+    headers = {
+        "User-Agent": rng.choice(USER_AGENTS),
+        "Content-Type": "text/plain",
+        "X-Forwarded-For": f"{rng.choice([5, 31, 37, 46, 62, 85, 94, 185])}."
+        f"{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+        "Origin": "https://e-legal.az",
+    }
     events = visit_events(rng, epoch_ms(clock))
     # one beacon request per visit, as the real beacon batches on pagehide
-    response = client.post(f"{settings.collector_url}/e", content=orjson.dumps(events),
-                           headers=headers)
+    response = client.post(
+        f"{settings.collector_url}/e", content=orjson.dumps(events), headers=headers
+    )
     return len(events) if response.status_code < 300 else 0
 
 
 CAMPAIGN = "newsletter-2026-11"
 CAMPAIGN_SENT = 400
 # route templates as the server hooks emit them: the method is a field of its own
-SERVICES = [("/services/{service}/apply", "notary"),
-            ("/services/{service}/apply", "company_registration"),
-            ("/cabinet/cases/{case_id}/documents", "court_representation")]
+SERVICES = [
+    ("/services/{service}/apply", "notary"),
+    ("/services/{service}/apply", "company_registration"),
+    ("/cabinet/cases/{case_id}/documents", "court_representation"),
+]
 
 
 def open_email(client: httpx.Client, settings: Settings, rng: random.Random) -> bool:
     """The campaign pixel as a mail client fetches it (recipient = an opaque token)."""
     token = f"r{rng.randint(0, CAMPAIGN_SENT - 1):08d}"
-    response = client.get(f"{settings.collector_url}/o/{CAMPAIGN}/{token}.gif",
-                          headers={"User-Agent": rng.choice(USER_AGENTS)})
+    response = client.get(
+        f"{settings.collector_url}/o/{CAMPAIGN}/{token}.gif",
+        headers={"User-Agent": rng.choice(USER_AGENTS)},
+    )
     return response.status_code == 200
 
 
 def request_service(tracker: Tracker, rng: random.Random) -> None:
     """What the portal's server hooks emit when a customer applies for a service."""
     route, service = rng.choice(SERVICES)
-    tracker.track("service_request", site=SITE, uid=f"demo-customer-{rng.randint(1, 40)}",
-                  service_type=service, route=route, method="POST", status=200,
-                  duration_ms=round(rng.uniform(40, 400), 1), ua=rng.choice(USER_AGENTS))
+    tracker.track(
+        "service_request",
+        site=SITE,
+        uid=f"demo-customer-{rng.randint(1, 40)}",
+        service_type=service,
+        route=route,
+        method="POST",
+        status=200,
+        duration_ms=round(rng.uniform(40, 400), 1),
+        ua=rng.choice(USER_AGENTS),
+    )
 
 
 def register_campaign(settings: Settings) -> None:
@@ -136,13 +213,28 @@ def register_campaign(settings: Settings) -> None:
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-m", "mayak", "campaign", "send", CAMPAIGN,
-                    "--sent", str(CAMPAIGN_SENT), "--site", SITE], capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mayak",
+            "campaign",
+            "send",
+            CAMPAIGN,
+            "--sent",
+            str(CAMPAIGN_SENT),
+            "--site",
+            SITE,
+        ],
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def start_demo(settings: Settings, stop: threading.Event, console: Console) -> threading.Thread:
     """Send a first burst of visits, e-mail opens and service requests, then a little of each
     every couple of seconds until ``stop``."""
+
     def one_round(client: httpx.Client, tracker: Tracker, rng: random.Random) -> int:
         sent = send_visit(client, settings, rng)
         if rng.random() < 0.5:
@@ -160,8 +252,9 @@ def start_demo(settings: Settings, stop: threading.Event, console: Console) -> t
             with httpx.Client(timeout=10) as client:
                 sent = sum(one_round(client, tracker, rng) for _ in range(60))
                 tracker.flush()
-                console.print(f"demo: sent {sent} events; open {settings.dashboards_url}/ "
-                              f"(site {SITE})")
+                console.print(
+                    f"demo: sent {sent} events; open {settings.dashboards_url}/ (site {SITE})"
+                )
                 while not stop.wait(2.0):
                     try:
                         one_round(client, tracker, rng)

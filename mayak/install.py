@@ -37,10 +37,12 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 UMASK = 0o077
-RESTORE = ("restore the key store from its backup to {keys} (or point MAYAK_KEYSTORE_PATH at "
-           "it) and start again; to start over deliberately with new keys (pseudonyms already "
-           "stored can then no longer be linked to customers or erased by customer id), run "
-           "`mayak up --reset-keys`")
+RESTORE = (
+    "restore the key store from its backup to {keys} (or point MAYAK_KEYSTORE_PATH at "
+    "it) and start again; to start over deliberately with new keys (pseudonyms already "
+    "stored can then no longer be linked to customers or erased by customer id), run "
+    "`mayak up --reset-keys`"
+)
 
 
 def private_umask() -> None:
@@ -81,8 +83,10 @@ def refuse_lost_keys(settings: Settings, sources: Sequence[Evidence] = ()) -> No
     if not keys_at.exists():
         left = evidence(settings, sources)
         if left:
-            raise MayakError(f"the key store {keys_at} is missing, but {'; '.join(left)} "
-                             f"exist(s) from an earlier start -> {RESTORE.format(keys=keys_at)}")
+            raise MayakError(
+                f"the key store {keys_at} is missing, but {'; '.join(left)} "
+                f"exist(s) from an earlier start -> {RESTORE.format(keys=keys_at)}"
+            )
 
 
 def warehouse_evidence(client: Client) -> list[str]:
@@ -95,8 +99,9 @@ def warehouse_evidence(client: Client) -> list[str]:
     return [f"events in the warehouse (database {client.database})"]
 
 
-def check_install(settings: Settings, reset_keys: bool = False,
-                  sources: Sequence[Evidence] = ()) -> str:
+def check_install(
+    settings: Settings, reset_keys: bool = False, sources: Sequence[Evidence] = ()
+) -> str:
     """Open (or, on a fresh data dir, create) the key store and match it with the marker.
 
     ``sources``: where else an earlier install may have left data (``warehouse_evidence``,
@@ -116,17 +121,19 @@ def check_install(settings: Settings, reset_keys: bool = False,
         keys.close()
     recorded = marker.read_text().strip() if marker.exists() else None
     if recorded not in (None, install_id) and not reset_keys:
-        raise MayakError(f"the key store {keys_at} belongs to another install than this data "
-                         f"directory ({marker} says {recorded}) -> "
-                         + RESTORE.format(keys=keys_at))
+        raise MayakError(
+            f"the key store {keys_at} belongs to another install than this data "
+            f"directory ({marker} says {recorded}) -> " + RESTORE.format(keys=keys_at)
+        )
     if recorded != install_id:
         marker.write_text(install_id + "\n")
         marker.chmod(0o600)
     return install_id
 
 
-def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0,
-                            clock: Clock = SYSTEM_CLOCK) -> list[str]:
+def worker_offsets_evidence(
+    settings: Settings, wait_seconds: float = 20.0, clock: Clock = SYSTEM_CLOCK
+) -> list[str]:
     """Committed offsets of the worker's consumer group: events of an earlier install were
     processed (with keys that must still exist).
 
@@ -137,8 +144,11 @@ def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0,
     from kafka.errors import GroupIdNotFoundError, KafkaError
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
-                                 request_timeout_ms=10_000, bootstrap_timeout_ms=5_000)
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap,
+            request_timeout_ms=10_000,
+            bootstrap_timeout_ms=5_000,
+        )
     except KafkaError as exc:
         raise MayakError(_no_broker(settings, exc)) from exc
     deadline = clock.monotonic() + wait_seconds
@@ -146,7 +156,8 @@ def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0,
         while True:
             try:
                 offsets = admin.list_group_offsets({settings.worker_id: None}).get(
-                    settings.worker_id, {})
+                    settings.worker_id, {}
+                )
                 break
             except GroupIdNotFoundError:  # never consumed anything
                 return []
@@ -164,19 +175,22 @@ def worker_offsets_evidence(settings: Settings, wait_seconds: float = 20.0,
 
 def _no_broker(settings: Settings, exc: BaseException) -> str:
     keys_at = keystore_path(settings)
-    return (f"the key store {keys_at} is missing and Kafka at {settings.kafka_bootstrap} cannot "
-            f"say whether an earlier install's events were processed ({exc}) "
-            "-> start the broker (`mayak up` starts it; check MAYAK_KAFKA_BOOTSTRAP) "
-            "and start again, so that no new keys are minted beside an earlier install's data; "
-            f"if this data directory had one: {RESTORE.format(keys=keys_at)}")
+    return (
+        f"the key store {keys_at} is missing and Kafka at {settings.kafka_bootstrap} cannot "
+        f"say whether an earlier install's events were processed ({exc}) "
+        "-> start the broker (`mayak up` starts it; check MAYAK_KAFKA_BOOTSTRAP) "
+        "and start again, so that no new keys are minted beside an earlier install's data; "
+        f"if this data directory had one: {RESTORE.format(keys=keys_at)}"
+    )
 
 
 class KeyStoreWatch:
     """Calls ``on_lost(message)`` once if the key store file (or the install marker) vanishes
     or is replaced while the process runs. Checks every ``interval`` seconds in a thread."""
 
-    def __init__(self, settings: Settings, on_lost: Callable[[str], None],
-                 interval: float = 1.0) -> None:
+    def __init__(
+        self, settings: Settings, on_lost: Callable[[str], None], interval: float = 1.0
+    ) -> None:
         self.paths = [keystore_path(settings), marker_path(settings)]
         self.on_lost = on_lost
         self.interval = interval
@@ -202,9 +216,11 @@ class KeyStoreWatch:
     def lost(self) -> str | None:
         for path, seen in zip(self.paths, self._ids):
             if self._identity(path) != seen:
-                return (f"{path} was removed or replaced while Mayak ran (was the data directory "
-                        "deleted?): stopping so that no new keys are minted beside the stored "
-                        f"data -> {RESTORE.format(keys=self.paths[0])}")
+                return (
+                    f"{path} was removed or replaced while Mayak ran (was the data directory "
+                    "deleted?): stopping so that no new keys are minted beside the stored "
+                    f"data -> {RESTORE.format(keys=self.paths[0])}"
+                )
         return None
 
     def _run(self) -> None:

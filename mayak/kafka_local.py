@@ -36,7 +36,9 @@ _TEMPLATES = resources.files("mayak.kafka")
 def require_tool(name: str, package: str) -> str:
     path = shutil.which(name)
     if not path:
-        raise MayakError(f"`{name}` not found on PATH: install {package} (e.g. apt-get install {package})")
+        raise MayakError(
+            f"`{name}` not found on PATH: install {package} (e.g. apt-get install {package})"
+        )
     return path
 
 
@@ -53,13 +55,23 @@ def ensure_jars(cache_dir: Path, version: str, log: Callable[[str], object] = pr
     pom = _TEMPLATES.joinpath("pom.xml").read_text().replace("KAFKA_VERSION", version)
     (home / "pom.xml").write_text(pom)
     log(f"Assembling Apache Kafka {version} from Maven Central into {home} (once) ...")
-    cmd = [mvn, "-B", "-q", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
-           f"-DoutputDirectory={libs}", "-DincludeScope=runtime"]
+    cmd = [
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(home / "pom.xml"),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}",
+        "-DincludeScope=runtime",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
-        raise MayakError("Maven could not fetch the Kafka jars (is Maven Central reachable?):\n"
-                         + "\n".join(tail))
+        raise MayakError(
+            "Maven could not fetch the Kafka jars (is Maven Central reachable?):\n"
+            + "\n".join(tail)
+        )
     done.write_text(version)
     return libs
 
@@ -140,25 +152,49 @@ class LocalBroker:
 
     def _write_config(self) -> Path:
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        text = _TEMPLATES.joinpath("server.properties").read_text().format(
-            port=self.port, controller_port=self.controller_port,
-            log_dir=(self.home / "data").resolve(), partitions=self.partitions)
+        text = (
+            _TEMPLATES.joinpath("server.properties")
+            .read_text()
+            .format(
+                port=self.port,
+                controller_port=self.controller_port,
+                log_dir=(self.home / "data").resolve(),
+                partitions=self.partitions,
+            )
+        )
         config = self.home / "server.properties"
         config.write_text(text)
         (self.home / "log4j.properties").write_text(
-            _TEMPLATES.joinpath("log4j.properties").read_text())
+            _TEMPLATES.joinpath("log4j.properties").read_text()
+        )
         return config
 
     def _java(self, libs: Path, *args: str, heap_mb: int) -> list[str]:
         log4j = (self.home / "log4j.properties").resolve()
-        return ["java", f"-Xmx{heap_mb}m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                f"-Dlog4j.configuration=file:{log4j}", "-cp", f"{libs}/*", *args]
+        return [
+            "java",
+            f"-Xmx{heap_mb}m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{log4j}",
+            "-cp",
+            f"{libs}/*",
+            *args,
+        ]
 
     def _format(self, libs: Path, config: Path) -> None:
         if (self.home / "data" / "meta.properties").exists():
             return  # already formatted: keep the topics and their messages
-        cmd = self._java(libs, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(),
-                         "-c", str(config), heap_mb=256)
+        cmd = self._java(
+            libs,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            new_cluster_id(),
+            "-c",
+            str(config),
+            heap_mb=256,
+        )
         result = subprocess.run(cmd, capture_output=True, text=True, umask=0o077)
         if result.returncode != 0:
             raise MayakError(f"formatting Kafka storage failed: {result.stdout}{result.stderr}")
@@ -168,17 +204,24 @@ class LocalBroker:
         if self.pid() is not None:
             return
         if port_open("127.0.0.1", self.port):
-            raise MayakError(f"port {self.port} is taken by another program: stop it or set "
-                             "MAYAK_KAFKA_BOOTSTRAP=127.0.0.1:<free port>")
+            raise MayakError(
+                f"port {self.port} is taken by another program: stop it or set "
+                "MAYAK_KAFKA_BOOTSTRAP=127.0.0.1:<free port>"
+            )
         libs = ensure_jars(self.cache_dir, self.version, log=log)
         config = self._write_config()
         self._format(libs, config)
         cmd = self._java(libs, "kafka.Kafka", str(config), heap_mb=self.heap_mb)
         with open(self.log_file, "ab") as out:
             # segments 0600 in 0700 directories: messages are not readable by other users
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True,
-                                    umask=0o077)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                umask=0o077,
+            )
         self.pid_file.write_text(str(proc.pid))
         self._wait_ready(proc, timeout)
 
@@ -187,14 +230,16 @@ class LocalBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise MayakError(f"the Kafka broker exited (code {proc.returncode}); "
-                                 f"see {self.log_file}")
+                raise MayakError(
+                    f"the Kafka broker exited (code {proc.returncode}); see {self.log_file}"
+                )
             if port_open("127.0.0.1", self.port) and self._serves_metadata():
                 return
             time.sleep(0.3)
         self.stop()
-        raise MayakError(f"the Kafka broker did not become ready in {timeout:.0f}s; "
-                         f"see {self.log_file}")
+        raise MayakError(
+            f"the Kafka broker did not become ready in {timeout:.0f}s; see {self.log_file}"
+        )
 
     def _serves_metadata(self) -> bool:
         from kafka import KafkaAdminClient  # imported late: only needed while starting
@@ -252,9 +297,16 @@ def _reap(pid: int) -> None:
 def broker_from_settings(settings: Settings) -> LocalBroker:
     host, _, port = settings.kafka_bootstrap.rpartition(":")
     if host not in ("127.0.0.1", "localhost"):
-        raise MayakError(f"MAYAK_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} is not local: "
-                         "`mayak kafka` only manages a broker on 127.0.0.1")
-    return LocalBroker(home=settings.data_dir / "kafka", cache_dir=settings.cache_dir,
-                       version=settings.kafka_version, port=int(port),
-                       controller_port=settings.kafka_controller_port,
-                       heap_mb=settings.kafka_heap_mb, partitions=settings.kafka_partitions)
+        raise MayakError(
+            f"MAYAK_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} is not local: "
+            "`mayak kafka` only manages a broker on 127.0.0.1"
+        )
+    return LocalBroker(
+        home=settings.data_dir / "kafka",
+        cache_dir=settings.cache_dir,
+        version=settings.kafka_version,
+        port=int(port),
+        controller_port=settings.kafka_controller_port,
+        heap_mb=settings.kafka_heap_mb,
+        partitions=settings.kafka_partitions,
+    )

@@ -11,8 +11,9 @@ from mayak.clock import SYSTEM_CLOCK, Clock
 class RateLimiter:
     """Token bucket per client key, bounded in memory (least recently seen clients evicted)."""
 
-    def __init__(self, rate_per_s: float, burst: int, max_clients: int = 100_000,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, rate_per_s: float, burst: int, max_clients: int = 100_000, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.rate = rate_per_s
         self.burst = float(burst)
         self.max_clients = max_clients

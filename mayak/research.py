@@ -30,22 +30,37 @@ class ResearchError(RuntimeError):
 class Client:
     """Asks the research API (``/api/research/query``) with a researcher's token."""
 
-    def __init__(self, base_url: str = "", token: str = "",
-                 http: httpx.Client | None = None) -> None:
+    def __init__(
+        self, base_url: str = "", token: str = "", http: httpx.Client | None = None
+    ) -> None:
         self.http = http or httpx.Client(base_url=base_url, timeout=120)
         self.headers = {"Authorization": f"Bearer {token}"}
 
-    def query(self, site: str, metrics: Iterable[str] = ("visitors",),
-              dimensions: Iterable[str] = (), filters: Mapping[str, str] | None = None,
-              date_from: str | None = None, date_to: str | None = None,
-              epsilon: float | None = None, limit: int | None = None) -> pd.DataFrame:
+    def query(
+        self,
+        site: str,
+        metrics: Iterable[str] = ("visitors",),
+        dimensions: Iterable[str] = (),
+        filters: Mapping[str, str] | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        epsilon: float | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
         """One question; ``df.attrs`` holds ``noise``, ``privacy``, ``cost`` and ``budget``."""
-        params: list[tuple[str, str]] = [("site", site), ("format", "parquet"),
-                                         ("metrics", ",".join(metrics)),
-                                         ("dimensions", ",".join(dimensions))]
+        params: list[tuple[str, str]] = [
+            ("site", site),
+            ("format", "parquet"),
+            ("metrics", ",".join(metrics)),
+            ("dimensions", ",".join(dimensions)),
+        ]
         params += [("filter", f"{k}:{v}") for k, v in (filters or {}).items()]
-        for name, value in (("from", date_from), ("to", date_to), ("epsilon", epsilon),
-                            ("limit", limit)):
+        for name, value in (
+            ("from", date_from),
+            ("to", date_to),
+            ("epsilon", epsilon),
+            ("limit", limit),
+        ):
             if value is not None:
                 params.append((name, str(value)))
         return read_parquet(self._get("research/query", params).content)

@@ -63,8 +63,12 @@ class Settings(BaseSettings):
     ip_key: str = ""
     # site id -> allowed Origin globs (fnmatch, "*" = any); an unknown site is refused (403)
     collector_sites: dict[str, list[str]] = {
-        "elegal": ["https://e-legal.az", "https://*.e-legal.az", "http://localhost:*",
-                   "http://127.0.0.1:*"],
+        "elegal": [
+            "https://e-legal.az",
+            "https://*.e-legal.az",
+            "http://localhost:*",
+            "http://127.0.0.1:*",
+        ],
         "demo": ["*"],
     }
     # sites whose DNT / Sec-GPC visits are not counted at all (the others: counted anonymously)

@@ -51,16 +51,24 @@ def run_stack(settings: Settings, demo: bool, console: Console, reset_keys: bool
         worker_env, collector_env = _demo_env(settings) if demo else ({}, {})
         reset = ["--reset-keys"] if reset_keys else []
         ours = {SUPERVISOR_ENV: str(os.getpid())}  # children die with this process
-        children["worker"] = spawn_mayak(["worker", *dashboards, *reset], logs / "worker.log",
-                                         {**worker_env, **ours})
-        children["collector"] = spawn_mayak(["collector"], logs / "collector.log",
-                                            {**collector_env, **ours})
+        children["worker"] = spawn_mayak(
+            ["worker", *dashboards, *reset], logs / "worker.log", {**worker_env, **ours}
+        )
+        children["collector"] = spawn_mayak(
+            ["collector"], logs / "collector.log", {**collector_env, **ours}
+        )
         if not settings.embedded_clickhouse:
             children["dashboards"] = spawn_mayak(["dashboards"], logs / "dashboards.log", ours)
         record(settings.data_dir, children, owns_broker)
         with console.status("starting worker, collector and dashboards ..."):
-            wait_http_ok({"collector": f"{settings.collector_url}/healthz",
-                          "dashboards": f"{settings.dashboards_url}/healthz"}, children, logs=logs)
+            wait_http_ok(
+                {
+                    "collector": f"{settings.collector_url}/healthz",
+                    "dashboards": f"{settings.dashboards_url}/healthz",
+                },
+                children,
+                logs=logs,
+            )
         if fresh:  # after the worker accepted the data dir (tokens would count as evidence)
             _first_token(settings, console)
         _print_urls(settings, console)
@@ -88,8 +96,10 @@ def _demo_env(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
         worker = {"MAYAK_GEOIP_CITY": str(city), "MAYAK_GEOIP_ISP": str(isp)}
     # the demo stands in for a proxy in front of many visitors: trust its X-Forwarded-For;
     # its e-mail opens belong to the demo site
-    collector = {"MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]',
-                 "MAYAK_COLLECTOR_PIXEL_SITE": SITE}
+    collector = {
+        "MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]',
+        "MAYAK_COLLECTOR_PIXEL_SITE": SITE,
+    }
     return worker, collector
 
 
@@ -98,16 +108,20 @@ def _first_token(settings: Settings, console: Console) -> None:
     if tokens_path(settings).exists():
         return
     token = add_token(tokens_path(settings), "local.product", "product")
-    console.print("API token for the dashboards (role product), shown only now; more with "
-                  f"`mayak token add --name NAME --role ROLE`:\n  {token}")
+    console.print(
+        "API token for the dashboards (role product), shown only now; more with "
+        f"`mayak token add --name NAME --role ROLE`:\n  {token}"
+    )
 
 
 def _watch(children: dict[str, subprocess.Popen], settings: Settings) -> None:
     while True:
         for name, proc in children.items():
             if proc.poll() is not None:
-                raise MayakError(f"the {name} exited with code {proc.returncode}; "
-                                 f"see {settings.data_dir / (name + '.log')}")
+                raise MayakError(
+                    f"the {name} exited with code {proc.returncode}; "
+                    f"see {settings.data_dir / (name + '.log')}"
+                )
         time.sleep(0.5)  # real time, not injected: polling child processes
 
 

@@ -52,8 +52,10 @@ def _identity(pid: int) -> dict:
 def _alive(entry: dict) -> psutil.Process | None:
     with contextlib.suppress(psutil.Error):
         proc = psutil.Process(entry["pid"])
-        if abs(proc.create_time() - entry["created"]) < 0.01 and \
-                proc.status() != psutil.STATUS_ZOMBIE:
+        if (
+            abs(proc.create_time() - entry["created"]) < 0.01
+            and proc.status() != psutil.STATUS_ZOMBIE
+        ):
             return proc  # the same process, not a later one that got the pid
     return None
 
@@ -64,8 +66,7 @@ def record(data_dir: Path, children: dict[str, subprocess.Popen], owns_broker: b
     for name, proc in children.items():
         with contextlib.suppress(psutil.Error):
             entries[name] = _identity(proc.pid)
-    state = {"supervisor": _identity(os.getpid()), "children": entries,
-             "owns_broker": owns_broker}
+    state = {"supervisor": _identity(os.getpid()), "children": entries, "owns_broker": owns_broker}
     tmp = _state(data_dir).with_suffix(".tmp")
     tmp.write_bytes(orjson.dumps(state))
     os.replace(tmp, _state(data_dir))
@@ -82,10 +83,15 @@ def take_over(data_dir: Path, log: Callable[[str], object] = print, timeout: flo
     except (FileNotFoundError, orjson.JSONDecodeError):
         return False
     if _alive(state["supervisor"]):
-        raise MayakError(f"another `mayak up` (pid {state['supervisor']['pid']}) uses "
-                         f"{data_dir}; stop it first, or set MAYAK_DATA_DIR")
-    left = {name: proc for name, entry in state["children"].items()
-            if (proc := _alive(entry)) is not None}
+        raise MayakError(
+            f"another `mayak up` (pid {state['supervisor']['pid']}) uses "
+            f"{data_dir}; stop it first, or set MAYAK_DATA_DIR"
+        )
+    left = {
+        name: proc
+        for name, entry in state["children"].items()
+        if (proc := _alive(entry)) is not None
+    }
     for name, proc in left.items():
         log(f"stopping the {name} (pid {proc.pid}) of a `mayak up` that was killed")
         with contextlib.suppress(psutil.Error):

@@ -69,41 +69,72 @@ def _event_records(messages: Raw) -> list[tuple[int, int, dict[str, Any]]]:
     return records
 
 
-def _landing_buffers(landers: dict[str, Lander] | None, topics: Topics, settings: Settings,
-                     clock: Clock) -> dict[str, LandingBuffer]:
+def _landing_buffers(
+    landers: dict[str, Lander] | None, topics: Topics, settings: Settings, clock: Clock
+) -> dict[str, LandingBuffer]:
     """The sinks' buffers (none without landers); a message they cannot land is dead-lettered."""
     if landers is None:
         return {}
 
     def dead_letter(topic: str) -> Callable[[int, int, str], Awaitable[None]]:
         async def send(partition: int, offset: int, error: str) -> None:
-            await topics.failed.send(value=poison_record(topic, partition, offset, error,
-                                                         clock.now()))
+            await topics.failed.send(
+                value=poison_record(topic, partition, offset, error, clock.now())
+            )
+
         return send
 
-    return {"events": LandingBuffer(landers["events"], _event_records, settings.sink_batch_size,
-                                    valid_event, dead_letter(settings.topic_events)),
-            "failed": LandingBuffer(landers["failed_events"], _records,
-                                    settings.sink_batch_size, valid_dead_letter,
-                                    dead_letter(settings.topic_failed))}
+    return {
+        "events": LandingBuffer(
+            landers["events"],
+            _event_records,
+            settings.sink_batch_size,
+            valid_event,
+            dead_letter(settings.topic_events),
+        ),
+        "failed": LandingBuffer(
+            landers["failed_events"],
+            _records,
+            settings.sink_batch_size,
+            valid_dead_letter,
+            dead_letter(settings.topic_failed),
+        ),
+    }
 
 
-def register_agents(app: faust.App, topics: Topics, settings: Settings,
-                    make_pipeline: Callable[[MutableMapping[str, Any]], Pipeline],
-                    landers: dict[str, Lander] | None, clock: Clock,
-                    purge_salts: Callable[[], object] | None = None) -> Agents:
+def register_agents(
+    app: faust.App,
+    topics: Topics,
+    settings: Settings,
+    make_pipeline: Callable[[MutableMapping[str, Any]], Pipeline],
+    landers: dict[str, Lander] | None,
+    clock: Clock,
+    purge_salts: Callable[[], object] | None = None,
+) -> Agents:
     """Define the table, agents and timers on ``app``; ``landers=None`` skips the sinks."""
     # json keys: str both when written live and when recovered from the changelog
-    sessions = app.Table("sessions", default=None, partitions=settings.kafka_partitions,
-                         schema=faust.Schema(key_serializer="json", value_serializer="json"))
+    sessions = app.Table(
+        "sessions",
+        default=None,
+        partitions=settings.kafka_partitions,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+    )
     write_back = SessionWriteBack(sessions, BatchedChangelog(app, sessions))
     pipeline = make_pipeline(write_back)
     # send looked up per call, not bound now: tests patch faust's Topic.send after start-up
-    publisher = Publisher(lambda **message: topics.events.send(**message), write_back,
-                          settings.events_per_message, settings.kafka_partitions)
+    publisher = Publisher(
+        lambda **message: topics.events.send(**message),
+        write_back,
+        settings.events_per_message,
+        settings.kafka_partitions,
+    )
 
-    intake = Intake(pipeline, publisher, lambda **message: topics.failed.send(**message),
-                    settings.enrich_batch_size)
+    intake = Intake(
+        pipeline,
+        publisher,
+        lambda **message: topics.failed.send(**message),
+        settings.enrich_batch_size,
+    )
     landing = _landing_buffers(landers, topics, settings, clock)
     guard = CommitGuard(app, [settings.topic_raw, settings.topic_events, settings.topic_failed])
     coordinator = CommitCoordinator(intake, publisher, list(landing.values()), guard)
@@ -147,8 +178,9 @@ def register_agents(app: faust.App, topics: Topics, settings: Settings,
                 if coordinator.seen(message):
                     continue  # read again after a rewind: handled before
                 # a mayak.events message carries up to events_per_message events
-                if buffer.add(message.partition, message.offset, event.value,
-                              event_count(message.headers)):
+                if buffer.add(
+                    message.partition, message.offset, event.value, event_count(message.headers)
+                ):
                     await buffer.flush()
 
         @app.agent(topics.events, name="sink_events")
@@ -183,6 +215,7 @@ def register_agents(app: faust.App, topics: Topics, settings: Settings,
             log.warning("stream counters %s", dict(sorted(pipeline.counters.items())))
 
     if purge_salts is not None:
+
         @app.timer(600.0)
         async def destroy_old_salts() -> None:
             purge_salts()

@@ -25,8 +25,13 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 
-def create_app(settings: Settings, client: Client | None, *, clock: Clock = SYSTEM_CLOCK,
-               keys: KeyStore | None = None) -> faust.App:
+def create_app(
+    settings: Settings,
+    client: Client | None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    keys: KeyStore | None = None,
+) -> faust.App:
     """The Faust app; ``client`` is a ClickHouse client (None: no sink agents)."""
     app = faust.App(
         settings.worker_id,
@@ -54,15 +59,34 @@ def create_app(settings: Settings, client: Client | None, *, clock: Clock = SYST
     if client is not None:
         # embedded: this process is the only writer, so it may rewrite rollups (sink.py)
         journal = journals(settings.data_dir) if settings.embedded_clickhouse else {}
-        landers = {"events": Lander(client, "events", event_row, EVENT_IDS,
-                                    index_bits=INDEX_BITS, journal=journal.get("events"),
-                                    clock=clock),
-                   "failed_events": Lander(client, "failed_events", failed_row, FAILURES,
-                                           journal=journal.get("failed_events"), clock=clock)}
+        landers = {
+            "events": Lander(
+                client,
+                "events",
+                event_row,
+                EVENT_IDS,
+                index_bits=INDEX_BITS,
+                journal=journal.get("events"),
+                clock=clock,
+            ),
+            "failed_events": Lander(
+                client,
+                "failed_events",
+                failed_row,
+                FAILURES,
+                journal=journal.get("failed_events"),
+                clock=clock,
+            ),
+        }
     app.mayak = register_agents(  # type: ignore[attr-defined]
-        app, define_topics(app, settings), settings,
+        app,
+        define_topics(app, settings),
+        settings,
         lambda sessions: pipeline_from_settings(settings, sessions, clock=clock, keys=keys),
-        landers, clock, purge_salts=lambda: keys.purge_expired(clock.now()))
+        landers,
+        clock,
+        purge_salts=lambda: keys.purge_expired(clock.now()),
+    )
     return app
 
 

@@ -65,7 +65,7 @@ def frame(events: list[dict[str, Any]], per_message: int) -> Iterator[tuple[int,
     is sent alone)."""
     per_message = max(1, min(per_message, MAX_INDEX + 1))
     for start in range(0, len(events), per_message):
-        yield from _fit(events[start:start + per_message])
+        yield from _fit(events[start : start + per_message])
 
 
 def _fit(chunk: list[dict[str, Any]]) -> Iterator[tuple[int, bytes]]:
@@ -151,8 +151,11 @@ class SessionWriteBack(MutableMapping):
         """Empty the overlay; returns (partition, key, value) of every visitor in it whose
         state changed."""
         dirty, self._dirty = self._dirty, {}
-        return [(partition, key, value) for key, (partition, value, old) in dirty.items()
-                if value != old]
+        return [
+            (partition, key, value)
+            for key, (partition, value, old) in dirty.items()
+            if value != old
+        ]
 
     async def flush(self) -> int:
         """Write every visitor changed since the last flush to the table and its changelog
@@ -175,8 +178,13 @@ class Publisher:
     pre-commit flush returns only after every earlier flush has queued its messages.
     """
 
-    def __init__(self, send: Callable[..., Awaitable[Any]], write_back: SessionWriteBack,
-                 per_message: int, partitions: int) -> None:
+    def __init__(
+        self,
+        send: Callable[..., Awaitable[Any]],
+        write_back: SessionWriteBack,
+        per_message: int,
+        partitions: int,
+    ) -> None:
         self.send = send
         self.write_back = write_back
         self.per_message = per_message
@@ -209,6 +217,9 @@ class Publisher:
             await self.write_back.flush()
             for partition, events in pending.items():
                 for n, value in frame(events, self.per_message):
-                    await self.send(value=value, partition=partition % self.partitions,
-                                    headers=[(COUNT_HEADER, b"%d" % n)])
+                    await self.send(
+                        value=value,
+                        partition=partition % self.partitions,
+                        headers=[(COUNT_HEADER, b"%d" % n)],
+                    )
             return count

@@ -29,82 +29,150 @@ import ahocorasick
 from crawleruseragents import CRAWLER_USER_AGENTS_DATA
 
 #: crawler-user-agents tags -> our category, in order of precedence when a pattern has several
-TAG_CATEGORY = (("ai-crawler", "ai"), ("search-engine", "search"), ("social-preview", "preview"),
-                ("monitoring", "monitoring"), ("seo", "seo"), ("http-library", "library"),
-                ("browser-automation", "headless"), ("scanner", "scanner"),
-                ("feed-reader", "feed"), ("advertising", "ads"), ("archiver", "archiver"),
-                ("academic", "research"))
+TAG_CATEGORY = (
+    ("ai-crawler", "ai"),
+    ("search-engine", "search"),
+    ("social-preview", "preview"),
+    ("monitoring", "monitoring"),
+    ("seo", "seo"),
+    ("http-library", "library"),
+    ("browser-automation", "headless"),
+    ("scanner", "scanner"),
+    ("feed-reader", "feed"),
+    ("advertising", "ads"),
+    ("archiver", "archiver"),
+    ("academic", "research"),
+)
 CATEGORIES = frozenset(c for _, c in TAG_CATEGORY) | {"other"}
 
 #: (literal, family, category): what the list lacks or names too loosely. A literal matches
 #: anywhere in the UA, case-insensitively, so it also catches a name appended to a browser UA.
 OWN_AGENTS: tuple[tuple[str, str, str], ...] = (
     # monitoring and synthetic checks
-    ("Zabbix", "Zabbix", "monitoring"), ("check_http/", "Nagios", "monitoring"),
-    ("nagios-plugins", "Nagios", "monitoring"), ("Uptime-Kuma", "Uptime Kuma", "monitoring"),
+    ("Zabbix", "Zabbix", "monitoring"),
+    ("check_http/", "Nagios", "monitoring"),
+    ("nagios-plugins", "Nagios", "monitoring"),
+    ("Uptime-Kuma", "Uptime Kuma", "monitoring"),
     ("Route53-Health-Check", "Route 53 Health Check", "monitoring"),
     ("ELB-HealthChecker", "ELB Health Checker", "monitoring"),
     ("DatadogSynthetics", "Datadog Synthetics", "monitoring"),
-    ("Chrome-Lighthouse", "Lighthouse", "monitoring"), ("PTST/", "WebPageTest", "monitoring"),
-    ("Pingdom", "Pingdom", "monitoring"), ("UptimeRobot", "UptimeRobot", "monitoring"),
-    ("StatusCake", "StatusCake", "monitoring"), ("kube-probe", "kube-probe", "monitoring"),
-    ("Prometheus/", "Prometheus", "monitoring"), ("Blackbox Exporter", "Prometheus",
-                                                   "monitoring"),
+    ("Chrome-Lighthouse", "Lighthouse", "monitoring"),
+    ("PTST/", "WebPageTest", "monitoring"),
+    ("Pingdom", "Pingdom", "monitoring"),
+    ("UptimeRobot", "UptimeRobot", "monitoring"),
+    ("StatusCake", "StatusCake", "monitoring"),
+    ("kube-probe", "kube-probe", "monitoring"),
+    ("Prometheus/", "Prometheus", "monitoring"),
+    ("Blackbox Exporter", "Prometheus", "monitoring"),
     # AI agents and crawlers, link previews
-    ("Perplexity-User", "Perplexity-User", "ai"), ("PerplexityBot", "PerplexityBot", "ai"),
-    ("Claude-User", "Claude-User", "ai"), ("ClaudeBot", "ClaudeBot", "ai"),
-    ("Claude-SearchBot", "Claude-SearchBot", "ai"), ("ChatGPT-User", "ChatGPT-User", "ai"),
-    ("OAI-SearchBot", "OAI-SearchBot", "ai"), ("GPTBot", "GPTBot", "ai"),
+    ("Perplexity-User", "Perplexity-User", "ai"),
+    ("PerplexityBot", "PerplexityBot", "ai"),
+    ("Claude-User", "Claude-User", "ai"),
+    ("ClaudeBot", "ClaudeBot", "ai"),
+    ("Claude-SearchBot", "Claude-SearchBot", "ai"),
+    ("ChatGPT-User", "ChatGPT-User", "ai"),
+    ("OAI-SearchBot", "OAI-SearchBot", "ai"),
+    ("GPTBot", "GPTBot", "ai"),
     ("meta-externalagent", "Meta External Agent", "ai"),
     ("meta-externalfetcher", "Meta External Fetcher", "ai"),
-    ("Bytespider", "Bytespider", "ai"), ("Amazonbot", "Amazonbot", "ai"),
-    ("Applebot-Extended", "Applebot-Extended", "ai"), ("CCBot", "CCBot", "ai"),
-    ("GoogleOther", "GoogleOther", "search"), ("Storebot-Google", "Storebot-Google", "search"),
+    ("Bytespider", "Bytespider", "ai"),
+    ("Amazonbot", "Amazonbot", "ai"),
+    ("Applebot-Extended", "Applebot-Extended", "ai"),
+    ("CCBot", "CCBot", "ai"),
+    ("GoogleOther", "GoogleOther", "search"),
+    ("Storebot-Google", "Storebot-Google", "search"),
     ("Google-InspectionTool", "Google-InspectionTool", "search"),
-    ("YandexBot", "YandexBot", "search"), ("bingbot", "Bingbot", "search"),
+    ("YandexBot", "YandexBot", "search"),
+    ("bingbot", "Bingbot", "search"),
     ("facebookexternalhit", "Facebook Preview", "preview"),
     ("TelegramBot", "Telegram Preview", "preview"),
-    ("WhatsApp/", "WhatsApp Preview", "preview"), ("Slackbot", "Slack Preview", "preview"),
-    ("Discordbot", "Discord Preview", "preview"), ("LinkedInBot", "LinkedIn Preview", "preview"),
-    ("Twitterbot", "Twitter Preview", "preview"), ("SkypeUriPreview", "Skype Preview",
-                                                    "preview"),
+    ("WhatsApp/", "WhatsApp Preview", "preview"),
+    ("Slackbot", "Slack Preview", "preview"),
+    ("Discordbot", "Discord Preview", "preview"),
+    ("LinkedInBot", "LinkedIn Preview", "preview"),
+    ("Twitterbot", "Twitter Preview", "preview"),
+    ("SkypeUriPreview", "Skype Preview", "preview"),
     # HTTP libraries and command-line clients
-    ("python-requests", "python-requests", "library"), ("aiohttp", "aiohttp", "library"),
-    ("Python-urllib", "Python-urllib", "library"), ("python-httpx", "httpx", "library"),
-    ("Python/", "Python", "library"), ("curl/", "curl", "library"), ("Wget", "Wget", "library"),
-    ("Go-http-client", "Go-http-client", "library"), ("okhttp", "okhttp", "library"),
-    ("axios/", "axios", "library"), ("node-fetch", "node-fetch", "library"),
-    ("undici", "undici", "library"), ("Scrapy", "Scrapy", "library"),
-    ("Apache-HttpClient", "Apache-HttpClient", "library"), ("HttpClient", "HttpClient",
-                                                             "library"),
-    ("libwww-perl", "libwww-perl", "library"), ("Java/1.", "Java", "library"),
-    ("Java-http-client", "Java", "library"), ("Faraday", "Faraday", "library"),
-    ("GuzzleHttp", "Guzzle", "library"), ("PostmanRuntime", "Postman", "library"),
-    ("insomnia/", "Insomnia", "library"), ("Dart/", "Dart", "library"),
-    ("reqwest", "reqwest", "library"), ("HTTPie", "HTTPie", "library"),
+    ("python-requests", "python-requests", "library"),
+    ("aiohttp", "aiohttp", "library"),
+    ("Python-urllib", "Python-urllib", "library"),
+    ("python-httpx", "httpx", "library"),
+    ("Python/", "Python", "library"),
+    ("curl/", "curl", "library"),
+    ("Wget", "Wget", "library"),
+    ("Go-http-client", "Go-http-client", "library"),
+    ("okhttp", "okhttp", "library"),
+    ("axios/", "axios", "library"),
+    ("node-fetch", "node-fetch", "library"),
+    ("undici", "undici", "library"),
+    ("Scrapy", "Scrapy", "library"),
+    ("Apache-HttpClient", "Apache-HttpClient", "library"),
+    ("HttpClient", "HttpClient", "library"),
+    ("libwww-perl", "libwww-perl", "library"),
+    ("Java/1.", "Java", "library"),
+    ("Java-http-client", "Java", "library"),
+    ("Faraday", "Faraday", "library"),
+    ("GuzzleHttp", "Guzzle", "library"),
+    ("PostmanRuntime", "Postman", "library"),
+    ("insomnia/", "Insomnia", "library"),
+    ("Dart/", "Dart", "library"),
+    ("reqwest", "reqwest", "library"),
+    ("HTTPie", "HTTPie", "library"),
     # headless and automated browsers
-    ("HeadlessChrome", "HeadlessChrome", "headless"), ("PhantomJS", "PhantomJS", "headless"),
-    ("Headless", "Headless", "headless"), ("Puppeteer", "Puppeteer", "headless"),
-    ("Playwright", "Playwright", "headless"), ("Selenium", "Selenium", "headless"),
+    ("HeadlessChrome", "HeadlessChrome", "headless"),
+    ("PhantomJS", "PhantomJS", "headless"),
+    ("Headless", "Headless", "headless"),
+    ("Puppeteer", "Puppeteer", "headless"),
+    ("Playwright", "Playwright", "headless"),
+    ("Selenium", "Selenium", "headless"),
     ("Cypress/", "Cypress", "headless"),
 )
 
 #: crawler-list patterns that also match parts of browser UAs (uap-core's fixtures: phone
 #: model names, an Opera Mini build number): such a match does not count when the collision's
 #: regex matches too
-MODEL_COLLISIONS = {"Butterfly": re.compile(r"HTC[ _]?(J )?Butterfly"),
-                    "Sonic": re.compile(r"ViewSonic|Ultra Sonic"),
-                    "008\\/": re.compile(r"\d008/")}
+MODEL_COLLISIONS = {
+    "Butterfly": re.compile(r"HTC[ _]?(J )?Butterfly"),
+    "Sonic": re.compile(r"ViewSonic|Ultra Sonic"),
+    "008\\/": re.compile(r"\d008/"),
+}
 
 
 #: ua-parser families that name a browser (or nothing), not the agent: a bot whose UA parses
 #: as one of these is named by our list instead
-BROWSER_FAMILIES = frozenset({
-    "", "Other", "crawler", "Mozilla", "Chrome", "Chrome Mobile", "Chrome Mobile WebView",
-    "Chrome Mobile iOS", "Chromium", "HeadlessChrome", "Safari", "Mobile Safari",
-    "Mobile Safari UI/WKWebView", "Firefox", "Firefox Mobile", "Firefox iOS", "Edge",
-    "Edge Mobile", "Opera", "Opera Mobile", "IE", "IE Mobile", "Samsung Internet",
-    "Yandex Browser", "UC Browser", "Android", "Electron", "Apple Mail", "WebKit Nightly"})
+BROWSER_FAMILIES = frozenset(
+    {
+        "",
+        "Other",
+        "crawler",
+        "Mozilla",
+        "Chrome",
+        "Chrome Mobile",
+        "Chrome Mobile WebView",
+        "Chrome Mobile iOS",
+        "Chromium",
+        "HeadlessChrome",
+        "Safari",
+        "Mobile Safari",
+        "Mobile Safari UI/WKWebView",
+        "Firefox",
+        "Firefox Mobile",
+        "Firefox iOS",
+        "Edge",
+        "Edge Mobile",
+        "Opera",
+        "Opera Mobile",
+        "IE",
+        "IE Mobile",
+        "Samsung Internet",
+        "Yandex Browser",
+        "UC Browser",
+        "Android",
+        "Electron",
+        "Apple Mail",
+        "WebKit Nightly",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -167,8 +235,7 @@ class BotMatcher:
         self._auto = ahocorasick.Automaton()
         keys: dict[str, list[tuple]] = {}
         for literal, family, category in OWN_AGENTS:
-            keys.setdefault(literal.lower(), []).append((0, -len(literal), None, family,
-                                                         category))
+            keys.setdefault(literal.lower(), []).append((0, -len(literal), None, family, category))
         self._always: list[tuple[re.Pattern | _Guarded, str]] = []
         regex: re.Pattern | _Guarded
         for entry in CRAWLER_USER_AGENTS_DATA:
@@ -190,8 +257,9 @@ class BotMatcher:
         """The bot ``ua`` belongs to, or None. ``parsed_family``: ua-parser's browser family,
         preferred as the name of a listed crawler when it is a specific one."""
         # our agents first, the longest literal first ("HeadlessChrome" before "Headless")
-        hits = sorted((t for _, targets in self._auto.iter(ua.lower()) for t in targets),
-                      key=lambda t: t[:2])
+        hits = sorted(
+            (t for _, targets in self._auto.iter(ua.lower()) for t in targets), key=lambda t: t[:2]
+        )
         for source, _, regex, family, category in hits:
             if source == 0:
                 return BotVerdict(self._name(parsed_family, family), category)

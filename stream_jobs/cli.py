@@ -44,8 +44,9 @@ def enrich() -> None:
 
 
 def replay_failed(
-    reason: list[str] = typer.Option(None, "--reason", "-r",
-                                     help="only these reasons (default: all but bot, consent)"),
+    reason: list[str] = typer.Option(
+        None, "--reason", "-r", help="only these reasons (default: all but bot, consent)"
+    ),
     dry_run: bool = typer.Option(False, help="count what would be replayed, send nothing"),
 ) -> None:
     """Send dead letters' events (topic mayak.failed) back to mayak.raw, once per event id,
@@ -62,12 +63,17 @@ def replay_failed(
             send_raw(settings.kafka_bootstrap, settings.topic_raw, selection.events())
     except Exception as exc:
         if type(exc).__module__.startswith("kafka"):
-            raise MayakError(f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}) "
-                             "-> start it with `mayak kafka start` or `mayak up`") from exc
+            raise MayakError(
+                f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}) "
+                "-> start it with `mayak kafka start` or `mayak up`"
+            ) from exc
         raise
     verb = "would replay" if dry_run else "replayed"
-    typer.echo(f"{verb} {len(selection.chosen)} event(s); by reason: {selection.by_reason()}; "
-               f"skipped {selection.skipped}", err=True)
+    typer.echo(
+        f"{verb} {len(selection.chosen)} event(s); by reason: {selection.by_reason()}; "
+        f"skipped {selection.skipped}",
+        err=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

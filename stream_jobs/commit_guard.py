@@ -85,13 +85,23 @@ class CommitGuard:
             return None  # a hole at the head, even of one offset: check() reads it again
         return faust_new_offset(tp)
 
-    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int,
-                       faust_add_gap: Callable[[TP, int, int], Awaitable[None]]) -> None:
+    async def _add_gap(
+        self,
+        tp: TP,
+        offset_from: int,
+        offset_to: int,
+        faust_add_gap: Callable[[TP, int, int], Awaitable[None]],
+    ) -> None:
         if tp.topic not in self.topics:  # a compacted changelog: its gaps are real
             await faust_add_gap(tp, offset_from, offset_to)
         elif offset_to > offset_from:  # at every start, after Faust's seek: benign
-            log.info("Faust's fetch loop jumped over offsets %d..%d of %s; they count as "
-                     "handled only if an agent acked them", offset_from, offset_to - 1, tp)
+            log.info(
+                "Faust's fetch loop jumped over offsets %d..%d of %s; they count as "
+                "handled only if an agent acked them",
+                offset_from,
+                offset_to - 1,
+                tp,
+            )
 
     def forget(self, tps: Iterable[TP]) -> None:
         """Partitions revoked: what was learned of them may be stale by the next assignment."""
@@ -142,8 +152,12 @@ class CommitGuard:
         found = {}
         for tp, acked in self.offsets.acked():
             following = self._next(tp)
-            if tp.topic in self.topics and acked and following is not None \
-                    and not self._head_acked(tp):
+            if (
+                tp.topic in self.topics
+                and acked
+                and following is not None
+                and not self._head_acked(tp)
+            ):
                 after = [o for o in acked if o > following]
                 if after:
                     found[tp] = (following, min(after))
@@ -154,9 +168,14 @@ class CommitGuard:
         last check; returns how many were rewound. Called from a timer."""
         self.install()
         offsets = self.offsets
-        unknown = [tp for tp, acked in offsets.acked()
-                   if tp.topic in self.topics and acked and tp not in self.starts
-                   and offsets.committed(tp) is None]
+        unknown = [
+            tp
+            for tp, acked in offsets.acked()
+            if tp.topic in self.topics
+            and acked
+            and tp not in self.starts
+            and offsets.committed(tp) is None
+        ]
         if unknown:  # never committed: commits wait until the first offset is known
             await self.learn_starts(unknown)
         self.tidy()
@@ -164,8 +183,12 @@ class CommitGuard:
         rewound = []
         for tp, (following, first) in holes.items():
             if self.suspects.get(tp) == (following, first):
-                log.warning("offsets %d..%d of %s were never handled; reading them again",
-                            following, first - 1, tp)
+                log.warning(
+                    "offsets %d..%d of %s were never handled; reading them again",
+                    following,
+                    first - 1,
+                    tp,
+                )
                 await offsets.seek(tp, following)
                 rewound.append(tp)
         self.suspects = {tp: hole for tp, hole in holes.items() if tp not in rewound}
@@ -185,6 +208,7 @@ class CommitGuard:
                 dropped += len(acked) - len(keep)
                 acked[:] = keep
         if dropped:
-            log.warning("dropped %d duplicate or committed offset(s) from Faust's acked lists",
-                        dropped)
+            log.warning(
+                "dropped %d duplicate or committed offset(s) from Faust's acked lists", dropped
+            )
         return dropped

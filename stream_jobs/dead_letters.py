@@ -19,14 +19,14 @@ Reason = Literal["size", "schema", "consent", "bot", "enrichment", "undecodable"
 REASONS: dict[Reason, str] = {
     "size": "the raw message is over the size limit (validate)",
     "schema": "not JSON, not an object, an unknown version or a field outside the contract "
-              "(validate); the detail names the fields and error types, never values",
+    "(validate); the detail names the fields and error types, never values",
     "consent": "the portal customer opted out (consent)",
     "bot": "a crawler, monitor, preview or hosting network (useragent, geo); the detail is "
-           "category:family, which the bot_hits table counts",
+    "category:family, which the bot_hits table counts",
     "enrichment": "a step raised (the detail is the exception's type) or ip_enc cannot be "
-                  "decrypted (validate)",
+    "decrypted (validate)",
     "undecodable": "a message on mayak.events or mayak.failed the sink cannot land (sink); "
-                   "the detail is topic/partition/offset and the error",
+    "the detail is topic/partition/offset and the error",
 }
 #: No code fix turns these into events: ``mayak replay-failed`` skips them unless named.
 NOT_REPLAYABLE: frozenset[Reason] = frozenset({"bot", "consent"})
@@ -46,5 +46,10 @@ class DeadLetter:
 
     def to_record(self) -> dict[str, Any]:
         """The value sent to ``mayak.failed`` (a row of ``failed_events``)."""
-        return {"reason": self.reason, "step": self.step, "detail": self.detail,
-                "failed_at": self.failed_at, "event": self.event}
+        return {
+            "reason": self.reason,
+            "step": self.step,
+            "detail": self.detail,
+            "failed_at": self.failed_at,
+            "event": self.event,
+        }

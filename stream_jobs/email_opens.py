@@ -34,30 +34,55 @@ from stream_jobs.pipeline import Hit
 from stream_jobs.useragent import UAClassifier
 
 #: (UA marker, provider) of published mail image proxies
-PROXY_AGENTS = (("GoogleImageProxy", "Gmail"), ("ggpht.com", "Gmail"),
-                ("YahooMailProxy", "Yahoo Mail"), ("YandexImageResizer", "Yandex Mail"),
-                ("YaMail", "Yandex Mail"))
+PROXY_AGENTS = (
+    ("GoogleImageProxy", "Gmail"),
+    ("ggpht.com", "Gmail"),
+    ("YahooMailProxy", "Yahoo Mail"),
+    ("YandexImageResizer", "Yandex Mail"),
+    ("YaMail", "Yandex Mail"),
+)
 #: ASN -> provider whose network only fetches mail images for readers (no consumer access)
-PROXY_ASNS = {15169: "Gmail", 36646: "Yahoo Mail", 10310: "Yahoo Mail", 26101: "Yahoo Mail",
-              34010: "Yahoo Mail", 13238: "Yandex Mail", 208722: "Yandex Mail"}
+PROXY_ASNS = {
+    15169: "Gmail",
+    36646: "Yahoo Mail",
+    10310: "Yahoo Mail",
+    26101: "Yahoo Mail",
+    34010: "Yahoo Mail",
+    13238: "Yandex Mail",
+    208722: "Yandex Mail",
+}
 APPLE_ASNS = frozenset({714, 6185})
 MPP_AGENT = "Mozilla/5.0"
 #: security gateways' networks: Microsoft (Defender / EOP), Proofpoint, Mimecast, Barracuda,
 #: Cisco (IronPort), Broadcom (Symantec.cloud), Trend Micro, Sophos
 SCANNER_ASNS = (8075, 22843, 26211, 30031, 15324, 16417, 21345, 16880, 202054)
 #: reader fields that describe the proxy, not the reader, on a machine open
-_PROXY_BLANK = {"browser": "", "browser_major": "", "os": "", "os_major": "", "device_brand": "",
-                "device_type": "other", "country": ""}
+_PROXY_BLANK = {
+    "browser": "",
+    "browser_major": "",
+    "os": "",
+    "os_major": "",
+    "device_brand": "",
+    "device_type": "other",
+    "country": "",
+}
 
 
 class OpenClassifier:
     """Classifies ``email_open`` hits (rules in the module docstring); the burst memory is
     bounded (``max_keys`` campaign + IP pairs, least recently seen forgotten first)."""
 
-    def __init__(self, classifier: UAClassifier, geo: GeoLookup, *,
-                 scanner_asns: Iterable[int] = SCANNER_ASNS, early_s: float = 10.0,
-                 burst_opens: int = 10, burst_window_s: float = 60.0,
-                 max_keys: int = 50_000) -> None:
+    def __init__(
+        self,
+        classifier: UAClassifier,
+        geo: GeoLookup,
+        *,
+        scanner_asns: Iterable[int] = SCANNER_ASNS,
+        early_s: float = 10.0,
+        burst_opens: int = 10,
+        burst_window_s: float = 60.0,
+        max_keys: int = 50_000,
+    ) -> None:
         self.classifier = classifier
         self.geo = geo
         self.scanner_asns = frozenset(scanner_asns)

@@ -45,8 +45,9 @@ class _FailingInserts:
         return self._client.raw_insert(*args, **kwargs)
 
 
-def outage_from_env(client: Client, env: Mapping[str, str] = os.environ,
-                    clock: Clock = SYSTEM_CLOCK) -> Any:
+def outage_from_env(
+    client: Client, env: Mapping[str, str] = os.environ, clock: Clock = SYSTEM_CLOCK
+) -> Any:
     """``client``, or a wrapper whose inserts fail during the window the variable names."""
     spec = env.get("MAYAK_TEST_SINK_OUTAGE", "")
     if not spec:
@@ -71,8 +72,9 @@ class _KillAfterInserts:
         return result
 
 
-def faults_from_env(client: Client, env: Mapping[str, str] = os.environ,
-                    clock: Clock = SYSTEM_CLOCK) -> Any:
+def faults_from_env(
+    client: Client, env: Mapping[str, str] = os.environ, clock: Clock = SYSTEM_CLOCK
+) -> Any:
     """``client`` with the faults the test variables name (none: ``client`` itself)."""
     client = outage_from_env(client, env, clock)
     inserts = env.get("MAYAK_TEST_KILL_AFTER_INSERTS", "")

@@ -36,8 +36,12 @@ def _open(path: str | Path | None, what: str) -> geoip2.database.Reader | None:
     try:
         return geoip2.database.Reader(str(path))
     except (OSError, ValueError) as exc:
-        log.warning("%s database %s cannot be opened (%s): its fields stay empty",
-                    what, path, type(exc).__name__)
+        log.warning(
+            "%s database %s cannot be opened (%s): its fields stay empty",
+            what,
+            path,
+            type(exc).__name__,
+        )
         return None
 
 
@@ -56,8 +60,13 @@ class GeoLookup:
     """Holds the readers; ``lookup(ip)`` returns country, ISP (else ASN org) and ASN;
     ``network_kind(ip)`` the Anonymous-IP verdict (hosting / anonymous) when configured."""
 
-    def __init__(self, city: str | Path | None = None, isp: str | Path | None = None,
-                 asn: str | Path | None = None, anonymous: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        city: str | Path | None = None,
+        isp: str | Path | None = None,
+        asn: str | Path | None = None,
+        anonymous: str | Path | None = None,
+    ) -> None:
         self._country = _open(city, "City/Country")
         self._isp = _open(isp, "ISP") if isp else None
         self._asn = _open(asn, "ASN") if asn else None
@@ -69,10 +78,15 @@ class GeoLookup:
         rec = _record(self._anon, ip) if ip else None
         if not rec:
             return PLAIN_NETWORK
-        return NetworkKind(hosting=bool(rec.get("is_hosting_provider")),
-                           anonymous=bool(rec.get("is_anonymous_vpn") or rec.get("is_public_proxy")
-                                          or rec.get("is_tor_exit_node")
-                                          or rec.get("is_residential_proxy")))
+        return NetworkKind(
+            hosting=bool(rec.get("is_hosting_provider")),
+            anonymous=bool(
+                rec.get("is_anonymous_vpn")
+                or rec.get("is_public_proxy")
+                or rec.get("is_tor_exit_node")
+                or rec.get("is_residential_proxy")
+            ),
+        )
 
     def close(self) -> None:
         for reader in (self._country, self._isp, self._asn, self._anon):
@@ -88,8 +102,11 @@ class GeoLookup:
         record = _record(self._country, ip)
         if not record:
             return ""
-        return ((record.get("country") or {}).get("iso_code")
-                or (record.get("registered_country") or {}).get("iso_code") or "")
+        return (
+            (record.get("country") or {}).get("iso_code")
+            or (record.get("registered_country") or {}).get("iso_code")
+            or ""
+        )
 
     def _network(self, ip: str) -> tuple[str, int]:
         isp_name, org, asn = "", "", 0

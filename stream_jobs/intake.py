@@ -32,8 +32,13 @@ from stream_jobs.uncancellable import completes
 class Intake:
     """Raw messages waiting for the pipeline; a ``Buffer`` of the commit coordinator."""
 
-    def __init__(self, pipeline: Pipeline, publisher: Publisher,
-                 send_failed: Callable[..., Awaitable[Any]], batch: int) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        publisher: Publisher,
+        send_failed: Callable[..., Awaitable[Any]],
+        batch: int,
+    ) -> None:
         self.pipeline = pipeline
         self.publisher = publisher
         self.send_failed = send_failed

@@ -14,10 +14,34 @@ visit's channel and source (``stream_jobs.channels``).
 from __future__ import annotations
 
 ENRICHED_FIELDS = (
-    "event_id", "event_type", "site_id", "ts", "visitor_id", "session_id", "customer_pid",
-    "path", "section", "referrer_domain", "utm_source", "utm_medium", "utm_campaign",
-    "country", "isp", "asn", "device_type", "device_brand", "browser", "browser_major", "os",
-    "os_major", "engaged_ms", "scroll_pct", "service_type", "campaign_id", "consent", "is_bot",
+    "event_id",
+    "event_type",
+    "site_id",
+    "ts",
+    "visitor_id",
+    "session_id",
+    "customer_pid",
+    "path",
+    "section",
+    "referrer_domain",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "country",
+    "isp",
+    "asn",
+    "device_type",
+    "device_brand",
+    "browser",
+    "browser_major",
+    "os",
+    "os_major",
+    "engaged_ms",
+    "scroll_pct",
+    "service_type",
+    "campaign_id",
+    "consent",
+    "is_bot",
 )
 
 DETAIL_FIELDS = ("event_name", "props", "outbound_url", "section_names", "section_ms")

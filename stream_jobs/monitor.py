@@ -22,8 +22,9 @@ class QuietMonitor(Monitor):
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
         return None
 
-    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any,
-                            state: Any = None) -> None:
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
         pass
 
     def on_message_out(self, tp: Any, offset: int, message: Any) -> None:

@@ -48,9 +48,16 @@ def sanitize(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         return {"_unparsable": True}
     # the event's own identity repeated elsewhere (props, url): no pattern knows every UA or uid
-    own = {raw.get(k): label for k, label in (("ua", UA), ("uid", CUSTOMER), ("vid", "[vid]"),
-                                                  ("recipient", "[recipient]"))
-           if isinstance(raw.get(k), str)}
+    own = {
+        raw.get(k): label
+        for k, label in (
+            ("ua", UA),
+            ("uid", CUSTOMER),
+            ("vid", "[vid]"),
+            ("recipient", "[recipient]"),
+        )
+        if isinstance(raw.get(k), str)
+    }
     clean: dict[str, Any] = {}
     for key, value in raw.items():
         if key in SECRET_FIELDS:
@@ -61,7 +68,8 @@ def sanitize(raw: Any) -> dict[str, Any]:
             clean[key] = value  # the digits of a UUID are not personal data; replay needs it
         else:
             clean[scrub_value(key)] = without_secrets(  # type: ignore[index]
-                scrub_value(value), own)
+                scrub_value(value), own
+            )
     if len(orjson.dumps(clean)) > MAX_FAILED_EVENT_BYTES:
         keep = ("v", "id", "type", "site", "ts", "received")
         clean = {k: clean[k] for k in keep if k in clean} | {"_truncated": True}
@@ -79,8 +87,12 @@ def _is_uuid(value: Any) -> bool:
 class Pipeline:
     """Runs a parse step, then named steps, and counts every outcome by reason."""
 
-    def __init__(self, parse: Callable[[Any], Hit | DeadLetter],
-                 steps: Sequence[tuple[str, Step]], clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        parse: Callable[[Any], Hit | DeadLetter],
+        steps: Sequence[tuple[str, Step]],
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.parse = parse
         self.steps = list(steps)
         self.clock = clock
@@ -102,10 +114,12 @@ class Pipeline:
             self.counters["ok"] += 1
             return hit.out
         except Exception as exc:  # the single dead-letter point
-            log.warning("step %s failed with %s; event sent to failed", step_name,
-                        type(exc).__name__)
-            return self._dead_letter(DeadLetter("enrichment", type(exc).__name__), step_name,
-                                     source)
+            log.warning(
+                "step %s failed with %s; event sent to failed", step_name, type(exc).__name__
+            )
+            return self._dead_letter(
+                DeadLetter("enrichment", type(exc).__name__), step_name, source
+            )
 
     def _dead_letter(self, letter: DeadLetter, step: str, raw: Any) -> DeadLetter:
         """``letter`` stamped with the step, the scrubbed event and the time."""
@@ -115,5 +129,10 @@ class Pipeline:
                 raw = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 raw = None
-        return replace(letter, step=step, detail=letter.detail[:200], event=sanitize(raw),
-                       failed_at=epoch_ms(self.clock))
+        return replace(
+            letter,
+            step=step,
+            detail=letter.detail[:200],
+            event=sanitize(raw),
+            failed_at=epoch_ms(self.clock),
+        )

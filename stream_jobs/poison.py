@@ -17,21 +17,31 @@ import orjson
 
 from stream_jobs.dead_letters import DeadLetter
 
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                      r"[0-9a-fA-F]{12}")
+_UUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12}"
+)
 
 
 def valid_event(value: Any) -> bool:
     """What the events lander needs of a row (the rest ClickHouse checks)."""
-    return (isinstance(value, dict) and isinstance(value.get("event_id"), str)
-            and _UUID_RE.fullmatch(value["event_id"]) is not None
-            and isinstance(value.get("ts"), int) and isinstance(value.get("site_id"), str))
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("event_id"), str)
+        and _UUID_RE.fullmatch(value["event_id"]) is not None
+        and isinstance(value.get("ts"), int)
+        and isinstance(value.get("site_id"), str)
+    )
 
 
 def valid_dead_letter(value: Any) -> bool:
     """What the dead letters' lander needs of a row (``DeadLetter.to_record``)."""
-    return (isinstance(value, dict) and isinstance(value.get("failed_at"), int)
-            and isinstance(value.get("reason"), str) and isinstance(value.get("step"), str))
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("failed_at"), int)
+        and isinstance(value.get("reason"), str)
+        and isinstance(value.get("step"), str)
+    )
 
 
 def error_name(exc: BaseException) -> str:
@@ -40,13 +50,16 @@ def error_name(exc: BaseException) -> str:
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
 
 
-def poison_record(topic: str, partition: int, offset: int, error: str,
-                  now: datetime) -> bytes:
+def poison_record(topic: str, partition: int, offset: int, error: str, now: datetime) -> bytes:
     """The dead letter of a message of ``topic`` the sink cannot land (reason
     ``undecodable``). Its id is derived from the message's position, so a dead letter sent
     again after a crash is recognised as the same one."""
     position = f"{topic}/{partition}/{offset}"
-    letter = DeadLetter("undecodable", f"{position}: {error}", "sink",
-                        {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, position))},
-                        int(now.timestamp() * 1000))
+    letter = DeadLetter(
+        "undecodable",
+        f"{position}: {error}",
+        "sink",
+        {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, position))},
+        int(now.timestamp() * 1000),
+    )
     return orjson.dumps(letter.to_record())

@@ -36,12 +36,20 @@ if TYPE_CHECKING:
     from mayak.settings import Settings
 
 
-def build_pipeline(*, keys: Keys, geo: GeoLookup, classifier: UAClassifier,
-                   sessions: MutableMapping[str, Any], decrypt_ip: Decrypt | None = None,
-                   routes: RouteTemplates = RouteTemplates(()), clock: Clock = SYSTEM_CLOCK,
-                   session_timeout_ms: int = SESSION_TIMEOUT_MS,
-                   allow_clear_ip: bool = False, opens: OpenClassifier | None = None,
-                   hosting_bots: bool = False) -> Pipeline:
+def build_pipeline(
+    *,
+    keys: Keys,
+    geo: GeoLookup,
+    classifier: UAClassifier,
+    sessions: MutableMapping[str, Any],
+    decrypt_ip: Decrypt | None = None,
+    routes: RouteTemplates = RouteTemplates(()),
+    clock: Clock = SYSTEM_CLOCK,
+    session_timeout_ms: int = SESSION_TIMEOUT_MS,
+    allow_clear_ip: bool = False,
+    opens: OpenClassifier | None = None,
+    hosting_bots: bool = False,
+) -> Pipeline:
     """validate -> consent -> useragent -> geo -> email_open -> pseudonymize -> scrub ->
     sessionize -> channel. ``opens``: the e-mail open classifier (default rules if None)."""
     steps = [
@@ -61,22 +69,32 @@ def ip_decrypter(settings: Settings) -> Decrypt:
     """Decrypts ``ip_enc`` with the key the collector encrypts with (``contract.crypto``;
     ``decrypt_ip`` builds the cipher once per key)."""
     return functools.partial(
-        decrypt_ip, ip_cipher_key(load_master_secret(settings.ip_key, settings.data_dir)))
+        decrypt_ip, ip_cipher_key(load_master_secret(settings.ip_key, settings.data_dir))
+    )
 
 
-def pipeline_from_settings(settings: Settings, sessions: MutableMapping[str, Any], *,
-                           clock: Clock = SYSTEM_CLOCK, allow_clear_ip: bool = False,
-                           keys: Keys | None = None) -> Pipeline:
+def pipeline_from_settings(
+    settings: Settings,
+    sessions: MutableMapping[str, Any],
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    allow_clear_ip: bool = False,
+    keys: Keys | None = None,
+) -> Pipeline:
     """The production pipeline for one process."""
     configure(settings.customer_id_pattern)  # process-wide: every scrub_text call honours it
-    geo = GeoLookup(settings.geoip_city, settings.geoip_isp, settings.geoip_asn,
-                    settings.geoip_anonymous)
+    geo = GeoLookup(
+        settings.geoip_city, settings.geoip_isp, settings.geoip_asn, settings.geoip_anonymous
+    )
     classifier = UAClassifier(settings.bot_patterns, settings.ua_cache_size)
-    opens = OpenClassifier(classifier, geo,
-                           scanner_asns=settings.email_scanner_asns or SCANNER_ASNS,
-                           early_s=settings.email_early_open_s,
-                           burst_opens=settings.email_burst_opens,
-                           burst_window_s=settings.email_burst_window_s)
+    opens = OpenClassifier(
+        classifier,
+        geo,
+        scanner_asns=settings.email_scanner_asns or SCANNER_ASNS,
+        early_s=settings.email_early_open_s,
+        burst_opens=settings.email_burst_opens,
+        burst_window_s=settings.email_burst_window_s,
+    )
     return build_pipeline(
         keys=keys or keystore_from_settings(settings),
         geo=geo,

@@ -44,13 +44,18 @@ class ReplaySelection:
         return dict(Counter(self.reasons_of.values()))
 
 
-def read_failed(bootstrap: str, topic: str, timeout_s: float = 30.0,
-                clock: Clock = SYSTEM_CLOCK) -> Iterator[dict[str, Any]]:
+def read_failed(
+    bootstrap: str, topic: str, timeout_s: float = 30.0, clock: Clock = SYSTEM_CLOCK
+) -> Iterator[dict[str, Any]]:
     """Every record of ``topic`` from the beginning up to the end offsets seen at the start."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             group_id=None, consumer_timeout_ms=int(timeout_s * 1000))
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=int(timeout_s * 1000),
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not partitions:

@@ -56,11 +56,15 @@ def event_row(value: dict[str, Any]) -> dict[str, Any]:
 
 def failed_row(value: dict[str, Any]) -> dict[str, Any]:
     event = value.get("event") or {}
-    return {"failed_at": _seconds(value["failed_at"]), "reason": value["reason"],
-            "step": value["step"], "detail": value.get("detail", ""),
-            "site_id": str(event.get("site") or "")[:64],
-            "event_id": str(event.get("id") or "")[:64],
-            "payload": orjson.dumps(event).decode()}
+    return {
+        "failed_at": _seconds(value["failed_at"]),
+        "reason": value["reason"],
+        "step": value["step"],
+        "detail": value.get("detail", ""),
+        "site_id": str(event.get("site") or "")[:64],
+        "event_id": str(event.get("id") or "")[:64],
+        "payload": orjson.dumps(event).decode(),
+    }
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,10 @@ class Dedup:
 #: ``max_query_size`` of 256 KB (a larger ``sink_batch_size`` is looked up in several queries)
 DEDUP_QUERY_KEYS = 4000
 
-_UUIDS_RE = re.compile(r"(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                       r"[0-9a-fA-F]{12},)*")
+_UUIDS_RE = re.compile(
+    r"(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12},)*"
+)
 
 
 def _uuid_array(ids: list[str]) -> str:
@@ -91,24 +97,33 @@ def _uuid_array(ids: list[str]) -> str:
 def _event_ids_query(table: str, values: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     # site and ts bound the search to a few granules: a duplicate carries the same ts
     ids = _uuid_array([str(v["event_id"]) for v in values])
-    return (f"SELECT toString(event_id) FROM {table} "
-            "WHERE site_id IN {sites:Array(String)} "
-            "AND ts BETWEEN fromUnixTimestamp64Milli({lo:Int64}, 'UTC') "
-            "AND fromUnixTimestamp64Milli({hi:Int64}, 'UTC') "
-            f"AND event_id IN {ids}",
-            {"sites": sorted({v["site_id"] for v in values}),
-             "lo": min(int(v["ts"]) for v in values), "hi": max(int(v["ts"]) for v in values)})
+    return (
+        f"SELECT toString(event_id) FROM {table} "
+        "WHERE site_id IN {sites:Array(String)} "
+        "AND ts BETWEEN fromUnixTimestamp64Milli({lo:Int64}, 'UTC') "
+        "AND fromUnixTimestamp64Milli({hi:Int64}, 'UTC') "
+        f"AND event_id IN {ids}",
+        {
+            "sites": sorted({v["site_id"] for v in values}),
+            "lo": min(int(v["ts"]) for v in values),
+            "hi": max(int(v["ts"]) for v in values),
+        },
+    )
 
 
 def _failure_keys_query(table: str, values: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     # a re-sent rejection is stamped later than the first one, by minutes after a crash
-    return (f"SELECT concat(reason, '/', event_id) FROM {table} "
-            "WHERE reason IN {reasons:Array(String)} "
-            "AND failed_at >= fromUnixTimestamp64Milli({lo:Int64}, 'UTC') - INTERVAL 1 DAY "
-            "AND concat(reason, '/', event_id) IN {keys:Array(String)}",
-            {"reasons": sorted({v["reason"] for v in values}),
-             "lo": min(int(v["failed_at"]) for v in values),
-             "keys": [_failure_key(v) for v in values]})
+    return (
+        f"SELECT concat(reason, '/', event_id) FROM {table} "
+        "WHERE reason IN {reasons:Array(String)} "
+        "AND failed_at >= fromUnixTimestamp64Milli({lo:Int64}, 'UTC') - INTERVAL 1 DAY "
+        "AND concat(reason, '/', event_id) IN {keys:Array(String)}",
+        {
+            "reasons": sorted({v["reason"] for v in values}),
+            "lo": min(int(v["failed_at"]) for v in values),
+            "keys": [_failure_key(v) for v in values],
+        },
+    )
 
 
 def _failure_key(value: dict[str, Any]) -> str | None:
@@ -138,10 +153,17 @@ def _is_data_error(exc: BaseException) -> bool:
 class Lander:
     """Inserts one topic's records into one table, skipping what the table already holds."""
 
-    def __init__(self, client: Client, table: str, to_row: Callable[[dict[str, Any]], dict[str, Any]],
-                 dedup: Dedup | None = None, retry_seconds: float = 2.0,
-                 clock: Clock = SYSTEM_CLOCK, index_bits: int = 0,
-                 journal: InflightJournal | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        table: str,
+        to_row: Callable[[dict[str, Any]], dict[str, Any]],
+        dedup: Dedup | None = None,
+        retry_seconds: float = 2.0,
+        clock: Clock = SYSTEM_CLOCK,
+        index_bits: int = 0,
+        journal: InflightJournal | None = None,
+    ) -> None:
         self.client = client
         self.journal = journal
         self.table = table
@@ -186,8 +208,12 @@ class Lander:
             landed = self.landed.get(partition) or set()
             keep = [r for r in recs if r[1] not in landed]
             if len(keep) < len(recs):
-                log.warning("skipped %d redelivered offset(s) of partition %d already in %s",
-                            len(recs) - len(keep), partition, self.table)
+                log.warning(
+                    "skipped %d redelivered offset(s) of partition %d already in %s",
+                    len(recs) - len(keep),
+                    partition,
+                    self.table,
+                )
             self.counters["skipped_offsets"] += len(recs) - len(keep)
             fresh.extend(keep)
             if landed and max(o for _, o, _ in recs) >= max(landed):
@@ -198,7 +224,8 @@ class Lander:
         result = self.client.query(
             f"SELECT kafka_offset FROM {self.table} "
             "WHERE kafka_partition = {p:UInt16} AND kafka_offset >= {lo:UInt64}",
-            parameters={"p": partition, "lo": lo})
+            parameters={"p": partition, "lo": lo},
+        )
         return {row[0] for row in result.result_rows}
 
     def _not_landed_yet(self, records: list[Record]) -> list[Record]:
@@ -210,12 +237,14 @@ class Lander:
         keyed = [record[2] for key, record in unique.items() if not key.startswith("\0")]
         seen: set[str] = set()
         for start in range(0, len(keyed), DEDUP_QUERY_KEYS):
-            sql, parameters = self.dedup.query(self.table, keyed[start:start + DEDUP_QUERY_KEYS])
+            sql, parameters = self.dedup.query(self.table, keyed[start : start + DEDUP_QUERY_KEYS])
             result = self.client.query(sql, parameters=parameters)
             seen.update(row[0] for row in result.result_rows)
         fresh = [r for key, r in unique.items() if key not in seen]
         if len(fresh) < len(records):
-            log.warning("dropped %d duplicate(s) already in %s", len(records) - len(fresh), self.table)
+            log.warning(
+                "dropped %d duplicate(s) already in %s", len(records) - len(fresh), self.table
+            )
         self.counters["skipped_duplicates"] += len(records) - len(fresh)
         return fresh
 
@@ -230,9 +259,13 @@ class Lander:
         failures = 0
         while True:
             try:
-                self.client.raw_insert(self.table, None, insert_block=self._block(fresh),
-                                       fmt="JSONEachRow",
-                                       settings={"input_format_skip_unknown_fields": 1})
+                self.client.raw_insert(
+                    self.table,
+                    None,
+                    insert_block=self._block(fresh),
+                    fmt="JSONEachRow",
+                    settings={"input_format_skip_unknown_fields": 1},
+                )
                 break
             except Exception as exc:  # a broken warehouse must not lose the acked batch
                 if _is_data_error(exc):
@@ -240,8 +273,12 @@ class Lander:
                         self.journal.finish(self.client, check=failures > 0)
                     raise BadRows(f"{error_name(exc)}: {str(exc)[:200]}") from exc
                 failures += 1
-                log.warning("insert into %s failed (%s); retrying in %.0fs", self.table,
-                            type(exc).__name__, self.retry_seconds)
+                log.warning(
+                    "insert into %s failed (%s); retrying in %.0fs",
+                    self.table,
+                    type(exc).__name__,
+                    self.retry_seconds,
+                )
                 self.clock.sleep_blocking(self.retry_seconds)
                 fresh = self._not_landed_by_a_failed_attempt(fresh)
                 if not fresh:
@@ -260,14 +297,20 @@ class Lander:
 
     def _not_landed_by_a_failed_attempt(self, fresh: list[Record]) -> list[Record]:
         try:
-            landed = {(p, o) for p in {r[0] for r in fresh}
-                      for o in self._landed_offsets(p, min(r[1] for r in fresh if r[0] == p))}
+            landed = {
+                (p, o)
+                for p in {r[0] for r in fresh}
+                for o in self._landed_offsets(p, min(r[1] for r in fresh if r[0] == p))
+            }
         except Exception:  # still down: the next attempt will tell
             return fresh
         keep = [r for r in fresh if (r[0], r[1]) not in landed]
         if len(keep) < len(fresh):
-            log.warning("a failed insert into %s landed %d row(s); not inserting them again",
-                        self.table, len(fresh) - len(keep))
+            log.warning(
+                "a failed insert into %s landed %d row(s); not inserting them again",
+                self.table,
+                len(fresh) - len(keep),
+            )
         return keep
 
 
@@ -281,9 +324,14 @@ class LandingBuffer:
     makes it a dead letter, before the flush returns, so before its offset is committed.
     """
 
-    def __init__(self, lander: Lander, decode: Callable[[list], Sequence[Record]],
-                 most: int, valid: Callable[[Any], bool] = lambda value: True,
-                 on_poison: Callable[[int, int, str], Awaitable[Any]] | None = None) -> None:
+    def __init__(
+        self,
+        lander: Lander,
+        decode: Callable[[list], Sequence[Record]],
+        most: int,
+        valid: Callable[[Any], bool] = lambda value: True,
+        on_poison: Callable[[int, int, str], Awaitable[Any]] | None = None,
+    ) -> None:
         self.lander, self.decode, self.most = lander, decode, most
         self.valid, self.on_poison = valid, on_poison
         self.pending: list[tuple[int, int, bytes]] = []
@@ -313,8 +361,14 @@ class LandingBuffer:
             # decoding too happens off the event loop
             landed, poison = await asyncio.to_thread(self._decode_and_land, raw)
             for partition, offset, error in poison:
-                log.error("message %d of partition %d is not %s rows (%s): sent to the dead "
-                          "letters, not landed", offset, partition, self.lander.table, error)
+                log.error(
+                    "message %d of partition %d is not %s rows (%s): sent to the dead "
+                    "letters, not landed",
+                    offset,
+                    partition,
+                    self.lander.table,
+                    error,
+                )
                 if self.on_poison is not None:
                     await self.on_poison(partition, offset, error)
             return landed
@@ -348,7 +402,9 @@ class LandingBuffer:
 def journals(data_dir: Path) -> dict[str, InflightJournal]:
     """The in-flight journal of each landed table (its rows' time field = its time column)."""
     folder = data_dir / "sink"
-    return {"events": InflightJournal(folder / "events.inflight.json", "events", "ts"),
-            "failed_events": InflightJournal(folder / "failed_events.inflight.json",
-                                             "failed_events", "failed_at")}
-
+    return {
+        "events": InflightJournal(folder / "events.inflight.json", "events", "ts"),
+        "failed_events": InflightJournal(
+            folder / "failed_events.inflight.json", "failed_events", "failed_at"
+        ),
+    }

@@ -57,8 +57,9 @@ def consent_step(keys: Keys) -> Callable[[Hit], Hit | DeadLetter]:
         raw = hit.raw
         if raw.get("uid") and keys.is_opted_out(raw["uid"]):
             return DeadLetter("consent", "opted_out")
-        hit.consented = raw.get("consent") == "analytics" and not raw.get("dnt") \
-            and not raw.get("gpc")
+        hit.consented = (
+            raw.get("consent") == "analytics" and not raw.get("dnt") and not raw.get("gpc")
+        )
         hit.out["consent"] = "analytics" if hit.consented else "none"
         return hit
 
@@ -74,9 +75,15 @@ def useragent_step(classifier: UAClassifier) -> Callable[[Hit], Hit | DeadLetter
         info = classifier.classify(hit.ua) if hit.ua else EMPTY_UA
         if info.bot and hit.raw.get("type") != "email_open":
             return DeadLetter("bot", info.bot_detail)
-        hit.out.update(browser=info.browser, browser_major=info.browser_major, os=info.os,
-                       os_major=info.os_major, device_type=info.device_type,
-                       device_brand=info.device_brand, is_bot=0)
+        hit.out.update(
+            browser=info.browser,
+            browser_major=info.browser_major,
+            os=info.os,
+            os_major=info.os_major,
+            device_type=info.device_type,
+            device_brand=info.device_brand,
+            is_bot=0,
+        )
         return hit
 
     return useragent
@@ -89,8 +96,11 @@ def geo_step(geo: GeoLookup, hosting_bots: bool = False) -> Callable[[Hit], Hit 
 
     def geo_(hit: Hit) -> Hit | DeadLetter:
         info = geo.lookup(hit.ip)
-        if hosting_bots and hit.raw.get("type") == "service_request" \
-                and geo.network_kind(hit.ip).hosting:
+        if (
+            hosting_bots
+            and hit.raw.get("type") == "service_request"
+            and geo.network_kind(hit.ip).hosting
+        ):
             return DeadLetter("bot", f"hosting:{(info.isp or 'hosting network')[:48]}")
         hit.out.update(country=info.country, isp=info.isp, asn=info.asn)
         return hit
@@ -100,12 +110,14 @@ def geo_step(geo: GeoLookup, hosting_bots: bool = False) -> Callable[[Hit], Hit 
 
 def is_active(state: Any, ts: int, timeout_ms: int) -> bool:
     """Whether ``state`` (a session-store value) is a session a hit at ``ts`` would join."""
-    return state is not None and ts - state["last"] <= timeout_ms \
-        and state["start"] - ts <= timeout_ms
+    return (
+        state is not None and ts - state["last"] <= timeout_ms and state["start"] - ts <= timeout_ms
+    )
 
 
-def visitor_on_consent(cookie_vid: str, cookieless_vid: str, ts: int,
-                       sessions: Mapping[str, Any], timeout_ms: int) -> str:
+def visitor_on_consent(
+    cookie_vid: str, cookieless_vid: str, ts: int, sessions: Mapping[str, Any], timeout_ms: int
+) -> str:
     """The visitor id of a consented hit that also carries the device's IP and UA.
 
     A visitor who grants consent in the middle of a visit starts sending the cookie id; until
@@ -130,8 +142,12 @@ def visitor_on_consent(cookie_vid: str, cookieless_vid: str, ts: int,
     return cookie_vid
 
 
-def pseudonymize_step(keys: Keys, clock: Clock, sessions: Mapping[str, Any] | None = None,
-                      timeout_ms: int = SESSION_TIMEOUT_MS) -> Callable[[Hit], Hit]:
+def pseudonymize_step(
+    keys: Keys,
+    clock: Clock,
+    sessions: Mapping[str, Any] | None = None,
+    timeout_ms: int = SESSION_TIMEOUT_MS,
+) -> Callable[[Hit], Hit]:
     """``visitor_id`` and ``customer_pid``; afterwards the IP and UA are forgotten. Copies of
     the IP, UA or customer id inside the props are cut out first: this is the last step that
     knows them, and no pattern recognises every UA or customer id.
@@ -153,13 +169,15 @@ def pseudonymize_step(keys: Keys, clock: Clock, sessions: Mapping[str, Any] | No
         raw, site = hit.raw, hit.raw["site"]
         if raw.get("type") == "email_open" and raw.get("recipient"):
             # one pseudonym per recipient and campaign: unique opens, nothing linkable beyond
-            vid = pseudonym.keyed_hash(keys.visitor_key, "recipient", site,
-                                       raw.get("campaign", ""), raw["recipient"])
+            vid = pseudonym.keyed_hash(
+                keys.visitor_key, "recipient", site, raw.get("campaign", ""), raw["recipient"]
+            )
         elif hit.consented and raw.get("vid"):
             vid = pseudonym.cookie_visitor_id(keys.visitor_key, site, raw["vid"])
             if sessions is not None and (hit.ip or hit.ua) and vid not in sessions:
-                cookieless = pseudonym.cookieless_visitor_id(daily_salt(), site, hit.ip or "",
-                                                             hit.ua or "")
+                cookieless = pseudonym.cookieless_visitor_id(
+                    daily_salt(), site, hit.ip or "", hit.ua or ""
+                )
                 vid = visitor_on_consent(vid, cookieless, int(raw["ts"]), sessions, timeout_ms)
         elif hit.ip or hit.ua:
             vid = pseudonym.cookieless_visitor_id(daily_salt(), site, hit.ip or "", hit.ua or "")
@@ -192,19 +210,32 @@ def scrub_step(routes: RouteTemplates) -> Callable[[Hit], Hit]:
             url_path, query, own_host = "/", "", ""
         path = route_path(route) if route and not url else scrub_path(url_path, routes)
         utm = utm_of_query(query)
-        return (path, referrer_domain_of_host(ref, own_host), utm.get("utm_source", ""),
-                utm.get("utm_medium", ""), utm.get("utm_campaign", ""))
+        return (
+            path,
+            referrer_domain_of_host(ref, own_host),
+            utm.get("utm_source", ""),
+            utm.get("utm_medium", ""),
+            utm.get("utm_campaign", ""),
+        )
 
     def scrub(hit: Hit) -> Hit:
         raw, out = hit.raw, hit.out
         path, referrer, source, medium, campaign = url_fields(
-            raw.get("url") or "", raw.get("ref"), raw.get("route"))
+            raw.get("url") or "", raw.get("ref"), raw.get("route")
+        )
         out.update(
-            event_id=raw["id"], event_type=raw["type"], site_id=raw["site"], ts=raw["ts"],
-            path=path, section=scrub_text(raw.get("section") or "")[:64],
-            referrer_domain=referrer, utm_source=source, utm_medium=medium,
+            event_id=raw["id"],
+            event_type=raw["type"],
+            site_id=raw["site"],
+            ts=raw["ts"],
+            path=path,
+            section=scrub_text(raw.get("section") or "")[:64],
+            referrer_domain=referrer,
+            utm_source=source,
+            utm_medium=medium,
             utm_campaign=campaign,
-            engaged_ms=raw.get("engaged_ms") or 0, scroll_pct=raw.get("scroll_pct") or 0,
+            engaged_ms=raw.get("engaged_ms") or 0,
+            scroll_pct=raw.get("scroll_pct") or 0,
             service_type=scrub_text(raw.get("service_type") or "")[:64],
             campaign_id=scrub_text(raw.get("campaign") or "")[:64],
         )
@@ -237,9 +268,13 @@ def event_details(raw: dict[str, Any]) -> dict[str, Any]:
         name = scrub_text(str(name).strip())[:64]
         if name:
             dwell[name] = min(dwell.get(name, 0) + max(int(ms or 0), 0), MAX_SECTION_MS)
-    return {"event_name": scrub_text(raw.get("name") or "")[:64], "props": clean,
-            "outbound_url": outbound, "section_names": list(dwell),
-            "section_ms": list(dwell.values())}
+    return {
+        "event_name": scrub_text(raw.get("name") or "")[:64],
+        "props": clean,
+        "outbound_url": outbound,
+        "section_names": list(dwell),
+        "section_ms": list(dwell.values()),
+    }
 
 
 def _outbound_url(to: Any) -> str:
@@ -256,8 +291,9 @@ def _outbound_url(to: Any) -> str:
     return (origin + scrub_path(parts.path))[:1024]
 
 
-def sessionize_step(store: MutableMapping[str, Any],
-                    timeout_ms: int = SESSION_TIMEOUT_MS) -> Callable[[Hit], Hit]:
+def sessionize_step(
+    store: MutableMapping[str, Any], timeout_ms: int = SESSION_TIMEOUT_MS
+) -> Callable[[Hit], Hit]:
     """``session_id``: a new session after ``timeout_ms`` of inactivity of the visitor.
 
     ``store`` maps visitor_id -> {"start": ms, "last": ms}: a Faust table in the worker (its

@@ -25,8 +25,12 @@ RETENTION_MS = {"raw": 24 * _HOUR_MS, "events": 7 * 24 * _HOUR_MS, "failed": 14 
 
 def topic_names(settings: Settings) -> dict[str, str]:
     """Each topic's name by kind (the keys of ``RETENTION_MS``)."""
-    return {"raw": settings.topic_raw, "events": settings.topic_events,
-            "failed": settings.topic_failed}
+    return {
+        "raw": settings.topic_raw,
+        "events": settings.topic_events,
+        "failed": settings.topic_failed,
+    }
+
 
 if TYPE_CHECKING:
     from mayak.settings import Settings
@@ -41,8 +45,9 @@ class Topics:
 
 def define_topics(app: faust.App, settings: Settings) -> Topics:
     def topic(name: str) -> faust.TopicT:
-        return app.topic(name, key_serializer="raw", value_serializer="raw",
-                         partitions=settings.kafka_partitions)
+        return app.topic(
+            name, key_serializer="raw", value_serializer="raw", partitions=settings.kafka_partitions
+        )
 
     return Topics(**{kind: topic(name) for kind, name in topic_names(settings).items()})
 
@@ -53,8 +58,11 @@ def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
     try:
         existing = set(admin.list_topics())
-        new = [NewTopic(name, parts, 1, topic_configs={"retention.ms": str(RETENTION_MS[kind])})
-               for kind, name in topic_names(settings).items() if name not in existing]
+        new = [
+            NewTopic(name, parts, 1, topic_configs={"retention.ms": str(RETENTION_MS[kind])})
+            for kind, name in topic_names(settings).items()
+            if name not in existing
+        ]
         if new:
             try:
                 admin.create_topics(new)

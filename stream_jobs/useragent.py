@@ -91,8 +91,11 @@ class UAClassifier:
 
 def _parts(result: Result) -> tuple[ParsedAgent, OS, Device]:
     # ua-parser marks a lookup failure with None; user-agents expects the "Other" family
-    return (result.user_agent or ParsedAgent("Other"), result.os or OS("Other"),
-            result.device or Device("Other"))
+    return (
+        result.user_agent or ParsedAgent("Other"),
+        result.os or OS("Other"),
+        result.device or Device("Other"),
+    )
 
 
 def _device_type(agent: UserAgent) -> str:

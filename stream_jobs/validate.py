@@ -32,8 +32,12 @@ class Validator:
     ``ip`` field in clear, which the collector never produces.
     """
 
-    def __init__(self, decrypt_ip: Decrypt | None = None, allow_clear_ip: bool = False,
-                 max_bytes: int = MAX_RAW_BYTES) -> None:
+    def __init__(
+        self,
+        decrypt_ip: Decrypt | None = None,
+        allow_clear_ip: bool = False,
+        max_bytes: int = MAX_RAW_BYTES,
+    ) -> None:
         self.decrypt_ip = decrypt_ip
         self.allow_clear_ip = allow_clear_ip
         self.max_bytes = max_bytes

@@ -41,32 +41,48 @@ if TYPE_CHECKING:
     import faust
     from clickhouse_connect.driver.client import Client
 
-def serve_dashboards_in_thread(settings: Settings, client: Client,
-                               create_dashboards: DashboardsFactory) -> threading.Thread:
-    config = uvicorn.Config(create_dashboards(settings, client), host=settings.dashboards_host,
-                            port=settings.dashboards_port, log_level="warning", lifespan="on")
+
+def serve_dashboards_in_thread(
+    settings: Settings, client: Client, create_dashboards: DashboardsFactory
+) -> threading.Thread:
+    config = uvicorn.Config(
+        create_dashboards(settings, client),
+        host=settings.dashboards_host,
+        port=settings.dashboards_port,
+        log_level="warning",
+        lifespan="on",
+    )
     server = uvicorn.Server(config)  # off the main thread uvicorn installs no signal handlers
     thread = threading.Thread(target=server.run, name="dashboards", daemon=True)
     thread.start()
     return thread
 
 
-def run_worker(settings: Settings, dashboards: DashboardsFactory | None, loglevel: str = "warn",
-               reset_keys: bool = False) -> None:
+def run_worker(
+    settings: Settings,
+    dashboards: DashboardsFactory | None,
+    loglevel: str = "warn",
+    reset_keys: bool = False,
+) -> None:
     """Run the Faust worker until it stops; with ``dashboards``, serve them from a thread."""
     private_umask()
     client = client_from_settings(settings)
     # asked only when the key store is missing: the local warehouse first, then Kafka
-    check_install(settings, reset_keys, [lambda: warehouse_evidence(client),
-                                         lambda: worker_offsets_evidence(settings)])
+    check_install(
+        settings,
+        reset_keys,
+        [lambda: warehouse_evidence(client), lambda: worker_offsets_evidence(settings)],
+    )
     migrate(client, log=print, cluster=settings.clickhouse_cluster)
     if settings.embedded_clickhouse:  # this process is the only writer: see recount_bot_hits
         for journal in journals(settings.data_dir).values():
             try:  # the days of an insert a crash interrupted
                 journal.repair(client)
             except Exception as exc:  # landing must not wait for it: the days stay journaled
-                print(f"checking the rollups of {journal.table} failed ({exc}); "
-                      "they are checked again at the next start")
+                print(
+                    f"checking the rollups of {journal.table} failed ({exc}); "
+                    "they are checked again at the next start"
+                )
         recount_bot_hits(client)
     client = faults_from_env(client)
     if dashboards is not None:

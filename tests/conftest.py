@@ -34,8 +34,13 @@ from warehouse.migrate import migrate
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A real single-node Kafka broker on free ports for the whole session, always stopped."""
-    broker = LocalBroker(home=tmp_path_factory.mktemp("kafka"), cache_dir=Settings().cache_dir,
-                         port=free_port(), controller_port=free_port(), heap_mb=512)
+    broker = LocalBroker(
+        home=tmp_path_factory.mktemp("kafka"),
+        cache_dir=Settings().cache_dir,
+        port=free_port(),
+        controller_port=free_port(),
+        heap_mb=512,
+    )
     broker.start(timeout=120)
     try:
         yield broker
@@ -65,13 +70,19 @@ class StackProcs:
 
     def start_worker(self) -> None:
         self.start("worker", "worker", "--dashboards")
-        wait_http_ok({"dashboards": f"{self.settings.dashboards_url}/healthz"},
-                     {"worker": self.procs["worker"]}, logs=self.home)
+        wait_http_ok(
+            {"dashboards": f"{self.settings.dashboards_url}/healthz"},
+            {"worker": self.procs["worker"]},
+            logs=self.home,
+        )
 
     def start_collector(self) -> None:
         self.start("collector")
-        wait_http_ok({"collector": f"{self.settings.collector_url}/healthz"},
-                     {"collector": self.procs["collector"]}, logs=self.home)
+        wait_http_ok(
+            {"collector": f"{self.settings.collector_url}/healthz"},
+            {"collector": self.procs["collector"]},
+            logs=self.home,
+        )
 
     @property
     def api_headers(self) -> dict[str, str]:

@@ -22,8 +22,9 @@ _SIMPLE = re.compile(r"^SimpleAggregateFunction\((sum|min|max),")
 _STATE = re.compile(r"^AggregateFunction\((uniq\w*|sum|count|min|max)(\([^()]*\))?,")
 
 
-def _folded(columns: list[tuple[str, str, int]], summing: bool
-            ) -> tuple[list[str], list[str], list[str]]:
+def _folded(
+    columns: list[tuple[str, str, int]], summing: bool
+) -> tuple[list[str], list[str], list[str]]:
     keys, exact, sketches = [], [], []
     for name, type_, in_key in columns:
         if in_key:
@@ -43,38 +44,49 @@ def differences(client) -> dict[str, int]:
     db = client.database
     out = {}
     for view, select, create in client.query(
-            "SELECT name, as_select, create_table_query FROM system.tables "
-            "WHERE database = currentDatabase() AND engine = 'MaterializedView'").result_rows:
+        "SELECT name, as_select, create_table_query FROM system.tables "
+        "WHERE database = currentDatabase() AND engine = 'MaterializedView'"
+    ).result_rows:
         target = re.search(r"\bTO\s+`?[\w]+`?\.`?(\w+)`?", create).group(1)
         columns = client.query(
             "SELECT name, type, is_in_sorting_key FROM system.columns "
             "WHERE database = {db:String} AND table = {t:String} ORDER BY position",
-            parameters={"db": db, "t": target}).result_rows
+            parameters={"db": db, "t": target},
+        ).result_rows
         # only what the view fills: a legacy column it no longer writes (the all-event
         # sketches after 0010) is not the view's to answer for
-        filled = {name for (name,) in client.query(
-            "SELECT name FROM system.columns WHERE database "
-            "= {db:String} AND table = {v:String}",
-            parameters={"db": db, "v": view}).result_rows}
+        filled = {
+            name
+            for (name,) in client.query(
+                "SELECT name FROM system.columns WHERE database "
+                "= {db:String} AND table = {v:String}",
+                parameters={"db": db, "v": view},
+            ).result_rows
+        }
         columns = [c for c in columns if c[0] in filled]
-        engine = client.query("SELECT engine FROM system.tables WHERE database = {db:String} "
-                              "AND name = {t:String}", parameters={"db": db, "t": target}
-                              ).result_rows[0][0]
+        engine = client.query(
+            "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            parameters={"db": db, "t": target},
+        ).result_rows[0][0]
         keys, exact, sketches = _folded(columns, "SummingMergeTree" in engine)
         group = ", ".join(keys)
         fields = ", ".join(keys + exact + sketches)
         stored = f"SELECT {fields} FROM `{target}` GROUP BY {group}"
         recount = f"SELECT {fields} FROM ({select}) GROUP BY {group}"
-        names = [k.strip("`") for k in keys] + [e.rsplit(" AS ", 1)[1].strip("`")
-                                                 for e in exact]
-        same = " AND ".join([f"s.`{n}` = r.`{n}`" for n in names] + [
-            f"abs(toInt64(s.`{n}`) - toInt64(r.`{n}`)) <= 0.02 * r.`{n}` + 1"
-            for n in (e.rsplit(" AS ", 1)[1].strip("`") for e in sketches)])
+        names = [k.strip("`") for k in keys] + [e.rsplit(" AS ", 1)[1].strip("`") for e in exact]
+        same = " AND ".join(
+            [f"s.`{n}` = r.`{n}`" for n in names]
+            + [
+                f"abs(toInt64(s.`{n}`) - toInt64(r.`{n}`)) <= 0.02 * r.`{n}` + 1"
+                for n in (e.rsplit(" AS ", 1)[1].strip("`") for e in sketches)
+            ]
+        )
         using = ", ".join(keys)
         n = client.query(
             f"SELECT countIf(NOT ifNull(({same}), 0)) FROM ({stored}) "
             f"AS s FULL OUTER JOIN ({recount}) AS r "
-            f"USING ({using}) SETTINGS join_use_nulls = 1").result_rows[0][0]
+            f"USING ({using}) SETTINGS join_use_nulls = 1"
+        ).result_rows[0][0]
         out[target] = n
     return out
 

@@ -70,17 +70,30 @@ def test_the_fake_clock_refuses_naive_times_and_going_back() -> None:
 
 def test_the_clock_module_is_the_bottom_layer() -> None:
     tree = ast.parse((ROOT / "mayak" / "clock.py").read_text())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported <= {"__future__", "asyncio", "time", "datetime", "typing"}
 
 
 #: direct reads of the system's time, sleeps included; anything else goes through a Clock
-DIRECT = re.compile(r"\b(datetime|date)\.(now|utcnow|today)\(|\btime\.(time|time_ns|monotonic|"
-                    r"monotonic_ns|perf_counter|perf_counter_ns|sleep)\b|\basyncio\.sleep\b")
-PRODUCTION = ("mayak", "contract", "producers", "stream_jobs", "warehouse", "anonymizer",
-              "dashboards")
+DIRECT = re.compile(
+    r"\b(datetime|date)\.(now|utcnow|today)\(|\btime\.(time|time_ns|monotonic|"
+    r"monotonic_ns|perf_counter|perf_counter_ns|sleep)\b|\basyncio\.sleep\b"
+)
+PRODUCTION = (
+    "mayak",
+    "contract",
+    "producers",
+    "stream_jobs",
+    "warehouse",
+    "anonymizer",
+    "dashboards",
+)
 WHY = "real time, not injected"  # the comment that excuses a direct read in its function
 
 
@@ -89,9 +102,11 @@ def _unexplained_reads(path: Path) -> list[int]:
     function around it carries the ``WHY`` comment."""
     text = path.read_text()
     lines = text.splitlines()
-    functions = [(node.lineno, node.end_lineno or node.lineno)
-                 for node in ast.walk(ast.parse(text))
-                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    functions = [
+        (node.lineno, node.end_lineno or node.lineno)
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
     found = []
     for n, line in enumerate(lines, start=1):
         if not DIRECT.search(line.split("#", 1)[0]) or WHY in line:
@@ -104,10 +119,13 @@ def _unexplained_reads(path: Path) -> list[int]:
 
 
 def test_production_code_reads_time_only_through_the_clock() -> None:
-    unexplained = [f"{path.relative_to(ROOT)}:{n}"
-                   for package in PRODUCTION for path in sorted((ROOT / package).rglob("*.py"))
-                   if path != ROOT / "mayak" / "clock.py" and "node_modules" not in path.parts
-                   for n in _unexplained_reads(path)]
+    unexplained = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for package in PRODUCTION
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != ROOT / "mayak" / "clock.py" and "node_modules" not in path.parts
+        for n in _unexplained_reads(path)
+    ]
     assert unexplained == [], f"inject mayak.clock.Clock (or say why not): {unexplained}"
 
 
@@ -116,6 +134,8 @@ def test_the_guard_sees_a_direct_read_and_accepts_an_explained_one(tmp_path) -> 
     plain.write_text("import time\n\n\ndef f():\n    x = 1\n    return time.monotonic() + x\n")
     assert _unexplained_reads(plain) == [6]
     explained = tmp_path / "explained.py"
-    explained.write_text(f"import time\n\n\ndef f():\n    # {WHY}: a child process\n"
-                         "    return time.monotonic()\n\n\ndef g():\n    time.sleep(1)\n")
+    explained.write_text(
+        f"import time\n\n\ndef f():\n    # {WHY}: a child process\n"
+        "    return time.monotonic()\n\n\ndef g():\n    time.sleep(1)\n"
+    )
     assert _unexplained_reads(explained) == [10]

@@ -57,7 +57,9 @@ def test_collector_and_workers_share_one_ip_key_and_the_read_side_its_data() -> 
     # the dashboards need the tokens file (they fail closed without it) and the key store
     # (erasure) that the worker keeps: the same volume at the data directory
     data_dir = services["worker"]["environment"]["MAYAK_DATA_DIR"]
-    mounts = {name: {v for v in services[name].get("volumes", []) if v.endswith(":" + data_dir)}
-              for name in ("worker", "dashboards")}
+    mounts = {
+        name: {v for v in services[name].get("volumes", []) if v.endswith(":" + data_dir)}
+        for name in ("worker", "dashboards")
+    }
     assert mounts["worker"] and mounts["worker"] == mounts["dashboards"], mounts
     assert all(v.split(":")[0] in compose["volumes"] for v in mounts["worker"])

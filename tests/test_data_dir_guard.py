@@ -26,25 +26,35 @@ def _wait_exit(proc, timeout: float) -> int | None:
 
 
 def _others_can_read(root) -> list[str]:
-    return [f"{p} {oct(p.stat().st_mode)}" for p in [root, *root.rglob("*")]
-            if not p.is_symlink() and p.stat().st_mode & 0o077]
+    return [
+        f"{p} {oct(p.stat().st_mode)}"
+        for p in [root, *root.rglob("*")]
+        if not p.is_symlink() and p.stat().st_mode & 0o077
+    ]
 
 
-def test_worker_stops_when_its_key_store_vanishes_and_restart_refuses(stack, kafka_broker,
-                                                                      tmp_path) -> None:
+def test_worker_stops_when_its_key_store_vanishes_and_restart_refuses(
+    stack, kafka_broker, tmp_path
+) -> None:
     stack.start_worker()
     settings = stack.settings
     worker = psutil.Process(stack.procs["worker"].pid)
     deadline, listening = time.monotonic() + 60, set()
     while time.monotonic() < deadline and len(listening) < 2:  # Faust's web server starts later
-        listening = {(c.laddr.ip, c.laddr.port) for c in worker.net_connections(kind="inet")
-                     if c.status == psutil.CONN_LISTEN}
+        listening = {
+            (c.laddr.ip, c.laddr.port)
+            for c in worker.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        }
         time.sleep(0.3)
     assert ("127.0.0.1", settings.worker_web_port) in listening, stack.log("worker")[-2000:]
     assert {ip for ip, _ in listening} == {"127.0.0.1"}
     broker = psutil.Process(kafka_broker.pid())
-    assert {c.laddr.ip.removeprefix("::ffff:") for c in broker.net_connections(kind="inet")
-            if c.status == psutil.CONN_LISTEN} == {"127.0.0.1"}
+    assert {
+        c.laddr.ip.removeprefix("::ffff:")
+        for c in broker.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    } == {"127.0.0.1"}
     assert _others_can_read(settings.data_dir) == []  # chDB parts, key store, tokens
     assert _others_can_read(kafka_broker.home / "data") == []  # segments, offsets
 
@@ -75,8 +85,11 @@ def test_worker_stops_when_its_key_store_vanishes_and_restart_refuses(stack, kaf
     assert "belongs to another install" in stack.log("worker")
     del stack.env["MAYAK_KEYSTORE_PATH"]
     stack.start("worker", "worker", "--dashboards", "--reset-keys")  # deliberately new keys
-    wait_http_ok({"dashboards": f"{settings.dashboards_url}/healthz"},
-                 {"worker": stack.procs["worker"]}, logs=stack.home)
+    wait_http_ok(
+        {"dashboards": f"{settings.dashboards_url}/healthz"},
+        {"worker": stack.procs["worker"]},
+        logs=stack.home,
+    )
 
     # the whole data directory wiped: the broker still knows the worker's group had consumed
     settings = stack.settings
@@ -91,6 +104,7 @@ def test_worker_stops_when_its_key_store_vanishes_and_restart_refuses(stack, kaf
     stack.start("worker", "worker", "--dashboards")
     assert _wait_exit(stack.procs["worker"], 60) == 2
     stack.procs.pop("worker")
-    assert f"committed Kafka offsets of consumer group {settings.worker_id!r}" in \
-        stack.log("worker")
+    assert f"committed Kafka offsets of consumer group {settings.worker_id!r}" in stack.log(
+        "worker"
+    )
     assert not keystore_path(settings).exists()

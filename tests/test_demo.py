@@ -22,12 +22,18 @@ def test_demo_visits_exercise_every_web_metric() -> None:
         assert event["ts"] <= NOW_MS
     kinds = Counter(e["type"] for e in events)
     assert set(kinds) == {"pageview", "engagement", "custom", "outbound"}
-    assert all(e["sections"] and sum(e["sections"].values()) > 0
-               for e in events if e["type"] == "engagement")
+    assert all(
+        e["sections"] and sum(e["sections"].values()) > 0
+        for e in events
+        if e["type"] == "engagement"
+    )
     goals = [e for e in events if e["type"] == "custom"]
     assert all(e["name"] and e["props"] for e in goals)
     assert len({e["name"] for e in goals}) >= 3
     assert all(e["props"]["to"].startswith("https://") for e in events if e["type"] == "outbound")
-    bounces = sum(Counter(e["type"] for e in v)["pageview"] == 1
-                  and not any(e["type"] in ("custom", "outbound") for e in v) for v in visits)
+    bounces = sum(
+        Counter(e["type"] for e in v)["pageview"] == 1
+        and not any(e["type"] in ("custom", "outbound") for e in v)
+        for v in visits
+    )
     assert 0.15 < bounces / len(visits) < 0.5

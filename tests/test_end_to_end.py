@@ -27,16 +27,28 @@ def test_pageview_travels_from_collector_to_clickhouse(stack) -> None:
     stack.start_collector()
     settings = stack.settings
     event_id = str(uuid.uuid4())
-    event = {"v": 1, "id": event_id, "type": "pageview", "site": "demo",
-             "ts": int(time.time() * 1000), "url": "https://e-legal.az/services/notary?x=1#top"}
-    answer = httpx.post(f"{settings.collector_url}/e", json=event, timeout=10,
-                        headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) "
-                                               "Gecko/20100101 Firefox/133.0",
-                                 "Origin": "https://e-legal.az"})
+    event = {
+        "v": 1,
+        "id": event_id,
+        "type": "pageview",
+        "site": "demo",
+        "ts": int(time.time() * 1000),
+        "url": "https://e-legal.az/services/notary?x=1#top",
+    }
+    answer = httpx.post(
+        f"{settings.collector_url}/e",
+        json=event,
+        timeout=10,
+        headers={
+            "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+            "Origin": "https://e-legal.az",
+        },
+    )
     assert answer.status_code in (200, 202), answer.text
 
-    summary = _wait_for_pageviews(f"{settings.dashboards_url}/api/stats/summary?site=demo", 1,
-                                  stack.api_headers)
+    summary = _wait_for_pageviews(
+        f"{settings.dashboards_url}/api/stats/summary?site=demo", 1, stack.api_headers
+    )
     assert summary["pageviews"] == 1
 
     stack.stop("worker")
@@ -45,6 +57,9 @@ def test_pageview_travels_from_collector_to_clickhouse(stack) -> None:
 
     # a restarted worker on the same data directory still serves the earlier event
     stack.start_worker()
-    again = httpx.get(f"{settings.dashboards_url}/api/stats/summary?site=demo", timeout=5,
-                      headers=stack.api_headers).json()
+    again = httpx.get(
+        f"{settings.dashboards_url}/api/stats/summary?site=demo",
+        timeout=5,
+        headers=stack.api_headers,
+    ).json()
     assert again["pageviews"] == 1

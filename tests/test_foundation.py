@@ -14,7 +14,9 @@ from mayak.kafka_local import LocalBroker, broker_from_settings
 from mayak.settings import Settings
 
 
-def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_settings_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("MAYAK_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("MAYAK_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
     settings = Settings()
@@ -28,7 +30,9 @@ def test_a_server_dsn_is_not_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not Settings().embedded_clickhouse
 
 
-def test_missing_maven_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_maven_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(kafka_local.shutil, "which", lambda name: None if name == "mvn" else "/x")
     with pytest.raises(MayakError, match="install maven"):
         kafka_local.ensure_jars(tmp_path, "3.9.2")
@@ -41,10 +45,15 @@ def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_cli_prints_one_line_error_without_traceback(tmp_path: Path) -> None:
-    env = {"PATH": "/nonexistent", "HOME": str(tmp_path), "MAYAK_DATA_DIR": str(tmp_path),
-           "MAYAK_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
-    result = subprocess.run([sys.executable, "-m", "mayak", "kafka", "fetch"], env=env,
-                            capture_output=True, text=True)
+    env = {
+        "PATH": "/nonexistent",
+        "HOME": str(tmp_path),
+        "MAYAK_DATA_DIR": str(tmp_path),
+        "MAYAK_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "mayak", "kafka", "fetch"], env=env, capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "install openjdk" in result.stderr
     assert "Traceback" not in result.stderr

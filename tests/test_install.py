@@ -146,8 +146,13 @@ def test_evidence_is_gathered_only_when_the_key_store_is_missing(tmp_path) -> No
     keystore_path(settings).unlink()
     marker_path(settings).unlink()
     with pytest.raises(MayakError, match="is missing, but events"):
-        check_install(settings, sources=[source("warehouse", ["events in the warehouse"]),
-                                         source("kafka", ["offsets"])])
+        check_install(
+            settings,
+            sources=[
+                source("warehouse", ["events in the warehouse"]),
+                source("kafka", ["offsets"]),
+            ],
+        )
     assert asked == ["warehouse"]  # found: Kafka is not asked
 
 
@@ -161,8 +166,11 @@ def test_a_broker_that_cannot_answer_fails_closed(tmp_path) -> None:
     assert f"Kafka at {settings.kafka_bootstrap} cannot say" in message
     assert "start the broker" in message and "mayak up --reset-keys" in message
     assert not keystore_path(settings).exists()  # nothing was minted
-    check_install(settings, reset_keys=True,  # deliberately new keys: Kafka is not asked
-                  sources=[lambda: worker_offsets_evidence(settings)])
+    check_install(
+        settings,
+        reset_keys=True,  # deliberately new keys: Kafka is not asked
+        sources=[lambda: worker_offsets_evidence(settings)],
+    )
     assert keystore_path(settings).exists()
 
 

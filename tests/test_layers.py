@@ -31,8 +31,11 @@ def _config() -> configparser.ConfigParser:
 
 
 def _lines(value: str) -> list[str]:
-    return [line.strip() for line in value.splitlines()
-            if line.strip() and not line.strip().startswith("#")]
+    return [
+        line.strip()
+        for line in value.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
 
 
 ROOTS = _lines(_config()["importlinter"]["root_packages"])
@@ -40,14 +43,23 @@ ROOTS = _lines(_config()["importlinter"]["root_packages"])
 
 def _lint(tree: Path) -> subprocess.CompletedProcess:
     assert LINT.exists(), f"{LINT} is missing -> pip install -e '.[test]'"
-    return subprocess.run([str(LINT), "--no-cache", str(tree / ".importlinter")],
-                          cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(LINT), "--no-cache", str(tree / ".importlinter")],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _not_source(folder: str, names: list[str]) -> list[str]:
-    return [name for name in names if name in ("node_modules", "__pycache__")
-            or not (name.endswith(".py") or (Path(folder) / name).is_dir())]
+    return [
+        name
+        for name in names
+        if name in ("node_modules", "__pycache__")
+        or not (name.endswith(".py") or (Path(folder) / name).is_dir())
+    ]
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -68,21 +80,28 @@ def test_the_tree_keeps_its_import_contracts() -> None:
 PLANTED = {
     # the warehouse <-> dashboards cycle issue 18 removed, back as the old admin import
     "a cycle between packages": (
-        "warehouse/erasure.py", "\nfrom dashboards.auth import cli_token_path  # noqa\n",
-        [r"warehouse\.erasure -> dashboards\.auth"]),
+        "warehouse/erasure.py",
+        "\nfrom dashboards.auth import cli_token_path  # noqa\n",
+        [r"warehouse\.erasure -> dashboards\.auth"],
+    ),
     # the foundation reaching the top, hidden inside a function as the old code did
     "a layer skipped upward": (
-        "mayak/errors.py", "\n\ndef _late():\n    from mayak.stack import run_stack  # noqa\n",
-        [r"mayak\.errors -> mayak\.stack"]),
+        "mayak/errors.py",
+        "\n\ndef _late():\n    from mayak.stack import run_stack  # noqa\n",
+        [r"mayak\.errors -> mayak\.stack"],
+    ),
     # independent siblings: the worker once imported the dashboards it serves
     "stream jobs importing the dashboards": (
-        "stream_jobs/worker.py", "\nfrom dashboards.app import create_app as _dash  # noqa\n",
-        [r"stream_jobs\.worker -> dashboards\.app"]),
+        "stream_jobs/worker.py",
+        "\nfrom dashboards.app import create_app as _dash  # noqa\n",
+        [r"stream_jobs\.worker -> dashboards\.app"],
+    ),
     # warehouse.product builds on warehouse.goals; goals once imported product back
     "a cycle inside a package": (
         "warehouse/goals.py",
         "\n\ndef _late():\n    from warehouse.product import funnel  # noqa\n",
-        ["No cycles are allowed in warehouse", r"\.(goals|product) -> \.(product|goals)"]),
+        ["No cycles are allowed in warehouse", r"\.(goals|product) -> \.(product|goals)"],
+    ),
 }
 
 

@@ -30,8 +30,11 @@ def _documented_variables() -> set[str]:
 
 def test_every_setting_is_in_the_configuration_table() -> None:
     documented = _documented_variables()
-    missing = [f"MAYAK_{name.upper()}" for name in Settings.model_fields
-               if f"MAYAK_{name.upper()}" not in documented]
+    missing = [
+        f"MAYAK_{name.upper()}"
+        for name in Settings.model_fields
+        if f"MAYAK_{name.upper()}" not in documented
+    ]
     assert missing == []
 
 
@@ -42,9 +45,11 @@ def test_quickstart_has_exactly_two_commands_and_they_exist() -> None:
     assert len(commands) == 2
     assert commands[0].endswith("mayak up --demo")
     # CI runs exactly the README's test command
-    ci_steps = [line.removeprefix("exec ").strip() for line in
-                (ROOT / ".ci/run").read_text().splitlines()
-                if line.strip() and not line.startswith(("#", "set ", "cd "))]
+    ci_steps = [
+        line.removeprefix("exec ").strip()
+        for line in (ROOT / ".ci/run").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "set ", "cd "))
+    ]
     assert [step.strip() for step in commands[1].split("&&")] == ci_steps
     for command in commands:
         script = command.split("&&")[0].split()[1]

@@ -24,19 +24,28 @@ from tests.test_stack_up import _descendants, _env, _java_of
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.clickhouse]
 
-UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-      "Chrome/131.0.0.0 Safari/537.36")
+UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
 
 
 def _up(env: dict[str, str], log: Path) -> subprocess.Popen:
     # its own session: the test can SIGKILL its whole process group, as a terminal would
-    return subprocess.Popen([sys.executable, "-m", "mayak", "up"], env=env, stdout=open(log, "ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mayak", "up"],
+        env=env,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _wait_up(env: dict[str, str], proc: subprocess.Popen, log: Path) -> None:
-    urls = [f"http://127.0.0.1:{env['MAYAK_COLLECTOR_PORT']}/healthz",
-            f"http://127.0.0.1:{env['MAYAK_DASHBOARDS_PORT']}/healthz"]
+    urls = [
+        f"http://127.0.0.1:{env['MAYAK_COLLECTOR_PORT']}/healthz",
+        f"http://127.0.0.1:{env['MAYAK_DASHBOARDS_PORT']}/healthz",
+    ]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()[-3000:]
@@ -65,15 +74,29 @@ class Beacons:
         with httpx.Client(timeout=5) as client:
             while not self.stop.is_set():
                 now = int(time.time() * 1000)
-                batch = [{"id": str(uuid.uuid4()), "type": "pageview", "site": "elegal",
-                          "ts": now, "url": f"https://e-legal.az/p{(n + i) % 40}"}
-                         for i in range(25)]
+                batch = [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "type": "pageview",
+                        "site": "elegal",
+                        "ts": now,
+                        "url": f"https://e-legal.az/p{(n + i) % 40}",
+                    }
+                    for i in range(25)
+                ]
                 n += 25
                 self.sent.update(e["id"] for e in batch)
                 try:
-                    r = client.post(self.url, content=orjson.dumps(batch), headers={
-                        "Content-Type": "text/plain", "User-Agent": UA,
-                        "Origin": "https://e-legal.az", "X-Forwarded-For": f"85.132.1.{n % 250}"})
+                    r = client.post(
+                        self.url,
+                        content=orjson.dumps(batch),
+                        headers={
+                            "Content-Type": "text/plain",
+                            "User-Agent": UA,
+                            "Origin": "https://e-legal.az",
+                            "X-Forwarded-For": f"85.132.1.{n % 250}",
+                        },
+                    )
                     if r.status_code == 202:
                         self.accepted.update(e["id"] for e in batch)
                     else:
@@ -89,11 +112,16 @@ def _gone(procs: list[psutil.Process], timeout: float) -> list[str]:
 
 
 def test_mayak_up_sigkilled_twice_and_restarted_loses_nothing_and_leaves_nothing(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     data_dir = tmp_path / "data"
-    env = {**_env(data_dir), "MAYAK_COLLECTOR_RATE_PER_S": "10000",
-           "MAYAK_COLLECTOR_RATE_BURST": "10000", "MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]',
-           "MAYAK_WORKER_SESSION_TIMEOUT_S": "6"}
+    env = {
+        **_env(data_dir),
+        "MAYAK_COLLECTOR_RATE_PER_S": "10000",
+        "MAYAK_COLLECTOR_RATE_BURST": "10000",
+        "MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]',
+        "MAYAK_WORKER_SESSION_TIMEOUT_S": "6",
+    }
     log = tmp_path / "up.log"
     beacons = Beacons(env["MAYAK_COLLECTOR_PORT"])
     seen: list[psutil.Process] = []
@@ -137,12 +165,19 @@ def test_mayak_up_sigkilled_twice_and_restarted_loses_nothing_and_leaves_nothing
     assert not (data_dir / "up.json").exists()
 
     ids = [r["id"] for r in mayak_sql("SELECT toString(event_id) AS id FROM events", env)]
-    print(f"beacons sent {len(beacons.sent)}, accepted {len(beacons.accepted)}, refused "
-          f"requests {beacons.refused}, landed {len(ids)}")
+    print(
+        f"beacons sent {len(beacons.sent)}, accepted {len(beacons.accepted)}, refused "
+        f"requests {beacons.refused}, landed {len(ids)}"
+    )
     assert len(beacons.accepted) > 1000 and beacons.refused > 0  # traffic across both kills
     assert len(ids) == len(set(ids))
     assert beacons.accepted <= set(ids) <= beacons.sent
-    out = subprocess.run([sys.executable, "-m", "tests.rollup_recount"], capture_output=True,
-                         env=env, timeout=180, cwd=Path(__file__).parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.rollup_recount"],
+        capture_output=True,
+        env=env,
+        timeout=180,
+        cwd=Path(__file__).parent.parent,
+    )
     differences = orjson.loads(out.stdout.splitlines()[-1])
     assert differences and differences == dict.fromkeys(differences, 0)

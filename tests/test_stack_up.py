@@ -19,11 +19,16 @@ pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 
 def _env(data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "MAYAK_DATA_DIR": str(data_dir),
-            "MAYAK_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-            "MAYAK_KAFKA_CONTROLLER_PORT": str(free_port()),
-            "MAYAK_COLLECTOR_PORT": str(free_port()), "MAYAK_DASHBOARDS_PORT": str(free_port()),
-            "MAYAK_WORKER_WEB_PORT": str(free_port()), "MAYAK_WORKER_ID": "up-test"}
+    return {
+        **os.environ,
+        "MAYAK_DATA_DIR": str(data_dir),
+        "MAYAK_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "MAYAK_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "MAYAK_COLLECTOR_PORT": str(free_port()),
+        "MAYAK_DASHBOARDS_PORT": str(free_port()),
+        "MAYAK_WORKER_WEB_PORT": str(free_port()),
+        "MAYAK_WORKER_ID": "up-test",
+    }
 
 
 def _pageviews(url: str, deadline: float, data_dir: Path) -> int:
@@ -31,8 +36,11 @@ def _pageviews(url: str, deadline: float, data_dir: Path) -> int:
     while time.monotonic() < deadline:
         try:
             token = (data_dir / "keys" / "cli-admin.token").read_text().strip()
-            count = httpx.get(url, timeout=2, headers={"Authorization": f"Bearer {token}"}
-                              ).json().get("pageviews", 0)
+            count = (
+                httpx.get(url, timeout=2, headers={"Authorization": f"Bearer {token}"})
+                .json()
+                .get("pageviews", 0)
+            )
             if count:
                 return count
         except (httpx.HTTPError, ValueError, OSError):
@@ -67,16 +75,22 @@ def _listening(procs: list[psutil.Process]) -> set[str]:
     found = set()
     for p in procs:
         try:
-            found |= {c.laddr.ip.removeprefix("::ffff:") for c in p.net_connections(kind="inet")
-                      if c.status == psutil.CONN_LISTEN}
+            found |= {
+                c.laddr.ip.removeprefix("::ffff:")
+                for c in p.net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN
+            }
         except psutil.NoSuchProcess:
             pass
     return found
 
 
 def _readable_by_others(root: Path) -> list[str]:
-    bad = [f"{p} {oct(p.stat().st_mode)}" for p in [root, *root.rglob("*")]
-           if not p.is_symlink() and p.stat().st_mode & 0o077]
+    bad = [
+        f"{p} {oct(p.stat().st_mode)}"
+        for p in [root, *root.rglob("*")]
+        if not p.is_symlink() and p.stat().st_mode & 0o077
+    ]
     assert len(list(root.rglob("*.log"))) >= 2  # the scan saw the stack's files
     return bad
 

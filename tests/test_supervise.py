@@ -21,13 +21,21 @@ CHILD = "import time; from mayak.supervise import die_with_supervisor as d; d();
 
 def test_a_child_stops_when_its_supervisor_is_sigkilled() -> None:
     # a stand-in supervisor that starts one child the way mayak up does, and prints its pid
-    supervisor = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    supervisor = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import os, subprocess, sys, time
         env = {{**os.environ, "{SUPERVISOR_ENV}": str(os.getpid())}}
         child = subprocess.Popen([sys.executable, "-c", {CHILD!r}], env=env)
         print(child.pid, flush=True)
         time.sleep(60)
-        """)], stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.getcwd()})
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     child = psutil.Process(int(supervisor.stdout.readline()))
     assert child.is_running()
     supervisor.send_signal(signal.SIGKILL)

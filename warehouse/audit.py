@@ -15,25 +15,62 @@ from anonymizer.scrub import scrub_value
 from mayak.clock import SYSTEM_CLOCK, Clock
 
 
-def record_query(client: Client, actor: str, role: str, endpoint: str, request: dict,
-                 cells: int, status: int, clock: Clock = SYSTEM_CLOCK) -> None:
-    client.insert("query_audit",
-                  [[clock.now(), actor, role, endpoint,
-                    orjson.dumps(scrub_value(request), default=str).decode(), cells, status]],
-                  column_names=["ts", "actor", "role", "endpoint", "request", "cells", "status"])
+def record_query(
+    client: Client,
+    actor: str,
+    role: str,
+    endpoint: str,
+    request: dict,
+    cells: int,
+    status: int,
+    clock: Clock = SYSTEM_CLOCK,
+) -> None:
+    client.insert(
+        "query_audit",
+        [
+            [
+                clock.now(),
+                actor,
+                role,
+                endpoint,
+                orjson.dumps(scrub_value(request), default=str).decode(),
+                cells,
+                status,
+            ]
+        ],
+        column_names=["ts", "actor", "role", "endpoint", "request", "cells", "status"],
+    )
 
 
-def record_erasure(client: Client, subject: str, actor: str, via: str,
-                   rows_deleted: dict[str, int], key_destroyed: bool, opted_out: bool,
-                   clock: Clock = SYSTEM_CLOCK) -> None:
-    client.insert("erasure_log",
-                  [[clock.now(), subject, actor, via, rows_deleted, int(key_destroyed),
-                    int(opted_out)]],
-                  column_names=["ts", "subject", "actor", "via", "rows_deleted", "key_destroyed",
-                                "opted_out"])
+def record_erasure(
+    client: Client,
+    subject: str,
+    actor: str,
+    via: str,
+    rows_deleted: dict[str, int],
+    key_destroyed: bool,
+    opted_out: bool,
+    clock: Clock = SYSTEM_CLOCK,
+) -> None:
+    client.insert(
+        "erasure_log",
+        [[clock.now(), subject, actor, via, rows_deleted, int(key_destroyed), int(opted_out)]],
+        column_names=[
+            "ts",
+            "subject",
+            "actor",
+            "via",
+            "rows_deleted",
+            "key_destroyed",
+            "opted_out",
+        ],
+    )
 
 
 def recent_queries(client: Client, limit: int = 100) -> list[dict]:
-    result = client.query("SELECT ts, actor, role, endpoint, request, cells, status FROM query_audit "
-                          "ORDER BY ts DESC LIMIT {n:UInt32}", parameters={"n": limit})
+    result = client.query(
+        "SELECT ts, actor, role, endpoint, request, cells, status FROM query_audit "
+        "ORDER BY ts DESC LIMIT {n:UInt32}",
+        parameters={"n": limit},
+    )
     return [{**row, "ts": row["ts"].isoformat()} for row in result.named_results()]

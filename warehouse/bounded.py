@@ -37,13 +37,15 @@ METRICS: dict[str, Countable] = {
     "visits": Countable("uniqExact(session_id)", 2, "sessions with at least one web event"),
     "pageviews": Countable("countIf(event_type = 'pageview')", 5, "pageview events"),
     "engaged_seconds": Countable(
-        "intDiv(sumIf(engaged_ms, event_type = 'engagement'), 1000)", 120,
-        "engaged time (engagement events), whole seconds"),
+        "intDiv(sumIf(engaged_ms, event_type = 'engagement'), 1000)",
+        120,
+        "engaged time (engagement events), whole seconds",
+    ),
     "custom_events": Countable("countIf(event_type = 'custom')", 3, "custom events"),
-    "outbound_clicks": Countable("countIf(event_type = 'outbound')", 3,
-                                 "clicks on outbound links"),
-    "web_events": Countable("count()", 10, "web events of every type (pageview, engagement, "
-                                           "custom, outbound)"),
+    "outbound_clicks": Countable("countIf(event_type = 'outbound')", 3, "clicks on outbound links"),
+    "web_events": Countable(
+        "count()", 10, "web events of every type (pageview, engagement, custom, outbound)"
+    ),
 }
 SEPARATOR = "\x1f"  # joins a cell's dimension values into one key
 
@@ -52,27 +54,41 @@ def check(query: Query, metrics: tuple[str, ...]) -> None:
     """Refuse what the research path does not answer, naming the field."""
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        raise QueryError(f"unknown research metric {unknown[0]!r}; allowed: "
-                         f"{', '.join(METRICS)} (counts only, bounded per visitor)")
+        raise QueryError(
+            f"unknown research metric {unknown[0]!r}; allowed: "
+            f"{', '.join(METRICS)} (counts only, bounded per visitor)"
+        )
     names = [*query.dimensions, *(f for f, _ in query.filters)]
     other = [n for n in names if n not in DIMENSIONS and n not in TIME_BUCKETS]
     if other:
-        raise QueryError(f"research does not break down or filter by {other[0]!r}; allowed: "
-                         f"{', '.join([*DIMENSIONS, *TIME_BUCKETS])}")
+        raise QueryError(
+            f"research does not break down or filter by {other[0]!r}; allowed: "
+            f"{', '.join([*DIMENSIONS, *TIME_BUCKETS])}"
+        )
     if not query.dimensions:
         raise QueryError("research queries break down by at least one dimension")
 
 
-def bounded_cells(client: Client, query: Query, metrics: tuple[str, ...], max_cells: int,
-                  clip: dict[str, int]) -> dict[str, dict[str, int]]:
+def bounded_cells(
+    client: Client, query: Query, metrics: tuple[str, ...], max_cells: int, clip: dict[str, int]
+) -> dict[str, dict[str, int]]:
     """``{cell key: {metric: bounded sum}}`` for every cell with at least one visitor
     (``query`` gives site, dates, dimensions and filters; ``metrics`` what to sum)."""
     check(query, metrics)
     start, end = utc_bounds(query)
-    params: dict = {"site": query.site, "start": start, "end": end, "tz": query.tz,
-                    "max_cells": max_cells}
-    keep = ["site_id = {site:String}", WEB, "ts >= {start:DateTime('UTC')}",
-            "ts < {end:DateTime('UTC')}"]
+    params: dict = {
+        "site": query.site,
+        "start": start,
+        "end": end,
+        "tz": query.tz,
+        "max_cells": max_cells,
+    }
+    keep = [
+        "site_id = {site:String}",
+        WEB,
+        "ts >= {start:DateTime('UTC')}",
+        "ts < {end:DateTime('UTC')}",
+    ]
     for i, (name, value) in enumerate(query.filters):
         params[f"f{i}"] = value
         keep.append(f"{DIMENSIONS[name]} = {{f{i}:String}}")
@@ -82,21 +98,30 @@ def bounded_cells(client: Client, query: Query, metrics: tuple[str, ...], max_ce
         cells.append(f"toString({expr}) AS d{i}")
     aliases = [f"d{i}" for i in range(len(query.dimensions))]
     metrics = tuple(m for m in metrics if m != "visitors")
-    per_visitor = [f"least({METRICS[m].expression}, {int(clip[m])}) AS m{j}"
-                   for j, m in enumerate(metrics)]
-    inner = (f"SELECT visitor_id, {', '.join(cells + per_visitor)} FROM events "
-             f"WHERE {' AND '.join(keep)} GROUP BY visitor_id, {', '.join(aliases)} "
-             f"ORDER BY visitor_id, cityHash64(visitor_id, {', '.join(aliases)}) "
-             "LIMIT {max_cells:UInt32} BY visitor_id")
+    per_visitor = [
+        f"least({METRICS[m].expression}, {int(clip[m])}) AS m{j}" for j, m in enumerate(metrics)
+    ]
+    inner = (
+        f"SELECT visitor_id, {', '.join(cells + per_visitor)} FROM events "
+        f"WHERE {' AND '.join(keep)} GROUP BY visitor_id, {', '.join(aliases)} "
+        f"ORDER BY visitor_id, cityHash64(visitor_id, {', '.join(aliases)}) "
+        "LIMIT {max_cells:UInt32} BY visitor_id"
+    )
     sums = [f"toInt64(sum(m{j}))" for j in range(len(metrics))]
-    text = (f"SELECT {', '.join(aliases)}, toInt64(count()) AS visitors"
-            + "".join(f", {s}" for s in sums)
-            + f" FROM ({inner}) GROUP BY {', '.join(aliases)}")
+    text = (
+        f"SELECT {', '.join(aliases)}, toInt64(count()) AS visitors"
+        + "".join(f", {s}" for s in sums)
+        + f" FROM ({inner}) GROUP BY {', '.join(aliases)}"
+    )
     rows = client.query(text, parameters=params).result_rows
     width = len(aliases)
-    return {SEPARATOR.join(row[:width]): {"visitors": row[width],
-                                          **dict(zip(metrics, row[width + 1:]))}
-            for row in rows}
+    return {
+        SEPARATOR.join(row[:width]): {
+            "visitors": row[width],
+            **dict(zip(metrics, row[width + 1 :])),
+        }
+        for row in rows
+    }
 
 
 def cell_values(key: str) -> list[str]:

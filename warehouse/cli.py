@@ -17,8 +17,9 @@ console = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
-    retention_app = typer.Typer(help="The retention schedule (warehouse/retention.toml).",
-                                no_args_is_help=True)
+    retention_app = typer.Typer(
+        help="The retention schedule (warehouse/retention.toml).", no_args_is_help=True
+    )
     app.add_typer(retention_app, name="retention")
 
     @retention_app.command("show")
@@ -28,8 +29,9 @@ def register(app: typer.Typer) -> None:
 
         schedule = load_schedule()
         for table, spec in schedule.tables.items():
-            rules = ", ".join(f"{r.purpose} {r.keep}" + (f" [{r.where}]" if r.where else "")
-                              for r in spec.rules)
+            rules = ", ".join(
+                f"{r.purpose} {r.keep}" + (f" [{r.where}]" if r.where else "") for r in spec.rules
+            )
             console.print(f"[bold]{table}[/]: {rules}")
         for table, why in schedule.exempt.items():
             console.print(f"[bold]{table}[/]: no TTL ({why})")
@@ -45,6 +47,8 @@ def register(app: typer.Typer) -> None:
         for problem in problems:
             console.print(f"[red]{problem}[/]")
         if problems:
-            raise MayakError(f"{len(problems)} table(s) differ from warehouse/retention.toml "
-                             "-> add a migration with ALTER TABLE ... MODIFY TTL {{ttl:TABLE}}")
+            raise MayakError(
+                f"{len(problems)} table(s) differ from warehouse/retention.toml "
+                "-> add a migration with ALTER TABLE ... MODIFY TTL {{ttl:TABLE}}"
+            )
         console.print("every MergeTree table's TTL matches the schedule")

@@ -31,9 +31,12 @@ def make_client(dsn: str, database: str, create_database: bool = True) -> Client
             bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{_identifier(database)}`")
         return clickhouse_connect.get_client(dsn=dsn, database=database)
     except Exception as exc:  # driver errors vary by backend; give one actionable message
-        hint = ("another Mayak process (a worker or `mayak up`) already holds this chDB path; "
-                "stop it, or query through the dashboards API"
-                if dsn.startswith("chdb://") else "check MAYAK_CLICKHOUSE_DSN and that the server is up")
+        hint = (
+            "another Mayak process (a worker or `mayak up`) already holds this chDB path; "
+            "stop it, or query through the dashboards API"
+            if dsn.startswith("chdb://")
+            else "check MAYAK_CLICKHOUSE_DSN and that the server is up"
+        )
         raise MayakError(f"cannot open ClickHouse at {dsn}: {exc}\n-> {hint}") from exc
 
 
@@ -54,11 +57,13 @@ TOO_HEAVY = "query too heavy ({what} limit): narrow the date range or drop a dim
 
 def read_limits(settings: Settings) -> dict:
     """ClickHouse settings bounding one dashboard/research query's time, memory and groups."""
-    return {"max_execution_time": settings.query_max_seconds,
-            "timeout_overflow_mode": "throw",
-            "max_memory_usage": settings.query_max_memory_mb * 1024 * 1024,
-            "max_rows_to_group_by": settings.query_max_groups,
-            "group_by_overflow_mode": "throw"}
+    return {
+        "max_execution_time": settings.query_max_seconds,
+        "timeout_overflow_mode": "throw",
+        "max_memory_usage": settings.query_max_memory_mb * 1024 * 1024,
+        "max_rows_to_group_by": settings.query_max_groups,
+        "group_by_overflow_mode": "throw",
+    }
 
 
 class LimitedClient:
@@ -72,10 +77,12 @@ class LimitedClient:
         self._client = client
         self.limits = limits
 
-    def query(self, query: str, parameters: Any = None, settings: dict | None = None,
-              **kw: Any) -> QueryResult:
-        return self._client.query(query, parameters=parameters,
-                                  settings={**self.limits, **(settings or {})}, **kw)
+    def query(
+        self, query: str, parameters: Any = None, settings: dict | None = None, **kw: Any
+    ) -> QueryResult:
+        return self._client.query(
+            query, parameters=parameters, settings={**self.limits, **(settings or {})}, **kw
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -107,8 +114,9 @@ class SerialClient:
         turn = object()
         with self._slot:
             self._queue.append(turn)
-            if not self._slot.wait_for(lambda: not self._busy and self._queue[0] is turn,
-                                       self.wait_seconds):
+            if not self._slot.wait_for(
+                lambda: not self._busy and self._queue[0] is turn, self.wait_seconds
+            ):
                 self._queue.remove(turn)
                 self._slot.notify_all()
                 raise WarehouseBusy()
@@ -131,6 +139,7 @@ class SerialClient:
                 return found(*args, **kw)
             finally:
                 self._release()
+
         return serial
 
 

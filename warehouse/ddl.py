@@ -92,7 +92,9 @@ def _table_of_engine(sql: str, position: int) -> str:
     # the engine belongs to the nearest CREATE TABLE before it
     before = _CREATE_TABLE.findall(sql[:position])
     if not before:
-        raise ValueError("an {{engine:...}} placeholder must follow CREATE TABLE IF NOT EXISTS {{table:...}}")
+        raise ValueError(
+            "an {{engine:...}} placeholder must follow CREATE TABLE IF NOT EXISTS {{table:...}}"
+        )
     return before[-1]
 
 
@@ -111,6 +113,8 @@ def _engine(spec: str, layout: Layout, table: str) -> str:
 def _distributed(table: str, key: str, layout: Layout) -> str:
     if not layout.clustered:
         return ""
-    return (f"CREATE TABLE IF NOT EXISTS {table} {layout.on_cluster()} AS {layout.local(table)} "
-            f"ENGINE = Distributed(`{layout.cluster}`, `{layout.database}`, "
-            f"{layout.local(table)}, {key or 'rand()'})")
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} {layout.on_cluster()} AS {layout.local(table)} "
+        f"ENGINE = Distributed(`{layout.cluster}`, `{layout.database}`, "
+        f"{layout.local(table)}, {key or 'rand()'})"
+    )

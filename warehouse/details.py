@@ -57,10 +57,13 @@ PROP_HINT = "prop:<key>"
 
 #: metric -> its expressions over agg_section_hourly and over raw events (warehouse.metrics)
 METRICS: dict[str, Metric] = {
-    "section_seconds": Metric("toUInt64(round(sum(section_ms) / 1000))",
-                              "toUInt64(round(sum(arraySum(section_ms)) / 1000))",
-                              ("section_ms",), True,
-                              "section dwell (engagement reports), whole seconds"),
+    "section_seconds": Metric(
+        "toUInt64(round(sum(section_ms) / 1000))",
+        "toUInt64(round(sum(arraySum(section_ms)) / 1000))",
+        ("section_ms",),
+        True,
+        "section dwell (engagement reports), whole seconds",
+    ),
 }
 #: the per-section rollup (migration 0009): answers questions whose only dimension or filter
 #: besides a time bucket is `section` and whose metrics read only its columns (ORDER BY hour:
@@ -68,20 +71,23 @@ METRICS: dict[str, Metric] = {
 #: web_visitors / web_sessions mean what the web metrics of warehouse.metrics say.
 SECTION_ROLLUP = "agg_section_hourly"
 SECTION_ROLLUP_COLUMNS = frozenset(
-    {"events", "pageviews", "engaged_ms", "section_ms", "web_visitors", "web_sessions"})
+    {"events", "pageviews", "engaged_ms", "section_ms", "web_visitors", "web_sessions"}
+)
 _JOINED_METRICS = {"section_seconds": "toUInt64(round(sum(section_dwell_ms) / 1000))"}
 
 # The sections of one event: its reported ones, else the one section it names itself.
 _OWN = "empty(section_names) AND section != ''"
-SECTIONS_JOIN = (f" ARRAY JOIN if({_OWN}, [toString(section)], section_names) AS section_name, "
-                 f"if({_OWN}, [toUInt32(0)], section_ms) AS section_dwell_ms")
+SECTIONS_JOIN = (
+    f" ARRAY JOIN if({_OWN}, [toString(section)], section_names) AS section_name, "
+    f"if({_OWN}, [toUInt32(0)], section_ms) AS section_dwell_ms"
+)
 
 
 def is_dimension(name: str) -> bool:
     """A details dimension: one of ``DIMENSIONS`` or ``prop:<key>`` with a well-formed key."""
     if name in DIMENSIONS:
         return True
-    return name.startswith(PROP) and bool(PROP_KEY_RE.match(name[len(PROP):]))
+    return name.startswith(PROP) and bool(PROP_KEY_RE.match(name[len(PROP) :]))
 
 
 def joins_sections(names: Collection[str]) -> bool:
@@ -93,7 +99,8 @@ def section_rollup_answers(names: Iterable[str], metrics: list[Metric]) -> bool:
     """Whether ``SECTION_ROLLUP`` answers a question with these dimensions and filters (time
     buckets left out) and metrics: ``section`` and nothing else, metrics of its columns."""
     return set(names) == {"section"} and all(
-        m.rollup and set(m.columns) <= SECTION_ROLLUP_COLUMNS for m in metrics)
+        m.rollup and set(m.columns) <= SECTION_ROLLUP_COLUMNS for m in metrics
+    )
 
 
 @dataclass
@@ -111,7 +118,7 @@ def detail(name: str, params: dict, slot: str) -> Detail:
     if not is_dimension(name):
         raise ValueError(f"not a details dimension: {name!r}")
     key = f"pk_{slot}"
-    params[key] = name[len(PROP):]
+    params[key] = name[len(PROP) :]
     return Detail(f"props[{{{key}:String}}]", f"mapContains(props, {{{key}:String}})")
 
 
@@ -120,12 +127,21 @@ def metric(name: str, sections_joined: bool) -> str:
     return _JOINED_METRICS[name] if sections_joined else METRICS[name].raw
 
 
-REPORT_COLUMNS = ["path", "section", "visitors", "visits", "section_seconds", "avg_seconds",
-                  "readers", "reach"]
+REPORT_COLUMNS = [
+    "path",
+    "section",
+    "visitors",
+    "visits",
+    "section_seconds",
+    "avg_seconds",
+    "readers",
+    "reach",
+]
 
 
-def sections_sql(site: str, start: datetime, end: datetime, path: str | None = None,
-                 limit: int = 100) -> tuple[str, dict]:
+def sections_sql(
+    site: str, start: datetime, end: datetime, path: str | None = None, limit: int = 100
+) -> tuple[str, dict]:
     """Per (page, section): ``visitors`` who saw it, ``visits`` (sessions) that saw it, its
     dwell in (rounded) whole seconds (``section_seconds``) and per visit (``avg_seconds``, one
     decimal), the page's ``readers`` (visitors with a page view of that path in the range) and
@@ -134,28 +150,41 @@ def sections_sql(site: str, start: datetime, end: datetime, path: str | None = N
     range still counts as one, so reach never exceeds 1). Exact counts: reach is a ratio.
     ``start``/``end``: the UTC range [start, end)."""
     params: dict = {"site": site, "start": start, "end": end}
-    keep = ("site_id = {site:String} AND ts >= {start:DateTime('UTC')} "
-            "AND ts < {end:DateTime('UTC')}")
+    keep = (
+        "site_id = {site:String} AND ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
+    )
     if path is not None:
         params["path"] = path
         keep += " AND path = {path:String}"
-    seen = (f"SELECT path, section_name AS section, uniqExact(visitor_id) AS visitors, "
-            f"uniqExact(session_id) AS visits, sum(section_dwell_ms) AS dwell_ms "
-            f"FROM events{SECTIONS_JOIN} WHERE {keep} GROUP BY path, section")
-    readers = (f"SELECT path, uniqExact(visitor_id) AS readers FROM events "
-               f"WHERE {keep} AND event_type = 'pageview' GROUP BY path")
-    text = (f"SELECT s.path AS path, s.section AS section, s.visitors AS visitors, "
-            f"s.visits AS visits, toUInt64(round(s.dwell_ms / 1000)) AS section_seconds, "
-            f"round(s.dwell_ms / 1000 / greatest(s.visits, 1), 1) AS avg_seconds, "
-            f"greatest(p.readers, s.visitors) AS readers, "
-            f"round(s.visitors / greatest(p.readers, s.visitors), 3) AS reach "
-            f"FROM ({seen}) AS s LEFT JOIN ({readers}) AS p ON p.path = s.path "
-            f"ORDER BY path, visitors DESC, section LIMIT {int(limit)}")
+    seen = (
+        f"SELECT path, section_name AS section, uniqExact(visitor_id) AS visitors, "
+        f"uniqExact(session_id) AS visits, sum(section_dwell_ms) AS dwell_ms "
+        f"FROM events{SECTIONS_JOIN} WHERE {keep} GROUP BY path, section"
+    )
+    readers = (
+        f"SELECT path, uniqExact(visitor_id) AS readers FROM events "
+        f"WHERE {keep} AND event_type = 'pageview' GROUP BY path"
+    )
+    text = (
+        f"SELECT s.path AS path, s.section AS section, s.visitors AS visitors, "
+        f"s.visits AS visits, toUInt64(round(s.dwell_ms / 1000)) AS section_seconds, "
+        f"round(s.dwell_ms / 1000 / greatest(s.visits, 1), 1) AS avg_seconds, "
+        f"greatest(p.readers, s.visitors) AS readers, "
+        f"round(s.visitors / greatest(p.readers, s.visitors), 3) AS reach "
+        f"FROM ({seen}) AS s LEFT JOIN ({readers}) AS p ON p.path = s.path "
+        f"ORDER BY path, visitors DESC, section LIMIT {int(limit)}"
+    )
     return text, params
 
 
-def sections_report(client: Client, site: str, start: datetime, end: datetime, path: str | None = None,
-                    limit: int = 100) -> list[dict]:
+def sections_report(
+    client: Client,
+    site: str,
+    start: datetime,
+    end: datetime,
+    path: str | None = None,
+    limit: int = 100,
+) -> list[dict]:
     """``sections_sql`` run: one dict per (page, section)."""
     text, params = sections_sql(site, start, end, path, limit)
     rows = client.query(text, parameters=params).result_rows

@@ -25,12 +25,43 @@ from mayak.clock import SYSTEM_CLOCK, Clock
 from warehouse.audit import record_erasure
 from warehouse.ddl import Layout
 
-EXPORT_COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id",
-                  "customer_pid", "path", "section", "referrer_domain", "utm_source", "utm_medium",
-                  "utm_campaign", "country", "isp", "asn", "device_type", "device_brand", "browser",
-                  "browser_major", "os", "os_major", "engaged_ms", "scroll_pct", "service_type",
-                  "campaign_id", "consent", "event_name", "props", "outbound_url", "section_names",
-                  "section_ms", "channel", "source", "open_class"]
+EXPORT_COLUMNS = [
+    "event_id",
+    "event_type",
+    "site_id",
+    "ts",
+    "visitor_id",
+    "session_id",
+    "customer_pid",
+    "path",
+    "section",
+    "referrer_domain",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "country",
+    "isp",
+    "asn",
+    "device_type",
+    "device_brand",
+    "browser",
+    "browser_major",
+    "os",
+    "os_major",
+    "engaged_ms",
+    "scroll_pct",
+    "service_type",
+    "campaign_id",
+    "consent",
+    "event_name",
+    "props",
+    "outbound_url",
+    "section_names",
+    "section_ms",
+    "channel",
+    "source",
+    "open_class",
+]
 
 
 class CustomerKeys(Protocol):
@@ -50,8 +81,12 @@ class Erasure:
     opted_out: bool = False
 
     def as_dict(self) -> dict:
-        return {"subject": self.subject, "rows_deleted": self.rows_deleted,
-                "key_destroyed": self.key_destroyed, "opted_out": self.opted_out}
+        return {
+            "subject": self.subject,
+            "rows_deleted": self.rows_deleted,
+            "key_destroyed": self.key_destroyed,
+            "opted_out": self.opted_out,
+        }
 
 
 def pseudonym_of(keys: CustomerKeys, uid: str) -> str | None:
@@ -61,9 +96,16 @@ def pseudonym_of(keys: CustomerKeys, uid: str) -> str | None:
     return customer_pid(keys.customer_key(uid), uid)
 
 
-def erase_customer(client: Client, keys: CustomerKeys, uid: str, actor: str, via: str,
-                   opt_out: bool = False, layout: Layout | None = None,
-                   clock: Clock = SYSTEM_CLOCK) -> Erasure:
+def erase_customer(
+    client: Client,
+    keys: CustomerKeys,
+    uid: str,
+    actor: str,
+    via: str,
+    opt_out: bool = False,
+    layout: Layout | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> Erasure:
     """Erase everything linked to customer ``uid``; returns (and logs) what was done."""
     layout = layout or Layout.of(client)
     if opt_out:
@@ -73,30 +115,48 @@ def erase_customer(client: Client, keys: CustomerKeys, uid: str, actor: str, via
     if pid:
         erasure.rows_deleted = _delete_linked_rows(client, pid, layout)
     erasure.key_destroyed = keys.forget_customer(uid)
-    record_erasure(client, erasure.subject, actor, via, erasure.rows_deleted,
-                   erasure.key_destroyed, opt_out, clock)
+    record_erasure(
+        client,
+        erasure.subject,
+        actor,
+        via,
+        erasure.rows_deleted,
+        erasure.key_destroyed,
+        opt_out,
+        clock,
+    )
     return erasure
 
 
 def _delete_linked_rows(client: Client, pid: str, layout: Layout) -> dict[str, int]:
     visitors = client.query(
         "SELECT groupUniqArrayIf(visitor_id, visitor_id != '') FROM events "
-        "WHERE customer_pid = {p:String}", parameters={"p": pid}).result_rows[0][0]
+        "WHERE customer_pid = {p:String}",
+        parameters={"p": pid},
+    ).result_rows[0][0]
     params = {"p": pid, "v": list(visitors)}
     # anonymous rows of the same visitor/session are linked too; rows of ANOTHER identified
     # customer never are (visitor ids can collide, e.g. server hooks without IP, NAT + same UA)
-    linked = ("customer_pid = {p:String} OR (customer_pid = '' AND "
-              "(has({v:Array(String)}, visitor_id) OR has({s:Array(String)}, session_id)))")
+    linked = (
+        "customer_pid = {p:String} OR (customer_pid = '' AND "
+        "(has({v:Array(String)}, visitor_id) OR has({s:Array(String)}, session_id)))"
+    )
     params["s"] = client.query(
         "SELECT groupUniqArrayIf(session_id, session_id != '') FROM events "
         "WHERE customer_pid = {p:String} OR (customer_pid "
         "= '' AND has({v:Array(String)}, visitor_id))",
-        parameters=params).result_rows[0][0]
+        parameters=params,
+    ).result_rows[0][0]
     # a session aggregate goes only if no other customer's event is part of it
-    params["sd"] = [r[0] for r in client.query(
-        "SELECT session_id FROM events WHERE has({s:Array(String)}, "
-        "session_id) GROUP BY session_id "
-        "HAVING countIf(customer_pid NOT IN ('', {p:String})) = 0", parameters=params).result_rows]
+    params["sd"] = [
+        r[0]
+        for r in client.query(
+            "SELECT session_id FROM events WHERE has({s:Array(String)}, "
+            "session_id) GROUP BY session_id "
+            "HAVING countIf(customer_pid NOT IN ('', {p:String})) = 0",
+            parameters=params,
+        ).result_rows
+    ]
     targets = {
         "events": linked,
         "sessions": "has({sd:Array(String)}, session_id)",
@@ -104,11 +164,14 @@ def _delete_linked_rows(client: Client, pid: str, layout: Layout) -> dict[str, i
     }
     deleted = {}
     for table, condition in targets.items():
-        count = client.query(f"SELECT count() FROM {table} WHERE {condition}",
-                             parameters=params).result_rows[0][0]
+        count = client.query(
+            f"SELECT count() FROM {table} WHERE {condition}", parameters=params
+        ).result_rows[0][0]
         if count:
-            client.command(f"DELETE FROM {layout.local(table)} {layout.on_cluster()} "
-                           f"WHERE {condition}", parameters=params)
+            client.command(
+                f"DELETE FROM {layout.local(table)} {layout.on_cluster()} WHERE {condition}",
+                parameters=params,
+            )
         deleted[table] = count
     return deleted
 
@@ -121,11 +184,15 @@ def sweep_late_arrivals(client: Client, layout: Layout | None = None) -> int:
     a late arrival. Cheap (bloom-filter index on customer_pid); run it after erasures settle.
     """
     layout = layout or Layout.of(client)
-    condition = ("customer_pid != '' AND customer_pid IN "
-                 "(SELECT subject FROM erasure_log WHERE subject != '')")
+    condition = (
+        "customer_pid != '' AND customer_pid IN "
+        "(SELECT subject FROM erasure_log WHERE subject != '')"
+    )
     count = client.query(f"SELECT count() FROM events WHERE {condition}").result_rows[0][0]
     if count:
-        client.command(f"DELETE FROM {layout.local('events')} {layout.on_cluster()} WHERE {condition}")
+        client.command(
+            f"DELETE FROM {layout.local('events')} {layout.on_cluster()} WHERE {condition}"
+        )
     return count
 
 
@@ -134,7 +201,15 @@ def export_customer(client: Client, keys: CustomerKeys, uid: str) -> list[dict]:
     pid = pseudonym_of(keys, uid)
     if not pid:
         return []
-    result = client.query(f"SELECT {', '.join(EXPORT_COLUMNS)} FROM events "
-                          "WHERE customer_pid = {p:String} ORDER BY ts", parameters={"p": pid})
-    return [{k: (v.isoformat() if hasattr(v, "isoformat") else str(v) if k == "event_id" else v)
-             for k, v in row.items()} for row in result.named_results()]
+    result = client.query(
+        f"SELECT {', '.join(EXPORT_COLUMNS)} FROM events "
+        "WHERE customer_pid = {p:String} ORDER BY ts",
+        parameters={"p": pid},
+    )
+    return [
+        {
+            k: (v.isoformat() if hasattr(v, "isoformat") else str(v) if k == "event_id" else v)
+            for k, v in row.items()
+        }
+        for row in result.named_results()
+    ]

@@ -24,11 +24,15 @@ MAX_GOALS = 10
 MAX_LENGTH = 200
 DEFAULT_GOALS = 20  # with no goal named: the most completed custom events of the range
 
-_KINDS = {"event": "event_type = 'custom' AND event_name = {{g{i}:String}}",
-          "page": "event_type = 'pageview' AND path LIKE {{g{i}:String}}"}
+_KINDS = {
+    "event": "event_type = 'custom' AND event_name = {{g{i}:String}}",
+    "page": "event_type = 'pageview' AND path LIKE {{g{i}:String}}",
+}
 
-_RANGE = ("site_id = {site:String} AND ts >= {start:DateTime64(3, 'UTC')} "
-          "AND ts < {end:DateTime64(3, 'UTC')}")
+_RANGE = (
+    "site_id = {site:String} AND ts >= {start:DateTime64(3, 'UTC')} "
+    "AND ts < {end:DateTime64(3, 'UTC')}"
+)
 
 _EVENT_NAMES = f"""
 SELECT event_name FROM events
@@ -75,33 +79,54 @@ def parse_goals(texts: list[str]) -> list[Goal]:
     return goals
 
 
-def conversions(client: Client, site: str, date_from: date, date_to: date, goals: list[Goal],
-                tz: str = REPORT_TIMEZONE, filters: tuple[tuple[str, str], ...] = ()) -> dict:
+def conversions(
+    client: Client,
+    site: str,
+    date_from: date,
+    date_to: date,
+    goals: list[Goal],
+    tz: str = REPORT_TIMEZONE,
+    filters: tuple[tuple[str, str], ...] = (),
+) -> dict:
     """Visits, and per goal conversions, visitors, completions and conversion rate. With
     ``filters`` (dimension, value): the visits as seen through them (their matching events)."""
-    query = Query(site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz,
-                  filters=filters)
+    query = Query(
+        site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz, filters=filters
+    )
     start, end = utc_bounds(query)
     params: dict = {"site": site, "start": start, "end": end}
     where = " AND ".join([_RANGE, *filter_sql(query, params)])
     if not goals:
-        names = client.query(_EVENT_NAMES.replace(_RANGE, where),
-                             parameters=params).result_rows
+        names = client.query(_EVENT_NAMES.replace(_RANGE, where), parameters=params).result_rows
         goals = [Goal("event", name) for (name,) in names]
     select = [f"uniqExactIf(session_id, {WEB}) AS visits"]
     for i, goal in enumerate(goals):
         params[f"g{i}"] = goal.value()
         condition = _KINDS[goal.kind].format(i=i)
-        select += [f"uniqExactIf(session_id, {condition})", f"uniqExactIf(visitor_id, {condition})",
-                   f"countIf({condition})"]
+        select += [
+            f"uniqExactIf(session_id, {condition})",
+            f"uniqExactIf(visitor_id, {condition})",
+            f"countIf({condition})",
+        ]
     sql = f"SELECT {', '.join(select)} FROM events WHERE {where} AND session_id != ''"
     row = client.query(sql, parameters=params).result_rows[0]
     visits = row[0]
     rows = []
     for i, goal in enumerate(goals):
-        converted, visitors, completions = row[1 + 3 * i: 4 + 3 * i]
-        rows.append({"goal": str(goal), "conversions": converted, "visitors": visitors,
-                     "completions": completions,
-                     "conversion_rate": round(converted / visits, 4) if visits else None})
-    return {"site": site, "from": str(date_from), "to": str(date_to), "visits": visits,
-            "goals": rows}
+        converted, visitors, completions = row[1 + 3 * i : 4 + 3 * i]
+        rows.append(
+            {
+                "goal": str(goal),
+                "conversions": converted,
+                "visitors": visitors,
+                "completions": completions,
+                "conversion_rate": round(converted / visits, 4) if visits else None,
+            }
+        )
+    return {
+        "site": site,
+        "from": str(date_from),
+        "to": str(date_to),
+        "visits": visits,
+        "goals": rows,
+    }

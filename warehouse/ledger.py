@@ -52,18 +52,27 @@ def question_hash(question: dict) -> str:
     return hashlib.sha256(orjson.dumps(question, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def set_budget(client: Client, researcher: str, epsilon: float, delta: float, period: str,
-               actor: str, clock: Clock = SYSTEM_CLOCK) -> Budget:
+def set_budget(
+    client: Client,
+    researcher: str,
+    epsilon: float,
+    delta: float,
+    period: str,
+    actor: str,
+    clock: Clock = SYSTEM_CLOCK,
+) -> Budget:
     if not researcher:
         raise MayakError("name the researcher (their token name)")
     if period not in PERIODS:
         raise MayakError(f"period {period!r} -> use one of {', '.join(PERIODS)}")
     if not 0 <= epsilon <= 100 or not 0 <= delta < 1:
         raise MayakError("epsilon must be within [0, 100] and delta within [0, 1)")
-    client.insert("research_budgets", [[researcher, float(epsilon), float(delta), period,
-                                        clock.now(), actor]],
-                  column_names=["researcher", "epsilon", "delta", "period", "set_at", "set_by"],
-                  settings={"distributed_foreground_insert": 1})
+    client.insert(
+        "research_budgets",
+        [[researcher, float(epsilon), float(delta), period, clock.now(), actor]],
+        column_names=["researcher", "epsilon", "delta", "period", "set_at", "set_by"],
+        settings={"distributed_foreground_insert": 1},
+    )
     return Budget(researcher, epsilon, delta, period)
 
 
@@ -71,7 +80,8 @@ def budget_of(client: Client, researcher: str, default: Budget) -> Budget:
     rows = client.query(
         "SELECT argMax(epsilon, set_at), argMax(delta, set_at), argMax(period, set_at) "
         "FROM research_budgets WHERE researcher = {r:String} HAVING count() > 0",
-        parameters={"r": researcher}).result_rows
+        parameters={"r": researcher},
+    ).result_rows
     if not rows:
         return Budget(researcher, default.epsilon, default.delta, default.period, True)
     epsilon, delta, period = rows[0]
@@ -86,15 +96,20 @@ def budgets(client: Client) -> list[Budget]:
     return [Budget(*row) for row in rows]
 
 
-def spent(client: Client, researcher: str, start: datetime, end: datetime
-          ) -> list[tuple[float, float]]:
+def spent(
+    client: Client, researcher: str, start: datetime, end: datetime
+) -> list[tuple[float, float]]:
     """The (epsilon, delta) of every query the researcher paid for in [start, end)."""
     rows = client.query(
         "SELECT epsilon, delta FROM research_ledger WHERE researcher = {r:String} "
         "AND ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} "
         "AND repeat = 0 ORDER BY ts",
-        parameters={"r": researcher, "start": start.replace(tzinfo=None),
-                    "end": end.replace(tzinfo=None)}).result_rows
+        parameters={
+            "r": researcher,
+            "start": start.replace(tzinfo=None),
+            "end": end.replace(tzinfo=None),
+        },
+    ).result_rows
     return [(float(e), float(d)) for e, d in rows]
 
 
@@ -103,18 +118,45 @@ def stored_answer(client: Client, researcher: str, digest: str) -> dict | None:
     rows = client.query(
         "SELECT answer FROM research_ledger WHERE researcher = {r:String} "
         "AND question_hash = {h:String} AND repeat = 0 ORDER BY ts LIMIT 1",
-        parameters={"r": researcher, "h": digest}).result_rows
+        parameters={"r": researcher, "h": digest},
+    ).result_rows
     return orjson.loads(rows[0][0]) if rows else None
 
 
-def record(client: Client, researcher: str, question: dict, epsilon: float, delta: float,
-           answer: dict, repeat: bool = False, clock: Clock = SYSTEM_CLOCK) -> None:
-    client.insert("research_ledger",
-                  [[clock.now(), researcher, orjson.dumps(question, option=orjson.OPT_SORT_KEYS
-                                                      ).decode(),
-                    question_hash(question), float(epsilon), float(delta), int(repeat),
-                    orjson.dumps(answer).decode()]],
-                  column_names=["ts", "researcher", "question", "question_hash", "epsilon",
-                                "delta", "repeat", "answer"],
-                  # on a cluster the next budget check must see this row at once
-                  settings={"distributed_foreground_insert": 1})
+def record(
+    client: Client,
+    researcher: str,
+    question: dict,
+    epsilon: float,
+    delta: float,
+    answer: dict,
+    repeat: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
+) -> None:
+    client.insert(
+        "research_ledger",
+        [
+            [
+                clock.now(),
+                researcher,
+                orjson.dumps(question, option=orjson.OPT_SORT_KEYS).decode(),
+                question_hash(question),
+                float(epsilon),
+                float(delta),
+                int(repeat),
+                orjson.dumps(answer).decode(),
+            ]
+        ],
+        column_names=[
+            "ts",
+            "researcher",
+            "question",
+            "question_hash",
+            "epsilon",
+            "delta",
+            "repeat",
+            "answer",
+        ],
+        # on a cluster the next budget check must see this row at once
+        settings={"distributed_foreground_insert": 1},
+    )

@@ -52,49 +52,100 @@ _WEB_VISITS = "uniqCombinedIf(12)(session_id, session_id != '' AND " + WEB + ")"
 _ENGAGED = "sumIf(engaged_ms, event_type = 'engagement')"
 _PAGEVIEWS = "countIf(event_type = 'pageview')"
 # the deepest point of each (visit, page), then their average: one value per page viewed
-_SCROLL = ("arrayAvg((maxMapIf([concat(session_id, ' ', path)], [toUInt16(scroll_pct)], "
-           "event_type = 'engagement')).2)")
+_SCROLL = (
+    "arrayAvg((maxMapIf([concat(session_id, ' ', path)], [toUInt16(scroll_pct)], "
+    "event_type = 'engagement')).2)"
+)
 
 METRICS: dict[str, Metric] = {
-    "visitors": Metric("uniqCombinedMerge(12)(web_visitors)", _WEB_VISITORS, ("web_visitors",),
-                       False, "distinct visitors with at least one web event"),
-    "visits": Metric("uniqCombinedMerge(12)(web_sessions)", _WEB_VISITS, ("web_sessions",),
-                     False, "sessions with at least one web event"),
-    "pageviews": Metric("sum(pageviews)", _PAGEVIEWS, ("pageviews",), True,
-                        "pageview events"),
+    "visitors": Metric(
+        "uniqCombinedMerge(12)(web_visitors)",
+        _WEB_VISITORS,
+        ("web_visitors",),
+        False,
+        "distinct visitors with at least one web event",
+    ),
+    "visits": Metric(
+        "uniqCombinedMerge(12)(web_sessions)",
+        _WEB_VISITS,
+        ("web_sessions",),
+        False,
+        "sessions with at least one web event",
+    ),
+    "pageviews": Metric("sum(pageviews)", _PAGEVIEWS, ("pageviews",), True, "pageview events"),
     "views_per_visit": Metric(
         _ratio("sum(pageviews)", "uniqCombinedMerge(12)(web_sessions)"),
-        _ratio(_PAGEVIEWS, _WEB_VISITS), ("pageviews", "web_sessions"), False,
-        "pageviews / visits"),
-    "engaged_seconds": Metric("intDiv(sum(engaged_ms), 1000)", f"intDiv({_ENGAGED}, 1000)",
-                              ("engaged_ms",), True,
-                              "total engaged time (engagement events), whole seconds"),
+        _ratio(_PAGEVIEWS, _WEB_VISITS),
+        ("pageviews", "web_sessions"),
+        False,
+        "pageviews / visits",
+    ),
+    "engaged_seconds": Metric(
+        "intDiv(sum(engaged_ms), 1000)",
+        f"intDiv({_ENGAGED}, 1000)",
+        ("engaged_ms",),
+        True,
+        "total engaged time (engagement events), whole seconds",
+    ),
     "visit_duration": Metric(
         _ratio("sum(engaged_ms)", "uniqCombinedMerge(12)(web_sessions)", "1000"),
-        _ratio(_ENGAGED, _WEB_VISITS, "1000"), ("engaged_ms", "web_sessions"), False,
-        "engaged seconds per visit"),
+        _ratio(_ENGAGED, _WEB_VISITS, "1000"),
+        ("engaged_ms", "web_sessions"),
+        False,
+        "engaged seconds per visit",
+    ),
     "time_on_page": Metric(
         _ratio("sum(engaged_ms)", "sum(pageviews)", "1000"),
-        _ratio(_ENGAGED, _PAGEVIEWS, "1000"), ("engaged_ms", "pageviews"), False,
-        "engaged seconds per pageview (break down by path for per-page time)"),
-    "scroll_depth": Metric(None, f"if(countIf(event_type = 'engagement') = 0, NULL, "
-                                 f"round({_SCROLL}, 1))", (), False,
-                           "average deepest scroll point (%) per page viewed"),
-    "custom_events": Metric("sum(custom_events)", "countIf(event_type = 'custom')",
-                            ("custom_events",), True, "custom events"),
-    "outbound_clicks": Metric("sum(outbound_clicks)", "countIf(event_type = 'outbound')",
-                              ("outbound_clicks",), True, "clicks on outbound links"),
-    "email_opens": Metric("sum(email_opens)", "countIf(event_type = 'email_open')",
-                          ("email_opens",), True, "e-mail open pixel fetches"),
-    "openers": Metric("uniqCombinedMerge(12)(openers)",
-                      "uniqCombinedIf(12)(visitor_id, event_type = 'email_open')", ("openers",),
-                      False, "distinct recipients who opened (per campaign)"),
-    "service_requests": Metric("sum(service_requests)",
-                               "countIf(event_type = 'service_request')",
-                               ("service_requests",), True,
-                               "service requests made through the portal"),
-    "events": Metric("sum(events)", "count()", ("events",), True,
-                     "every accepted event, of every type"),
+        _ratio(_ENGAGED, _PAGEVIEWS, "1000"),
+        ("engaged_ms", "pageviews"),
+        False,
+        "engaged seconds per pageview (break down by path for per-page time)",
+    ),
+    "scroll_depth": Metric(
+        None,
+        f"if(countIf(event_type = 'engagement') = 0, NULL, round({_SCROLL}, 1))",
+        (),
+        False,
+        "average deepest scroll point (%) per page viewed",
+    ),
+    "custom_events": Metric(
+        "sum(custom_events)",
+        "countIf(event_type = 'custom')",
+        ("custom_events",),
+        True,
+        "custom events",
+    ),
+    "outbound_clicks": Metric(
+        "sum(outbound_clicks)",
+        "countIf(event_type = 'outbound')",
+        ("outbound_clicks",),
+        True,
+        "clicks on outbound links",
+    ),
+    "email_opens": Metric(
+        "sum(email_opens)",
+        "countIf(event_type = 'email_open')",
+        ("email_opens",),
+        True,
+        "e-mail open pixel fetches",
+    ),
+    "openers": Metric(
+        "uniqCombinedMerge(12)(openers)",
+        "uniqCombinedIf(12)(visitor_id, event_type = 'email_open')",
+        ("openers",),
+        False,
+        "distinct recipients who opened (per campaign)",
+    ),
+    "service_requests": Metric(
+        "sum(service_requests)",
+        "countIf(event_type = 'service_request')",
+        ("service_requests",),
+        True,
+        "service requests made through the portal",
+    ),
+    "events": Metric(
+        "sum(events)", "count()", ("events",), True, "every accepted event, of every type"
+    ),
 }
 # `sessions` was the name of `visits` before web-only metrics; kept so old links still work
 METRICS["sessions"] = METRICS["visits"]

@@ -64,8 +64,12 @@ def applied_versions(client: Client) -> set[int]:
     return {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
 
 
-def migrate(client: Client, log: Callable[[str], object] = lambda msg: None, cluster: str = "",
-            upto: int | None = None) -> list[str]:
+def migrate(
+    client: Client,
+    log: Callable[[str], object] = lambda msg: None,
+    cluster: str = "",
+    upto: int | None = None,
+) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 
     ``cluster``: the ClickHouse cluster name for replicated/distributed DDL (empty: one node).
@@ -79,8 +83,11 @@ def migrate(client: Client, log: Callable[[str], object] = lambda msg: None, clu
             continue
         for statement in migration.statements(layout):
             client.command(statement)
-        client.insert("schema_migrations", [[migration.version, migration.name]],
-                      column_names=["version", "name"])
+        client.insert(
+            "schema_migrations",
+            [[migration.version, migration.name]],
+            column_names=["version", "name"],
+        )
         log(f"applied {migration.name}")
         applied.append(migration.name)
     return applied

@@ -32,8 +32,10 @@ MAX_STEPS = 8
 REALTIME_MINUTES = 5
 # change is relative ((now - before) / before) except for rates, whose change is in points
 POINT_CHANGES = frozenset({"bounce_rate"})
-_RANGE = ("site_id = {site:String} AND ts >= {start:DateTime64(3, 'UTC')} "
-          "AND ts < {end:DateTime64(3, 'UTC')}")
+_RANGE = (
+    "site_id = {site:String} AND ts >= {start:DateTime64(3, 'UTC')} "
+    "AND ts < {end:DateTime64(3, 'UTC')}"
+)
 
 
 def previous_range(date_from: date, date_to: date) -> tuple[date, date]:
@@ -43,8 +45,11 @@ def previous_range(date_from: date, date_to: date) -> tuple[date, date]:
 
 
 def previous(query: Query) -> Query:
-    return replace(query, date_from=previous_range(query.date_from, query.date_to)[0],
-                   date_to=previous_range(query.date_from, query.date_to)[1])
+    return replace(
+        query,
+        date_from=previous_range(query.date_from, query.date_to)[0],
+        date_to=previous_range(query.date_from, query.date_to)[1],
+    )
 
 
 def change(now: object, before: object, name: str) -> float | None:
@@ -87,8 +92,7 @@ def _session_filters(query: Query, params: dict) -> str | None:
 def summary(client: Client, query: Query) -> dict:
     """The top line of ``reports.summary``, for the query's site, range and filters."""
     if not query.filters:
-        return reports.summary(client, query.site, query.date_from, query.date_to,
-                               query.tz).data
+        return reports.summary(client, query.site, query.date_from, query.date_to, query.tz).data
     totals = run(client, replace(query, metrics=reports.SUMMARY_METRICS, dimensions=()))
     data = totals.records()[0] if totals.rows else dict.fromkeys(reports.SUMMARY_METRICS, 0)
     params = reports._session_days(query)
@@ -97,56 +101,86 @@ def summary(client: Client, query: Query) -> dict:
         sql = reports._VISITS.replace(_SESSIONS_WHERE, where)
     else:
         per_visit, params = _visits_sql(query)
-        sql = (f"SELECT count(), countIf(pageviews = 1 AND interactions = 0), "
-               f"avg(engaged_ms / 1000) FROM ({per_visit})")
+        sql = (
+            f"SELECT count(), countIf(pageviews = 1 AND interactions = 0), "
+            f"avg(engaged_ms / 1000) FROM ({per_visit})"
+        )
     count, bounces, avg = client.query(sql, parameters=params).result_rows[0]
-    data.update({"site": query.site, "from": str(query.date_from), "to": str(query.date_to),
-                 "bounce_rate": round(bounces / count, 4) if count else None,
-                 "visit_duration": round(avg, 1) if count else None})
+    data.update(
+        {
+            "site": query.site,
+            "from": str(query.date_from),
+            "to": str(query.date_to),
+            "bounce_rate": round(bounces / count, 4) if count else None,
+            "visit_duration": round(avg, 1) if count else None,
+        }
+    )
     return data
 
 
 def compared_summary(client: Client, query: Query) -> dict:
     """The summary, the previous period's (``previous``) and the change of each figure."""
     now, before = summary(client, query), summary(client, previous(query))
-    return {**now, "previous": before,
-            "change": {k: change(v, before.get(k), k) for k, v in now.items()
-                       if k not in ("site", "from", "to")}}
+    return {
+        **now,
+        "previous": before,
+        "change": {
+            k: change(v, before.get(k), k)
+            for k, v in now.items()
+            if k not in ("site", "from", "to")
+        },
+    }
 
 
 def entry_exit(client: Client, query: Query) -> dict:
     """Top entry and exit pages (visits, and the bounce rate of visits entering there)."""
     if not query.filters:
-        return reports.entry_exit(client, query.site, query.date_from, query.date_to, query.tz,
-                                  query.limit).data
+        return reports.entry_exit(
+            client, query.site, query.date_from, query.date_to, query.tz, query.limit
+        ).data
     data: dict = {"site": query.site, "from": str(query.date_from), "to": str(query.date_to)}
     params = {**reports._session_days(query), "limit": query.limit}
     where = _session_filters(query, params)
     if where:
-        return {**data, **reports.pages(client, reports._PAGES.replace(_SESSIONS_WHERE, where),
-                                        params)}
+        return {
+            **data,
+            **reports.pages(client, reports._PAGES.replace(_SESSIONS_WHERE, where), params),
+        }
     per_visit, params = _visits_sql(query)
-    sql = (f"SELECT kind, page, count() AS visits, "
-           f"countIf(pageviews = 1 AND interactions = 0) AS bounces FROM ({per_visit}) "
-           f"ARRAY JOIN {list(reports.PAGE_KINDS)} AS kind, [entry, exit] AS page "
-           f"WHERE page != '' GROUP BY kind, page ORDER BY kind, visits DESC, page "
-           f"LIMIT {int(query.limit)} BY kind")
+    sql = (
+        f"SELECT kind, page, count() AS visits, "
+        f"countIf(pageviews = 1 AND interactions = 0) AS bounces FROM ({per_visit}) "
+        f"ARRAY JOIN {list(reports.PAGE_KINDS)} AS kind, [entry, exit] AS page "
+        f"WHERE page != '' GROUP BY kind, page ORDER BY kind, visits DESC, page "
+        f"LIMIT {int(query.limit)} BY kind"
+    )
     return {**data, **reports.pages(client, sql, params)}
 
 
 def realtime(client: Client, site: str, now: datetime, limit: int = 10) -> dict:
     """Visitors with a web event in the last ``REALTIME_MINUTES`` minutes and the pages they
     are reading (visitors per page of their web events in that window). ``now``: UTC."""
-    params = {"site": site, "start": (now - timedelta(minutes=REALTIME_MINUTES)).replace(
-        tzinfo=None), "end": now.replace(tzinfo=None) + timedelta(seconds=1)}
+    params = {
+        "site": site,
+        "start": (now - timedelta(minutes=REALTIME_MINUTES)).replace(tzinfo=None),
+        "end": now.replace(tzinfo=None) + timedelta(seconds=1),
+    }
     where = f"{_RANGE} AND {WEB}"
-    (visitors,), = client.query(f"SELECT uniqExact(visitor_id) FROM events WHERE {where}",
-                                parameters=params).result_rows
-    pages = client.query(f"SELECT path, uniqExact(visitor_id) AS v FROM events WHERE {where} "
-                         f"GROUP BY path ORDER BY v DESC, path LIMIT {int(limit)}",
-                         parameters=params).result_rows
-    return {"site": site, "minutes": REALTIME_MINUTES, "at": now.isoformat(),
-            "visitors": visitors, "pages": [{"path": p, "visitors": v} for p, v in pages]}
+    ((visitors,),) = client.query(
+        f"SELECT uniqExact(visitor_id) FROM events WHERE {where}", parameters=params
+    ).result_rows
+    pages = client.query(
+        f"SELECT path, uniqExact(visitor_id) AS v FROM events WHERE {where} "
+        f"GROUP BY path ORDER BY v DESC, path LIMIT {int(limit)}",
+        parameters=params,
+    ).result_rows
+    return {
+        "site": site,
+        "minutes": REALTIME_MINUTES,
+        "at": now.isoformat(),
+        "visitors": visitors,
+        "pages": [{"path": p, "visitors": v} for p, v in pages],
+    }
 
 
 def parse_steps(texts: list[str]) -> list[Goal]:
@@ -168,20 +202,37 @@ def funnel(client: Client, query: Query, steps: list[Goal]) -> dict:
         conditions.append(_KINDS[step.kind].format(i=i))
     # a visit lasts at most a day here: sessions end after 30 idle minutes
     where = " AND ".join([_RANGE, WEB, "session_id != ''", *filter_sql(query, params)])
-    per_visit = (f"SELECT session_id, windowFunnel(86400)(toDateTime(ts), "
-                 f"{', '.join(conditions)}) AS level FROM events WHERE {where} "
-                 f"GROUP BY session_id")
-    levels = {row[0]: row[1] for row in client.query(
-        f"SELECT level, count() FROM ({per_visit}) GROUP BY level", parameters=params).result_rows}
+    per_visit = (
+        f"SELECT session_id, windowFunnel(86400)(toDateTime(ts), "
+        f"{', '.join(conditions)}) AS level FROM events WHERE {where} "
+        f"GROUP BY session_id"
+    )
+    levels = {
+        row[0]: row[1]
+        for row in client.query(
+            f"SELECT level, count() FROM ({per_visit}) GROUP BY level", parameters=params
+        ).result_rows
+    }
     visits = sum(levels.values())
     rows, first, before = [], None, None
     for i, step in enumerate(steps, start=1):
         reached = sum(n for level, n in levels.items() if level >= i)
         first = reached if first is None else first
-        rows.append({"step": i, "goal": str(step), "visits": reached,
-                     "of_visits": round(reached / visits, 4) if visits else None,
-                     "from_first": round(reached / first, 4) if first else None,
-                     "from_previous": round(reached / before, 4) if before else None})
+        rows.append(
+            {
+                "step": i,
+                "goal": str(step),
+                "visits": reached,
+                "of_visits": round(reached / visits, 4) if visits else None,
+                "from_first": round(reached / first, 4) if first else None,
+                "from_previous": round(reached / before, 4) if before else None,
+            }
+        )
         before = reached
-    return {"site": query.site, "from": str(query.date_from), "to": str(query.date_to),
-            "visits": visits, "steps": rows}
+    return {
+        "site": query.site,
+        "from": str(query.date_from),
+        "to": str(query.date_to),
+        "visits": visits,
+        "steps": rows,
+    }

@@ -103,8 +103,10 @@ class Query:
             raise QueryError("a dimension may appear once")
         buckets = {d for d in self.dimensions if d in TIME_BUCKETS}
         if (len(buckets) > 1 and buckets != HEATMAP) or len(self.dimensions) > 3:
-            raise QueryError("at most one time bucket (or weekday,hour_of_day: a heat map) "
-                             "and two other dimensions")
+            raise QueryError(
+                "at most one time bucket (or weekday,hour_of_day: a heat map) "
+                "and two other dimensions"
+            )
         if not self.site:
             raise QueryError("a site is required")
         if self.date_from < DATE_MIN or self.date_to > DATE_MAX:
@@ -127,22 +129,34 @@ class Query:
     def reads_details(self) -> bool:
         """Whether the question needs the event details (``warehouse.details``)."""
         names = [*self.dimensions, *(f for f, _ in self.filters)]
-        return any(details.is_dimension(n) for n in names) or \
-            any(m in details.METRICS for m in self.metrics)
+        return any(details.is_dimension(n) for n in names) or any(
+            m in details.METRICS for m in self.metrics
+        )
 
     def describe(self) -> dict:
         """The question as plain data (what the audit log records)."""
-        return {"site": self.site, "metrics": list(self.metrics), "from": str(self.date_from),
-                "to": str(self.date_to), "dimensions": list(self.dimensions),
-                "filters": dict(self.filters), "limit": self.limit, "tz": self.tz}
+        return {
+            "site": self.site,
+            "metrics": list(self.metrics),
+            "from": str(self.date_from),
+            "to": str(self.date_to),
+            "dimensions": list(self.dimensions),
+            "filters": dict(self.filters),
+            "limit": self.limit,
+            "tz": self.tz,
+        }
 
 
-def _check_names(kind: str, names: Iterable[str], allowed: dict, with_details: bool = False) -> None:
-    unknown = [n for n in names
-               if n not in allowed and not (with_details and details.is_dimension(n))]
+def _check_names(
+    kind: str, names: Iterable[str], allowed: dict, with_details: bool = False
+) -> None:
+    unknown = [
+        n for n in names if n not in allowed and not (with_details and details.is_dimension(n))
+    ]
     if unknown:
-        listed = sorted(allowed) + (sorted([*details.DIMENSIONS, details.PROP_HINT])
-                                    if with_details else [])
+        listed = sorted(allowed) + (
+            sorted([*details.DIMENSIONS, details.PROP_HINT]) if with_details else []
+        )
         raise QueryError(f"unknown {kind} {unknown[0]!r}; allowed: {', '.join(listed)}")
 
 
@@ -184,8 +198,11 @@ def filter_sql(query: Query, params: dict) -> list[str]:
         if details.joins_sections([name]):
             raise QueryError("visit figures cannot be filtered by section; drop that filter")
         params[f"f{i}"] = value
-        expr = details.detail(name, params, f"f{i}").expression \
-            if details.is_dimension(name) else DIMENSIONS[name]
+        expr = (
+            details.detail(name, params, f"f{i}").expression
+            if details.is_dimension(name)
+            else DIMENSIONS[name]
+        )
         keep.append(f"{expr} = {{f{i}:String}}")
     return keep
 
@@ -195,8 +212,9 @@ def choose_source(query: Query) -> str:
     plain = set(query.plain_dimensions)
     filtered = {f for f, _ in query.filters}
     if query.reads_details:
-        answers = details.section_rollup_answers(plain | filtered,
-                                                 [METRICS[m] for m in query.metrics])
+        answers = details.section_rollup_answers(
+            plain | filtered, [METRICS[m] for m in query.metrics]
+        )
         return details.SECTION_ROLLUP if answers else "events"
     if any(METRICS[m].rollup is None for m in query.metrics):
         return "events"
@@ -223,7 +241,8 @@ def build(query: Query, source: str | None = None) -> Sql:
     keep = ["site_id = {site:String}"]
     select, group = [], []
     joined = not rollup and details.joins_sections(
-        [*query.dimensions, *(f for f, _ in query.filters)])
+        [*query.dimensions, *(f for f, _ in query.filters)]
+    )
     if joined:  # sections are read on web pages (as in agg_section_hourly)
         keep.append(WEB)
     for i, name in enumerate(query.dimensions):
@@ -256,8 +275,11 @@ def build(query: Query, source: str | None = None) -> Sql:
     for name in query.metrics:
         # aliased apart from the rollup columns: `sum(pageviews) AS pageviews` would make a
         # ratio's own `sum(pageviews)` an aggregate inside an aggregate
-        expr = details.metric(name, joined) if name in details.METRICS and not rollup else \
-            METRICS[name].expression(rollup)
+        expr = (
+            details.metric(name, joined)
+            if name in details.METRICS and not rollup
+            else METRICS[name].expression(rollup)
+        )
         select.append(f"{expr} AS m_{name}")
     time_dims = [d for d in query.dimensions if d in TIME_BUCKETS]
     order = time_dims + [f"m_{query.metrics[0]} DESC"] + [d for d in group if d not in time_dims]
@@ -265,17 +287,22 @@ def build(query: Query, source: str | None = None) -> Sql:
         table, where = _dimension_rows(query, keep, params, start, end), []
     else:
         table = source + (details.SECTIONS_JOIN if joined else "")
-        where = keep + [f"{time_column} >= {{start:DateTime('UTC')}}",
-                        f"{time_column} < {{end:DateTime('UTC')}}"]
-    text = (f"SELECT {', '.join(select)} FROM {table}"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + (f" GROUP BY {', '.join(group)}" if group else "")
-            + f" ORDER BY {', '.join(order)} LIMIT {int(query.limit)}")
+        where = keep + [
+            f"{time_column} >= {{start:DateTime('UTC')}}",
+            f"{time_column} < {{end:DateTime('UTC')}}",
+        ]
+    text = (
+        f"SELECT {', '.join(select)} FROM {table}"
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+        + (f" GROUP BY {', '.join(group)}" if group else "")
+        + f" ORDER BY {', '.join(order)} LIMIT {int(query.limit)}"
+    )
     return Sql(text, params, list(query.dimensions) + list(query.metrics), source)
 
 
-def _dimension_rows(query: Query, keep: list[str], params: dict, start: datetime,
-                    end: datetime) -> str:
+def _dimension_rows(
+    query: Query, keep: list[str], params: dict, start: datetime, end: datetime
+) -> str:
     """The one-dimension rollup rows of [start, end) as a subquery: whole UTC days from
     agg_dim_daily, partial days from agg_dim_hourly; for an additive top-N only the N winners."""
     columns = ", ".join(["value"] + sorted({c for m in query.metrics for c in METRICS[m].columns}))
@@ -283,15 +310,19 @@ def _dimension_rows(query: Query, keep: list[str], params: dict, start: datetime
     first = query.metrics[0]
     if not METRICS[first].additive or query.filters or not query.plain_dimensions:
         return rows
-    ranked = _dimension_union(f"value, {', '.join(METRICS[first].columns)}", keep, params,
-                              start, end)
-    winners = (f"value IN (SELECT value FROM {ranked} GROUP BY value "
-               f"ORDER BY {METRICS[first].rollup} DESC, value LIMIT {int(query.limit)})")
+    ranked = _dimension_union(
+        f"value, {', '.join(METRICS[first].columns)}", keep, params, start, end
+    )
+    winners = (
+        f"value IN (SELECT value FROM {ranked} GROUP BY value "
+        f"ORDER BY {METRICS[first].rollup} DESC, value LIMIT {int(query.limit)})"
+    )
     return _dimension_union(columns, keep + [winners], params, start, end)
 
 
-def _dimension_union(columns: str, keep: list[str], params: dict, start: datetime,
-                     end: datetime) -> str:
+def _dimension_union(
+    columns: str, keep: list[str], params: dict, start: datetime, end: datetime
+) -> str:
     hourly_range = "hour >= {start:DateTime('UTC')} AND hour < {end:DateTime('UTC')}"
     first_day = start.date() + timedelta(days=start.time() != time())  # whole days: ceil..floor
     last_day = end.date()
@@ -299,10 +330,14 @@ def _dimension_union(columns: str, keep: list[str], params: dict, start: datetim
     if first_day >= last_day:
         return f"(SELECT {columns} FROM agg_dim_hourly WHERE {where} AND {hourly_range})"
     params.update(day_from=first_day, day_to=last_day)
-    daily = (f"SELECT {columns} FROM agg_dim_daily WHERE {where} "
-             "AND day >= {day_from:Date} AND day < {day_to:Date}")
-    edges = ("((hour >= {start:DateTime('UTC')} AND hour < toDateTime({day_from:Date}, 'UTC')) "
-             "OR (hour >= toDateTime({day_to:Date}, 'UTC') AND hour < {end:DateTime('UTC')}))")
+    daily = (
+        f"SELECT {columns} FROM agg_dim_daily WHERE {where} "
+        "AND day >= {day_from:Date} AND day < {day_to:Date}"
+    )
+    edges = (
+        "((hour >= {start:DateTime('UTC')} AND hour < toDateTime({day_from:Date}, 'UTC')) "
+        "OR (hour >= toDateTime({day_to:Date}, 'UTC') AND hour < {end:DateTime('UTC')}))"
+    )
     hourly = f"SELECT {columns} FROM agg_dim_hourly WHERE {where} AND {edges}"
     return f"({daily} UNION ALL {hourly})"
 

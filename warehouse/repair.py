@@ -80,18 +80,21 @@ def rollups_of(client: Client, source: str) -> list[Rollup]:
     views = client.query(
         "SELECT name, as_select, create_table_query FROM system.tables "
         "WHERE database = {db:String} AND engine = 'MaterializedView' ORDER BY name",
-        parameters={"db": db}).result_rows
+        parameters={"db": db},
+    ).result_rows
     columns: dict[str, list[tuple[str, str, bool]]] = {}
     for table, name, type_, key, engine in client.query(
-            "SELECT c.table, c.name, c.type, c.is_in_sorting_key, t.engine "
-            "FROM system.columns AS c JOIN system.tables AS t "
-            "ON t.database = c.database AND t.name = c.table "
-            "WHERE c.database = {db:String} ORDER BY c.table, c.position",
-            parameters={"db": db}).result_rows:
+        "SELECT c.table, c.name, c.type, c.is_in_sorting_key, t.engine "
+        "FROM system.columns AS c JOIN system.tables AS t "
+        "ON t.database = c.database AND t.name = c.table "
+        "WHERE c.database = {db:String} ORDER BY c.table, c.position",
+        parameters={"db": db},
+    ).result_rows:
         # a SummingMergeTree sums its numeric columns outside the key (bot_hits.hits)
         summed = "SummingMergeTree" in engine and not key and _NUMBER.match(type_) is not None
         columns.setdefault(table, []).append(
-            (name, f"SimpleAggregateFunction(sum, {type_})" if summed else type_, bool(key)))
+            (name, f"SimpleAggregateFunction(sum, {type_})" if summed else type_, bool(key))
+        )
     edges = []
     for view, select, create in views:
         target = _TO.search(create)
@@ -99,8 +102,11 @@ def rollups_of(client: Client, source: str) -> list[Rollup]:
         if target and len(found) == 1:
             edges.append((found[0], _unquote(target.group(1)), select, view))
         elif target:
-            log.warning("the view into %s reads %d tables: its rollup is not checked",
-                        _unquote(target.group(1)), len(found))
+            log.warning(
+                "the view into %s reads %d tables: its rollup is not checked",
+                _unquote(target.group(1)),
+                len(found),
+            )
 
     def build(parent: str) -> list[Rollup]:
         made = []
@@ -110,8 +116,9 @@ def rollups_of(client: Client, source: str) -> list[Rollup]:
                 # writes, e.g. the all-event sketches after 0010, is neither compared nor
                 # recounted)
                 filled = {name for name, _, _ in columns.get(view, [])}
-                rollup = _describe(target, select, src,
-                                   [c for c in columns[target] if c[0] in filled])
+                rollup = _describe(
+                    target, select, src, [c for c in columns[target] if c[0] in filled]
+                )
                 if rollup is not None:
                     rollup.children = build(target)
                     made.append(rollup)
@@ -120,8 +127,9 @@ def rollups_of(client: Client, source: str) -> list[Rollup]:
     return build(source)
 
 
-def _describe(table: str, select: str, source: str,
-              cols: list[tuple[str, str, bool]]) -> Rollup | None:
+def _describe(
+    table: str, select: str, source: str, cols: list[tuple[str, str, bool]]
+) -> Rollup | None:
     keys, exact, sketches = [], {}, {}
     for name, type_, in_key in cols:
         simple, state = _SIMPLE.match(type_), _STATE.match(type_)
@@ -143,8 +151,9 @@ def _describe(table: str, select: str, source: str,
     # uniqCombined & co. are not quite independent of the order states merge in (129 vs 128
     # distinct seen near the switch to HyperLogLog): compared only in a rollup with no exact
     # column
-    return Rollup(table, select, source, time_columns[0], keys, exact or sketches,
-                  [n for n, _, _ in cols])
+    return Rollup(
+        table, select, source, time_columns[0], keys, exact or sketches, [n for n, _, _ in cols]
+    )
 
 
 def _days_sql(days: list[date]) -> str:
@@ -154,25 +163,32 @@ def _days_sql(days: list[date]) -> str:
 def _recount(rollup: Rollup, db: str, source_sql: str) -> str:
     """The view's SELECT over ``source_sql`` (a subquery) instead of its source table."""
     pattern = rf"\bFROM\s+`?{re.escape(db)}`?\.`?{re.escape(rollup.source)}`?(?=[\s)]|$)"
-    return re.sub(pattern, lambda _: f"FROM ({source_sql}) AS `{rollup.source}`", rollup.select,
-                  count=1)
+    return re.sub(
+        pattern, lambda _: f"FROM ({source_sql}) AS `{rollup.source}`", rollup.select, count=1
+    )
 
 
 def _fingerprint(client: Client, rollup: Rollup, rows_sql: str) -> dict[date, tuple[int, int]]:
     keys = ", ".join(f"`{k}`" for k in rollup.keys)
     folded = ", ".join(f"{expr} AS `{name}`" for name, expr in rollup.values.items())
     hashed = ", ".join([f"`{k}`" for k in rollup.keys] + [f"`{v}`" for v in rollup.values])
-    sql = (f"SELECT toDate(`{rollup.time_column}`) AS d, count(), sum(cityHash64({hashed})) "
-           f"FROM (SELECT {keys}{', ' if folded else ''}{folded} FROM ({rows_sql}) "
-           f"GROUP BY {keys}) GROUP BY d")
+    sql = (
+        f"SELECT toDate(`{rollup.time_column}`) AS d, count(), sum(cityHash64({hashed})) "
+        f"FROM (SELECT {keys}{', ' if folded else ''}{folded} FROM ({rows_sql}) "
+        f"GROUP BY {keys}) GROUP BY d"
+    )
     return {row[0]: (row[1], row[2]) for row in client.query(sql).result_rows}
 
 
 def _stored(rollup: Rollup, days: list[date]) -> str:
-    return f"SELECT * FROM `{rollup.table}` WHERE toDate(`{rollup.time_column}`) IN {_days_sql(days)}"
+    return (
+        f"SELECT * FROM `{rollup.table}` WHERE toDate(`{rollup.time_column}`) IN {_days_sql(days)}"
+    )
 
 
-def repair_days(client: Client, source: str, time_column: str, days: list[date]) -> dict[str, list[date]]:
+def repair_days(
+    client: Client, source: str, time_column: str, days: list[date]
+) -> dict[str, list[date]]:
     """Rewrite the days of every rollup of ``source`` that differ from a recount.
 
     Returns root table -> the days rewritten (empty when every rollup matched)."""
@@ -180,8 +196,9 @@ def repair_days(client: Client, source: str, time_column: str, days: list[date])
     if not days:
         return {}
     db = client.database or "default"
-    source_sql = (f"SELECT * FROM `{db}`.`{source}` "
-                  f"WHERE toDate(`{time_column}`) IN {_days_sql(days)}")
+    source_sql = (
+        f"SELECT * FROM `{db}`.`{source}` WHERE toDate(`{time_column}`) IN {_days_sql(days)}"
+    )
     repaired: dict[str, list[date]] = {}
     for root in rollups_of(client, source):
         bad = sorted(_check(client, root, db, source_sql, days))
@@ -189,17 +206,25 @@ def repair_days(client: Client, source: str, time_column: str, days: list[date])
             continue
         for table in root.tables():
             rollup_time = _time_column_of(root, table)
-            client.command(f"DELETE FROM `{table}` "
-                           f"WHERE toDate(`{rollup_time}`) IN {_days_sql(bad)}")
-        only_bad = (f"SELECT * FROM `{db}`.`{source}` "
-                    f"WHERE toDate(`{time_column}`) IN {_days_sql(bad)}")
+            client.command(
+                f"DELETE FROM `{table}` WHERE toDate(`{rollup_time}`) IN {_days_sql(bad)}"
+            )
+        only_bad = (
+            f"SELECT * FROM `{db}`.`{source}` WHERE toDate(`{time_column}`) IN {_days_sql(bad)}"
+        )
         cols = ", ".join(f"`{c}`" for c in root.columns)
-        client.command(f"INSERT INTO `{root.table}` ({cols}) SELECT {cols} FROM "
-                       f"({_recount(root, db, only_bad)})")
+        client.command(
+            f"INSERT INTO `{root.table}` ({cols}) SELECT {cols} FROM "
+            f"({_recount(root, db, only_bad)})"
+        )
         repaired[root.table] = bad
-        log.warning("rewrote %s (and the rollups fed by it) for %s: they differed from a "
-                    "recount of %s (an insert was interrupted)", root.table,
-                    ", ".join(d.isoformat() for d in bad), source)
+        log.warning(
+            "rewrote %s (and the rollups fed by it) for %s: they differed from a "
+            "recount of %s (an insert was interrupted)",
+            root.table,
+            ", ".join(d.isoformat() for d in bad),
+            source,
+        )
     return repaired
 
 
@@ -246,8 +271,11 @@ def recount_bot_hits(client: Client) -> int:
     missing = client.query(_MISSING_BOT_HITS).result_rows
     hits = sum(row[3] for row in missing)
     if missing:
-        client.insert("bot_hits", [list(row) for row in missing],
-                      column_names=["day", "site_id", "bot", "hits"])
+        client.insert(
+            "bot_hits",
+            [list(row) for row in missing],
+            column_names=["day", "site_id", "bot", "hits"],
+        )
         log.warning("counted %d bot hit(s) that bot_hits had missed (a crash mid-insert)", hits)
     return hits
 
@@ -294,16 +322,22 @@ class InflightJournal:
             self.repair(client)
         except Exception as exc:  # the warehouse is flaky again: check at the next insert
             self.unchecked = True
-            log.warning("checking the rollups of %s failed (%s); trying again after the next "
-                        "insert", self.table, type(exc).__name__)
+            log.warning(
+                "checking the rollups of %s failed (%s); trying again after the next insert",
+                self.table,
+                type(exc).__name__,
+            )
 
     def repair(self, client: Client) -> dict[str, list[date]]:
         """Repair the days named (if any), then forget them."""
         days = self.pending()
         if days:
-            log.warning("an insert into %s was interrupted (%s): checking the rollups of %s",
-                        self.table, "failed attempt" if self.unchecked else "crash or failure",
-                        ", ".join(d.isoformat() for d in days))
+            log.warning(
+                "an insert into %s was interrupted (%s): checking the rollups of %s",
+                self.table,
+                "failed attempt" if self.unchecked else "crash or failure",
+                ", ".join(d.isoformat() for d in days),
+            )
         repaired = repair_days(client, self.table, self.time_column, days) if days else {}
         self.path.unlink(missing_ok=True)
         self.unchecked = False

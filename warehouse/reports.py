@@ -14,9 +14,19 @@ from mayak.settings import REPORT_TIMEZONE
 from warehouse.metrics import BOUNCE, VISIT
 from warehouse.query import Query, run, utc_bounds
 
-SUMMARY_METRICS = ("pageviews", "visitors", "visits", "views_per_visit", "engaged_seconds",
-                   "custom_events", "outbound_clicks", "events", "service_requests",
-                   "email_opens", "openers")
+SUMMARY_METRICS = (
+    "pageviews",
+    "visitors",
+    "visits",
+    "views_per_visit",
+    "engaged_seconds",
+    "custom_events",
+    "outbound_clicks",
+    "events",
+    "service_requests",
+    "email_opens",
+    "openers",
+)
 
 # Bounce rate and visit length are ratios over visits: estimated from a sample of about
 # SESSION_SAMPLE whole sessions (SAMPLE BY the session hash, migration 0004), exact whenever
@@ -48,8 +58,11 @@ FROM ({_PER_SESSION.replace("EXTRA", "").replace("SAMPLE_CLAUSE", f"SAMPLE {SESS
 # pass over the sessions of the range (grouping them per session is most of the work)
 _PAGES = f"""
 SELECT kind, page, count() AS visits, countIf({BOUNCE}) AS bounces
-FROM ({_PER_SESSION.replace("SAMPLE_CLAUSE", "").replace(
-    "EXTRA", ", argMinMerge(entry_path) AS entry, argMaxMerge(exit_path) AS exit")})
+FROM ({
+    _PER_SESSION.replace("SAMPLE_CLAUSE", "").replace(
+        "EXTRA", ", argMinMerge(entry_path) AS entry, argMaxMerge(exit_path) AS exit"
+    )
+})
 ARRAY JOIN ['entry_pages', 'exit_pages'] AS kind, [entry, exit] AS page
 WHERE {VISIT} AND page != ''
 GROUP BY kind, page ORDER BY kind, visits DESC, page LIMIT {{limit:UInt32}} BY kind
@@ -74,17 +87,21 @@ MACHINE_CLASSES = ("privacy_proxy", "scanner")
 OPEN_CLASSES = ("human", "image_proxy", "privacy_proxy", "scanner")
 # bounds in UTC like every other range here: a bare DateTime64(3) is read in the server's (or
 # the embedding process's) time zone, which shifted this window against the other columns
-_OPENS = """
+_OPENS = (
+    """
 SELECT campaign_id,
        countIf(open_class IN {readers:Array(String)}) AS human_opens,
        uniqExactIf(visitor_id, open_class IN {readers:Array(String)}) AS human_openers,
        countIf(open_class IN {machines:Array(String)}) AS machine_opens,
-       [""" + ", ".join(f"countIf(open_class = '{c}')" for c in OPEN_CLASSES) + """] AS by_class
+       ["""
+    + ", ".join(f"countIf(open_class = '{c}')" for c in OPEN_CLASSES)
+    + """] AS by_class
 FROM events
 WHERE site_id = {site:String} AND event_type = 'email_open' AND campaign_id != ''
   AND ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
 GROUP BY campaign_id
 """
+)
 
 
 @dataclass
@@ -93,29 +110,48 @@ class Report:
     cells: int
 
 
-def summary(client: Client, site: str, date_from: date, date_to: date,
-            tz: str = REPORT_TIMEZONE) -> Report:
+def summary(
+    client: Client, site: str, date_from: date, date_to: date, tz: str = REPORT_TIMEZONE
+) -> Report:
     """Totals for one site plus bounce rate and visit duration (web visits only, from the
     session aggregates); definitions in ``warehouse.metrics``."""
     query = Query(site=site, metrics=SUMMARY_METRICS, date_from=date_from, date_to=date_to, tz=tz)
     totals = run(client, query).records()
     data = totals[0] if totals else dict.fromkeys(SUMMARY_METRICS, 0)
     count, bounces, avg_seconds = client.query(
-        _VISITS, parameters=_session_days(query)).result_rows[0]
-    data.update({"site": site, "from": str(date_from), "to": str(date_to),
-                 "bounce_rate": round(bounces / count, 4) if count else None,
-                 "visit_duration": round(avg_seconds, 1) if count else None})
+        _VISITS, parameters=_session_days(query)
+    ).result_rows[0]
+    data.update(
+        {
+            "site": site,
+            "from": str(date_from),
+            "to": str(date_to),
+            "bounce_rate": round(bounces / count, 4) if count else None,
+            "visit_duration": round(avg_seconds, 1) if count else None,
+        }
+    )
     return Report(data, len(data))
 
 
-def entry_exit(client: Client, site: str, date_from: date, date_to: date,
-               tz: str = REPORT_TIMEZONE, limit: int = 10) -> Report:
+def entry_exit(
+    client: Client,
+    site: str,
+    date_from: date,
+    date_to: date,
+    tz: str = REPORT_TIMEZONE,
+    limit: int = 10,
+) -> Report:
     """Top entry pages (first pageview of a visit, with the visits' bounce rate) and exit
     pages (last pageview), counted exactly over the web visits of the range."""
-    query = Query(site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz,
-                  limit=limit)
-    data: dict = {"site": site, "from": str(date_from), "to": str(date_to),
-                  **pages(client, _PAGES, {**_session_days(query), "limit": limit})}
+    query = Query(
+        site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz, limit=limit
+    )
+    data: dict = {
+        "site": site,
+        "from": str(date_from),
+        "to": str(date_to),
+        **pages(client, _PAGES, {**_session_days(query), "limit": limit}),
+    }
     return Report(data, 3 * (len(data["entry_pages"]) + len(data["exit_pages"])))
 
 
@@ -123,46 +159,76 @@ def pages(client: Client, sql: str, params: dict) -> dict[str, list[dict]]:
     """Run a ``_PAGES`` query: entry and exit pages, each with visits and bounce rate."""
     found: dict[str, list[dict]] = {kind: [] for kind in PAGE_KINDS}
     for kind, page, visits, bounced in client.query(sql, parameters=params).result_rows:
-        found[kind].append({"path": page, "visits": visits,
-                            "bounce_rate": round(bounced / visits, 4)})
+        found[kind].append(
+            {"path": page, "visits": visits, "bounce_rate": round(bounced / visits, 4)}
+        )
     return found
 
 
 def _session_days(query: Query) -> dict:
     # sessions are keyed by UTC day: take every UTC day the local range overlaps
     start, end = utc_bounds(query)
-    return {"site": query.site, "from": start.date(), "to": end.date(), "start": start,
-            "end": end}
+    return {"site": query.site, "from": start.date(), "to": end.date(), "start": start, "end": end}
 
 
-def campaigns(client: Client, site: str, date_from: date, date_to: date,
-              tz: str = REPORT_TIMEZONE) -> Report:
+def campaigns(
+    client: Client, site: str, date_from: date, date_to: date, tz: str = REPORT_TIMEZONE
+) -> Report:
     """Per e-mail campaign: messages sent (registered by marketing), opens, unique openers, rate;
     and side by side, opens by readers (``human_opens``, ``human_unique_opens``,
     ``human_open_rate``) and by machines (``machine_opens``), with ``opens_by_class``."""
-    query = Query(site=site, metrics=("email_opens", "openers"), dimensions=("campaign_id",),
-                  date_from=date_from, date_to=date_to, tz=tz, limit=1000)
+    query = Query(
+        site=site,
+        metrics=("email_opens", "openers"),
+        dimensions=("campaign_id",),
+        date_from=date_from,
+        date_to=date_to,
+        tz=tz,
+        limit=1000,
+    )
     opened = {r["campaign_id"]: r for r in run(client, query).records() if r["campaign_id"]}
-    sent = {row[0]: row[1] for row in client.query(
-        _SENDS, parameters={"site": site, "from": date_from, "to": date_to}).result_rows}
+    sent = {
+        row[0]: row[1]
+        for row in client.query(
+            _SENDS, parameters={"site": site, "from": date_from, "to": date_to}
+        ).result_rows
+    }
     start, end = utc_bounds(query)
-    by_class = {row[0]: row[1:] for row in client.query(_OPENS, parameters={
-        "site": site, "start": start, "end": end, "readers": list(READER_CLASSES),
-        "machines": list(MACHINE_CLASSES)}).result_rows}
+    by_class = {
+        row[0]: row[1:]
+        for row in client.query(
+            _OPENS,
+            parameters={
+                "site": site,
+                "start": start,
+                "end": end,
+                "readers": list(READER_CLASSES),
+                "machines": list(MACHINE_CLASSES),
+            },
+        ).result_rows
+    }
     rows = []
     for campaign in sorted(set(opened) | set(sent)):
         opens = opened.get(campaign, {})
         openers = opens.get("openers", 0)
         total = sent.get(campaign, 0)
         human_opens, human_openers, machine_opens, classes = by_class.get(
-            campaign, (0, 0, 0, [0] * len(OPEN_CLASSES)))
-        rows.append({"campaign_id": campaign, "sent": total,
-                     "opens": opens.get("email_opens", 0), "unique_opens": openers,
-                     "open_rate": round(openers / total, 4) if total else None,
-                     "human_opens": human_opens, "human_unique_opens": human_openers,
-                     "human_open_rate": round(human_openers / total, 4) if total else None,
-                     "machine_opens": machine_opens,
-                     "opens_by_class": dict(zip(OPEN_CLASSES, classes))})
+            campaign, (0, 0, 0, [0] * len(OPEN_CLASSES))
+        )
+        rows.append(
+            {
+                "campaign_id": campaign,
+                "sent": total,
+                "opens": opens.get("email_opens", 0),
+                "unique_opens": openers,
+                "open_rate": round(openers / total, 4) if total else None,
+                "human_opens": human_opens,
+                "human_unique_opens": human_openers,
+                "human_open_rate": round(human_openers / total, 4) if total else None,
+                "machine_opens": machine_opens,
+                "opens_by_class": dict(zip(OPEN_CLASSES, classes)),
+            }
+        )
     return Report({"site": site, "campaigns": rows}, 9 * len(rows))
 
 
@@ -173,17 +239,27 @@ GROUP BY category, family ORDER BY hits DESC, category, family LIMIT 1000
 """
 
 
-def bots(client: Client, site: str, date_from: date, date_to: date,
-         tz: str = REPORT_TIMEZONE) -> Report:
+def bots(
+    client: Client, site: str, date_from: date, date_to: date, tz: str = REPORT_TIMEZONE
+) -> Report:
     """Bot hits kept apart from the numbers (``bot_hits``, migration 0013): per category
     (search, seo, ai, monitoring, preview, library, headless, ...) and family, with totals per
     category. Days are UTC days (``bot_hits`` counts per UTC day); ``tz`` is accepted for the
     common report signature."""
-    rows = client.query(_BOTS, parameters={"site": site, "from": date_from,
-                                           "to": date_to}).result_rows
+    rows = client.query(
+        _BOTS, parameters={"site": site, "from": date_from, "to": date_to}
+    ).result_rows
     families = [{"category": c, "family": f, "hits": h} for c, f, h in rows]
     totals: dict[str, int] = {}
     for c, _, h in rows:
         totals[c] = totals.get(c, 0) + h
-    return Report({"site": site, "from": str(date_from), "to": str(date_to),
-                   "categories": totals, "bots": families}, 3 * len(families) + len(totals))
+    return Report(
+        {
+            "site": site,
+            "from": str(date_from),
+            "to": str(date_to),
+            "categories": totals,
+            "bots": families,
+        },
+        3 * len(families) + len(totals),
+    )

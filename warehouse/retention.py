@@ -57,8 +57,11 @@ class Schedule:
 
 def load_schedule(path: Path | None = None) -> Schedule:
     """Parse and validate the schedule (the packaged ``retention.toml`` unless ``path``)."""
-    text = (path.read_text() if path else
-            resources.files("warehouse").joinpath("retention.toml").read_text())
+    text = (
+        path.read_text()
+        if path
+        else resources.files("warehouse").joinpath("retention.toml").read_text()
+    )
     raw = tomllib.loads(text)
     purposes = raw.get("purposes", {})
     for name, purpose in purposes.items():
@@ -72,7 +75,9 @@ def load_schedule(path: Path | None = None) -> Schedule:
         for rule in spec["rules"]:
             if rule["purpose"] not in purposes:
                 raise ValueError(f"table {table!r}: unknown purpose {rule['purpose']!r}")
-            rules.append(Rule(rule["purpose"], purposes[rule["purpose"]]["keep"], rule.get("where")))
+            rules.append(
+                Rule(rule["purpose"], purposes[rule["purpose"]]["keep"], rule.get("where"))
+            )
         if sum(r.where is None for r in rules) != 1:
             raise ValueError(f"table {table!r}: exactly one rule must have no 'where'")
         tables[table] = TableRetention(table, spec["time"], tuple(rules))
@@ -81,9 +86,11 @@ def load_schedule(path: Path | None = None) -> Schedule:
 
 def deployed_ttl(client: Client, table: str) -> str | None:
     """The table TTL as ClickHouse normalised it, or None when the table has none."""
-    rows = client.query("SELECT engine_full FROM system.tables "
-                        "WHERE database = currentDatabase() AND name = {t:String}",
-                        parameters={"t": table}).result_rows
+    rows = client.query(
+        "SELECT engine_full FROM system.tables "
+        "WHERE database = currentDatabase() AND name = {t:String}",
+        parameters={"t": table},
+    ).result_rows
     if not rows:
         raise LookupError(f"table {table!r} does not exist")
     match = _TTL_IN_ENGINE.search(rows[0][0])
@@ -95,8 +102,10 @@ def normalised_ttl(client: Client, table: str, ttl: str) -> str | None:
     deployed)."""
     probe = f"_ttl_probe_{uuid.uuid4().hex[:12]}"
     # columns only (EMPTY AS SELECT): `AS table` would also copy keys such as SAMPLE BY
-    client.command(f"CREATE TABLE {probe} ENGINE = MergeTree ORDER BY tuple() TTL {ttl} "
-                   f"EMPTY AS SELECT * FROM `{table}`")
+    client.command(
+        f"CREATE TABLE {probe} ENGINE = MergeTree ORDER BY tuple() TTL {ttl} "
+        f"EMPTY AS SELECT * FROM `{table}`"
+    )
     try:
         return deployed_ttl(client, probe)
     finally:
@@ -104,9 +113,11 @@ def normalised_ttl(client: Client, table: str, ttl: str) -> str | None:
 
 
 def merge_tree_tables(client: Client) -> list[str]:
-    rows = client.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
-                        "AND engine LIKE '%MergeTree%' AND NOT startsWith(name, '_ttl_probe_') "
-                        "ORDER BY name").result_rows
+    rows = client.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() "
+        "AND engine LIKE '%MergeTree%' AND NOT startsWith(name, '_ttl_probe_') "
+        "ORDER BY name"
+    ).result_rows
     return [r[0] for r in rows]
 
 

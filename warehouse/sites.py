@@ -20,8 +20,9 @@ class UnknownSite(QueryError):
 
 
 def known_sites(client: Client) -> list[str]:
-    rows = client.query("SELECT DISTINCT site_id FROM agg_site_hourly ORDER BY site_id "
-                        f"LIMIT {MAX_LISTED}").result_rows
+    rows = client.query(
+        f"SELECT DISTINCT site_id FROM agg_site_hourly ORDER BY site_id LIMIT {MAX_LISTED}"
+    ).result_rows
     return [site for (site,) in rows]
 
 
@@ -39,9 +40,12 @@ class SiteCheck:
             return
         found = self._client.query(
             "SELECT 1 FROM agg_site_hourly WHERE site_id = {site:String} LIMIT 1",
-            parameters={"site": site}).result_rows
+            parameters={"site": site},
+        ).result_rows
         if not found:
             known = known_sites(self._client)
-            raise UnknownSite(f"unknown site {site!r}; sites with data: "
-                              f"{', '.join(known) if known else '(none yet)'}")
+            raise UnknownSite(
+                f"unknown site {site!r}; sites with data: "
+                f"{', '.join(known) if known else '(none yet)'}"
+            )
         self._known.add(site)

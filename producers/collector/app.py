@@ -40,11 +40,21 @@ MAX_BODY = 64 * 1024
 MAX_BATCH = 50
 IDLE_S = 10.0  # /readyz: no ack for this long and nothing waiting: ask the broker itself
 BEACON = Path(__file__).resolve().parents[1] / "beacon" / "dist" / "t.js"
-GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000"
-                    "010001000002024401003b")  # 1x1 transparent GIF, 43 bytes
+GIF = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)  # 1x1 transparent GIF, 43 bytes
 #: the request headers the POST /e handler reads (ASGI servers send names in lower case)
-_WANTED = frozenset({b"content-length", b"x-forwarded-for", b"origin", b"user-agent",
-                     b"accept-language", b"dnt", b"sec-gpc"})
+_WANTED = frozenset(
+    {
+        b"content-length",
+        b"x-forwarded-for",
+        b"origin",
+        b"user-agent",
+        b"accept-language",
+        b"dnt",
+        b"sec-gpc",
+    }
+)
 #: (status, raw headers, body) of a bare ASGI response; status 0: nothing to send
 RawResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
 
@@ -52,15 +62,21 @@ RawResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
 def _json(status: int, content: dict, headers: dict[str, str] | None = None) -> RawResponse:
     """What ``JSONResponse(content, status, headers)`` sends, byte for byte."""
     body = orjson.dumps(content)
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] \
-        if headers else []
+    raw = (
+        [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        if headers
+        else []
+    )
     raw.append((b"content-length", str(len(body)).encode()))
     raw.append((b"content-type", b"application/json"))
     return status, raw, body
 
 
-NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate, private, max-age=0",
-            "Pragma": "no-cache", "Expires": "0"}
+NO_CACHE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, private, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
 
 
 class Collector:
@@ -73,8 +89,9 @@ class Collector:
         self.metrics = Metrics()
         self.metrics.gauges["pending_events"] = lambda: self.outbox.pending
         self.metrics.gauges["kafka_ready"] = lambda: int(self.outbox.status()[0])
-        self.limiter = RateLimiter(settings.collector_rate_per_s, settings.collector_rate_burst,
-                                   clock=clock)
+        self.limiter = RateLimiter(
+            settings.collector_rate_per_s, settings.collector_rate_burst, clock=clock
+        )
         self.trusted = door.parse_networks(settings.collector_trusted_proxies)
         for globs in settings.collector_sites.values():  # a bad pattern fails at start-up
             [door.parse_origin_glob(g) for g in globs]
@@ -84,14 +101,28 @@ class Collector:
         self.beacon = BEACON.read_bytes() if BEACON.exists() else b""
         self.beacon_gz = gzip.compress(self.beacon, 9, mtime=0)
 
-    def refuse(self, status: int, reason: str, message: str, field: str | None = None,
-               headers: dict | None = None, n: int = 1) -> JSONResponse:
+    def refuse(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        field: str | None = None,
+        headers: dict | None = None,
+        n: int = 1,
+    ) -> JSONResponse:
         self.metrics.refuse(reason, n)
         body = {"error": message, "reason": reason} | ({"field": field} if field else {})
         return JSONResponse(body, status_code=status, headers=headers)
 
-    def refuse_raw(self, status: int, reason: str, message: str, field: str | None = None,
-                   headers: dict | None = None, n: int = 1) -> RawResponse:
+    def refuse_raw(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        field: str | None = None,
+        headers: dict | None = None,
+        n: int = 1,
+    ) -> RawResponse:
         """``refuse`` for the bare ASGI handler: the same status, body and headers."""
         self.metrics.refuse(reason, n)
         body = {"error": message, "reason": reason} | ({"field": field} if field else {})
@@ -119,11 +150,13 @@ class Collector:
                 h[name] = value
         headers = {k.decode(): v.decode("latin-1") for k, v in h.items()}
         client = scope.get("client")
-        ip = door.client_ip(client[0] if client else None, headers.get("x-forwarded-for"),
-                            self.trusted)
+        ip = door.client_ip(
+            client[0] if client else None, headers.get("x-forwarded-for"), self.trusted
+        )
         if not self.limiter.allow(ip):
-            return self.refuse_raw(429, "rate_limited", "too many requests",
-                                   headers={"Retry-After": "1"})
+            return self.refuse_raw(
+                429, "rate_limited", "too many requests", headers={"Retry-After": "1"}
+            )
         try:
             body = await read_capped(receive, headers.get("content-length"), MAX_BODY)
         except TooLarge:
@@ -137,8 +170,9 @@ class Collector:
         single = isinstance(data, dict)
         items = [data] if single else data
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
-            return self.refuse_raw(400, "invalid", f"an event object or an array of 1..{MAX_BATCH}",
-                                   "body")
+            return self.refuse_raw(
+                400, "invalid", f"an event object or an array of 1..{MAX_BATCH}", "body"
+            )
         events: list[ClientEvent] = []
         for i, item in enumerate(items):
             try:
@@ -151,11 +185,13 @@ class Collector:
         for ev in events:
             globs = self.settings.collector_sites.get(ev.site)
             if globs is None:
-                return self.refuse_raw(403, "unknown_site", f"unknown site {ev.site!r}", "site",
-                                       n=len(events))
+                return self.refuse_raw(
+                    403, "unknown_site", f"unknown site {ev.site!r}", "site", n=len(events)
+                )
             if not door.origin_allowed(origin, globs):
-                return self.refuse_raw(403, "origin_not_allowed",
-                                       "Origin not allowed for this site", n=len(events))
+                return self.refuse_raw(
+                    403, "origin_not_allowed", "Origin not allowed for this site", n=len(events)
+                )
         dnt, gpc = door.privacy_signals(headers)
         keep = [ev for ev in events if not self.factory.dropped_by_privacy(ev, dnt, gpc)]
         if len(keep) < len(events):
@@ -164,14 +200,20 @@ class Collector:
         try:
             records = [self.factory.from_client(ev, ctx) for ev in keep]
         except ValidationError as exc:  # e.g. a URL that grew past the limit when scrubbed
-            return self.refuse_raw(400, "invalid", exc.errors()[0]["msg"],
-                                   field_of(exc.errors()[0]), n=len(keep))
+            return self.refuse_raw(
+                400, "invalid", exc.errors()[0]["msg"], field_of(exc.errors()[0]), n=len(keep)
+            )
         if records:
             try:
                 await self.outbox.produce(records)
             except Unavailable:
-                return self.refuse_raw(503, "unavailable", "try again", n=len(records),
-                                       headers={"Retry-After": "2"} | self._cors(origin))
+                return self.refuse_raw(
+                    503,
+                    "unavailable",
+                    "try again",
+                    n=len(records),
+                    headers={"Retry-After": "2"} | self._cors(origin),
+                )
             self.metrics.accepted += len(records)
         return _json(202, {"accepted": len(records)}, self._cors(origin))
 
@@ -182,9 +224,11 @@ class Collector:
         origin = request.headers.get("origin")
         if origin is not None and not door.origin_allowed(origin, self._all_globs):
             return self.refuse(403, "origin_not_allowed", "Origin not allowed")
-        headers = self._cors(origin) | {"Access-Control-Allow-Methods": "POST",
-                                        "Access-Control-Allow-Headers": "Content-Type",
-                                        "Access-Control-Max-Age": "86400"}
+        headers = self._cors(origin) | {
+            "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": "86400",
+        }
         return Response(status_code=204, headers=headers)
 
     async def pixel(self, request: Request) -> Response:
@@ -216,8 +260,11 @@ class Collector:
         """GET /t.js: the beacon, gzipped when the client accepts it."""
         headers = {"Cache-Control": "public, max-age=3600", "Vary": "Accept-Encoding"}
         if "gzip" in request.headers.get("accept-encoding", ""):
-            return Response(self.beacon_gz, media_type="application/javascript",
-                            headers=headers | {"Content-Encoding": "gzip"})
+            return Response(
+                self.beacon_gz,
+                media_type="application/javascript",
+                headers=headers | {"Content-Encoding": "gzip"},
+            )
         return Response(self.beacon, media_type="application/javascript", headers=headers)
 
     async def healthz(self, request: Request) -> PlainTextResponse:
@@ -238,14 +285,19 @@ class Collector:
         return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-def create_app(settings: Settings, outbox: Outbox | None = None,
-               clock: Clock = SYSTEM_CLOCK) -> CollectorApp:
+def create_app(
+    settings: Settings, outbox: Outbox | None = None, clock: Clock = SYSTEM_CLOCK
+) -> CollectorApp:
     """The collector app; ``outbox`` and ``clock`` are injectable for tests (default: Kafka
     from settings, the system clock)."""
-    box = outbox or Outbox(settings.kafka_bootstrap, settings.topic_raw,
-                           max_pending=settings.collector_max_pending,
-                           ack_timeout=settings.collector_ack_timeout_s,
-                           stall_s=settings.collector_stall_s, clock=clock)
+    box = outbox or Outbox(
+        settings.kafka_bootstrap,
+        settings.topic_raw,
+        max_pending=settings.collector_max_pending,
+        ack_timeout=settings.collector_ack_timeout_s,
+        stall_s=settings.collector_stall_s,
+        clock=clock,
+    )
     collector = Collector(settings, box, clock)
 
     @contextlib.asynccontextmanager

@@ -39,8 +39,11 @@ def _trim(url: str, allow: frozenset[str]) -> str | None:
         return None
     if parts.scheme not in ("http", "https", "android-app"):
         return None
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if k.startswith("utm_") or k in allow]
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.startswith("utm_") or k in allow
+    ]
     return urlunsplit((parts.scheme, netloc, parts.path or "/", urlencode(query), ""))
 
 
@@ -91,10 +94,14 @@ class OriginPattern(NamedTuple):
 
 
 #: an Origin as browsers send it: scheme://host[:port], nothing else (no user info, no path)
-_ORIGIN = re.compile(r"(https?)://([a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:.]+\])"
-                     r"(?::([0-9]{1,5}))?")
-_GLOB = re.compile(r"(https?)://((?:\*\.)?[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:.]+\])"
-                   r"(?::([0-9]{1,5}|\*))?")
+_ORIGIN = re.compile(
+    r"(https?)://([a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:.]+\])"
+    r"(?::([0-9]{1,5}))?"
+)
+_GLOB = re.compile(
+    r"(https?)://((?:\*\.)?[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:.]+\])"
+    r"(?::([0-9]{1,5}|\*))?"
+)
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _DEFAULT_PORT = {"http": "80", "https": "443"}
 
@@ -106,8 +113,10 @@ def parse_origin_glob(glob: str) -> OriginPattern:
         return OriginPattern("", "", None, any=True)
     m = _GLOB.fullmatch(glob.strip().lower())
     if not m:
-        raise ValueError(f"bad Origin pattern {glob!r}: expected scheme://host[:port], a "
-                         "'*.' subdomain wildcard, a ':*' port wildcard, or '*'")
+        raise ValueError(
+            f"bad Origin pattern {glob!r}: expected scheme://host[:port], a "
+            "'*.' subdomain wildcard, a ':*' port wildcard, or '*'"
+        )
     scheme, host, port = m.groups()
     return OriginPattern(scheme, host, port or _DEFAULT_PORT[scheme])
 
@@ -151,13 +160,14 @@ def _origin_matches(origin: str, globs: tuple[str, ...]) -> bool:
 
 
 async def broker_reachable(bootstrap: str, timeout: float = 1.0) -> str:
-    """"ok" when one of the bootstrap brokers accepts a TCP connection, else the error."""
+    """ "ok" when one of the bootstrap brokers accepts a TCP connection, else the error."""
     error = "no bootstrap server"
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
             _, writer = await asyncio.wait_for(
-                asyncio.open_connection(host.strip("[]"), int(port)), timeout)
+                asyncio.open_connection(host.strip("[]"), int(port)), timeout
+            )
         except (TimeoutError, OSError, ValueError) as exc:
             error = f"broker {server.strip()} unreachable: {type(exc).__name__}"
             continue

@@ -66,9 +66,14 @@ class EventFactory:
 
     def context(self, headers: Mapping[str, str], ip: str, dnt: bool, gpc: bool) -> Context:
         ua = headers.get("user-agent")
-        return Context(ip=ip, ua=ua[:512] if ua else None,
-                       lang=door.language(headers.get("accept-language")), dnt=dnt, gpc=gpc,
-                       received=epoch_ms(self._clock))
+        return Context(
+            ip=ip,
+            ua=ua[:512] if ua else None,
+            lang=door.language(headers.get("accept-language")),
+            dnt=dnt,
+            gpc=gpc,
+            received=epoch_ms(self._clock),
+        )
 
     def dropped_by_privacy(self, ev: ClientEvent, dnt: bool, gpc: bool) -> bool:
         """True when the site counts DNT/GPC visits not at all and this one carries a signal."""
@@ -80,8 +85,12 @@ class EventFactory:
         return crypto.partition_key(self._part_key, site, ctx.ip, ctx.ua or "")
 
     def _common(self, ctx: Context) -> dict:
-        return {"ua": ctx.ua, "lang": ctx.lang, "received": ctx.received,
-                "ip_enc": crypto.encrypt_ip(self._ip_key, ctx.ip) if ctx.ip else None}
+        return {
+            "ua": ctx.ua,
+            "lang": ctx.lang,
+            "received": ctx.received,
+            "ip_enc": crypto.encrypt_ip(self._ip_key, ctx.ip) if ctx.ip else None,
+        }
 
     def from_client(self, ev: ClientEvent, ctx: Context) -> KafkaMessage:
         """One browser event as a Kafka message; a DNT/GPC visit never keeps a cookie id.
@@ -98,8 +107,13 @@ class EventFactory:
         if (url and len(url) > URL_MAX) or (ref and len(ref) > URL_MAX):
             return self.from_client_model(ev, ctx)
         vid = None if private else ev.vid
-        out: dict = {"v": SCHEMA_VERSION, "id": str(ev.id), "type": ev.type, "site": ev.site,
-                     "ts": event_time(ev.ts, ctx.received)}
+        out: dict = {
+            "v": SCHEMA_VERSION,
+            "id": str(ev.id),
+            "type": ev.type,
+            "site": ev.site,
+            "ts": event_time(ev.ts, ctx.received),
+        }
         if url is not None:
             out["url"] = url
         if ref is not None:
@@ -128,20 +142,35 @@ class EventFactory:
         fields = ev.model_dump(exclude={"v", "url", "ref", "dnt", "gpc", "vid", "consent"})
         fields["ts"] = event_time(ev.ts, ctx.received)
         private = dnt or gpc
-        raw = RawEvent(**fields, **self._common(ctx), dnt=dnt, gpc=gpc,
-                       url=door.trim_url(ev.url, self._allow),
-                       ref=door.trim_url(ev.ref, self._allow),
-                       consent="none" if private else ev.consent,
-                       vid=None if private else ev.vid)
+        raw = RawEvent(
+            **fields,
+            **self._common(ctx),
+            dnt=dnt,
+            gpc=gpc,
+            url=door.trim_url(ev.url, self._allow),
+            ref=door.trim_url(ev.ref, self._allow),
+            consent="none" if private else ev.consent,
+            vid=None if private else ev.vid,
+        )
         return self._key(raw.site, raw.vid, ctx), raw.to_json()
 
-    def email_open(self, campaign: str, recipient: str, ctx: Context,
-                   fetch: dict | None = None) -> KafkaMessage | None:
+    def email_open(
+        self, campaign: str, recipient: str, ctx: Context, fetch: dict | None = None
+    ) -> KafkaMessage | None:
         """The pixel's event; the recipient token is pseudonymized downstream, never stored.
         ``fetch``: ``method`` / ``purpose`` / ``sent_at`` (``pixel_gate.fetch_signals``)."""
         if self._pixel_site in self._drop_sites and (ctx.dnt or ctx.gpc):
             return None
-        raw = RawEvent(id=uuid.uuid4(), type="email_open", site=self._pixel_site, ts=ctx.received,
-                       campaign=campaign, recipient=recipient, dnt=ctx.dnt, gpc=ctx.gpc,
-                       **(fetch or {}), **self._common(ctx))
+        raw = RawEvent(
+            id=uuid.uuid4(),
+            type="email_open",
+            site=self._pixel_site,
+            ts=ctx.received,
+            campaign=campaign,
+            recipient=recipient,
+            dnt=ctx.dnt,
+            gpc=ctx.gpc,
+            **(fetch or {}),
+            **self._common(ctx),
+        )
         return self._key(raw.site, recipient, ctx), raw.to_json()

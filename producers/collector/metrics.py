@@ -18,11 +18,15 @@ class Metrics:
         self.refused[reason] += n
 
     def render(self) -> str:
-        lines = ["# TYPE mayak_collector_accepted_events_total counter",
-                 f"mayak_collector_accepted_events_total {self.accepted}",
-                 "# TYPE mayak_collector_refused_total counter"]
-        lines += [f'mayak_collector_refused_total{{reason="{r}"}} {n}'
-                  for r, n in sorted(self.refused.items())]
+        lines = [
+            "# TYPE mayak_collector_accepted_events_total counter",
+            f"mayak_collector_accepted_events_total {self.accepted}",
+            "# TYPE mayak_collector_refused_total counter",
+        ]
+        lines += [
+            f'mayak_collector_refused_total{{reason="{r}"}} {n}'
+            for r, n in sorted(self.refused.items())
+        ]
         for name, read in sorted(self.gauges.items()):
             lines += [f"# TYPE mayak_collector_{name} gauge", f"mayak_collector_{name} {read()}"]
         return "\n".join(lines) + "\n"

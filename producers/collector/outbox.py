@@ -77,8 +77,15 @@ class MemoPartitioner(DefaultPartitioner):
     def __init__(self, size: int = 16_384) -> None:  # a few MB at most
         self._hash = functools.lru_cache(maxsize=size)(lambda key: murmur2(key) & 0x7FFFFFFF)
 
-    def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any,
-                  serialized_value: Any, cluster: Any) -> int:
+    def partition(
+        self,
+        topic: str,
+        key: Any,
+        serialized_key: bytes | None,
+        value: Any,
+        serialized_value: Any,
+        cluster: Any,
+    ) -> int:
         if serialized_key is None:
             return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
         parts = cluster.partitions_for_topic(topic)
@@ -126,9 +133,14 @@ def producer_config() -> dict[str, Any]:
     """The producer settings that matter for speed and delivery (also used by the benchmark's
     bare send loop, so that the comparison is like for like). Client-side metrics are off: the
     collector exports its own counters, and kafka-python's cost a few sensors per record."""
-    return {"acks": "all", "enable_idempotence": True, "linger_ms": LINGER_MS,
-            "compression_type": COMPRESSION, "partitioner": MemoPartitioner(),
-            "metrics_enabled": False}
+    return {
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": LINGER_MS,
+        "compression_type": COMPRESSION,
+        "partitioner": MemoPartitioner(),
+        "metrics_enabled": False,
+    }
 
 
 class Unavailable(Exception):
@@ -147,8 +159,10 @@ class _Frame:
         self.size = 0
 
     def fits(self, value: bytes) -> bool:
-        return not self.values or (len(self.values) < raw_frames.MAX_EVENTS
-                                   and self.size + len(value) < raw_frames.MAX_BYTES)
+        return not self.values or (
+            len(self.values) < raw_frames.MAX_EVENTS
+            and self.size + len(value) < raw_frames.MAX_BYTES
+        )
 
     def add(self, req: _Request, key: bytes | None, value: bytes) -> None:
         self.values.append(value)
@@ -162,8 +176,13 @@ class _Request:
 
     __slots__ = ("deadline", "error", "future", "missing", "records", "sent")
 
-    def __init__(self, records: list[tuple[bytes, bytes]], future: asyncio.Future,
-                 deadline: float, sent: float) -> None:
+    def __init__(
+        self,
+        records: list[tuple[bytes, bytes]],
+        future: asyncio.Future,
+        deadline: float,
+        sent: float,
+    ) -> None:
         self.records = records
         self.future = future
         self.missing = len(records)
@@ -175,9 +194,17 @@ class _Request:
 class Outbox:
     """Owns one KafkaProducer (created lazily, so the collector starts while Kafka is down)."""
 
-    def __init__(self, bootstrap: str, topic: str, *, max_pending: int, ack_timeout: float,
-                 stall_s: float = 3.0, producer_factory: Any = None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        max_pending: int,
+        ack_timeout: float,
+        stall_s: float = 3.0,
+        producer_factory: Any = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.max_pending = max_pending
@@ -212,10 +239,16 @@ class Outbox:
         timeout_ms = int(self.ack_timeout * 1000)
         block_ms = int(min(self.ack_timeout, BLOCK_S) * 1000)
         return KafkaProducer(
-            bootstrap_servers=self.bootstrap, **producer_config(), retries=2**31 - 1,
-            request_timeout_ms=min(10_000, timeout_ms), delivery_timeout_ms=timeout_ms + 5_000,
-            max_block_ms=block_ms, bootstrap_timeout_ms=block_ms,
-            reconnect_backoff_max_ms=1_000, client_id="mayak-collector")
+            bootstrap_servers=self.bootstrap,
+            **producer_config(),
+            retries=2**31 - 1,
+            request_timeout_ms=min(10_000, timeout_ms),
+            delivery_timeout_ms=timeout_ms + 5_000,
+            max_block_ms=block_ms,
+            bootstrap_timeout_ms=block_ms,
+            reconnect_backoff_max_ms=1_000,
+            client_id="mayak-collector",
+        )
 
     def _renew(self) -> None:
         """Drop the current producer (closed in the background; what it still holds fails or
@@ -224,8 +257,12 @@ class Outbox:
         self._renewed = self._clock.monotonic()
         if old is not None:
             log.warning("mayak collector: replacing the Kafka producer")
-            threading.Thread(target=_close_quietly, args=(old, self.ack_timeout + 5.0),
-                             name="mayak-outbox-close", daemon=True).start()
+            threading.Thread(
+                target=_close_quietly,
+                args=(old, self.ack_timeout + 5.0),
+                name="mayak-outbox-close",
+                daemon=True,
+            ).start()
 
     # -- the sender thread ------------------------------------------------------------------
 
@@ -291,10 +328,11 @@ class Outbox:
         owners = frame.owners
         producer = self._producer
         try:
-            producer.send(self.topic, key=key, value=raw_frames.frame(frame.values),
-                          partition=partition) \
-                .add_callback(functools.partial(self._acked, owners)) \
-                .add_errback(functools.partial(self._send_failed, producer, owners))
+            producer.send(
+                self.topic, key=key, value=raw_frames.frame(frame.values), partition=partition
+            ).add_callback(functools.partial(self._acked, owners)).add_errback(
+                functools.partial(self._send_failed, producer, owners)
+            )
         except Exception as exc:  # buffer full past max_block_ms
             self._send_failed(producer, owners, exc)
 
@@ -309,8 +347,7 @@ class Outbox:
             if last:
                 self._finish(req)
 
-    def _send_failed(self, producer: Any, owners: dict[_Request, int],
-                     exc: BaseException) -> None:
+    def _send_failed(self, producer: Any, owners: dict[_Request, int], exc: BaseException) -> None:
         if producer is self._producer:  # kafka-python may not recover by itself: renew it
             self._poison = producer
         self._failed_all(owners, exc)
@@ -374,8 +411,11 @@ class Outbox:
                         if not req.future.done():
                             req.future.set_exception(Unavailable(reason))
                     waiting.clear()
-        if self._down is not None and self._last_ack <= self._down_since \
-                and now - max(self._down_since, self._renewed) > self.ack_timeout + 5.0:
+        if (
+            self._down is not None
+            and self._last_ack <= self._down_since
+            and now - max(self._down_since, self._renewed) > self.ack_timeout + 5.0
+        ):
             self._poison = self._producer  # past its delivery timeout: nothing left to lose
             self._renewed = now
         heads = [w[0].deadline for w in (self._waiting, self._probing) if w]
@@ -395,8 +435,10 @@ class Outbox:
     def status(self) -> tuple[bool, str]:
         """(True, "ok"), or (False, why Kafka counts as unavailable)."""
         if self._down is not None and self._last_ack > self._down_since:
-            log.warning("mayak collector: Kafka available again after %.1f s",
-                        self._clock.monotonic() - self._down_since)
+            log.warning(
+                "mayak collector: Kafka available again after %.1f s",
+                self._clock.monotonic() - self._down_since,
+            )
             self._down = None
         return (True, "ok") if self._down is None else (False, self._down)
 
@@ -433,8 +475,12 @@ class Outbox:
             await req.future
         except Exception as exc:  # timeouts, broker errors, producer construction
             # one line per request while Kafka is fine; an outage is logged once
-            log.log(logging.DEBUG if self._down else logging.WARNING,
-                    "mayak collector: %d event(s) not acknowledged: %s", n, type(exc).__name__)
+            log.log(
+                logging.DEBUG if self._down else logging.WARNING,
+                "mayak collector: %d event(s) not acknowledged: %s",
+                n,
+                type(exc).__name__,
+            )
             if self._last_ack <= req.sent:  # no ack since it was sent: Kafka, not this request
                 self._mark_down(f"{type(exc).__name__}: {exc}"[:200])
             raise Unavailable(type(exc).__name__) from exc
@@ -466,8 +512,9 @@ def _close_quietly(producer: Any, timeout: float) -> None:
     try:
         producer.flush(timeout)
     except Exception as exc:  # the broker is away: what is left fails, its requests got 503
-        log.warning("mayak collector: Kafka producer closed with records unsent (%s)",
-                    type(exc).__name__)
+        log.warning(
+            "mayak collector: Kafka producer closed with records unsent (%s)", type(exc).__name__
+        )
     try:
         producer.close(0)
     except Exception:  # it flushes again first: stop its sender thread without sending

@@ -27,8 +27,9 @@ PREFETCH_HEADERS = ("sec-purpose", "purpose", "x-purpose", "x-moz")
 class PixelGate:
     """Remembers recent (campaign, recipient, fetcher) fetches in memory (bounded LRU)."""
 
-    def __init__(self, window_s: float, max_keys: int = 200_000,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, window_s: float, max_keys: int = 200_000, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.window_s = window_s
         self.max_keys = max_keys
         self.clock = clock
@@ -37,8 +38,9 @@ class PixelGate:
     @staticmethod
     def _key(campaign: str, recipient: str, ip: str, ua: str | None) -> bytes:
         # a digest, so the memory holds no IP or token in clear
-        return hashlib.blake2b("\x1f".join((campaign, recipient, ip, ua or "")).encode(),
-                               digest_size=16).digest()
+        return hashlib.blake2b(
+            "\x1f".join((campaign, recipient, ip, ua or "")).encode(), digest_size=16
+        ).digest()
 
     def first(self, campaign: str, recipient: str, ip: str, ua: str | None) -> bool:
         """True when this fetch is an open to record, False for a repeat within the window."""
@@ -60,8 +62,7 @@ class PixelGate:
         self._seen.pop(self._key(campaign, recipient, ip, ua), None)
 
 
-def fetch_signals(method: str, headers: Mapping[str, str],
-                  query: Mapping[str, str]) -> dict:
+def fetch_signals(method: str, headers: Mapping[str, str], query: Mapping[str, str]) -> dict:
     """``method`` (HEAD only), ``purpose`` ("prefetch") and ``sent_at`` (epoch ms) of a fetch;
     absent keys mean "nothing seen". A malformed ``s`` is ignored (the open still counts)."""
     out: dict = {}

@@ -109,9 +109,10 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, phrase: bytes, msg: str) -> None:
         body = msg.encode()
-        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                             b"content-length: %d\r\nconnection: close\r\n\r\n%s"
-                             % (status, phrase, len(body), body))
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, phrase, len(body), body)
+        )
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:

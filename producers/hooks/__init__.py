@@ -5,5 +5,11 @@ from producers.hooks.routes import ServiceRoutes
 from producers.hooks.tracker import Tracker, configure, track
 from producers.hooks.wsgi import MayakWSGIMiddleware
 
-__all__ = ["MayakASGIMiddleware", "MayakWSGIMiddleware", "ServiceRoutes", "Tracker", "configure",
-           "track"]
+__all__ = [
+    "MayakASGIMiddleware",
+    "MayakWSGIMiddleware",
+    "ServiceRoutes",
+    "Tracker",
+    "configure",
+    "track",
+]

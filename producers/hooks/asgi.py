@@ -21,8 +21,9 @@ from producers.hooks.tracker import Tracker
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
-                   Awaitable[None]]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
 
 
 def _uid_from_state(scope: Scope) -> object:
@@ -33,17 +34,28 @@ def _uid_from_state(scope: Scope) -> object:
 class MayakASGIMiddleware:
     """Times each matching HTTP request and records its outcome (500 if the app raised)."""
 
-    def __init__(self, app: ASGIApp, routes: dict[str, str] | ServiceRoutes,
-                 tracker: Tracker | None = None,
-                 get_uid: Callable[[Scope], object] = _uid_from_state) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        routes: dict[str, str] | ServiceRoutes,
+        tracker: Tracker | None = None,
+        get_uid: Callable[[Scope], object] = _uid_from_state,
+    ) -> None:
         self.app = app
         self.service = ServiceRequests(routes, tracker)
         self.get_uid = get_uid
 
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
-                       send: Callable[[Message], Awaitable[None]]) -> None:
-        route = (self.service.table.match(scope["method"], scope["path"])
-                 if scope["type"] == "http" else None)
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        route = (
+            self.service.table.match(scope["method"], scope["path"])
+            if scope["type"] == "http"
+            else None
+        )
         if route is None:
             await self.app(scope, receive, send)
             return
@@ -59,7 +71,16 @@ class MayakASGIMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            ua = next((v.decode("latin-1") for k, v in scope.get("headers", ())
-                       if k == b"user-agent"), None)
-            self.service.record(route.template, route.service_type, scope["method"], status,
-                                started, self.get_uid(scope), ua)
+            ua = next(
+                (v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"user-agent"),
+                None,
+            )
+            self.service.record(
+                route.template,
+                route.service_type,
+                scope["method"],
+                status,
+                started,
+                self.get_uid(scope),
+                ua,
+            )

@@ -22,9 +22,12 @@ from producers.hooks.tracker import Tracker
 class MayakDjangoMiddleware:
     """Times each matching request; routes come from ``settings.MAYAK_ROUTES``."""
 
-    def __init__(self, get_response: Callable[[Any], Any],
-                 routes: dict[str, str] | ServiceRoutes | None = None,
-                 tracker: Tracker | None = None) -> None:
+    def __init__(
+        self,
+        get_response: Callable[[Any], Any],
+        routes: dict[str, str] | ServiceRoutes | None = None,
+        tracker: Tracker | None = None,
+    ) -> None:
         if routes is None:
             from django.conf import settings
 
@@ -43,6 +46,12 @@ class MayakDjangoMiddleware:
             status = response.status_code
             return response
         finally:
-            self.service.record(route.template, route.service_type, request.method, status,
-                                started, getattr(request, "mayak_uid", None),
-                                request.META.get("HTTP_USER_AGENT"))
+            self.service.record(
+                route.template,
+                route.service_type,
+                request.method,
+                status,
+                started,
+                getattr(request, "mayak_uid", None),
+                request.META.get("HTTP_USER_AGENT"),
+            )

@@ -26,7 +26,7 @@ class Route:
 def _compile(template: str) -> re.Pattern[str]:
     out, pos = [], 0
     for m in _PARAM.finditer(template):
-        out.append(re.escape(template[pos:m.start()]))
+        out.append(re.escape(template[pos : m.start()]))
         out.append(".+" if m.group(2) else "[^/]+")
         pos = m.end()
     out.append(re.escape(template[pos:]))
@@ -48,8 +48,9 @@ class ServiceRoutes:
         self.routes: list[Route] = []
         for spec, service_type in routes.items():
             method, _, template = spec.partition(" ") if " " in spec else ("", "", spec)
-            self.routes.append(Route(method.upper() or None, template, _compile(template),
-                                     service_type))
+            self.routes.append(
+                Route(method.upper() or None, template, _compile(template), service_type)
+            )
 
     def match(self, method: str, path: str) -> Route | None:
         for route in self.routes:

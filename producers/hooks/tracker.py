@@ -26,9 +26,16 @@ Sink = Callable[[bytes, bytes], None]  # (key, value) -> None, may raise
 class Tracker:
     """Owns one producer thread and a bounded queue; ``track`` is safe from any thread."""
 
-    def __init__(self, site: str, sink: Sink, key_secret: bytes, *, max_queue: int = 10_000,
-                 clock: Clock = SYSTEM_CLOCK,
-                 on_close: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        site: str,
+        sink: Sink,
+        key_secret: bytes,
+        *,
+        max_queue: int = 10_000,
+        clock: Clock = SYSTEM_CLOCK,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self.site = site
         self._sink = sink
         self._secret = key_secret
@@ -45,9 +52,14 @@ class Tracker:
         """A tracker producing to ``settings.topic_raw`` on ``settings.kafka_bootstrap``."""
         from kafka import KafkaProducer
 
-        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                 enable_idempotence=True, linger_ms=20,
-                                 compression_type="gzip", max_block_ms=10_000)
+        producer = KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=20,
+            compression_type="gzip",
+            max_block_ms=10_000,
+        )
         topic = settings.topic_raw
 
         def sink(key: bytes, value: bytes) -> None:
@@ -64,8 +76,13 @@ class Tracker:
         """Validate and enqueue one event; returns it. Raises ``ValueError`` if invalid."""
         now = epoch_ms(self._clock)
         fields.setdefault("ts", now)
-        event = RawEvent(id=uuid.uuid4(), type=event_type, site=fields.pop("site", self.site),
-                         received=now, **fields)
+        event = RawEvent(
+            id=uuid.uuid4(),
+            type=event_type,
+            site=fields.pop("site", self.site),
+            received=now,
+            **fields,
+        )
         who = event.uid or event.vid or str(event.id)
         try:
             self._q.put_nowait((partition_key(self._secret, event.site, who), event.to_json()))

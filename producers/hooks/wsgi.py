@@ -44,9 +44,13 @@ class _ClosingBody:
 class MayakWSGIMiddleware:
     """Times each matching request; the customer id comes from ``environ["mayak.uid"]``."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], routes: dict[str, str] | ServiceRoutes,
-                 tracker: Tracker | None = None,
-                 get_uid: Callable[[Environ], object] = lambda env: env.get("mayak.uid")) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        routes: dict[str, str] | ServiceRoutes,
+        tracker: Tracker | None = None,
+        get_uid: Callable[[Environ], object] = lambda env: env.get("mayak.uid"),
+    ) -> None:
         self.app = app
         self.service = ServiceRequests(routes, tracker)
         self.get_uid = get_uid
@@ -64,8 +68,15 @@ class MayakWSGIMiddleware:
             return start_response(status_line, headers, exc_info)
 
         def done() -> None:
-            self.service.record(route.template, route.service_type, method, status[0], started,
-                                self.get_uid(environ), environ.get("HTTP_USER_AGENT"))
+            self.service.record(
+                route.template,
+                route.service_type,
+                method,
+                status[0],
+                started,
+                self.get_uid(environ),
+                environ.get("HTTP_USER_AGENT"),
+            )
 
         try:
             body = self.app(environ, start)

@@ -68,7 +68,8 @@ def test_customer_ids_are_not_stored_in_clear(store) -> None:
     store.opt_out("customer-4242")
     store.close()
     raw = store.path.read_bytes() + b"".join(
-        p.read_bytes() for p in store.path.parent.iterdir() if p != store.path)
+        p.read_bytes() for p in store.path.parent.iterdir() if p != store.path
+    )
     assert b"customer-4242" not in raw
 
 

@@ -89,41 +89,64 @@ def test_what_is_not_personal_is_kept(url: str, path: str) -> None:
     assert scrub_url(SITE + url) == SITE + path
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    # personal -> removed
-    ("994501234567", "[phone]"),  # a campaign id made of a phone number
-    ("050/123/45/67", "[phone]"), ("050_123_45_67", "[phone]"), ("(050) 123-45-67", "[phone]"),
-    ("+994 50 123 45 67", "[phone]"), ("0501234567", "[phone]"), ("+1 (555) 123-4567", "[phone]"),
-    ("555-123-4567", "[phone]"), ("8 800 555 35 35", "[phone]"),
-    ("ELG-CUST-7QX9", "[customer]"), ("kabinet ELG-CUST-AB12CD", "kabinet [customer]"),
-    ("198.18.7.77", "[ip]"), ("from 10.0.0.1 via 2a02:4780::1", "from [ip] via [ip]"),
-    ("ali@mail.az yazdı", "[email] yazdı"),
-    ("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", "[ua]"),
-    ("app E-Legal-App/3.1 (Android 14; SM-S918B)", "app [ua]"),
-    ("kart 4111111111111111", "kart [num]"), ("VÖEN 1400057421", "VÖEN [num]"),
-    ("15.03.2026 050 123 45 67", "15.03.2026 [phone]"),  # a date beside a phone: each judged
-    ("2026-03-15 10:30 +994 50 123 45 67", "2026-03-15 10:30 [phone]"),
-    # not personal -> kept
-    ("newsletter-2026-11", "newsletter-2026-11"), ("spring_2026_05_15", "spring_2026_05_15"),
-    ("Xəbərlər", "Xəbərlər"), ("iclas 10:30", "iclas 10:30"),
-    ("15.03.2026 10:30", "15.03.2026 10:30"), ("Maddə 123.4, bənd 5", "Maddə 123.4, bənd 5"),
-    ("case 1234567 of 2024", "case 1234567 of 2024"),
-    ("page 2 of 14", "page 2 of 14"), ("ts 1764000000000", "ts 1764000000000"),
-    ("id 3fa85f64-5717-4562-b3fc-2c963f66afa6", "id 3fa85f64-5717-4562-b3fc-2c963f66afa6"),
-    ("hash a3f5e8d9c1b2a4f60123456789abcdef", "hash a3f5e8d9c1b2a4f60123456789abcdef"),
-    ("std::vector", "std::vector"), ("1.2.3.4.5", "1.2.3.4.5"),
-    ("1 250 000.00 AZN", "1 250 000.00 AZN"), ("2024/05/15/123", "2024/05/15/123"),
-    ("Maddə 12/3 (bənd 1; 2)", "Maddə 12/3 (bənd 1; 2)"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # personal -> removed
+        ("994501234567", "[phone]"),  # a campaign id made of a phone number
+        ("050/123/45/67", "[phone]"),
+        ("050_123_45_67", "[phone]"),
+        ("(050) 123-45-67", "[phone]"),
+        ("+994 50 123 45 67", "[phone]"),
+        ("0501234567", "[phone]"),
+        ("+1 (555) 123-4567", "[phone]"),
+        ("555-123-4567", "[phone]"),
+        ("8 800 555 35 35", "[phone]"),
+        ("ELG-CUST-7QX9", "[customer]"),
+        ("kabinet ELG-CUST-AB12CD", "kabinet [customer]"),
+        ("198.18.7.77", "[ip]"),
+        ("from 10.0.0.1 via 2a02:4780::1", "from [ip] via [ip]"),
+        ("ali@mail.az yazdı", "[email] yazdı"),
+        ("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", "[ua]"),
+        ("app E-Legal-App/3.1 (Android 14; SM-S918B)", "app [ua]"),
+        ("kart 4111111111111111", "kart [num]"),
+        ("VÖEN 1400057421", "VÖEN [num]"),
+        ("15.03.2026 050 123 45 67", "15.03.2026 [phone]"),  # a date beside a phone: each judged
+        ("2026-03-15 10:30 +994 50 123 45 67", "2026-03-15 10:30 [phone]"),
+        # not personal -> kept
+        ("newsletter-2026-11", "newsletter-2026-11"),
+        ("spring_2026_05_15", "spring_2026_05_15"),
+        ("Xəbərlər", "Xəbərlər"),
+        ("iclas 10:30", "iclas 10:30"),
+        ("15.03.2026 10:30", "15.03.2026 10:30"),
+        ("Maddə 123.4, bənd 5", "Maddə 123.4, bənd 5"),
+        ("case 1234567 of 2024", "case 1234567 of 2024"),
+        ("page 2 of 14", "page 2 of 14"),
+        ("ts 1764000000000", "ts 1764000000000"),
+        ("id 3fa85f64-5717-4562-b3fc-2c963f66afa6", "id 3fa85f64-5717-4562-b3fc-2c963f66afa6"),
+        ("hash a3f5e8d9c1b2a4f60123456789abcdef", "hash a3f5e8d9c1b2a4f60123456789abcdef"),
+        ("std::vector", "std::vector"),
+        ("1.2.3.4.5", "1.2.3.4.5"),
+        ("1 250 000.00 AZN", "1 250 000.00 AZN"),
+        ("2024/05/15/123", "2024/05/15/123"),
+        ("Maddə 12/3 (bənd 1; 2)", "Maddə 12/3 (bənd 1; 2)"),
+    ],
+)
 def test_free_text_both_ways(text: str, expected: str) -> None:
     assert scrub_text(text) == expected
 
 
 def test_utm_values_and_referrers_lose_phones_ips_and_customer_ids() -> None:
-    url = (f"{SITE}/x?utm_source=050/123/45/67&utm_medium=ELG-CUST-7QX9"
-           "&utm_campaign=994501234567&utm_content=198.18.7.77")
-    assert utm_params(url) == {"utm_source": "[phone]", "utm_medium": "[customer]",
-                               "utm_campaign": "[phone]", "utm_content": "[ip]"}
+    url = (
+        f"{SITE}/x?utm_source=050/123/45/67&utm_medium=ELG-CUST-7QX9"
+        "&utm_campaign=994501234567&utm_content=198.18.7.77"
+    )
+    assert utm_params(url) == {
+        "utm_source": "[phone]",
+        "utm_medium": "[customer]",
+        "utm_campaign": "[phone]",
+        "utm_content": "[ip]",
+    }
     assert scrub.referrer_domain("http://198.18.7.77/a", SITE) == "[ip]"
     assert scrub.referrer_domain("http://[2001:db8::7]:8080/a", SITE) == "[ip]"
 
@@ -158,10 +181,16 @@ def test_the_setting_is_validated() -> None:
 def test_the_events_own_identity_is_cut_out_of_values() -> None:
     ua = "E-Legal-App/3.1 (Android 14; SM-S918B)"
     props = {"agent": ua, "who": "customer 4711-AZ", "n": 3, "list": [ua, "ok"]}
-    assert scrub.without_secrets(props, {ua: "[ua]", "4711-AZ": "[customer]", None: "[ip]"}) == \
-        {"agent": "[ua]", "who": "customer [customer]", "n": 3, "list": ["[ua]", "ok"]}
-    assert scrub.without_secrets({"k": "a7", "j": "a71"}, {"a7": "[customer]"}) == \
-        {"k": "[customer]", "j": "a71"}  # short secrets: whole values only
+    assert scrub.without_secrets(props, {ua: "[ua]", "4711-AZ": "[customer]", None: "[ip]"}) == {
+        "agent": "[ua]",
+        "who": "customer [customer]",
+        "n": 3,
+        "list": ["[ua]", "ok"],
+    }
+    assert scrub.without_secrets({"k": "a7", "j": "a71"}, {"a7": "[customer]"}) == {
+        "k": "[customer]",
+        "j": "a71",
+    }  # short secrets: whole values only
 
 
 # --- properties: every separator style, every address --------------------------------------
@@ -183,8 +212,12 @@ def az_phones(draw) -> str:
 
 
 @settings(max_examples=300, deadline=None)
-@given(phone=az_phones(), where=st.sampled_from(
-    ["zeng {} indi", "/zeng/{}/x", "{}", "/cases/10000/{}", "15.03.2026 {}", "{} 2026-03-15"]))
+@given(
+    phone=az_phones(),
+    where=st.sampled_from(
+        ["zeng {} indi", "/zeng/{}/x", "{}", "/cases/10000/{}", "15.03.2026 {}", "{} 2026-03-15"]
+    ),
+)
 def test_no_digit_of_a_phone_survives(phone: str, where: str) -> None:
     text = where.format(phone)
     out = scrub_path(text) if text.startswith("/") else scrub_text(text)
@@ -195,16 +228,27 @@ def test_no_digit_of_a_phone_survives(phone: str, where: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(address=st.ip_addresses().filter(lambda a: a != ipaddress.IPv6Address("::")))
 def test_no_ip_address_survives(address) -> None:
-    for text in (f"seen {address} today", f"/ip/{address}/log", f"/cases/10234/{address}",
-                 f"call 050 123 45 67 from {address}"):
+    for text in (
+        f"seen {address} today",
+        f"/ip/{address}/log",
+        f"/cases/10234/{address}",
+        f"call 050 123 45 67 from {address}",
+    ):
         out = scrub_path(text) if text.startswith("/") else scrub_text(text)
         assert str(address) not in out and "[ip]" in out, (text, out)
 
 
 @settings(max_examples=200, deadline=None)
-@given(day=st.dates(date(1990, 1, 1), date(2099, 12, 31)),
-       ms=st.integers(1_000_000_000_000, 1_999_999_999_999), article=st.integers(1, 99_999_999))
+@given(
+    day=st.dates(date(1990, 1, 1), date(2099, 12, 31)),
+    ms=st.integers(1_000_000_000_000, 1_999_999_999_999),
+    article=st.integers(1, 99_999_999),
+)
 def test_dates_timestamps_and_article_ids_survive(day, ms: int, article: int) -> None:
-    for slug in (f"/az/xeberler/{day:%Y-%m-%d}-yeni-qanun", f"/az/{day:%d.%m.%Y}-qerar",
-                 f"/fresh/mayak-1-{ms}", f"/blog/{day.year}/article-{article}"):
+    for slug in (
+        f"/az/xeberler/{day:%Y-%m-%d}-yeni-qanun",
+        f"/az/{day:%d.%m.%Y}-qerar",
+        f"/fresh/mayak-1-{ms}",
+        f"/blog/{day.year}/article-{article}",
+    ):
         assert scrub_path(slug) == slug

@@ -16,18 +16,33 @@ from anonymizer.scrub import (
 )
 
 
-@pytest.mark.parametrize("text", [
-    "ali.veliyev@mail.az", "ALI@Example.COM", "ali%40mail.az",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ali.veliyev@mail.az",
+        "ALI@Example.COM",
+        "ali%40mail.az",
+    ],
+)
 def test_emails_are_redacted(text: str) -> None:
     assert scrub_text(f"write to {text} today") == "write to [email] today"
 
 
-@pytest.mark.parametrize("text", [
-    "+994 50 123 45 67", "+994501234567", "+994-50-123-45-67", "(+994 12) 555 55 55",
-    "00994 55 123 45 67", "050 123 45 67", "050-123-45-67", "0501234567", "(012) 555-55-55",
-    "555-55-55",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+994 50 123 45 67",
+        "+994501234567",
+        "+994-50-123-45-67",
+        "(+994 12) 555 55 55",
+        "00994 55 123 45 67",
+        "050 123 45 67",
+        "050-123-45-67",
+        "0501234567",
+        "(012) 555-55-55",
+        "555-55-55",
+    ],
+)
 def test_phones_are_redacted(text: str) -> None:
     assert "[phone]" in scrub_text(f"call {text} now")
     assert not any(ch.isdigit() for ch in scrub_text(f"call {text} now"))
@@ -41,8 +56,11 @@ def test_long_digit_runs_are_redacted_short_numbers_kept() -> None:
 
 
 def test_scrub_value_walks_nested_values() -> None:
-    assert scrub_value({"who": "a@b.az", "n": 5, "list": ["+994501234567"]}) == \
-        {"who": "[email]", "n": 5, "list": ["[phone]"]}
+    assert scrub_value({"who": "a@b.az", "n": 5, "list": ["+994501234567"]}) == {
+        "who": "[email]",
+        "n": 5,
+        "list": ["[phone]"],
+    }
 
 
 def test_paths_get_ids_templated_and_personal_data_removed() -> None:
@@ -67,7 +85,10 @@ def test_only_utm_parameters_survive() -> None:
 
 
 def test_referrer_is_reduced_to_an_external_domain() -> None:
-    assert referrer_domain("https://www.google.com/search?q=ali", "https://e-legal.az/") == "google.com"
+    assert (
+        referrer_domain("https://www.google.com/search?q=ali", "https://e-legal.az/")
+        == "google.com"
+    )
     assert referrer_domain("https://e-legal.az/a", "https://e-legal.az/b") == ""
     assert referrer_domain("not a url", None) == ""
     assert referrer_domain(None, None) == ""
@@ -79,4 +100,6 @@ def test_pseudonyms_are_keyed_and_separated() -> None:
     assert pseudonym.keyed_hash(k1, "ab", "c") != pseudonym.keyed_hash(k1, "a", "bc")
     vid = pseudonym.cookieless_visitor_id(k1, "s", "1.2.3.4", "UA")
     assert len(vid) == 32 and vid != pseudonym.cookieless_visitor_id(k2, "s", "1.2.3.4", "UA")
-    assert pseudonym.session_id("v", 1) == pseudonym.session_id("v", 1) != pseudonym.session_id("v", 2)
+    assert (
+        pseudonym.session_id("v", 1) == pseudonym.session_id("v", 1) != pseudonym.session_id("v", 2)
+    )

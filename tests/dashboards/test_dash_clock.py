@@ -24,7 +24,9 @@ def test_today_and_the_default_range_follow_the_clock_in_the_report_zone() -> No
     assert qp.local_today(REPORT_TIMEZONE, clock) == date(2026, 2, 1)
     assert qp.local_today("UTC", clock) == date(2026, 1, 31)
     assert qp.date_range(QueryParams(""), REPORT_TIMEZONE, clock) == (
-        date(2026, 2, 1) - timedelta(days=qp.DEFAULT_DAYS - 1), date(2026, 2, 1))
+        date(2026, 2, 1) - timedelta(days=qp.DEFAULT_DAYS - 1),
+        date(2026, 2, 1),
+    )
     clock.advance(days=40)
     query = qp.query_from(QueryParams("site=s1"), REPORT_TIMEZONE, clock=clock)
     assert query.date_to == date(2026, 3, 13)
@@ -32,21 +34,29 @@ def test_today_and_the_default_range_follow_the_clock_in_the_report_zone() -> No
 
 @pytest.mark.clickhouse
 def test_the_app_takes_its_dates_budget_periods_and_audit_times_from_the_clock(
-        tmp_path, wh) -> None:
+    tmp_path, wh
+) -> None:
     settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1")
     clock = FakeClock(LATE)
     api = TestClient(create_app(settings, wh, clock=clock))
     marketing = {"Authorization": "Bearer " + add_token(tokens_path(settings), "mia", "marketing")}
-    researcher = {"Authorization": "Bearer " + add_token(tokens_path(settings), "rey",
-                                                         "researcher")}
-    posted = api.post("/api/marketing/campaigns/spring/sends", headers=marketing,
-                      json={"site": "s1", "sent": 10})
+    researcher = {
+        "Authorization": "Bearer " + add_token(tokens_path(settings), "rey", "researcher")
+    }
+    posted = api.post(
+        "/api/marketing/campaigns/spring/sends", headers=marketing, json={"site": "s1", "sent": 10}
+    )
     assert posted.status_code == 200 and posted.json()["sent_on"] == "2026-02-01"
     budget = api.get("/api/research/budget", headers=researcher).json()
     assert budget["until"] == "2026-02-01T00:00:00+00:00"  # the month of the clock (UTC)
     clock.advance(hours=4)
-    assert api.get("/api/research/budget", headers=researcher).json()["until"] == \
-        "2026-03-01T00:00:00+00:00"
+    assert (
+        api.get("/api/research/budget", headers=researcher).json()["until"]
+        == "2026-03-01T00:00:00+00:00"
+    )
     stamps = wh.query("SELECT ts FROM query_audit ORDER BY ts").result_rows
-    assert [str(ts)[:16] for ts, in stamps] == ["2026-01-31 20:30", "2026-01-31 20:30",
-                                                "2026-02-01 00:30"]
+    assert [str(ts)[:16] for (ts,) in stamps] == [
+        "2026-01-31 20:30",
+        "2026-01-31 20:30",
+        "2026-02-01 00:30",
+    ]

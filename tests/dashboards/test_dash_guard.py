@@ -25,8 +25,9 @@ def _settings(tmp_path, **kw) -> Settings:
 
 
 def _audit(wh) -> list[tuple]:
-    return wh.query("SELECT actor, endpoint, request, status FROM query_audit ORDER BY ts"
-                    ).result_rows
+    return wh.query(
+        "SELECT actor, endpoint, request, status FROM query_audit ORDER BY ts"
+    ).result_rows
 
 
 def test_missing_or_broken_tokens_file_fails_closed(tmp_path, wh) -> None:
@@ -62,16 +63,23 @@ def test_refused_calls_are_rate_limited_and_audited_without_parameters(tmp_path,
     token = add_token(tokens_path(settings), "ana", "product")
     api = TestClient(create_app(settings, wh))
     huge = {**RANGE, "filter": "path:" + "x" * 60_000}
-    codes = [api.get("/api/stats/breakdown", params=huge,
-                     headers={"Authorization": "Bearer wrong"}).status_code for _ in range(20)]
+    codes = [
+        api.get(
+            "/api/stats/breakdown", params=huge, headers={"Authorization": "Bearer wrong"}
+        ).status_code
+        for _ in range(20)
+    ]
     assert codes == [401] * 5 + [429] * 15
     rows = _audit(wh)
     assert rows == [("unauthenticated", "stats/breakdown", "{}", 401)] * 5
     size = wh.query("SELECT sum(length(request)) FROM query_audit").result_rows[0][0]
     assert size == 10
     # a token holder's bad question is audited with its parameters, each cut to 200 characters
-    bad = api.get("/api/stats/breakdown", params={**huge, "dimensions": "nope"},
-                  headers={"Authorization": f"Bearer {token}"})
+    bad = api.get(
+        "/api/stats/breakdown",
+        params={**huge, "dimensions": "nope"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert bad.status_code == 400
     actor, _, request, status = _audit(wh)[-1]
     assert (actor, status) == ("ana", 400) and 200 < len(request) < 1000
@@ -95,8 +103,11 @@ BAD_INPUTS = [  # (method, path, params or body) -> must be 400, naming the fiel
     ("POST", "marketing/campaigns/spring/sends", {"site": "s1", "sent": "12"}),
     ("POST", "marketing/campaigns/spring/sends", {"site": "s1", "sent": 1.5}),
     ("POST", "marketing/campaigns/spring/sends", {"site": 7, "sent": 3}),
-    ("POST", "marketing/campaigns/spring/sends", {"site": "s1", "sent": 3,
-                                                  "sent_on": "9999-12-31"}),
+    (
+        "POST",
+        "marketing/campaigns/spring/sends",
+        {"site": "s1", "sent": 3, "sent_on": "9999-12-31"},
+    ),
     ("POST", "admin/erase", {"customer": {"a": 1}}),
     ("POST", "admin/erase", {"customer": "c1", "opt_out": "yes"}),
     ("POST", "admin/export", {"customer": 12}),
@@ -120,18 +131,25 @@ def test_heavy_queries_are_stopped_with_a_clear_error(tmp_path, wh) -> None:
     rows = synthetic_events(50_000)
     insert_events(wh, [{**r, "path": f"/p/{i}"} for i, r in enumerate(rows)])
     wide = {**RANGE, "dimensions": "hour,path,isp"}
-    heavy = (({"query_max_groups": 5}, "rows"), ({"query_max_memory_mb": 1}, "memory"),
-             ({"query_max_seconds": 0.001}, "time"))
+    heavy = (
+        ({"query_max_groups": 5}, "rows"),
+        ({"query_max_memory_mb": 1}, "memory"),
+        ({"query_max_seconds": 0.001}, "time"),
+    )
     for limits, what in heavy:
         settings = _settings(tmp_path, **limits)
         api = TestClient(create_app(settings, wh))
         auth = {"Authorization": f"Bearer {cli_token_path(settings).read_text()}"}
         got = api.get("/api/stats/series", params=wide, headers=auth)
         assert got.status_code == 422, (what, got.text[:200])
-        assert got.json()["error"] == (f"query too heavy ({what} limit): narrow the date range "
-                                       "or drop a dimension")
-        research = api.get("/api/research/query", headers=auth,
-                           params={**RANGE, "dimensions": "path,isp", "metrics": "pageviews"})
+        assert got.json()["error"] == (
+            f"query too heavy ({what} limit): narrow the date range or drop a dimension"
+        )
+        research = api.get(
+            "/api/research/query",
+            headers=auth,
+            params={**RANGE, "dimensions": "path,isp", "metrics": "pageviews"},
+        )
         assert research.status_code == 422
     assert _audit(wh)[-1][3] == 422
     roomy = TestClient(create_app(_settings(tmp_path), wh))
@@ -143,8 +161,10 @@ def test_every_question_carries_the_limits(tmp_path, wh) -> None:
 
     settings = _settings(tmp_path, query_max_seconds=2.5, query_max_memory_mb=300)
     reader = LimitedClient(wh, read_limits(settings))
-    got = reader.query("SELECT getSetting('max_execution_time'), getSetting('max_memory_usage'), "
-                       "getSetting('max_rows_to_group_by')").result_rows[0]
+    got = reader.query(
+        "SELECT getSetting('max_execution_time'), getSetting('max_memory_usage'), "
+        "getSetting('max_rows_to_group_by')"
+    ).result_rows[0]
     assert got == (2.5, 300 * 1024 * 1024, 1_000_000)
     assert reader.database == wh.database  # everything else is the wrapped client
 
@@ -167,8 +187,9 @@ def test_a_call_waits_behind_another_query_only_a_bounded_time(tmp_path, wh) -> 
     settings = _settings(tmp_path, query_max_seconds=0.2)  # waits at most 3 x 0.2 s
     api = TestClient(create_app(settings, _SlowReads(wh, 2.5)))
     auth = {"Authorization": f"Bearer {cli_token_path(settings).read_text()}"}
-    first = threading.Thread(target=api.get, args=("/api/stats/summary",),
-                             kwargs={"params": RANGE, "headers": auth})
+    first = threading.Thread(
+        target=api.get, args=("/api/stats/summary",), kwargs={"params": RANGE, "headers": auth}
+    )
     first.start()
     time.sleep(0.5)  # the first call holds the one query slot
     started = time.monotonic()
@@ -218,8 +239,11 @@ def test_concurrent_research_questions_cannot_overspend_the_budget(tmp_path, wh)
     got = {}
 
     def ask(dimension: str) -> None:
-        got[dimension] = api.get("/api/research/query", headers=auth, params={
-            **RANGE, "dimensions": dimension, "epsilon": "0.6"})
+        got[dimension] = api.get(
+            "/api/research/query",
+            headers=auth,
+            params={**RANGE, "dimensions": dimension, "epsilon": "0.6"},
+        )
 
     both = [threading.Thread(target=ask, args=(d,)) for d in ("country", "device_type")]
     for thread in both:

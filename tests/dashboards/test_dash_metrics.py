@@ -33,8 +33,12 @@ def _audit(wh) -> list[tuple]:
 
 
 def test_unknown_site_is_a_404_naming_the_sites(api, wh) -> None:
-    for path, extra in (("stats/summary", {}), ("stats/breakdown", {"dimensions": "path"}),
-                        ("stats/goals", {}), ("research/query", {})):
+    for path, extra in (
+        ("stats/summary", {}),
+        ("stats/breakdown", {"dimensions": "path"}),
+        ("stats/goals", {}),
+        ("research/query", {}),
+    ):
         got = api.get(f"/api/{path}", params={**RANGE, "site": "nope", **extra})
         if path == "research/query":
             assert got.status_code == 403  # the role check comes first
@@ -46,13 +50,17 @@ def test_unknown_site_is_a_404_naming_the_sites(api, wh) -> None:
 
 
 def test_goals_endpoint(api) -> None:
-    got = api.get("/api/stats/goals", params=[*RANGE.items(), ("goal", "event:signup"),
-                                               ("goal", "page:/services/*")])
+    got = api.get(
+        "/api/stats/goals",
+        params=[*RANGE.items(), ("goal", "event:signup"), ("goal", "page:/services/*")],
+    )
     assert got.status_code == 200
     body = got.json()
     assert body["visits"] == 5
     assert [(g["goal"], g["conversions"], g["conversion_rate"]) for g in body["goals"]] == [
-        ("event:signup", 1, 0.2), ("page:/services/*", 2, 0.4)]
+        ("event:signup", 1, 0.2),
+        ("page:/services/*", 2, 0.4),
+    ]
     bad = api.get("/api/stats/goals", params={**RANGE, "goal": "signup"})
     assert bad.status_code == 400 and "event:<name>" in bad.json()["error"]
 
@@ -74,8 +82,13 @@ def test_research_counts_web_visitors_of_a_path(tmp_path, wh) -> None:
 
     web, non_web = fixed_visits()
     insert_events(wh, web + non_web)
-    query = Query(site="m", metrics=("visitors",), date_from=date.fromisoformat(RANGE["from"]),
-                  date_to=date.fromisoformat(RANGE["to"]), dimensions=("path",))
+    query = Query(
+        site="m",
+        metrics=("visitors",),
+        date_from=date.fromisoformat(RANGE["from"]),
+        date_to=date.fromisoformat(RANGE["to"]),
+        dimensions=("path",),
+    )
     # the exact, bounded sums the private release starts from
     cells = bounded_cells(wh, query, ("visitors", "pageviews"), 2, {"pageviews": 5})
     # "/" was viewed by A, B and E; the three e-mail opens that land on "/" are not visitors
@@ -84,12 +97,16 @@ def test_research_counts_web_visitors_of_a_path(tmp_path, wh) -> None:
     token = add_token(tokens_path(settings), "rza", "researcher")
     api = TestClient(create_app(settings, wh))
     auth = {"Authorization": f"Bearer {token}"}
-    ratio = api.get("/api/research/query", headers=auth,
-                    params={**RANGE, "dimensions": "path", "metrics": "scroll_depth"})
+    ratio = api.get(
+        "/api/research/query",
+        headers=auth,
+        params={**RANGE, "dimensions": "path", "metrics": "scroll_depth"},
+    )
     assert ratio.status_code == 400 and "counts only" in ratio.json()["error"]
     # a mistyped site is a 404 before anything is spent or recorded
-    typo = api.get("/api/research/query", headers=auth,
-                   params={**RANGE, "site": "nope", "dimensions": "path"})
+    typo = api.get(
+        "/api/research/query", headers=auth, params={**RANGE, "site": "nope", "dimensions": "path"}
+    )
     assert typo.status_code == 404 and "sites with data: m" in typo.json()["error"]
     assert wh.query("SELECT count() FROM research_ledger").result_rows[0][0] == 0
     spent = api.get("/api/research/budget", headers=auth).json()

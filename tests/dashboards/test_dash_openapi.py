@@ -36,8 +36,12 @@ def _operations(app) -> dict[tuple[str, str], set[str] | None]:
 def test_every_route_is_described_with_its_roles(tmp_path, wh) -> None:
     settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1")
     spec = openapi.description()
-    described = {(path, method): op for path, ops in spec["paths"].items()
-                 for method, op in ops.items() if method != "servers"}
+    described = {
+        (path, method): op
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        if method != "servers"
+    }
     dashboards = _operations(create_app(settings, wh))
     collector = create_collector(settings, outbox=object())
     served = {**_operations(collector.app), ("/e", "post"): None}  # POST /e bypasses routing
@@ -57,8 +61,11 @@ def test_every_route_is_described_with_its_roles(tmp_path, wh) -> None:
     for path in openapi.COLLECTOR_PATHS:
         assert spec["paths"][path]["servers"][0]["url"].endswith(":8400")
     research = spec["paths"]["/api/research/query"]["get"]
-    assert next(p for p in research["parameters"] if p["name"] == "format")["schema"]["enum"] \
-        == ["json", "csv", "parquet"]
+    assert next(p for p in research["parameters"] if p["name"] == "format")["schema"]["enum"] == [
+        "json",
+        "csv",
+        "parquet",
+    ]
     assert "application/vnd.apache.parquet" in research["responses"]["200"]["content"]
     export = spec["paths"]["/api/stats/export"]["get"]
     assert "requestBody" not in export

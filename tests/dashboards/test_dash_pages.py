@@ -30,8 +30,11 @@ from mayak.settings import REPORT_TIMEZONE, Settings
 from tests.producers.chromium import Chromium, chromium_path
 from tests.warehouse.samples import START, fixed_visits, insert_events, synthetic_events
 
-pytestmark = [pytest.mark.clickhouse, pytest.mark.browser,
-              pytest.mark.skipif(chromium_path() is None, reason="apt-get install chromium")]
+pytestmark = [
+    pytest.mark.clickhouse,
+    pytest.mark.browser,
+    pytest.mark.skipif(chromium_path() is None, reason="apt-get install chromium"),
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
 
 
@@ -40,8 +43,9 @@ class Served:
 
     def __init__(self, app) -> None:
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         while not self.server.started:
@@ -55,19 +59,49 @@ class Served:
 @pytest.fixture
 def served(tmp_path, wh):
     rows = synthetic_events(600, site="demo")
-    earlier = [{**r, "ts": r["ts"] - timedelta(days=7), "session_id": r["session_id"] + "-w"}
-               for r in synthetic_events(300, site="demo", seed=2)]
+    earlier = [
+        {**r, "ts": r["ts"] - timedelta(days=7), "session_id": r["session_id"] + "-w"}
+        for r in synthetic_events(300, site="demo", seed=2)
+    ]
     web, non_web = fixed_visits("demo", day_offset=2)
     now = datetime.now(UTC).replace(tzinfo=None)
-    live = [{**r, "ts": now - timedelta(minutes=1), "session_id": f"live-{i}", "visitor_id": f"l{i}"}
-            for i, r in enumerate(web[:4])]  # readers of the last minutes
+    live = [
+        {**r, "ts": now - timedelta(minutes=1), "session_id": f"live-{i}", "visitor_id": f"l{i}"}
+        for i, r in enumerate(web[:4])
+    ]  # readers of the last minutes
     insert_events(wh, rows + earlier + web + non_web + live)
     signup = next(e for e in web if e["event_type"] == "custom")
-    wh.insert("events", [[uuid.uuid4(), "custom", "demo", signup["ts"], "vC", "vC-1", signup["path"],
-                          "signup", {"plan": "pro"}, "AZ", "desktop"]],
-              column_names=["event_id", "event_type", "site_id", "ts", "visitor_id",
-                            "session_id", "path", "event_name", "props", "country",
-                            "device_type"])
+    wh.insert(
+        "events",
+        [
+            [
+                uuid.uuid4(),
+                "custom",
+                "demo",
+                signup["ts"],
+                "vC",
+                "vC-1",
+                signup["path"],
+                "signup",
+                {"plan": "pro"},
+                "AZ",
+                "desktop",
+            ]
+        ],
+        column_names=[
+            "event_id",
+            "event_type",
+            "site_id",
+            "ts",
+            "visitor_id",
+            "session_id",
+            "path",
+            "event_name",
+            "props",
+            "country",
+            "device_type",
+        ],
+    )
     settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1")
     token = add_token(tokens_path(settings), "pm", "product")
     app = create_app(settings, wh)
@@ -96,7 +130,9 @@ def _wait_ready(chrome: Chromium, after: str = "", timeout: float = 60) -> str:
 
 def _click(chrome: Chromium, selector: str) -> None:
     assert chrome.eval(f"!!document.querySelector({json.dumps(selector)})"), selector
-    chrome.eval(f"document.querySelector({json.dumps(selector)}).scrollIntoView({{block: 'center'}})")
+    chrome.eval(
+        f"document.querySelector({json.dumps(selector)}).scrollIntoView({{block: 'center'}})"
+    )
     chrome.click(selector)
 
 
@@ -118,8 +154,12 @@ def _view(chrome: Chromium) -> list[tuple[str, str]]:
     q = parse_qs(urlparse(chrome.eval("location.href")).query)
     view = chrome.eval("JSON.stringify(window.mayak.state)")
     state = json.loads(view)
-    return [("site", q["site"][0]), ("from", state["from"]), ("to", state["to"]),
-            *(("filter", f) for f in q.get("filter", []))]
+    return [
+        ("site", q["site"][0]),
+        ("from", state["from"]),
+        ("to", state["to"]),
+        *(("filter", f) for f in q.get("filter", [])),
+    ]
 
 
 def _kpi(chrome: Chromium, name: str, part: str = "value") -> str:
@@ -127,8 +167,10 @@ def _kpi(chrome: Chromium, name: str, part: str = "value") -> str:
 
 
 def _panel(chrome: Chromium, panel: str) -> dict[str, str]:
-    return chrome.eval(f"Object.fromEntries([...document.querySelectorAll('#{panel} .rows .row')]"
-                       ".map(r => [r.dataset.value, r.querySelector('.num').textContent]))")
+    return chrome.eval(
+        f"Object.fromEntries([...document.querySelectorAll('#{panel} .rows .row')]"
+        ".map(r => [r.dataset.value, r.querySelector('.num').textContent]))"
+    )
 
 
 def _en(n: int) -> str:
@@ -151,13 +193,16 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
     summary = api.get("/api/stats/summary", params=view).json()
     assert summary["visitors"] > 0 and _kpi(browser, "visitors") == _en(summary["visitors"])
     assert _kpi(browser, "pageviews") == _en(summary["pageviews"])
-    series = api.get("/api/stats/series", params=[*view, ("dimensions", "day"),
-                                                  ("metrics", "visitors"), ("limit", "1000")])
+    series = api.get(
+        "/api/stats/series",
+        params=[*view, ("dimensions", "day"), ("metrics", "visitors"), ("limit", "1000")],
+    )
     chart = browser.eval("window.mayak.chart.data[1]")
     assert sum(chart) == sum(r["visitors"] for r in series.json()["rows"]) > 0
     assert browser.eval("!!document.querySelector('#chart canvas')")
-    assert browser.eval("[...document.querySelectorAll('#heat [data-value]')]"
-                        ".some(c => +c.dataset.value > 0)")
+    assert browser.eval(
+        "[...document.querySelectorAll('#heat [data-value]')].some(c => +c.dataset.value > 0)"
+    )
     places = _panel(browser, "places")
     assert set(places) == {"AZ", "TR", "GE", "RU"}
     live = api.get("/api/stats/realtime", params={"site": "demo"}).json()
@@ -165,26 +210,43 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
     assert browser.eval("document.querySelector('#live').textContent") == _en(live["visitors"])
     assert set(_panel(browser, "realtime")) == {p["path"] for p in live["pages"]}
     # ... and refreshes by itself (every 30 s)
-    insert_events(wh, [{"event_id": uuid.uuid4(), "event_type": "pageview", "site_id": "demo",
-                        "ts": datetime.now(UTC).replace(tzinfo=None), "path": "/late",
-                        "visitor_id": "late", "session_id": "late-1", "country": "AZ"}])
+    insert_events(
+        wh,
+        [
+            {
+                "event_id": uuid.uuid4(),
+                "event_type": "pageview",
+                "site_id": "demo",
+                "ts": datetime.now(UTC).replace(tzinfo=None),
+                "path": "/late",
+                "visitor_id": "late",
+                "session_id": "late-1",
+                "country": "AZ",
+            }
+        ],
+    )
     deadline = time.monotonic() + 45
-    while browser.eval("document.querySelector('#live').textContent") == _en(live["visitors"]) \
-            and time.monotonic() < deadline:
+    while (
+        browser.eval("document.querySelector('#live').textContent") == _en(live["visitors"])
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
-    assert browser.eval("document.querySelector('#live').textContent") == \
-        _en(live["visitors"] + 1)
+    assert browser.eval("document.querySelector('#live').textContent") == _en(live["visitors"] + 1)
     assert "/late" in _panel(browser, "realtime")
 
     # a funnel: the steps typed in, the visits per step as the API counts them
-    browser.eval("document.querySelector('#funnel textarea').value = 'page:/services/*\\nevent:signup'")
+    browser.eval(
+        "document.querySelector('#funnel textarea').value = 'page:/services/*\\nevent:signup'"
+    )
     _act(browser, "#funnel button")
     view = _view(browser)
-    funnel = api.get("/api/stats/funnel", params=[*view, ("step", "page:/services/*"),
-                                                  ("step", "event:signup")]).json()
+    funnel = api.get(
+        "/api/stats/funnel", params=[*view, ("step", "page:/services/*"), ("step", "event:signup")]
+    ).json()
     assert funnel["steps"][1]["visits"] == 1  # visitor C of the fixed visits
-    assert browser.eval("[...document.querySelectorAll('#funnel .step .num:nth-child(2)')]"
-                        ".map(e => e.textContent)") == [_en(s["visits"]) for s in funnel["steps"]]
+    assert browser.eval(
+        "[...document.querySelectorAll('#funnel .step .num:nth-child(2)')].map(e => e.textContent)"
+    ) == [_en(s["visits"]) for s in funnel["steps"]]
     assert "step=event%3Asignup" in browser.eval("location.search")
     _screenshot(browser, "product-30d")
 
@@ -196,15 +258,21 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
     filtered = api.get("/api/stats/summary", params=view).json()
     assert filtered["visitors"] < summary["visitors"]
     assert _kpi(browser, "visitors") == _en(filtered["visitors"])
-    devices = api.get("/api/stats/breakdown", params=[*view, ("dimensions", "device_type"),
-                                                      ("metrics", "visitors,pageviews")]).json()
-    assert {k: v.split(" · ")[0] for k, v in _panel(browser, "devices").items()} == \
-        {r["device_type"]: _en(r["visitors"]) for r in devices["rows"]}
+    devices = api.get(
+        "/api/stats/breakdown",
+        params=[*view, ("dimensions", "device_type"), ("metrics", "visitors,pageviews")],
+    ).json()
+    assert {k: v.split(" · ")[0] for k, v in _panel(browser, "devices").items()} == {
+        r["device_type"]: _en(r["visitors"]) for r in devices["rows"]
+    }
     assert set(_panel(browser, "places")) == {"TR"}
-    series = api.get("/api/stats/series", params=[*view, ("dimensions", "day"),
-                                                  ("metrics", "visitors"), ("limit", "1000")])
-    assert sum(browser.eval("window.mayak.chart.data[1]")) == \
-        sum(r["visitors"] for r in series.json()["rows"])
+    series = api.get(
+        "/api/stats/series",
+        params=[*view, ("dimensions", "day"), ("metrics", "visitors"), ("limit", "1000")],
+    )
+    assert sum(browser.eval("window.mayak.chart.data[1]")) == sum(
+        r["visitors"] for r in series.json()["rows"]
+    )
 
     # a period shortcut, then the compare toggle
     _act(browser, '[data-period="7d"]')
@@ -242,10 +310,13 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
         time.sleep(0.2)
     (got,) = downloads.glob("*.csv")
     table = list(csv.DictReader(io.StringIO(got.read_text())))
-    devices = api.get("/api/stats/breakdown", params=[*view, ("dimensions", "device_type"),
-                                                      ("metrics", "visitors,pageviews")]).json()
-    assert {r["device_type"]: int(r["visitors"]) for r in table} == \
-        {r["device_type"]: r["visitors"] for r in devices["rows"]}
+    devices = api.get(
+        "/api/stats/breakdown",
+        params=[*view, ("dimensions", "device_type"), ("metrics", "visitors,pageviews")],
+    ).json()
+    assert {r["device_type"]: int(r["visitors"]) for r in table} == {
+        r["device_type"]: r["visitors"] for r in devices["rows"]
+    }
 
     # the whole view as one archive
     _click(browser, "#archive")
@@ -258,12 +329,16 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
 
     # the language switch: words and number formats
     before = browser.eval("document.body.dataset.ready")
-    browser.eval("const s = document.querySelector('#lang'); s.value = 'az';"
-                 " s.dispatchEvent(new Event('change'))")
+    browser.eval(
+        "const s = document.querySelector('#lang'); s.value = 'az';"
+        " s.dispatchEvent(new Event('change'))"
+    )
     _wait_ready(browser, before)
     assert browser.eval("document.documentElement.lang") == "az"
-    assert browser.eval("document.querySelector('[data-kpi=visitors] span').textContent") == \
-        "Ziyarətçilər"
+    assert (
+        browser.eval("document.querySelector('[data-kpi=visitors] span').textContent")
+        == "Ziyarətçilər"
+    )
     assert "lang=az" in browser.eval("location.search")
     _screenshot(browser, "product-az")
     assert ready
@@ -280,23 +355,33 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
     _act(browser, '#events .row[data-dim="prop:plan"][data-value="pro"]')
     assert "filter=prop%3Aplan%3Apro" in browser.eval("location.search")
     assert _kpi(browser, "visitors") == "1"
-    assert _kpi(browser, "pageviews") == _en(api.get("/api/stats/summary", params=_view(
-        browser)).json()["pageviews"])
+    assert _kpi(browser, "pageviews") == _en(
+        api.get("/api/stats/summary", params=_view(browser)).json()["pageviews"]
+    )
 
     # up to two days the chart is hourly (Baku hours)
     day = (START + timedelta(days=2)).date()
     browser.navigate(f"{base}/?site=demo&period=custom&from={day}&to={day + timedelta(days=1)}")
     _wait_ready(browser)
     hourly = browser.eval("window.mayak.chart.data[1]")
-    hours = api.get("/api/stats/series", params=[*_view(browser), ("dimensions", "hour"),
-                                                 ("metrics", "visitors"), ("limit", "1000")])
+    hours = api.get(
+        "/api/stats/series",
+        params=[
+            *_view(browser),
+            ("dimensions", "hour"),
+            ("metrics", "visitors"),
+            ("limit", "1000"),
+        ],
+    )
     assert len(hourly) == 48 and sum(hourly) == sum(r["visitors"] for r in hours.json()["rows"]) > 0
     _screenshot(browser, "product-two-days")
 
     # empty states say what to do
     browser.navigate(f"{base}/?site=demo&period=custom&from=2021-01-01&to=2021-01-31&lang=en")
     _wait_ready(browser)
-    assert "No data in this period" in browser.eval("document.querySelector('#message').textContent")
+    assert "No data in this period" in browser.eval(
+        "document.querySelector('#message').textContent"
+    )
     browser.navigate(f"{base}/?site=nope&period=30d&lang=en")
     _wait_ready(browser)
     shown = browser.eval("document.querySelector('#message').textContent")
@@ -304,13 +389,15 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
 
 
 def test_pages_take_the_time_zone_from_the_api_and_show_a_busy_server_as_it_is(
-        tmp_path, wh, browser) -> None:
+    tmp_path, wh, browser
+) -> None:
     """Another report time zone than Baku's: the heat map names it, the hourly chart's 48
     buckets are its hours and hold what the API answers. A 503 for want of tokens asks for
     one (WWW-Authenticate); a busy warehouse's 503 shows the server's words."""
     insert_events(wh, synthetic_events(600, site="demo"))
-    settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1",
-                        report_timezone="America/Sao_Paulo")  # UTC-3, no DST
+    settings = Settings(
+        data_dir=tmp_path, dashboards_host="127.0.0.1", report_timezone="America/Sao_Paulo"
+    )  # UTC-3, no DST
     token = add_token(tokens_path(settings), "pm", "product")
     app = create_app(settings, wh)
     server = Served(app)
@@ -322,28 +409,58 @@ def test_pages_take_the_time_zone_from_the_api_and_show_a_busy_server_as_it_is(
         browser.eval("localStorage.clear()")
         browser.eval(f"localStorage.setItem('mayak-token', {json.dumps(token)})")
         day = (START + timedelta(days=1)).date()
-        browser.navigate(f"{base}/?site=demo&period=custom&from={day}&to={day + timedelta(days=1)}"
-                         "&lang=en")
+        browser.navigate(
+            f"{base}/?site=demo&period=custom&from={day}&to={day + timedelta(days=1)}&lang=en"
+        )
         _wait_ready(browser)
         assert "America/Sao_Paulo" in browser.eval("document.querySelector('#heat h2').textContent")
         xs = browser.eval("window.mayak.chart.data[0]")
         hourly = browser.eval("window.mayak.chart.data[1]")
         first = datetime.fromtimestamp(xs[0], ZoneInfo("America/Sao_Paulo"))
         assert len(xs) == 48 and (first.date(), first.hour) == (day, 0)
-        hours = api.get("/api/stats/series", params=[
-            ("site", "demo"), ("from", str(day)), ("to", str(day + timedelta(days=1))),
-            ("dimensions", "hour"), ("metrics", "visitors"), ("limit", "1000")]).json()["rows"]
+        hours = api.get(
+            "/api/stats/series",
+            params=[
+                ("site", "demo"),
+                ("from", str(day)),
+                ("to", str(day + timedelta(days=1))),
+                ("dimensions", "hour"),
+                ("metrics", "visitors"),
+                ("limit", "1000"),
+            ],
+        ).json()["rows"]
         assert hours[0]["hour"].endswith("-03:00")
-        assert hourly == [next((r["visitors"] for r in hours if datetime.fromisoformat(r["hour"])
-                                .timestamp() == x), 0) for x in xs] and sum(hourly) > 0
-        explain = ("Mayak.failure(new Response(JSON.stringify({error: %s}), {status: 503, "
-                   "headers: %s})).then((e) => Mayak.explain(e))")
-        busy = browser.eval(explain % ('"the warehouse is busy with other queries: retry shortly"',
-                                       "{}"))
+        assert (
+            hourly
+            == [
+                next(
+                    (
+                        r["visitors"]
+                        for r in hours
+                        if datetime.fromisoformat(r["hour"]).timestamp() == x
+                    ),
+                    0,
+                )
+                for x in xs
+            ]
+            and sum(hourly) > 0
+        )
+        explain = (
+            "Mayak.failure(new Response(JSON.stringify({error: %s}), {status: 503, "
+            "headers: %s})).then((e) => Mayak.explain(e))"
+        )
+        busy = browser.eval(
+            explain % ('"the warehouse is busy with other queries: retry shortly"', "{}")
+        )
         assert busy == "the warehouse is busy with other queries: retry shortly"
         refused = api.get("/api/me", headers={"Authorization": "Bearer wrong"})
-        no_tokens = browser.eval(explain % ('"no API tokens configured"', json.dumps(
-            {"WWW-Authenticate": refused.headers["www-authenticate"]})))
+        no_tokens = browser.eval(
+            explain
+            % (
+                '"no API tokens configured"',
+                json.dumps({"WWW-Authenticate": refused.headers["www-authenticate"]}),
+            )
+        )
         assert no_tokens.startswith("Paste an API token")
         assert "no API tokens configured" in no_tokens
     finally:

@@ -17,8 +17,9 @@ from dashboards.tables import HEADER, META_KEY, frame, respond, to_parquet
 from mayak.research import read_parquet
 from warehouse.ledger import Budget, question_hash
 
-PLAN = Plan(("engaged_seconds", "pageviews"), 1.0, 1e-7, 2,
-            {"engaged_seconds": 120, "pageviews": 5})
+PLAN = Plan(
+    ("engaged_seconds", "pageviews"), 1.0, 1e-7, 2, {"engaged_seconds": 120, "pageviews": 5}
+)
 BIG = {"big": {"visitors": 10_000, "pageviews": 30_000, "engaged_seconds": 900_000}}
 
 
@@ -84,8 +85,9 @@ def test_the_threshold_is_the_smallest_meeting_delta() -> None:
     metric = dp.l01inf_distance(dp.absolute_distance(T=dp.i64))
 
     def delta(threshold: int) -> float:
-        return dp.m.make_laplace_threshold(counts, metric, scale=4.0,
-                                           threshold=threshold).map((2, 2, 1))[1]
+        return dp.m.make_laplace_threshold(counts, metric, scale=4.0, threshold=threshold).map(
+            (2, 2, 1)
+        )[1]
 
     assert delta(mechanism.threshold) <= 1e-7 < delta(mechanism.threshold - 1)
 
@@ -98,9 +100,12 @@ def test_accountant_composes_with_the_library() -> None:
 
 
 PAYLOAD = {
-    "columns": ["country", "hour", "visitors", "pageviews"], "dimensions": ["country", "hour"],
-    "rows": [{"country": "AZ", "hour": "2026-03-01 14:00:00", "visitors": 212, "pageviews": -3},
-             {"country": "TR", "hour": "2026-03-01 15:00:00", "visitors": 70, "pageviews": 95}],
+    "columns": ["country", "hour", "visitors", "pageviews"],
+    "dimensions": ["country", "hour"],
+    "rows": [
+        {"country": "AZ", "hour": "2026-03-01 14:00:00", "visitors": 212, "pageviews": -3},
+        {"country": "TR", "hour": "2026-03-01 15:00:00", "visitors": 70, "pageviews": 95},
+    ],
     "privacy": {"epsilon": 1.0, "noise": {"pageviews": {"scale": 40.0}}},
     "cost": {"epsilon": 1.0, "delta": 1e-7, "repeat": False},
     "budget": {"left_epsilon": 4.0},

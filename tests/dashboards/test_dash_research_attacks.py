@@ -33,11 +33,23 @@ RUNS = 40
 
 
 def _visit(visitor: str, country: str, at, seconds: int) -> list[dict]:
-    base = {"site_id": "s", "visitor_id": visitor, "session_id": f"{visitor}-1",
-            "path": "/r/divorce", "country": country}
-    return [{**base, "event_id": uuid.uuid4(), "event_type": "pageview", "ts": at},
-            {**base, "event_id": uuid.uuid4(), "event_type": "engagement",
-             "ts": at + timedelta(seconds=30), "engaged_ms": seconds * 1000}]
+    base = {
+        "site_id": "s",
+        "visitor_id": visitor,
+        "session_id": f"{visitor}-1",
+        "path": "/r/divorce",
+        "country": country,
+    }
+    return [
+        {**base, "event_id": uuid.uuid4(), "event_type": "pageview", "ts": at},
+        {
+            **base,
+            "event_id": uuid.uuid4(),
+            "event_type": "engagement",
+            "ts": at + timedelta(seconds=30),
+            "engaged_ms": seconds * 1000,
+        },
+    ]
 
 
 @pytest.fixture
@@ -62,11 +74,20 @@ def _researchers(settings, n: int, prefix: str = "r") -> list[dict]:
 
 
 def _ask(api, auth, status: int = 200, **params) -> dict:
-    query = {"site": "s", "from": TODAY, "to": TODAY, "dimensions": "path",
-             "metrics": "pageviews,engaged_seconds", **params}
+    query = {
+        "site": "s",
+        "from": TODAY,
+        "to": TODAY,
+        "dimensions": "path",
+        "metrics": "pageviews,engaged_seconds",
+        **params,
+    }
     filters = query.pop("filters", [PAGE])
-    got = api.get("/api/research/query", headers=auth,
-                  params=[*query.items(), *(("filter", f) for f in filters)])
+    got = api.get(
+        "/api/research/query",
+        headers=auth,
+        params=[*query.items(), *(("filter", f) for f in filters)],
+    )
     assert got.status_code == status, got.text
     return got.json()
 
@@ -135,8 +156,11 @@ def test_researchers_reach_no_exact_endpoint(settings, api) -> None:
     # the product role's exact breakdowns (path, ISP, engaged time) are for the portal's team
     (auth,) = _researchers(settings, 1, "ex")
     for path in ("stats/breakdown", "stats/series", "stats/sections", "stats/summary"):
-        got = api.get(f"/api/{path}", headers=auth,
-                      params={"site": "s", "dimensions": "path,isp", "from": TODAY})
+        got = api.get(
+            f"/api/{path}",
+            headers=auth,
+            params={"site": "s", "dimensions": "path,isp", "from": TODAY},
+        )
         assert got.status_code == 403, path
     tiny = _ask(api, auth, 400, epsilon="0.001")
     assert "epsilon must be within [0.01, 10.0]" in tiny["error"]
@@ -147,17 +171,27 @@ def test_averaging_is_refused_once_the_budget_is_spent(settings, api, wh) -> Non
     first = _ask(api, auth, epsilon="0.5")
     # repeating the question, or re-ordering or re-limiting it, gives the stored answer free
     for again in range(20):
-        same = _ask(api, auth, epsilon="0.5", limit=str(100 - again),
-                    metrics="engaged_seconds,pageviews")
+        same = _ask(
+            api, auth, epsilon="0.5", limit=str(100 - again), metrics="engaged_seconds,pageviews"
+        )
         assert same["rows"] == first["rows"] and same["cost"]["epsilon"] == 0.0
     assert same["budget"]["spent_epsilon"] == 0.5
     # new questions (another epsilon each time) spend until the budget is gone
     answered, refusals = [first], []
     for attempt in range(1, 40):
-        got = api.get("/api/research/query", headers=auth, params=[
-            ("site", "s"), ("from", TODAY), ("to", TODAY), ("dimensions", "path"),
-            ("metrics", "pageviews,engaged_seconds"), ("filter", PAGE),
-            ("epsilon", str(0.5 - attempt / 1000))])
+        got = api.get(
+            "/api/research/query",
+            headers=auth,
+            params=[
+                ("site", "s"),
+                ("from", TODAY),
+                ("to", TODAY),
+                ("dimensions", "path"),
+                ("metrics", "pageviews,engaged_seconds"),
+                ("filter", PAGE),
+                ("epsilon", str(0.5 - attempt / 1000)),
+            ],
+        )
         (answered if got.status_code == 200 else refusals).append(got.json())
     assert len(answered) == 10 and len(refusals) == 30  # 5.0 / ~0.5
     assert all("privacy budget spent" in r["error"] for r in refusals)
@@ -167,17 +201,22 @@ def test_averaging_is_refused_once_the_budget_is_spent(settings, api, wh) -> Non
     left = answered[-1]["budget"]
     assert left["spent_epsilon"] <= 5.0 and left["left_epsilon"] < 0.5
     # what the attacker could average: ten answers, so the noise shrinks by sqrt(10) only
-    spent = wh.query("SELECT sum(epsilon), count() FROM research_ledger "
-                     "WHERE researcher = 'avg0' AND repeat = 0").result_rows[0]
+    spent = wh.query(
+        "SELECT sum(epsilon), count() FROM research_ledger WHERE researcher = 'avg0' AND repeat = 0"
+    ).result_rows[0]
     assert spent[1] == 10 and spent[0] <= 5.0
 
 
 def test_ledger_sums_to_the_accountant_and_refusals_are_free(settings, api, wh) -> None:
     (auth,) = _researchers(settings, 1, "led")
-    answers = [_ask(api, auth, epsilon=str(e), filters=[PAGE, f"country:{c}"])
-               for e, c in ((1.0, "AZ"), (2.5, "TR"), (0.75, "DE"))]
-    rows = wh.query("SELECT epsilon, delta FROM research_ledger WHERE researcher = 'led0' "
-                    "AND repeat = 0 ORDER BY ts").result_rows
+    answers = [
+        _ask(api, auth, epsilon=str(e), filters=[PAGE, f"country:{c}"])
+        for e, c in ((1.0, "AZ"), (2.5, "TR"), (0.75, "DE"))
+    ]
+    rows = wh.query(
+        "SELECT epsilon, delta FROM research_ledger WHERE researcher = 'led0' "
+        "AND repeat = 0 ORDER BY ts"
+    ).result_rows
     total = Accountant.total([(e, d) for e, d in rows])
     assert math.isclose(sum(e for e, _ in rows), total[0], rel_tol=1e-9)
     assert math.isclose(sum(d for _, d in rows), total[1], rel_tol=1e-9)
@@ -185,8 +224,9 @@ def test_ledger_sums_to_the_accountant_and_refusals_are_free(settings, api, wh) 
     assert [round(e, 9) for e, _ in rows] == [1.0, 2.5, 0.75]
     refused = _ask(api, auth, 400, epsilon="1.0")
     assert "privacy budget spent" in refused["error"]
-    after = wh.query("SELECT count(), sum(epsilon) FROM research_ledger "
-                     "WHERE researcher = 'led0'").result_rows[0]
+    after = wh.query(
+        "SELECT count(), sum(epsilon) FROM research_ledger WHERE researcher = 'led0'"
+    ).result_rows[0]
     assert after == (3, sum(e for e, _ in rows))
     still = _ask(api, auth, epsilon="0.75")  # what is left can still be spent
     assert math.isclose(still["budget"]["left_epsilon"], 0.0, abs_tol=1e-9)
@@ -197,13 +237,23 @@ def test_ledger_sums_to_the_accountant_and_refusals_are_free(settings, api, wh) 
 def test_admin_sets_a_budget(settings, api) -> None:
     (auth,) = _researchers(settings, 1, "bud")
     admin = {"Authorization": f"Bearer {add_token(tokens_path(settings), 'root', 'admin')}"}
-    assert api.post("/api/admin/research/budget", headers=auth,
-                    json={"researcher": "bud0", "epsilon": 9}).status_code == 403
-    bad = api.post("/api/admin/research/budget", headers=admin,
-                   json={"researcher": "bud0", "epsilon": 1, "period": "year"})
+    assert (
+        api.post(
+            "/api/admin/research/budget", headers=auth, json={"researcher": "bud0", "epsilon": 9}
+        ).status_code
+        == 403
+    )
+    bad = api.post(
+        "/api/admin/research/budget",
+        headers=admin,
+        json={"researcher": "bud0", "epsilon": 1, "period": "year"},
+    )
     assert bad.status_code == 400 and "period" in bad.json()["error"]
-    done = api.post("/api/admin/research/budget", headers=admin,
-                    json={"researcher": "bud0", "epsilon": 0.6, "delta": 1e-6, "period": "week"})
+    done = api.post(
+        "/api/admin/research/budget",
+        headers=admin,
+        json={"researcher": "bud0", "epsilon": 0.6, "delta": 1e-6, "period": "week"},
+    )
     assert done.json() == {"researcher": "bud0", "epsilon": 0.6, "delta": 1e-6, "period": "week"}
     assert "left this week" in _ask(api, auth, 400, epsilon="1.0")["error"]
     got = _ask(api, auth, epsilon="0.5")
@@ -218,9 +268,14 @@ def test_python_client_and_formats(settings, api) -> None:
     research = Client(token=token, http=api)
     before = research.budget()
     assert before["left_epsilon"] == 5.0 and before["period"] == "month"
-    df = research.query("s", metrics=["pageviews", "engaged_seconds"],
-                        dimensions=["country", "path"], filters={"path": "/r/divorce"},
-                        date_from=TODAY, date_to=TODAY)
+    df = research.query(
+        "s",
+        metrics=["pageviews", "engaged_seconds"],
+        dimensions=["country", "path"],
+        filters={"path": "/r/divorce"},
+        date_from=TODAY,
+        date_to=TODAY,
+    )
     assert list(df.columns) == ["country", "path", "visitors", "engaged_seconds", "pageviews"]
     assert [str(t) for t in df.dtypes] == ["string", "string", "int64", "int64", "int64"]
     assert df["country"].tolist() == ["AZ"]
@@ -229,8 +284,14 @@ def test_python_client_and_formats(settings, api) -> None:
     assert research.budget()["left_epsilon"] == 4.0
     # the same question as JSON and CSV: the stored answer, the same numbers, free
     auth = {"Authorization": f"Bearer {token}"}
-    params = {"site": "s", "from": TODAY, "to": TODAY, "dimensions": "country,path",
-              "metrics": "pageviews,engaged_seconds", "filter": PAGE}
+    params = {
+        "site": "s",
+        "from": TODAY,
+        "to": TODAY,
+        "dimensions": "country,path",
+        "metrics": "pageviews,engaged_seconds",
+        "filter": PAGE,
+    }
     as_json = api.get("/api/research/query", headers=auth, params=params).json()
     assert as_json["rows"] == df.to_dict("records") and as_json["cost"]["repeat"]
     as_csv = api.get("/api/research/query", headers=auth, params={**params, "format": "csv"})

@@ -21,19 +21,32 @@ from tests.producers.chromium import Chromium, chromium_path
 from tests.warehouse.samples import insert_events, synthetic_events
 
 pytestmark = pytest.mark.clickhouse
-OWN_PAGES = {"product": ["/"], "marketing": ["/marketing"], "researcher": ["/research"],
-             "admin": ["/", "/marketing", "/research", "/admin"]}
-SCRIPTS = {"/": ["product.js", "common.js"], "/marketing": ["marketing.html", "common.js"],
-           "/research": ["research.html", "common.js"], "/admin": ["admin.html", "common.js"]}
-POSTS = {"marketing/campaigns/{campaign_id}/sends", "admin/research/budget", "admin/erase",
-         "admin/export"}
+OWN_PAGES = {
+    "product": ["/"],
+    "marketing": ["/marketing"],
+    "researcher": ["/research"],
+    "admin": ["/", "/marketing", "/research", "/admin"],
+}
+SCRIPTS = {
+    "/": ["product.js", "common.js"],
+    "/marketing": ["marketing.html", "common.js"],
+    "/research": ["research.html", "common.js"],
+    "/admin": ["admin.html", "common.js"],
+}
+POSTS = {
+    "marketing/campaigns/{campaign_id}/sends",
+    "admin/research/budget",
+    "admin/erase",
+    "admin/export",
+}
 
 
 @pytest.fixture
 def setup(tmp_path, wh):
     insert_events(wh, synthetic_events(200))
-    settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1",
-                        dashboards_unauth_burst=1000)  # many refused calls in a row here
+    settings = Settings(
+        data_dir=tmp_path, dashboards_host="127.0.0.1", dashboards_unauth_burst=1000
+    )  # many refused calls in a row here
     tokens = {role: add_token(tokens_path(settings), f"t.{role}", role) for role in ROLES}
     return create_app(settings, wh), tokens
 
@@ -43,8 +56,11 @@ def _call(api: TestClient, endpoint: str, token: str | None):
     path = "/api/" + endpoint.replace("{campaign_id}", "spring")
     if endpoint in POSTS:
         return api.post(path, headers=headers, json={})
-    return api.get(path, headers=headers, params={"site": "s1", "step": ["page:/", "page:/faq"],
-                                                  "dimensions": "country"})
+    return api.get(
+        path,
+        headers=headers,
+        params={"site": "s1", "step": ["page:/", "page:/faq"], "dimensions": "country"},
+    )
 
 
 def _calls_of(role: str) -> set[str]:
@@ -69,7 +85,10 @@ def test_page_calls_refuse_no_token_and_other_roles(setup) -> None:
             assert _call(api, endpoint, None).status_code == 401, endpoint
             for role in pages.PAGE_ROLES[page]:
                 # the owner is let in (a 400 for the empty POST body is the body check)
-                assert _call(api, endpoint, tokens[role]).status_code in (200, 400), (role, endpoint)
+                assert _call(api, endpoint, tokens[role]).status_code in (200, 400), (
+                    role,
+                    endpoint,
+                )
             for role in others:
                 status = _call(api, endpoint, tokens[role]).status_code
                 # the marketing page shows the summary too: that call is marketing's own
@@ -100,22 +119,29 @@ def test_pages_in_chromium_by_role(setup) -> None:
     try:
         chrome.navigate(f"{base}/docs")
         deadline = time.monotonic() + 20
-        while not chrome.eval("document.querySelectorAll('.op').length") and \
-                time.monotonic() < deadline:
+        while (
+            not chrome.eval("document.querySelectorAll('.op').length")
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.1)
         ops = chrome.eval("[...document.querySelectorAll('.op')].map(o => o.textContent)")
         assert any("GET /api/stats/funnel" in o and "roles: product, admin" in o for o in ops)
         assert any("POST /e" in o and "public" in o for o in ops)  # the collector's too
         for role, token in tokens.items():
-            chrome.eval(f"localStorage.setItem('mayak-token', {json.dumps(token)});"
-                        "localStorage.setItem('mayak-site', 's1')")
+            chrome.eval(
+                f"localStorage.setItem('mayak-token', {json.dumps(token)});"
+                "localStorage.setItem('mayak-site', 's1')"
+            )
             for page in pages.PAGE_ROLES:
                 chrome.navigate(f"{base}{page}")
                 _wait_ready(chrome)
-                shown = chrome.eval("document.querySelector('#message').hidden ? '' : "
-                                    "document.querySelector('#message').textContent")
-                links = chrome.eval("[...document.querySelectorAll('#nav a')]"
-                                    ".map(a => a.getAttribute('href'))")
+                shown = chrome.eval(
+                    "document.querySelector('#message').hidden ? '' : "
+                    "document.querySelector('#message').textContent"
+                )
+                links = chrome.eval(
+                    "[...document.querySelectorAll('#nav a')].map(a => a.getAttribute('href'))"
+                )
                 assert links == OWN_PAGES[role], (role, page)
                 if page in OWN_PAGES[role]:
                     assert shown == "", (role, page, shown)
@@ -146,18 +172,25 @@ def test_marketing_and_research_pages_work(setup) -> None:
         chrome.eval(f"localStorage.setItem('mayak-token', {json.dumps(tokens['marketing'])})")
         chrome.navigate(f"{base}/marketing?site=s1")
         _wait_ready(chrome)
-        chrome.eval("document.querySelector('#campaign').value = 'spring';"
-                    "document.querySelector('#sent').value = '120'")
+        chrome.eval(
+            "document.querySelector('#campaign').value = 'spring';"
+            "document.querySelector('#sent').value = '120'"
+        )
         act("#send button")
-        cells = chrome.eval("[...document.querySelectorAll('#campaigns tbody tr')]"
-                            ".map(r => [...r.children].map(td => td.textContent))")
-        heads = chrome.eval("[...document.querySelectorAll('#campaigns th')].map(t => t.textContent)")
+        cells = chrome.eval(
+            "[...document.querySelectorAll('#campaigns tbody tr')]"
+            ".map(r => [...r.children].map(td => td.textContent))"
+        )
+        heads = chrome.eval(
+            "[...document.querySelectorAll('#campaigns th')].map(t => t.textContent)"
+        )
         spring = dict(zip(heads, next(c for c in cells if c[0] == "spring")))
         assert spring["sent"] == "120" and float(spring["open_rate"]) > 0
         chrome.navigate(f"{base}/marketing?site=s1&lang=az")  # in Azerbaijani
         _wait_ready(chrome)
-        assert chrome.eval("document.querySelector('[data-t=campaigns]').textContent"
-                           ).startswith("E-poçt kampaniyaları")
+        assert chrome.eval("document.querySelector('[data-t=campaigns]').textContent").startswith(
+            "E-poçt kampaniyaları"
+        )
         assert chrome.eval("document.querySelector('#nav a').textContent") == "Marketinq"
         chrome.eval(f"localStorage.setItem('mayak-token', {json.dumps(tokens['researcher'])})")
         chrome.navigate(f"{base}/research")
@@ -166,11 +199,15 @@ def test_marketing_and_research_pages_work(setup) -> None:
         act("#ask button")
         assert chrome.eval("document.querySelector('#message').hidden")
         assert "epsilon" in chrome.eval("document.querySelector('#privacy').textContent")
-        assert chrome.eval("[...document.querySelectorAll('#answer th, #answer .empty')].length") > 0
-        budget = dict(zip(chrome.eval("[...document.querySelectorAll('#budget th')]"
-                                      ".map(t => t.textContent)"),
-                          chrome.eval("[...document.querySelectorAll('#budget td')]"
-                                      ".map(t => t.textContent)")))
+        assert (
+            chrome.eval("[...document.querySelectorAll('#answer th, #answer .empty')].length") > 0
+        )
+        budget = dict(
+            zip(
+                chrome.eval("[...document.querySelectorAll('#budget th')].map(t => t.textContent)"),
+                chrome.eval("[...document.querySelectorAll('#budget td')].map(t => t.textContent)"),
+            )
+        )
         assert float(budget["spent_epsilon"]) == 1.0  # the question just asked
     finally:
         chrome.close()

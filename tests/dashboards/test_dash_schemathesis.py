@@ -34,8 +34,12 @@ pytestmark = pytest.mark.clickhouse
 # SCHEMATHESIS_EXAMPLES=300 (6,600 cases)
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "20"))
 CALLS: dict[str, int] = {}  # cases run per path (the figures in the notes)
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +50,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, d
     insert_events(wh, synthetic_events())
     data: Path = tmp_path_factory.mktemp("schemathesis")
     conf = Settings(data_dir=data, dashboards_unauth_burst=10_000)
-    tokens = {role: add_token(tokens_path(conf), f"st.{role}", role)
-              for role in ("product", "marketing", "researcher")}
+    tokens = {
+        role: add_token(tokens_path(conf), f"st.{role}", role)
+        for role in ("product", "marketing", "researcher")
+    }
     keys = KeyStore(data / "keys.db")
     app = create_app(conf, wh, keys)
     tokens["admin"] = cli_token_path(conf).read_text().strip()
@@ -65,8 +71,12 @@ def api_schema(served):
 
 # (path, method) of every operation the dashboards serve; schemathesis's own pytest loader
 # (``from_fixture``) does not run under this pytest, so hypothesis drives its strategies here
-OPERATIONS = [(path, method) for path, ops in openapi.PATHS.items() for method, op in ops.items()
-              if "collector" not in op["tags"]]
+OPERATIONS = [
+    (path, method)
+    for path, ops in openapi.PATHS.items()
+    for method, op in ops.items()
+    if "collector" not in op["tags"]
+]
 
 
 @pytest.mark.parametrize(("path", "method"), OPERATIONS)
@@ -74,12 +84,15 @@ def test_no_operation_answers_a_server_error(api_schema, served, path, method) -
     operation = api_schema[path][method]
     roles = operation.definition.raw.get("x-roles") or []
     headers = {"Authorization": f"Bearer {served[1][roles[0]]}"} if roles else {}
-    cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
-                      operation.as_strategy(GenerationMode.NEGATIVE))
+    cases = st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
 
     @given(case=cases, known=st.booleans())
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     def run(case, known: bool) -> None:
         if known and isinstance(case.query, dict) and "site" in case.query:
             case.query["site"] = "s1"  # the seeded site: past the 404, into the queries

@@ -19,10 +19,21 @@ from typing import Any
 
 from websockets.sync.client import connect
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu",
-         "--no-first-run", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--mute-audio",
-         "--remote-debugging-port=0", "--remote-allow-origins=*", "--window-size=1200,900"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
+    "--window-size=1200,900",
+]
 
 
 def chromium_path() -> str | None:
@@ -36,8 +47,11 @@ class Chromium:
         self.profile = Path(tempfile.mkdtemp(prefix="mayak-chromium-"))
         self.log = open(self.profile.parent / f"{self.profile.name}.log", "wb")  # noqa: SIM115
         ua = [f"--user-agent={user_agent}"] if user_agent else []
-        self.proc = subprocess.Popen([chromium_path(), *FLAGS, *ua, f"--user-data-dir={self.profile}",
-                                      "about:blank"], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [chromium_path(), *FLAGS, *ua, f"--user-data-dir={self.profile}", "about:blank"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         port = self._devtools_port()
         targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list"))
         page = next(t for t in targets if t["type"] == "page")
@@ -74,7 +88,9 @@ class Chromium:
                 if ev.get("method") == method:
                     return self.events.pop(i)
             try:
-                self.events.append(json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic()))))
+                self.events.append(
+                    json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+                )
             except TimeoutError:
                 break
         raise TimeoutError(method)
@@ -85,8 +101,9 @@ class Chromium:
         self.wait_event("Page.loadEventFired")
 
     def eval(self, expression: str) -> Any:
-        res = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
-                        awaitPromise=True)
+        res = self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         return res.get("result", {}).get("value")
 
     def mouse_move(self, x: int, y: int) -> None:
@@ -94,12 +111,13 @@ class Chromium:
 
     def click(self, selector: str) -> None:
         """A real left click (press and release) in the middle of the element ``selector``."""
-        x, y = self.eval(f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
-                         ".getBoundingClientRect();"
-                         " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        x, y = self.eval(
+            f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+            ".getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
         for kind in ("mousePressed", "mouseReleased"):
-            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left",
-                      clickCount=1)
+            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
     def close(self) -> None:
         try:

@@ -31,13 +31,19 @@ from dashboards.auth import add_token, tokens_path
 from mayak.kafka_local import free_port
 from tests.producers.chromium import Chromium, chromium_path
 
-pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.clickhouse,
-              pytest.mark.skipif(chromium_path() is None, reason="apt-get install chromium")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.kafka,
+    pytest.mark.clickhouse,
+    pytest.mark.skipif(chromium_path() is None, reason="apt-get install chromium"),
+]
 
 SECTIONS = ["intro", "fees", "contact"]
 # headless Chromium says "HeadlessChrome", which the pipeline rightly counts as a bot
-DESKTOP_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/156.0.0.0 Safari/537.36")
+DESKTOP_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/156.0.0.0 Safari/537.36"
+)
 DWELL_S = 3.5
 ARTICLE, SPA_PAGE = "/xidmetler/notarius", "/xidmetler/elaqe"
 # another origin (so an outbound link) that is never contacted: the page cancels the click
@@ -49,11 +55,12 @@ def _article(collector: str) -> str:
     inner = {
         "intro": "",
         "fees": f'{MIDDLE}<button id="download" data-mayak-event="download" '
-                'data-mayak-format="pdf" data-mayak-lang="az">Download the fee table</button>',
+        'data-mayak-format="pdf" data-mayak-lang="az">Download the fee table</button>',
         "contact": f'{MIDDLE}<a id="partner" href="{PARTNER}?ref=elegal#top">Our partner</a>',
     }
-    blocks = "".join(f'<section data-section="{s}" style="height:1400px">{inner[s]}</section>'
-                     for s in SECTIONS)
+    blocks = "".join(
+        f'<section data-section="{s}" style="height:1400px">{inner[s]}</section>' for s in SECTIONS
+    )
     return f"""<!doctype html><html><head><title>Article</title>
 <script>window.mayak=window.mayak||function(){{(mayak.q=mayak.q||[]).push(arguments)}}</script>
 <script defer src="{collector}/t.js" data-site="elegal"></script></head>
@@ -75,8 +82,9 @@ class PageServer:
 
         app = Starlette(routes=[Route(ARTICLE, article), Route("/bye", bye)])
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> PageServer:
@@ -91,17 +99,25 @@ class PageServer:
 
 
 def _raw_events(bootstrap: str, topic: str, want: set[str], timeout: float = 30.0) -> list[dict]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             group_id=None, consumer_timeout_ms=500)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        consumer_timeout_ms=500,
+    )
     got: list[dict] = []
     deadline = time.monotonic() + timeout
     try:
         # both page views: the article's and the SPA page's may sit on different partitions
         while time.monotonic() < deadline and not (
-                want <= {e["type"] for e in got}
-                and sum(e["type"] == "pageview" for e in got) >= 2):
-            got += [json.loads(e) if isinstance(e, bytes) else e  # a frame's events are dicts
-                    for m in consumer for e in events_of(m.value)]
+            want <= {e["type"] for e in got} and sum(e["type"] == "pageview" for e in got) >= 2
+        ):
+            got += [
+                json.loads(e) if isinstance(e, bytes) else e  # a frame's events are dicts
+                for m in consumer
+                for e in events_of(m.value)
+            ]
     finally:
         consumer.close()
     return got
@@ -125,8 +141,9 @@ def _read_the_article(browser: Chromium, url: str) -> dict[str, float]:
     start = time.monotonic()
     shown: dict[str, float] = {}
     for name in SECTIONS:
-        browser.eval(f"document.querySelector('[data-section={name}]')"
-                     ".scrollIntoView({block: 'center'})")
+        browser.eval(
+            f"document.querySelector('[data-section={name}]').scrollIntoView({{block: 'center'}})"
+        )
         shown[name] = time.monotonic()
         if name == "intro":
             _linger(browser, DWELL_S)
@@ -154,8 +171,9 @@ class Api:
     """The dashboards API over HTTP with a product token."""
 
     def __init__(self, base: str, token: str) -> None:
-        self.http = httpx.Client(base_url=base, timeout=10,
-                                 headers={"Authorization": f"Bearer {token}"})
+        self.http = httpx.Client(
+            base_url=base, timeout=10, headers={"Authorization": f"Bearer {token}"}
+        )
 
     def get(self, endpoint: str, **params: str) -> dict:
         answer = self.http.get(f"/api/stats/{endpoint}", params={"site": "elegal", **params})
@@ -180,12 +198,16 @@ def test_chromium_visit_lands_and_reads_back_through_the_api(stack) -> None:
     try:
         with PageServer(settings.collector_url) as pages:
             shown = _read_the_article(
-                browser, f"http://127.0.0.1:{pages.port}{ARTICLE}?name=Aysel#fees")
+                browser, f"http://127.0.0.1:{pages.port}{ARTICLE}?name=Aysel#fees"
+            )
     finally:
         browser.close()
 
-    raw = _raw_events(settings.kafka_bootstrap, settings.topic_raw,
-                      {"pageview", "engagement", "custom", "outbound"})
+    raw = _raw_events(
+        settings.kafka_bootstrap,
+        settings.topic_raw,
+        {"pageview", "engagement", "custom", "outbound"},
+    )
     # the two partitions of mayak.raw are read in no particular order: find the article's
     pageview = next(e for e in raw if e["type"] == "pageview" and ARTICLE in e["url"])
     assert pageview["url"].endswith(ARTICLE)  # query value and fragment dropped

@@ -53,8 +53,13 @@ def make(tmp_path, **over):
 
 
 def ev(**fields) -> dict:
-    return {"id": str(uuid.uuid4()), "type": "pageview", "site": "elegal",
-            "ts": int(time.time() * 1000), "url": "https://e-legal.az/a?b=1#c"} | fields
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "pageview",
+        "site": "elegal",
+        "ts": int(time.time() * 1000),
+        "url": "https://e-legal.az/a?b=1#c",
+    } | fields
 
 
 @pytest.fixture
@@ -66,18 +71,31 @@ def c(tmp_path):
 
 def test_single_json_event_is_enriched_scrubbed_and_encrypted(c) -> None:
     client, box = c
-    e = ev(url="https://e-legal.az/xidmet?utm_source=mail&email=a@b.az&id=5#frag",
-           ref="https://user:pw@google.com/search?q=my+name")
-    r = client.post("/e", json=e, headers={"User-Agent": UA, "Accept-Language": "az-AZ,ru;q=0.8",
-                                           "Origin": "https://e-legal.az"})
+    e = ev(
+        url="https://e-legal.az/xidmet?utm_source=mail&email=a@b.az&id=5#frag",
+        ref="https://user:pw@google.com/search?q=my+name",
+    )
+    r = client.post(
+        "/e",
+        json=e,
+        headers={
+            "User-Agent": UA,
+            "Accept-Language": "az-AZ,ru;q=0.8",
+            "Origin": "https://e-legal.az",
+        },
+    )
     assert r.status_code == 202 and r.json() == {"accepted": 1}
     assert r.headers["access-control-allow-origin"] == "https://e-legal.az"
-    (key, value), = box.records
+    ((key, value),) = box.records
     out = json.loads(value)
     assert out["id"] == e["id"] and out["v"] == 1 and out["type"] == "pageview"
     assert out["url"] == "https://e-legal.az/xidmet?utm_source=mail"
     assert out["ref"] == "https://google.com/search"
-    assert out["ua"] == UA and out["lang"] == "az-AZ" and abs(out["received"] - time.time() * 1000) < 5000
+    assert (
+        out["ua"] == UA
+        and out["lang"] == "az-AZ"
+        and abs(out["received"] - time.time() * 1000) < 5000
+    )
     assert "ip" not in out and b"203.0.113.9" not in value and b"203.0.113.9" not in key
     ip_key = crypto.ip_cipher_key(base64.b64decode(KEY))
     assert crypto.decrypt_ip(ip_key, out["ip_enc"]) == "203.0.113.9"
@@ -99,10 +117,17 @@ def test_beacon_hex_ids_are_normalised_to_uuid(c) -> None:
     assert box.events()[0]["id"] == str(u)
 
 
-@pytest.mark.parametrize("bad, field", [
-    ({"type": "email_open"}, "type"), ({"ts": "yesterday"}, "ts"), ({"extra": 1}, "extra"),
-    ({"engaged_ms": -5}, "engaged_ms"), ({"id": "nope"}, "id"), ({"vid": "abcdefgh12"}, "vid"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"type": "email_open"}, "type"),
+        ({"ts": "yesterday"}, "ts"),
+        ({"extra": 1}, "extra"),
+        ({"engaged_ms": -5}, "engaged_ms"),
+        ({"id": "nope"}, "id"),
+        ({"vid": "abcdefgh12"}, "vid"),
+    ],
+)
 def test_invalid_event_is_400_naming_the_field(c, bad, field) -> None:
     client, box = c
     r = client.post("/e", json=ev(**bad))
@@ -133,8 +158,13 @@ def test_unknown_site_and_foreign_origin_are_403(c) -> None:
     assert r.status_code == 403 and r.json()["reason"] == "unknown_site"
     r = client.post("/e", json=ev(), headers={"Origin": "https://evil.example"})
     assert r.status_code == 403 and r.json()["reason"] == "origin_not_allowed"
-    assert client.post("/e", json=ev(), headers={"Origin": "https://www.e-legal.az"}).status_code == 202
-    assert client.post("/e", json=ev(), headers={"Origin": "http://localhost:8080"}).status_code == 202
+    assert (
+        client.post("/e", json=ev(), headers={"Origin": "https://www.e-legal.az"}).status_code
+        == 202
+    )
+    assert (
+        client.post("/e", json=ev(), headers={"Origin": "http://localhost:8080"}).status_code == 202
+    )
     assert len(box.records) == 2
     assert 'reason="origin_not_allowed"} 1' in client.get("/metrics").text
 
@@ -191,8 +221,11 @@ def test_email_open_pixel(c) -> None:
     assert r.status_code == 200 and r.content == GIF and r.headers["content-type"] == "image/gif"
     assert "no-store" in r.headers["cache-control"] and r.headers["pragma"] == "no-cache"
     out = box.events()[0]
-    assert (out["type"], out["campaign"], out["recipient"]) == ("email_open", "spring-2026",
-                                                                "Rk9PYmFyMTIzNDU2")
+    assert (out["type"], out["campaign"], out["recipient"]) == (
+        "email_open",
+        "spring-2026",
+        "Rk9PYmFyMTIzNDU2",
+    )
     assert out["site"] == "elegal" and out["ip_enc"]
     r = client.get("/o/spring-2026/someone@mail.az.gif")
     assert r.status_code == 400 and r.json()["field"] == "recipient"
@@ -205,6 +238,7 @@ def test_beacon_script_health_and_preflight(c) -> None:
     assert r.status_code == 200 and "javascript" in r.headers["content-type"]
     assert b"sendBeacon" in r.content and r.headers["content-encoding"] == "gzip"
     assert client.get("/healthz").text == "ok"
-    r = client.options("/e", headers={"Origin": "https://e-legal.az",
-                                      "Access-Control-Request-Method": "POST"})
+    r = client.options(
+        "/e", headers={"Origin": "https://e-legal.az", "Access-Control-Request-Method": "POST"}
+    )
     assert r.status_code == 204 and r.headers["access-control-allow-methods"] == "POST"

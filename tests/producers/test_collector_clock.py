@@ -12,11 +12,13 @@ from tests.producers.test_collector_fast import KEY
 def test_the_receive_time_is_the_clock_in_epoch_ms(tmp_path) -> None:
     clock = FakeClock()
     factory = EventFactory(Settings(data_dir=tmp_path, ip_key=KEY), clock)
-    assert factory.context({}, "203.0.113.9", False, False).received == \
-        int(clock.now().timestamp() * 1000)
+    assert factory.context({}, "203.0.113.9", False, False).received == int(
+        clock.now().timestamp() * 1000
+    )
     clock.advance(0.5)
-    assert factory.context({}, "203.0.113.9", False, False).received == \
-        int(clock.now().timestamp() * 1000)
+    assert factory.context({}, "203.0.113.9", False, False).received == int(
+        clock.now().timestamp() * 1000
+    )
 
 
 def test_the_token_bucket_refills_on_the_clock_not_in_real_time() -> None:

@@ -32,30 +32,49 @@ UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"
 
 
 def _event(**fields) -> dict:
-    return {"id": uuid.uuid4().hex, "type": "pageview", "site": "elegal",
-            "ts": int(time.time() * 1000)} | fields
+    return {
+        "id": uuid.uuid4().hex,
+        "type": "pageview",
+        "site": "elegal",
+        "ts": int(time.time() * 1000),
+    } | fields
 
 
 EVENTS = [
     _event(),
-    _event(url="https://e-legal.az/a/b?utm_source=x&q=secret&keep=1#frag",
-           ref="https://user:pw@google.com:8443/search?q=me", section="  services "),
-    _event(type="engagement", engaged_ms=12_345, scroll_pct=70,
-           sections={"faq": 900, " hero ": 0}, url="android-app://az.elegal/x"),
-    _event(type="custom", name="download", props={"file": "a.pdf", "n": 3, "ok": True,
-                                                   "ratio": 0.125, "big": 1e16}),
-    _event(type="outbound", url="ftp://nope", ref="", consent="analytics",
-           vid="0123456789abcdef"),
+    _event(
+        url="https://e-legal.az/a/b?utm_source=x&q=secret&keep=1#frag",
+        ref="https://user:pw@google.com:8443/search?q=me",
+        section="  services ",
+    ),
+    _event(
+        type="engagement",
+        engaged_ms=12_345,
+        scroll_pct=70,
+        sections={"faq": 900, " hero ": 0},
+        url="android-app://az.elegal/x",
+    ),
+    _event(
+        type="custom",
+        name="download",
+        props={"file": "a.pdf", "n": 3, "ok": True, "ratio": 0.125, "big": 1e16},
+    ),
+    _event(type="outbound", url="ftp://nope", ref="", consent="analytics", vid="0123456789abcdef"),
     _event(consent="analytics", vid="visitor_0001", name=" n "),
     _event(gpc=True, url="https://e-legal.az/ünicode?utm_x=ə"),
 ]
 
 
 @pytest.mark.parametrize("event", EVENTS)
-@pytest.mark.parametrize("ip, ua, lang, dnt, gpc", [
-    ("203.0.113.9", UA, "az-AZ", False, False), ("", None, None, False, False),
-    ("2001:db8::1", UA, None, True, False), ("198.51.100.7", "x" * 512, "ru", False, True),
-])
+@pytest.mark.parametrize(
+    "ip, ua, lang, dnt, gpc",
+    [
+        ("203.0.113.9", UA, "az-AZ", False, False),
+        ("", None, None, False, False),
+        ("2001:db8::1", UA, None, True, False),
+        ("198.51.100.7", "x" * 512, "ru", False, True),
+    ],
+)
 def test_record_is_what_the_model_makes(tmp_path, event, ip, ua, lang, dnt, gpc) -> None:
     settings = Settings(data_dir=tmp_path, ip_key=KEY, collector_query_allowlist=["keep"])
     factory = EventFactory(settings)
@@ -102,19 +121,19 @@ def test_memo_partitioner_picks_the_default_partition(n) -> None:
     memo, default, cluster = MemoPartitioner(size=64), DefaultPartitioner(), _Cluster(n)
     keys = [os.urandom(16).hex().encode() for _ in range(300)]
     for key in keys + keys:  # the second round is served from the memo
-        assert (memo.partition("t", key, key, b"v", b"v", cluster)
-                == default.partition("t", key, key, b"v", b"v", cluster))
+        assert memo.partition("t", key, key, b"v", b"v", cluster) == default.partition(
+            "t", key, key, b"v", b"v", cluster
+        )
     assert memo.partition("t", None, None, b"v", b"v", cluster) in cluster.parts
 
 
 def test_bare_answers_match_json_response() -> None:
-    for status, content, headers in [(202, {"accepted": 1}, None),
-                                     (202, {"accepted": 0}, {"Access-Control-Allow-Origin": "o",
-                                                             "Vary": "Origin"}),
-                                     (400, {"error": "bad ə", "reason": "invalid",
-                                            "field": "1.ts"}, None),
-                                     (503, {"error": "try again", "reason": "unavailable"},
-                                      {"Retry-After": "2"})]:
+    for status, content, headers in [
+        (202, {"accepted": 1}, None),
+        (202, {"accepted": 0}, {"Access-Control-Allow-Origin": "o", "Vary": "Origin"}),
+        (400, {"error": "bad ə", "reason": "invalid", "field": "1.ts"}, None),
+        (503, {"error": "try again", "reason": "unavailable"}, {"Retry-After": "2"}),
+    ]:
         response = JSONResponse(content, status_code=status, headers=headers)
         assert _json(status, content, headers) == (status, response.raw_headers, response.body)
 
@@ -169,8 +188,9 @@ async def test_outbox_answers_each_request_after_all_its_acks() -> None:
         assert await asyncio.gather(*(box.produce(r) for r in ok)) == [None] * 40
         with pytest.raises(Unavailable):  # a record the broker refuses: the request gets 503
             await box.produce([(keys[0], _value(i="fine")), (keys[0], _value(i="bad"))])
-        assert sorted(producer.sent) == sorted([v for rs in ok for _, v in rs]
-                                               + [_value(i="fine"), _value(i="bad")])
+        assert sorted(producer.sent) == sorted(
+            [v for rs in ok for _, v in rs] + [_value(i="fine"), _value(i="bad")]
+        )
         assert producer.threads == {"mayak-outbox"}  # never the event loop
         assert box.pending == 0
     finally:
@@ -211,8 +231,9 @@ def _as_dict(event) -> dict:
 
 async def test_outbox_times_out_and_bounds_pending() -> None:
     hold = threading.Event()
-    box = Outbox("-", "t", max_pending=3, ack_timeout=0.3,
-                 producer_factory=lambda: FakeProducer(hold=hold))
+    box = Outbox(
+        "-", "t", max_pending=3, ack_timeout=0.3, producer_factory=lambda: FakeProducer(hold=hold)
+    )
     try:
         waiting = asyncio.ensure_future(box.produce([(b"k", b"1"), (b"k", b"2")]))
         await asyncio.sleep(0.05)
@@ -261,7 +282,6 @@ def test_overlong_scrubbed_url_is_a_400_not_a_500(tmp_path) -> None:
         assert r.status_code == 400 and r.json()["field"] == "url" and box.records == []
 
 
-
 def test_raw_frames_round_trip_and_anything_else_is_one_event() -> None:
     from contract.raw_frames import frame
 
@@ -278,8 +298,10 @@ def test_partition_keys_are_the_pseudonyms_keyed_hash_and_did_not_change() -> No
     they were one function: a changed key would move a visitor's events to another partition
     (out of order across an upgrade)."""
     secret = bytes(range(32))
-    assert crypto.partition_key(secret, "elegal", "85.132.10.20", "Mozilla/5.0") == \
-        b"e37f1038265bce3bc207842beb676e1d"
+    assert (
+        crypto.partition_key(secret, "elegal", "85.132.10.20", "Mozilla/5.0")
+        == b"e37f1038265bce3bc207842beb676e1d"
+    )
     assert crypto.partition_key(secret, "elegal", "vid-1") == b"dc51d5231a6f3243a355f85785559683"
     assert crypto.partition_key(secret, "ab", "c") != crypto.partition_key(secret, "a", "bc")
     assert crypto.partition_key(secret, "x", "y") == keyed_hash(secret, "x", "y").encode()
@@ -353,12 +375,22 @@ def test_collector_protocol_serves_keep_alive_and_streamed_responses() -> None:
         for part in (b"a", b"b", b"c"):
             yield part
 
-    app = Starlette(routes=[Route("/t", lambda r: PlainTextResponse("ok")),
-                            Route("/s", lambda r: StreamingResponse(stream()))])
+    app = Starlette(
+        routes=[
+            Route("/t", lambda r: PlainTextResponse("ok")),
+            Route("/s", lambda r: StreamingResponse(stream())),
+        ]
+    )
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning",
-        http="producers.collector.server:CoalescingHttpToolsProtocol"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            http="producers.collector.server:CoalescingHttpToolsProtocol",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -367,8 +399,10 @@ def test_collector_protocol_serves_keep_alive_and_streamed_responses() -> None:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         with socket.create_connection(("127.0.0.1", port)) as sock:  # one connection, 3 requests
-            sock.sendall(b"GET /t HTTP/1.1\r\nHost: x\r\n\r\n" * 2
-                         + b"GET /s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sock.sendall(
+                b"GET /t HTTP/1.1\r\nHost: x\r\n\r\n" * 2
+                + b"GET /s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
             received = b""
             while chunk := sock.recv(65536):
                 received += chunk

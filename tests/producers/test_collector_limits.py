@@ -39,8 +39,11 @@ class Collector:
         return sock
 
     def connections(self) -> int:
-        return sum(1 for c in self.proc.net_connections("tcp")
-                   if c.laddr.port == self.port and c.status == psutil.CONN_ESTABLISHED)
+        return sum(
+            1
+            for c in self.proc.net_connections("tcp")
+            if c.laddr.port == self.port and c.status == psutil.CONN_ESTABLISHED
+        )
 
 
 IDLE_CONNECTIONS = 3000  # the issue's figure; each end needs a descriptor here and in the child
@@ -53,8 +56,10 @@ def enough_file_descriptors() -> Iterator[None]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = 2 * IDLE_CONNECTIONS + 1024
     if hard != resource.RLIM_INFINITY and hard < want:
-        pytest.fail(f"the hard limit of open files is {hard}; these tests need {want}: "
-                    f"raise it (ulimit -Hn {want}) before running them")
+        pytest.fail(
+            f"the hard limit of open files is {hard}; these tests need {want}: "
+            f"raise it (ulimit -Hn {want}) before running them"
+        )
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
     yield
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
@@ -64,16 +69,25 @@ def enough_file_descriptors() -> Iterator[None]:
 def collector(tmp_path_factory) -> Iterator[Collector]:
     home = tmp_path_factory.mktemp("collector")
     port = free_port()
-    env = {"MAYAK_DATA_DIR": str(home), "MAYAK_IP_KEY": KEY, "MAYAK_COLLECTOR_PORT": str(port),
-           "MAYAK_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",  # nobody listens there
-           "MAYAK_COLLECTOR_HEADER_TIMEOUT_S": str(HEAD_TIMEOUT),
-           "MAYAK_COLLECTOR_BODY_TIMEOUT_S": str(BODY_TIMEOUT),
-           "MAYAK_COLLECTOR_KEEP_ALIVE_S": str(KEEP_ALIVE),
-           "MAYAK_COLLECTOR_RATE_PER_S": "100000", "MAYAK_COLLECTOR_RATE_BURST": "100000"}
+    env = {
+        "MAYAK_DATA_DIR": str(home),
+        "MAYAK_IP_KEY": KEY,
+        "MAYAK_COLLECTOR_PORT": str(port),
+        "MAYAK_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",  # nobody listens there
+        "MAYAK_COLLECTOR_HEADER_TIMEOUT_S": str(HEAD_TIMEOUT),
+        "MAYAK_COLLECTOR_BODY_TIMEOUT_S": str(BODY_TIMEOUT),
+        "MAYAK_COLLECTOR_KEEP_ALIVE_S": str(KEEP_ALIVE),
+        "MAYAK_COLLECTOR_RATE_PER_S": "100000",
+        "MAYAK_COLLECTOR_RATE_BURST": "100000",
+    }
     proc = spawn_mayak(["collector"], home / "collector.log", env)
     try:
-        wait_http_ok({"collector": f"http://127.0.0.1:{port}/healthz"}, {"collector": proc},
-                     timeout=60, logs=home)
+        wait_http_ok(
+            {"collector": f"http://127.0.0.1:{port}/healthz"},
+            {"collector": proc},
+            timeout=60,
+            logs=home,
+        )
         yield Collector(port, proc.pid)
     finally:
         stop_process(proc)
@@ -125,19 +139,32 @@ def test_unfinished_50mb_headers_are_cut_at_16kb_and_memory_stays_flat(collector
     assert max(-n - 1 for n in sent) < 8 * 2**20  # what was in flight before the close
     assert {_status(a) for a in answers} == {431}
     assert collector.rss_mb() - before < 25, (before, collector.rss_mb())
-    print(f"10 unfinished headers: cut after {max(-n - 1 for n in sent) / 1024:.0f} KB at most,"
-          f" RSS {before:.0f} -> {collector.rss_mb():.0f} MB")
+    print(
+        f"10 unfinished headers: cut after {max(-n - 1 for n in sent) / 1024:.0f} KB at most,"
+        f" RSS {before:.0f} -> {collector.rss_mb():.0f} MB"
+    )
 
 
-@pytest.mark.parametrize("head, status", [
-    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: " + b"u" * 8000 + b"\r\n\r\n", 200),
-    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20000 + b"\r\n\r\n", 431),
-    (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(60)) + b"\r\n",
-     200),
-    (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(65)) + b"\r\n",
-     431),
-    (b"GET /healthz?" + b"q" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431),
-])
+@pytest.mark.parametrize(
+    "head, status",
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: " + b"u" * 8000 + b"\r\n\r\n", 200),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20000 + b"\r\n\r\n", 431),
+        (
+            b"GET /healthz HTTP/1.1\r\n"
+            + b"".join(b"X-%d: v\r\n" % i for i in range(60))
+            + b"\r\n",
+            200,
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\n"
+            + b"".join(b"X-%d: v\r\n" % i for i in range(65))
+            + b"\r\n",
+            431,
+        ),
+        (b"GET /healthz?" + b"q" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431),
+    ],
+)
 def test_header_size_and_count_limits(collector, head, status) -> None:
     with collector.connect() as sock:
         sock.sendall(head.replace(b"HTTP/1.1\r\n", b"HTTP/1.1\r\nConnection: close\r\n", 1))
@@ -163,14 +190,16 @@ def test_slowloris_headers_are_cut_after_the_header_timeout(collector) -> None:
 
 def test_slow_body_is_cut_after_the_body_timeout(collector) -> None:
     with collector.connect() as sock:
-        sock.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"id\":")
+        sock.sendall(b'POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"id":')
         started = time.monotonic()
         assert _answer(sock) == b""  # closed without an answer: the request never completed
         assert BODY_TIMEOUT - 0.5 < time.monotonic() - started < BODY_TIMEOUT + 2
 
 
 def test_idle_and_kept_alive_connections_are_closed(collector) -> None:
-    idle = [collector.connect() for _ in range(IDLE_CONNECTIONS)]  # the issue held 3,000 for a minute
+    idle = [
+        collector.connect() for _ in range(IDLE_CONNECTIONS)
+    ]  # the issue held 3,000 for a minute
     kept = collector.connect()
     kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert _status(kept.recv(4096)) == 200
@@ -188,15 +217,23 @@ def test_idle_and_kept_alive_connections_are_closed(collector) -> None:
 
 
 def _event(**fields) -> dict:
-    return {"id": str(uuid.uuid4()), "type": "pageview", "site": "elegal",
-            "ts": int(time.time() * 1000)} | fields
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "pageview",
+        "site": "elegal",
+        "ts": int(time.time() * 1000),
+    } | fields
 
 
 async def _flood(url: str, n: int, concurrency: int) -> tuple[Counter, float]:
     """n requests from ``concurrency`` keep-alive clients: events (503: no broker), invalid
     ones, unknown sites, junk; returns the answers and the slowest answer in seconds."""
-    bodies = [lambda: [_event() for _ in range(10)], lambda: _event(ts="soon"),
-              lambda: _event(site="nope"), lambda: "x" * 5000]
+    bodies = [
+        lambda: [_event() for _ in range(10)],
+        lambda: _event(ts="soon"),
+        lambda: _event(site="nope"),
+        lambda: "x" * 5000,
+    ]
     answers: Counter = Counter()
     slowest = 0.0
 
@@ -231,5 +268,7 @@ def test_bounded_flood_keeps_memory_bounded_and_503s_fast(collector) -> None:
     # no request waits for the ack timeout (30 s); a trial request waits up to 2 s
     assert slowest < 12, slowest  # loose: the 2-core test box is shared
     assert after - before < 30, (before, after)
-    print(f"flood of 3000 requests: {dict(answers)}, slowest {slowest:.2f} s,"
-          f" RSS {before:.0f} -> {after:.0f} MB")
+    print(
+        f"flood of 3000 requests: {dict(answers)}, slowest {slowest:.2f} s,"
+        f" RSS {before:.0f} -> {after:.0f} MB"
+    )

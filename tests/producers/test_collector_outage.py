@@ -35,9 +35,13 @@ RECOVERY_S = 5.0
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A broker only this module uses, so stopping it disturbs no other test."""
-    broker = LocalBroker(home=tmp_path_factory.mktemp("outage-kafka"),
-                         cache_dir=Settings().cache_dir, port=free_port(),
-                         controller_port=free_port(), heap_mb=384)
+    broker = LocalBroker(
+        home=tmp_path_factory.mktemp("outage-kafka"),
+        cache_dir=Settings().cache_dir,
+        port=free_port(),
+        controller_port=free_port(),
+        heap_mb=384,
+    )
     broker.start(timeout=180)
     try:
         yield broker
@@ -53,8 +57,12 @@ class Collector:
 
     def __enter__(self) -> Collector:
         self.proc = spawn_mayak(["collector"], self.home / "collector.log", self.env)
-        wait_http_ok({"collector": f"{self.url}/healthz"}, {"collector": self.proc},
-                     timeout=60, logs=self.home)
+        wait_http_ok(
+            {"collector": f"{self.url}/healthz"},
+            {"collector": self.proc},
+            timeout=60,
+            logs=self.home,
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -91,16 +99,18 @@ class Load:
             await asyncio.sleep(max(0.0, start + i / RATE - time.monotonic()))
         await asyncio.gather(*tasks)
 
-    async def _request(self, idle: asyncio.Queue, method: str, path: str,
-                       body: bytes = b"") -> tuple[int, bytes]:
+    async def _request(
+        self, idle: asyncio.Queue, method: str, path: str, body: bytes = b""
+    ) -> tuple[int, bytes]:
         conn = await idle.get()
         try:
             if conn is None:
                 conn = await asyncio.open_connection("127.0.0.1", self.port)
             reader, writer = conn
-            writer.write(b"%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (method.encode(), path.encode(),
-                                                              len(body), body))
+            writer.write(
+                b"%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (method.encode(), path.encode(), len(body), body)
+            )
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
             length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
             answer = await reader.readexactly(length)
@@ -113,8 +123,18 @@ class Load:
     async def _one(self, idle: asyncio.Queue) -> None:
         ids = [str(uuid.uuid4()) for _ in range(2)]
         now = int(time.time() * 1000)
-        body = orjson.dumps([{"id": i, "type": "pageview", "site": "elegal", "ts": now,
-                              "url": "https://e-legal.az/x"} for i in ids])
+        body = orjson.dumps(
+            [
+                {
+                    "id": i,
+                    "type": "pageview",
+                    "site": "elegal",
+                    "ts": now,
+                    "url": "https://e-legal.az/x",
+                }
+                for i in ids
+            ]
+        )
         t0 = time.monotonic()
         code, _ = await self._request(idle, "POST", "/e", body)
         self.answers.append((t0, time.monotonic(), code, ids))
@@ -128,10 +148,16 @@ class Load:
 
 def _outage(tmp_path, broker: LocalBroker, outage_s: float) -> None:
     tag = uuid.uuid4().hex[:8]
-    env = {"MAYAK_DATA_DIR": str(tmp_path), "MAYAK_KAFKA_BOOTSTRAP": broker.bootstrap,
-           "MAYAK_TOPIC_RAW": f"o{tag}.raw", "MAYAK_TOPIC_EVENTS": f"o{tag}.events",
-           "MAYAK_TOPIC_FAILED": f"o{tag}.failed", "MAYAK_COLLECTOR_PORT": str(free_port()),
-           "MAYAK_COLLECTOR_RATE_PER_S": "1000000", "MAYAK_COLLECTOR_RATE_BURST": "1000000"}
+    env = {
+        "MAYAK_DATA_DIR": str(tmp_path),
+        "MAYAK_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "MAYAK_TOPIC_RAW": f"o{tag}.raw",
+        "MAYAK_TOPIC_EVENTS": f"o{tag}.events",
+        "MAYAK_TOPIC_FAILED": f"o{tag}.failed",
+        "MAYAK_COLLECTOR_PORT": str(free_port()),
+        "MAYAK_COLLECTOR_RATE_PER_S": "1000000",
+        "MAYAK_COLLECTOR_RATE_BURST": "1000000",
+    }
     settings = settings_for(env)
     ensure_topics(settings)
     load = Load(settings.collector_port)
@@ -165,8 +191,13 @@ def _outage(tmp_path, broker: LocalBroker, outage_s: float) -> None:
     assert max(t1 - t0 for t0, t1, *_ in answers) < settings.collector_stall_s + 4.0
     assert statistics.median(during) < 0.1 and max(during) < 5.0, sorted(during)[-10:]
     down = [(code, body) for t0, code, body in load.probes if settled < t0 < restarting]
-    assert down and all(code == 503 and body["ready"] is False and "Kafka" in body["kafka"]
-                        and body["healthz"] == "ok" for code, body in down), down[:3]
+    assert down and all(
+        code == 503
+        and body["ready"] is False
+        and "Kafka" in body["kafka"]
+        and body["healthz"] == "ok"
+        for code, body in down
+    ), down[:3]
 
     # back: acknowledged again within RECOVERY_S of the broker's return, and ready
     first_ok = min(t1 for t0, t1, code, _ in answers if code == 202 and t1 > gone)
@@ -183,11 +214,13 @@ def _outage(tmp_path, broker: LocalBroker, outage_s: float) -> None:
     doubled = [i for i in acked if counts[i] > 1]
     assert not missing and not doubled, (len(missing), len(doubled), len(acked), codes)
     p95 = statistics.quantiles(during, n=20)[18]
-    print(f"outage {outage_s:.0f} s: {codes}, 503 in {statistics.median(during) * 1000:.0f} ms"
-          f" (median), {p95 * 1000:.0f} ms (p95), {max(during):.2f} s (max), "
-          f"first 2xx {first_ok - back:.2f} s after the broker's"
-          f" return ({back - restarting:.1f} s to start it), {len(acked)} acked events found"
-          f" once each among {len(got)} on the topic")
+    print(
+        f"outage {outage_s:.0f} s: {codes}, 503 in {statistics.median(during) * 1000:.0f} ms"
+        f" (median), {p95 * 1000:.0f} ms (p95), {max(during):.2f} s (max), "
+        f"first 2xx {first_ok - back:.2f} s after the broker's"
+        f" return ({back - restarting:.1f} s to start it), {len(acked)} acked events found"
+        f" once each among {len(got)} on the topic"
+    )
 
 
 def test_ten_second_outage(tmp_path, broker) -> None:

@@ -25,12 +25,25 @@ def c(tmp_path):
         yield client, box
 
 
-@pytest.mark.parametrize("field, value", [
-    ("ts", str(int(time.time() * 1000))), ("ts", float(int(time.time() * 1000))),
-    ("engaged_ms", "5"), ("engaged_ms", 5.0), ("scroll_pct", "40"), ("scroll_pct", True),
-    ("dnt", "yes"), ("dnt", 1), ("gpc", "true"), ("url", 5), ("sections", {"faq": "900"}),
-    ("v", "1"), ("consent", 1), ("site", ["elegal"]),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("ts", str(int(time.time() * 1000))),
+        ("ts", float(int(time.time() * 1000))),
+        ("engaged_ms", "5"),
+        ("engaged_ms", 5.0),
+        ("scroll_pct", "40"),
+        ("scroll_pct", True),
+        ("dnt", "yes"),
+        ("dnt", 1),
+        ("gpc", "true"),
+        ("url", 5),
+        ("sections", {"faq": "900"}),
+        ("v", "1"),
+        ("consent", 1),
+        ("site", ["elegal"]),
+    ],
+)
 def test_a_wrong_json_type_is_400_naming_the_field_never_coerced(c, field, value) -> None:
     client, box = c
     r = client.post("/e", json=ev(type="engagement", **{field: value}))
@@ -41,8 +54,15 @@ def test_a_wrong_json_type_is_400_naming_the_field_never_coerced(c, field, value
 
 def test_right_types_still_pass_and_beacon_hex_ids_too(c) -> None:
     client, box = c
-    e = ev(id=uuid.uuid4().hex, type="engagement", engaged_ms=5, scroll_pct=40, dnt=True,
-           sections={"faq": 900}, props={"n": 1, "x": 0.5, "ok": True, "s": "a"})
+    e = ev(
+        id=uuid.uuid4().hex,
+        type="engagement",
+        engaged_ms=5,
+        scroll_pct=40,
+        dnt=True,
+        sections={"faq": 900},
+        props={"n": 1, "x": 0.5, "ok": True, "s": "a"},
+    )
     e.pop("url")
     r = client.post("/e", json=[e | {"type": "custom", "name": "x"}])
     assert r.status_code == 202, r.text
@@ -83,25 +103,43 @@ def test_event_time_bounds_are_inclusive() -> None:
     assert event_time(received - MAX_BEHIND_MS - 1, received) == received
 
 
-ELEGAL = ["https://e-legal.az", "https://*.e-legal.az", "http://localhost:*",
-          "http://127.0.0.1:*"]
+ELEGAL = ["https://e-legal.az", "https://*.e-legal.az", "http://localhost:*", "http://127.0.0.1:*"]
 
 
-@pytest.mark.parametrize("origin, allowed", [
-    ("https://e-legal.az", True), ("https://E-Legal.AZ", True), ("https://e-legal.az:443", True),
-    ("https://www.e-legal.az", True), ("https://a.b.e-legal.az", True),
-    ("http://localhost:8080", True), ("http://localhost", True), ("http://127.0.0.1:3000", True),
-    # what the old fnmatch globs let through
-    ("http://localhost:1@evil.example", False), ("http://localhost:*@evil.example", False),
-    ("https://e-legal.az.evil.example", False), ("https://evil.example/.e-legal.az", False),
-    ("https://www.e-legal.az@evil.example", False), ("http://127.0.0.1:1@evil.example", False),
-    ("http://localhost:80/x", False), ("http://localhost:8080/", False),
-    # scheme, port, host must match
-    ("http://e-legal.az", False), ("https://e-legal.az:8443", False), ("https://xe-legal.az", False),
-    ("https://.e-legal.az", False), ("https://a..e-legal.az", False), ("null", False),
-    ("http://localhost:99999", False), ("http://localhost:0", False), ("", False),
-    ("https://e-legal.az\r\n", False), ("javascript://e-legal.az", False),
-])
+@pytest.mark.parametrize(
+    "origin, allowed",
+    [
+        ("https://e-legal.az", True),
+        ("https://E-Legal.AZ", True),
+        ("https://e-legal.az:443", True),
+        ("https://www.e-legal.az", True),
+        ("https://a.b.e-legal.az", True),
+        ("http://localhost:8080", True),
+        ("http://localhost", True),
+        ("http://127.0.0.1:3000", True),
+        # what the old fnmatch globs let through
+        ("http://localhost:1@evil.example", False),
+        ("http://localhost:*@evil.example", False),
+        ("https://e-legal.az.evil.example", False),
+        ("https://evil.example/.e-legal.az", False),
+        ("https://www.e-legal.az@evil.example", False),
+        ("http://127.0.0.1:1@evil.example", False),
+        ("http://localhost:80/x", False),
+        ("http://localhost:8080/", False),
+        # scheme, port, host must match
+        ("http://e-legal.az", False),
+        ("https://e-legal.az:8443", False),
+        ("https://xe-legal.az", False),
+        ("https://.e-legal.az", False),
+        ("https://a..e-legal.az", False),
+        ("null", False),
+        ("http://localhost:99999", False),
+        ("http://localhost:0", False),
+        ("", False),
+        ("https://e-legal.az\r\n", False),
+        ("javascript://e-legal.az", False),
+    ],
+)
 def test_origin_is_matched_by_scheme_host_and_port(origin, allowed) -> None:
     assert door.origin_allowed(origin, ELEGAL) is allowed
 
@@ -140,34 +178,73 @@ def test_preflight_answers_cors_only_for_an_allowed_origin(tmp_path) -> None:
 # --- fuzzing: whatever arrives, the answer is never a 5xx -----------------------------------
 
 _json_leaf = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
-_json = st.recursive(_json_leaf, lambda inner: st.lists(inner, max_size=4)
-                     | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
-_fields = st.fixed_dictionaries({}, optional={
-    "id": st.uuids().map(str) | st.text(max_size=40), "type": st.sampled_from(
-        ["pageview", "engagement", "custom", "outbound", "email_open", "x"]) | _json,
-    "site": st.sampled_from(["elegal", "demo", "nope"]) | _json,
-    "ts": st.integers(min_value=-2**70, max_value=2**70) | _json,
-    "url": st.text(max_size=300) | st.just("https://e-legal.az/a?utm_x=1#f") | _json,
-    "ref": st.text(max_size=100) | _json, "engaged_ms": st.integers() | _json,
-    "scroll_pct": st.integers() | _json, "name": st.text(max_size=80) | _json,
-    "sections": st.dictionaries(st.text(max_size=70), st.integers(), max_size=40) | _json,
-    "props": st.dictionaries(st.text(max_size=45), _json_leaf, max_size=20) | _json,
-    "consent": st.sampled_from(["analytics", "none"]) | _json,
-    "vid": st.text(max_size=130) | _json, "dnt": st.booleans() | _json,
-    "gpc": st.booleans() | _json, "v": st.just(1) | _json,
-})
-_bodies = (_fields.map(lambda d: json.dumps(d).encode())
-           | st.lists(_fields, max_size=55).map(lambda d: json.dumps(d).encode())
-           | _json.map(lambda d: json.dumps(d).encode()) | st.binary(max_size=300))
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.uuids().map(str) | st.text(max_size=40),
+        "type": st.sampled_from(["pageview", "engagement", "custom", "outbound", "email_open", "x"])
+        | _json,
+        "site": st.sampled_from(["elegal", "demo", "nope"]) | _json,
+        "ts": st.integers(min_value=-(2**70), max_value=2**70) | _json,
+        "url": st.text(max_size=300) | st.just("https://e-legal.az/a?utm_x=1#f") | _json,
+        "ref": st.text(max_size=100) | _json,
+        "engaged_ms": st.integers() | _json,
+        "scroll_pct": st.integers() | _json,
+        "name": st.text(max_size=80) | _json,
+        "sections": st.dictionaries(st.text(max_size=70), st.integers(), max_size=40) | _json,
+        "props": st.dictionaries(st.text(max_size=45), _json_leaf, max_size=20) | _json,
+        "consent": st.sampled_from(["analytics", "none"]) | _json,
+        "vid": st.text(max_size=130) | _json,
+        "dnt": st.booleans() | _json,
+        "gpc": st.booleans() | _json,
+        "v": st.just(1) | _json,
+    },
+)
+_bodies = (
+    _fields.map(lambda d: json.dumps(d).encode())
+    | st.lists(_fields, max_size=55).map(lambda d: json.dumps(d).encode())
+    | _json.map(lambda d: json.dumps(d).encode())
+    | st.binary(max_size=300)
+)
 _header_value = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=80)
 _headers = st.dictionaries(
-    st.sampled_from(["origin", "content-type", "content-length", "x-forwarded-for", "dnt",
-                     "sec-gpc", "user-agent", "accept-language", "accept-encoding"]),
-    _header_value, max_size=6)
-_paths = st.sampled_from(["/e", "/t.js", "/healthz", "/readyz", "/metrics", "/o/c1/tok_12345678.gif",
-                          "/o/x/y", "/", "/e/"]) | st.text(
-    st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="?#"),
-    max_size=40).map(lambda p: "/" + p.lstrip("/"))  # "//x:y" would be a host to the client
+    st.sampled_from(
+        [
+            "origin",
+            "content-type",
+            "content-length",
+            "x-forwarded-for",
+            "dnt",
+            "sec-gpc",
+            "user-agent",
+            "accept-language",
+            "accept-encoding",
+        ]
+    ),
+    _header_value,
+    max_size=6,
+)
+_paths = st.sampled_from(
+    [
+        "/e",
+        "/t.js",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/o/c1/tok_12345678.gif",
+        "/o/x/y",
+        "/",
+        "/e/",
+    ]
+) | st.text(
+    st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="?#"), max_size=40
+).map(lambda p: "/" + p.lstrip("/"))  # "//x:y" would be a host to the client
 
 
 @pytest.fixture(scope="module")
@@ -175,29 +252,47 @@ def fuzz_client(tmp_path_factory):
     from mayak.settings import Settings
     from producers.collector.app import create_app
 
-    settings = Settings(data_dir=tmp_path_factory.mktemp("fuzz"), ip_key=KEY,
-                        collector_rate_per_s=1e9, collector_rate_burst=10**9,
-                        collector_trusted_proxies=["0.0.0.0/0"])
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("fuzz"),
+        ip_key=KEY,
+        collector_rate_per_s=1e9,
+        collector_rate_burst=10**9,
+        collector_trusted_proxies=["0.0.0.0/0"],
+    )
     box = FakeOutbox()
     with TestClient(create_app(settings, outbox=box), raise_server_exceptions=True) as client:
         yield client, box
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.data_too_large])
-@given(method=st.sampled_from(["POST", "GET", "OPTIONS", "PUT", "HEAD"]), path=_paths,
-       body=_bodies, headers=_headers, down=st.booleans())
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    method=st.sampled_from(["POST", "GET", "OPTIONS", "PUT", "HEAD"]),
+    path=_paths,
+    body=_bodies,
+    headers=_headers,
+    down=st.booleans(),
+)
 def test_fuzzed_requests_never_get_a_5xx_but_503_when_kafka_is_down(
-        fuzz_client, method, path, body, headers, down) -> None:
+    fuzz_client, method, path, body, headers, down
+) -> None:
     client, box = fuzz_client
     box.down = down
     headers = {k: v for k, v in headers.items() if k != "content-length"}
-    r = client.request(method, path, content=body if method in ("POST", "PUT") else None,
-                       headers=headers)
+    r = client.request(
+        method, path, content=body if method in ("POST", "PUT") else None, headers=headers
+    )
     assert r.status_code < 500 or (r.status_code == 503 and down), (r.status_code, r.text)
     if path == "/readyz" and method == "GET":
-        assert r.json() == ({"ready": False, "kafka": "down"} if down
-                            else {"ready": True, "kafka": "ok"})
-    if r.status_code >= 400 and r.headers.get("content-type") == "application/json" \
-            and method != "HEAD":  # a refusal says why
+        assert r.json() == (
+            {"ready": False, "kafka": "down"} if down else {"ready": True, "kafka": "ok"}
+        )
+    if (
+        r.status_code >= 400
+        and r.headers.get("content-type") == "application/json"
+        and method != "HEAD"
+    ):  # a refusal says why
         assert r.json()["kafka" if path == "/readyz" else "reason"]

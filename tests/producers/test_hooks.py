@@ -24,8 +24,11 @@ from producers.hooks import (
     track,
 )
 
-ROUTES = {"POST /xidmetler/{service_id}/muraciet": "service_application",
-          "/kabinet/{rest:path}": "cabinet", "GET /boom": "boom"}
+ROUTES = {
+    "POST /xidmetler/{service_id}/muraciet": "service_application",
+    "/kabinet/{rest:path}": "cabinet",
+    "GET /boom": "boom",
+}
 SECRET = b"k" * 32
 
 
@@ -52,7 +55,9 @@ def sink_tracker():
 
 def test_route_table_matches_templates_and_methods() -> None:
     table = ServiceRoutes(ROUTES)
-    assert table.match("post", "/xidmetler/42/muraciet").template == "/xidmetler/{service_id}/muraciet"
+    assert (
+        table.match("post", "/xidmetler/42/muraciet").template == "/xidmetler/{service_id}/muraciet"
+    )
     assert table.match("GET", "/xidmetler/42/muraciet") is None
     assert table.match("POST", "/xidmetler/42/x/muraciet") is None
     assert table.match("DELETE", "/kabinet/a/b/c").service_type == "cabinet"
@@ -64,7 +69,7 @@ def test_track_validates_queues_and_keys_by_a_keyed_hash(sink_tracker) -> None:
     sink, tracker = sink_tracker
     ev = tracker.track("service_request", uid="CUST-1001", service_type="notary", status=200)
     tracker.flush()
-    (key, value), = sink.items
+    ((key, value),) = sink.items
     assert json.loads(value)["id"] == str(ev.id)
     assert json.loads(value)["uid"] == "CUST-1001" and json.loads(value)["v"] == 1
     assert b"CUST" not in key and len(key) == 32
@@ -126,8 +131,13 @@ def _starlette_app(tracker: Tracker) -> Starlette:
     async def other(request: Request) -> PlainTextResponse:
         return PlainTextResponse("x")
 
-    app = Starlette(routes=[Route("/xidmetler/{service_id}/muraciet", apply, methods=["POST"]),
-                            Route("/boom", boom), Route("/other", other)])
+    app = Starlette(
+        routes=[
+            Route("/xidmetler/{service_id}/muraciet", apply, methods=["POST"]),
+            Route("/boom", boom),
+            Route("/other", other),
+        ]
+    )
     app.add_middleware(MayakASGIMiddleware, routes=ROUTES, tracker=tracker)
     return app
 
@@ -135,10 +145,17 @@ def _starlette_app(tracker: Tracker) -> Starlette:
 def test_asgi_middleware_in_a_real_starlette_app(sink_tracker) -> None:
     sink, tracker = sink_tracker
     client = TestClient(_starlette_app(tracker), raise_server_exceptions=False)
-    headers = {"User-Agent": "Mozilla/5.0 Test", "Authorization": "Bearer x",
-               "Cookie": "s=cookie-value"}
-    assert client.post("/xidmetler/998877/muraciet?q=hidden", content=b"secret-body",
-                       headers=headers).status_code == 201
+    headers = {
+        "User-Agent": "Mozilla/5.0 Test",
+        "Authorization": "Bearer x",
+        "Cookie": "s=cookie-value",
+    }
+    assert (
+        client.post(
+            "/xidmetler/998877/muraciet?q=hidden", content=b"secret-body", headers=headers
+        ).status_code
+        == 201
+    )
     assert client.get("/other").status_code == 200
     assert client.get("/boom").status_code == 500
     tracker.flush()
@@ -175,17 +192,30 @@ def _flask_app(tracker: Tracker) -> Flask:
 def test_wsgi_middleware_in_a_real_flask_app(sink_tracker) -> None:
     sink, tracker = sink_tracker
     client = _flask_app(tracker).test_client()
-    headers = {"User-Agent": "Mozilla/5.0 Flask", "Authorization": "Bearer x",
-               "Cookie": "s=cookie-value"}
+    headers = {
+        "User-Agent": "Mozilla/5.0 Flask",
+        "Authorization": "Bearer x",
+        "Cookie": "s=cookie-value",
+    }
     # buffered: consume and close the body, as a real WSGI server does
-    assert client.post("/xidmetler/998877/muraciet?q=hidden", data=b"secret-body",
-                       headers=headers, buffered=True).status_code == 202
+    assert (
+        client.post(
+            "/xidmetler/998877/muraciet?q=hidden",
+            data=b"secret-body",
+            headers=headers,
+            buffered=True,
+        ).status_code
+        == 202
+    )
     assert client.get("/other", buffered=True).status_code == 200
     assert client.get("/boom", buffered=True).status_code == 500
     tracker.flush()
     ok, failed = sink.events()
-    assert (ok["route"], ok["method"], ok["status"]) == ("/xidmetler/{service_id}/muraciet",
-                                                         "POST", 202)
+    assert (ok["route"], ok["method"], ok["status"]) == (
+        "/xidmetler/{service_id}/muraciet",
+        "POST",
+        202,
+    )
     assert ok["uid"] == "CUST-9" and ok["ua"] == "Mozilla/5.0 Flask"
     assert ok["service_type"] == "service_application" and ok["duration_ms"] > 0
     assert (failed["route"], failed["status"]) == ("/boom", 500)
@@ -204,7 +234,7 @@ def test_event_times_and_request_durations_come_from_the_injected_clock() -> Non
         clock.advance(1.25)
         service.record("/boom", "boom", "get", 200, started, None, "curl/8")
         tracker.flush()
-        event, = sink.events()
+        (event,) = sink.events()
         now_ms = int(clock.now().timestamp() * 1000)
         assert event["ts"] == event["received"] == now_ms
         assert event["duration_ms"] == 1250.0

@@ -33,14 +33,23 @@ def _project() -> None:
         return JsonResponse({})
 
     urls = types.ModuleType("mayak_test_django_urls")
-    urls.urlpatterns = [path("xidmetler/<int:service_id>/muraciet", apply),
-                        path("boom", boom), path("other", other)]
+    urls.urlpatterns = [
+        path("xidmetler/<int:service_id>/muraciet", apply),
+        path("boom", boom),
+        path("other", other),
+    ]
     sys.modules[urls.__name__] = urls
     if not settings.configured:
-        settings.configure(DEBUG=False, ROOT_URLCONF=urls.__name__, ALLOWED_HOSTS=["testserver"],
-                           MIDDLEWARE=["producers.hooks.django.MayakDjangoMiddleware"],
-                           MAYAK_ROUTES=ROUTES, SECRET_KEY="test", INSTALLED_APPS=[],
-                           DATABASES={})
+        settings.configure(
+            DEBUG=False,
+            ROOT_URLCONF=urls.__name__,
+            ALLOWED_HOSTS=["testserver"],
+            MIDDLEWARE=["producers.hooks.django.MayakDjangoMiddleware"],
+            MAYAK_ROUTES=ROUTES,
+            SECRET_KEY="test",
+            INSTALLED_APPS=[],
+            DATABASES={},
+        )
         django.setup()
 
 
@@ -53,9 +62,13 @@ def test_django_middleware_records_service_requests() -> None:
     configure(tracker)
     try:
         client = Client(raise_request_exception=False)
-        r = client.post("/xidmetler/998877/muraciet?q=hidden", data=b"secret-body",
-                        content_type="application/octet-stream", HTTP_USER_AGENT="UA/1",
-                        HTTP_AUTHORIZATION="Bearer x")
+        r = client.post(
+            "/xidmetler/998877/muraciet?q=hidden",
+            data=b"secret-body",
+            content_type="application/octet-stream",
+            HTTP_USER_AGENT="UA/1",
+            HTTP_AUTHORIZATION="Bearer x",
+        )
         assert r.status_code == 201
         assert client.get("/other").status_code == 200
         assert client.get("/boom").status_code == 500
@@ -65,7 +78,12 @@ def test_django_middleware_records_service_requests() -> None:
         tracker.close()
     ok, failed = (json.loads(v) for v in items)
     assert (ok["route"], ok["method"], ok["status"], ok["uid"], ok["ua"]) == (
-        "/xidmetler/{service_id}/muraciet", "POST", 201, "CUST-11", "UA/1")
+        "/xidmetler/{service_id}/muraciet",
+        "POST",
+        201,
+        "CUST-11",
+        "UA/1",
+    )
     assert ok["service_type"] == "service_application" and ok["duration_ms"] > 0
     assert (failed["route"], failed["status"]) == ("/boom", 500)
     for leak in (b"secret-body", b"hidden", b"Bearer", b"998877"):

@@ -27,10 +27,17 @@ pytestmark = pytest.mark.kafka
 
 def _settings(tmp_path, bootstrap: str) -> Settings:
     tag = uuid.uuid4().hex[:8]
-    settings = Settings(data_dir=tmp_path, kafka_bootstrap=bootstrap, topic_raw=f"p{tag}.raw",
-                        topic_events=f"p{tag}.events", topic_failed=f"p{tag}.failed",
-                        collector_port=free_port(), collector_rate_per_s=10_000.0,
-                        collector_rate_burst=10_000, collector_ack_timeout_s=90.0)
+    settings = Settings(
+        data_dir=tmp_path,
+        kafka_bootstrap=bootstrap,
+        topic_raw=f"p{tag}.raw",
+        topic_events=f"p{tag}.events",
+        topic_failed=f"p{tag}.failed",
+        collector_port=free_port(),
+        collector_rate_per_s=10_000.0,
+        collector_rate_burst=10_000,
+        collector_ack_timeout_s=90.0,
+    )
     ensure_topics(settings)
     return settings
 
@@ -39,8 +46,12 @@ class ServerThread:
     """Runs the collector under a real uvicorn server in a background thread."""
 
     def __init__(self, settings: Settings) -> None:
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1",
-                                port=settings.collector_port, log_level="warning")
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=settings.collector_port,
+            log_level="warning",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = settings.collector_url
@@ -63,8 +74,14 @@ def _event_of(event) -> dict:
 
 
 def _read_all(bootstrap: str, topic: str, expect_at_least: int, quiet_s: float = 5.0) -> list[dict]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
+    )
     out: list[dict] = []
     deadline = time.monotonic() + 90
     quiet_since = time.monotonic()
@@ -82,8 +99,13 @@ def _read_all(bootstrap: str, topic: str, expect_at_least: int, quiet_s: float =
 
 
 def _event() -> dict:
-    return {"id": str(uuid.uuid4()), "type": "pageview", "site": "elegal",
-            "ts": int(time.time() * 1000), "url": "https://e-legal.az/x"}
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "pageview",
+        "site": "elegal",
+        "ts": int(time.time() * 1000),
+        "url": "https://e-legal.az/x",
+    }
 
 
 def test_collector_survives_a_broker_restart_exactly_once(tmp_path, kafka_broker) -> None:
@@ -148,9 +170,17 @@ def test_pixel_and_beacon_events_reach_kafka_with_keys(tmp_path, kafka_bootstrap
 def test_hooks_tracker_produces_to_raw(tmp_path, kafka_bootstrap) -> None:
     settings = _settings(tmp_path, kafka_bootstrap)
     tracker = Tracker.from_settings(settings)
-    ev = tracker.track("service_request", uid="CUST-1", route="/a/{id}", method="GET",
-                       status=200, duration_ms=1.5, service_type="notary")
+    ev = tracker.track(
+        "service_request",
+        uid="CUST-1",
+        route="/a/{id}",
+        method="GET",
+        status=200,
+        duration_ms=1.5,
+        service_type="notary",
+    )
     tracker.close()
     got = _read_all(settings.kafka_bootstrap, settings.topic_raw, 1, quiet_s=1)
-    assert [(x["id"], x["uid"], x["service_type"]) for x in got] == [(str(ev.id), "CUST-1",
-                                                                       "notary")]
+    assert [(x["id"], x["uid"], x["service_type"]) for x in got] == [
+        (str(ev.id), "CUST-1", "notary")
+    ]

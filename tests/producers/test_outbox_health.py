@@ -28,8 +28,14 @@ async def _timed(coro) -> tuple[float, BaseException | None]:
 
 async def test_a_stall_is_answered_503_at_once_then_trials_until_the_first_ack() -> None:
     hold = threading.Event()  # the broker: acks nothing until set
-    box = Outbox("-", "t", max_pending=1000, ack_timeout=30, stall_s=0.5,
-                 producer_factory=lambda: FakeProducer(hold=hold))
+    box = Outbox(
+        "-",
+        "t",
+        max_pending=1000,
+        ack_timeout=30,
+        stall_s=0.5,
+        producer_factory=lambda: FakeProducer(hold=hold),
+    )
     try:
         assert box.status() == (True, "ok")
         waiting = asyncio.ensure_future(_timed(box.produce([(b"k", b'"1"')])))
@@ -38,8 +44,9 @@ async def test_a_stall_is_answered_503_at_once_then_trials_until_the_first_ack()
         ready, reason = box.status()
         assert not ready and "no acknowledgement from Kafka" in reason
         await asyncio.sleep(PROBE_EVERY_S)
-        outcomes = await asyncio.gather(*(_timed(box.produce([(b"k", b'"%d"' % i)]))
-                                          for i in range(20)))
+        outcomes = await asyncio.gather(
+            *(_timed(box.produce([(b"k", b'"%d"' % i)])) for i in range(20))
+        )
         slow = [t for t, exc in outcomes if t > 0.1]
         assert all(isinstance(exc, Unavailable) for _, exc in outcomes)
         assert len(slow) == 1 and slow[0] < PROBE_TIMEOUT_S + 0.7  # the one trial
@@ -81,8 +88,7 @@ async def test_a_producer_silent_past_its_delivery_timeout_is_replaced(monkeypat
         made.append(FakeProducer(hold=hold if not made else None))
         return made[-1]
 
-    box = Outbox("-", "t", max_pending=1000, ack_timeout=0.2, stall_s=0.1,
-                 producer_factory=factory)
+    box = Outbox("-", "t", max_pending=1000, ack_timeout=0.2, stall_s=0.1, producer_factory=factory)
     try:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -101,8 +107,15 @@ async def test_stall_detection_reads_the_injected_clock() -> None:
     """A minute of silence on the outbox's clock is a stall, however little real time passed."""
     hold = threading.Event()
     clock = FakeClock()
-    box = Outbox("-", "t", max_pending=1000, ack_timeout=300, stall_s=60,
-                 producer_factory=lambda: FakeProducer(hold=hold), clock=clock)
+    box = Outbox(
+        "-",
+        "t",
+        max_pending=1000,
+        ack_timeout=300,
+        stall_s=60,
+        producer_factory=lambda: FakeProducer(hold=hold),
+        clock=clock,
+    )
     try:
         waiting = asyncio.ensure_future(_timed(box.produce([(b"k", b'"1"')])))
         await asyncio.sleep(0.05)

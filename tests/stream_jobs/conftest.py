@@ -17,8 +17,11 @@ from tests.stream_jobs.samples import write_asn, write_city, write_isp
 @pytest.fixture(scope="session")
 def geo_dbs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("geoip")
-    return {"city": write_city(folder / "city.mmdb"), "isp": write_isp(folder / "isp.mmdb"),
-            "asn": write_asn(folder / "asn.mmdb")}
+    return {
+        "city": write_city(folder / "city.mmdb"),
+        "isp": write_isp(folder / "isp.mmdb"),
+        "asn": write_asn(folder / "asn.mmdb"),
+    }
 
 
 @pytest.fixture
@@ -42,7 +45,14 @@ def clock() -> FakeClock:
 def make_pipeline(keys, geo_dbs, classifier, clock):
     def make(sessions=None, **kwargs):
         geo = GeoLookup(geo_dbs["city"], geo_dbs["isp"], geo_dbs["asn"])
-        return build_pipeline(keys=keys, geo=geo, classifier=classifier,
-                              sessions={} if sessions is None else sessions, clock=clock,
-                              allow_clear_ip=True, **kwargs)
+        return build_pipeline(
+            keys=keys,
+            geo=geo,
+            classifier=classifier,
+            sessions={} if sessions is None else sessions,
+            clock=clock,
+            allow_clear_ip=True,
+            **kwargs,
+        )
+
     return make

@@ -48,8 +48,14 @@ def _ids_of(value: object) -> list[str]:
     return []
 
 
-def explain_lost(bootstrap: str, group: str, topics: tuple[str, str, str], lost: set[str],
-                 log: str = "", path: Path | None = None) -> str:
+def explain_lost(
+    bootstrap: str,
+    group: str,
+    topics: tuple[str, str, str],
+    lost: set[str],
+    log: str = "",
+    path: Path | None = None,
+) -> str:
     """A report on each id of ``lost`` (topics: raw, events, failed); also written to
     ``path``."""
     import orjson
@@ -76,28 +82,46 @@ def explain_lost(bootstrap: str, group: str, topics: tuple[str, str, str], lost:
             for event_id in _ids_of(event):
                 if event_id in lost:
                     enriched.setdefault(event_id, []).append((p, o, pos & 0xFFFF))
-    failed = {event_id: [(p, o) for p, o, value in _records(bootstrap, failed_topic)
-                         if event_id.encode() in value] for event_id in lost}
-    lines = [f"{len(lost)} lost; committed offsets of {group}: "
-             f"{dict(sorted((f'{t}/{p}', o) for (t, p), o in committed.items()))}"]
+    failed = {
+        event_id: [
+            (p, o)
+            for p, o, value in _records(bootstrap, failed_topic)
+            if event_id.encode() in value
+        ]
+        for event_id in lost
+    }
+    lines = [
+        f"{len(lost)} lost; committed offsets of {group}: "
+        f"{dict(sorted((f'{t}/{p}', o) for (t, p), o in committed.items()))}"
+    ]
     for event_id in sorted(lost):
         lines.append(f"{event_id}:")
         for p, o in raw.get(event_id, []):
             c = committed.get((raw_topic, p))
-            lines.append(f"  raw {p}/{o}: committed {c} "
-                         f"({'past it' if c is not None and c > o else 'not past it'})")
+            lines.append(
+                f"  raw {p}/{o}: committed {c} "
+                f"({'past it' if c is not None and c > o else 'not past it'})"
+            )
         if event_id not in raw:
             lines.append("  in no raw message (never produced?)")
         for p, o, i in enriched.get(event_id, []):
             c = committed.get((events_topic, p))
-            lines.append(f"  events {p}/{o}[{i}]: committed {c} "
-                         f"({'past it' if c is not None and c > o else 'not past it'})")
+            lines.append(
+                f"  events {p}/{o}[{i}]: committed {c} "
+                f"({'past it' if c is not None and c > o else 'not past it'})"
+            )
         if event_id not in enriched:
             lines.append("  in no events message")
         for p, o in failed[event_id]:
             lines.append(f"  failed {p}/{o}")
-    marks = ["were never handled", "duplicate(s)", "redelivered offset", "dead letter",
-             "Discarded commit", "interrupted"]
+    marks = [
+        "were never handled",
+        "duplicate(s)",
+        "redelivered offset",
+        "dead letter",
+        "Discarded commit",
+        "interrupted",
+    ]
     lines.append("worker log: " + ", ".join(f"{m!r} x{log.count(m)}" for m in marks))
     report = "\n".join(lines)
     if path is not None:

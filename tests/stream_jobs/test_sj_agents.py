@@ -23,15 +23,21 @@ def sent():
         captured.append((self.get_topic_name(), orjson.loads(kwargs["value"])))
 
     # table changelog writes go through send_soon; the broker is not there
-    with patch.object(faust.topics.Topic, "send", fake_send), \
-            patch.object(faust.topics.Topic, "send_soon", lambda *a, **k: MagicMock()):
+    with (
+        patch.object(faust.topics.Topic, "send", fake_send),
+        patch.object(faust.topics.Topic, "send_soon", lambda *a, **k: MagicMock()),
+    ):
         yield captured
 
 
 @pytest.fixture
 def app(tmp_path: Path, keys, clock, geo_dbs):
-    settings = Settings(data_dir=tmp_path, worker_id="test-worker", geoip_city=str(geo_dbs["city"]),
-                        kafka_bootstrap="127.0.0.1:1")
+    settings = Settings(
+        data_dir=tmp_path,
+        worker_id="test-worker",
+        geoip_city=str(geo_dbs["city"]),
+        kafka_bootstrap="127.0.0.1:1",
+    )
     app = create_app(settings, None, clock=clock, keys=keys)
     app.finalize()
     app.test_data_dir = tmp_path

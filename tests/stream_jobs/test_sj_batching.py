@@ -44,17 +44,19 @@ def test_frame_unframe_round_trip_with_positions_and_counts() -> None:
 
 
 def test_large_values_are_compressed_small_ones_are_not() -> None:
-    (_, small), = frame(_events(2), per_message=500)
+    ((_, small),) = frame(_events(2), per_message=500)
     assert small[:1] == b"[" and len(small) < COMPRESS_ABOVE
-    (_, big), = frame(_events(400), per_message=500)
+    ((_, big),) = frame(_events(400), per_message=500)
     assert big[:1] not in (b"[", b"{")
     assert orjson.loads(zlib.decompress(big)) == _events(400)
 
 
 def test_a_batch_over_the_message_limit_is_split_and_nothing_is_lost() -> None:
     rng = random.Random(1)  # incompressible values: zlib cannot bring them under the limit
-    events = [{"event_id": f"e{i}", "blob": base64.b64encode(rng.randbytes(30_000)).decode()}
-              for i in range(60)]
+    events = [
+        {"event_id": f"e{i}", "blob": base64.b64encode(rng.randbytes(30_000)).decode()}
+        for i in range(60)
+    ]
     framed = list(frame(events, per_message=60))
     assert len(framed) > 1 and sum(n for n, _ in framed) == 60
     assert all(len(value) <= MAX_MESSAGE_BYTES for _, value in framed)
@@ -62,7 +64,9 @@ def test_a_batch_over_the_message_limit_is_split_and_nothing_is_lost() -> None:
 
 
 def test_single_event_messages_of_the_old_format_are_still_read() -> None:
-    assert unframe(1, 9, orjson.dumps({"event_id": "a"})) == [(1, position(9, 0), {"event_id": "a"})]
+    assert unframe(1, 9, orjson.dumps({"event_id": "a"})) == [
+        (1, position(9, 0), {"event_id": "a"})
+    ]
 
 
 def test_event_count_header_as_faust_or_aiokafka_hand_it_over() -> None:
@@ -125,7 +129,9 @@ def test_publisher_frames_per_partition_and_writes_sessions_back() -> None:
     assert publisher.add(0, {"id": 3}) is True  # a message's worth: flush now
     assert asyncio.run(publisher.flush()) == 3
     assert [(p, [e for _, _, e in unframe(p, 0, v)]) for p, v in sent.messages] == [
-        (0, [{"id": 1}, {"id": 3}]), (1, [{"id": 2}])]
+        (0, [{"id": 1}, {"id": 3}]),
+        (1, [{"id": 2}]),
+    ]
     assert sent.counts == [2, 1]  # the header the sink sizes its inserts by
     assert table.changelog == [(0, "visitor", {"n": 1})]
     assert publisher.pending == {} and asyncio.run(publisher.flush()) == 0
@@ -201,10 +207,14 @@ def test_changelog_batches_hold_the_records_faust_would_write() -> None:
     records = [(f"v{i}", {"sid": f"s{i}", "last": i}) for i in range(7)]
     asyncio.run(write(1, records))
     assert [(topic, partition, len(batch)) for topic, partition, batch in aio.sent] == [
-        ("w-sessions", 1, 3), ("w-sessions", 1, 3), ("w-sessions", 1, 1)]  # full: a new batch
+        ("w-sessions", 1, 3),
+        ("w-sessions", 1, 3),
+        ("w-sessions", 1, 1),
+    ]  # full: a new batch
     # the table's json serializers read them back as the same keys and values
-    assert [(orjson.loads(k), orjson.loads(v)) for _, _, batch in aio.sent for k, v in batch] \
-        == records
+    assert [
+        (orjson.loads(k), orjson.loads(v)) for _, _, batch in aio.sent for k, v in batch
+    ] == records
 
 
 def test_changelog_without_a_started_producer_goes_through_faust() -> None:

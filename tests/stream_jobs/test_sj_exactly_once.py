@@ -38,30 +38,43 @@ BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.htm
 def _secrets_of_run(rng: random.Random, extra: random.Random) -> dict[str, list[str]]:
     """``rng`` draws as it always did (the messages stay the same from run to run); the
     formats of issue 16 are drawn from ``extra``."""
+
     def phone(a: int, b: int, c: int) -> str:  # every separator style of issue 16
         op = extra.choice(["50", "51", "55", "70", "77"])
-        return extra.choice([f"+994 {op} {a} {b} {c}", f"0{op}/{a}/{b}/{c}", f"0{op}_{a}_{b}_{c}",
-                             f"(0{op}) {a}-{b}-{c}", f"0{op}{a}{b}{c}", f"994{op}{a}{b}{c}",
-                             f"0{op}.{a}.{b}.{c}", f"+994-{op}-{a}-{b}-{c}"])
+        return extra.choice(
+            [
+                f"+994 {op} {a} {b} {c}",
+                f"0{op}/{a}/{b}/{c}",
+                f"0{op}_{a}_{b}_{c}",
+                f"(0{op}) {a}-{b}-{c}",
+                f"0{op}{a}{b}{c}",
+                f"994{op}{a}{b}{c}",
+                f"0{op}.{a}.{b}.{c}",
+                f"+994-{op}-{a}-{b}-{c}",
+            ]
+        )
 
     alnum = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
-    return {"ips": [f"85.132.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(300)],
-            "emails": [f"scan.person{i}@mail.az" for i in range(200)],
-            "phones": [phone(rng.randrange(100, 999), rng.randrange(10, 99), rng.randrange(10, 99))
-                       for _ in range(100)],
-            "uids": [f"CUST-{rng.randrange(10**9, 10**10)}" for _ in range(100)],
-            # portal customer ids (MAYAK_CUSTOMER_ID_PATTERN's default format), used as uid
-            # and written into URLs, sections, utm values, props
-            "cids": [f"ELG-CUST-{''.join(extra.choice(alnum) for _ in range(5))}"
-                     for _ in range(100)],
-            "campaigns": [],  # phones and IPv4 addresses as campaign ids (slugs)
-            # addresses of 8 digits or fewer and IPv6 ones, written into free text; the first
-            # is also a referrer's host
-            "addrs": ["198.18.7.7"]
-                     + [f"198.18.{extra.randrange(10)}.{extra.randrange(10, 99)}"
-                        for _ in range(50)]
-                     + [f"2001:db8:{extra.randrange(16**4):x}::{extra.randrange(1, 16**4):x}"
-                        for _ in range(50)]}
+    return {
+        "ips": [f"85.132.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(300)],
+        "emails": [f"scan.person{i}@mail.az" for i in range(200)],
+        "phones": [
+            phone(rng.randrange(100, 999), rng.randrange(10, 99), rng.randrange(10, 99))
+            for _ in range(100)
+        ],
+        "uids": [f"CUST-{rng.randrange(10**9, 10**10)}" for _ in range(100)],
+        # portal customer ids (MAYAK_CUSTOMER_ID_PATTERN's default format), used as uid
+        # and written into URLs, sections, utm values, props
+        "cids": [f"ELG-CUST-{''.join(extra.choice(alnum) for _ in range(5))}" for _ in range(100)],
+        "campaigns": [],  # phones and IPv4 addresses as campaign ids (slugs)
+        # addresses of 8 digits or fewer and IPv6 ones, written into free text; the first
+        # is also a referrer's host
+        "addrs": ["198.18.7.7"]
+        + [f"198.18.{extra.randrange(10)}.{extra.randrange(10, 99)}" for _ in range(50)]
+        + [
+            f"2001:db8:{extra.randrange(16**4):x}::{extra.randrange(1, 16**4):x}" for _ in range(50)
+        ],
+    }
 
 
 def _slug(value: str) -> str:
@@ -69,8 +82,9 @@ def _slug(value: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in value).strip("_")
 
 
-def _raw_events(master: bytes, known: dict[str, list[str]], rng: random.Random,
-                extra: random.Random) -> list[tuple[bytes, bytes]]:
+def _raw_events(
+    master: bytes, known: dict[str, list[str]], rng: random.Random, extra: random.Random
+) -> list[tuple[bytes, bytes]]:
     key, secret = ip_cipher_key(master), partition_secret(master)
     now = int(time.time() * 1000)
     messages = []
@@ -87,37 +101,80 @@ def _raw_events(master: bytes, known: dict[str, list[str]], rng: random.Random,
         campaign = _slug(extra.choice([phone, addr if ":" not in addr else phone]))
         known["campaigns"].append(campaign)
         # every free-text field carries a personal value (issue 16)
-        event = {"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": "elegal", "ts": ts,
-                 "url": f"https://e-legal.az/cases/{i + 10000}/{extra.choice([phone, cid, addr])}"
-                        f"?utm_source=scan&utm_medium={phone}&utm_campaign={cid}&email={email}",
-                 "ref": f"https://{extra.choice(['198.18.7.7', 'e-legal.az', 'google.com'])}"
-                        f"/kabinet/{cid}", "section": f"Kabinet {cid} {phone}",
-                 "campaign": campaign,
-                 "props": {"note": f"call {phone}", "who": cid, "addr": addr, "ua": ua, "ip": ip}}
+        event = {
+            "v": 1,
+            "id": str(uuid.uuid4()),
+            "type": "pageview",
+            "site": "elegal",
+            "ts": ts,
+            "url": f"https://e-legal.az/cases/{i + 10000}/{extra.choice([phone, cid, addr])}"
+            f"?utm_source=scan&utm_medium={phone}&utm_campaign={cid}&email={email}",
+            "ref": f"https://{extra.choice(['198.18.7.7', 'e-legal.az', 'google.com'])}"
+            f"/kabinet/{cid}",
+            "section": f"Kabinet {cid} {phone}",
+            "campaign": campaign,
+            "props": {"note": f"call {phone}", "who": cid, "addr": addr, "ua": ua, "ip": ip},
+        }
         if i % 10 == 0:
             uid, email = rng.choice(known["uids"]), rng.choice(known["emails"])
-            event.update(type="service_request", uid=extra.choice([uid, cid]),
-                         service_type=f"notary {phone}", url=f"https://e-legal.az/u/{email}")
+            event.update(
+                type="service_request",
+                uid=extra.choice([uid, cid]),
+                service_type=f"notary {phone}",
+                url=f"https://e-legal.az/u/{email}",
+            )
         elif i % 10 == 5:  # a server hook's route template with the method prefix
-            event.update(type="service_request", uid=cid, service_type="notary",
-                         route=f"POST /kabinet/{cid}/services/{{service}}/apply", method="POST")
+            event.update(
+                type="service_request",
+                uid=cid,
+                service_type="notary",
+                route=f"POST /kabinet/{cid}/services/{{service}}/apply",
+                method="POST",
+            )
             event.pop("url")
         add(event, ip, ua)
     # the same events produced twice upstream (a collector retry, a re-sending agent)
     messages += rng.sample(messages, N_DUPLICATES)
     for _ in range(N_BOTS):
-        add({"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": "elegal", "ts": now,
-             "url": "https://e-legal.az/"}, rng.choice(known["ips"]), BOT_UA)
+        add(
+            {
+                "v": 1,
+                "id": str(uuid.uuid4()),
+                "type": "pageview",
+                "site": "elegal",
+                "ts": now,
+                "url": "https://e-legal.az/",
+            },
+            rng.choice(known["ips"]),
+            BOT_UA,
+        )
     for _ in range(N_BROKEN):  # schema failures that carry personal data in odd places
-        add({"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": "elegal", "ts": now,
-             "url": f"https://e-legal.az/p/{rng.choice(known['emails'])}", "scroll_pct": 900,
-             "uid": rng.choice(known["uids"])}, rng.choice(known["ips"]), rng.choice(UAS))
+        add(
+            {
+                "v": 1,
+                "id": str(uuid.uuid4()),
+                "type": "pageview",
+                "site": "elegal",
+                "ts": now,
+                "url": f"https://e-legal.az/p/{rng.choice(known['emails'])}",
+                "scroll_pct": 900,
+                "uid": rng.choice(known["uids"]),
+            },
+            rng.choice(known["ips"]),
+            rng.choice(UAS),
+        )
     rng.shuffle(messages)
     # one visitor seen before the kill and 5 minutes later after it: the session must carry over
     known["ips"].append(SESSION_IP)
     for n, ts in ((0, now - 600_000), (1, now - 300_000)):
-        event = {"v": 1, "id": SESSION_IDS[n], "type": "pageview", "site": "elegal", "ts": ts,
-                 "url": "https://e-legal.az/session"}
+        event = {
+            "v": 1,
+            "id": SESSION_IDS[n],
+            "type": "pageview",
+            "site": "elegal",
+            "ts": ts,
+            "url": "https://e-legal.az/session",
+        }
         add(event, SESSION_IP, UAS[0])
         message = messages.pop()
         messages.insert(0, message) if n == 0 else messages.append(message)
@@ -132,11 +189,16 @@ def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) ->
     producer.close()
 
 
-def _produce_paced(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]],
-                   slices: int = 24, pause: float = 0.25) -> None:
+def _produce_paced(
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[bytes, bytes]],
+    slices: int = 24,
+    pause: float = 0.25,
+) -> None:
     step = max(1, len(messages) // slices)
     for start in range(0, len(messages), step):
-        _produce(bootstrap, topic, messages[start:start + step])
+        _produce(bootstrap, topic, messages[start : start + step])
         time.sleep(pause)
 
 
@@ -151,8 +213,10 @@ def _lag(bootstrap: str, group: str, topics: list[str]) -> tuple[int, int]:
             committed = {}
         tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
         end = consumer.end_offsets(tps)
-        return (sum(committed[tp].offset for tp in tps if tp in committed and committed[tp].offset > 0),
-                sum(end.values()))
+        return (
+            sum(committed[tp].offset for tp in tps if tp in committed and committed[tp].offset > 0),
+            sum(end.values()),
+        )
     finally:
         admin.close()
         consumer.close()
@@ -186,10 +250,14 @@ def _read_topic(bootstrap: str, topic: str) -> list[bytes]:
 def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> None:
     rng = random.Random(4)
     master = secrets.token_bytes(32)
-    stack.env.update(MAYAK_IP_KEY=base64.b64encode(master).decode(), MAYAK_SINK_FLUSH_SECONDS="0.5",
-                     MAYAK_SINK_BATCH_SIZE="2000",
-                     # Faust's own settings: the killed member leaves the group in 10 s, not 60 s
-                     BROKER_SESSION_TIMEOUT="10", BROKER_HEARTBEAT_INTERVAL="1")
+    stack.env.update(
+        MAYAK_IP_KEY=base64.b64encode(master).decode(),
+        MAYAK_SINK_FLUSH_SECONDS="0.5",
+        MAYAK_SINK_BATCH_SIZE="2000",
+        # Faust's own settings: the killed member leaves the group in 10 s, not 60 s
+        BROKER_SESSION_TIMEOUT="10",
+        BROKER_HEARTBEAT_INTERVAL="1",
+    )
     settings = stack.settings
     bootstrap, group = settings.kafka_bootstrap, settings.worker_id
     extra = random.Random(16)  # the issue-16 formats; rng's own sequence is as before
@@ -208,8 +276,11 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
     stack.env["MAYAK_TEST_KILL_AFTER_INSERTS"] = "3"
     stack.start("worker", "worker", "--no-dashboards")
     del stack.env["MAYAK_TEST_KILL_AFTER_INSERTS"]
-    trickle = threading.Thread(target=_produce_paced, daemon=True,
-                               args=(bootstrap, settings.topic_raw, messages[head:half]))
+    trickle = threading.Thread(
+        target=_produce_paced,
+        daemon=True,
+        args=(bootstrap, settings.topic_raw, messages[head:half]),
+    )
     trickle.start()
     _wait(lambda: stack.procs["worker"].poll() is not None, 120, "the worker's self-kill", stack)
     assert stack.stop("worker") == -signal.SIGKILL
@@ -223,6 +294,7 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
     def drained() -> bool:
         committed, end = _lag(bootstrap, group, topics)
         return end >= len(messages) and committed == end
+
     try:
         _wait(drained, 150, "all offsets committed", stack)
     except AssertionError as exc:  # say which topic lags: the worker log alone does not
@@ -231,26 +303,35 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
         stack.procs["worker"].send_signal(signal.SIGUSR1)
         time.sleep(3)
         dump = stack.log("worker")[-15_000:]
-        raise AssertionError(f"(committed, end) per topic: {lags}\n{exc}\n"
-                             f"worker threads and tasks:\n{dump}") from None
+        raise AssertionError(
+            f"(committed, end) per topic: {lags}\n{exc}\nworker threads and tasks:\n{dump}"
+        ) from None
     stack.stop("worker")
     log = stack.log("worker")
-    print(f"drained {time.monotonic() - started:.1f}s after the restart; "
-          f"redelivery skipped: {'skipped' in log}, duplicates dropped: {'duplicate' in log}")
+    print(
+        f"drained {time.monotonic() - started:.1f}s after the restart; "
+        f"redelivery skipped: {'skipped' in log}, duplicates dropped: {'duplicate' in log}"
+    )
     assert "skipped" in log and "duplicate" in log  # both exactly-once paths were exercised
 
     counts = stack.sql("SELECT count() AS n, uniqExact(event_id) AS ids FROM events")[0]
     assert counts == {"n": N_EVENTS, "ids": N_EVENTS}
-    failed = {r["reason"]: r["n"] for r in stack.sql(
-        "SELECT reason, uniqExact(event_id) AS n, count() AS rows FROM failed_events "
-        "GROUP BY reason")}
+    failed = {
+        r["reason"]: r["n"]
+        for r in stack.sql(
+            "SELECT reason, uniqExact(event_id) AS n, count() AS rows FROM failed_events "
+            "GROUP BY reason"
+        )
+    }
     assert failed == {"bot": N_BOTS, "schema": N_BROKEN}
     assert stack.sql("SELECT count() AS rows FROM failed_events")[0]["rows"] == N_BOTS + N_BROKEN
     assert stack.sql("SELECT sum(hits) AS hits FROM bot_hits")[0]["hits"] == N_BOTS
     sessions = stack.sql("SELECT count() AS n FROM events WHERE session_id = ''")[0]["n"]
     assert sessions == 0
-    carried = stack.sql("SELECT uniqExact(session_id) AS n, count() AS events FROM events "
-                        f"WHERE event_id IN ('{SESSION_IDS[0]}', '{SESSION_IDS[1]}')")[0]
+    carried = stack.sql(
+        "SELECT uniqExact(session_id) AS n, count() AS events FROM events "
+        f"WHERE event_id IN ('{SESSION_IDS[0]}', '{SESSION_IDS[1]}')"
+    )[0]
     assert carried == {"n": 1, "events": 2}  # restored from the table's changelog
 
     # --- the scan: topics, tables, the worker's log -------------------------------------------
@@ -259,11 +340,17 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
         values = _read_topic(bootstrap, topic)
         assert values, f"{topic} is empty"  # the session table did write its changelog
         corpus.append(b"\n".join(values).decode(errors="replace"))
-    tables = [r["name"] for r in stack.sql(
-        "SELECT name FROM system.tables WHERE database = currentDatabase() "
-        "AND engine NOT IN ('MaterializedView', 'View') AND name != 'schema_migrations'")]
+    tables = [
+        r["name"]
+        for r in stack.sql(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() "
+            "AND engine NOT IN ('MaterializedView', 'View') AND name != 'schema_migrations'"
+        )
+    ]
     for table in tables:
-        corpus.append(json.dumps(stack.sql(f"SELECT formatRow('JSONEachRow', *) AS r FROM {table}")))
+        corpus.append(
+            json.dumps(stack.sql(f"SELECT formatRow('JSONEachRow', *) AS r FROM {table}"))
+        )
     text = "\n".join(corpus)
     assert "events" in tables and "failed_events" in tables
     rollups = {"agg_site_hourly", "agg_dim_hourly", "agg_dim_daily", "sessions"}
@@ -271,14 +358,19 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
     dims = {r["value"] for r in stack.sql("SELECT DISTINCT value FROM agg_dim_daily")}
     assert "/kabinet/[customer]/services/{service}/apply" in dims and "[phone]" in dims
     assert not any(v.startswith("/POST") for v in dims)
-    leaks = [s for kind in ("ips", "emails", "phones", "uids", "cids", "addrs", "campaigns")
-             for s in known[kind] if s in text]
+    leaks = [
+        s
+        for kind in ("ips", "emails", "phones", "uids", "cids", "addrs", "campaigns")
+        for s in known[kind]
+        if s in text
+    ]
     leaks += [ua for ua in UAS + [BOT_UA] if ua in text or ua.split(") ")[0] in text]
     leaks += ["MayakScan"] if "MayakScan" in text else []
     assert leaks == []
 
     # failed events can be replayed by reason (dry run: the worker is stopped)
-    replay = spawn_mayak(["replay-failed", "--reason", "schema", "--dry-run"],
-                         stack.home / "replay.log", stack.env)
+    replay = spawn_mayak(
+        ["replay-failed", "--reason", "schema", "--dry-run"], stack.home / "replay.log", stack.env
+    )
     assert replay.wait(60) == 0
     assert f"would replay {N_BROKEN} event(s)" in stack.log("replay")

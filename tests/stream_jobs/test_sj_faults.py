@@ -53,8 +53,9 @@ class Traffic:
         self.rng = random.Random(seed)
         self.master = secrets.token_bytes(32)
         self.key, self.secret = ip_cipher_key(self.master), partition_secret(self.master)
-        self.ips = [f"85.132.{self.rng.randrange(256)}.{self.rng.randrange(1, 255)}"
-                    for _ in range(400)]
+        self.ips = [
+            f"85.132.{self.rng.randrange(256)}.{self.rng.randrange(1, 255)}" for _ in range(400)
+        ]
         self.ids: set[str] = set()  # events that must land
         self.bots = 0
 
@@ -71,21 +72,35 @@ class Traffic:
         now = int(time.time() * 1000)
         out = []
         for _ in range(n):
-            event = {"v": 1, "id": str(uuid.uuid4()), "site": "elegal",
-                     "type": self.rng.choice(["pageview"] * 8 + ["service_request"]),
-                     "ts": now - self.rng.randrange(3 * 3_600_000),  # a few hours: several
-                     "url": f"https://e-legal.az{self.rng.choice(PATHS)}"
-                            f"?utm_source={self.rng.choice(['mail', 'ads', ''])}",
-                     "engaged_ms": self.rng.randrange(30_000)}
+            event = {
+                "v": 1,
+                "id": str(uuid.uuid4()),
+                "site": "elegal",
+                "type": self.rng.choice(["pageview"] * 8 + ["service_request"]),
+                "ts": now - self.rng.randrange(3 * 3_600_000),  # a few hours: several
+                "url": f"https://e-legal.az{self.rng.choice(PATHS)}"
+                f"?utm_source={self.rng.choice(['mail', 'ads', ''])}",
+                "engaged_ms": self.rng.randrange(30_000),
+            }
             if event["type"] == "service_request":
                 event["service_type"] = self.rng.choice(["notary", "court"])
             self.ids.add(event["id"])
             out.append(self._message(event, self.rng.choice(UAS)))
         out += self.rng.sample(out, duplicates)  # made twice upstream (a retried beacon)
         for _ in range(bots):
-            out.append(self._message({"v": 1, "id": str(uuid.uuid4()), "type": "pageview",
-                                      "site": "elegal", "ts": now, "url": "https://e-legal.az/"},
-                                     BOT_UA))
+            out.append(
+                self._message(
+                    {
+                        "v": 1,
+                        "id": str(uuid.uuid4()),
+                        "type": "pageview",
+                        "site": "elegal",
+                        "ts": now,
+                        "url": "https://e-legal.az/",
+                    },
+                    BOT_UA,
+                )
+            )
         self.bots += bots
         self.rng.shuffle(out)
         return out
@@ -113,14 +128,19 @@ def _wait_drained(stack, produced: int, timeout: float) -> float:
             raise AssertionError(f"worker died:\n{stack.log('worker')[-3000:]}")
         time.sleep(0.5)
     lags = {t: _lag(s.kafka_bootstrap, s.worker_id, [t]) for t in topics}
-    raise AssertionError(f"not drained in {timeout:.0f}s: (committed, end) {lags}\n"
-                         f"{stack.log('worker')[-4000:]}")
+    raise AssertionError(
+        f"not drained in {timeout:.0f}s: (committed, end) {lags}\n{stack.log('worker')[-4000:]}"
+    )
 
 
 def _rollup_differences(env: dict[str, str]) -> dict[str, int]:
-    out = subprocess.run([sys.executable, "-m", "tests.rollup_recount"], capture_output=True,
-                         env={**os.environ, **env}, timeout=180,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.rollup_recount"],
+        capture_output=True,
+        env={**os.environ, **env},
+        timeout=180,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
     assert out.returncode == 0, out.stderr.decode()[-3000:]
     return orjson.loads(out.stdout.splitlines()[-1])
 
@@ -131,17 +151,33 @@ def _assert_landed_exactly_once(stack, traffic: Traffic) -> None:
     assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} duplicate(s)"
     lost = traffic.ids - set(ids)
     s = stack.settings
-    why = explain_lost(s.kafka_bootstrap, s.worker_id, (s.topic_raw, s.topic_events,
-                                                          s.topic_failed), lost,
-                       stack.log("worker"), stack.home / "lost.txt") if lost else ""
-    assert set(ids) == traffic.ids, (f"lost {len(lost)}, "
-                                     f"unexpected {len(set(ids) - traffic.ids)}\n{why}")
-    bots = stack.sql("SELECT count() AS n, uniqExact(event_id) AS ids FROM failed_events "
-                     "WHERE reason = 'bot'")[0]
+    why = (
+        explain_lost(
+            s.kafka_bootstrap,
+            s.worker_id,
+            (s.topic_raw, s.topic_events, s.topic_failed),
+            lost,
+            stack.log("worker"),
+            stack.home / "lost.txt",
+        )
+        if lost
+        else ""
+    )
+    assert set(ids) == traffic.ids, (
+        f"lost {len(lost)}, unexpected {len(set(ids) - traffic.ids)}\n{why}"
+    )
+    bots = stack.sql(
+        "SELECT count() AS n, uniqExact(event_id) AS ids FROM failed_events WHERE reason = 'bot'"
+    )[0]
     assert bots == {"n": traffic.bots, "ids": traffic.bots}
     differences = _rollup_differences(stack.env)
-    assert set(differences) >= {"sessions", "agg_site_hourly", "agg_dim_hourly",
-                                "agg_dim_daily", "bot_hits"}
+    assert set(differences) >= {
+        "sessions",
+        "agg_site_hourly",
+        "agg_dim_hourly",
+        "agg_dim_daily",
+        "bot_hits",
+    }
     assert differences == dict.fromkeys(differences, 0)
 
 
@@ -152,8 +188,12 @@ def _inserting(data_dir) -> bool:
 
 def test_twenty_sigkills_lose_nothing_count_nothing_twice_and_keep_rollups_equal(stack) -> None:
     traffic = Traffic(seed=16)
-    stack.env.update(traffic.env, MAYAK_SINK_FLUSH_SECONDS="0.3", MAYAK_SINK_BATCH_SIZE="1000",
-                     MAYAK_WORKER_SESSION_TIMEOUT_S="6")  # the broker's minimum: fast takeover
+    stack.env.update(
+        traffic.env,
+        MAYAK_SINK_FLUSH_SECONDS="0.3",
+        MAYAK_SINK_BATCH_SIZE="1000",
+        MAYAK_WORKER_SESSION_TIMEOUT_S="6",
+    )  # the broker's minimum: fast takeover
     s = stack.settings
     rng = random.Random(20)
     # 20,000 events (+300 duplicates, 200 bots) in 40 slices over the run
@@ -197,11 +237,13 @@ def test_twenty_sigkills_lose_nothing_count_nothing_twice_and_keep_rollups_equal
     drained = _wait_drained(stack, produced, 240)
     stack.stop("worker")
     log = stack.log("worker")
-    print(f"{kills} SIGKILLs ({targeted} while parts were being written) in {killing:.0f}s, "
-          f"{produced} messages, drained {drained:.0f}s after the last restart; inserts "
-          f"interrupted: {log.count('was interrupted')}, rollup rewrites: "
-          f"{log.count('differed from a recount')}, redelivered ranges skipped: "
-          f"{log.count('redelivered offset')}, duplicate drops: {log.count('duplicate(s)')}")
+    print(
+        f"{kills} SIGKILLs ({targeted} while parts were being written) in {killing:.0f}s, "
+        f"{produced} messages, drained {drained:.0f}s after the last restart; inserts "
+        f"interrupted: {log.count('was interrupted')}, rollup rewrites: "
+        f"{log.count('differed from a recount')}, redelivered ranges skipped: "
+        f"{log.count('redelivered offset')}, duplicate drops: {log.count('duplicate(s)')}"
+    )
     _assert_landed_exactly_once(stack, traffic)
 
 
@@ -211,36 +253,59 @@ def test_poison_messages_become_typed_dead_letters_and_the_rest_flows(stack) -> 
     s = stack.settings
     good = traffic.batch(300)
     ts = int(time.time() * 1000)
-    crashing = {"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": "elegal", "ts": ts,
-                "url": "https://e-legal.az/", "ua": UAS[0], "ip_enc": "AAAA" * 11}  # garbage
-    poison = [(b"k1", b"\xff\xfe\x00 not json at all"), (b"k2", b"{\"v\": 1, \"id\": "),
-              (b"k3", b"[1, 2, 3]"), (b"k4", orjson.dumps(crashing)), (b"k5", b"")]
+    crashing = {
+        "v": 1,
+        "id": str(uuid.uuid4()),
+        "type": "pageview",
+        "site": "elegal",
+        "ts": ts,
+        "url": "https://e-legal.az/",
+        "ua": UAS[0],
+        "ip_enc": "AAAA" * 11,
+    }  # garbage
+    poison = [
+        (b"k1", b"\xff\xfe\x00 not json at all"),
+        (b"k2", b'{"v": 1, "id": '),
+        (b"k3", b"[1, 2, 3]"),
+        (b"k4", orjson.dumps(crashing)),
+        (b"k5", b""),
+    ]
     _produce(s.kafka_bootstrap, s.topic_raw, good[:150] + poison + good[150:])
     _start_worker(stack)
     _wait_drained(stack, len(good) + len(poison), 120)
     # a corrupt message on the internal topics (a buggy producer, a bad disk): skipped, named
     _produce(s.kafka_bootstrap, s.topic_events, [(b"x", b"\x00garbage")])
-    _produce(s.kafka_bootstrap, s.topic_failed, [(b"x", b"{\"reason\": ")])
+    _produce(s.kafka_bootstrap, s.topic_failed, [(b"x", b'{"reason": ')])
     more = traffic.batch(100)  # the pipeline goes on after the poison
     _produce(s.kafka_bootstrap, s.topic_raw, more)
     _wait_drained(stack, len(good) + len(poison) + len(more), 120)
     stack.stop("worker")
 
     failed = stack.sql("SELECT reason, step, detail FROM failed_events")
-    undecodable = sorted(re.sub(r"/\d+/\d+:", "/P/O:", f["detail"]) for f in failed
-                         if f["reason"] == "undecodable" and f["step"] == "sink")
-    assert undecodable == sorted([f"{s.topic_events}/P/O: zlib.error",  # not JSON: zlib?
-                                  f"{s.topic_failed}/P/O: orjson.JSONDecodeError"]), failed
-    assert sorted((f["reason"], f["step"], f["detail"]) for f in failed
-                  if f["reason"] != "undecodable") == sorted(
+    undecodable = sorted(
+        re.sub(r"/\d+/\d+:", "/P/O:", f["detail"])
+        for f in failed
+        if f["reason"] == "undecodable" and f["step"] == "sink"
+    )
+    assert undecodable == sorted(
+        [
+            f"{s.topic_events}/P/O: zlib.error",  # not JSON: zlib?
+            f"{s.topic_failed}/P/O: orjson.JSONDecodeError",
+        ]
+    ), failed
+    assert sorted(
+        (f["reason"], f["step"], f["detail"]) for f in failed if f["reason"] != "undecodable"
+    ) == sorted(
         [("enrichment", "validate", "ip_enc:undecryptable")]  # the IP decryption raised
         + [("schema", "validate", "not_an_object")] * 3  # the frame [1, 2, 3]: three events
-        + [("schema", "validate", "not_json")] * 3)
+        + [("schema", "validate", "not_json")] * 3
+    )
     _assert_landed_exactly_once(stack, traffic)
 
 
 def test_a_sink_failing_for_60_s_commits_nothing_meanwhile_and_lands_everything_after(
-        stack) -> None:
+    stack,
+) -> None:
     traffic = Traffic(seed=60)
     # inserts fail from 10 s after the worker opened ClickHouse, for 60 s (stream_jobs/faults.py)
     stack.env.update(traffic.env, MAYAK_TEST_SINK_OUTAGE="10:60")
@@ -274,7 +339,9 @@ def test_a_sink_failing_for_60_s_commits_nothing_meanwhile_and_lands_everything_
     drained = _wait_drained(stack, produced, 180)
     stack.stop("worker")
     log = stack.log("worker")
-    print(f"{produced} messages; {log.count('SinkOutage')} failed insert attempts; drained "
-          f"{drained:.0f}s after the outage")
+    print(
+        f"{produced} messages; {log.count('SinkOutage')} failed insert attempts; drained "
+        f"{drained:.0f}s after the outage"
+    )
     assert log.count("insert into events failed (SinkOutage)") >= 10
     _assert_landed_exactly_once(stack, traffic)

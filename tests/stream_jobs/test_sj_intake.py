@@ -52,14 +52,19 @@ def test_messages_wait_for_a_batch_then_run_in_order(make_pipeline) -> None:
 
     results = asyncio.run(intake.flush())
 
-    assert [r["event_id"] if isinstance(r, dict) else r.reason for r in results] == \
-        [first["id"], "schema", second["id"]]
+    assert [r["event_id"] if isinstance(r, dict) else r.reason for r in results] == [
+        first["id"],
+        "schema",
+        second["id"],
+    ]
     assert intake.pending == [] and pipeline.counters == {"ok": 2, "schema": 1}
     assert [m["key"] for m in failed.sent] == [b"k2"]  # the rejection keeps its message key
     assert orjson.loads(failed.sent[0]["value"])["reason"] == "schema"
     # each event waits on its raw partition; its visitor's session goes to that partition
-    assert {p: [e["event_id"] for e in evs] for p, evs in intake.publisher.pending.items()} == \
-        {1: [first["id"]], 0: [second["id"]]}
+    assert {p: [e["event_id"] for e in evs] for p, evs in intake.publisher.pending.items()} == {
+        1: [first["id"]],
+        0: [second["id"]],
+    }
     assert asyncio.run(intake.publisher.flush()) == 2
     assert sorted(p for p, _ in table.changelog) == [0, 1]
 
@@ -67,8 +72,11 @@ def test_messages_wait_for_a_batch_then_run_in_order(make_pipeline) -> None:
 def test_a_collector_frame_runs_event_by_event(make_pipeline) -> None:
     intake, pipeline, _, _, failed = _intake(make_pipeline, batch=100)
     good = [raw_event() for _ in range(3)]
-    intake.add(0, None, frame([orjson.dumps(good[0]), b'{"v": 9}', orjson.dumps(good[1]),
-                              orjson.dumps(good[2])]))
+    intake.add(
+        0,
+        None,
+        frame([orjson.dumps(good[0]), b'{"v": 9}', orjson.dumps(good[1]), orjson.dumps(good[2])]),
+    )
     results = asyncio.run(intake.flush())
     assert len(results) == 4 and pipeline.counters == {"ok": 3, "schema": 1}
     assert [e["event_id"] for e in intake.publisher.pending[0]] == [e["id"] for e in good]
@@ -98,5 +106,5 @@ def test_a_commit_runs_the_waiting_messages_and_sends_their_events_first(make_pi
     asyncio.run(producer.flush())  # what Faust awaits before it commits
 
     assert order == ["producer"] and len(events.sent) == 1
-    (_, _, sent), = unframe(events.sent[0]["partition"], 0, events.sent[0]["value"])
+    ((_, _, sent),) = unframe(events.sent[0]["partition"], 0, events.sent[0]["value"])
     assert sent["event_id"] == ok["id"]

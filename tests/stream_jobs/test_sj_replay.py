@@ -7,15 +7,26 @@ from stream_jobs.replay import ReplaySelection
 
 
 def _record(reason: str, event_id: str | None, **event) -> dict:
-    return {"reason": reason, "step": "x", "detail": "", "failed_at": 0,
-            "event": {"id": event_id, **event} if event_id else event}
+    return {
+        "reason": reason,
+        "step": "x",
+        "detail": "",
+        "failed_at": 0,
+        "event": {"id": event_id, **event} if event_id else event,
+    }
 
 
 def test_default_selection_skips_bots_consent_and_incomplete_records() -> None:
     selection = ReplaySelection(None, NOT_REPLAYABLE)
-    for record in [_record("schema", "a"), _record("enrichment", "b"), _record("bot", "c"),
-                   _record("consent", "d"), _record("schema", None, _unparsable=True),
-                   _record("schema", "e", _truncated=True), _record("schema", "a", url="/x")]:
+    for record in [
+        _record("schema", "a"),
+        _record("enrichment", "b"),
+        _record("bot", "c"),
+        _record("consent", "d"),
+        _record("schema", None, _unparsable=True),
+        _record("schema", "e", _truncated=True),
+        _record("schema", "a", url="/x"),
+    ]:
         selection.offer(record)
     assert sorted(selection.chosen) == ["a", "b"]
     assert selection.chosen["a"]["url"] == "/x"  # the latest failure of an event wins

@@ -25,9 +25,18 @@ pytestmark = pytest.mark.clickhouse
 
 
 def _event(**fields) -> dict:
-    return {"event_id": str(uuid.uuid4()), "event_type": "pageview", "site_id": "elegal",
-            "ts": int(time.time() * 1000), "visitor_id": "v", "session_id": "s", "path": "/",
-            "asn": 0, "props": {"ignored": 1}, **fields}
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "pageview",
+        "site_id": "elegal",
+        "ts": int(time.time() * 1000),
+        "visitor_id": "v",
+        "session_id": "s",
+        "path": "/",
+        "asn": 0,
+        "props": {"ignored": 1},
+        **fields,
+    }
 
 
 def _count(client, table: str = "events") -> int:
@@ -35,18 +44,28 @@ def _count(client, table: str = "events") -> int:
 
 
 def test_events_land_as_sent_to_the_millisecond_with_defaults_for_missing_fields(wh) -> None:
-    full = _event(ts=1_795_925_530_123, path='/xidmətlər/"notarius"', asn=28787,
-                  engaged_ms=5000, scroll_pct=80, browser_major="131", country="AZ")
+    full = _event(
+        ts=1_795_925_530_123,
+        path='/xidmətlər/"notarius"',
+        asn=28787,
+        engaged_ms=5000,
+        scroll_pct=80,
+        browser_major="131",
+        country="AZ",
+    )
     sparse = _event(ts=1_795_925_530_100)
     for key in ("asn", "props"):
         sparse.pop(key)
     assert Lander(wh, "events", event_row).land([(1, 7, full), (0, 9, sparse)]) == 2
-    rows = wh.query("SELECT toUnixTimestamp64Milli(ts), path, asn, engaged_ms, scroll_pct, "
-                    "browser_major, country, kafka_partition, kafka_offset FROM events "
-                    "ORDER BY ts DESC").result_rows
+    rows = wh.query(
+        "SELECT toUnixTimestamp64Milli(ts), path, asn, engaged_ms, scroll_pct, "
+        "browser_major, country, kafka_partition, kafka_offset FROM events "
+        "ORDER BY ts DESC"
+    ).result_rows
     assert rows == [
         (1_795_925_530_123, '/xidmətlər/"notarius"', 28787, 5000, 80, "131", "AZ", 1, 7),
-        (1_795_925_530_100, "/", 0, 0, 0, "", "", 0, 9)]
+        (1_795_925_530_100, "/", 0, 0, 0, "", "", 0, 9),
+    ]
 
 
 def test_a_redelivered_range_is_skipped_after_a_restart(wh) -> None:
@@ -59,7 +78,10 @@ def test_a_redelivered_range_is_skipped_after_a_restart(wh) -> None:
     assert restarted.land(records[4:]) == 4
     assert restarted.counters["skipped_offsets"] == 6
     assert _count(wh) == 10
-    assert wh.query("SELECT uniqExact(kafka_partition, kafka_offset) FROM events").result_rows[0][0] == 10
+    assert (
+        wh.query("SELECT uniqExact(kafka_partition, kafka_offset) FROM events").result_rows[0][0]
+        == 10
+    )
 
 
 def test_a_partly_landed_batch_lands_only_what_is_missing(wh) -> None:
@@ -93,11 +115,33 @@ def test_a_batch_larger_than_one_duplicate_lookup_lands_once(wh) -> None:
 
 def test_failed_events_land_and_bots_are_counted_per_site_and_day(wh) -> None:
     now = int(time.time() * 1000)
-    records = [(0, i, {"reason": "bot", "step": "useragent", "detail": "Googlebot",
-                       "failed_at": now, "event": {"id": str(uuid.uuid4()), "site": "elegal"}})
-               for i in range(3)]
-    records.append((1, 0, {"reason": "schema", "step": "validate", "detail": "type:literal_error",
-                           "failed_at": now, "event": {"site": "elegal"}}))
+    records = [
+        (
+            0,
+            i,
+            {
+                "reason": "bot",
+                "step": "useragent",
+                "detail": "Googlebot",
+                "failed_at": now,
+                "event": {"id": str(uuid.uuid4()), "site": "elegal"},
+            },
+        )
+        for i in range(3)
+    ]
+    records.append(
+        (
+            1,
+            0,
+            {
+                "reason": "schema",
+                "step": "validate",
+                "detail": "type:literal_error",
+                "failed_at": now,
+                "event": {"site": "elegal"},
+            },
+        )
+    )
     lander = Lander(wh, "failed_events", failed_row, FAILURES)
     assert lander.land(records) == 4
     assert Lander(wh, "failed_events", failed_row, FAILURES).land(records) == 0  # redelivered
@@ -107,22 +151,34 @@ def test_failed_events_land_and_bots_are_counted_per_site_and_day(wh) -> None:
     assert _count(wh, "failed_events") == 4
     stamps = wh.query("SELECT DISTINCT toUnixTimestamp64Milli(failed_at) FROM failed_events")
     assert stamps.result_rows == [(now,)]  # to the millisecond
-    rows = wh.query("SELECT site_id, bot, sum(hits) FROM bot_hits GROUP BY site_id, bot").result_rows
+    rows = wh.query(
+        "SELECT site_id, bot, sum(hits) FROM bot_hits GROUP BY site_id, bot"
+    ).result_rows
     assert rows == [("elegal", "Googlebot", 3)]
     assert _count(wh) == 0  # bots never enter events
 
 
 def test_bot_hits_a_crash_kept_from_the_view_are_recounted_once(wh) -> None:
     now = int(time.time() * 1000)
-    bots = [{"reason": "bot", "step": "useragent", "detail": family, "failed_at": now,
-             "event": {"id": str(uuid.uuid4()), "site": "elegal"}}
-            for family in ["Googlebot"] * 5 + ["bingbot"] * 2]
+    bots = [
+        {
+            "reason": "bot",
+            "step": "useragent",
+            "detail": family,
+            "failed_at": now,
+            "event": {"id": str(uuid.uuid4()), "site": "elegal"},
+        }
+        for family in ["Googlebot"] * 5 + ["bingbot"] * 2
+    ]
     lander = Lander(wh, "failed_events", failed_row, FAILURES)
     assert lander.land([(0, o, v) for o, v in enumerate(bots)]) == 7
     # the worker died after the failed_events part and before the view's bot_hits part
     wh.command("TRUNCATE TABLE bot_hits")
-    wh.insert("bot_hits", [[datetime.now(UTC).date(), "elegal", "Googlebot", 2]],
-              column_names=["day", "site_id", "bot", "hits"])
+    wh.insert(
+        "bot_hits",
+        [[datetime.now(UTC).date(), "elegal", "Googlebot", 2]],
+        column_names=["day", "site_id", "bot", "hits"],
+    )
     assert recount_bot_hits(wh) == 5
     assert recount_bot_hits(wh) == 0  # nothing is counted twice
     rows = wh.query("SELECT bot, sum(hits) FROM bot_hits GROUP BY bot ORDER BY bot").result_rows
@@ -131,10 +187,16 @@ def test_bot_hits_a_crash_kept_from_the_view_are_recounted_once(wh) -> None:
 
 def test_landing_buffer_lands_what_waits_once_per_flush(wh) -> None:
     events = [_event() for _ in range(5)]
-    buffer = LandingBuffer(Lander(wh, "events", event_row, dedup=EVENT_IDS),
-                           lambda raw: [(p, o, orjson.loads(v)) for p, o, v in raw], most=3)
-    assert [buffer.add(0, o, orjson.dumps(e)) for o, e in enumerate(events[:3])] == \
-        [False, False, True]
+    buffer = LandingBuffer(
+        Lander(wh, "events", event_row, dedup=EVENT_IDS),
+        lambda raw: [(p, o, orjson.loads(v)) for p, o, v in raw],
+        most=3,
+    )
+    assert [buffer.add(0, o, orjson.dumps(e)) for o, e in enumerate(events[:3])] == [
+        False,
+        False,
+        True,
+    ]
     buffer.add(1, 0, orjson.dumps(events[3]))
 
     async def flush_twice() -> list[int]:  # the timer and a commit at the same time
@@ -151,20 +213,32 @@ def test_landing_buffer_lands_what_waits_once_per_flush(wh) -> None:
 
 
 def test_custom_event_props_outbound_and_section_dwell_land(wh) -> None:
-    custom = _event(event_type="custom", event_name="download",
-                    props={"format": "pdf", "size": "12", "ok": "true"})
-    outbound = _event(event_type="outbound", outbound_url="https://gov.az/services/notary",
-                      props={})
-    engagement = _event(event_type="engagement", engaged_ms=9000, props={},
-                        section_names=["intro", "fees"], section_ms=[4114, 3002])
+    custom = _event(
+        event_type="custom",
+        event_name="download",
+        props={"format": "pdf", "size": "12", "ok": "true"},
+    )
+    outbound = _event(
+        event_type="outbound", outbound_url="https://gov.az/services/notary", props={}
+    )
+    engagement = _event(
+        event_type="engagement",
+        engaged_ms=9000,
+        props={},
+        section_names=["intro", "fees"],
+        section_ms=[4114, 3002],
+    )
     records = [(0, i, e) for i, e in enumerate((custom, outbound, engagement))]
     assert Lander(wh, "events", event_row).land(records) == 3
-    rows = wh.query("SELECT event_type, event_name, props, outbound_url, section_names, "
-                    "section_ms FROM events ORDER BY kafka_offset").result_rows
+    rows = wh.query(
+        "SELECT event_type, event_name, props, outbound_url, section_names, "
+        "section_ms FROM events ORDER BY kafka_offset"
+    ).result_rows
     assert rows == [
         ("custom", "download", {"format": "pdf", "size": "12", "ok": "true"}, "", [], []),
         ("outbound", "", {}, "https://gov.az/services/notary", [], []),
-        ("engagement", "", {}, "", ["intro", "fees"], [4114, 3002])]
+        ("engagement", "", {}, "", ["intro", "fees"], [4114, 3002]),
+    ]
 
 
 @pytest.mark.clickhouse
@@ -187,8 +261,13 @@ def test_a_row_clickhouse_refuses_is_a_dead_letter_not_a_stalled_partition(wh) -
     async def on_poison(partition: int, offset: int, error: str) -> None:
         poisoned.append((partition, offset, error))
 
-    buffer = LandingBuffer(lander, lambda raw: [(p, o, orjson.loads(v)) for p, o, v in raw],
-                           most=10, valid=valid_event, on_poison=on_poison)
+    buffer = LandingBuffer(
+        lander,
+        lambda raw: [(p, o, orjson.loads(v)) for p, o, v in raw],
+        most=10,
+        valid=valid_event,
+        on_poison=on_poison,
+    )
     for offset, event in enumerate([good[0], bad, good[1], good[2]]):
         buffer.add(0, offset, orjson.dumps(event))
     assert asyncio.run(buffer.flush()) == 3

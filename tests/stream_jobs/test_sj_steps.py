@@ -15,15 +15,25 @@ from tests.stream_jobs.samples import AZ_IP, CHROME, IPHONE, TR_IP, raw_event
 
 
 def test_a_pageview_becomes_a_contract_event(make_pipeline) -> None:
-    event = make_pipeline().run(raw_event(
-        url="https://e-legal.az/cases/12345?utm_source=fb&utm_campaign=spring&email=a@b.az",
-        ref="https://www.google.com/search?q=x", section="Cases", engaged_ms=1200, scroll_pct=40))
+    event = make_pipeline().run(
+        raw_event(
+            url="https://e-legal.az/cases/12345?utm_source=fb&utm_campaign=spring&email=a@b.az",
+            ref="https://www.google.com/search?q=x",
+            section="Cases",
+            engaged_ms=1200,
+            scroll_pct=40,
+        )
+    )
     assert set(ENRICHED_FIELDS) | set(DETAIL_FIELDS) | set(WHO_FIELDS) <= set(event)
     assert event["path"] == "/cases/:id"
     assert (event["utm_source"], event["utm_campaign"]) == ("fb", "spring")
     assert event["referrer_domain"] == "google.com"
-    assert (event["browser"], event["browser_major"], event["os"], event["os_major"]) == \
-        ("Chrome", "131", "Windows", "10")
+    assert (event["browser"], event["browser_major"], event["os"], event["os_major"]) == (
+        "Chrome",
+        "131",
+        "Windows",
+        "10",
+    )
     assert event["device_type"] == "desktop"
     assert (event["country"], event["isp"], event["asn"]) == ("AZ", "Delta Telecom", 29049)
     assert event["consent"] == "none" and event["is_bot"] == 0
@@ -31,8 +41,9 @@ def test_a_pageview_becomes_a_contract_event(make_pipeline) -> None:
 
 
 def test_no_secret_survives_in_the_output(make_pipeline) -> None:
-    event = make_pipeline().run(raw_event(uid="cust-77", props={"phone": "+994 50 123 45 67",
-                                                               "mail": "x@y.az"}))
+    event = make_pipeline().run(
+        raw_event(uid="cust-77", props={"phone": "+994 50 123 45 67", "mail": "x@y.az"})
+    )
     blob = orjson.dumps(event).decode()
     for secret in (AZ_IP, CHROME, "cust-77", "x@y.az", "123 45 67"):
         assert secret not in blob
@@ -41,8 +52,11 @@ def test_no_secret_survives_in_the_output(make_pipeline) -> None:
 
 def test_mobile_tablet_and_asn_fallback(make_pipeline) -> None:
     event = make_pipeline().run(raw_event(ua=IPHONE, ip=TR_IP))
-    assert (event["device_type"], event["device_brand"], event["browser"]) == \
-        ("mobile", "Apple", "Mobile Safari")
+    assert (event["device_type"], event["device_brand"], event["browser"]) == (
+        "mobile",
+        "Apple",
+        "Mobile Safari",
+    )
     assert (event["country"], event["isp"], event["asn"]) == ("TR", "Turk Telekom", 9121)
     ipad = IPHONE.replace("iPhone; CPU iPhone OS", "iPad; CPU OS")
     assert make_pipeline().run(raw_event(ua=ipad))["device_type"] == "tablet"
@@ -64,8 +78,9 @@ def test_schema_reasons(make_pipeline) -> None:
     assert _rejected(pipeline.run(raw_event(v=2))).detail == "unsupported_version"
     bad = _rejected(pipeline.run(raw_event(type="teleport", scroll_pct=400, extra="x")))
     assert bad.reason == "schema" and bad.step == "validate"
-    assert {"type:literal_error", "scroll_pct:less_than_equal", "extra:extra_forbidden"} <= \
-        set(bad.detail.split(","))
+    assert {"type:literal_error", "scroll_pct:less_than_equal", "extra:extra_forbidden"} <= set(
+        bad.detail.split(",")
+    )
     assert _rejected(pipeline.run(raw_event(ip="not-an-ip"))).detail == "ip:invalid"
     assert pipeline.counters["schema"] == 4
 
@@ -79,8 +94,11 @@ def test_bot_reasons(make_pipeline) -> None:
     assert [d.reason for d in details] == ["bot"] * 3
     assert [d.step for d in details] == ["useragent"] * 3
     # detail = category:family (issue 13: bot_hits by family and category, migration 0013)
-    assert [d.detail for d in details] == ["search:Googlebot", "headless:HeadlessChrome",
-                                           "other:E-Legal-Monitor"]
+    assert [d.detail for d in details] == [
+        "search:Googlebot",
+        "headless:HeadlessChrome",
+        "other:E-Legal-Monitor",
+    ]
     assert pipeline.counters["bot"] == 3
     assert "ua" not in details[0].event and "ip" not in details[0].event
 
@@ -109,7 +127,11 @@ def test_an_exception_in_a_step_becomes_a_dead_letter(make_pipeline) -> None:
     pipeline = make_pipeline()
     pipeline.steps.insert(2, ("boom", lambda hit: 1 / 0))
     result = _rejected(pipeline.run(raw_event(url="https://e-legal.az/u/ali@mail.az?t=secret")))
-    assert (result.reason, result.step, result.detail) == ("enrichment", "boom", "ZeroDivisionError")
+    assert (result.reason, result.step, result.detail) == (
+        "enrichment",
+        "boom",
+        "ZeroDivisionError",
+    )
     assert result.event["url"] == "https://e-legal.az/u/[email]"
     assert pipeline.counters["enrichment"] == 1
 
@@ -159,8 +181,10 @@ def test_sessions_split_after_30_minutes(make_pipeline) -> None:
     sessions: dict = {}
     pipeline = make_pipeline(sessions)
     t0 = 1_790_000_000_000
-    ids = [pipeline.run(raw_event(ts=t0 + minutes * 60_000))["session_id"]
-           for minutes in (0, 10, 39, 70, 71)]
+    ids = [
+        pipeline.run(raw_event(ts=t0 + minutes * 60_000))["session_id"]
+        for minutes in (0, 10, 39, 70, 71)
+    ]
     assert ids[0] == ids[1] == ids[2]  # 29 minutes apart at most
     assert ids[3] != ids[2] and ids[3] == ids[4]
     late = pipeline.run(raw_event(ts=t0 + 65 * 60_000))["session_id"]  # out of order, same session
@@ -185,8 +209,9 @@ def test_missing_geo_databases_leave_fields_empty(keys, classifier, clock, caplo
     with caplog.at_level("WARNING"):
         geo = GeoLookup("/nonexistent/city.mmdb", None, None)
     assert sum("City/Country" in r.message for r in caplog.records) == 1
-    pipeline = build_pipeline(keys=keys, geo=geo, classifier=classifier, sessions={},
-                              clock=clock, allow_clear_ip=True)
+    pipeline = build_pipeline(
+        keys=keys, geo=geo, classifier=classifier, sessions={}, clock=clock, allow_clear_ip=True
+    )
     event = pipeline.run(raw_event())
     assert (event["country"], event["isp"], event["asn"]) == ("", "", 0)
 
@@ -196,14 +221,20 @@ def test_custom_event_name_and_props_are_bounded_scrubbed_strings(make_pipeline)
     props = {f"k{i}": i for i in range(20)}
     props.update(k0="call +994 50 123 45 67", k1=True, k2=2.5, k3="x" * 200)
     event = pipeline.run(raw_event(type="custom", name="download 123456789", props=props))
-    assert event["event_name"] == "download [phone]"  # 9 digits: an Azerbaijani mobile without its 0
+    assert (
+        event["event_name"] == "download [phone]"
+    )  # 9 digits: an Azerbaijani mobile without its 0
     assert len(event["props"]) == 20
     assert event["props"]["k0"] == "call [phone]"
-    assert (event["props"]["k1"], event["props"]["k2"], event["props"]["k4"]) == \
-        ("true", "2.5", "4")
+    assert (event["props"]["k1"], event["props"]["k2"], event["props"]["k4"]) == (
+        "true",
+        "2.5",
+        "4",
+    )
     assert event["props"]["k3"] == "x" * 200
-    too_many = _rejected(pipeline.run(raw_event(type="custom", name="x",
-                                                props={**props, "k20": 1})))
+    too_many = _rejected(
+        pipeline.run(raw_event(type="custom", name="x", props={**props, "k20": 1}))
+    )
     assert too_many.detail == "props:too_long"
     assert all(isinstance(v, str) for v in event["props"].values())
     assert (event["outbound_url"], event["section_names"], event["section_ms"]) == ("", [], [])
@@ -211,16 +242,24 @@ def test_custom_event_name_and_props_are_bounded_scrubbed_strings(make_pipeline)
 
 def test_outbound_click_keeps_its_destination_origin_and_path(make_pipeline) -> None:
     pipeline = make_pipeline()
-    event = pipeline.run(raw_event(type="outbound", props={
-        "to": "https://user:pw@www.gov.az:8443/cases/123456/a@b.az?q=secret#x", "via": "footer"}))
+    event = pipeline.run(
+        raw_event(
+            type="outbound",
+            props={
+                "to": "https://user:pw@www.gov.az:8443/cases/123456/a@b.az?q=secret#x",
+                "via": "footer",
+            },
+        )
+    )
     assert event["outbound_url"].startswith("https://www.gov.az:8443/cases/:id/")
     assert "a@b.az" not in event["outbound_url"] and "pw" not in event["outbound_url"]
     assert event["props"] == {"via": "footer"}  # the destination is not also a prop
     for bad in ("javascript:alert(1)", "not a url", "", "http://x.az:99999/"):
         assert pipeline.run(raw_event(type="outbound", props={"to": bad}))["outbound_url"] == ""
     # a custom event's own `to` prop stays a prop
-    assert pipeline.run(raw_event(type="custom", name="x", props={"to": "me"}))["props"] == \
-        {"to": "me"}
+    assert pipeline.run(raw_event(type="custom", name="x", props={"to": "me"}))["props"] == {
+        "to": "me"
+    }
 
 
 def test_section_dwell_lands_as_parallel_bounded_arrays(make_pipeline) -> None:
@@ -228,8 +267,7 @@ def test_section_dwell_lands_as_parallel_bounded_arrays(make_pipeline) -> None:
 
     sections = {"intro": 4114, "fees": 3002, "contact 0501234567": 3692}
     sections.update({f"s{i}": i for i in range(29)})
-    event = make_pipeline().run(raw_event(type="engagement", engaged_ms=11000,
-                                          sections=sections))
+    event = make_pipeline().run(raw_event(type="engagement", engaged_ms=11000, sections=sections))
     names, ms = event["section_names"], event["section_ms"]
     assert len(names) == len(ms) == 32
     assert names[:2] == ["intro", "fees"] and ms[:3] == [4114, 3002, 3692]
@@ -251,8 +289,10 @@ def test_consent_mid_visit_stays_one_visitor_and_one_visit(make_pipeline) -> Non
     t0 = 1_790_000_000_000
     cookie = {"consent": "analytics", "vid": "cookie-id-123456"}
     before = pipeline.run(raw_event(ts=t0))
-    after = [pipeline.run(raw_event(ts=t0 + s * 1000, type=t, **cookie))
-             for s, t in ((5, "custom"), (9, "pageview"), (20, "engagement"))]
+    after = [
+        pipeline.run(raw_event(ts=t0 + s * 1000, type=t, **cookie))
+        for s, t in ((5, "custom"), (9, "pageview"), (20, "engagement"))
+    ]
     assert {e["visitor_id"] for e in after} == {before["visitor_id"]}
     assert {e["session_id"] for e in after} == {before["session_id"]}
     assert all(e["consent"] == "analytics" for e in after)
@@ -270,8 +310,9 @@ def test_a_known_cookie_is_never_merged_into_a_cookieless_visit(make_pipeline) -
     t0 = 1_790_000_000_000
     active = {"start": t0, "last": t0 + 60_000}
     assert visitor_on_consent("c", "ip", t0 + 120_000, {"ip": active}, 1_800_000) == "ip"
-    assert visitor_on_consent("c", "ip", t0 + 120_000, {"ip": active, "c": active},
-                              1_800_000) == "c"
+    assert (
+        visitor_on_consent("c", "ip", t0 + 120_000, {"ip": active, "c": active}, 1_800_000) == "c"
+    )
     assert visitor_on_consent("c", "ip", t0 + 3_600_000, {"ip": active}, 1_800_000) == "c"
     assert visitor_on_consent("c", "ip", t0, {}, 1_800_000) == "c"
     # a second consented browser behind the same IP and UA, with a cookie seen before
@@ -300,7 +341,8 @@ def test_every_dead_letter_reason_is_in_the_one_list() -> None:
         given |= set(re.findall(r'DeadLetter\("([a-z_]+)"', source.read_text()))
     assert given and given <= set(REASONS), given - set(REASONS)
     assert given >= {"size", "schema", "consent", "bot", "enrichment", "undecodable"}
-    poison = orjson.loads(poison_record("mayak.events", 0, 7, "zlib.error",
-                                        datetime(2026, 1, 1, tzinfo=UTC)))
+    poison = orjson.loads(
+        poison_record("mayak.events", 0, 7, "zlib.error", datetime(2026, 1, 1, tzinfo=UTC))
+    )
     assert valid_dead_letter(poison) and poison["reason"] == "undecodable"
     assert poison["detail"] == "mayak.events/0/7: zlib.error" and poison["step"] == "sink"

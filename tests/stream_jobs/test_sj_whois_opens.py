@@ -15,22 +15,37 @@ from tests.clock import FakeClock
 from tests.stream_jobs.samples import AZ_IP, CHROME, raw_event
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED_ANON = next((p for p in (b / "shared" / "testdata" / "maxmind" /
-                                "GeoIP2-Anonymous-IP-Test.mmdb"
-                                for b in (ROOT.parent, ROOT.parent.parent)) if p.exists()), None)
+SHARED_ANON = next(
+    (
+        p
+        for p in (
+            b / "shared" / "testdata" / "maxmind" / "GeoIP2-Anonymous-IP-Test.mmdb"
+            for b in (ROOT.parent, ROOT.parent.parent)
+        )
+        if p.exists()
+    ),
+    None,
+)
 
 
 def _open(n: int, ip: str = "203.0.113.5", ua: str | None = CHROME, **fields) -> dict:
-    return raw_event(type="email_open", campaign="news-7", recipient=f"rcpt{n:06d}", ip=ip,
-                     ua=ua, url=None, ts=1_780_000_000_000 + n * 1000, **fields)
+    return raw_event(
+        type="email_open",
+        campaign="news-7",
+        recipient=f"rcpt{n:06d}",
+        ip=ip,
+        ua=ua,
+        url=None,
+        ts=1_780_000_000_000 + n * 1000,
+        **fields,
+    )
 
 
 def test_a_burst_from_one_address_turns_into_scanner_opens(make_pipeline) -> None:
     pipeline = make_pipeline()
     burst = [pipeline.run(_open(i))["open_class"] for i in range(14)]
     assert burst == ["human"] * 9 + ["scanner"] * 5  # seen from the 10th open on (the limit)
-    spread = [pipeline.run(_open(100 + i, ip=f"85.132.9.{i + 1}"))["open_class"]
-              for i in range(14)]
+    spread = [pipeline.run(_open(100 + i, ip=f"85.132.9.{i + 1}"))["open_class"] for i in range(14)]
     assert spread == ["human"] * 14  # readers of one office or ISP on their own addresses
 
 
@@ -49,10 +64,15 @@ def test_send_time_head_prefetch_and_no_user_agent(make_pipeline) -> None:
 
 def test_fetch_signals_and_the_pixel_window() -> None:
     assert fetch_signals("GET", {}, {}) == {}
-    assert fetch_signals("HEAD", {"sec-purpose": "prefetch;prerender"}, {"s": "1780000000"}) \
-        == {"method": "HEAD", "purpose": "prefetch", "sent_at": 1_780_000_000_000}
-    assert fetch_signals("GET", {"x-moz": "prefetch"}, {"s": "1780000000123"}) == \
-        {"purpose": "prefetch", "sent_at": 1_780_000_000_123}
+    assert fetch_signals("HEAD", {"sec-purpose": "prefetch;prerender"}, {"s": "1780000000"}) == {
+        "method": "HEAD",
+        "purpose": "prefetch",
+        "sent_at": 1_780_000_000_000,
+    }
+    assert fetch_signals("GET", {"x-moz": "prefetch"}, {"s": "1780000000123"}) == {
+        "purpose": "prefetch",
+        "sent_at": 1_780_000_000_123,
+    }
     assert fetch_signals("GET", {}, {"s": "yesterday"}) == {}  # ignored, the open still counts
     assert fetch_signals("GET", {}, {"s": "12"}) == {}  # 1970: not a send time
     clock = FakeClock()
@@ -67,27 +87,51 @@ def test_fetch_signals_and_the_pixel_window() -> None:
 
 @pytest.fixture
 def anon_db(tmp_path) -> Path:
-    return write_geoip(tmp_path / "anon.mmdb", "GeoIP2-Anonymous-IP", {
-        "192.0.2.0/24": {"is_anonymous": True, "is_hosting_provider": True},
-        "198.18.0.0/15": {"is_anonymous": True, "is_anonymous_vpn": True}})
+    return write_geoip(
+        tmp_path / "anon.mmdb",
+        "GeoIP2-Anonymous-IP",
+        {
+            "192.0.2.0/24": {"is_anonymous": True, "is_hosting_provider": True},
+            "198.18.0.0/15": {"is_anonymous": True, "is_anonymous_vpn": True},
+        },
+    )
 
 
-def test_service_requests_from_hosting_networks_are_bots(keys, classifier, clock, geo_dbs,
-                                                         anon_db) -> None:
+def test_service_requests_from_hosting_networks_are_bots(
+    keys, classifier, clock, geo_dbs, anon_db
+) -> None:
     geo = GeoLookup(geo_dbs["city"], geo_dbs["isp"], geo_dbs["asn"], anon_db)
     assert geo.network_kind("192.0.2.7").hosting and geo.network_kind("198.18.1.1").anonymous
-    flagged = build_pipeline(keys=keys, geo=geo, classifier=classifier, sessions={},
-                             clock=clock, allow_clear_ip=True, hosting_bots=True)
+    flagged = build_pipeline(
+        keys=keys,
+        geo=geo,
+        classifier=classifier,
+        sessions={},
+        clock=clock,
+        allow_clear_ip=True,
+        hosting_bots=True,
+    )
     bot = flagged.run(raw_event(type="service_request", ip="192.0.2.7"))
     assert (bot.reason, bot.detail) == ("bot", "hosting:hosting network")
     # the beacon's events ran JS, and VPN users are people: both stay
     assert flagged.run(raw_event(ip="192.0.2.7"))["event_type"] == "pageview"
-    assert flagged.run(raw_event(type="service_request", ip="198.18.1.1"))["event_type"] == \
-        "service_request"
-    off = build_pipeline(keys=keys, geo=geo, classifier=classifier, sessions={}, clock=clock,
-                         allow_clear_ip=True, hosting_bots=False)
-    assert off.run(raw_event(type="service_request", ip="192.0.2.7"))["event_type"] == \
-        "service_request"
+    assert (
+        flagged.run(raw_event(type="service_request", ip="198.18.1.1"))["event_type"]
+        == "service_request"
+    )
+    off = build_pipeline(
+        keys=keys,
+        geo=geo,
+        classifier=classifier,
+        sessions={},
+        clock=clock,
+        allow_clear_ip=True,
+        hosting_bots=False,
+    )
+    assert (
+        off.run(raw_event(type="service_request", ip="192.0.2.7"))["event_type"]
+        == "service_request"
+    )
 
 
 @pytest.mark.skipif(SHARED_ANON is None, reason="MaxMind test databases not beside the repo")

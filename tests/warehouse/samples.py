@@ -19,14 +19,33 @@ from clickhouse_connect.driver.client import Client
 
 from warehouse.client import make_client
 
-COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id", "customer_pid",
-           "path", "section", "country", "isp", "device_type", "browser", "browser_major", "os",
-           "os_major", "engaged_ms", "scroll_pct", "service_type", "campaign_id", "event_name"]
+COLUMNS = [
+    "event_id",
+    "event_type",
+    "site_id",
+    "ts",
+    "visitor_id",
+    "session_id",
+    "customer_pid",
+    "path",
+    "section",
+    "country",
+    "isp",
+    "device_type",
+    "browser",
+    "browser_major",
+    "os",
+    "os_major",
+    "engaged_ms",
+    "scroll_pct",
+    "service_type",
+    "campaign_id",
+    "event_name",
+]
 _NUMBERS = {"engaged_ms", "scroll_pct"}
 
 # recent enough that no retention rule (shortest: 90 days) has removed any of them yet
-START = (datetime.now(UTC) - timedelta(days=7)).replace(hour=0, minute=0, second=0,
-                                                                 microsecond=0)
+START = (datetime.now(UTC) - timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def synthetic_events(n: int = 400, site: str = "s1", seed: int = 1) -> list[dict]:
@@ -35,28 +54,40 @@ def synthetic_events(n: int = 400, site: str = "s1", seed: int = 1) -> list[dict
     for _ in range(n):
         kind = rng.choice(["pageview"] * 6 + ["engagement", "service_request", "email_open"])
         visitor = f"v{rng.randrange(60)}"
-        rows.append({
-            "event_id": uuid.UUID(int=rng.getrandbits(128)), "event_type": kind, "site_id": site,
-            "ts": START + timedelta(minutes=rng.randrange(3 * 24 * 60)),
-            "visitor_id": visitor, "session_id": f"{visitor}-{rng.randrange(3)}",
-            "customer_pid": f"c{rng.randrange(10)}" if kind == "service_request" else "",
-            "path": rng.choice(["/", "/services/notary", "/lawyers", "/faq"]),
-            "section": rng.choice(["home", "services", "lawyers"]),
-            "country": rng.choice(["AZ", "AZ", "AZ", "TR", "GE", "RU"]),
-            "isp": rng.choice(["Azercell", "Bakcell", "AzTelekom"]),
-            "device_type": rng.choice(["desktop", "mobile", "mobile", "tablet"]),
-            "browser": rng.choice(["Chrome", "Safari", "Firefox"]), "browser_major": "131",
-            "os": rng.choice(["Windows", "iOS", "Android"]), "os_major": "14",
-            "engaged_ms": rng.randrange(60_000),
-            "service_type": rng.choice(["notary", "court"]) if kind == "service_request" else "",
-            "campaign_id": rng.choice(["spring", "news-12"]) if kind == "email_open" else "",
-        })
+        rows.append(
+            {
+                "event_id": uuid.UUID(int=rng.getrandbits(128)),
+                "event_type": kind,
+                "site_id": site,
+                "ts": START + timedelta(minutes=rng.randrange(3 * 24 * 60)),
+                "visitor_id": visitor,
+                "session_id": f"{visitor}-{rng.randrange(3)}",
+                "customer_pid": f"c{rng.randrange(10)}" if kind == "service_request" else "",
+                "path": rng.choice(["/", "/services/notary", "/lawyers", "/faq"]),
+                "section": rng.choice(["home", "services", "lawyers"]),
+                "country": rng.choice(["AZ", "AZ", "AZ", "TR", "GE", "RU"]),
+                "isp": rng.choice(["Azercell", "Bakcell", "AzTelekom"]),
+                "device_type": rng.choice(["desktop", "mobile", "mobile", "tablet"]),
+                "browser": rng.choice(["Chrome", "Safari", "Firefox"]),
+                "browser_major": "131",
+                "os": rng.choice(["Windows", "iOS", "Android"]),
+                "os_major": "14",
+                "engaged_ms": rng.randrange(60_000),
+                "service_type": rng.choice(["notary", "court"])
+                if kind == "service_request"
+                else "",
+                "campaign_id": rng.choice(["spring", "news-12"]) if kind == "email_open" else "",
+            }
+        )
     return rows
 
 
 def insert_events(client: Client, rows: list[dict]) -> None:
-    client.insert("events", [[r.get(c, 0 if c in _NUMBERS else "") for c in COLUMNS]
-                             for r in rows], column_names=COLUMNS)
+    client.insert(
+        "events",
+        [[r.get(c, 0 if c in _NUMBERS else "") for c in COLUMNS] for r in rows],
+        column_names=COLUMNS,
+    )
 
 
 def fixed_visits(site: str = "m", day_offset: int = 1) -> tuple[list[dict], list[dict]]:
@@ -74,34 +105,76 @@ def fixed_visits(site: str = "m", day_offset: int = 1) -> tuple[list[dict], list
     """
     base = START + timedelta(days=day_offset, hours=10)
     web_plan = {
-        "A": [("pageview", "/", 0, 0, ""), ("engagement", "/", 30_000, 40, ""),
-              ("engagement", "/", 10_000, 80, "")],
-        "B": [("pageview", "/", 0, 0, ""), ("engagement", "/", 20_000, 50, ""),
-              ("pageview", "/services/notary", 0, 0, ""),
-              ("engagement", "/services/notary", 60_000, 100, "")],
-        "C": [("pageview", "/services/notary", 0, 0, ""),
-              ("custom", "/services/notary", 0, 0, "signup"),
-              ("engagement", "/services/notary", 30_000, 30, "")],
-        "D": [("pageview", "/faq", 0, 0, ""), ("outbound", "/faq", 0, 0, ""),
-              ("engagement", "/faq", 10_000, 20, "")],
+        "A": [
+            ("pageview", "/", 0, 0, ""),
+            ("engagement", "/", 30_000, 40, ""),
+            ("engagement", "/", 10_000, 80, ""),
+        ],
+        "B": [
+            ("pageview", "/", 0, 0, ""),
+            ("engagement", "/", 20_000, 50, ""),
+            ("pageview", "/services/notary", 0, 0, ""),
+            ("engagement", "/services/notary", 60_000, 100, ""),
+        ],
+        "C": [
+            ("pageview", "/services/notary", 0, 0, ""),
+            ("custom", "/services/notary", 0, 0, "signup"),
+            ("engagement", "/services/notary", 30_000, 30, ""),
+        ],
+        "D": [
+            ("pageview", "/faq", 0, 0, ""),
+            ("outbound", "/faq", 0, 0, ""),
+            ("engagement", "/faq", 10_000, 20, ""),
+        ],
         "E": [("pageview", "/", 0, 0, "")],
     }
     web = []
     for who, steps in web_plan.items():
         for i, (kind, path, engaged, scroll, name) in enumerate(steps):
-            web.append(_fixed(site, kind, f"v{who}", base + timedelta(minutes=5 * i), path,
-                              engaged_ms=engaged, scroll_pct=scroll, event_name=name))
-    non_web = [_fixed(site, "email_open", f"o{i}", base, "/", campaign_id="spring")
-               for i in range(3)]
-    non_web += [_fixed(site, "service_request", f"s{i}", base, "/services/notary/apply",
-                       service_type="notary", customer_pid=f"c{i}") for i in range(2)]
+            web.append(
+                _fixed(
+                    site,
+                    kind,
+                    f"v{who}",
+                    base + timedelta(minutes=5 * i),
+                    path,
+                    engaged_ms=engaged,
+                    scroll_pct=scroll,
+                    event_name=name,
+                )
+            )
+    non_web = [
+        _fixed(site, "email_open", f"o{i}", base, "/", campaign_id="spring") for i in range(3)
+    ]
+    non_web += [
+        _fixed(
+            site,
+            "service_request",
+            f"s{i}",
+            base,
+            "/services/notary/apply",
+            service_type="notary",
+            customer_pid=f"c{i}",
+        )
+        for i in range(2)
+    ]
     return web, non_web
 
 
 def _fixed(site: str, kind: str, visitor: str, ts: datetime, path: str, **extra: Any) -> dict:
-    return {"event_id": uuid.uuid4(), "event_type": kind, "site_id": site, "ts": ts,
-            "visitor_id": visitor, "session_id": f"{visitor}-1", "path": path,
-            "country": "AZ", "device_type": "desktop", **extra}
+    return {
+        "event_id": uuid.uuid4(),
+        "event_type": kind,
+        "site_id": site,
+        "ts": ts,
+        "visitor_id": visitor,
+        "session_id": f"{visitor}-1",
+        "path": path,
+        "country": "AZ",
+        "device_type": "desktop",
+        **extra,
+    }
+
 
 _dsn: str | None = None
 

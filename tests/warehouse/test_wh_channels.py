@@ -13,8 +13,14 @@ from warehouse.query import Query, run
 
 pytestmark = pytest.mark.clickhouse
 D1 = START.date()
-CHANNELS = [("organic_search", "Google"), ("organic_search", "Yandex"), ("social", "Telegram"),
-            ("email", "newsletter"), ("direct", ""), ("referral", "news.az")]
+CHANNELS = [
+    ("organic_search", "Google"),
+    ("organic_search", "Yandex"),
+    ("social", "Telegram"),
+    ("email", "newsletter"),
+    ("direct", ""),
+    ("referral", "news.az"),
+]
 
 
 def _events(n: int = 300) -> list[list]:
@@ -23,24 +29,47 @@ def _events(n: int = 300) -> list[list]:
     for i in range(n):
         kind = rng.choice(["pageview"] * 5 + ["email_open"])
         channel, source = ("email", "Gmail") if kind == "email_open" else rng.choice(CHANNELS)
-        rows.append([f"00000000-0000-4000-8000-{i:012d}", kind, "s1",
-                     START + timedelta(minutes=rng.randrange(2 * 24 * 60)), f"v{rng.randrange(40)}",
-                     f"s{rng.randrange(80)}", channel, source,
-                     rng.choice(["human", "image_proxy", "scanner"]) if kind == "email_open"
-                     else ""])
+        rows.append(
+            [
+                f"00000000-0000-4000-8000-{i:012d}",
+                kind,
+                "s1",
+                START + timedelta(minutes=rng.randrange(2 * 24 * 60)),
+                f"v{rng.randrange(40)}",
+                f"s{rng.randrange(80)}",
+                channel,
+                source,
+                rng.choice(["human", "image_proxy", "scanner"]) if kind == "email_open" else "",
+            ]
+        )
     return rows
 
 
-@pytest.mark.parametrize("kw", [
-    {"metrics": ("pageviews", "visitors", "visits"), "dimensions": ("channel",)},
-    {"metrics": ("pageviews", "visitors"), "dimensions": ("source",), "limit": 3},
-    {"metrics": ("email_opens", "openers"), "dimensions": ("open_class",)},
-    {"metrics": ("pageviews",), "dimensions": ("day", "channel"), "limit": 1000},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"metrics": ("pageviews", "visitors", "visits"), "dimensions": ("channel",)},
+        {"metrics": ("pageviews", "visitors"), "dimensions": ("source",), "limit": 3},
+        {"metrics": ("email_opens", "openers"), "dimensions": ("open_class",)},
+        {"metrics": ("pageviews",), "dimensions": ("day", "channel"), "limit": 1000},
+    ],
+)
 def test_new_dimensions_roll_up_like_raw_events(wh, kw) -> None:
-    wh.insert("events", _events(), column_names=["event_id", "event_type", "site_id", "ts",
-                                                 "visitor_id", "session_id", "channel", "source",
-                                                 "open_class"])
+    wh.insert(
+        "events",
+        _events(),
+        column_names=[
+            "event_id",
+            "event_type",
+            "site_id",
+            "ts",
+            "visitor_id",
+            "session_id",
+            "channel",
+            "source",
+            "open_class",
+        ],
+    )
     query = Query(site="s1", date_from=D1, date_to=D1 + timedelta(days=3), **kw)
     rolled, raw = run(wh, query), run(wh, query, source="events")
     assert rolled.source != "events" and raw.source == "events"
@@ -48,9 +77,14 @@ def test_new_dimensions_roll_up_like_raw_events(wh, kw) -> None:
 
 
 def test_bot_hits_category_and_family(wh) -> None:
-    wh.insert("bot_hits", [[D1, "s1", "search:Googlebot", 3], [D1, "s1", "Googlebot", 2]],
-              column_names=["day", "site_id", "bot", "hits"])
-    rows = wh.query("SELECT category, family, sum(hits) FROM bot_hits GROUP BY category, family "
-                    "ORDER BY category").result_rows
+    wh.insert(
+        "bot_hits",
+        [[D1, "s1", "search:Googlebot", 3], [D1, "s1", "Googlebot", 2]],
+        column_names=["day", "site_id", "bot", "hits"],
+    )
+    rows = wh.query(
+        "SELECT category, family, sum(hits) FROM bot_hits GROUP BY category, family "
+        "ORDER BY category"
+    ).result_rows
     # rows counted before 0013 carry the family alone: category 'other'
     assert rows == [("other", "Googlebot", 2), ("search", "Googlebot", 3)]

@@ -19,8 +19,9 @@ def statements(layout: Layout) -> list[str]:
 
 
 def _code(statement: str) -> str:
-    return "\n".join(line for line in statement.splitlines()
-                     if not line.strip().startswith("--")).strip()
+    return "\n".join(
+        line for line in statement.splitlines() if not line.strip().startswith("--")
+    ).strip()
 
 
 def test_single_node_has_no_cluster_artifacts() -> None:
@@ -39,17 +40,24 @@ def test_cluster_ddl_is_replicated_and_distributed() -> None:
     assert all(not re.search(r"\b\w+_local\b", s) for s in stmts if s not in ddl)
     creates = [s for s in stmts if re.search(r"ENGINE = (?!Replicated)\w*MergeTree", s)]
     assert creates == [], "every MergeTree engine must be Replicated on a cluster"
-    locals_ = re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)_local ON CLUSTER `prod`\s*\(",
-                         "\n".join(stmts))
+    locals_ = re.findall(
+        r"CREATE TABLE IF NOT EXISTS (\w+)_local ON CLUSTER `prod`\s*\(", "\n".join(stmts)
+    )
     assert set(locals_) == set(load_schedule().tables)
     for table in locals_:
         engine = next(s for s in stmts if f"EXISTS {table}_local ON" in s)
-        assert ("Replicated" in engine and
-                f"'/clickhouse/tables/{{shard}}/mayak/{table}_local', '{{replica}}'" in engine)
-        distributed = [s for s in stmts
-                       if re.search(rf"^CREATE TABLE IF NOT EXISTS {table} ON", s, re.M)]
+        assert (
+            "Replicated" in engine
+            and f"'/clickhouse/tables/{{shard}}/mayak/{table}_local', '{{replica}}'" in engine
+        )
+        distributed = [
+            s for s in stmts if re.search(rf"^CREATE TABLE IF NOT EXISTS {table} ON", s, re.M)
+        ]
         assert len(distributed) == 1
-        assert f"AS {table}_local ENGINE = Distributed(`prod`, `mayak`, {table}_local," in distributed[0]
+        assert (
+            f"AS {table}_local ENGINE = Distributed(`prod`, `mayak`, {table}_local,"
+            in distributed[0]
+        )
     # rows of a site stay on one shard, so per-site reads and sessions stay shard-local
     assert "events_local, cityHash64(site_id))" in "\n".join(stmts)
 
@@ -62,11 +70,15 @@ def test_cluster_views_read_and_write_shard_local_tables() -> None:
 
 
 def test_engine_arguments_follow_the_replication_path() -> None:
-    sql = ("CREATE TABLE IF NOT EXISTS {{table:t}} {{on_cluster}} (d Date, n UInt64)\n"
-           "ENGINE = {{engine:SummingMergeTree(n)}} ORDER BY d")
+    sql = (
+        "CREATE TABLE IF NOT EXISTS {{table:t}} {{on_cluster}} (d Date, n UInt64)\n"
+        "ENGINE = {{engine:SummingMergeTree(n)}} ORDER BY d"
+    )
     assert render(sql, SINGLE).endswith("ENGINE = SummingMergeTree(n) ORDER BY d")
-    assert ("ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/mayak/t_local', "
-            "'{replica}', n)") in render(sql, CLUSTER)
+    assert (
+        "ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/mayak/t_local', "
+        "'{replica}', n)"
+    ) in render(sql, CLUSTER)
     with pytest.raises(ValueError, match="unknown migration placeholder"):
         render("{{bogus:x}}", SINGLE)
 

@@ -12,27 +12,62 @@ from warehouse.details import sections_report
 from warehouse.query import Query, QueryError, build, choose_source, run, utc_bounds
 
 D1 = START.date()
-COLUMNS = ["event_id", "event_type", "site_id", "ts", "visitor_id", "session_id", "path",
-           "section", "event_name", "props", "outbound_url", "section_names", "section_ms"]
+COLUMNS = [
+    "event_id",
+    "event_type",
+    "site_id",
+    "ts",
+    "visitor_id",
+    "session_id",
+    "path",
+    "section",
+    "event_name",
+    "props",
+    "outbound_url",
+    "section_names",
+    "section_ms",
+]
 
 
 def q(**kw) -> Query:
-    return Query(**{"site": "s1", "metrics": ("events",), "date_from": D1,
-                    "date_to": D1 + timedelta(days=1), "tz": "UTC", **kw})
+    return Query(
+        **{
+            "site": "s1",
+            "metrics": ("events",),
+            "date_from": D1,
+            "date_to": D1 + timedelta(days=1),
+            "tz": "UTC",
+            **kw,
+        }
+    )
 
 
 def _row(kind: str, visitor: str, minute: int, path: str = "/article", **fields) -> list:
-    row = {"event_id": uuid.uuid4(), "event_type": kind, "site_id": "s1",
-           "ts": START + timedelta(hours=10, minutes=minute), "visitor_id": visitor,
-           "session_id": f"{visitor}-1", "path": path, "section": "", "event_name": "",
-           "props": {}, "outbound_url": "", "section_names": [], "section_ms": [], **fields}
+    row = {
+        "event_id": uuid.uuid4(),
+        "event_type": kind,
+        "site_id": "s1",
+        "ts": START + timedelta(hours=10, minutes=minute),
+        "visitor_id": visitor,
+        "session_id": f"{visitor}-1",
+        "path": path,
+        "section": "",
+        "event_name": "",
+        "props": {},
+        "outbound_url": "",
+        "section_names": [],
+        "section_ms": [],
+        **fields,
+    }
     return [row[c] for c in COLUMNS]
 
 
 def _seed(client) -> None:
     rows = [
         # three readers of /article; a reads intro and fees, b intro only (in two reports)
-        _row("pageview", "a", 0), _row("pageview", "b", 1), _row("pageview", "c", 2),
+        _row("pageview", "a", 0),
+        _row("pageview", "b", 1),
+        _row("pageview", "c", 2),
         _row("engagement", "a", 3, section_names=["intro", "fees"], section_ms=[4114, 3002]),
         _row("engagement", "b", 4, section_names=["intro"], section_ms=[1500]),
         _row("engagement", "b", 5, section_names=["intro"], section_ms=[500]),
@@ -53,25 +88,35 @@ def _by(result, key: str) -> dict:
     return {r[key]: {k: v for k, v in r.items() if k != key} for r in result.records()}
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"dimensions": ("prop:a b",)}, "unknown dimension 'prop:a b'"),
-    ({"dimensions": ("prop:",)}, "unknown dimension"),
-    ({"dimensions": ("prop:x') OR 1=1 --",)}, "unknown dimension"),
-    ({"filters": (("prop:k}", "v"),)}, "unknown filter"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"dimensions": ("prop:a b",)}, "unknown dimension 'prop:a b'"),
+        ({"dimensions": ("prop:",)}, "unknown dimension"),
+        ({"dimensions": ("prop:x') OR 1=1 --",)}, "unknown dimension"),
+        ({"filters": (("prop:k}", "v"),)}, "unknown filter"),
+    ],
+)
 def test_prop_keys_follow_the_raw_contract(kw, message) -> None:
     with pytest.raises(QueryError, match=message):
         q(**kw)
 
 
 def test_detail_questions_read_raw_events_with_keys_bound() -> None:
-    for kw in ({"dimensions": ("event_name",)}, {"dimensions": ("outbound_url",)},
-               {"dimensions": ("prop:format",)}, {"metrics": ("section_seconds",)},
-               {"dimensions": ("section", "path")},
-               {"dimensions": ("path",), "filters": (("section", "fees"),)}):
+    for kw in (
+        {"dimensions": ("event_name",)},
+        {"dimensions": ("outbound_url",)},
+        {"dimensions": ("prop:format",)},
+        {"metrics": ("section_seconds",)},
+        {"dimensions": ("section", "path")},
+        {"dimensions": ("path",), "filters": (("section", "fees"),)},
+    ):
         assert choose_source(q(**kw)) == "events"
-    for kw in ({"dimensions": ("section",)}, {"dimensions": ("day", "section")},
-               {"dimensions": ("hour",), "filters": (("section", "fees"),)}):
+    for kw in (
+        {"dimensions": ("section",)},
+        {"dimensions": ("day", "section")},
+        {"dimensions": ("hour",), "filters": (("section", "fees"),)},
+    ):
         assert choose_source(q(**kw)) == "agg_section_hourly"
     sql = build(q(dimensions=("prop:format",), filters=(("prop:lang", "az"),)))
     assert "format" not in sql.text and "lang" not in sql.text and "az" not in sql.text
@@ -84,15 +129,32 @@ def test_detail_questions_read_raw_events_with_keys_bound() -> None:
 @pytest.mark.clickhouse
 def test_sections_roll_up_per_section(wh) -> None:
     _seed(wh)
-    got = _by(run(wh, q(dimensions=("section",),
-                        metrics=("visitors", "section_seconds", "sessions", "events"))),
-              "section")
+    got = _by(
+        run(
+            wh,
+            q(
+                dimensions=("section",),
+                metrics=("visitors", "section_seconds", "sessions", "events"),
+            ),
+        ),
+        "section",
+    )
     assert got == {
         "intro": {"visitors": 2, "section_seconds": 6, "sessions": 2, "events": 3},
-        "fees": {"visitors": 1, "section_seconds": 3, "sessions": 1, "events": 1}}
+        "fees": {"visitors": 1, "section_seconds": 3, "sessions": 1, "events": 1},
+    }
     # one section as a filter, another dimension alongside
-    by_path = _by(run(wh, q(dimensions=("path",), filters=(("section", "fees"),),
-                            metrics=("visitors", "section_seconds"))), "path")
+    by_path = _by(
+        run(
+            wh,
+            q(
+                dimensions=("path",),
+                filters=(("section", "fees"),),
+                metrics=("visitors", "section_seconds"),
+            ),
+        ),
+        "path",
+    )
     assert by_path == {"/article": {"visitors": 1, "section_seconds": 3}}
     # without the section dimension: every section's dwell of the rows asked about
     total = run(wh, q(metrics=("section_seconds", "pageviews"))).records()
@@ -100,13 +162,25 @@ def test_sections_roll_up_per_section(wh) -> None:
 
 
 @pytest.mark.clickhouse
-@pytest.mark.parametrize("kw", [
-    {"dimensions": ("section",), "metrics": ("visitors", "section_seconds", "sessions", "events",
-                                              "pageviews", "engaged_seconds")},
-    {"dimensions": ("hour", "section"), "metrics": ("section_seconds", "visitors")},
-    {"dimensions": ("day",), "metrics": ("visitors",), "filters": (("section", "intro"),)},
-    {"dimensions": ("section",), "metrics": ("section_seconds",), "limit": 1},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {
+            "dimensions": ("section",),
+            "metrics": (
+                "visitors",
+                "section_seconds",
+                "sessions",
+                "events",
+                "pageviews",
+                "engaged_seconds",
+            ),
+        },
+        {"dimensions": ("hour", "section"), "metrics": ("section_seconds", "visitors")},
+        {"dimensions": ("day",), "metrics": ("visitors",), "filters": (("section", "intro"),)},
+        {"dimensions": ("section",), "metrics": ("section_seconds",), "limit": 1},
+    ],
+)
 def test_the_section_rollup_agrees_with_raw_events(wh, kw) -> None:
     _seed(wh)
     rolled, raw = run(wh, q(**kw)), run(wh, q(**kw), source="events")
@@ -117,19 +191,34 @@ def test_the_section_rollup_agrees_with_raw_events(wh, kw) -> None:
 @pytest.mark.clickhouse
 def test_custom_events_props_and_outbound_destinations(wh) -> None:
     _seed(wh)
-    names = _by(run(wh, q(dimensions=("event_name",), metrics=("events", "visitors"))),
-                "event_name")
-    assert names == {"download": {"events": 2, "visitors": 2},
-                     "share": {"events": 1, "visitors": 1}}
+    names = _by(
+        run(wh, q(dimensions=("event_name",), metrics=("events", "visitors"))), "event_name"
+    )
+    assert names == {
+        "download": {"events": 2, "visitors": 2},
+        "share": {"events": 1, "visitors": 1},
+    }
     formats = _by(run(wh, q(dimensions=("prop:format",), metrics=("events",))), "prop:format")
     assert formats == {"pdf": {"events": 1}, "docx": {"events": 1}}
-    langs = _by(run(wh, q(dimensions=("prop:lang",), metrics=("events",),
-                          filters=(("event_name", "download"),))), "prop:lang")
+    langs = _by(
+        run(
+            wh,
+            q(
+                dimensions=("prop:lang",),
+                metrics=("events",),
+                filters=(("event_name", "download"),),
+            ),
+        ),
+        "prop:lang",
+    )
     assert langs == {"az": {"events": 1}}
-    out = _by(run(wh, q(dimensions=("outbound_url",), metrics=("events", "visitors"))),
-              "outbound_url")
-    assert out == {"https://gov.az/services/notary": {"events": 2, "visitors": 2},
-                   "https://e-gov.az/": {"events": 1, "visitors": 1}}
+    out = _by(
+        run(wh, q(dimensions=("outbound_url",), metrics=("events", "visitors"))), "outbound_url"
+    )
+    assert out == {
+        "https://gov.az/services/notary": {"events": 2, "visitors": 2},
+        "https://e-gov.az/": {"events": 1, "visitors": 1},
+    }
     two = run(wh, q(dimensions=("event_name", "prop:format"), metrics=("events",)))
     assert sorted(map(tuple, two.rows)) == [("download", "docx", 1), ("download", "pdf", 1)]
 
@@ -141,10 +230,20 @@ def test_sections_report_gives_dwell_and_reach_per_page(wh) -> None:
     rows = sections_report(wh, "s1", start, end)
     got = {(r["path"], r["section"]): r for r in rows}
     intro, fees = got[("/article", "intro")], got[("/article", "fees")]
-    assert (intro["visitors"], intro["visits"], intro["section_seconds"], intro["readers"],
-            intro["reach"], intro["avg_seconds"]) == (2, 2, 6, 3, 0.667, 3.1)
-    assert (fees["visitors"], fees["section_seconds"], fees["reach"], fees["avg_seconds"]) == \
-        (1, 3, 0.333, 3.0)
+    assert (
+        intro["visitors"],
+        intro["visits"],
+        intro["section_seconds"],
+        intro["readers"],
+        intro["reach"],
+        intro["avg_seconds"],
+    ) == (2, 2, 6, 3, 0.667, 3.1)
+    assert (fees["visitors"], fees["section_seconds"], fees["reach"], fees["avg_seconds"]) == (
+        1,
+        3,
+        0.333,
+        3.0,
+    )
     apply = got[("/apply", "fees")]  # no page view of /apply in the range: reach stays <= 1
     assert (apply["visitors"], apply["readers"], apply["reach"]) == (1, 1, 1.0)
     only = sections_report(wh, "s1", start, end, path="/article")

@@ -21,8 +21,13 @@ UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
 
 def _mayak(env: dict, *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "mayak", *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "mayak", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done
 
@@ -42,16 +47,27 @@ def test_erase_a_customer_through_the_running_pipeline(stack) -> None:
     settings = stack.settings
     tracker = Tracker.from_settings(settings)
     for i in range(3):
-        tracker.track("service_request", uid="cust-erase-me", service_type="notary",
-                      url=f"https://e-legal.az/services/notary?step={i}", ua=UA)
+        tracker.track(
+            "service_request",
+            uid="cust-erase-me",
+            service_type="notary",
+            url=f"https://e-legal.az/services/notary?step={i}",
+            ua=UA,
+        )
     for _ in range(2):
         tracker.track("service_request", uid="cust-keep-me", service_type="court", ua=UA)
     tracker.close()
-    _wait_for(f"{settings.dashboards_url}/api/stats/summary?site={settings.hooks_site}",
-              "service_requests", 5, stack.api_headers)
+    _wait_for(
+        f"{settings.dashboards_url}/api/stats/summary?site={settings.hooks_site}",
+        "service_requests",
+        5,
+        stack.api_headers,
+    )
 
-    exported = [json.loads(line) for line in
-                _mayak(stack.env, "export", "--customer", "cust-erase-me").stdout.splitlines()]
+    exported = [
+        json.loads(line)
+        for line in _mayak(stack.env, "export", "--customer", "cust-erase-me").stdout.splitlines()
+    ]
     assert len(exported) == 3
     pid = exported[0]["customer_pid"]
     assert pid and {e["customer_pid"] for e in exported} == {pid}
@@ -65,15 +81,23 @@ def test_erase_a_customer_through_the_running_pipeline(stack) -> None:
 
     stack.stop("worker")
     assert stack.sql(f"SELECT count() AS n FROM events WHERE customer_pid = '{pid}'") == [{"n": 0}]
-    kept = stack.sql("SELECT uniqExact(customer_pid) AS c, count() AS n FROM events "
-                     "WHERE event_type = 'service_request'")
+    kept = stack.sql(
+        "SELECT uniqExact(customer_pid) AS c, count() AS n FROM events "
+        "WHERE event_type = 'service_request'"
+    )
     assert kept == [{"c": 1, "n": 2}]
     log = stack.sql("SELECT subject, via, actor, key_destroyed FROM erasure_log")
     assert log == [{"subject": pid, "via": "api", "actor": "cli", "key_destroyed": 1}]
-    audit = stack.sql("SELECT endpoint, request FROM query_audit WHERE role = 'admin' "
-                      "AND endpoint LIKE 'admin/%' ORDER BY ts")  # not the summary polls
-    assert [a["endpoint"] for a in audit] == ["admin/export", "admin/erase", "admin/export",
-                                              "admin/sweep"]
+    audit = stack.sql(
+        "SELECT endpoint, request FROM query_audit WHERE role = 'admin' "
+        "AND endpoint LIKE 'admin/%' ORDER BY ts"
+    )  # not the summary polls
+    assert [a["endpoint"] for a in audit] == [
+        "admin/export",
+        "admin/erase",
+        "admin/export",
+        "admin/sweep",
+    ]
     assert "cust-erase-me" not in json.dumps(audit)
     keys = KeyStore(keystore_path(settings))
     try:

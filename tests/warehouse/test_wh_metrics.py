@@ -17,23 +17,36 @@ DAY = START.date() + timedelta(days=1)  # fixed_visits' day; 10:xx UTC is 14:xx 
 
 
 def _query(**kw) -> Query:
-    return Query(**{"site": "m", "metrics": ("pageviews",), "date_from": DAY, "date_to": DAY,
-                    **kw})
+    return Query(**{"site": "m", "metrics": ("pageviews",), "date_from": DAY, "date_to": DAY, **kw})
 
 
 def _web_figures(wh) -> dict:
     """Every web metric the dashboards show, from the rollups and from raw events."""
     figures = {}
     summary = reports.summary(wh, "m", DAY, DAY).data
-    for key in ("visitors", "visits", "pageviews", "views_per_visit", "engaged_seconds",
-                "bounce_rate", "visit_duration"):
+    for key in (
+        "visitors",
+        "visits",
+        "pageviews",
+        "views_per_visit",
+        "engaged_seconds",
+        "bounce_rate",
+        "visit_duration",
+    ):
         figures[key] = summary[key]
     for source in (None, "events"):
-        by_path = run(wh, _query(metrics=("pageviews", "visitors", "visits", "time_on_page"),
-                                 dimensions=("path",)), source).records()
-        figures[f"paths/{source}"] = sorted((r["path"], r["pageviews"], r["visitors"],
-                                             r["visits"], r["time_on_page"])
-                                            for r in by_path if r["visitors"])
+        by_path = run(
+            wh,
+            _query(
+                metrics=("pageviews", "visitors", "visits", "time_on_page"), dimensions=("path",)
+            ),
+            source,
+        ).records()
+        figures[f"paths/{source}"] = sorted(
+            (r["path"], r["pageviews"], r["visitors"], r["visits"], r["time_on_page"])
+            for r in by_path
+            if r["visitors"]
+        )
         totals = run(wh, _query(metrics=("visitors", "visits", "pageviews")), source).records()
         figures[f"totals/{source}"] = totals
     figures["scroll"] = run(wh, _query(metrics=("scroll_depth",))).records()
@@ -71,8 +84,11 @@ def test_hand_computed_web_metrics(wh) -> None:
     assert (summary["custom_events"], summary["outbound_clicks"]) == (1, 1)
 
     for source in (None, "events"):
-        rows = run(wh, _query(metrics=("pageviews", "visitors", "time_on_page"),
-                              dimensions=("path",)), source).records()
+        rows = run(
+            wh,
+            _query(metrics=("pageviews", "visitors", "time_on_page"), dimensions=("path",)),
+            source,
+        ).records()
         by_path = {r["path"]: (r["pageviews"], r["visitors"], r["time_on_page"]) for r in rows}
         # "/": viewed by A, B, E (the e-mail opens also land on "/": not visitors of it);
         # time on page (30+10+20) / 3 pageviews = 20 s; notary (60+30) / 2 = 45 s
@@ -96,12 +112,14 @@ def test_entry_and_exit_pages(wh) -> None:
     assert data["entry_pages"] == [
         {"path": "/", "visits": 3, "bounce_rate": 0.6667},
         {"path": "/faq", "visits": 1, "bounce_rate": 0.0},
-        {"path": "/services/notary", "visits": 1, "bounce_rate": 0.0}]
+        {"path": "/services/notary", "visits": 1, "bounce_rate": 0.0},
+    ]
     # exits: B leaves from notary; A and E from "/"
     assert data["exit_pages"] == [
         {"path": "/", "visits": 2, "bounce_rate": 1.0},
         {"path": "/services/notary", "visits": 2, "bounce_rate": 0.0},
-        {"path": "/faq", "visits": 1, "bounce_rate": 0.0}]
+        {"path": "/faq", "visits": 1, "bounce_rate": 0.0},
+    ]
 
 
 def test_goal_conversions(wh) -> None:
@@ -113,22 +131,50 @@ def test_goal_conversions(wh) -> None:
     # signup: C's visit; /services/*: B and C (pageviews: the service requests' path is not a
     # pageview); "_" is a literal underscore, not a LIKE wildcard
     assert data["goals"] == [
-        {"goal": "event:signup", "conversions": 1, "visitors": 1, "completions": 1,
-         "conversion_rate": 0.2},
-        {"goal": "page:/services/*", "conversions": 2, "visitors": 2, "completions": 2,
-         "conversion_rate": 0.4},
-        {"goal": "page:/faq", "conversions": 1, "visitors": 1, "completions": 1,
-         "conversion_rate": 0.2},
-        {"goal": "page:/f_q", "conversions": 0, "visitors": 0, "completions": 0,
-         "conversion_rate": 0.0}]
+        {
+            "goal": "event:signup",
+            "conversions": 1,
+            "visitors": 1,
+            "completions": 1,
+            "conversion_rate": 0.2,
+        },
+        {
+            "goal": "page:/services/*",
+            "conversions": 2,
+            "visitors": 2,
+            "completions": 2,
+            "conversion_rate": 0.4,
+        },
+        {
+            "goal": "page:/faq",
+            "conversions": 1,
+            "visitors": 1,
+            "completions": 1,
+            "conversion_rate": 0.2,
+        },
+        {
+            "goal": "page:/f_q",
+            "conversions": 0,
+            "visitors": 0,
+            "completions": 0,
+            "conversion_rate": 0.0,
+        },
+    ]
     # no goal named: every custom event of the range
     assert [g["goal"] for g in goals.conversions(wh, "m", DAY, DAY, [])["goals"]] == [
-        "event:signup"]
+        "event:signup"
+    ]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("signup", "must look like"), ("click:x", "must look like"), ("page:services", "starts with"),
-    ("event:", "must look like")])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("signup", "must look like"),
+        ("click:x", "must look like"),
+        ("page:services", "starts with"),
+        ("event:", "must look like"),
+    ],
+)
 def test_goal_syntax_errors(text, message) -> None:
     with pytest.raises(ValueError, match=message):
         goals.parse_goals([text])

@@ -27,8 +27,12 @@ pytestmark = pytest.mark.clickhouse
 
 def schema(client) -> str:
     """SHOW CREATE of every table and view, database name removed, in name order."""
-    names = [r[0] for r in client.query(
-        "SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name").result_rows]
+    names = [
+        r[0]
+        for r in client.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name"
+        ).result_rows
+    ]
     blocks = []
     for name in names:
         ddl = client.query(f"SHOW CREATE TABLE `{name}`").result_rows[0][0]
@@ -57,40 +61,86 @@ def test_schema_matches_snapshot(wh) -> None:
 
 
 def test_materialized_views_feed_the_aggregates(wh) -> None:
-    rows = [[f"00000000-0000-0000-0000-00000000000{i}", kind, "s1", f"2026-03-0{day} 10:15:00",
-             f"v{i % 3}", f"s{i % 2}", "/a" if i % 2 else "/b", "AZ"]
-            for i, (kind, day) in enumerate([("pageview", 1), ("pageview", 1), ("pageview", 2),
-                                             ("email_open", 2), ("engagement", 2)])]
-    wh.insert("events", rows, column_names=["event_id", "event_type", "site_id", "ts", "visitor_id",
-                                            "session_id", "path", "country"],
-              settings={"date_time_input_format": "best_effort"})
-    site = wh.query("SELECT sum(pageviews), sum(email_opens), uniqCombinedMerge(12)(web_visitors), "
-                    "uniqCombinedMerge(12)(web_sessions), uniqCombinedMerge(12)(openers) "
-                    "FROM agg_site_hourly").result_rows
+    rows = [
+        [
+            f"00000000-0000-0000-0000-00000000000{i}",
+            kind,
+            "s1",
+            f"2026-03-0{day} 10:15:00",
+            f"v{i % 3}",
+            f"s{i % 2}",
+            "/a" if i % 2 else "/b",
+            "AZ",
+        ]
+        for i, (kind, day) in enumerate(
+            [
+                ("pageview", 1),
+                ("pageview", 1),
+                ("pageview", 2),
+                ("email_open", 2),
+                ("engagement", 2),
+            ]
+        )
+    ]
+    wh.insert(
+        "events",
+        rows,
+        column_names=[
+            "event_id",
+            "event_type",
+            "site_id",
+            "ts",
+            "visitor_id",
+            "session_id",
+            "path",
+            "country",
+        ],
+        settings={"date_time_input_format": "best_effort"},
+    )
+    site = wh.query(
+        "SELECT sum(pageviews), sum(email_opens), uniqCombinedMerge(12)(web_visitors), "
+        "uniqCombinedMerge(12)(web_sessions), uniqCombinedMerge(12)(openers) "
+        "FROM agg_site_hourly"
+    ).result_rows
     assert site == [(3, 1, 3, 2, 1)]
-    paths = wh.query("SELECT value, sum(pageviews) FROM agg_dim_hourly WHERE dimension = 'path' "
-                     "GROUP BY value ORDER BY value").result_rows
+    paths = wh.query(
+        "SELECT value, sum(pageviews) FROM agg_dim_hourly WHERE dimension = 'path' "
+        "GROUP BY value ORDER BY value"
+    ).result_rows
     assert paths == [("/a", 1), ("/b", 2)]
-    sessions = wh.query("SELECT session_id, day, sum(pageviews) FROM sessions "
-                        "GROUP BY session_id, day ORDER BY session_id, day").result_rows
+    sessions = wh.query(
+        "SELECT session_id, day, sum(pageviews) FROM sessions "
+        "GROUP BY session_id, day ORDER BY session_id, day"
+    ).result_rows
     assert [(s, str(d), n) for s, d, n in sessions] == [
-        ("s0", "2026-03-01", 1), ("s0", "2026-03-02", 1), ("s1", "2026-03-01", 1),
-        ("s1", "2026-03-02", 0)]
+        ("s0", "2026-03-01", 1),
+        ("s0", "2026-03-02", 1),
+        ("s1", "2026-03-01", 1),
+        ("s1", "2026-03-02", 0),
+    ]
 
 
 def _rollup_figures(client) -> dict:
     one = lambda sql: client.query(sql).result_rows  # noqa: E731
     return {
         "events": one("SELECT count(), uniqExact(event_id) FROM events"),
-        "site": one("SELECT sum(events), sum(pageviews), sum(email_opens), "
-                    "sum(service_requests), uniqCombinedMerge(12)(visitors), "
-                    "uniqCombinedMerge(12)(sessions) FROM agg_site_hourly"),
-        "paths": one("SELECT value, sum(events), sum(pageviews), uniqCombinedMerge(12)(visitors)"
-                     " FROM agg_dim_hourly WHERE dimension = 'path' GROUP BY value ORDER BY value"),
-        "daily": one("SELECT value, sum(events), uniqCombinedMerge(12)(visitors) FROM agg_dim_daily"
-                     " WHERE dimension = 'path' GROUP BY value ORDER BY value"),
-        "sessions": one("SELECT session_id, min(started), max(ended), sum(events), sum(pageviews),"
-                        " any(country) FROM sessions GROUP BY session_id ORDER BY session_id"),
+        "site": one(
+            "SELECT sum(events), sum(pageviews), sum(email_opens), "
+            "sum(service_requests), uniqCombinedMerge(12)(visitors), "
+            "uniqCombinedMerge(12)(sessions) FROM agg_site_hourly"
+        ),
+        "paths": one(
+            "SELECT value, sum(events), sum(pageviews), uniqCombinedMerge(12)(visitors)"
+            " FROM agg_dim_hourly WHERE dimension = 'path' GROUP BY value ORDER BY value"
+        ),
+        "daily": one(
+            "SELECT value, sum(events), uniqCombinedMerge(12)(visitors) FROM agg_dim_daily"
+            " WHERE dimension = 'path' GROUP BY value ORDER BY value"
+        ),
+        "sessions": one(
+            "SELECT session_id, min(started), max(ended), sum(events), sum(pageviews),"
+            " any(country) FROM sessions GROUP BY session_id ORDER BY session_id"
+        ),
     }
 
 
@@ -106,45 +156,67 @@ def test_web_metric_migrations_keep_rows_and_backfill(ch) -> None:
     assert applied == [m.name for m in discover() if m.version > 9]
     assert _rollup_figures(ch) == before  # no row lost, no old measure changed or doubled
     one = lambda sql: ch.query(sql).result_rows  # noqa: E731
-    assert one("SELECT uniqCombinedMerge(12)(web_visitors), uniqCombinedMerge(12)(web_sessions), "
-               "sum(custom_events), sum(outbound_clicks) FROM agg_site_hourly") == [(5, 5, 1, 1)]
+    assert one(
+        "SELECT uniqCombinedMerge(12)(web_visitors), uniqCombinedMerge(12)(web_sessions), "
+        "sum(custom_events), sum(outbound_clicks) FROM agg_site_hourly"
+    ) == [(5, 5, 1, 1)]
     for table in ("agg_dim_hourly", "agg_dim_daily"):
-        assert one(f"SELECT value, uniqCombinedMerge(12)(web_visitors) FROM {table} "
-                   "WHERE dimension = 'path' GROUP BY value ORDER BY value") == [
-            ("/", 3), ("/faq", 1), ("/services/notary", 2), ("/services/notary/apply", 0)]
-    assert one("SELECT session_id, sum(web_events), sum(interactions) FROM sessions "
-               "GROUP BY session_id HAVING sum(web_events) > 0 ORDER BY session_id") == [
-        ("vA-1", 3, 0), ("vB-1", 4, 0), ("vC-1", 3, 1), ("vD-1", 3, 1), ("vE-1", 1, 0)]
+        assert one(
+            f"SELECT value, uniqCombinedMerge(12)(web_visitors) FROM {table} "
+            "WHERE dimension = 'path' GROUP BY value ORDER BY value"
+        ) == [("/", 3), ("/faq", 1), ("/services/notary", 2), ("/services/notary/apply", 0)]
+    assert one(
+        "SELECT session_id, sum(web_events), sum(interactions) FROM sessions "
+        "GROUP BY session_id HAVING sum(web_events) > 0 ORDER BY session_id"
+    ) == [("vA-1", 3, 0), ("vB-1", 4, 0), ("vC-1", 3, 1), ("vD-1", 3, 1), ("vE-1", 1, 0)]
     day = START.date() + timedelta(days=1)
     summary = reports.summary(ch, "m", day, day).data
-    assert (summary["visitors"], summary["visits"], summary["bounce_rate"],
-            summary["visit_duration"]) == (5, 5, 0.4, 32.0)
+    assert (
+        summary["visitors"],
+        summary["visits"],
+        summary["bounce_rate"],
+        summary["visit_duration"],
+    ) == (5, 5, 0.4, 32.0)
 
     # events landing after the migration go through the re-created views, counted once
-    late = fixed_visits()[0][-1] | {"event_id": uuid.uuid4(), "visitor_id": "vF",
-                                    "session_id": "vF-1"}
+    late = fixed_visits()[0][-1] | {
+        "event_id": uuid.uuid4(),
+        "visitor_id": "vF",
+        "session_id": "vF-1",
+    }
     insert_events(ch, [late])
-    assert one("SELECT sum(events), uniqCombinedMerge(12)(web_visitors) FROM agg_site_hourly"
-               ) == [(before["site"][0][0] + 1, 6)]
+    assert one("SELECT sum(events), uniqCombinedMerge(12)(web_visitors) FROM agg_site_hourly") == [
+        (before["site"][0][0] + 1, 6)
+    ]
     assert reports.summary(ch, "m", day, day).data["bounce_rate"] == 0.5  # A, E, F of 6
 
 
 def _backfill_figures(client) -> dict:
     one = lambda sql: client.query(sql).result_rows  # noqa: E731
     return {
-        "sections": one("SELECT section, sum(events), sum(pageviews), sum(engaged_ms), "
-                        "sum(section_ms), uniqCombinedMerge(12)(web_visitors) "
-                        "FROM agg_section_hourly GROUP BY section ORDER BY section"),
-        "site": one("SELECT sum(custom_events), sum(outbound_clicks), sum(pageviews), "
-                    "uniqCombinedMerge(12)(web_visitors) FROM agg_site_hourly"),
-        **{table: one(f"SELECT dimension, sum(custom_events), sum(outbound_clicks), "
-                      f"sum(pageviews), uniqCombinedMerge(12)(web_visitors) FROM {table} "
-                      "GROUP BY dimension ORDER BY dimension")
-           for table in ("agg_dim_hourly", "agg_dim_daily")},
-        "sessions": one("SELECT sum(web_events), sum(interactions), sum(pageviews), count() "
-                        "FROM (SELECT session_id, sum(web_events) AS web_events, "
-                        "sum(interactions) AS interactions, sum(pageviews) AS pageviews "
-                        "FROM sessions GROUP BY site_id, day, session_id)"),
+        "sections": one(
+            "SELECT section, sum(events), sum(pageviews), sum(engaged_ms), "
+            "sum(section_ms), uniqCombinedMerge(12)(web_visitors) "
+            "FROM agg_section_hourly GROUP BY section ORDER BY section"
+        ),
+        "site": one(
+            "SELECT sum(custom_events), sum(outbound_clicks), sum(pageviews), "
+            "uniqCombinedMerge(12)(web_visitors) FROM agg_site_hourly"
+        ),
+        **{
+            table: one(
+                f"SELECT dimension, sum(custom_events), sum(outbound_clicks), "
+                f"sum(pageviews), uniqCombinedMerge(12)(web_visitors) FROM {table} "
+                "GROUP BY dimension ORDER BY dimension"
+            )
+            for table in ("agg_dim_hourly", "agg_dim_daily")
+        },
+        "sessions": one(
+            "SELECT sum(web_events), sum(interactions), sum(pageviews), count() "
+            "FROM (SELECT session_id, sum(web_events) AS web_events, "
+            "sum(interactions) AS interactions, sum(pageviews) AS pageviews "
+            "FROM sessions GROUP BY site_id, day, session_id)"
+        ),
     }
 
 

@@ -21,16 +21,19 @@ def q(**kw) -> Query:
     return Query(**{"site": "s1", "metrics": ("pageviews",), "date_from": D1, "date_to": D3, **kw})
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"metrics": ("pageviews; DROP TABLE events",)}, "unknown metric"),
-    ({"dimensions": ("country) UNION ALL SELECT",)}, "unknown dimension"),
-    ({"filters": (("visitor_id", "v1"),)}, "unknown filter"),
-    ({"metrics": ()}, "at least one metric"),
-    ({"dimensions": ("hour", "day")}, "at most one time bucket"),
-    ({"date_from": D3, "date_to": D1}, "date range"),
-    ({"limit": 100_000}, "limit"),
-    ({"tz": "Mars/Olympus"}, "time zone"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"metrics": ("pageviews; DROP TABLE events",)}, "unknown metric"),
+        ({"dimensions": ("country) UNION ALL SELECT",)}, "unknown dimension"),
+        ({"filters": (("visitor_id", "v1"),)}, "unknown filter"),
+        ({"metrics": ()}, "at least one metric"),
+        ({"dimensions": ("hour", "day")}, "at most one time bucket"),
+        ({"date_from": D3, "date_to": D1}, "date range"),
+        ({"limit": 100_000}, "limit"),
+        ({"tz": "Mars/Olympus"}, "time zone"),
+    ],
+)
 def test_refuses_anything_off_the_whitelist(kw, message) -> None:
     with pytest.raises(QueryError, match=message):
         q(**kw)
@@ -44,32 +47,44 @@ def test_user_values_are_bound_never_formatted() -> None:
     assert "s1" not in sql.text and sql.parameters["site"] == "s1"
 
 
-@pytest.mark.parametrize("kw, source", [
-    ({}, "agg_site_hourly"),
-    ({"dimensions": ("hour_of_day",)}, "agg_site_hourly"),
-    ({"dimensions": ("country",)}, "agg_dim_hourly"),
-    ({"dimensions": ("day", "path"), "filters": (("path", "/faq"),)}, "agg_dim_hourly"),
-    ({"dimensions": ("country", "device_type")}, "events"),
-    ({"dimensions": ("country",), "filters": (("device_type", "mobile"),)}, "events"),
-])
+@pytest.mark.parametrize(
+    "kw, source",
+    [
+        ({}, "agg_site_hourly"),
+        ({"dimensions": ("hour_of_day",)}, "agg_site_hourly"),
+        ({"dimensions": ("country",)}, "agg_dim_hourly"),
+        ({"dimensions": ("day", "path"), "filters": (("path", "/faq"),)}, "agg_dim_hourly"),
+        ({"dimensions": ("country", "device_type")}, "events"),
+        ({"dimensions": ("country",), "filters": (("device_type", "mobile"),)}, "events"),
+    ],
+)
 def test_reads_rollups_when_they_answer(kw, source) -> None:
     assert choose_source(q(**kw)) == source
 
 
 @pytest.mark.clickhouse
-@pytest.mark.parametrize("kw", [
-    {"metrics": ("pageviews", "visitors", "sessions", "events", "engaged_seconds")},
-    {"metrics": ("pageviews", "visitors"), "dimensions": ("country",)},
-    {"metrics": ("events", "sessions"), "dimensions": ("day", "path"), "limit": 1000},
-    {"metrics": ("visitors", "pageviews"), "dimensions": ("hour_of_day",), "limit": 24},
-    {"metrics": ("email_opens", "openers"), "dimensions": ("campaign_id",)},
-    {"metrics": ("service_requests",), "dimensions": ("weekday",),
-     "filters": (("service_type", "notary"),)},
-    {"metrics": ("visits", "views_per_visit", "visit_duration", "time_on_page")},
-    {"metrics": ("time_on_page", "visits", "views_per_visit"), "dimensions": ("path",)},
-    {"metrics": ("visit_duration", "custom_events"), "dimensions": ("day",),
-     "filters": (("country", "AZ"),)},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"metrics": ("pageviews", "visitors", "sessions", "events", "engaged_seconds")},
+        {"metrics": ("pageviews", "visitors"), "dimensions": ("country",)},
+        {"metrics": ("events", "sessions"), "dimensions": ("day", "path"), "limit": 1000},
+        {"metrics": ("visitors", "pageviews"), "dimensions": ("hour_of_day",), "limit": 24},
+        {"metrics": ("email_opens", "openers"), "dimensions": ("campaign_id",)},
+        {
+            "metrics": ("service_requests",),
+            "dimensions": ("weekday",),
+            "filters": (("service_type", "notary"),),
+        },
+        {"metrics": ("visits", "views_per_visit", "visit_duration", "time_on_page")},
+        {"metrics": ("time_on_page", "visits", "views_per_visit"), "dimensions": ("path",)},
+        {
+            "metrics": ("visit_duration", "custom_events"),
+            "dimensions": ("day",),
+            "filters": (("country", "AZ"),),
+        },
+    ],
+)
 def test_rollups_agree_with_raw_events(wh, kw) -> None:
     insert_events(wh, synthetic_events())
     query = q(**kw)
@@ -105,26 +120,39 @@ def test_summary_and_campaign_open_rates(wh) -> None:
     openers = len({r["visitor_id"] for r in rows if r["campaign_id"] == "spring"})
     assert by_id["spring"]["sent"] == 150 and by_id["spring"]["unique_opens"] == openers
     assert by_id["spring"]["open_rate"] == round(openers / 150, 4)
-    assert by_id["autumn"] == {"campaign_id": "autumn", "sent": 10, "opens": 0,
-                               "unique_opens": 0, "open_rate": 0.0, "human_opens": 0,
-                               "human_unique_opens": 0, "human_open_rate": 0.0,
-                               "machine_opens": 0,
-                               "opens_by_class": {"human": 0, "image_proxy": 0,
-                                                  "privacy_proxy": 0, "scanner": 0}}
+    assert by_id["autumn"] == {
+        "campaign_id": "autumn",
+        "sent": 10,
+        "opens": 0,
+        "unique_opens": 0,
+        "open_rate": 0.0,
+        "human_opens": 0,
+        "human_unique_opens": 0,
+        "human_open_rate": 0.0,
+        "machine_opens": 0,
+        "opens_by_class": {"human": 0, "image_proxy": 0, "privacy_proxy": 0, "scanner": 0},
+    }
     # opens without a class (before migration 0013) count as reader opens, as they did
     assert by_id["spring"]["human_unique_opens"] == openers
     assert by_id["news-12"]["sent"] == 0 and by_id["news-12"]["open_rate"] is None
 
 
 @pytest.mark.clickhouse
-@pytest.mark.parametrize("kw", [
-    {"metrics": ("pageviews", "visitors"), "dimensions": ("path",), "limit": 2},
-    {"metrics": ("events", "sessions"), "dimensions": ("browser",), "limit": 1},
-    {"metrics": ("visitors", "pageviews"), "dimensions": ("path",), "limit": 3},
-    {"metrics": ("pageviews",), "dimensions": ("path",), "date_from": D3, "date_to": D3},
-    {"metrics": ("pageviews", "visitors"), "dimensions": ("country",), "tz": "America/New_York"},
-    {"metrics": ("pageviews", "visitors"), "dimensions": ("country",), "tz": "UTC"},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"metrics": ("pageviews", "visitors"), "dimensions": ("path",), "limit": 2},
+        {"metrics": ("events", "sessions"), "dimensions": ("browser",), "limit": 1},
+        {"metrics": ("visitors", "pageviews"), "dimensions": ("path",), "limit": 3},
+        {"metrics": ("pageviews",), "dimensions": ("path",), "date_from": D3, "date_to": D3},
+        {
+            "metrics": ("pageviews", "visitors"),
+            "dimensions": ("country",),
+            "tz": "America/New_York",
+        },
+        {"metrics": ("pageviews", "visitors"), "dimensions": ("country",), "tz": "UTC"},
+    ],
+)
 def test_daily_split_and_top_n_match_raw_events(wh, kw) -> None:
     # whole UTC days come from agg_dim_daily, partial days from agg_dim_hourly, and a top-N
     # by an additive metric ranks first: none of it may change the answer
@@ -134,8 +162,14 @@ def test_daily_split_and_top_n_match_raw_events(wh, kw) -> None:
     assert rolled.source == "agg_dim_hourly" and rolled.rows and rolled.rows == raw.rows
 
 
-@pytest.mark.parametrize("kw", [{"date_from": date(1, 1, 1)}, {"date_to": date(9999, 12, 31)},
-                                {"date_from": date(2107, 1, 1), "date_to": date(2107, 1, 2)}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"date_from": date(1, 1, 1)},
+        {"date_to": date(9999, 12, 31)},
+        {"date_from": date(2107, 1, 1), "date_to": date(2107, 1, 2)},
+    ],
+)
 def test_dates_outside_the_sane_range_are_refused(kw) -> None:
     # past 2106 ClickHouse's DateTime wraps and would answer with other dates' rows
     with pytest.raises(QueryError, match=r"date range must lie within 2020-01-01..2100-12-31"):

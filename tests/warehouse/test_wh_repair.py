@@ -15,8 +15,14 @@ from warehouse.repair import InflightJournal, days_of_ms, repair_days, rollups_o
 
 pytestmark = pytest.mark.clickhouse
 
-ROLLUPS = {"agg_dim_daily", "agg_dim_hourly", "agg_section_hourly", "agg_site_hourly",
-           "bot_hits", "sessions"}
+ROLLUPS = {
+    "agg_dim_daily",
+    "agg_dim_hourly",
+    "agg_section_hourly",
+    "agg_site_hourly",
+    "bot_hits",
+    "sessions",
+}
 
 
 def _days(rows: list[dict]) -> list:
@@ -49,7 +55,9 @@ def test_days_missing_a_views_part_are_rewritten_and_healthy_days_are_not(wh) ->
     assert differences(wh)["agg_dim_hourly"] > 0 and differences(wh)["sessions"] > 0
 
     assert repair_days(wh, "events", "ts", _days(rows)) == {
-        "agg_dim_hourly": [_days(rows)[-1]], "sessions": [_days(rows)[-1]]}
+        "agg_dim_hourly": [_days(rows)[-1]],
+        "sessions": [_days(rows)[-1]],
+    }
     assert differences(wh) == dict.fromkeys(ROLLUPS, 0)
     n = wh.query("SELECT count() FROM events").result_rows[0][0]
     # every event counts once per dimension of the rollup (20 since 0013)
@@ -61,22 +69,31 @@ def test_views_parts_of_an_insert_whose_events_never_landed_are_removed(wh) -> N
     rows = synthetic_events(1500)
     insert_events(wh, rows)
     orphan = [str(r["event_id"]) for r in rows[::7]]  # their rollup rows stay: counted twice
-    wh.command("DELETE FROM events WHERE toString(event_id) IN {ids:Array(String)}",
-               parameters={"ids": orphan})
+    wh.command(
+        "DELETE FROM events WHERE toString(event_id) IN {ids:Array(String)}",
+        parameters={"ids": orphan},
+    )
     assert differences(wh)["agg_site_hourly"] > 0
 
     repaired = set(repair_days(wh, "events", "ts", _days(rows)))
-    assert {"agg_dim_hourly", "agg_site_hourly", "sessions"} <= repaired <= {
-        "agg_dim_hourly", "agg_site_hourly", "sessions", "agg_section_hourly"}
+    assert (
+        {"agg_dim_hourly", "agg_site_hourly", "sessions"}
+        <= repaired
+        <= {"agg_dim_hourly", "agg_site_hourly", "sessions", "agg_section_hourly"}
+    )
     assert differences(wh) == dict.fromkeys(ROLLUPS, 0)
 
 
 def test_a_rollup_added_by_a_later_migration_is_covered_without_code(wh) -> None:
-    wh.command("CREATE TABLE paths_daily (site_id String, day Date, path String, "
-               "n SimpleAggregateFunction(sum, UInt64)) ENGINE = AggregatingMergeTree "
-               "ORDER BY (site_id, day, path)")
-    wh.command("CREATE MATERIALIZED VIEW paths_daily_mv TO paths_daily AS SELECT site_id, "
-               "toDate(ts) AS day, path, count() AS n FROM events GROUP BY site_id, day, path")
+    wh.command(
+        "CREATE TABLE paths_daily (site_id String, day Date, path String, "
+        "n SimpleAggregateFunction(sum, UInt64)) ENGINE = AggregatingMergeTree "
+        "ORDER BY (site_id, day, path)"
+    )
+    wh.command(
+        "CREATE MATERIALIZED VIEW paths_daily_mv TO paths_daily AS SELECT site_id, "
+        "toDate(ts) AS day, path, count() AS n FROM events GROUP BY site_id, day, path"
+    )
     rows = synthetic_events(800)
     insert_events(wh, rows[:500])
     _without_view(wh, "paths_daily_mv", rows[500:])
@@ -110,14 +127,21 @@ class _LandsEventsOnlyThenFails:
 
 
 def test_the_lander_does_not_land_twice_what_a_failed_attempt_landed_and_repairs(
-        wh, tmp_path) -> None:
+    wh, tmp_path
+) -> None:
     rows = synthetic_events(300)
-    values = [{**{k: str(v) if k == "event_id" else v for k, v in r.items()},
-               "ts": int(r["ts"].timestamp() * 1000)} for r in rows]
+    values = [
+        {
+            **{k: str(v) if k == "event_id" else v for k, v in r.items()},
+            "ts": int(r["ts"].timestamp() * 1000),
+        }
+        for r in rows
+    ]
     journal = InflightJournal(tmp_path / "events.json", "events", "ts")
     clock = FakeClock()
-    lander = Lander(_LandsEventsOnlyThenFails(wh), "events", event_row, clock=clock,
-                    journal=journal)
+    lander = Lander(
+        _LandsEventsOnlyThenFails(wh), "events", event_row, clock=clock, journal=journal
+    )
     assert lander.land([(0, i, v) for i, v in enumerate(values)]) == 300
     assert wh.query("SELECT count(), uniqExact(event_id) FROM events").result_rows == [(300, 300)]
     assert differences(wh) == dict.fromkeys(ROLLUPS, 0)
@@ -137,9 +161,21 @@ def test_the_journal_names_the_days_of_the_insert_in_flight(tmp_path) -> None:
 
 def test_a_summing_rollup_is_compared_by_its_key_and_repaired(wh) -> None:
     today = datetime.now(UTC).date()  # dead letters are kept 30 days
-    rows = [{"failed_at": f"{today - timedelta(days=d)} 10:00:00", "reason": "bot", "step": "useragent",
-             "detail": "Googlebot", "site_id": "s1", "event_id": f"e{d}{i}", "payload": "{}",
-             "kafka_partition": 0, "kafka_offset": 10 * d + i} for d in (1, 2) for i in range(3)]
+    rows = [
+        {
+            "failed_at": f"{today - timedelta(days=d)} 10:00:00",
+            "reason": "bot",
+            "step": "useragent",
+            "detail": "Googlebot",
+            "site_id": "s1",
+            "event_id": f"e{d}{i}",
+            "payload": "{}",
+            "kafka_partition": 0,
+            "kafka_offset": 10 * d + i,
+        }
+        for d in (1, 2)
+        for i in range(3)
+    ]
     cols = list(rows[0])
     for row in rows[:-1]:  # one insert each: bot_hits holds one row per insert until merged
         wh.insert("failed_events", [list(row.values())], column_names=cols)

@@ -24,18 +24,27 @@ def test_schedule_defaults_per_purpose() -> None:
     assert schedule.ttl("failed_events") == "toDateTime(failed_at) + INTERVAL 30 DAY"
     events = schedule.ttl("events")
     assert "INTERVAL 90 DAY DELETE WHERE event_type = 'email_open'" in events
-    assert ("INTERVAL 13 MONTH DELETE WHERE NOT (event_type = 'email_open') "
-            "AND NOT (event_type = 'service_request')") in events
+    assert (
+        "INTERVAL 13 MONTH DELETE WHERE NOT (event_type = 'email_open') "
+        "AND NOT (event_type = 'service_request')"
+    ) in events
 
 
-@pytest.mark.parametrize("bad, message", [
-    ('[purposes.p]\nkeep = "13 MONTHS"\n', "keep must look like"),
-    ('[purposes.p]\nkeep = "1 DAY"\n[tables.t]\ntime = "d"\nrules = [{ purpose = "q" }]\n',
-     "unknown purpose"),
-    ('[purposes.p]\nkeep = "1 DAY"\n[tables.t]\ntime = "d"\n'
-     'rules = [{ purpose = "p", where = "x" }]\n',
-     "exactly one rule"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ('[purposes.p]\nkeep = "13 MONTHS"\n', "keep must look like"),
+        (
+            '[purposes.p]\nkeep = "1 DAY"\n[tables.t]\ntime = "d"\nrules = [{ purpose = "q" }]\n',
+            "unknown purpose",
+        ),
+        (
+            '[purposes.p]\nkeep = "1 DAY"\n[tables.t]\ntime = "d"\n'
+            'rules = [{ purpose = "p", where = "x" }]\n',
+            "exactly one rule",
+        ),
+    ],
+)
 def test_schedule_rejects_mistakes(tmp_path: Path, bad: str, message: str) -> None:
     path = tmp_path / "retention.toml"
     path.write_text(bad)
@@ -62,9 +71,15 @@ def test_check_reports_a_drifted_ttl(wh) -> None:
 
 
 def _event(kind: str, age_days: int, site: str = "s1") -> dict:
-    return {"event_id": uuid.uuid4(), "event_type": kind, "site_id": site,
-            "ts": NOW - timedelta(days=age_days), "visitor_id": f"{kind}:{age_days}",
-            "session_id": f"{kind}:{age_days}", "path": f"/{kind}/{age_days}"}
+    return {
+        "event_id": uuid.uuid4(),
+        "event_type": kind,
+        "site_id": site,
+        "ts": NOW - timedelta(days=age_days),
+        "visitor_id": f"{kind}:{age_days}",
+        "session_id": f"{kind}:{age_days}",
+        "path": f"/{kind}/{age_days}",
+    }
 
 
 def _insert(client, table: str, rows: list[dict]) -> None:
@@ -76,28 +91,53 @@ def _insert(client, table: str, rows: list[dict]) -> None:
 def test_ttl_removes_exactly_the_expired_rows(wh) -> None:
     # ages straddle each period: 90 days, 13 months (~395 d), 3 years (~1096 d), 5 years
     ages = [30, 89, 92, 380, 410, 1080, 1110, 1800, 1850]
-    rows = [_event(kind, age) for kind in ("email_open", "service_request", "pageview")
-            for age in ages]
+    rows = [
+        _event(kind, age) for kind in ("email_open", "service_request", "pageview") for age in ages
+    ]
     _insert(wh, "events", rows)
-    _insert(wh, "failed_events", [
-        {"failed_at": NOW - timedelta(days=age), "reason": "schema", "event_id": str(age)}
-        for age in (1, 29, 31, 400)])
+    _insert(
+        wh,
+        "failed_events",
+        [
+            {"failed_at": NOW - timedelta(days=age), "reason": "schema", "event_id": str(age)}
+            for age in (1, 29, 31, 400)
+        ],
+    )
     for table in ("events", "failed_events", "sessions", "agg_site_hourly", "agg_dim_hourly"):
         wh.command(f"OPTIMIZE TABLE {table} FINAL")
 
-    kept = {tuple(r) for r in wh.query("SELECT event_type, dateDiff('day', ts, now()) "
-                                       "FROM events").result_rows}
-    assert kept == {("email_open", 30), ("email_open", 89),
-                    ("service_request", 30), ("service_request", 89), ("service_request", 92),
-                    ("service_request", 380), ("service_request", 410),
-                    ("service_request", 1080),
-                    ("pageview", 30), ("pageview", 89), ("pageview", 92), ("pageview", 380)}
+    kept = {
+        tuple(r)
+        for r in wh.query("SELECT event_type, dateDiff('day', ts, now()) FROM events").result_rows
+    }
+    assert kept == {
+        ("email_open", 30),
+        ("email_open", 89),
+        ("service_request", 30),
+        ("service_request", 89),
+        ("service_request", 92),
+        ("service_request", 380),
+        ("service_request", 410),
+        ("service_request", 1080),
+        ("pageview", 30),
+        ("pageview", 89),
+        ("pageview", 92),
+        ("pageview", 380),
+    }
     failed = sorted(int(r[0]) for r in wh.query("SELECT event_id FROM failed_events").result_rows)
     assert failed == [1, 29]
     # product sessions follow events' 13 months; anonymous aggregates outlive them (5 years)
-    session_ages = {r[0] for r in wh.query("SELECT dateDiff('day', day, today()) FROM sessions "
-                                           "WHERE session_id LIKE 'pageview:%'").result_rows}
+    session_ages = {
+        r[0]
+        for r in wh.query(
+            "SELECT dateDiff('day', day, today()) FROM sessions WHERE session_id LIKE 'pageview:%'"
+        ).result_rows
+    }
     assert session_ages == {30, 89, 92, 380}
-    hours = {r[0] for r in wh.query("SELECT dateDiff('day', hour, now()) FROM agg_site_hourly "
-                                    "WHERE events > 0").result_rows}
+    hours = {
+        r[0]
+        for r in wh.query(
+            "SELECT dateDiff('day', hour, now()) FROM agg_site_hourly WHERE events > 0"
+        ).result_rows
+    }
     assert hours == set(ages) - {1850}
