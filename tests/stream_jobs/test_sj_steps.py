@@ -338,7 +338,7 @@ def test_every_dead_letter_reason_is_in_the_one_list() -> None:
     assert list(REASONS) == list(get_args(Reason)) and set(REASONS) >= NOT_REPLAYABLE
     given = set()
     for source in Path(stream_jobs.__file__).parent.glob("*.py"):
-        given |= set(re.findall(r'DeadLetter\("([a-z_]+)"', source.read_text()))
+        given |= set(re.findall(r'DeadLetter\(\s*"([a-z_]+)"', source.read_text()))
     assert given and given <= set(REASONS), given - set(REASONS)
     assert given >= {"size", "schema", "consent", "bot", "enrichment", "undecodable"}
     poison = orjson.loads(
