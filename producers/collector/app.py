@@ -110,8 +110,7 @@ class Collector:
         headers: dict | None = None,
         n: int = 1,
     ) -> JSONResponse:
-        self.metrics.refuse(reason, n)
-        body = {"error": message, "reason": reason} | ({"field": field} if field else {})
+        body = self._refusal(reason, message, field, n)
         return JSONResponse(body, status_code=status, headers=headers)
 
     def refuse_raw(
@@ -124,9 +123,12 @@ class Collector:
         n: int = 1,
     ) -> RawResponse:
         """``refuse`` for the bare ASGI handler: the same status, body and headers."""
+        return _json(status, self._refusal(reason, message, field, n), headers)
+
+    def _refusal(self, reason: str, message: str, field: str | None, n: int) -> dict:
+        """Count ``n`` refused events under ``reason``; the JSON body that says why."""
         self.metrics.refuse(reason, n)
-        body = {"error": message, "reason": reason} | ({"field": field} if field else {})
-        return _json(status, body, headers)
+        return {"error": message, "reason": reason} | ({"field": field} if field else {})
 
     def _ip(self, request: Request) -> str:
         peer = request.client.host if request.client else None
