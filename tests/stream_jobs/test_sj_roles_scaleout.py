@@ -14,12 +14,12 @@ import secrets
 import signal
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from contract import raw_frames
 from contract.crypto import load_master_secret, partition_secret
@@ -30,9 +30,10 @@ from mayak.settings import Settings
 from producers.collector.events import Context, EventFactory
 from producers.collector.outbox import MemoPartitioner
 from producers.hooks.tracker import Tracker
+from stream_jobs.batching import unframe
 from stream_jobs.roles import Role, group_id
 from stream_jobs.topics import ensure_topics
-from tests.stream_jobs.lost_events import explain_lost
+from tests.stream_jobs.lost_events import _records, explain_lost
 from tests.stream_jobs.test_sj_exactly_once import _lag
 from tests.stream_jobs.test_sj_faults import UAS
 
@@ -178,6 +179,33 @@ class Workers:
         raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
+class Offsets:
+    """The broker's committed and end offsets, asked often: one admin client and consumer."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+
+    def committed(self, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        offsets = self.admin.list_group_offsets({group: tps}).get(group, {})
+        return {tp: max(offsets[tp].offset, 0) if tp in offsets else 0 for tp in tps}
+
+    def end(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return self.consumer.end_offsets(tps)
+
+    def wait_for(self, condition, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def close(self) -> None:
+        self.admin.close()
+        self.consumer.close()
+
+
 def _counted(log: str) -> int:
     """Events the enrich pipeline handled, from the counters it logs when it stops."""
     found = re.findall(r"stream counters at stop (\{[^}]*\})", log)
@@ -227,45 +255,50 @@ def test_two_enrich_workers_and_a_sink_one_killed_land_once_with_one_pseudonym_e
     a_parts = workers.raw_partitions("enrich-a") or set()
     assert a_parts | (workers.raw_partitions("enrich-b") or set()) == set(range(PARTITIONS))
 
-    def committed_raw(partitions: set[int]) -> int:
-        from kafka import KafkaAdminClient
-
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        try:
-            offsets = admin.list_group_offsets(enrich_group).get(enrich_group, {})
-        finally:
-            admin.close()
-        return sum(
-            m.offset
-            for tp, m in offsets.items()
-            if tp.topic == settings.topic_raw and tp.partition in partitions and m.offset > 0
-        )
-
+    queue = list(slices)
     sent = 0
-    for messages in slices[: SLICES // 3]:
-        _send(bootstrap, settings.topic_raw, messages)
-        sent += len(messages)
-        time.sleep(0.5)
-    # enrich-a has enriched and committed some of its partitions' events: kill it mid-stream
-    workers.wait(lambda: committed_raw(a_parts) > 0, 60, "enrich-a to commit mayak.raw offsets")
-    for messages in slices[SLICES // 3 : SLICES // 2]:
-        _send(bootstrap, settings.topic_raw, messages)
-        sent += len(messages)
-    time.sleep(random.Random(tag).uniform(0.0, 1.0))
+
+    def send(n: int, pause: float = 0.0) -> None:
+        nonlocal sent
+        for _ in range(min(n, len(queue))):
+            messages = queue.pop(0)
+            _send(bootstrap, settings.topic_raw, messages)
+            sent += len(messages)
+            time.sleep(pause)
+
+    send(SLICES // 3, pause=0.5)
+    offsets = Offsets(bootstrap)
+    raw_a = [TopicPartition(settings.topic_raw, p) for p in sorted(a_parts)]
+    events_a = [TopicPartition(settings.topic_events, p) for p in sorted(a_parts)]  # the same
+    try:
+        workers.wait(
+            lambda: sum(offsets.committed(enrich_group, raw_a).values()) > 0,
+            60,
+            "enrich-a to commit mayak.raw offsets",
+        )
+        # kill enrich-a while events it published are not committed on mayak.raw yet: whoever
+        # takes its partitions enriches those raw messages again (the rebalance's duplicates)
+        caught = False
+        while not caught and len(queue) > SLICES // 3:
+            committed, published = offsets.committed(enrich_group, raw_a), offsets.end(events_a)
+            send(1)
+            caught = offsets.wait_for(
+                lambda: offsets.end(events_a) != published  # noqa: B023 - called at once
+                and offsets.committed(enrich_group, raw_a) == committed,  # noqa: B023
+                3.0,
+            )
+    finally:
+        offsets.close()
     assert stack.stop("enrich-a", sig=signal.SIGKILL) == -signal.SIGKILL
-    for messages in slices[SLICES // 2 : -3]:  # enrich-b takes over meanwhile
-        _send(bootstrap, settings.topic_raw, messages)
-        sent += len(messages)
-        time.sleep(0.3)
+    assert caught, "never saw enrich-a's events published ahead of its commit"
+    send(len(queue) - 3, pause=0.3)  # enrich-b takes over meanwhile
     workers.start("enrich-a", Role.ENRICH)
     workers.wait(
         lambda: bool(workers.raw_partitions("enrich-a")),
         90,
         "the restarted enrich-a to hold mayak.raw partitions again",
     )
-    for messages in slices[-3:]:  # some for the restarted worker too
-        _send(bootstrap, settings.topic_raw, messages)
-        sent += len(messages)
+    send(3)  # some for the restarted worker too
 
     def drained() -> bool:
         raw = _lag(bootstrap, enrich_group, [settings.topic_raw])
@@ -295,6 +328,15 @@ def test_two_enrich_workers_and_a_sink_one_killed_land_once_with_one_pseudonym_e
     )
     ids = [r["id"] for r in rows]
     assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} event(s) landed twice"
+    # the kill made duplicates upstream (enriched by both workers), which landed once
+    published = Counter(
+        str(event["event_id"])
+        for p, o, value in _records(bootstrap, settings.topic_events)
+        for _, _, event in unframe(p, o, value)
+    )
+    twice = sum(1 for n in published.values() if n > 1)
+    print(f"events enriched twice (by both workers around the kill): {twice}")
+    assert twice > 0 and set(published) == expected
     lost = expected - set(ids)
     if lost:
         why = "\n".join(
