@@ -12,20 +12,29 @@ it starts (``mayak worker --role enrich|sink|all``).
   assignor assumes every member of a group subscribes to the same topics, so members with
   different agents must not share one.
 
-Upgrading from ``all`` to enrich + sink: the sink's group is new and has no committed offsets,
-so the first sink reads the retained ``mayak.events`` / ``mayak.failed`` from their start (7
-and 14 days, ``stream_jobs.topics``). Nothing lands twice: the lander skips every offset
-already in ClickHouse (one look-up per partition, ``stream_jobs.sink``) and drops event ids
-landed before; it costs one pass over the retained messages. Stop every ``all`` worker before
-starting enrich workers: they share the group ``worker_id`` but not its topics.
+Upgrading from ``all`` to enrich + sink: the sink's group is new. On its first start (the
+group has no offsets of ``mayak.events`` / ``mayak.failed``) a sink takes the offsets the
+group of ``all`` committed for them (``adopt_offsets_of_all``), so it resumes where the
+``all`` worker stopped. If that cannot be done (the broker refuses, or the group of ``all``
+never committed), the sink reads the retained messages from their start (7 and 14 days,
+``stream_jobs.topics``); nothing lands twice even then: the lander skips every offset already
+in ClickHouse and drops event ids landed before (``stream_jobs.sink``), at the cost of one
+pass over what is retained. Stop every ``all`` worker before starting enrich workers: they
+share the group ``worker_id`` but not its topics. Going back from roles to ``all``: the group
+of ``all`` resumes ``mayak.events`` from its old offsets, and the lander skips what is landed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
+from typing import Any, TypeVar
 
+from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
 from mayak.settings import Settings
+
+T = TypeVar("T")
 
 
 class Role(StrEnum):
@@ -82,3 +91,74 @@ def check_role(settings: Settings, role: Role, dashboards: bool) -> None:
                 "enrich worker on this host, MAYAK_KEYSTORE_PATH to one key store file for "
                 "all of them; `--role all` runs with the local key store as before"
             )
+
+
+def adopt_offsets_of_all(
+    settings: Settings, log: Callable[[str], object] = print
+) -> dict[Any, int]:
+    """A sink's first start after role ``all``: copy the group of ``all``'s committed offsets of
+    ``mayak.events`` / ``mayak.failed`` to the sink's group, if the sink's group has none.
+    Returns what was copied (topic partition -> offset); {} when nothing was to copy or the
+    broker refused (the sink then reads from the start and skips what is landed)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import GroupIdNotFoundError, KafkaError, NoError
+    from kafka.structs import OffsetAndMetadata
+
+    sink, legacy = group_id(settings, Role.SINK), group_id(settings, Role.ALL)
+    topics = {settings.topic_events, settings.topic_failed}
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000
+        )
+        try:
+
+            def committed(group: str) -> dict[Any, int]:
+                try:
+                    found = retrying(lambda: admin.list_group_offsets({group: None}))
+                except GroupIdNotFoundError:
+                    return {}
+                offsets = found.get(group, {})
+                return {tp: m.offset for tp, m in offsets.items() if tp.topic in topics}
+
+            if any(offset >= 0 for offset in committed(sink).values()):
+                return {}  # not the first start
+            adopted = {tp: offset for tp, offset in committed(legacy).items() if offset >= 0}
+            if not adopted:
+                return {}
+            moved = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in adopted.items()}
+            errors = retrying(lambda: admin.alter_group_offsets(sink, moved))
+        finally:
+            admin.close()
+    except KafkaError as exc:
+        log(
+            f"could not give the sink's group {sink!r} the offsets of {legacy!r} "
+            f"({exc!r}): {_FALLBACK}"
+        )
+        return {}
+    refused = {tp: error for tp, error in errors.items() if error is not NoError}
+    if refused:
+        log(f"the sink's group {sink!r} refused the offsets of {legacy!r} {refused}: {_FALLBACK}")
+        return {}
+    log(
+        f"the sink's group {sink!r} starts where {legacy!r} stopped on "
+        f"{', '.join(sorted(topics))} ({len(adopted)} partition(s))"
+    )
+    return adopted
+
+
+def retrying(call: Callable[[], T], seconds: float = 20.0, clock: Clock = SYSTEM_CLOCK) -> T:
+    """``call()``, again while Kafka answers with a retriable error (the group coordinator of
+    a broker that just started is not available for a few seconds) for up to ``seconds``."""
+    from kafka.errors import KafkaError
+
+    deadline = clock.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except KafkaError as exc:
+            if not exc.retriable or clock.monotonic() > deadline:
+                raise
+            clock.sleep_blocking(0.5)
+
+
+_FALLBACK = "it reads mayak.events from the start and skips what is landed"

@@ -16,7 +16,7 @@ from mayak.errors import MayakError
 from mayak.settings import Settings
 from stream_jobs import worker as worker_module
 from stream_jobs.app import agents_of
-from stream_jobs.roles import Role, check_role, group_id
+from stream_jobs.roles import Role, adopt_offsets_of_all, check_role, group_id, retrying
 
 
 class Started:
@@ -28,6 +28,7 @@ class Started:
         self.migrated: list[Any] = []
         self.watched = False
         self.dashboards: list[Any] = []
+        self.adopted: list[Settings] = []
 
         def client_from_settings(settings: Settings) -> MagicMock:
             client = MagicMock(name="clickhouse")
@@ -48,6 +49,7 @@ class Started:
         monkeypatch.setattr(worker_module, "quiet_worker", quiet_worker)
         monkeypatch.setattr(worker_module, "KeyStoreWatch", watch)
         monkeypatch.setattr(worker_module, "worker_offsets_evidence", lambda settings: [])
+        monkeypatch.setattr(worker_module, "adopt_offsets_of_all", self.adopted.append)
         monkeypatch.setattr(
             worker_module,
             "serve_dashboards_in_thread",
@@ -78,6 +80,7 @@ def test_enrich_role_runs_the_enrich_agent_only_and_opens_no_clickhouse(
     settings = _settings(tmp_path, keystore_path=str(tmp_path / "shared" / "keys.db"))
     worker_module.run_worker(settings, None, role=Role.ENRICH)
     assert started.clients == [] and started.migrated == []  # no ClickHouse at all
+    assert started.adopted == []
     assert started.agent_names() == {"enrich"}
     agents = agents_of(started.app)
     assert agents.sink_events is None and agents.sink_failed is None
@@ -107,6 +110,7 @@ def test_sink_role_lands_only_in_its_own_group_and_opens_no_key_store(
     assert started.app.conf.id == "roles-test-sink" == group_id(settings, Role.SINK)
     assert not started.watched
     assert not (tmp_path / "data" / "keys").exists()  # mints nothing: no key store
+    assert started.adopted == [settings]  # resumes where a worker of role all stopped
 
 
 def test_role_all_is_what_the_worker_always_was(tmp_path: Path, started: Started) -> None:
@@ -115,7 +119,7 @@ def test_role_all_is_what_the_worker_always_was(tmp_path: Path, started: Started
     assert started.agent_names() == {"enrich", "sink_events", "sink_failed"}
     assert len(agents_of(started.app).coordinator.buffers) == 4
     assert set(started.app.tables) == {"sessions"}
-    assert started.app.conf.id == "roles-test" and started.watched
+    assert started.app.conf.id == "roles-test" and started.watched and started.adopted == []
     assert (tmp_path / "data" / "keys" / "anonymizer.db").exists()  # the local key store
     started.clients[0].command.assert_called_with("EXISTS TABLE events")  # asked for evidence
 
@@ -170,3 +174,41 @@ def test_cli_refuses_an_unknown_role(cli_calls: list[dict[str, Any]]) -> None:
     said = re.sub(r"[\s│]+", " ", result.output)  # rich wraps it in a box
     assert "Invalid value for '--role'" in said
     assert "'bogus' is not one of 'all', 'enrich', 'sink'" in said
+
+
+@pytest.mark.kafka
+def test_a_first_sink_resumes_where_the_worker_of_role_all_stopped(stack) -> None:
+    from kafka import KafkaAdminClient, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    settings = stack.settings
+    events, failed, raw = settings.topic_events, settings.topic_failed, settings.topic_raw
+    legacy = {
+        TopicPartition(events, 0): 5,
+        TopicPartition(events, 1): 7,
+        TopicPartition(failed, 0): 2,
+        TopicPartition(raw, 0): 9,  # the enrich workers' (they keep the group of all)
+    }
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        moved = {tp: OffsetAndMetadata(o, "", -1) for tp, o in legacy.items()}
+        retrying(lambda: admin.alter_group_offsets(settings.worker_id, moved))  # a fresh broker
+        said: list[str] = []
+        adopted = adopt_offsets_of_all(settings, log=said.append)
+        sink = group_id(settings, Role.SINK)
+        landed = {tp: o for tp, o in legacy.items() if tp.topic != raw}
+        assert adopted == landed
+        committed = admin.list_group_offsets({sink: None})[sink]
+        assert {tp: m.offset for tp, m in committed.items()} == landed
+        assert said and "starts where" in said[0]
+        # later starts keep the sink's own offsets, even once the group of all moved on
+        admin.alter_group_offsets(
+            settings.worker_id, {TopicPartition(events, 0): OffsetAndMetadata(50, "", -1)}
+        )
+        assert adopt_offsets_of_all(settings, log=said.append) == {}
+        assert admin.list_group_offsets({sink: None})[sink][TopicPartition(events, 0)].offset == 5
+    finally:
+        admin.close()
+    # a fresh install: no group of all, nothing to adopt (the sink reads from the start)
+    fresh = settings.model_copy(update={"worker_id": f"{settings.worker_id}-fresh"})
+    assert adopt_offsets_of_all(fresh, log=said.append) == {}
