@@ -146,6 +146,57 @@ def adopt_offsets_of_all(
     return adopted
 
 
+def refuse_a_second_embedded_sink(
+    settings: Settings,
+    wait_seconds: float | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    log: Callable[[str], object] = print,
+) -> None:
+    """With embedded ClickHouse the sink must be the only member of its group: a second sink
+    (another data directory, another host) would take some of ``mayak.events``' partitions
+    into a warehouse of its own. (A second one on the same chDB path cannot open it at all.)
+    A member still listed may be this sink's own previous run, killed: waits until the
+    group's session timeout has passed (``wait_seconds``, default that timeout + 5 s) before
+    refusing. A broker that cannot answer is not a reason to refuse: Faust will tell."""
+    if not settings.embedded_clickhouse:
+        return  # several sinks against one ClickHouse server share it
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    group = group_id(settings, Role.SINK)
+    wait = settings.worker_session_timeout_s + 5 if wait_seconds is None else wait_seconds
+    deadline = clock.monotonic() + wait
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000
+        )
+    except KafkaError as exc:
+        log(f"could not check that this is the only sink of {group!r} ({exc!r})")
+        return
+    try:
+        while True:
+            try:
+                described = retrying(lambda: admin.describe_groups([group]), clock=clock)
+            except KafkaError as exc:
+                log(f"could not check that this is the only sink of {group!r} ({exc!r})")
+                return
+            members = described.get(group, {}).get("members") or []
+            if not members:
+                return
+            if clock.monotonic() > deadline:
+                hosts = sorted({str(m.get("client_host", "?")) for m in members})
+                raise MayakError(
+                    f"another sink is running in consumer group {group!r} (from {hosts}): "
+                    "with embedded ClickHouse one sink lands every event into its own chDB "
+                    "files, and a second would take part of mayak.events into a warehouse "
+                    "of its own -> stop the other sink, or point every sink at one "
+                    "ClickHouse server (MAYAK_CLICKHOUSE_DSN=http://...)"
+                )
+            clock.sleep_blocking(1.0)
+    finally:
+        admin.close()
+
+
 def retrying(call: Callable[[], T], seconds: float = 20.0, clock: Clock = SYSTEM_CLOCK) -> T:
     """``call()``, again while Kafka answers with a retriable error (the group coordinator of
     a broker that just started is not available for a few seconds) for up to ``seconds``."""

@@ -35,7 +35,12 @@ from mayak.install import (
 from mayak.settings import Settings
 from stream_jobs.app import create_app
 from stream_jobs.faults import faults_from_env
-from stream_jobs.roles import Role, adopt_offsets_of_all, check_role
+from stream_jobs.roles import (
+    Role,
+    adopt_offsets_of_all,
+    check_role,
+    refuse_a_second_embedded_sink,
+)
 from stream_jobs.sink import journals
 from warehouse.client import client_from_settings
 from warehouse.migrate import migrate
@@ -86,6 +91,7 @@ def run_worker(
         check_install(settings, reset_keys, evidence)
     else:  # a sink mints no keys: it opens no key store
         secure_data_dir(settings)
+        refuse_a_second_embedded_sink(settings)
         adopt_offsets_of_all(settings)  # first start after role all: resume where it stopped
     if client is not None:
         client = _prepare_sink(settings, client)

@@ -5,6 +5,7 @@ worker is replaced before it would start."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
@@ -13,10 +14,18 @@ import pytest
 from typer.testing import CliRunner
 
 from mayak.errors import MayakError
+from mayak.procs import settings_for
 from mayak.settings import Settings
 from stream_jobs import worker as worker_module
 from stream_jobs.app import agents_of
-from stream_jobs.roles import Role, adopt_offsets_of_all, check_role, group_id, retrying
+from stream_jobs.roles import (
+    Role,
+    adopt_offsets_of_all,
+    check_role,
+    group_id,
+    refuse_a_second_embedded_sink,
+    retrying,
+)
 
 
 class Started:
@@ -29,6 +38,7 @@ class Started:
         self.watched = False
         self.dashboards: list[Any] = []
         self.adopted: list[Settings] = []
+        self.alone: list[Settings] = []  # checked to be the only embedded sink
 
         def client_from_settings(settings: Settings) -> MagicMock:
             client = MagicMock(name="clickhouse")
@@ -50,6 +60,7 @@ class Started:
         monkeypatch.setattr(worker_module, "KeyStoreWatch", watch)
         monkeypatch.setattr(worker_module, "worker_offsets_evidence", lambda settings: [])
         monkeypatch.setattr(worker_module, "adopt_offsets_of_all", self.adopted.append)
+        monkeypatch.setattr(worker_module, "refuse_a_second_embedded_sink", self.alone.append)
         monkeypatch.setattr(
             worker_module,
             "serve_dashboards_in_thread",
@@ -111,6 +122,7 @@ def test_sink_role_lands_only_in_its_own_group_and_opens_no_key_store(
     assert not started.watched
     assert not (tmp_path / "data" / "keys").exists()  # mints nothing: no key store
     assert started.adopted == [settings]  # resumes where a worker of role all stopped
+    assert started.alone == [settings]
 
 
 def test_role_all_is_what_the_worker_always_was(tmp_path: Path, started: Started) -> None:
@@ -212,3 +224,30 @@ def test_a_first_sink_resumes_where_the_worker_of_role_all_stopped(stack) -> Non
     # a fresh install: no group of all, nothing to adopt (the sink reads from the start)
     fresh = settings.model_copy(update={"worker_id": f"{settings.worker_id}-fresh"})
     assert adopt_offsets_of_all(fresh, log=said.append) == {}
+
+
+@pytest.mark.kafka
+@pytest.mark.clickhouse
+def test_a_second_embedded_sink_is_refused_while_the_first_runs(stack) -> None:
+    from mayak.procs import spawn_mayak
+
+    stack.start("sink", "worker", "--role", "sink", "--no-dashboards", "--loglevel", "info")
+    second = {**stack.env, "MAYAK_DATA_DIR": str(stack.home / "other")}
+    deadline = time.monotonic() + 120
+    while "took partitions" not in stack.log("sink"):  # in the group
+        assert time.monotonic() < deadline and stack.procs["sink"].poll() is None, stack.log("sink")
+        time.sleep(0.3)
+    with pytest.raises(MayakError, match="another sink is running in consumer group"):
+        refuse_a_second_embedded_sink(settings_for(second), wait_seconds=0)
+    proc = spawn_mayak(
+        ["worker", "--role", "sink", "--loglevel", "info"], stack.home / "second.log", second
+    )
+    assert proc.wait(90) == 2  # after the killed-member grace: session timeout + 5 s
+    said = re.sub(r"\s+", " ", stack.log("second"))
+    assert "another sink is running" in said and "MAYAK_CLICKHOUSE_DSN=http://" in said
+    assert stack.procs["sink"].poll() is None  # the first one goes on
+    stack.stop("sink")  # leaves the group: a sink may start again
+    refuse_a_second_embedded_sink(settings_for(second), wait_seconds=15)
+    # against a ClickHouse server several sinks share the group
+    server = settings_for({**second, "MAYAK_CLICKHOUSE_DSN": "http://127.0.0.1:1"})
+    refuse_a_second_embedded_sink(server, wait_seconds=0)
