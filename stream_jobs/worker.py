@@ -81,6 +81,10 @@ def run_worker(
     thread (not for the enrich role, which has no ClickHouse client)."""
     private_umask()
     check_role(settings, role, dashboards is not None)
+    if not role.enriches:  # a sink mints no keys: it opens no key store
+        secure_data_dir(settings)
+        refuse_a_second_embedded_sink(settings)  # before it opens the chDB path
+        adopt_offsets_of_all(settings)  # first start after role all: resume where it stopped
     client = client_from_settings(settings) if role.sinks else None
     if role.enriches:
         # asked only when the key store is missing: the local warehouse first, then Kafka
@@ -89,10 +93,6 @@ def run_worker(
             warehouse = client
             evidence.insert(0, lambda: warehouse_evidence(warehouse))
         check_install(settings, reset_keys, evidence)
-    else:  # a sink mints no keys: it opens no key store
-        secure_data_dir(settings)
-        refuse_a_second_embedded_sink(settings)
-        adopt_offsets_of_all(settings)  # first start after role all: resume where it stopped
     if client is not None:
         client = _prepare_sink(settings, client)
     if client is not None and dashboards is not None:

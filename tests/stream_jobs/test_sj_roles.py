@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mayak.errors import MayakError
+from mayak.kafka_local import free_port
 from mayak.procs import settings_for
 from mayak.settings import Settings
 from stream_jobs import worker as worker_module
@@ -229,10 +230,16 @@ def test_a_first_sink_resumes_where_the_worker_of_role_all_stopped(stack) -> Non
 @pytest.mark.kafka
 @pytest.mark.clickhouse
 def test_a_second_embedded_sink_is_refused_while_the_first_runs(stack) -> None:
-    from mayak.procs import spawn_mayak
+    from mayak.procs import spawn_mayak, wait_http_ok
 
-    stack.start("sink", "worker", "--role", "sink", "--no-dashboards", "--loglevel", "info")
-    second = {**stack.env, "MAYAK_DATA_DIR": str(stack.home / "other")}
+    # the one embedded sink serves the dashboards too (by default: one process per chDB path)
+    stack.start("sink", "worker", "--role", "sink", "--loglevel", "info")
+    wait_http_ok({"dashboards": f"{stack.settings.dashboards_url}/healthz"}, stack.procs)
+    second = {
+        **stack.env,
+        "MAYAK_DATA_DIR": str(stack.home / "other"),
+        "MAYAK_DASHBOARDS_PORT": str(free_port()),
+    }
     deadline = time.monotonic() + 120
     while "took partitions" not in stack.log("sink"):  # in the group
         assert time.monotonic() < deadline and stack.procs["sink"].poll() is None, stack.log("sink")
@@ -245,6 +252,7 @@ def test_a_second_embedded_sink_is_refused_while_the_first_runs(stack) -> None:
     assert proc.wait(90) == 2  # after the killed-member grace: session timeout + 5 s
     said = re.sub(r"\s+", " ", stack.log("second"))
     assert "another sink is running" in said and "MAYAK_CLICKHOUSE_DSN=http://" in said
+    assert not (stack.home / "other" / "clickhouse").exists()  # refused before opening one
     assert stack.procs["sink"].poll() is None  # the first one goes on
     stack.stop("sink")  # leaves the group: a sink may start again
     refuse_a_second_embedded_sink(settings_for(second), wait_seconds=15)
