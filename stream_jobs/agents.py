@@ -29,7 +29,7 @@ import orjson
 from mayak.clock import Clock
 from stream_jobs.batching import Publisher, SessionWriteBack, event_count, unframe
 from stream_jobs.changelog import BatchedChangelog
-from stream_jobs.commit import CommitCoordinator
+from stream_jobs.commit import CommitCoordinator, Deliveries
 from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.faust_adapter import agent_has_sinks
 from stream_jobs.intake import Intake
@@ -72,17 +72,21 @@ def _event_records(messages: Raw) -> list[tuple[int, int, dict[str, Any]]]:
 
 
 def _landing_buffers(
-    landers: dict[str, Lander] | None, topics: Topics, settings: Settings, clock: Clock
+    landers: dict[str, Lander] | None,
+    topics: Topics,
+    settings: Settings,
+    clock: Clock,
+    deliveries: Deliveries,
 ) -> dict[str, LandingBuffer]:
     """The sinks' buffers (none without landers); a message they cannot land is dead-lettered."""
     if landers is None:
         return {}
 
+    send_failed = deliveries.tracked(topics.failed.send)
+
     def dead_letter(topic: str) -> Callable[[int, int, str], Awaitable[None]]:
         async def send(partition: int, offset: int, error: str) -> None:
-            await topics.failed.send(
-                value=poison_record(topic, partition, offset, error, clock.now())
-            )
+            await send_failed(value=poison_record(topic, partition, offset, error, clock.now()))
 
         return send
 
@@ -116,8 +120,12 @@ def register_agents(
     """Define the table, agents and timers on ``app``: the enrich side (the session table,
     the enrich agent, its timers) unless ``make_pipeline`` is None, the sinks unless
     ``landers`` is None (``stream_jobs.roles``)."""
-    enricher = _enricher(app, settings, topics, make_pipeline) if make_pipeline else None
-    landing = _landing_buffers(landers, topics, settings, clock)
+    # every send is checked after the producer's flush, before a commit (stream_jobs.commit)
+    deliveries = Deliveries()
+    enricher = (
+        _enricher(app, settings, topics, make_pipeline, deliveries) if make_pipeline else None
+    )
+    landing = _landing_buffers(landers, topics, settings, clock, deliveries)
     consumed = [settings.topic_raw] if enricher else []
     consumed += [settings.topic_events, settings.topic_failed] if landing else []
     guard = CommitGuard(app, consumed)
@@ -126,6 +134,7 @@ def register_agents(
         enricher.publisher if enricher else None,
         list(landing.values()),
         guard,
+        deliveries,
     )
     enrich = _enrich_agent(app, topics, settings, enricher, coordinator) if enricher else None
     sink_events, sink_failed = _sink_agents(app, topics, settings, landing, coordinator)
@@ -191,6 +200,7 @@ def _enricher(
     settings: Settings,
     topics: Topics,
     make_pipeline: Callable[[MutableMapping[str, Any]], Pipeline],
+    deliveries: Deliveries,
 ) -> _Enricher:
     # json keys: str both when written live and when recovered from the changelog
     sessions = app.Table(
@@ -199,11 +209,11 @@ def _enricher(
         partitions=settings.kafka_partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
-    write_back = SessionWriteBack(sessions, BatchedChangelog(app, sessions))
+    write_back = SessionWriteBack(sessions, BatchedChangelog(app, sessions, deliveries.add))
     pipeline = make_pipeline(write_back)
     # send looked up per call, not bound now: tests patch faust's Topic.send after start-up
     publisher = Publisher(
-        lambda **message: topics.events.send(**message),
+        deliveries.tracked(lambda **message: topics.events.send(**message)),
         write_back,
         settings.events_per_message,
         settings.kafka_partitions,
@@ -211,7 +221,7 @@ def _enricher(
     intake = Intake(
         pipeline,
         publisher,
-        lambda **message: topics.failed.send(**message),
+        deliveries.tracked(lambda **message: topics.failed.send(**message)),
         settings.enrich_batch_size,
     )
     return _Enricher(pipeline, intake, publisher)
