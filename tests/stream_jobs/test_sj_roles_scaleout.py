@@ -45,9 +45,12 @@ N_VISITORS, N_CUSTOMERS = 800, 200
 SLICES = 20
 
 
-def shared_key_store(home: Path) -> dict[str, str]:
-    """How every enrich worker reaches the one key store.
-    SWITCH AFTER MERGING THE SHARED KEY STORE: return {"MAYAK_KEY_STORE": "kafka"} here."""
+def shared_key_store(home: Path, tag: str) -> dict[str, str]:
+    """How every enrich worker reaches the one key store: one SQLite file (same host) until
+    the shared key store is merged. SWITCH THEN to the Kafka key store, a keys topic of this
+    test's own (the session broker is shared), by replacing the return line with:
+        return {"MAYAK_KEY_STORE": "kafka", "MAYAK_TOPIC_KEYS": f"s{tag}.keys"}
+    """
     return {"MAYAK_KEYSTORE_PATH": str(home / "shared-keys" / "anonymizer.db")}
 
 
@@ -228,7 +231,7 @@ def test_two_enrich_workers_and_a_sink_one_killed_land_once_with_one_pseudonym_e
         "MAYAK_WORKER_SESSION_TIMEOUT_S": "6",  # the broker's minimum: fast takeover
         "MAYAK_SINK_FLUSH_SECONDS": "0.3",
         "MAYAK_SINK_BATCH_SIZE": "2000",
-        **shared_key_store(stack.home),
+        **shared_key_store(stack.home, tag),
     }
     settings = settings_for(env)
     ensure_topics(settings)
