@@ -125,17 +125,14 @@ def register_agents(
     enricher = (
         _enricher(app, settings, topics, make_pipeline, deliveries) if make_pipeline else None
     )
+    pipeline, intake, publisher = (
+        (enricher.pipeline, enricher.intake, enricher.publisher) if enricher else (None,) * 3
+    )
     landing = _landing_buffers(landers, topics, settings, clock, deliveries)
     consumed = [settings.topic_raw] if enricher else []
     consumed += [settings.topic_events, settings.topic_failed] if landing else []
     guard = CommitGuard(app, consumed)
-    coordinator = CommitCoordinator(
-        enricher.intake if enricher else None,
-        enricher.publisher if enricher else None,
-        list(landing.values()),
-        guard,
-        deliveries,
-    )
+    coordinator = CommitCoordinator(intake, publisher, list(landing.values()), guard, deliveries)
     enrich = _enrich_agent(app, topics, settings, enricher, coordinator) if enricher else None
     sink_events, sink_failed = _sink_agents(app, topics, settings, landing, coordinator)
 
@@ -157,17 +154,17 @@ def register_agents(
     async def rewind_lost_offsets() -> None:
         await coordinator.rewind_lost_offsets()
 
-    if enricher is not None:
-        pipeline = enricher.pipeline
+    if pipeline is not None:
+        counters = pipeline.counters
 
         @app.timer(60.0)
         async def report_counters() -> None:
-            if pipeline.counters:
-                log.warning("stream counters %s", dict(sorted(pipeline.counters.items())))
+            if counters:
+                log.warning("stream counters %s", dict(sorted(counters.items())))
 
         @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust types sync receivers
         async def final_counters(app: faust.App, **kwargs: Any) -> None:
-            log.warning("stream counters at stop %s", dict(sorted(pipeline.counters.items())))
+            log.warning("stream counters at stop %s", dict(sorted(counters.items())))
 
     if enricher is not None and purge_salts is not None:
 
@@ -175,15 +172,7 @@ def register_agents(
         async def destroy_old_salts() -> None:
             purge_salts()
 
-    return Agents(
-        enrich,
-        sink_events,
-        sink_failed,
-        enricher.pipeline if enricher else None,
-        enricher.intake if enricher else None,
-        enricher.publisher if enricher else None,
-        coordinator,
-    )
+    return Agents(enrich, sink_events, sink_failed, pipeline, intake, publisher, coordinator)
 
 
 @dataclass
