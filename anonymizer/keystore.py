@@ -16,7 +16,8 @@ Storage is one SQLite file (mode 0600) with ``secure_delete`` on, so destroyed k
 are overwritten on disk, not just unlinked from the b-tree. Customer ids are never stored in
 clear: rows are indexed by an HMAC of the uid under a store-wide index key. SQLite makes the
 store safe to share between the worker and the CLI (``mayak erase``) on one host; a
-multi-host deployment replaces this class with a service offering the same methods.
+multi-host deployment sets ``MAYAK_KEY_STORE=kafka`` and gets ``KafkaKeyStore``
+(``anonymizer.keystore_kafka``), the same methods (``KeyStoreLike``) over a compacted topic.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ import os
 import secrets
 import sqlite3
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+
+from anonymizer.keyrecords import SALT_LIFETIME, SaltExpired, day_start
+from anonymizer.master import load_master_secret
 
 if TYPE_CHECKING:
     from mayak.settings import Settings
-
-SALT_LIFETIME = timedelta(hours=48)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -45,8 +47,23 @@ CREATE TABLE IF NOT EXISTS opt_outs (uid_mac BLOB PRIMARY KEY);
 """
 
 
-class SaltExpired(LookupError):
-    """The salt of that day was destroyed (or is due to be): its visitor ids cannot be made."""
+class KeyStoreLike(Protocol):
+    """What every key store offers: ``KeyStore`` (one host) and ``KafkaKeyStore`` (shared)."""
+
+    visitor_key: bytes
+
+    @property
+    def install_id(self) -> str: ...
+    def salt_for(self, day: date, now: datetime) -> bytes: ...
+    def purge_expired(self, now: datetime) -> list[date]: ...
+    def salt_days(self) -> list[date]: ...
+    def customer_key(self, uid: str) -> bytes: ...
+    def has_customer(self, uid: str) -> bool: ...
+    def forget_customer(self, uid: str) -> bool: ...
+    def opt_out(self, uid: str) -> None: ...
+    def opt_in(self, uid: str) -> bool: ...
+    def is_opted_out(self, uid: str) -> bool: ...
+    def close(self) -> None: ...
 
 
 class KeyStore:
@@ -100,7 +117,7 @@ class KeyStore:
     # --- daily salts ---------------------------------------------------------------------
     def salt_for(self, day: date, now: datetime) -> bytes:
         """The salt of ``day`` (UTC); raises ``SaltExpired`` once it is 48 h old or destroyed."""
-        if _day_start(day) + SALT_LIFETIME <= now:
+        if day_start(day) + SALT_LIFETIME <= now:
             raise SaltExpired(day.isoformat())
         with self._lock:
             gone = self._db.execute(
@@ -118,7 +135,7 @@ class KeyStore:
         """Destroy every salt whose day started ``SALT_LIFETIME`` ago or earlier."""
         with self._lock:
             days = [date.fromisoformat(d) for (d,) in self._db.execute("SELECT day FROM salts")]
-            expired = [d for d in days if _day_start(d) + SALT_LIFETIME <= now]
+            expired = [d for d in days if day_start(d) + SALT_LIFETIME <= now]
             for day in expired:
                 self._db.execute(
                     "INSERT OR IGNORE INTO destroyed_salts (day) VALUES (?)", (day.isoformat(),)
@@ -193,10 +210,34 @@ def keystore_path(settings: Settings) -> Path:
     )
 
 
-def keystore_from_settings(settings: Settings) -> KeyStore:
-    """The key store every Mayak process on this host shares (worker, CLI, ``mayak erase``)."""
+def keystore_from_settings(settings: Settings) -> KeyStoreLike:
+    """The key store of ``settings.key_store``: this host's SQLite file (``local``), shared by
+    the worker, the CLI and ``mayak erase`` on the host; or the compacted topic every worker
+    on every host shares (``kafka``, anonymizer/keystore_kafka.py)."""
+    if settings.key_store == "kafka":
+        from anonymizer.keystore_kafka import KafkaKeyStore  # kafka-python: only when chosen
+
+        return KafkaKeyStore(
+            settings.kafka_bootstrap,
+            settings.topic_keys,
+            load_master_secret(settings.ip_key, settings.data_dir),
+            segment_s=settings.key_store_segment_s,
+            heartbeat_s=settings.key_store_heartbeat_s,
+        )
     return KeyStore(keystore_path(settings))
 
 
-def _day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+def keystore_location(settings: Settings) -> str:
+    """Where the key store lives, for messages to the operator."""
+    if settings.key_store == "kafka":
+        return f"the Kafka topic {settings.topic_keys} at {settings.kafka_bootstrap}"
+    return str(keystore_path(settings))
+
+
+def keystore_exists(settings: Settings) -> bool:
+    """True if the key store holds (or may hold) secrets: the file, or a non-empty topic."""
+    if settings.key_store == "kafka":
+        from anonymizer.keystore_kafka import topic_has_records
+
+        return topic_has_records(settings.kafka_bootstrap, settings.topic_keys)
+    return keystore_path(settings).exists()

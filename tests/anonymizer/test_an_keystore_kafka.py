@@ -1,0 +1,184 @@
+"""The shared key store on a real broker: races agree, erasure reaches every worker within a
+bound, destroyed secrets' bytes leave the broker's files within a bound, and no plaintext
+secret ever reaches them."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from anonymizer.keystore import SaltExpired
+from anonymizer.keystore_kafka import KafkaKeyStore
+from mayak.kafka_local import LocalBroker
+
+pytestmark = pytest.mark.kafka
+
+DAY = date(2026, 11, 28)
+NOON = datetime(2026, 11, 28, 12, tzinfo=UTC)
+#: erasure and opt-out written by one store are honoured by every other store within this
+PROPAGATION_BOUND_S = 5.0
+#: with these test settings (segment 2 s, heartbeat 0.5 s, the local broker's 1 s cleaner
+#: back-off, file.delete.delay 1 s) destroyed bytes leave the files within ~5 s; the bound
+#: leaves room for a busy 2-core machine
+PURGE_BOUND_S = 60.0
+SEGMENT_S = 2.0
+HEARTBEAT_S = 0.5
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"t{uuid.uuid4().hex[:8]}.keys"
+
+
+@pytest.fixture
+def open_store(kafka_bootstrap: str, topic: str) -> Iterator[Callable[..., KafkaKeyStore]]:
+    opened: list[KafkaKeyStore] = []
+    master = secrets.token_bytes(32)
+
+    def open_one(key: bytes | None = None) -> KafkaKeyStore:
+        store = KafkaKeyStore(
+            kafka_bootstrap,
+            topic,
+            key or master,
+            segment_s=SEGMENT_S,
+            heartbeat_s=HEARTBEAT_S,
+        )
+        opened.append(store)
+        return store
+
+    open_one.master = master  # type: ignore[attr-defined]
+    yield open_one
+    for store in opened:
+        store.close()
+
+
+def _race(a: KafkaKeyStore, b: KafkaKeyStore, job: Callable[[KafkaKeyStore], bytes]) -> list:
+    start = threading.Barrier(2)
+    got: list = [None, None]
+
+    def run(i: int, store: KafkaKeyStore) -> None:
+        start.wait()
+        got[i] = job(store)
+
+    threads = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate((a, b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return got
+
+
+def test_racing_stores_agree_on_one_salt_and_key_also_after_restart(open_store) -> None:
+    a, b = open_store(), open_store()
+    for n in range(5):  # several rounds: each a fresh slot both create at the same moment
+        day = DAY + timedelta(days=n)
+        salts = _race(a, b, lambda s, d=day: s.salt_for(d, NOON))
+        keys = _race(a, b, lambda s, n=n: s.customer_key(f"cust-{n}"))
+        assert salts[0] == salts[1] and len(salts[0]) == 32
+        assert keys[0] == keys[1] and len(keys[0]) == 32
+    assert a.visitor_key == b.visitor_key and a.install_id == b.install_id
+    wanted = (a.salt_for(DAY, NOON), a.customer_key("cust-0"), a.install_id)
+    a.close()
+    b.close()
+    c, d = open_store(), open_store()  # both restarted: read back from the topic
+    for store in (c, d):
+        assert (store.salt_for(DAY, NOON), store.customer_key("cust-0"), store.install_id) == (
+            wanted
+        )
+
+
+def _until(check: Callable[[], bool], bound: float, began: float | None = None) -> float:
+    began = time.monotonic() if began is None else began
+    while not check():
+        if time.monotonic() - began > bound:
+            raise AssertionError(f"not within {bound}s")
+        time.sleep(0.01)
+    return time.monotonic() - began
+
+
+def test_erasure_and_opt_out_reach_the_other_store_within_the_bound(open_store) -> None:
+    a, b = open_store(), open_store()
+    old = b.customer_key("cust-9")
+    assert a.customer_key("cust-9") == old
+    began = time.monotonic()  # from the call on A until B answers without the key
+    assert a.forget_customer("cust-9") is True
+    took = _until(lambda: not b.has_customer("cust-9"), PROPAGATION_BOUND_S, began)
+    print(f"erasure reached the other store in {took:.3f}s")
+    new = b.customer_key("cust-9")
+    assert new != old and a.customer_key("cust-9") == new
+    assert a.forget_customer("nobody") is False
+
+    began = time.monotonic()
+    a.opt_out("cust-7")
+    took = _until(lambda: b.is_opted_out("cust-7"), PROPAGATION_BOUND_S, began)
+    print(f"opt-out reached the other store in {took:.3f}s")
+    assert b.opt_in("cust-7") is True
+    _until(lambda: not a.is_opted_out("cust-7"), PROPAGATION_BOUND_S)
+
+
+def _raw_values(bootstrap: str, topic: str) -> dict[bytes, bytes]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    end = consumer.end_offsets([tp])[tp]
+    values: dict[bytes, bytes] = {}
+    while consumer.position(tp) < end:
+        for records in consumer.poll(timeout_ms=500).values():
+            values.update({r.key: r.value for r in records if r.value is not None})
+    consumer.close()
+    return values
+
+
+def _log_bytes(directory: Path) -> bytes:
+    out = b""
+    for name in os.listdir(directory):
+        try:
+            out += (directory / name).read_bytes()
+        except OSError:  # the cleaner deleted it meanwhile
+            pass
+    return out
+
+
+def test_destroyed_secrets_leave_the_brokers_files_within_the_bound(
+    open_store, kafka_broker: LocalBroker, topic: str
+) -> None:
+    store = open_store()
+    key = store.customer_key("cust-gone")
+    salt = store.salt_for(DAY, NOON)
+    kept = store.customer_key("cust-kept")
+    raw = _raw_values(kafka_broker.bootstrap, topic)
+    cust_value = next(
+        v for k, v in raw.items() if k.startswith(b"cust/" + store.mac("cust-gone").encode())
+    )
+    salt_value = next(v for k, v in raw.items() if k.startswith(b"salt/"))
+    log_dir = kafka_broker.home / "data" / f"{topic}-0"
+    assert cust_value in _log_bytes(log_dir) and salt_value in _log_bytes(log_dir)
+
+    assert store.forget_customer("cust-gone") is True
+    assert store.purge_expired(NOON + timedelta(days=2)) == [DAY]
+    with pytest.raises(SaltExpired):
+        store.salt_for(DAY, NOON)
+    took = _until(
+        lambda: not {cust_value, salt_value}
+        & _present(_log_bytes(log_dir), cust_value, salt_value),
+        PURGE_BOUND_S,
+    )
+    print(f"destroyed secrets left the broker's files in {took:.1f}s")
+    files = _log_bytes(log_dir)
+    for secret in (key, salt, kept, store.visitor_key):
+        assert secret not in files  # only ciphertext ever reaches the broker
+    assert store.customer_key("cust-kept") == kept  # compaction kept what lives
+
+
+def _present(data: bytes, *needles: bytes) -> set[bytes]:
+    return {n for n in needles if n in data}
