@@ -103,7 +103,9 @@ class KafkaKeyStore:
         segment_s: float = 600.0,
         heartbeat_s: float = 30.0,
         timeout_s: float = 30.0,
+        mint: bool = True,
     ) -> None:
+        """``mint=False`` (restoring a backup): create no store-wide secret on opening."""
         self.topic = topic
         self.timeout_s = timeout_s
         self._cipher = RecordCipher(keystore_cipher_key(master))
@@ -133,7 +135,8 @@ class KafkaKeyStore:
             target=self._heartbeat_loop, args=(heartbeat_s,), name="keys-heartbeat", daemon=True
         )
         self._beat.start()
-        self.visitor_key = self._secret("visitor-cookie")
+        if mint:
+            self.visitor_key = self._secret("visitor-cookie")
 
     def __repr__(self) -> str:  # never show key material
         return f"KafkaKeyStore({self.topic!r})"
@@ -332,7 +335,7 @@ class KafkaKeyStore:
                 self._state.next_offset,
             )
 
-    def write(self, record_key: str, plain: bytes) -> None:
+    def write(self, record_key: str, plain: bytes | None) -> None:
         """Write one record as it is (restore); the caller checked it may."""
         self._wait_read(self._send(record_key, plain))
 
