@@ -67,7 +67,9 @@ def ensure_keys_topic(bootstrap: str, topic: str, segment_s: float) -> bool:
     """Create the keys topic (1 partition, compacted) if missing, else set its configs.
     True if it was created."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=10_000, bootstrap_timeout_ms=5_000
+        )
     except KafkaError as exc:
         raise MayakError(_no_broker(bootstrap, exc)) from exc
     try:

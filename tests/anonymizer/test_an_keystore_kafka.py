@@ -4,6 +4,7 @@ secret ever reaches them."""
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import threading
@@ -18,7 +19,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from anonymizer.keystore import SaltExpired
 from anonymizer.keystore_kafka import KafkaKeyStore
-from mayak.kafka_local import LocalBroker
+from mayak.kafka_local import LocalBroker, free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -182,3 +183,77 @@ def test_destroyed_secrets_leave_the_brokers_files_within_the_bound(
 
 def _present(data: bytes, *needles: bytes) -> set[bytes]:
     return {n for n in needles if n in data}
+
+
+def test_cli_backup_restore_to_an_empty_topic_never_resurrects(
+    kafka_bootstrap: str, topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from anonymizer.keystore import keystore_from_settings
+    from mayak.cli import app
+    from mayak.settings import Settings
+
+    master = secrets.token_bytes(32)
+    env = {
+        "MAYAK_DATA_DIR": str(tmp_path / "data"),
+        "MAYAK_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "MAYAK_KEY_STORE": "kafka",
+        "MAYAK_TOPIC_KEYS": topic,
+        "MAYAK_IP_KEY": base64.b64encode(master).decode(),
+        "MAYAK_KEY_STORE_SEGMENT_S": str(SEGMENT_S),
+        "MAYAK_KEY_STORE_HEARTBEAT_S": str(HEARTBEAT_S),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    now = datetime.now(UTC)
+    store = keystore_from_settings(Settings())
+    wanted = (
+        store.install_id,
+        store.visitor_key,
+        store.salt_for(now.date(), now),
+        store.customer_key("kept"),
+    )
+    erased = store.customer_key("erased")
+    store.opt_out("objector")
+    file = tmp_path / "keys.backup"
+    runner = CliRunner()
+    done = runner.invoke(app, ["keys", "backup", str(file)])
+    assert done.exit_code == 0, done.output
+    for secret in (*wanted[1:], erased):
+        assert secret not in file.read_bytes()
+    assert store.forget_customer("erased")
+    store.close()
+
+    # into the same topic: the key erased after the backup stays erased
+    done = runner.invoke(app, ["keys", "restore", str(file)])
+    assert done.exit_code == 0, done.output
+    again = keystore_from_settings(Settings())
+    assert not again.has_customer("erased") and again.customer_key("kept") == wanted[3]
+    assert again.customer_key("erased") != erased
+    later = tmp_path / "later.backup"
+    assert runner.invoke(app, ["keys", "backup", str(later)]).exit_code == 0
+    again.close()
+
+    # into an empty topic (the broker's disk lost): everything back, the same install
+    monkeypatch.setenv("MAYAK_TOPIC_KEYS", topic + ".new")
+    done = runner.invoke(app, ["keys", "restore", str(later)])
+    assert done.exit_code == 0, done.output
+    fresh = keystore_from_settings(Settings())
+    got = (fresh.install_id, fresh.visitor_key, fresh.salt_for(now.date(), now))
+    assert got == wanted[:3] and fresh.customer_key("kept") == wanted[3]
+    assert fresh.is_opted_out("objector") and fresh.customer_key("erased") != erased
+    fresh.close()
+    # a restore into a non-empty store of the same install changes nothing
+    done = runner.invoke(app, ["keys", "restore", str(later)])
+    assert done.exit_code == 0 and "'restored'" not in done.output
+
+    monkeypatch.setenv("MAYAK_IP_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+    done = runner.invoke(app, ["keys", "restore", str(later)])
+    assert "does not decrypt with this master secret" in str(done.exception)
+    monkeypatch.setenv("MAYAK_KAFKA_BOOTSTRAP", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MAYAK_IP_KEY", env["MAYAK_IP_KEY"])
+    done = runner.invoke(app, ["keys", "restore", str(later)])
+    assert "cannot reach Kafka" in str(done.exception) and "mayak kafka start" in str(
+        done.exception
+    )
