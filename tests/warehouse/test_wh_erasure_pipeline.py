@@ -4,8 +4,10 @@ nothing of that customer is left and their key is gone."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -13,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from anonymizer.keystore import KeyStore, keystore_path
+from anonymizer.keystore import keystore_from_settings, keystore_path
 from producers.hooks.tracker import Tracker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -42,7 +44,12 @@ def _wait_for(url: str, key: str, at_least: int, headers: dict, timeout: float =
     raise AssertionError(f"{key} never reached {at_least}: {body}")
 
 
-def test_erase_a_customer_through_the_running_pipeline(stack) -> None:
+@pytest.mark.parametrize("key_store", ["local", "kafka"])
+def test_erase_a_customer_through_the_running_pipeline(stack, key_store: str) -> None:
+    if key_store == "kafka":  # the shared key store: worker, CLI and check all read the topic
+        stack.env["MAYAK_KEY_STORE"] = "kafka"
+        stack.env["MAYAK_TOPIC_KEYS"] = stack.env["MAYAK_TOPIC_RAW"].replace(".raw", ".keys")
+        stack.env["MAYAK_IP_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
     stack.start_worker()
     settings = stack.settings
     tracker = Tracker.from_settings(settings)
@@ -99,7 +106,8 @@ def test_erase_a_customer_through_the_running_pipeline(stack) -> None:
         "admin/sweep",
     ]
     assert "cust-erase-me" not in json.dumps(audit)
-    keys = KeyStore(keystore_path(settings))
+    assert keystore_path(settings).exists() == (key_store == "local")
+    keys = keystore_from_settings(settings)
     try:
         assert not keys.has_customer("cust-erase-me") and keys.is_opted_out("cust-erase-me")
         assert keys.has_customer("cust-keep-me")
