@@ -315,7 +315,7 @@ def keystore_location(settings: Settings) -> str:
 def keystore_exists(settings: Settings) -> bool:
     """True if the key store holds (or may hold) secrets: the file, or a non-empty topic."""
     if settings.key_store == "kafka":
-        from anonymizer.keystore_kafka import topic_has_records
+        from anonymizer.keystopic import topic_has_records
 
         return topic_has_records(settings.kafka_bootstrap, settings.topic_keys)
     return keystore_path(settings).exists()

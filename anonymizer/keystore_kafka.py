@@ -29,9 +29,8 @@ import time
 from datetime import date, datetime
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from anonymizer.keyrecords import (
     HEARTBEAT,
@@ -43,54 +42,9 @@ from anonymizer.keyrecords import (
     WrongMasterKey,
     day_start,
 )
+from anonymizer.keystopic import ensure_keys_topic, no_broker
 from anonymizer.master import keystore_cipher_key, keystore_index_key
 from mayak.errors import MayakError
-
-
-def topic_configs(segment_s: float) -> dict[str, str]:
-    """The keys topic's settings: compacted, closed segments cleaned at once, old files gone
-    after a second. ``delete.retention.ms`` only keeps tombstones (no secret) for readers."""
-    segment_ms = str(int(segment_s * 1000))
-    return {
-        "cleanup.policy": "compact",
-        "segment.ms": segment_ms,
-        "max.compaction.lag.ms": segment_ms,
-        "min.compaction.lag.ms": "0",
-        "min.cleanable.dirty.ratio": "0.01",
-        "delete.retention.ms": str(24 * 3_600_000),
-        "file.delete.delay.ms": "1000",
-        "compression.type": "producer",
-    }
-
-
-def ensure_keys_topic(bootstrap: str, topic: str, segment_s: float) -> bool:
-    """Create the keys topic (1 partition, compacted) if missing, else set its configs.
-    True if it was created."""
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=10_000, bootstrap_timeout_ms=5_000
-        )
-    except KafkaError as exc:
-        raise MayakError(_no_broker(bootstrap, exc)) from exc
-    try:
-        configs = topic_configs(segment_s)
-        if topic not in set(admin.list_topics()):
-            try:
-                admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
-                return True
-            except TopicAlreadyExistsError:
-                pass
-        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)])
-        return False
-    finally:
-        admin.close()
-
-
-def _no_broker(bootstrap: str, exc: BaseException) -> str:
-    return (
-        f"the shared key store cannot reach Kafka at {bootstrap} ({exc}) -> start the broker "
-        "(`mayak kafka start`), check MAYAK_KAFKA_BOOTSTRAP, and run the command again"
-    )
 
 
 class KafkaKeyStore:
@@ -126,7 +80,7 @@ class KafkaKeyStore:
                 fetch_max_wait_ms=100,
             )
         except KafkaError as exc:
-            raise MayakError(_no_broker(bootstrap, exc)) from exc
+            raise MayakError(no_broker(bootstrap, exc)) from exc
         self._tp = TopicPartition(topic, 0)
         self._consumer.assign([self._tp])
         self._consumer.seek_to_beginning(self._tp)
@@ -345,18 +299,3 @@ class KafkaKeyStore:
         self._stop.set()
         self._reader.join(timeout=5)
         self._producer.close(timeout=5)
-
-
-def topic_has_records(bootstrap: str, topic: str) -> bool:
-    """True if the keys topic exists and anything was ever written to it."""
-    try:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    except KafkaError as exc:
-        raise MayakError(_no_broker(bootstrap, exc)) from exc
-    try:
-        if topic not in consumer.topics():
-            return False
-        tp = TopicPartition(topic, 0)
-        return consumer.end_offsets([tp])[tp] > 0
-    finally:
-        consumer.close()

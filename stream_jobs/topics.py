@@ -18,7 +18,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from anonymizer.keystore_kafka import ensure_keys_topic
+from anonymizer.keystopic import ensure_keys_topic
 
 _HOUR_MS = 3_600_000
 # raw hits carry encrypted IPs: keep them briefly; events and failures long enough to replay
