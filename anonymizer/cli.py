@@ -38,8 +38,11 @@ def opt_out(
     refuse_lost_keys(settings)  # never a new key store beside an earlier install's data
     store = keystore_from_settings(settings)
     ids = _uids(uid)
-    for one in ids:
-        store.opt_out(one)
+    try:
+        for one in ids:
+            store.opt_out(one)
+    finally:
+        store.close()
     typer.echo(f"{len(ids)} customer(s) opted out", err=True)
 
 
@@ -50,7 +53,10 @@ def opt_in(
     settings = Settings()
     refuse_lost_keys(settings)
     store = keystore_from_settings(settings)
-    changed = sum(store.opt_in(one) for one in _uids(uid))
+    try:
+        changed = sum(store.opt_in(one) for one in _uids(uid))
+    finally:
+        store.close()
     typer.echo(f"{changed} opt-out(s) withdrawn", err=True)
 
 

@@ -49,7 +49,12 @@ def ensure_keys_topic(bootstrap: str, topic: str, segment_s: float) -> bool:
                 return True
             except TopicAlreadyExistsError:
                 pass
-        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)])
+        # incremental (SET of these keys only); kafka-python's check of "unknown" keys
+        # compares with the topic's overrides, which a fresh topic may not list yet
+        admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)],
+            raise_on_unknown=False,
+        )
         return False
     finally:
         admin.close()

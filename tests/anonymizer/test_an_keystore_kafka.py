@@ -259,3 +259,36 @@ def test_cli_backup_restore_to_an_empty_topic_never_resurrects(
     assert "cannot reach Kafka" in str(done.exception) and "mayak kafka start" in str(
         done.exception
     )
+
+
+def test_mayak_topics_creates_the_compacted_keys_topic(kafka_bootstrap: str, topic: str) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    from mayak.settings import Settings
+    from stream_jobs.topics import ensure_topics
+
+    tag = topic.split(".")[0]
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        key_store="kafka",
+        topic_keys=topic,
+        topic_raw=f"{tag}.raw",
+        topic_events=f"{tag}.events",
+        topic_failed=f"{tag}.failed",
+    )
+    assert topic in ensure_topics(settings)
+    assert topic not in ensure_topics(settings)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        (described,) = admin.describe_topics([topic])
+        assert len(described["partitions"]) == 1
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+        described_configs = admin.describe_configs([resource])
+        configs = next(iter(described_configs.values()))[topic]
+    finally:
+        admin.close()
+    values = {name: configs[name]["value"] for name in configs}
+    assert values["cleanup.policy"] == "compact"
+    assert values["segment.ms"] == values["max.compaction.lag.ms"] == "600000"
+    assert values["file.delete.delay.ms"] == "1000"
