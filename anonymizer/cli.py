@@ -4,7 +4,6 @@ and the encrypted backup and restore of the key store (``mayak keys backup|resto
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -13,6 +12,7 @@ import typer
 from anonymizer import keybackup
 from anonymizer.keystore import keystore_exists, keystore_from_settings, keystore_location
 from anonymizer.master import load_master_secret
+from mayak.clock import SYSTEM_CLOCK
 from mayak.errors import MayakError
 from mayak.install import refuse_lost_keys
 from mayak.settings import Settings
@@ -85,7 +85,7 @@ def keys_backup(
             settings.key_store,
             _master(settings),
             file,
-            datetime.now(UTC),
+            SYSTEM_CLOCK.now(),
         )
     finally:
         store.close()
@@ -100,7 +100,7 @@ def keys_restore(file: Path = typer.Argument(..., help="a file `mayak keys backu
     store = keystore_from_settings(settings, mint=False)
     try:
         report = keybackup.restore(
-            cast(keybackup.Restorable, store), settings.key_store, master, file, datetime.now(UTC)
+            cast(keybackup.Restorable, store), settings.key_store, master, file, SYSTEM_CLOCK.now()
         )
     finally:
         store.close()

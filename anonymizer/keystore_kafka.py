@@ -100,7 +100,8 @@ class KafkaKeyStore:
     # --- reading the topic ---------------------------------------------------------------
     def _catch_up(self) -> None:
         end = self._consumer.end_offsets([self._tp])[self._tp]
-        deadline = time.monotonic() + self.timeout_s  # real time: waiting for the broker
+        # real time, not injected: waiting for the broker to hand over the topic
+        deadline = time.monotonic() + self.timeout_s
         while self._consumer.position(self._tp) < end:
             if time.monotonic() > deadline:
                 raise MayakError(
