@@ -129,3 +129,18 @@ def test_setting_selects_the_store(tmp_path) -> None:
     assert Settings(data_dir=tmp_path, key_store="kafka").topic_keys == "mayak.keys"
     with pytest.raises(ValueError):
         Settings(data_dir=tmp_path, key_store="redis")
+
+
+def test_factory_and_install_watch_follow_the_setting(tmp_path) -> None:
+    from anonymizer.keystore import keystore_from_settings, keystore_location
+    from mayak.install import KeyStoreWatch, marker_path
+
+    local = Settings(data_dir=tmp_path)
+    store = keystore_from_settings(local)
+    assert isinstance(store, KeyStore) and keystore_location(local).endswith("anonymizer.db")
+    store.close()
+    shared = Settings(data_dir=tmp_path, key_store="kafka", topic_keys="k.keys")
+    assert keystore_location(shared).startswith("the Kafka topic k.keys at ")
+    # no key store file to watch on this host: only the install marker
+    assert KeyStoreWatch(shared, print).paths == [marker_path(shared)]
+    assert len(KeyStoreWatch(local, print).paths) == 2
