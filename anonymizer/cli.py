@@ -96,12 +96,10 @@ def keys_backup(
 def keys_restore(file: Path = typer.Argument(..., help="a file `mayak keys backup` wrote")) -> None:
     """Restore a backup: never brings back a secret destroyed since, never overwrites one."""
     settings = Settings()
-    master = _master(settings)
+    content = keybackup.load(file, _master(settings), settings.key_store)
     store = keystore_from_settings(settings, mint=False)
     try:
-        report = keybackup.restore(
-            cast(keybackup.Restorable, store), settings.key_store, master, file, SYSTEM_CLOCK.now()
-        )
+        report = keybackup.restore(cast(keybackup.Restorable, store), content, SYSTEM_CLOCK.now())
     finally:
         store.close()
     typer.echo(f"restored into {keystore_location(settings)}: {report}", err=True)

@@ -93,8 +93,9 @@ def backup(store: Restorable, kind: str, master: bytes, path: Path, now: datetim
     return {key: len(content[key]) for key in ("secrets", "gone", "opted_out")}
 
 
-def restore(store: Restorable, kind: str, master: bytes, path: Path, now: datetime) -> dict:
-    """Restore ``path`` into ``store``; returns counts of what was done and what was not."""
+def load(path: Path, master: bytes, kind: str) -> dict:
+    """Read and decrypt a backup for a ``kind`` key store (before opening the store: a failed
+    restore must not leave an empty key store behind, which would pass for the real one)."""
     try:
         blob = path.read_bytes()
     except OSError as exc:
@@ -105,6 +106,14 @@ def restore(store: Restorable, kind: str, master: bytes, path: Path, now: dateti
             f"{path} is a backup of the {content.get('store')!r} key store; this deployment "
             f"uses {kind!r} (MAYAK_KEY_STORE): customer index keys differ between the two"
         )
+    content["path"] = str(path)
+    return content
+
+
+def restore(store: Restorable, content: dict, now: datetime) -> dict:
+    """Restore a backup's ``content`` (``load``) into ``store``; returns counts of what was
+    done and what was not."""
+    path = content["path"]
     saved = [(key, base64.b64decode(value)) for key, value in content["secrets"]]
     target = store.snapshot()
     _same_install(target, saved, path)
@@ -137,7 +146,7 @@ def restore(store: Restorable, kind: str, master: bytes, path: Path, now: dateti
     return dict(report)
 
 
-def _same_install(target: KeyState, saved: list[tuple[str, bytes]], path: Path) -> None:
+def _same_install(target: KeyState, saved: list[tuple[str, bytes]], path: str) -> None:
     held = target.winner("secret/install-id")
     theirs = [secret for key, secret in saved if key.startswith("secret/install-id/")]
     if held is not None and theirs and held.secret != theirs[0]:

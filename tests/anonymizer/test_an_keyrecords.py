@@ -73,7 +73,7 @@ def test_local_backup_restores_into_an_empty_store_but_not_what_was_destroyed(tm
         assert secret not in file.read_bytes()
 
     empty = KeyStore(tmp_path / "b.db", mint=False)
-    report = keybackup.restore(empty, "local", master, file, NOON)
+    report = keybackup.restore(empty, keybackup.load(file, master, "local"), NOON)
     assert report["restored"] == 6
     empty.close()
     b = KeyStore(tmp_path / "b.db")
@@ -83,7 +83,7 @@ def test_local_backup_restores_into_an_empty_store_but_not_what_was_destroyed(tm
 
     # erased (and a salt destroyed) after the backup: restoring it again brings neither back
     assert a.forget_customer("gone") and a.purge_expired(NOON + timedelta(days=2)) == [DAY]
-    report = keybackup.restore(a, "local", master, file, NOON)
+    report = keybackup.restore(a, keybackup.load(file, master, "local"), NOON)
     assert report["not_restored_destroyed"] == 2 and "restored" not in report
     assert not a.has_customer("gone") and a.customer_key("kept") == kept
     with pytest.raises(SaltExpired):
@@ -92,7 +92,7 @@ def test_local_backup_restores_into_an_empty_store_but_not_what_was_destroyed(tm
     # and the erasure record travels with a later backup, onto a store that still had the key
     later = tmp_path / "later.backup"
     keybackup.backup(a, "local", master, later, NOON)
-    report = keybackup.restore(b, "local", master, later, NOON)
+    report = keybackup.restore(b, keybackup.load(later, master, "local"), NOON)
     assert report["destroyed_here"] >= 2 and not b.has_customer("gone")
 
 
@@ -106,9 +106,9 @@ def test_restore_keeps_existing_keys_and_refuses_other_installs(tmp_path) -> Non
     other = KeyStore(tmp_path / "other.db")
     assert other.install_id != a.install_id
     with pytest.raises(keybackup.BackupError, match="another install"):
-        keybackup.restore(other, "local", master, file, NOON)
+        keybackup.restore(other, keybackup.load(file, master, "local"), NOON)
     with pytest.raises(keybackup.BackupError, match="customer index keys differ"):
-        keybackup.restore(other, "kafka", master, file, NOON)
+        keybackup.restore(other, keybackup.load(file, master, "kafka"), NOON)
 
 
 def test_wrong_master_and_damaged_files_are_clear_errors(tmp_path) -> None:
@@ -116,12 +116,16 @@ def test_wrong_master_and_damaged_files_are_clear_errors(tmp_path) -> None:
     file = tmp_path / "a.backup"
     keybackup.backup(a, "local", secrets.token_bytes(32), file, NOON)
     with pytest.raises(keybackup.BackupError, match="does not decrypt with this master secret"):
-        keybackup.restore(a, "local", secrets.token_bytes(32), file, NOON)
+        keybackup.restore(a, keybackup.load(file, secrets.token_bytes(32), "local"), NOON)
     (tmp_path / "junk").write_bytes(b"hello")
     with pytest.raises(keybackup.BackupError, match="not a Mayak key backup"):
-        keybackup.restore(a, "local", secrets.token_bytes(32), tmp_path / "junk", NOON)
+        keybackup.restore(
+            a, keybackup.load(tmp_path / "junk", secrets.token_bytes(32), "local"), NOON
+        )
     with pytest.raises(keybackup.BackupError, match="cannot read"):
-        keybackup.restore(a, "local", secrets.token_bytes(32), tmp_path / "nope", NOON)
+        keybackup.restore(
+            a, keybackup.load(tmp_path / "nope", secrets.token_bytes(32), "local"), NOON
+        )
 
 
 def test_setting_selects_the_store(tmp_path) -> None:
@@ -144,3 +148,34 @@ def test_factory_and_install_watch_follow_the_setting(tmp_path) -> None:
     # no key store file to watch on this host: only the install marker
     assert KeyStoreWatch(shared, print).paths == [marker_path(shared)]
     assert len(KeyStoreWatch(local, print).paths) == 2
+
+
+def test_cli_restore_that_fails_leaves_no_empty_key_store_behind(tmp_path, monkeypatch) -> None:
+    import base64
+
+    from typer.testing import CliRunner
+
+    from anonymizer.keystore import keystore_path
+    from mayak.cli import app
+
+    master = base64.b64encode(secrets.token_bytes(32)).decode()
+    monkeypatch.setenv("MAYAK_DATA_DIR", str(tmp_path / "old"))
+    monkeypatch.setenv("MAYAK_IP_KEY", master)
+    old = KeyStore(keystore_path(Settings()))
+    key = old.customer_key("c")
+    old.close()
+    runner = CliRunner()
+    file = tmp_path / "keys.backup"
+    assert runner.invoke(app, ["keys", "backup", str(file)]).exit_code == 0
+
+    monkeypatch.setenv("MAYAK_DATA_DIR", str(tmp_path / "new"))
+    monkeypatch.setenv("MAYAK_IP_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+    done = runner.invoke(app, ["keys", "restore", str(file)])
+    assert "does not decrypt with this master secret" in str(done.exception)
+    assert not keystore_path(Settings()).exists()  # the lost-keys guard still sees no store
+
+    monkeypatch.setenv("MAYAK_IP_KEY", master)
+    done = runner.invoke(app, ["keys", "restore", str(file)])
+    assert done.exit_code == 0, done.output
+    restored = KeyStore(keystore_path(Settings()))
+    assert restored.customer_key("c") == key
