@@ -30,7 +30,7 @@ from datetime import date, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, LogTruncationError, OffsetOutOfRangeError
 
 from anonymizer.keyrecords import (
     HEARTBEAT,
@@ -45,6 +45,12 @@ from anonymizer.keyrecords import (
 from anonymizer.keystopic import ensure_keys_topic, no_broker
 from anonymizer.master import keystore_cipher_key, keystore_index_key
 from mayak.errors import MayakError
+
+LOST = (
+    "the key topic {topic} lost its records while this process ran (deleted or truncated?): "
+    "refusing to answer, so that no new keys are minted beside the stored data -> restore "
+    "it (`mayak keys restore FILE`) and start the workers again"
+)
 
 
 class KafkaKeyStore:
@@ -78,6 +84,7 @@ class KafkaKeyStore:
                 group_id=None,
                 enable_auto_commit=False,
                 fetch_max_wait_ms=100,
+                auto_offset_reset="none",  # records gone under our feet: fail, never skip
             )
         except KafkaError as exc:
             raise MayakError(no_broker(bootstrap, exc)) from exc
@@ -128,17 +135,25 @@ class KafkaKeyStore:
         return self._cipher.open(key, value)
 
     def _read_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._take(self._consumer.poll(timeout_ms=200))
-            except WrongMasterKey as exc:  # every later answer would be wrong: refuse them
-                with self._cond:
-                    self._failure = exc
-                    self._cond.notify_all()
-                return
-            except Exception:  # the broker away for a while: kafka-python reconnects
-                self._stop.wait(0.5)
-        self._consumer.close()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._take(self._consumer.poll(timeout_ms=200))
+                except WrongMasterKey as exc:  # every later answer would be wrong: refuse
+                    self._fail(exc)
+                    return
+                except (OffsetOutOfRangeError, LogTruncationError):  # deleted + re-created, cut
+                    self._fail(MayakError(LOST.format(topic=self.topic)))
+                    return
+                except Exception:  # the broker away for a while: kafka-python reconnects
+                    self._stop.wait(0.5)
+        finally:
+            self._consumer.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._cond:
+            self._failure = exc
+            self._cond.notify_all()
 
     def _wait_read(self, offset: int) -> None:
         """Block until the reader has taken in the record at ``offset``."""

@@ -292,3 +292,28 @@ def test_mayak_topics_creates_the_compacted_keys_topic(kafka_bootstrap: str, top
     assert values["cleanup.policy"] == "compact"
     assert values["segment.ms"] == values["max.compaction.lag.ms"] == "600000"
     assert values["file.delete.delay.ms"] == "1000"
+
+
+def test_a_deleted_keys_topic_stops_the_store_instead_of_minting_new_keys(
+    open_store, kafka_bootstrap: str, topic: str
+) -> None:
+    from kafka import KafkaAdminClient
+
+    from mayak.errors import MayakError
+
+    store = open_store()
+    store.customer_key("c")
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.delete_topics([topic])
+    admin.close()
+
+    def refused() -> bool:
+        try:
+            store.is_opted_out("c")
+        except MayakError as exc:
+            assert "lost its records" in str(exc) and "mayak keys restore" in str(exc)
+            return True
+        return False
+
+    took = _until(refused, 60)
+    print(f"the store refused {took:.1f}s after its topic was deleted")
