@@ -78,7 +78,9 @@ def _race(a: KafkaKeyStore, b: KafkaKeyStore, job: Callable[[KafkaKeyStore], byt
     return got
 
 
-def test_racing_stores_agree_on_one_salt_and_key_also_after_restart(open_store) -> None:
+def test_racing_stores_agree_on_one_salt_and_key_also_after_restart(
+    open_store, kafka_bootstrap: str, topic: str
+) -> None:
     a, b = open_store(), open_store()
     for n in range(5):  # several rounds: each a fresh slot both create at the same moment
         day = DAY + timedelta(days=n)
@@ -87,6 +89,10 @@ def test_racing_stores_agree_on_one_salt_and_key_also_after_restart(open_store) 
         assert salts[0] == salts[1] and len(salts[0]) == 32
         assert keys[0] == keys[1] and len(keys[0]) == 32
     assert a.visitor_key == b.visitor_key and a.install_id == b.install_id
+    # the race did happen: more candidates were written than there are slots (the losers
+    # were tombstoned by their writers)
+    raw = _raw_values(kafka_bootstrap, topic)
+    assert sum(k.startswith((b"salt/", b"cust/")) for k in raw) > 10
     wanted = (a.salt_for(DAY, NOON), a.customer_key("cust-0"), a.install_id)
     a.close()
     b.close()
