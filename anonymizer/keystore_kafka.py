@@ -91,7 +91,12 @@ class KafkaKeyStore:
         self._tp = TopicPartition(topic, 0)
         self._consumer.assign([self._tp])
         self._consumer.seek_to_beginning(self._tp)
-        self._catch_up()
+        try:
+            self._catch_up()
+        except BaseException:  # wrong master secret, broker too slow: leave no client behind
+            self._consumer.close()
+            self._producer.close(timeout=5)
+            raise
         self._reader = threading.Thread(target=self._read_loop, name="keys-reader", daemon=True)
         self._reader.start()
         self._beat = threading.Thread(
@@ -122,6 +127,7 @@ class KafkaKeyStore:
             (r.offset, r.key.decode(), self._open(r.key.decode(), r.value))
             for records in batches.values()
             for r in records
+            if r.key  # not a record of ours (none is written without a key)
         ]
         with self._cond:
             for offset, key, plain in opened:

@@ -323,3 +323,11 @@ def test_a_deleted_keys_topic_stops_the_store_instead_of_minting_new_keys(
 
     took = _until(refused, 60)
     print(f"the store refused {took:.1f}s after its topic was deleted")
+
+
+def test_a_store_with_another_master_secret_is_refused_at_start(open_store) -> None:
+    from anonymizer.keyrecords import WrongMasterKey
+
+    open_store().customer_key("c")
+    with pytest.raises(WrongMasterKey, match="every worker must use the same MAYAK_IP_KEY"):
+        open_store(secrets.token_bytes(32))
