@@ -70,7 +70,9 @@ def no_broker(bootstrap: str, exc: BaseException) -> str:
 def topic_has_records(bootstrap: str, topic: str) -> bool:
     """True if the keys topic exists and anything was ever written to it."""
     try:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, bootstrap_timeout_ms=5_000
+        )
     except KafkaError as exc:
         raise MayakError(no_broker(bootstrap, exc)) from exc
     try:
