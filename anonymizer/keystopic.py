@@ -41,8 +41,8 @@ def ensure_keys_topic(bootstrap: str, topic: str, segment_s: float) -> bool:
         )
     except KafkaError as exc:
         raise MayakError(no_broker(bootstrap, exc)) from exc
+    configs = topic_configs(segment_s)
     try:
-        configs = topic_configs(segment_s)
         if topic not in set(admin.list_topics()):
             try:
                 admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
@@ -56,6 +56,12 @@ def ensure_keys_topic(bootstrap: str, topic: str, segment_s: float) -> bool:
             raise_on_unknown=False,
         )
         return False
+    except KafkaError as exc:  # e.g. not authorized to create topics or alter their configs
+        settings = ", ".join(f"{key}={value}" for key, value in configs.items())
+        raise MayakError(
+            f"the shared key store could not create or configure the topic {topic} ({exc}) "
+            f"-> allow this client to, or create it yourself: 1 partition, {settings}"
+        ) from exc
     finally:
         admin.close()
 
