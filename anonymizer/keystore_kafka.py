@@ -26,6 +26,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -51,6 +52,14 @@ LOST = (
     "refusing to answer, so that no new keys are minted beside the stored data -> restore "
     "it (`mayak keys restore FILE`) and start the workers again"
 )
+
+#: called with the message when a store of this process fails for good (topic lost, another
+#: master secret): ``mayak.install.KeyStoreWatch`` stops the worker, as when a key file vanishes
+_failure_listeners: list[Callable[[str], None]] = []
+
+
+def on_store_failure(listener: Callable[[str], None]) -> None:
+    _failure_listeners.append(listener)
 
 
 class KafkaKeyStore:
@@ -160,6 +169,8 @@ class KafkaKeyStore:
         with self._cond:
             self._failure = exc
             self._cond.notify_all()
+        for listener in list(_failure_listeners):
+            listener(str(exc))
 
     def _wait_read(self, offset: int) -> None:
         """Block until the reader has taken in the record at ``offset``."""

@@ -192,7 +192,8 @@ def _no_broker(settings: Settings, exc: BaseException) -> str:
 
 class KeyStoreWatch:
     """Calls ``on_lost(message)`` once if the key store file (or the install marker) vanishes
-    or is replaced while the process runs. Checks every ``interval`` seconds in a thread."""
+    or is replaced while the process runs (checked every ``interval`` seconds in a thread), or
+    a shared key store of this process fails for good (its topic lost, another master secret)."""
 
     def __init__(
         self, settings: Settings, on_lost: Callable[[str], None], interval: float = 1.0
@@ -201,6 +202,11 @@ class KeyStoreWatch:
         local = settings.key_store == "local"
         self.paths = [keystore_path(settings)] * local + [marker_path(settings)]
         self.location = keystore_location(settings)
+        self._fired = threading.Event()
+        if not local:  # the shared store reports a lost topic or another master secret itself
+            from anonymizer.keystore_kafka import on_store_failure
+
+            on_store_failure(self._store_failed)
         self.on_lost = on_lost
         self.interval = interval
         self._ids = [self._identity(p) for p in self.paths]
@@ -232,9 +238,15 @@ class KeyStoreWatch:
                 )
         return None
 
+    def _store_failed(self, message: str) -> None:
+        if not self._stop.is_set() and not self._fired.is_set():
+            self._fired.set()
+            self.on_lost(message)
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             message = self.lost()
-            if message:
+            if message and not self._fired.is_set():
+                self._fired.set()
                 self.on_lost(message)
                 return

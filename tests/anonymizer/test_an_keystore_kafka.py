@@ -301,14 +301,18 @@ def test_mayak_topics_creates_the_compacted_keys_topic(kafka_bootstrap: str, top
 
 
 def test_a_deleted_keys_topic_stops_the_store_instead_of_minting_new_keys(
-    open_store, kafka_bootstrap: str, topic: str
+    open_store, kafka_bootstrap: str, topic: str, tmp_path: Path
 ) -> None:
     from kafka import KafkaAdminClient
 
     from mayak.errors import MayakError
+    from mayak.install import KeyStoreWatch
+    from mayak.settings import Settings
 
     store = open_store()
     store.customer_key("c")
+    stopped: list[str] = []  # what the worker's watch hands to stop_worker
+    watch = KeyStoreWatch(Settings(data_dir=tmp_path, key_store="kafka"), stopped.append)
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     admin.delete_topics([topic])
     admin.close()
@@ -323,6 +327,8 @@ def test_a_deleted_keys_topic_stops_the_store_instead_of_minting_new_keys(
 
     took = _until(refused, 60)
     print(f"the store refused {took:.1f}s after its topic was deleted")
+    assert len(stopped) == 1 and "lost its records" in stopped[0]
+    watch.stop()
 
 
 def test_a_store_with_another_master_secret_is_refused_at_start(open_store) -> None:
