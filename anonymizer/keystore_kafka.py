@@ -75,8 +75,10 @@ class KafkaKeyStore:
         heartbeat_s: float = 30.0,
         timeout_s: float = 30.0,
         mint: bool = True,
+        clients: tuple[Any, Any] | None = None,
     ) -> None:
-        """``mint=False`` (restoring a backup): create no store-wide secret on opening."""
+        """``mint=False`` (restoring a backup): create no store-wide secret on opening.
+        ``clients``: a (producer, consumer) pair to use instead of connecting (tests' fakes)."""
         self.topic = topic
         self.timeout_s = timeout_s
         self._cipher = RecordCipher(keystore_cipher_key(master))
@@ -85,18 +87,10 @@ class KafkaKeyStore:
         self._cond = threading.Condition()
         self._failure: BaseException | None = None
         self._stop = threading.Event()
-        ensure_keys_topic(bootstrap, topic, segment_s)
-        try:
-            self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap,
-                group_id=None,
-                enable_auto_commit=False,
-                fetch_max_wait_ms=100,
-                auto_offset_reset="none",  # records gone under our feet: fail, never skip
-            )
-        except KafkaError as exc:
-            raise MayakError(no_broker(bootstrap, exc)) from exc
+        if clients is None:
+            ensure_keys_topic(bootstrap, topic, segment_s)
+            clients = _connect(bootstrap)
+        self._producer, self._consumer = clients
         self._tp = TopicPartition(topic, 0)
         self._consumer.assign([self._tp])
         self._consumer.seek_to_beginning(self._tp)
@@ -272,7 +266,9 @@ class KafkaKeyStore:
         return self._get_or_create(slot)
 
     def purge_expired(self, now: datetime) -> list[date]:
-        """Destroy every salt whose day started ``SALT_LIFETIME`` ago or earlier."""
+        """Destroy every salt whose day started ``SALT_LIFETIME`` ago or earlier (after reading
+        to the end of the topic: a salt another worker just created is destroyed too)."""
+        self._sync()
         expired = [d for d in self.salt_days() if day_start(d) + SALT_LIFETIME <= now]
         for day in expired:
             self._destroy(f"salt/{day.isoformat()}", whole=True)
@@ -332,3 +328,18 @@ class KafkaKeyStore:
         self._stop.set()
         self._reader.join(timeout=5)
         self._producer.close(timeout=5)
+
+
+def _connect(bootstrap: str) -> tuple[KafkaProducer, KafkaConsumer]:
+    try:
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+            auto_offset_reset="none",  # records gone under our feet: fail, never skip
+        )
+    except KafkaError as exc:
+        raise MayakError(no_broker(bootstrap, exc)) from exc
+    return producer, consumer
