@@ -200,18 +200,18 @@ class KeyStoreWatch:
     ) -> None:
         # a shared key store (MAYAK_KEY_STORE=kafka) has no file here: the marker is watched
         local = settings.key_store == "local"
-        self.paths = [keystore_path(settings)] * local + [marker_path(settings)]
+        self.paths = ([keystore_path(settings)] if local else []) + [marker_path(settings)]
         self.location = keystore_location(settings)
-        self._fired = threading.Event()
-        if not local:  # the shared store reports a lost topic or another master secret itself
-            from anonymizer.keystore_kafka import on_store_failure
-
-            on_store_failure(self._store_failed)
         self.on_lost = on_lost
         self.interval = interval
         self._ids = [self._identity(p) for p in self.paths]
         self._stop = threading.Event()
+        self._fired = threading.Event()
         self._thread = threading.Thread(target=self._run, name="keystore-watch", daemon=True)
+        if not local:  # the shared store reports a lost topic or another master secret itself
+            from anonymizer.keystore_kafka import on_store_failure
+
+            on_store_failure(self._store_failed)
 
     @staticmethod
     def _identity(path: Path) -> tuple[int, int] | None:
