@@ -147,7 +147,7 @@ class KafkaKeyStore:
         try:
             while not self._stop.is_set():
                 try:
-                    self._take(self._consumer.poll(timeout_ms=200))
+                    self._take(self._consumer.poll(timeout_ms=1000))
                 except WrongMasterKey as exc:  # every later answer would be wrong: refuse
                     self._fail(exc)
                     return
@@ -337,7 +337,7 @@ def _connect(bootstrap: str) -> tuple[KafkaProducer, KafkaConsumer]:
             bootstrap_servers=bootstrap,
             group_id=None,
             enable_auto_commit=False,
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=500,  # a long poll: answered as soon as a record comes
             auto_offset_reset="none",  # records gone under our feet: fail, never skip
         )
     except KafkaError as exc:
