@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from anonymizer.keystore import KeyStore, keystore_from_settings
+from anonymizer.keystore import KeyStoreLike, keystore_from_settings
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.settings import Settings
 from stream_jobs.agents import Agents, register_agents
@@ -34,7 +34,7 @@ def create_app(
     client: Client | None,
     *,
     clock: Clock = SYSTEM_CLOCK,
-    keys: KeyStore | None = None,
+    keys: KeyStoreLike | None = None,
     role: Role = Role.ALL,
 ) -> faust.App:
     """The Faust app of ``role``; ``client`` is a ClickHouse client (None: no sink agents)."""
