@@ -59,11 +59,6 @@ def group_id(settings: Settings, role: Role) -> str:
     return f"{settings.worker_id}-sink" if role is Role.SINK else settings.worker_id
 
 
-def _key_store_kind(settings: Settings) -> str:
-    # MAYAK_KEY_STORE (local | kafka) comes with the shared key store; until then: local
-    return str(getattr(settings, "key_store", "local"))
-
-
 def check_role(settings: Settings, role: Role, dashboards: bool) -> None:
     """Refuse a role that cannot work as configured, saying what to set.
 
@@ -83,7 +78,7 @@ def check_role(settings: Settings, role: Role, dashboards: bool) -> None:
                 "an enrich worker has no ClickHouse client and cannot serve the dashboards: "
                 "drop --dashboards (the sink worker or `mayak dashboards` serves them)"
             )
-        if _key_store_kind(settings) == "local" and not settings.keystore_path:
+        if settings.key_store == "local" and not settings.keystore_path:
             raise MayakError(
                 "an enrich worker needs the key store every enrich worker shares, else each "
                 "mints its own salts and customer keys and one visitor gets a pseudonym per "

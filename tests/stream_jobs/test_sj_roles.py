@@ -141,8 +141,9 @@ def test_enrich_role_refuses_a_key_store_of_its_own(tmp_path: Path, started: Sta
     with pytest.raises(MayakError, match=r"MAYAK_KEY_STORE=kafka.*MAYAK_KEYSTORE_PATH"):
         worker_module.run_worker(_settings(tmp_path), None, role=Role.ENRICH)
     assert started.app is None and not (tmp_path / "data" / "keys").exists()
-    # `all` keeps the local key store of its data dir
+    # `all` keeps the local key store of its data dir; the shared store suits enrich workers
     check_role(_settings(tmp_path), Role.ALL, dashboards=True)
+    check_role(_settings(tmp_path, key_store="kafka"), Role.ENRICH, dashboards=False)
 
 
 def test_enrich_role_cannot_serve_the_dashboards(tmp_path: Path) -> None:

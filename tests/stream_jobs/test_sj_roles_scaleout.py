@@ -46,12 +46,12 @@ SLICES = 20
 
 
 def shared_key_store(home: Path, tag: str) -> dict[str, str]:
-    """How every enrich worker reaches the one key store: one SQLite file (same host) until
-    the shared key store is merged. SWITCH THEN to the Kafka key store, a keys topic of this
-    test's own (the session broker is shared), by replacing the return line with:
-        return {"MAYAK_KEY_STORE": "kafka", "MAYAK_TOPIC_KEYS": f"s{tag}.keys"}
+    """How every enrich worker reaches the one key store: the shared Kafka key store, with a
+    keys topic of this test's own (the session broker is shared by the tests). The same
+    workers on one host can share one SQLite file instead; to test that, return:
+        {"MAYAK_KEYSTORE_PATH": str(home / "shared-keys" / "anonymizer.db")}
     """
-    return {"MAYAK_KEYSTORE_PATH": str(home / "shared-keys" / "anonymizer.db")}
+    return {"MAYAK_KEY_STORE": "kafka", "MAYAK_TOPIC_KEYS": f"s{tag}.keys"}
 
 
 class Traffic:
