@@ -17,6 +17,7 @@ from mayak.errors import MayakError
 from mayak.install import private_umask
 from mayak.settings import Settings
 from mayak.supervise import die_with_supervisor
+from stream_jobs.roles import Role  # a small enum: the worker's --role choices
 
 if TYPE_CHECKING:
     from producers.collector.app import CollectorApp
@@ -104,9 +105,16 @@ def migrate() -> None:
 
 @app.command()
 def worker(
+    role: Role = typer.Option(
+        Role.ALL,
+        help="all: enrich and land (one process, as `mayak up` runs it); enrich: "
+        "mayak.raw -> mayak.events only (as many as mayak.raw has partitions, any host; needs "
+        "a shared key store); sink: mayak.events -> ClickHouse only",
+    ),
     dashboards: bool = typer.Option(
         None,
-        help="Also serve the dashboards from this process (default: on with embedded ClickHouse)",
+        help="Also serve the dashboards from this process (default: on with embedded "
+        "ClickHouse, except for --role enrich)",
     ),
     loglevel: str = typer.Option("warn", help="crit, error, warn, info or debug"),
     reset_keys: bool = typer.Option(False, help=RESET_HELP),
@@ -116,8 +124,11 @@ def worker(
     from stream_jobs.worker import run_worker
 
     settings = Settings()
-    serve = settings.embedded_clickhouse if dashboards is None else dashboards
-    run_worker(settings, create_dashboards if serve else None, loglevel, reset_keys=reset_keys)
+    default = settings.embedded_clickhouse and role.sinks
+    serve = default if dashboards is None else dashboards
+    run_worker(
+        settings, create_dashboards if serve else None, loglevel, reset_keys=reset_keys, role=role
+    )
 
 
 def collector_app() -> CollectorApp:

@@ -46,12 +46,14 @@ log = logging.getLogger("mayak.stream_jobs")
 
 @dataclass
 class Agents:
-    enrich: faust.types.AgentT
+    """What ``register_agents`` defined (None: not in this worker's role)."""
+
+    enrich: faust.types.AgentT | None
     sink_events: faust.types.AgentT | None
     sink_failed: faust.types.AgentT | None
-    pipeline: Pipeline
-    intake: Intake
-    publisher: Publisher
+    pipeline: Pipeline | None
+    intake: Intake | None
+    publisher: Publisher | None
     coordinator: CommitCoordinator
 
 
@@ -110,12 +112,85 @@ def register_agents(
     app: faust.App,
     topics: Topics,
     settings: Settings,
-    make_pipeline: Callable[[MutableMapping[str, Any]], Pipeline],
+    make_pipeline: Callable[[MutableMapping[str, Any]], Pipeline] | None,
     landers: dict[str, Lander] | None,
     clock: Clock,
     purge_salts: Callable[[], object] | None = None,
 ) -> Agents:
-    """Define the table, agents and timers on ``app``; ``landers=None`` skips the sinks."""
+    """Define the table, agents and timers on ``app``: the enrich side (the session table,
+    the enrich agent, its timers) unless ``make_pipeline`` is None, the sinks unless
+    ``landers`` is None (``stream_jobs.roles``)."""
+    # every send is checked after the producer's flush, before a commit (stream_jobs.commit)
+    deliveries = Deliveries()
+    enricher = (
+        _enricher(app, settings, topics, make_pipeline, deliveries) if make_pipeline else None
+    )
+    pipeline, intake, publisher = (
+        (enricher.pipeline, enricher.intake, enricher.publisher) if enricher else (None,) * 3
+    )
+    landing = _landing_buffers(landers, topics, settings, clock, deliveries)
+    consumed = [settings.topic_raw] if enricher else []
+    consumed += [settings.topic_events, settings.topic_failed] if landing else []
+    guard = CommitGuard(app, consumed)
+    coordinator = CommitCoordinator(intake, publisher, list(landing.values()), guard, deliveries)
+    enrich = _enrich_agent(app, topics, settings, enricher, coordinator) if enricher else None
+    sink_events, sink_failed = _sink_agents(app, topics, settings, landing, coordinator)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust types sync receivers
+    async def on_revoked(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
+        coordinator.revoke(revoked)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust types sync receivers
+    async def on_assigned(app: faust.App, assigned: set[Any], **kwargs: Any) -> None:
+        # which member works on what: the first thing to know when a worker of several idles
+        log.info(
+            "%s took partitions %s",
+            app.conf.id,
+            sorted(f"{tp.topic}/{tp.partition}" for tp in assigned if tp.topic in consumed),
+        )
+        coordinator.assign(assigned)
+
+    @app.timer(5.0)
+    async def rewind_lost_offsets() -> None:
+        await coordinator.rewind_lost_offsets()
+
+    if pipeline is not None:
+        counters = pipeline.counters
+
+        @app.timer(60.0)
+        async def report_counters() -> None:
+            if counters:
+                log.warning("stream counters %s", dict(sorted(counters.items())))
+
+        @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust types sync receivers
+        async def final_counters(app: faust.App, **kwargs: Any) -> None:
+            log.warning("stream counters at stop %s", dict(sorted(counters.items())))
+
+    if enricher is not None and purge_salts is not None:
+
+        @app.timer(600.0)
+        async def destroy_old_salts() -> None:
+            purge_salts()
+
+    return Agents(enrich, sink_events, sink_failed, pipeline, intake, publisher, coordinator)
+
+
+@dataclass
+class _Enricher:
+    """The enrich side's pipeline and buffers (the session table behind the pipeline)."""
+
+    pipeline: Pipeline
+    intake: Intake
+    publisher: Publisher
+
+
+def _enricher(
+    app: faust.App,
+    settings: Settings,
+    topics: Topics,
+    make_pipeline: Callable[[MutableMapping[str, Any]], Pipeline],
+    deliveries: Deliveries,
+) -> _Enricher:
     # json keys: str both when written live and when recovered from the changelog
     sessions = app.Table(
         "sessions",
@@ -123,8 +198,6 @@ def register_agents(
         partitions=settings.kafka_partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
-    # every send is checked after the producer's flush, before a commit (stream_jobs.commit)
-    deliveries = Deliveries()
     write_back = SessionWriteBack(sessions, BatchedChangelog(app, sessions, deliveries.add))
     pipeline = make_pipeline(write_back)
     # send looked up per call, not bound now: tests patch faust's Topic.send after start-up
@@ -134,16 +207,23 @@ def register_agents(
         settings.events_per_message,
         settings.kafka_partitions,
     )
-
     intake = Intake(
         pipeline,
         publisher,
         deliveries.tracked(lambda **message: topics.failed.send(**message)),
         settings.enrich_batch_size,
     )
-    landing = _landing_buffers(landers, topics, settings, clock, deliveries)
-    guard = CommitGuard(app, [settings.topic_raw, settings.topic_events, settings.topic_failed])
-    coordinator = CommitCoordinator(intake, publisher, list(landing.values()), guard, deliveries)
+    return _Enricher(pipeline, intake, publisher)
+
+
+def _enrich_agent(
+    app: faust.App,
+    topics: Topics,
+    settings: Settings,
+    enricher: _Enricher,
+    coordinator: CommitCoordinator,
+) -> faust.types.AgentT:
+    intake, publisher = enricher.intake, enricher.publisher
 
     @app.agent(topics.raw, name="enrich")
     async def enrich(stream: faust.StreamT) -> AsyncIterator[Any]:
@@ -173,57 +253,44 @@ def register_agents(
         if publisher.pending:
             await publisher.flush()
 
-    sink_events = sink_failed = None
-    if landing:
-        events, failed = landing["events"], landing["failed"]
+    return enrich
 
-        async def run_sink(stream: faust.StreamT, buffer: LandingBuffer) -> None:
-            coordinator.install(app.producer)
-            async for event in stream.events():
-                message = event.message
-                if coordinator.seen(message):
-                    continue  # read again after a rewind: handled before
-                # a mayak.events message carries up to events_per_message events
-                if buffer.add(
-                    message.partition, message.offset, event.value, event_count(message.headers)
-                ):
-                    await buffer.flush()
 
-        @app.agent(topics.events, name="sink_events")
-        async def sink_events(stream: faust.StreamT) -> None:
-            await run_sink(stream, events)
+def _sink_agents(
+    app: faust.App,
+    topics: Topics,
+    settings: Settings,
+    landing: dict[str, LandingBuffer],
+    coordinator: CommitCoordinator,
+) -> tuple[faust.types.AgentT | None, faust.types.AgentT | None]:
+    if not landing:
+        return None, None
+    events, failed = landing["events"], landing["failed"]
 
-        @app.agent(topics.failed, name="sink_failed")
-        async def sink_failed(stream: faust.StreamT) -> None:
-            await run_sink(stream, failed)
+    async def run_sink(stream: faust.StreamT, buffer: LandingBuffer) -> None:
+        coordinator.install(app.producer)
+        async for event in stream.events():
+            message = event.message
+            if coordinator.seen(message):
+                continue  # read again after a rewind: handled before
+            # a mayak.events message carries up to events_per_message events
+            if buffer.add(
+                message.partition, message.offset, event.value, event_count(message.headers)
+            ):
+                await buffer.flush()
 
-        @app.timer(settings.sink_flush_seconds)
-        async def land_waiting_rows() -> None:
-            for buffer in (events, failed):
-                if buffer.pending:
-                    await buffer.flush()
+    @app.agent(topics.events, name="sink_events")
+    async def sink_events(stream: faust.StreamT) -> None:
+        await run_sink(stream, events)
 
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust types sync receivers
-    async def on_revoked(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
-        coordinator.revoke(revoked)
+    @app.agent(topics.failed, name="sink_failed")
+    async def sink_failed(stream: faust.StreamT) -> None:
+        await run_sink(stream, failed)
 
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust types sync receivers
-    async def on_assigned(app: faust.App, assigned: set[Any], **kwargs: Any) -> None:
-        coordinator.assign(assigned)
+    @app.timer(settings.sink_flush_seconds)
+    async def land_waiting_rows() -> None:
+        for buffer in (events, failed):
+            if buffer.pending:
+                await buffer.flush()
 
-    @app.timer(5.0)
-    async def rewind_lost_offsets() -> None:
-        await coordinator.rewind_lost_offsets()
-
-    @app.timer(60.0)
-    async def report_counters() -> None:
-        if pipeline.counters:
-            log.warning("stream counters %s", dict(sorted(pipeline.counters.items())))
-
-    if purge_salts is not None:
-
-        @app.timer(600.0)
-        async def destroy_old_salts() -> None:
-            purge_salts()
-
-    return Agents(enrich, sink_events, sink_failed, pipeline, intake, publisher, coordinator)
+    return sink_events, sink_failed

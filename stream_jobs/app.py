@@ -1,13 +1,15 @@
 """Builds the Faust app of the stream worker: topics, the session table, agents and timers.
 
-``create_app(settings, client)`` is the entry point used by ``run_worker``; tests pass
-``client=None`` (no sinks) and their own ``clock`` / ``keys`` to run agents in
-``test_context()`` without a broker or ClickHouse.
+``create_app(settings, client, role=...)`` is the entry point used by ``run_worker``; tests
+pass ``client=None`` (no sinks) and their own ``clock`` / ``keys`` to run agents in
+``test_context()`` without a broker or ClickHouse. The role (``stream_jobs.roles``) decides
+which side is defined: a sink worker gets no pipeline, no table and no key store.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -17,7 +19,9 @@ from mayak.settings import Settings
 from stream_jobs.agents import Agents, register_agents
 from stream_jobs.batching import INDEX_BITS
 from stream_jobs.monitor import QuietMonitor
+from stream_jobs.pipeline import Pipeline
 from stream_jobs.processors import pipeline_from_settings
+from stream_jobs.roles import Role, group_id
 from stream_jobs.sink import EVENT_IDS, FAILURES, Lander, event_row, failed_row, journals
 from stream_jobs.topics import define_topics
 
@@ -31,10 +35,11 @@ def create_app(
     *,
     clock: Clock = SYSTEM_CLOCK,
     keys: KeyStoreLike | None = None,
+    role: Role = Role.ALL,
 ) -> faust.App:
-    """The Faust app; ``client`` is a ClickHouse client (None: no sink agents)."""
+    """The Faust app of ``role``; ``client`` is a ClickHouse client (None: no sink agents)."""
     app = faust.App(
-        settings.worker_id,
+        group_id(settings, role),
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",  # the session table is rebuilt from its changelog on start
         datadir=str(settings.data_dir / "faust"),  # not "<id>-data" in the working directory
@@ -54,9 +59,8 @@ def create_app(
         producer_linger=0.005,
         monitor=QuietMonitor(),  # Faust's per-message statistics: unused (stream_jobs/monitor.py)
     )
-    keys = keys or keystore_from_settings(settings)
     landers = None
-    if client is not None:
+    if client is not None and role.sinks:
         # embedded: this process is the only writer, so it may rewrite rollups (sink.py)
         journal = journals(settings.data_dir) if settings.embedded_clickhouse else {}
         landers = {
@@ -78,14 +82,18 @@ def create_app(
                 clock=clock,
             ),
         }
+    make_pipeline = purge_salts = None
+    if role.enriches:
+        store = keys or keystore_from_settings(settings)
+
+        def make_pipeline(sessions: MutableMapping[str, Any]) -> Pipeline:
+            return pipeline_from_settings(settings, sessions, clock=clock, keys=store)
+
+        def purge_salts() -> object:
+            return store.purge_expired(clock.now())
+
     app.mayak = register_agents(  # type: ignore[attr-defined]
-        app,
-        define_topics(app, settings),
-        settings,
-        lambda sessions: pipeline_from_settings(settings, sessions, clock=clock, keys=keys),
-        landers,
-        clock,
-        purge_salts=lambda: keys.purge_expired(clock.now()),
+        app, define_topics(app, settings), settings, make_pipeline, landers, clock, purge_salts
     )
     return app
 

@@ -124,14 +124,16 @@ class CommitCoordinator:
 
     def __init__(
         self,
-        intake: Buffer,
-        publisher: Buffer,
+        intake: Buffer | None,
+        publisher: Buffer | None,
         landing: Sequence[Buffer],
         guard: CommitGuard,
         deliveries: Deliveries | None = None,
     ) -> None:
-        # the order of the module docstring: raw messages, their events, the sinks' rows
-        self.buffers: tuple[Buffer, ...] = (intake, publisher, *landing)
+        # the order of the module docstring: raw messages, their events, the sinks' rows (a
+        # sink worker has no intake and no publisher, an enrich worker no landing buffers)
+        found = (intake, publisher, *landing)
+        self.buffers: tuple[Buffer, ...] = tuple(b for b in found if b is not None)
         self.guard = guard
         self.deliveries = deliveries or Deliveries()
 

@@ -1,5 +1,9 @@
 """Runs the stream worker process: migrations, the Faust worker and (embedded mode) dashboards.
 
+What runs depends on the role (``stream_jobs.roles``): ``all`` does everything below, an
+enrich worker opens no ClickHouse client (no migrations, no repair, no dashboards), a sink
+worker opens no key store.
+
 With embedded ClickHouse only one process may open the chDB path, so the process that
 writes (this one) also serves the dashboards/API, from a thread sharing the same client. The
 caller (``mayak worker``) passes the dashboards' app factory in: the stream jobs do not import
@@ -20,15 +24,23 @@ from faust import Worker
 
 from mayak.errors import MayakError
 from mayak.install import (
+    Evidence,
     KeyStoreWatch,
     check_install,
     private_umask,
+    secure_data_dir,
     warehouse_evidence,
     worker_offsets_evidence,
 )
 from mayak.settings import Settings
 from stream_jobs.app import create_app
 from stream_jobs.faults import faults_from_env
+from stream_jobs.roles import (
+    Role,
+    adopt_offsets_of_all,
+    check_role,
+    refuse_a_second_embedded_sink,
+)
 from stream_jobs.sink import journals
 from warehouse.client import client_from_settings
 from warehouse.migrate import migrate
@@ -63,16 +75,37 @@ def run_worker(
     dashboards: DashboardsFactory | None,
     loglevel: str = "warn",
     reset_keys: bool = False,
+    role: Role = Role.ALL,
 ) -> None:
-    """Run the Faust worker until it stops; with ``dashboards``, serve them from a thread."""
+    """Run the Faust worker of ``role`` until it stops; with ``dashboards``, serve them from a
+    thread (not for the enrich role, which has no ClickHouse client)."""
     private_umask()
-    client = client_from_settings(settings)
-    # asked only when the key store is missing: the local warehouse first, then Kafka
-    check_install(
-        settings,
-        reset_keys,
-        [lambda: warehouse_evidence(client), lambda: worker_offsets_evidence(settings)],
-    )
+    check_role(settings, role, dashboards is not None)
+    if not role.enriches:  # a sink mints no keys: it opens no key store
+        secure_data_dir(settings)
+        refuse_a_second_embedded_sink(settings)  # before it opens the chDB path
+        adopt_offsets_of_all(settings)  # first start after role all: resume where it stopped
+    client = client_from_settings(settings) if role.sinks else None
+    if role.enriches:
+        # asked only when the key store is missing: the local warehouse first, then Kafka
+        evidence: list[Evidence] = [lambda: worker_offsets_evidence(settings)]
+        if client is not None:
+            warehouse = client
+            evidence.insert(0, lambda: warehouse_evidence(warehouse))
+        check_install(settings, reset_keys, evidence)
+    if client is not None:
+        client = _prepare_sink(settings, client)
+    if client is not None and dashboards is not None:
+        serve_dashboards_in_thread(settings, client, dashboards)
+    app = create_app(settings, client, role=role)
+    worker = quiet_worker(app, loglevel)
+    if role.enriches:
+        KeyStoreWatch(settings, lambda message: stop_worker(worker, message)).start()
+    worker.execute_from_commandline()
+
+
+def _prepare_sink(settings: Settings, client: Client) -> Client:
+    """Migrate the warehouse and (embedded) repair what a crash interrupted, before landing."""
     migrate(client, log=print, cluster=settings.clickhouse_cluster)
     if settings.embedded_clickhouse:  # this process is the only writer: see recount_bot_hits
         for journal in journals(settings.data_dir).values():
@@ -84,13 +117,7 @@ def run_worker(
                     "they are checked again at the next start"
                 )
         recount_bot_hits(client)
-    client = faults_from_env(client)
-    if dashboards is not None:
-        serve_dashboards_in_thread(settings, client, dashboards)
-    app = create_app(settings, client)
-    worker = quiet_worker(app, loglevel)
-    KeyStoreWatch(settings, lambda message: stop_worker(worker, message)).start()
-    worker.execute_from_commandline()
+    return faults_from_env(client)
 
 
 def stop_worker(worker: Worker, message: str) -> None:

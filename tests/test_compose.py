@@ -26,7 +26,7 @@ def test_compose_has_the_production_stack() -> None:
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:")
-    assert {"collector", "worker", "dashboards"} <= set(_project_services(_compose()))
+    assert {"collector", "enrich", "sink", "dashboards"} <= set(_project_services(_compose()))
 
 
 def test_every_mayak_setting_in_compose_exists_in_settings() -> None:
@@ -48,18 +48,39 @@ def test_production_compose_points_at_a_clickhouse_server() -> None:
         assert service["environment"]["MAYAK_CLICKHOUSE_DSN"].startswith("http://")
 
 
+def _keystore_file(service: dict, compose: dict) -> tuple[str, str]:
+    """(volume, path inside it) of the key store a service opens (the settings' rule:
+    MAYAK_KEYSTORE_PATH, else data_dir/keys/anonymizer.db)."""
+    env = service["environment"]
+    path = env.get("MAYAK_KEYSTORE_PATH") or f"{env['MAYAK_DATA_DIR']}/keys/anonymizer.db"
+    for volume in service.get("volumes", []):
+        name, mount = volume.split(":")[:2]
+        if name in compose["volumes"] and path.startswith(mount.rstrip("/") + "/"):
+            return name, path.removeprefix(mount.rstrip("/") + "/")
+    raise AssertionError(f"the key store {path} is on no named volume")
+
+
 def test_collector_and_workers_share_one_ip_key_and_the_read_side_its_data() -> None:
     compose = _compose()
     services = _project_services(compose)
-    # the collector encrypts IPs, the workers decrypt them: one key from the environment
-    for name in ("collector", "worker"):
+    # the collector encrypts IPs, the enrich workers decrypt them: one key from the environment
+    for name in ("collector", "enrich"):
         assert services[name]["environment"]["MAYAK_IP_KEY"].startswith("${MAYAK_IP_KEY:?"), name
-    # the dashboards need the tokens file (they fail closed without it) and the key store
-    # (erasure) that the worker keeps: the same volume at the data directory
-    data_dir = services["worker"]["environment"]["MAYAK_DATA_DIR"]
-    mounts = {
-        name: {v for v in services[name].get("volumes", []) if v.endswith(":" + data_dir)}
-        for name in ("worker", "dashboards")
-    }
-    assert mounts["worker"] and mounts["worker"] == mounts["dashboards"], mounts
-    assert all(v.split(":")[0] in compose["volumes"] for v in mounts["worker"])
+    # every enrich replica and the dashboards (erasure destroys keys there) open one key store
+    assert _keystore_file(services["enrich"], compose) == _keystore_file(
+        services["dashboards"], compose
+    )
+    # and the dashboards need the tokens file (they fail closed without it) in their data dir
+    data_dir = services["dashboards"]["environment"]["MAYAK_DATA_DIR"]
+    assert any(v.endswith(":" + data_dir) for v in services["dashboards"]["volumes"])
+
+
+def test_compose_splits_the_stream_work_by_role() -> None:
+    services = _project_services(_compose())
+    assert services["enrich"]["command"] == ["worker", "--role", "enrich"]
+    assert services["enrich"]["deploy"]["replicas"] >= 2  # several, one consumer group
+    assert services["sink"]["command"][:3] == ["worker", "--role", "sink"]
+    assert "deploy" not in services["sink"]  # one sink
+    # enrich and sink derive their groups from one worker id (mayak-worker, mayak-worker-sink)
+    ids = {services[n]["environment"]["MAYAK_WORKER_ID"] for n in ("enrich", "sink")}
+    assert len(ids) == 1
