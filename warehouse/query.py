@@ -353,19 +353,19 @@ def run(client: Client, query: Query, source: str | None = None) -> Result:
 
 
 def _rolled_part(query: Query) -> Query | None:
-    """The part of a question asking for ``scroll_depth`` beside metrics a rollup answers
-    (the pages panel), when a rollup answers it and ranks its rows (so the first metric is
-    not scroll depth): that part then picks the rows and scroll depth is read for them only."""
+    """The part of a question asking for ``scroll_depth`` beside other metrics (the pages
+    panel) that ranks its rows (so the first metric is not scroll depth): that part, from a
+    rollup when one answers it, picks the rows, and scroll depth is read for them only (the
+    costly per-(visit, page) maximum then covers N pages, not every page)."""
     raw = [m for m in query.metrics if METRICS[m].rollup is None]
     if raw != ["scroll_depth"] or query.metrics[0] in raw or query.reads_details:
         return None
-    rolled = replace(query, metrics=tuple(m for m in query.metrics if m not in raw))
-    return rolled if choose_source(rolled) != "events" else None
+    return replace(query, metrics=tuple(m for m in query.metrics if m not in raw))
 
 
 def _run_split(client: Client, query: Query, rolled: Query, zone: ZoneInfo) -> Result:
-    """``rolled`` from its rollup (rows, order and limit: the rollup metrics equal the raw
-    ones), then scroll depth from raw events for those rows' values only, merged by row."""
+    """``rolled`` from its cheapest source (rows, order and limit: the rollup metrics equal
+    the raw ones), then scroll depth from raw events for those rows' values only, by row."""
     first = build(rolled)
     rows = client.query(first.text, parameters=first.parameters).result_rows
     rows = [[_plain(v, zone) for v in row] for row in rows]

@@ -84,20 +84,23 @@ def test_scroll_split_equals_the_one_pass_query(wh, metrics, dimensions, filters
     assert compared >= 10  # scroll depths were compared, not only NULLs
 
 
-def test_scroll_first_or_crossed_filters_stay_one_pass(wh) -> None:
+def test_scroll_first_stays_one_pass_and_crossed_filters_split(wh) -> None:
     _insert(wh, _with_scroll(seed=6))
     first = START.date()
-    for metrics, filters in (
-        (("scroll_depth", "visitors"), ()),
-        (METRICS, (("country", "AZ"), ("device_type", "mobile"))),
+    for metrics, filters, source in (
+        (("scroll_depth", "visitors"), (), "events"),
+        (METRICS, (("country", "AZ"), ("device_type", "mobile")), "events+events"),
+        (METRICS, (("country", "TR"), ("path", "/faq")), "events+events"),
     ):
-        query = Query(
-            site="a",
-            metrics=metrics,
-            date_from=first,
-            date_to=first + timedelta(days=4),
-            dimensions=("path",),
-            filters=filters,
-        )
-        got = run(wh, query)
-        assert got.source == "events" and got.rows == run(wh, query, "events").rows
+        for limit in (1000, 2):
+            query = Query(
+                site="a",
+                metrics=metrics,
+                date_from=first,
+                date_to=first + timedelta(days=4),
+                dimensions=("path",),
+                filters=filters,
+                limit=limit,
+            )
+            got, want = run(wh, query), run(wh, query, "events")
+            assert got.source == source and got.rows == want.rows and want.rows
