@@ -218,6 +218,10 @@ def choose_source(query: Query) -> str:
         return details.SECTION_ROLLUP if answers else "events"
     if any(METRICS[m].rollup is None for m in query.metrics):
         return "events"
+    if "path" in filtered and len(plain) < len(query.dimensions):
+        # a page's series: the projection p_path (0015) reads that page's events only, while
+        # agg_dim_hourly (ordered by hour, then value) reads every page's hours of the range
+        return "events"
     if not plain and not filtered:
         return "agg_site_hourly"
     if len(plain | filtered) == 1:
