@@ -373,6 +373,9 @@ def _run_split(client: Client, query: Query, rolled: Query, zone: ZoneInfo) -> R
     first = build(rolled)
     rows = client.query(first.text, parameters=first.parameters).result_rows
     rows = [[_plain(v, zone) for v in row] for row in rows]
+    columns = [*query.dimensions, *query.metrics]
+    if not rows:
+        return Result(columns, [], f"{first.source}+events")
     width = len(query.dimensions)
     scroll = _deepest_scroll(query, sorted({r[i] for r in rows for i in _plain_slots(query)}))
     found = client.query(scroll.text, parameters=scroll.parameters).result_rows
@@ -381,8 +384,8 @@ def _run_split(client: Client, query: Query, rolled: Query, zone: ZoneInfo) -> R
     for row in rows:
         by_name = dict(zip(first.columns, row))
         by_name["scroll_depth"] = depth.get(tuple(row[:width]))
-        out.append([by_name[c] for c in [*query.dimensions, *query.metrics]])
-    return Result([*query.dimensions, *query.metrics], out, f"{first.source}+events")
+        out.append([by_name[c] for c in columns])
+    return Result(columns, out, f"{first.source}+events")
 
 
 # the same (visit, page) key as the one-pass metric (metrics._SCROLL)

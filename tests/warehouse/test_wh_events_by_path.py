@@ -8,6 +8,7 @@ erasure's DELETE still works on the table and in the projection.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 
@@ -70,7 +71,7 @@ def test_a_page_view_reads_the_projection_and_answers_the_same(wh) -> None:
             continue  # nothing to read, by either order
         # the raw reads of a page's view go through the projection
         forced = _With(wh, USE)
-        run(forced, Query(**{**query.__dict__, "dimensions": ("country",)}), "events")
+        run(cast(Any, forced), Query(**{**query.__dict__, "dimensions": ("country",)}), "events")
         per_visit, params = product._visits_sql(query)
         forced.query(f"SELECT count() FROM ({per_visit})", parameters=params)
     assert _answers(wh, _page_view("/faq"))[0]  # the page has rows: something was compared
