@@ -16,7 +16,8 @@ Storage is one SQLite file (mode 0600) with ``secure_delete`` on, so destroyed k
 are overwritten on disk, not just unlinked from the b-tree. Customer ids are never stored in
 clear: rows are indexed by an HMAC of the uid under a store-wide index key. SQLite makes the
 store safe to share between the worker and the CLI (``mayak erase``) on one host; a
-multi-host deployment replaces this class with a service offering the same methods.
+multi-host deployment sets ``MAYAK_KEY_STORE=kafka`` and gets ``KafkaKeyStore``
+(``anonymizer.keystore_kafka``), the same methods (``KeyStoreLike``) over a compacted topic.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ import os
 import secrets
 import sqlite3
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+
+from anonymizer.keyrecords import SALT_LIFETIME, KeyState, SaltExpired, day_start
+from anonymizer.master import load_master_secret
 
 if TYPE_CHECKING:
     from mayak.settings import Settings
-
-SALT_LIFETIME = timedelta(hours=48)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -42,17 +44,34 @@ CREATE TABLE IF NOT EXISTS salts (day TEXT PRIMARY KEY, salt BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS destroyed_salts (day TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS customer_keys (uid_mac BLOB PRIMARY KEY, key BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS opt_outs (uid_mac BLOB PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS erased_keys (uid_mac BLOB, key_id TEXT, PRIMARY KEY (uid_mac, key_id));
 """
 
 
-class SaltExpired(LookupError):
-    """The salt of that day was destroyed (or is due to be): its visitor ids cannot be made."""
+class KeyStoreLike(Protocol):
+    """What every key store offers: ``KeyStore`` (one host) and ``KafkaKeyStore`` (shared)."""
+
+    visitor_key: bytes
+
+    @property
+    def install_id(self) -> str: ...
+    def salt_for(self, day: date, now: datetime) -> bytes: ...
+    def purge_expired(self, now: datetime) -> list[date]: ...
+    def salt_days(self) -> list[date]: ...
+    def customer_key(self, uid: str) -> bytes: ...
+    def has_customer(self, uid: str) -> bool: ...
+    def forget_customer(self, uid: str) -> bool: ...
+    def opt_out(self, uid: str) -> None: ...
+    def opt_in(self, uid: str) -> bool: ...
+    def is_opted_out(self, uid: str) -> bool: ...
+    def close(self) -> None: ...
 
 
 class KeyStore:
     """Secrets of the anonymizer in one SQLite file; thread-safe, multi-process safe."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, mint: bool = True) -> None:
+        """``mint=False`` (restoring a backup): create no store-wide secret on opening."""
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,8 +84,9 @@ class KeyStore:
         self._db.execute("PRAGMA secure_delete = ON")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.executescript(_SCHEMA)
-        self._index_key = self._secret("uid-index")
-        self.visitor_key = self._secret("visitor-cookie")
+        if mint:
+            self._index_key = self._secret("uid-index")
+            self.visitor_key = self._secret("visitor-cookie")
 
     @property
     def install_id(self) -> str:
@@ -100,7 +120,7 @@ class KeyStore:
     # --- daily salts ---------------------------------------------------------------------
     def salt_for(self, day: date, now: datetime) -> bytes:
         """The salt of ``day`` (UTC); raises ``SaltExpired`` once it is 48 h old or destroyed."""
-        if _day_start(day) + SALT_LIFETIME <= now:
+        if day_start(day) + SALT_LIFETIME <= now:
             raise SaltExpired(day.isoformat())
         with self._lock:
             gone = self._db.execute(
@@ -118,7 +138,7 @@ class KeyStore:
         """Destroy every salt whose day started ``SALT_LIFETIME`` ago or earlier."""
         with self._lock:
             days = [date.fromisoformat(d) for (d,) in self._db.execute("SELECT day FROM salts")]
-            expired = [d for d in days if _day_start(d) + SALT_LIFETIME <= now]
+            expired = [d for d in days if day_start(d) + SALT_LIFETIME <= now]
             for day in expired:
                 self._db.execute(
                     "INSERT OR IGNORE INTO destroyed_salts (day) VALUES (?)", (day.isoformat(),)
@@ -155,9 +175,16 @@ class KeyStore:
             )
 
     def forget_customer(self, uid: str) -> bool:
-        """Destroy the customer's key (erasure). True if a key existed."""
+        """Destroy the customer's key (erasure). True if a key existed. The key's id (a hash,
+        no secret) is kept, so that restoring an older backup cannot bring the key back."""
+        mac = self._mac(uid)
         with self._lock:
-            cur = self._db.execute("DELETE FROM customer_keys WHERE uid_mac = ?", (self._mac(uid),))
+            row = self._db.execute("SELECT key FROM customer_keys WHERE uid_mac = ?", (mac,))
+            for (key,) in row.fetchall():
+                self._db.execute(
+                    "INSERT OR IGNORE INTO erased_keys VALUES (?, ?)", (mac, key_id(bytes(key)))
+                )
+            cur = self._db.execute("DELETE FROM customer_keys WHERE uid_mac = ?", (mac,))
             return cur.rowcount > 0
 
     def opt_out(self, uid: str) -> None:
@@ -183,6 +210,73 @@ class KeyStore:
                 is not None
             )
 
+    # --- backup and restore (anonymizer.keybackup), in the shared store's record names ---
+    def snapshot(self) -> KeyState:
+        """Every secret, destroyed-secret record and opt-out, as ``KeyState`` records."""
+        state, offset = KeyState(), 0
+        with self._lock:
+            rows = [
+                *((f"secret/{n}", v) for n, v in self._db.execute("SELECT * FROM secrets")),
+                *((f"salt/{d}", v) for d, v in self._db.execute("SELECT * FROM salts")),
+                *(
+                    (f"cust/{bytes(m).hex()}", v)
+                    for m, v in self._db.execute("SELECT * FROM customer_keys")
+                ),
+            ]
+            gone = [f"salt/{d}" for (d,) in self._db.execute("SELECT * FROM destroyed_salts")]
+            gone += [f"cust/{bytes(m).hex()}/{k}" for m, k in self._db.execute(_ERASED)]
+            outs = [bytes(m).hex() for (m,) in self._db.execute("SELECT * FROM opt_outs")]
+        for slot, value in rows:
+            offset += 1
+            state.apply(offset, f"{slot}/{key_id(bytes(value))}", bytes(value))
+        for record_key in gone:
+            state.apply(offset := offset + 1, f"gone/{record_key}", b"")
+        for mac in outs:
+            state.apply(offset := offset + 1, f"optout/{mac}", b"")
+        return state
+
+    def write(self, record_key: str, plain: bytes | None) -> None:
+        """Store one record of ``snapshot``'s form (restore); existing rows are kept. ``None``
+        deletes the candidate's row (a secret the backup says was destroyed)."""
+        kind, name, *rest = record_key.split("/")
+        if plain is None and kind in ("salt", "cust"):
+            column = "day" if kind == "salt" else "uid_mac"
+            table = "salts" if kind == "salt" else "customer_keys"
+            with self._lock:
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE {column} = ?",
+                    (name if kind == "salt" else bytes.fromhex(name),),
+                )
+            return
+        sql = {
+            "secret": "INSERT OR IGNORE INTO secrets VALUES (?, ?)",
+            "salt": "INSERT OR IGNORE INTO salts VALUES (?, ?)",
+            "optout": "INSERT OR IGNORE INTO opt_outs VALUES (?)",
+        }
+        with self._lock:
+            if kind == "cust":
+                self._db.execute(
+                    "INSERT OR IGNORE INTO customer_keys VALUES (?, ?)",
+                    (bytes.fromhex(name), plain),
+                )
+            elif kind == "optout":
+                self._db.execute(sql[kind], (bytes.fromhex(name),))
+            elif kind in sql:
+                self._db.execute(sql[kind], (name, plain))
+            elif kind == "gone" and name == "salt":
+                self._db.execute("INSERT OR IGNORE INTO destroyed_salts VALUES (?)", (rest[0],))
+            elif kind == "gone" and name == "cust":
+                self._db.execute(_ERASE_ID, (bytes.fromhex(rest[0]), rest[1]))
+
+
+_ERASED = "SELECT uid_mac, key_id FROM erased_keys"
+_ERASE_ID = "INSERT OR IGNORE INTO erased_keys VALUES (?, ?)"
+
+
+def key_id(secret: bytes) -> str:
+    """A short public id of a secret (a hash: it reveals nothing of the secret)."""
+    return hashlib.sha256(b"mayak.key-id|" + secret).hexdigest()[:16]
+
 
 def keystore_path(settings: Settings) -> Path:
     """``settings.keystore_path``, else ``data_dir/keys/anonymizer.db``."""
@@ -193,10 +287,35 @@ def keystore_path(settings: Settings) -> Path:
     )
 
 
-def keystore_from_settings(settings: Settings) -> KeyStore:
-    """The key store every Mayak process on this host shares (worker, CLI, ``mayak erase``)."""
-    return KeyStore(keystore_path(settings))
+def keystore_from_settings(settings: Settings, mint: bool = True) -> KeyStoreLike:
+    """The key store of ``settings.key_store``: this host's SQLite file (``local``), shared by
+    the worker, the CLI and ``mayak erase`` on the host; or the compacted topic every worker
+    on every host shares (``kafka``, anonymizer/keystore_kafka.py)."""
+    if settings.key_store == "kafka":
+        from anonymizer.keystore_kafka import KafkaKeyStore  # kafka-python: only when chosen
+
+        return KafkaKeyStore(
+            settings.kafka_bootstrap,
+            settings.topic_keys,
+            load_master_secret(settings.ip_key, settings.data_dir),
+            segment_s=settings.key_store_segment_s,
+            heartbeat_s=settings.key_store_heartbeat_s,
+            mint=mint,
+        )
+    return KeyStore(keystore_path(settings), mint=mint)
 
 
-def _day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+def keystore_location(settings: Settings) -> str:
+    """Where the key store lives, for messages to the operator."""
+    if settings.key_store == "kafka":
+        return f"the Kafka topic {settings.topic_keys} at {settings.kafka_bootstrap}"
+    return str(keystore_path(settings))
+
+
+def keystore_exists(settings: Settings) -> bool:
+    """True if the key store holds (or may hold) secrets: the file, or a non-empty topic."""
+    if settings.key_store == "kafka":
+        from anonymizer.keystopic import topic_has_records
+
+        return topic_has_records(settings.kafka_bootstrap, settings.topic_keys)
+    return keystore_path(settings).exists()

@@ -7,58 +7,34 @@
   stay on one partition without the key itself revealing the IP, cookie id or customer id.
 
 Both keys derive from one 32-byte master secret: ``settings.ip_key`` (base64) when set, else a
-random one created once under ``data_dir/keys/producers.key`` (mode 0600).
+random one created once under ``data_dir/keys/producers.key`` (mode 0600); loading it and
+deriving keys lives in ``anonymizer.master`` (the shared key store derives its keys too).
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import hashlib
-import hmac
 import os
-import secrets
 import threading
-from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from anonymizer.master import derive
+from anonymizer.master import load_master_secret as load_master_secret  # callers' old home
 from anonymizer.pseudonym import keyed_hash
 
 _AAD = b"mayak.ip.v1"
 
 
-def load_master_secret(ip_key: str, data_dir: Path) -> bytes:
-    """The 32-byte master secret: from ``ip_key`` (base64) or the key file, created if absent."""
-    if ip_key:
-        raw = base64.b64decode(ip_key)
-        if len(raw) != 32:
-            raise ValueError("MAYAK_IP_KEY must be 32 bytes, base64-encoded")
-        return raw
-    path = data_dir / "keys" / "producers.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(32))
-    raw = path.read_bytes()
-    if len(raw) != 32:
-        raise ValueError(f"{path} must hold exactly 32 bytes")
-    return raw
-
-
-def _derive(master: bytes, purpose: bytes) -> bytes:
-    return hmac.new(master, b"mayak/" + purpose, hashlib.sha256).digest()
-
-
 def ip_cipher_key(master: bytes) -> bytes:
     """AES-256 key for ``ip_enc`` (what the stream jobs need to decrypt)."""
-    return _derive(master, b"ip-aes-gcm")
+    return derive(master, b"ip-aes-gcm")
 
 
 def partition_secret(master: bytes) -> bytes:
     """HMAC key for Kafka message keys."""
-    return _derive(master, b"partition-key")
+    return derive(master, b"partition-key")
 
 
 # the cipher is built once per key (the collector calls these per event)

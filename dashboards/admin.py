@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from anonymizer.keystore import KeyStore, keystore_path
+from anonymizer.keystore import keystore_from_settings
 from dashboards.auth import cli_token_path
 from mayak.errors import MayakError
 from mayak.install import refuse_lost_keys
@@ -27,7 +27,7 @@ from warehouse.erasure import erase_customer, export_customer, sweep_late_arriva
 from warehouse.migrate import migrate
 
 if TYPE_CHECKING:
-    from anonymizer.keystore import KeyStore
+    from anonymizer.keystore import KeyStoreLike
 
 
 class ApiBackend:
@@ -89,12 +89,12 @@ class DirectBackend:
         self.client = client_from_settings(settings)
         migrate(self.client, cluster=settings.clickhouse_cluster)
         self.actor = f"cli:{getpass.getuser()}"
-        self._keys: KeyStore | None = None
+        self._keys: KeyStoreLike | None = None
 
-    def keys(self) -> KeyStore:
+    def keys(self) -> KeyStoreLike:
         if self._keys is None:
             refuse_lost_keys(self.settings)  # an erasure must not run against new, empty keys
-            self._keys = KeyStore(keystore_path(self.settings))
+            self._keys = keystore_from_settings(self.settings)  # the shared one too
         return self._keys
 
     def erase(self, customer: str, opt_out: bool) -> dict:

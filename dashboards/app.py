@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from anonymizer import scrub
-from anonymizer.keystore import KeyStore, keystore_path
+from anonymizer.keystore import KeyStoreLike, keystore_from_settings
 from dashboards import pages, product
 from dashboards import params as qp
 from dashboards import research as dp_research
@@ -61,7 +61,10 @@ PARAM_CHARS = 200  # of each parameter of a refused question kept in the audit
 
 
 def create_app(
-    settings: Settings, client: Client, keys: KeyStore | None = None, clock: Clock = SYSTEM_CLOCK
+    settings: Settings,
+    client: Client,
+    keys: KeyStoreLike | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Starlette:
     """``keys``: the anonymizer key store (erasure/export); opened from settings when first needed.
     ``clock``: today's date, realtime figures, budget periods, audit and erasure times."""
@@ -91,7 +94,7 @@ def create_app(
         with keys_opened:  # calls run in threads: the key store is opened once
             if key_store["keys"] is None:
                 refuse_lost_keys(settings)  # MayakError: a 400 naming what to restore
-                key_store["keys"] = KeyStore(keystore_path(settings))
+                key_store["keys"] = keystore_from_settings(settings)
             return key_store["keys"]
 
     def record(who: Principal | None, name: str, request: dict, cells: int, status: int) -> None:

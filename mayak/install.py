@@ -28,7 +28,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anonymizer.keystore import KeyStore, keystore_path
+from anonymizer.keystore import (
+    keystore_exists,
+    keystore_from_settings,
+    keystore_location,
+    keystore_path,
+)
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
 from mayak.settings import Settings
@@ -38,9 +43,10 @@ if TYPE_CHECKING:
 
 UMASK = 0o077
 RESTORE = (
-    "restore the key store from its backup to {keys} (or point MAYAK_KEYSTORE_PATH at "
-    "it) and start again; to start over deliberately with new keys (pseudonyms already "
-    "stored can then no longer be linked to customers or erased by customer id), run "
+    "restore the key store from its backup to {keys} (`mayak keys restore FILE`, or point "
+    "MAYAK_KEYSTORE_PATH at a copy of the file) and start again; to start over "
+    "deliberately with new keys (pseudonyms already stored can then no longer be linked "
+    "to customers or erased by customer id), run "
     "`mayak up --reset-keys`"
 )
 
@@ -79,8 +85,8 @@ def evidence(settings: Settings, sources: Sequence[Evidence] = ()) -> list[str]:
 def refuse_lost_keys(settings: Settings, sources: Sequence[Evidence] = ()) -> None:
     """Raise if the key store is missing beside an earlier install's data (creates nothing).
     ``sources`` are asked only when the key store is missing."""
-    keys_at = keystore_path(settings)
-    if not keys_at.exists():
+    keys_at = keystore_location(settings)
+    if not keystore_exists(settings):
         left = evidence(settings, sources)
         if left:
             raise MayakError(
@@ -110,11 +116,11 @@ def check_install(
     missing beside an earlier install's data, or belongs to another install.
     """
     secure_data_dir(settings)
-    keys_at = keystore_path(settings)
+    keys_at = keystore_location(settings)
     marker = marker_path(settings)
     if not reset_keys:
         refuse_lost_keys(settings, sources)
-    keys = KeyStore(keys_at)
+    keys = keystore_from_settings(settings)  # the file, or the topic every worker shares
     try:
         install_id = keys.install_id
     finally:
@@ -174,7 +180,7 @@ def worker_offsets_evidence(
 
 
 def _no_broker(settings: Settings, exc: BaseException) -> str:
-    keys_at = keystore_path(settings)
+    keys_at = keystore_location(settings)
     return (
         f"the key store {keys_at} is missing and Kafka at {settings.kafka_bootstrap} cannot "
         f"say whether an earlier install's events were processed ({exc}) "
@@ -186,17 +192,26 @@ def _no_broker(settings: Settings, exc: BaseException) -> str:
 
 class KeyStoreWatch:
     """Calls ``on_lost(message)`` once if the key store file (or the install marker) vanishes
-    or is replaced while the process runs. Checks every ``interval`` seconds in a thread."""
+    or is replaced while the process runs (checked every ``interval`` seconds in a thread), or
+    a shared key store of this process fails for good (its topic lost, another master secret)."""
 
     def __init__(
         self, settings: Settings, on_lost: Callable[[str], None], interval: float = 1.0
     ) -> None:
-        self.paths = [keystore_path(settings), marker_path(settings)]
+        # a shared key store (MAYAK_KEY_STORE=kafka) has no file here: the marker is watched
+        local = settings.key_store == "local"
+        self.paths = ([keystore_path(settings)] if local else []) + [marker_path(settings)]
+        self.location = keystore_location(settings)
         self.on_lost = on_lost
         self.interval = interval
         self._ids = [self._identity(p) for p in self.paths]
         self._stop = threading.Event()
+        self._fired = threading.Event()
         self._thread = threading.Thread(target=self._run, name="keystore-watch", daemon=True)
+        if not local:  # the shared store reports a lost topic or another master secret itself
+            from anonymizer.keystore_kafka import on_store_failure
+
+            on_store_failure(self._store_failed)
 
     @staticmethod
     def _identity(path: Path) -> tuple[int, int] | None:
@@ -219,13 +234,19 @@ class KeyStoreWatch:
                 return (
                     f"{path} was removed or replaced while Mayak ran (was the data directory "
                     "deleted?): stopping so that no new keys are minted beside the stored "
-                    f"data -> {RESTORE.format(keys=self.paths[0])}"
+                    f"data -> {RESTORE.format(keys=self.location)}"
                 )
         return None
+
+    def _store_failed(self, message: str) -> None:
+        if not self._stop.is_set() and not self._fired.is_set():
+            self._fired.set()
+            self.on_lost(message)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             message = self.lost()
-            if message:
+            if message and not self._fired.is_set():
+                self._fired.set()
                 self.on_lost(message)
                 return

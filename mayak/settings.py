@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -128,6 +129,17 @@ class Settings(BaseSettings):
     geoip_anonymous: str = ""
     # salts, per-customer keys, opt-outs (SQLite, mode 0600); empty = data_dir/keys/anonymizer.db
     keystore_path: str = ""
+    # where those secrets live: "local" = the SQLite file above (one host); "kafka" = one store
+    # for every worker on every host, in the compacted topic topic_keys, values encrypted under
+    # the master secret (anonymizer/keystore_kafka.py; every host needs the same MAYAK_IP_KEY)
+    key_store: Literal["local", "kafka"] = "local"
+    topic_keys: str = "mayak.keys"
+    # kafka key store: a segment of topic_keys is closed (and so compacted) this long after its
+    # first record; each store appends a heartbeat this often so that it is. Destroyed secrets
+    # leave the broker's files within about segment + heartbeat + the broker's
+    # log.cleaner.backoff.ms + file.delete.delay (README "Shared key store")
+    key_store_segment_s: float = Field(600.0, ge=1.0)
+    key_store_heartbeat_s: float = Field(30.0, gt=0)
     # extra regexes matched against the user agent to count a hit as a bot (headless built in)
     bot_patterns: list[str] = []
     # a service request (server hook: no JS evidence) from a hosting network (needs

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import faust
 
-from anonymizer.keystore import KeyStore, keystore_from_settings
+from anonymizer.keystore import KeyStoreLike, keystore_from_settings
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.settings import Settings
 from stream_jobs.agents import Agents, register_agents
@@ -30,7 +30,7 @@ def create_app(
     client: Client | None,
     *,
     clock: Clock = SYSTEM_CLOCK,
-    keys: KeyStore | None = None,
+    keys: KeyStoreLike | None = None,
 ) -> faust.App:
     """The Faust app; ``client`` is a ClickHouse client (None: no sink agents)."""
     app = faust.App(

@@ -18,6 +18,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from anonymizer.keystopic import ensure_keys_topic
+
 _HOUR_MS = 3_600_000
 # raw hits carry encrypted IPs: keep them briefly; events and failures long enough to replay
 RETENTION_MS = {"raw": 24 * _HOUR_MS, "events": 7 * 24 * _HOUR_MS, "failed": 14 * 24 * _HOUR_MS}
@@ -53,7 +55,8 @@ def define_topics(app: faust.App, settings: Settings) -> Topics:
 
 
 def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str]:
-    """Create raw/events/failed topics if missing; return the names that were created."""
+    """Create raw/events/failed topics if missing (and the shared key store's compacted topic
+    with ``MAYAK_KEY_STORE=kafka``); return the names that were created."""
     parts = partitions or settings.kafka_partitions
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
     try:
@@ -68,6 +71,11 @@ def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str
                 admin.create_topics(new)
             except TopicAlreadyExistsError:
                 pass
-        return [t.name for t in new]
+        created = [t.name for t in new]
+        if settings.key_store == "kafka" and ensure_keys_topic(
+            settings.kafka_bootstrap, settings.topic_keys, settings.key_store_segment_s
+        ):
+            created.append(settings.topic_keys)
+        return created
     finally:
         admin.close()
