@@ -36,6 +36,8 @@ from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
 from stream_jobs.topics import ensure_topics
 
 SITE = "demo"
+#: wrk's connections: requests in flight when it stops may land without being counted by it
+IN_FLIGHT = 64
 #: wrk's Lua: a fresh event id per request (thread number, counter), the browser's own ts
 WRK_SCRIPT = """
 -- tid: a global each thread gets from setup() (a local would hide it: ids would collide)
@@ -127,7 +129,9 @@ def stack_env(work: Path) -> dict[str, str]:
     }
 
 
-def wrk_load(url: str, seconds: float, work: Path, connections: int = 64) -> tuple[float, int]:
+def wrk_load(
+    url: str, seconds: float, work: Path, connections: int = IN_FLIGHT
+) -> tuple[float, int]:
     """(requests/s, requests answered 2xx) of ``wrk`` against ``url``, a new event each."""
     script = work / "stack.lua"
     script.write_text(
@@ -159,6 +163,8 @@ def wait_landed(url: str, token: str, accepted: int, procs: dict, timeout: float
             if proc.poll() is not None:
                 raise MayakError(f"the {name} exited during the stack benchmark")
         count = pageviews(url, token)
+        if count > accepted + IN_FLIGHT:
+            raise MayakError(f"{count} pageviews landed for {accepted} accepted: duplicates")
         if count >= accepted and count == last:
             return count
         still = still + 1 if count == last else 0

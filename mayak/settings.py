@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # chdb:///abs/path = embedded engine (one process per path); http(s)://... = server.
     clickhouse_dsn: str = ""
     clickhouse_database: str = "mayak"
+    # embedded chDB only: the engine's memory bound, its caches 1/16 of it (warehouse/client.py)
+    clickhouse_embedded_memory_mb: int = Field(1024, ge=64)
 
     # --- HTTP services ------------------------------------------------------------------
     collector_host: str = "127.0.0.1"
