@@ -16,6 +16,7 @@ own event id (a ``wrk`` Lua counter), so that each one is a new event the sink m
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import statistics
@@ -48,9 +49,10 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "text/plain"
 wrk.headers["User-Agent"] = "{ua}"
 wrk.headers["Origin"] = "{origin}"
+function delay() return {delay_ms} end
 function request()
   counter = counter + 1
-  local id = string.format("%08x-0000-4000-8000-%012x", tid, counter)
+  local id = string.format("%08x-{run:04x}-4000-8000-%012x", tid, counter)
   local body = '{{"v":1,"id":"' .. id .. '","type":"pageview","site":"{site}","ts":{ts},'
     .. '"url":"https://e-legal.az/services/notary","ref":"https://www.google.com/",'
     .. '"section":"services"}}'
@@ -130,12 +132,22 @@ def stack_env(work: Path) -> dict[str, str]:
 
 
 def wrk_load(
-    url: str, seconds: float, work: Path, connections: int = IN_FLIGHT
+    url: str, seconds: float, work: Path, rate: float, connections: int = IN_FLIGHT
 ) -> tuple[float, int]:
-    """(requests/s, requests answered 2xx) of ``wrk`` against ``url``, a new event each."""
+    """(requests/s, requests answered 2xx) of ``wrk`` against ``url``, a new event each, at
+    most ``rate`` requests/s (each connection waits ``connections / rate`` between requests;
+    0: as fast as the stack answers)."""
     script = work / "stack.lua"
+    delay_ms = round(connections * 1000 / rate) if rate else 0
     script.write_text(
-        WRK_SCRIPT.format(ua=UA, origin=ORIGIN, site=SITE, ts=int(time.time() * 1000))
+        WRK_SCRIPT.format(
+            ua=UA,
+            origin=ORIGIN,
+            site=SITE,
+            ts=int(time.time() * 1000),
+            delay_ms=delay_ms,
+            run=next(_RUNS),  # ids differ between runs too
+        )
     )
     out = subprocess.run(
         [_require("wrk"), "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "-s", str(script), url],
@@ -143,14 +155,14 @@ def wrk_load(
         text=True,
         check=True,
     ).stdout
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    served = re.search(r"Requests/sec:\s+([\d.]+)", out)
     total = re.search(r"(\d+) requests in", out)
-    if rate is None or total is None:
+    if served is None or total is None:
         raise RuntimeError(f"wrk printed no request count:\n{out[-2000:]}")
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     if bad:
         raise MayakError(f"the collector refused {bad.group(1)} requests under load")
-    return float(rate.group(1)), int(total.group(1))
+    return float(served.group(1)), int(total.group(1))
 
 
 def wait_landed(url: str, token: str, accepted: int, procs: dict, timeout: float) -> int:
@@ -173,7 +185,23 @@ def wait_landed(url: str, token: str, accepted: int, procs: dict, timeout: float
     raise MayakError(f"only {last} of {accepted} accepted events landed")
 
 
-def run(work: Path, seconds: float, results: dict, details: dict, settle: float = 10.0) -> None:
+_RUNS = itertools.count(1)
+#: a first load before the measured one: the broker's JIT compiler, first inserts into every
+#: table and connection set-up are start-up costs, not costs per event
+WARM_UP_S = 3.0
+#: the offered load: a fixed rate, so that runs compare whatever else the machine does (at the
+#: highest rate the stack sustains the per-event cost is lower: batches fill up)
+RATE = 1000
+
+
+def run(
+    work: Path,
+    seconds: float,
+    results: dict,
+    details: dict,
+    settle: float = 10.0,
+    rate: float = RATE,
+) -> None:
     env = stack_env(work)
     settings = settings_for(env)
     broker = broker_from_settings(settings)
@@ -204,13 +232,17 @@ def run(work: Path, seconds: float, results: dict, details: dict, settle: float 
             time.sleep(1.0)
         idle_each = {n: trees._each(lambda p: p.memory_info().rss, n) / 2**20 for n in trees.roots}
         idle_uss = trees.uss_bytes()
-        idle_cpu = sum(trees.cpu_seconds().values()) - sum(idle_cpu0.values())
-        idle_rate = idle_cpu / (time.monotonic() - idle_t0)
+        idle_s = time.monotonic() - idle_t0
+        idle_each_cpu = {n: (t - idle_cpu0[n]) / idle_s for n, t in trees.cpu_seconds().items()}
+        idle_rate = sum(idle_each_cpu.values())
         trees.sample_peak()
-        cpu0 = trees.cpu_seconds()
-        rps, accepted = wrk_load(f"{settings.collector_url}/e", seconds, work)
         summary = f"{settings.dashboards_url}/api/stats/summary?site={SITE}"
-        landed = wait_landed(summary, ensure_cli_token(settings), accepted, procs, 300)
+        token, url = ensure_cli_token(settings), f"{settings.collector_url}/e"
+        _, warm = wrk_load(url, WARM_UP_S, work, rate)
+        warm = wait_landed(summary, token, warm, procs, 300)
+        cpu0 = trees.cpu_seconds()
+        rps, accepted = wrk_load(url, seconds, work, rate)
+        landed = wait_landed(summary, token, warm + accepted, procs, 300) - warm
         per_tree = {name: t - cpu0[name] for name, t in trees.cpu_seconds().items()}
         cpu = sum(per_tree.values())
         peak_uss = trees.uss_bytes()
@@ -228,9 +260,11 @@ def run(work: Path, seconds: float, results: dict, details: dict, settle: float 
     details.update(
         cpu_us_per_event=(
             f"{cpu:.1f} s CPU for {landed:,} events landed (wrk {rps:,.0f} req/s, "
-            f"{seconds:.0f} s); "
+            f"{rate:g} offered, {seconds:.0f} s); "
             + ", ".join(f"{name} {t / landed * 1e6:.0f}" for name, t in per_tree.items())
-            + f" us; idle stack {idle_rate * 100:.1f}% of a core; load avg {load:.2f}"
+            + f" us; idle stack {idle_rate * 100:.1f}% of a core ("
+            + ", ".join(f"{n} {r * 100:.1f}" for n, r in idle_each_cpu.items())
+            + f"); load avg {load:.2f}"
         ),
         stack_idle_mb=(
             "RSS sum: "
