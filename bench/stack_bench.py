@@ -98,6 +98,12 @@ class Trees:
     def rss_bytes(self) -> float:
         return self._each(lambda p: p.memory_info().rss)
 
+    def anon_bytes(self) -> float:
+        """Anonymous resident memory (``RssAnon``): what the processes allocated, without the
+        pages of program files (chDB's library text alone is some 200 MB of the worker's
+        RSS), which the kernel shares between processes and can drop and re-read."""
+        return self._each(_rss_anon)
+
     def uss_bytes(self) -> float:
         """Unique set size: the pages only these processes hold (shared libraries not counted)."""
         return self._each(lambda p: p.memory_full_info().uss)
@@ -115,6 +121,14 @@ class Trees:
         self._stop.set()
         if self._thread:
             self._thread.join()
+
+
+def _rss_anon(proc: psutil.Process) -> float:
+    with open(f"/proc/{proc.pid}/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return float(line.split()[1]) * 1024
+    return 0.0
 
 
 def stack_env(work: Path) -> dict[str, str]:
@@ -231,7 +245,7 @@ def run(
             idle.append(trees.rss_bytes())
             time.sleep(1.0)
         idle_each = {n: trees._each(lambda p: p.memory_info().rss, n) / 2**20 for n in trees.roots}
-        idle_uss = trees.uss_bytes()
+        idle_uss, idle_anon = trees.uss_bytes(), trees.anon_bytes()
         idle_s = time.monotonic() - idle_t0
         idle_each_cpu = {n: (t - idle_cpu0[n]) / idle_s for n, t in trees.cpu_seconds().items()}
         idle_rate = sum(idle_each_cpu.values())
@@ -269,7 +283,7 @@ def run(
         stack_idle_mb=(
             "RSS sum: "
             + ", ".join(f"{name} {mb:.0f}" for name, mb in idle_each.items())
-            + f" MB; USS {idle_uss / 2**20:.0f} MB"
+            + f" MB; anonymous {idle_anon / 2**20:.0f} MB, USS {idle_uss / 2**20:.0f} MB"
         ),
         stack_peak_mb=f"RSS sum under load; USS at the end {peak_uss / 2**20:.0f} MB",
     )
