@@ -10,6 +10,7 @@ requests/s (it frames up to ``raw_frames.MAX_EVENTS``).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from kafka import KafkaProducer
@@ -19,6 +20,7 @@ from bench.pipeline_bench import landed_eps, worker_env
 from bench.traffic import SITE, raw_records
 from contract import raw_frames
 from dashboards.auth import ensure_cli_token
+from mayak.errors import MayakError
 from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
 from producers.collector.outbox import MemoPartitioner
 from stream_jobs.topics import ensure_topics
@@ -84,6 +86,8 @@ def run(bootstrap: str, work: Path, n: int, results: dict, details: dict) -> Non
     finally:
         stop_process(proc)
         peak = memory.stop()
+    if math.isnan(eps):
+        raise MayakError(f"all {n:,} events landed before the first look: too few to time")
     results["pipeline_framed_eps"] = round(eps)
     results["worker_peak_mb"] = max(results.get("worker_peak_mb", 0), peak)
     details["pipeline_framed_eps"] = (
