@@ -49,6 +49,10 @@ class Plan:
 
 QUICK = Plan(5, 20_000, 40_000, 20_000, 8, (1_000_000,))
 FULL = Plan(15, 100_000, 200_000, 100_000, 30, (1_000_000, 10_000_000))
+#: the throughput steps' private broker: its large-site mode (G1, both JIT compilers), since
+#: a site sending thousands of events/s raises MAYAK_KAFKA_HEAP_MB; the stack step starts the
+#: broker ``mayak up`` starts, with the default (small-site) heap
+BENCH_HEAP_MB = 1024
 #: what ``--only`` runs alone; the broker-backed ones share one private broker
 ONLY = ("product", "stack", "framed")
 
@@ -70,7 +74,7 @@ def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
         cache_dir=Settings().cache_dir,
         port=free_port(),
         controller_port=free_port(),
-        heap_mb=768,
+        heap_mb=BENCH_HEAP_MB,
         partitions=2,
     )
     steps = [
@@ -193,7 +197,7 @@ def run_only(name: str, quick: bool, json_path: Path | None, console: Console) -
                 cache_dir=Settings().cache_dir,
                 port=free_port(),
                 controller_port=free_port(),
-                heap_mb=768,
+                heap_mb=BENCH_HEAP_MB,
                 partitions=2,
             )
             broker.start(log=console.print)
