@@ -29,7 +29,7 @@ import orjson
 from mayak.clock import Clock
 from stream_jobs.batching import Publisher, SessionWriteBack, event_count, unframe
 from stream_jobs.changelog import BatchedChangelog
-from stream_jobs.commit import CommitCoordinator
+from stream_jobs.commit import CommitCoordinator, Deliveries
 from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.faust_adapter import agent_has_sinks
 from stream_jobs.intake import Intake
@@ -70,17 +70,21 @@ def _event_records(messages: Raw) -> list[tuple[int, int, dict[str, Any]]]:
 
 
 def _landing_buffers(
-    landers: dict[str, Lander] | None, topics: Topics, settings: Settings, clock: Clock
+    landers: dict[str, Lander] | None,
+    topics: Topics,
+    settings: Settings,
+    clock: Clock,
+    deliveries: Deliveries,
 ) -> dict[str, LandingBuffer]:
     """The sinks' buffers (none without landers); a message they cannot land is dead-lettered."""
     if landers is None:
         return {}
 
+    send_failed = deliveries.tracked(topics.failed.send)
+
     def dead_letter(topic: str) -> Callable[[int, int, str], Awaitable[None]]:
         async def send(partition: int, offset: int, error: str) -> None:
-            await topics.failed.send(
-                value=poison_record(topic, partition, offset, error, clock.now())
-            )
+            await send_failed(value=poison_record(topic, partition, offset, error, clock.now()))
 
         return send
 
@@ -119,11 +123,13 @@ def register_agents(
         partitions=settings.kafka_partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
-    write_back = SessionWriteBack(sessions, BatchedChangelog(app, sessions))
+    # every send is checked after the producer's flush, before a commit (stream_jobs.commit)
+    deliveries = Deliveries()
+    write_back = SessionWriteBack(sessions, BatchedChangelog(app, sessions, deliveries.add))
     pipeline = make_pipeline(write_back)
     # send looked up per call, not bound now: tests patch faust's Topic.send after start-up
     publisher = Publisher(
-        lambda **message: topics.events.send(**message),
+        deliveries.tracked(lambda **message: topics.events.send(**message)),
         write_back,
         settings.events_per_message,
         settings.kafka_partitions,
@@ -132,12 +138,12 @@ def register_agents(
     intake = Intake(
         pipeline,
         publisher,
-        lambda **message: topics.failed.send(**message),
+        deliveries.tracked(lambda **message: topics.failed.send(**message)),
         settings.enrich_batch_size,
     )
-    landing = _landing_buffers(landers, topics, settings, clock)
+    landing = _landing_buffers(landers, topics, settings, clock, deliveries)
     guard = CommitGuard(app, [settings.topic_raw, settings.topic_events, settings.topic_failed])
-    coordinator = CommitCoordinator(intake, publisher, list(landing.values()), guard)
+    coordinator = CommitCoordinator(intake, publisher, list(landing.values()), guard, deliveries)
 
     @app.agent(topics.raw, name="enrich")
     async def enrich(stream: faust.StreamT) -> AsyncIterator[Any]:

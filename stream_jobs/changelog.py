@@ -8,14 +8,16 @@ value, as the table's ``json`` serializers write them), so Faust's own recovery 
 back unchanged, at a fraction of the cost.
 
 Delivery: the batches go through the same aiokafka producer Faust uses, so the pre-commit
-``producer.flush()`` waits for them like for Faust's own messages; a batch that fails after
-its retries is logged (the session state is then rebuilt from the events that follow).
+``producer.flush()`` waits for them like for Faust's own messages; each batch's delivery goes
+to ``track`` (``stream_jobs.commit.Deliveries``), so one that fails after its retries stops
+the commit like a failed event does (a lost changelog record would split a visit after a
+rebalance).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -26,15 +28,19 @@ if TYPE_CHECKING:
     import faust
     from faust.types import TableT
 
-log = logging.getLogger("mayak.stream_jobs")
-
 
 class BatchedChangelog:
     """Writes a flush's session changes to the table's changelog, one batch per partition."""
 
-    def __init__(self, app: faust.App, table: TableT) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        table: TableT,
+        track: Callable[[asyncio.Future[Any]], None] = lambda delivery: None,
+    ) -> None:
         self.app = app  # its producer is started by the worker, after this is built
         self.table = table
+        self.track = track
 
     async def __call__(self, partition: int, records: list[tuple[str, Any]]) -> None:
         producer = aiokafka_producer(self.app.producer)
@@ -52,12 +58,5 @@ class BatchedChangelog:
                 batch.append(key=k, value=v, timestamp=None)
         await self._send(producer, batch, topic, partition)
 
-    @staticmethod
-    async def _send(producer: Any, batch: Any, topic: str, partition: int) -> None:
-        delivered = await producer.send_batch(batch, topic, partition=partition)
-        delivered.add_done_callback(_log_failure)
-
-
-def _log_failure(delivered: asyncio.Future) -> None:
-    if not delivered.cancelled() and delivered.exception() is not None:
-        log.warning("a session changelog batch was not delivered: %r", delivered.exception())
+    async def _send(self, producer: Any, batch: Any, topic: str, partition: int) -> None:
+        self.track(await producer.send_batch(batch, topic, partition=partition))

@@ -16,8 +16,12 @@ waits in the worker's buffers:
 ``CommitCoordinator.flush`` flushes them in that order before Faust's own producer flush
 (hooked in by ``faust_adapter.hook_before_commit``): running the intake first feeds the
 publisher, the publisher's sends reach Kafka with the producer flush that follows, and the
-landing buffers land what was read from Kafka. No offset is committed before what was made of
-its message is in Kafka or ClickHouse. Every flush is shielded
+landing buffers land what was read from Kafka. After that flush, ``Deliveries.check`` awaits
+every send made since the last commit and raises if the broker refused one: Faust's flush
+returns all the same (it only logs a failed send), and would commit the offset of a message
+whose events never reached Kafka. The raise stops the commit and the worker, which reads those
+messages again when it restarts (the sink drops what already landed). No offset is committed
+before what was made of its message is in Kafka or ClickHouse. Every flush is shielded
 (``stream_jobs.uncancellable``) and serialized by its buffer's lock, so a commit that starts
 while a timer's flush runs waits for it, and a stopping worker does not cancel one halfway.
 
@@ -41,11 +45,57 @@ offset stopped there for good while the worker read on. The same hole, rarer, re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from mayak.errors import MayakError
 from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.faust_adapter import hook_before_commit
+
+Send = Callable[..., Awaitable[Any]]
+
+
+class UndeliveredMessages(MayakError):
+    """The broker refused messages made before a commit: the commit must not happen."""
+
+
+class Deliveries:
+    """Every message sent since the last commit, until the producer's flush settled it.
+
+    The senders (the publisher, the intake's dead letters, the sinks' poison records, the
+    session changelog) send through ``tracked``; ``check`` runs after Faust's producer flush.
+    Sends made while a check runs wait for the next one.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[asyncio.Future[Any]] = []
+
+    def tracked(self, send: Send) -> Send:
+        """``send``, keeping the delivery future each call returns."""
+
+        async def send_tracked(**message: Any) -> Any:
+            delivery = await send(**message)
+            self.pending.append(delivery)
+            return delivery
+
+        return send_tracked
+
+    def add(self, delivery: asyncio.Future[Any]) -> None:
+        self.pending.append(delivery)
+
+    async def check(self) -> None:
+        """Wait for every delivery; raise ``UndeliveredMessages`` if any failed."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        failed = [result for result in results if isinstance(result, BaseException)]
+        if failed:
+            raise UndeliveredMessages(
+                f"Kafka refused {len(failed)} of the {len(pending)} messages sent since the "
+                f"last commit (first: {failed[0]!r}); nothing is committed, and the worker "
+                "stops: restart it once the broker accepts them, it reads those events again"
+            )
 
 
 @runtime_checkable
@@ -73,18 +123,24 @@ class CommitCoordinator:
     """Owns the flush order before a commit, the drops on a rebalance and the commit guard."""
 
     def __init__(
-        self, intake: Buffer, publisher: Buffer, landing: Sequence[Buffer], guard: CommitGuard
+        self,
+        intake: Buffer,
+        publisher: Buffer,
+        landing: Sequence[Buffer],
+        guard: CommitGuard,
+        deliveries: Deliveries | None = None,
     ) -> None:
         # the order of the module docstring: raw messages, their events, the sinks' rows
         self.buffers: tuple[Buffer, ...] = (intake, publisher, *landing)
         self.guard = guard
+        self.deliveries = deliveries or Deliveries()
 
     def install(self, producer: Any) -> None:
         """Put the commit rules in place, once (each agent calls this when it starts, again
-        after a restart): ``flush`` runs before each of ``producer``'s pre-commit flushes,
-        then the guard's rules go into Faust's consumer (no commit passes an offset no agent
-        handled)."""
-        hook_before_commit(producer, self.flush)
+        after a restart): ``flush`` runs before each of ``producer``'s pre-commit flushes and
+        the deliveries are checked after it, then the guard's rules go into Faust's consumer
+        (no commit passes an offset no agent handled)."""
+        hook_before_commit(producer, self.flush, self.deliveries.check)
         self.guard.install()
 
     async def flush(self) -> None:

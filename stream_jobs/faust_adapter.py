@@ -111,12 +111,19 @@ class ConsumerOffsets:
         return True
 
 
-def hook_before_commit(producer: Any, before: Callable[[], Awaitable[object]]) -> bool:
-    """Make ``producer.flush()`` await ``before()`` first; False if hooked already.
+def hook_before_commit(
+    producer: Any,
+    before: Callable[[], Awaitable[object]],
+    after: Callable[[], Awaitable[object]] | None = None,
+) -> bool:
+    """Make ``producer.flush()`` await ``before()`` first and ``after()`` last; False if
+    hooked already.
 
     Faust commits an offset once the event is acked (when the agent asks for the next one),
     and before committing it always awaits ``producer.flush()``: hooking in there means no
-    offset is committed before what ``before`` flushes is in Kafka or ClickHouse.
+    offset is committed before what ``before`` flushes is in Kafka or ClickHouse, and an
+    ``after`` that raises stops the commit (Faust's flush returns even when the broker
+    refused a send: it only logs it).
     """
     if getattr(producer, _HOOKED, False):  # a restarted agent
         return False
@@ -125,6 +132,8 @@ def hook_before_commit(producer: Any, before: Callable[[], Awaitable[object]]) -
     async def before_then_flush() -> None:
         await before()
         await flush()
+        if after is not None:
+            await after()
 
     producer.flush = before_then_flush
     setattr(producer, _HOOKED, True)

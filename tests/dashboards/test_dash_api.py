@@ -14,7 +14,7 @@ from anonymizer.pseudonym import customer_pid
 from dashboards.app import create_app
 from dashboards.auth import add_token, tokens_path
 from mayak.settings import Settings
-from tests.warehouse.samples import START, insert_events, synthetic_events
+from tests.warehouse.samples import START, insert_events, insert_rows, synthetic_events
 from warehouse.metrics import WEB_TYPES
 
 pytestmark = pytest.mark.clickhouse
@@ -204,70 +204,34 @@ def test_cli_token_is_admin_and_page_is_served(settings, wh) -> None:
 
 
 def test_event_details_over_the_api(settings, wh) -> None:
-    columns = [
-        "event_id",
-        "event_type",
-        "site_id",
-        "ts",
-        "visitor_id",
-        "session_id",
-        "path",
-        "event_name",
-        "props",
-        "outbound_url",
-        "section_names",
-        "section_ms",
-    ]
     at = START + timedelta(hours=12)
-    wh.insert(
-        "events",
+
+    def event(kind: str, visitor: str, **fields) -> dict:
+        return {
+            "event_id": uuid.uuid4(),
+            "event_type": kind,
+            "site_id": "s1",
+            "ts": at,
+            "visitor_id": visitor,
+            "session_id": f"s-{visitor[1:]}",
+            "path": "/a",
+            "event_name": "",
+            "props": {},
+            "outbound_url": "",
+            "section_names": [],
+            "section_ms": [],
+            **fields,
+        }
+
+    insert_rows(
+        wh,
         [
-            [uuid.uuid4(), "pageview", "s1", at, "v1", "s-1", "/a", "", {}, "", [], []],
-            [uuid.uuid4(), "pageview", "s1", at, "v2", "s-2", "/a", "", {}, "", [], []],
-            [
-                uuid.uuid4(),
-                "engagement",
-                "s1",
-                at,
-                "v1",
-                "s-1",
-                "/a",
-                "",
-                {},
-                "",
-                ["intro", "fees"],
-                [4114, 3002],
-            ],
-            [
-                uuid.uuid4(),
-                "custom",
-                "s1",
-                at,
-                "v1",
-                "s-1",
-                "/a",
-                "download",
-                {"format": "pdf"},
-                "",
-                [],
-                [],
-            ],
-            [
-                uuid.uuid4(),
-                "outbound",
-                "s1",
-                at,
-                "v2",
-                "s-2",
-                "/a",
-                "",
-                {},
-                "https://gov.az/x",
-                [],
-                [],
-            ],
+            event("pageview", "v1"),
+            event("pageview", "v2"),
+            event("engagement", "v1", section_names=["intro", "fees"], section_ms=[4114, 3002]),
+            event("custom", "v1", event_name="download", props={"format": "pdf"}),
+            event("outbound", "v2", outbound_url="https://gov.az/x"),
         ],
-        column_names=columns,
     )
     api = _client(settings, wh)
     api.headers["Authorization"] = f"Bearer {add_token(tokens_path(settings), 'pm', 'product')}"

@@ -28,7 +28,13 @@ from dashboards.auth import add_token, tokens_path
 from mayak.kafka_local import free_port
 from mayak.settings import REPORT_TIMEZONE, Settings
 from tests.producers.chromium import Chromium, chromium_path
-from tests.warehouse.samples import START, fixed_visits, insert_events, synthetic_events
+from tests.warehouse.samples import (
+    START,
+    fixed_visits,
+    insert_events,
+    insert_rows,
+    synthetic_events,
+)
 
 pytestmark = [
     pytest.mark.clickhouse,
@@ -71,35 +77,22 @@ def served(tmp_path, wh):
     ]  # readers of the last minutes
     insert_events(wh, rows + earlier + web + non_web + live)
     signup = next(e for e in web if e["event_type"] == "custom")
-    wh.insert(
-        "events",
+    insert_rows(
+        wh,
         [
-            [
-                uuid.uuid4(),
-                "custom",
-                "demo",
-                signup["ts"],
-                "vC",
-                "vC-1",
-                signup["path"],
-                "signup",
-                {"plan": "pro"},
-                "AZ",
-                "desktop",
-            ]
-        ],
-        column_names=[
-            "event_id",
-            "event_type",
-            "site_id",
-            "ts",
-            "visitor_id",
-            "session_id",
-            "path",
-            "event_name",
-            "props",
-            "country",
-            "device_type",
+            {
+                "event_id": uuid.uuid4(),
+                "event_type": "custom",
+                "site_id": "demo",
+                "ts": signup["ts"],
+                "visitor_id": "vC",
+                "session_id": "vC-1",
+                "path": signup["path"],
+                "event_name": "signup",
+                "props": {"plan": "pro"},
+                "country": "AZ",
+                "device_type": "desktop",
+            }
         ],
     )
     settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1")

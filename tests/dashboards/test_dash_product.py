@@ -17,7 +17,7 @@ from dashboards.app import create_app
 from dashboards.auth import add_token, tokens_path
 from mayak.settings import Settings
 from tests.clock import FakeClock
-from tests.warehouse.samples import START, fixed_visits, insert_events
+from tests.warehouse.samples import START, fixed_visits, insert_events, insert_rows
 
 pytestmark = pytest.mark.clickhouse
 DAY = str((START + timedelta(days=1)).date())  # the fixed visits' day (10:00 UTC = 14:00 Baku)
@@ -235,15 +235,13 @@ def test_prop_keys_and_prop_filters(tmp_path, wh) -> None:
         "session_id",
         "path",
         "event_name",
-        "props",
     ]
-    wh.insert(
-        "events",
+    insert_rows(
+        wh,
         [
-            [e[c] if c != "props" else props for c in columns]
+            {**{c: e[c] for c in columns}, "props": props}
             for e, props in ((signup, {"plan": "pro", "from": "ad"}), (extra, {"plan": "free"}))
         ],
-        column_names=columns,
     )
     settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1")
     api = TestClient(create_app(settings, wh))

@@ -12,7 +12,7 @@ import pytest
 from faust.types import TP
 
 from stream_jobs.batching import Publisher, SessionWriteBack, unframe
-from stream_jobs.commit import Buffer, CommitCoordinator
+from stream_jobs.commit import Buffer, CommitCoordinator, Deliveries, UndeliveredMessages
 from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.intake import Intake
 from stream_jobs.sink import Lander, LandingBuffer
@@ -88,6 +88,54 @@ def test_a_buffer_that_cannot_flush_stops_the_commit() -> None:
     with pytest.raises(ConnectionError):
         asyncio.run(_faust_commit(producer, calls))
     assert calls == ["flush intake", "flush publisher"]  # nothing committed
+
+
+def test_a_message_the_broker_refused_stops_the_commit() -> None:
+    """Faust's producer flush returns even when a send failed after its retries (it only
+    logs it): the deliveries are checked after it, and the commit does not happen."""
+    calls: list[str] = []
+    producer = _Producer(calls)
+    coordinator = _coordinator(calls)
+    coordinator.install(producer)
+    with pytest.raises(UndeliveredMessages, match="refused 1 of the 1 messages"):
+        asyncio.run(_refused_commit(producer, calls, coordinator.deliveries))
+    assert "commit" not in calls and "flush producer" in calls
+    assert coordinator.deliveries.pending == []  # checked once: the worker stops anyway
+
+
+async def _refused_commit(producer: _Producer, calls: list[str], deliveries: Deliveries) -> None:
+    delivery: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def send(**message: object) -> asyncio.Future[str]:
+        return delivery
+
+    await deliveries.tracked(send)(value=b"{}")
+    # the broker answers while the producer flushes: after its retries, a refusal
+    asyncio.get_running_loop().call_soon(
+        delivery.set_exception, RuntimeError("MessageSizeTooLargeError")
+    )
+    await _faust_commit(producer, calls)
+
+
+def test_delivered_messages_let_the_commit_happen() -> None:
+    calls: list[str] = []
+    producer = _Producer(calls)
+    coordinator = _coordinator(calls)
+    coordinator.install(producer)
+
+    async def run() -> None:
+        delivery: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def send(**message: object) -> asyncio.Future[str]:
+            return delivery
+
+        await coordinator.deliveries.tracked(send)(value=b"{}")
+        asyncio.get_running_loop().call_soon(delivery.set_result, "offset 7")
+        await _faust_commit(producer, calls)
+
+    asyncio.run(run())
+    assert calls[-2:] == ["flush producer", "commit"]
+    assert coordinator.deliveries.pending == []
 
 
 def test_a_rebalance_drops_every_buffer() -> None:

@@ -82,12 +82,26 @@ def synthetic_events(n: int = 400, site: str = "s1", seed: int = 1) -> list[dict
     return rows
 
 
-def insert_events(client: Client, rows: list[dict]) -> None:
+def insert_rows(
+    client: Client,
+    rows: list[dict[str, Any]],
+    table: str = "events",
+    settings: dict[str, Any] | None = None,
+) -> None:
+    """Insert ``rows`` (dicts naming the same columns; ClickHouse gives the others their
+    defaults) into ``table`` in one insert, through its materialized views."""
+    columns = list(rows[0])
+    for row in rows:
+        if list(row) != columns:
+            raise ValueError(f"a row names {sorted(row)}, the first one {sorted(columns)}")
     client.insert(
-        "events",
-        [[r.get(c, 0 if c in _NUMBERS else "") for c in COLUMNS] for r in rows],
-        column_names=COLUMNS,
+        table, [list(row.values()) for row in rows], column_names=columns, settings=settings
     )
+
+
+def insert_events(client: Client, rows: list[dict]) -> None:
+    """Insert synthetic events: the ``COLUMNS`` each names, the others 0 or empty."""
+    insert_rows(client, [{c: r.get(c, 0 if c in _NUMBERS else "") for c in COLUMNS} for r in rows])
 
 
 def fixed_visits(site: str = "m", day_offset: int = 1) -> tuple[list[dict], list[dict]]:

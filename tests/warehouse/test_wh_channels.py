@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.warehouse.samples import START
+from tests.warehouse.samples import START, insert_rows
 from warehouse.query import Query, run
 
 pytestmark = pytest.mark.clickhouse
@@ -23,24 +23,26 @@ CHANNELS = [
 ]
 
 
-def _events(n: int = 300) -> list[list]:
+def _events(n: int = 300) -> list[dict]:
     rng = random.Random(13)
     rows = []
     for i in range(n):
         kind = rng.choice(["pageview"] * 5 + ["email_open"])
         channel, source = ("email", "Gmail") if kind == "email_open" else rng.choice(CHANNELS)
         rows.append(
-            [
-                f"00000000-0000-4000-8000-{i:012d}",
-                kind,
-                "s1",
-                START + timedelta(minutes=rng.randrange(2 * 24 * 60)),
-                f"v{rng.randrange(40)}",
-                f"s{rng.randrange(80)}",
-                channel,
-                source,
-                rng.choice(["human", "image_proxy", "scanner"]) if kind == "email_open" else "",
-            ]
+            {
+                "event_id": f"00000000-0000-4000-8000-{i:012d}",
+                "event_type": kind,
+                "site_id": "s1",
+                "ts": START + timedelta(minutes=rng.randrange(2 * 24 * 60)),
+                "visitor_id": f"v{rng.randrange(40)}",
+                "session_id": f"s{rng.randrange(80)}",
+                "channel": channel,
+                "source": source,
+                "open_class": rng.choice(["human", "image_proxy", "scanner"])
+                if kind == "email_open"
+                else "",
+            }
         )
     return rows
 
@@ -55,21 +57,7 @@ def _events(n: int = 300) -> list[list]:
     ],
 )
 def test_new_dimensions_roll_up_like_raw_events(wh, kw) -> None:
-    wh.insert(
-        "events",
-        _events(),
-        column_names=[
-            "event_id",
-            "event_type",
-            "site_id",
-            "ts",
-            "visitor_id",
-            "session_id",
-            "channel",
-            "source",
-            "open_class",
-        ],
-    )
+    insert_rows(wh, _events())
     query = Query(site="s1", date_from=D1, date_to=D1 + timedelta(days=3), **kw)
     rolled, raw = run(wh, query), run(wh, query, source="events")
     assert rolled.source != "events" and raw.source == "events"

@@ -7,26 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from tests.warehouse.samples import START
+from tests.warehouse.samples import START, insert_rows
 from warehouse.details import sections_report
 from warehouse.query import Query, QueryError, build, choose_source, run, utc_bounds
 
 D1 = START.date()
-COLUMNS = [
-    "event_id",
-    "event_type",
-    "site_id",
-    "ts",
-    "visitor_id",
-    "session_id",
-    "path",
-    "section",
-    "event_name",
-    "props",
-    "outbound_url",
-    "section_names",
-    "section_ms",
-]
 
 
 def q(**kw) -> Query:
@@ -42,8 +27,8 @@ def q(**kw) -> Query:
     )
 
 
-def _row(kind: str, visitor: str, minute: int, path: str = "/article", **fields) -> list:
-    row = {
+def _row(kind: str, visitor: str, minute: int, path: str = "/article", **fields) -> dict:
+    return {
         "event_id": uuid.uuid4(),
         "event_type": kind,
         "site_id": "s1",
@@ -59,7 +44,6 @@ def _row(kind: str, visitor: str, minute: int, path: str = "/article", **fields)
         "section_ms": [],
         **fields,
     }
-    return [row[c] for c in COLUMNS]
 
 
 def _seed(client) -> None:
@@ -81,7 +65,7 @@ def _seed(client) -> None:
         _row("outbound", "b", 11, outbound_url="https://gov.az/services/notary"),
         _row("outbound", "c", 12, outbound_url="https://e-gov.az/"),
     ]
-    client.insert("events", rows, column_names=COLUMNS)
+    insert_rows(client, rows)
 
 
 def _by(result, key: str) -> dict:

@@ -13,7 +13,7 @@ import pytest
 from anonymizer.keystore import KeyStore
 from anonymizer.pseudonym import customer_pid
 from tests.clock import FakeClock
-from tests.warehouse.samples import START, insert_events, synthetic_events
+from tests.warehouse.samples import START, insert_events, insert_rows, synthetic_events
 from warehouse.erasure import erase_customer, export_customer, pseudonym_of
 
 pytestmark = pytest.mark.clickhouse
@@ -57,10 +57,19 @@ def test_erase_removes_every_linked_row_and_the_key(wh, keys) -> None:
     other_pid = customer_pid(keys.customer_key("someone-else"), "someone-else")
     background = synthetic_events(200)
     insert_events(wh, background + _customer_rows(pid) + _customer_rows(other_pid, "other")[:1])
-    wh.insert(
+    insert_rows(
+        wh,
+        [
+            {
+                "failed_at": START,
+                "reason": "enrichment",
+                "step": "geo",
+                "site_id": "s1",
+                "event_id": "x",
+                "payload": f'{{"pid":"{pid}"}}',
+            }
+        ],
         "failed_events",
-        [[START, "enrichment", "geo", "s1", "x", f'{{"pid":"{pid}"}}']],
-        column_names=["failed_at", "reason", "step", "site_id", "event_id", "payload"],
     )
     assert len(export_customer(wh, keys, UID)) == 1
 

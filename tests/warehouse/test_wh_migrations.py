@@ -15,6 +15,7 @@ from tests.warehouse.samples import (
     fixed_visits,
     fresh_database,
     insert_events,
+    insert_rows,
     synthetic_events,
 )
 from warehouse import reports
@@ -62,16 +63,16 @@ def test_schema_matches_snapshot(wh) -> None:
 
 def test_materialized_views_feed_the_aggregates(wh) -> None:
     rows = [
-        [
-            f"00000000-0000-0000-0000-00000000000{i}",
-            kind,
-            "s1",
-            f"2026-03-0{day} 10:15:00",
-            f"v{i % 3}",
-            f"s{i % 2}",
-            "/a" if i % 2 else "/b",
-            "AZ",
-        ]
+        {
+            "event_id": f"00000000-0000-0000-0000-00000000000{i}",
+            "event_type": kind,
+            "site_id": "s1",
+            "ts": f"2026-03-0{day} 10:15:00",
+            "visitor_id": f"v{i % 3}",
+            "session_id": f"s{i % 2}",
+            "path": "/a" if i % 2 else "/b",
+            "country": "AZ",
+        }
         for i, (kind, day) in enumerate(
             [
                 ("pageview", 1),
@@ -82,21 +83,7 @@ def test_materialized_views_feed_the_aggregates(wh) -> None:
             ]
         )
     ]
-    wh.insert(
-        "events",
-        rows,
-        column_names=[
-            "event_id",
-            "event_type",
-            "site_id",
-            "ts",
-            "visitor_id",
-            "session_id",
-            "path",
-            "country",
-        ],
-        settings={"date_time_input_format": "best_effort"},
-    )
+    insert_rows(wh, rows, settings={"date_time_input_format": "best_effort"})
     site = wh.query(
         "SELECT sum(pageviews), sum(email_opens), uniqCombinedMerge(12)(web_visitors), "
         "uniqCombinedMerge(12)(web_sessions), uniqCombinedMerge(12)(openers) "

@@ -10,7 +10,7 @@ import pytest
 from stream_jobs.sink import Lander, event_row
 from tests.clock import FakeClock
 from tests.rollup_recount import differences
-from tests.warehouse.samples import insert_events, synthetic_events
+from tests.warehouse.samples import insert_events, insert_rows, synthetic_events
 from warehouse.repair import InflightJournal, days_of_ms, repair_days, rollups_of
 
 pytestmark = pytest.mark.clickhouse
@@ -176,12 +176,11 @@ def test_a_summing_rollup_is_compared_by_its_key_and_repaired(wh) -> None:
         for d in (1, 2)
         for i in range(3)
     ]
-    cols = list(rows[0])
     for row in rows[:-1]:  # one insert each: bot_hits holds one row per insert until merged
-        wh.insert("failed_events", [list(row.values())], column_names=cols)
+        insert_rows(wh, [row], "failed_events")
     assert differences(wh)["bot_hits"] == 0
     wh.command("DETACH TABLE bot_hits_mv")
-    wh.insert("failed_events", [list(rows[-1].values())], column_names=cols)
+    insert_rows(wh, rows[-1:], "failed_events")
     wh.command("ATTACH TABLE bot_hits_mv")
     assert differences(wh)["bot_hits"] == 1
     days = [today - timedelta(days=d) for d in (1, 2)]

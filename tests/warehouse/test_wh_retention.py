@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.warehouse.samples import insert_rows
 from warehouse import retention
 from warehouse.retention import load_schedule
 
@@ -82,11 +83,6 @@ def _event(kind: str, age_days: int, site: str = "s1") -> dict:
     }
 
 
-def _insert(client, table: str, rows: list[dict]) -> None:
-    columns = list(rows[0])
-    client.insert(table, [[r[c] for c in columns] for r in rows], column_names=columns)
-
-
 @pytest.mark.clickhouse
 def test_ttl_removes_exactly_the_expired_rows(wh) -> None:
     # ages straddle each period: 90 days, 13 months (~395 d), 3 years (~1096 d), 5 years
@@ -94,14 +90,14 @@ def test_ttl_removes_exactly_the_expired_rows(wh) -> None:
     rows = [
         _event(kind, age) for kind in ("email_open", "service_request", "pageview") for age in ages
     ]
-    _insert(wh, "events", rows)
-    _insert(
+    insert_rows(wh, rows)
+    insert_rows(
         wh,
-        "failed_events",
         [
             {"failed_at": NOW - timedelta(days=age), "reason": "schema", "event_id": str(age)}
             for age in (1, 29, 31, 400)
         ],
+        "failed_events",
     )
     for table in ("events", "failed_events", "sessions", "agg_site_hourly", "agg_dim_hourly"):
         wh.command(f"OPTIMIZE TABLE {table} FINAL")
