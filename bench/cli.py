@@ -15,7 +15,11 @@ def register(app: typer.Typer) -> None:
         only: str = typer.Option(
             "",
             "--only",
-            help="one benchmark alone: product (the product page's calls, p95 of each)",
+            help=(
+                "one benchmark alone: product (the product page's calls, p95 of each), "
+                "stack (CPU per event and memory of broker + worker + collector), "
+                "framed (one worker on the collector's frames); --quick: short sizes"
+            ),
         ),
         events: int = typer.Option(
             10_000_000, "--events", min=1000, help="with --only product: events in the warehouse"
@@ -32,11 +36,13 @@ def register(app: typer.Typer) -> None:
         """Measure every stage against its limit in one run and print the table."""
         from rich.console import Console
 
-        from bench.runner import run_bench, run_product
+        from bench.runner import ONLY, run_bench, run_only, run_product
 
-        if only not in ("", "product"):
-            raise typer.BadParameter(f"--only takes product, got {only!r}")
-        if only:
+        if only and only not in ONLY:
+            raise typer.BadParameter(f"--only takes {', '.join(ONLY)}, got {only!r}")
+        if only == "product":
             run_product(events, rounds, data, json_file, Console())
+        elif only:
+            run_only(only, quick, json_file, Console())
         else:
             run_bench(quick, json_file, Console())

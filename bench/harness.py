@@ -15,6 +15,7 @@ KEYS = (
     "collector_p99_ms",
     "pipeline_eps",
     "pipeline_ratio",
+    "pipeline_framed_eps",
     "enrich_us",
     "freshness_p95_ms",
     "dashboard_p95_ms",
@@ -22,6 +23,9 @@ KEYS = (
     "tracker_gzip_bytes",
     "worker_peak_mb",
     "collector_peak_mb",
+    "cpu_us_per_event",
+    "stack_idle_mb",
+    "stack_peak_mb",
 )
 
 
@@ -52,6 +56,10 @@ TARGETS = {
     "dashboard_p95_ms": Target(300, False),
     "product_p95_ms": Target(300, False),  # the slowest call of the product page
     "tracker_gzip_bytes": Target(1500, False),
+    # issue 17: the whole stack's CPU per landed event, its memory idle, one worker on frames
+    "cpu_us_per_event": Target(120, False),
+    "stack_idle_mb": Target(500, False),
+    "pipeline_framed_eps": Target(20_000, True),
 }
 
 

@@ -14,6 +14,7 @@ from kafka import KafkaProducer
 
 from bench.harness import PeakMemory
 from bench.traffic import SITE, raw_records
+from dashboards.auth import ensure_cli_token
 from mayak.errors import MayakError
 from mayak.kafka_local import free_port
 from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
@@ -64,21 +65,24 @@ def noop_eps(env: dict[str, str], topic: str, n: int, work: Path) -> float:
     return (n - 1) / float(out.read_text())
 
 
-def pageviews(url: str) -> int:
+def pageviews(url: str, token: str = "") -> int:
+    """Pageviews the dashboards API counts (``token``: the worker's CLI token, which the
+    worker writes at start-up: the API has no anonymous access)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        return int(httpx.get(url, timeout=5).json().get("pageviews", 0))
+        return int(httpx.get(url, timeout=5, headers=headers).json().get("pageviews", 0))
     except (httpx.HTTPError, ValueError):
         return 0
 
 
-def landed_eps(url: str, n: int, proc: subprocess.Popen, timeout: float) -> float:
+def landed_eps(url: str, n: int, proc: subprocess.Popen, timeout: float, token: str = "") -> float:
     """Rate between the first time rows are visible and the time all ``n`` are."""
     deadline = time.monotonic() + timeout
     first_n, first_t, count = 0, 0.0, 0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise MayakError("the worker exited during the pipeline benchmark")
-        count = pageviews(url)
+        count = pageviews(url, token)
         now = time.perf_counter()
         if count and not first_n:
             first_n, first_t = count, now
@@ -104,7 +108,13 @@ def run(bootstrap: str, work: Path, n: int, results: dict, details: dict) -> Non
         wait_http_ok(
             {"dashboards": f"{settings.dashboards_url}/healthz"}, {"worker": proc}, logs=work
         )
-        eps = landed_eps(f"{settings.dashboards_url}/api/stats/summary?site={SITE}", n, proc, 600)
+        eps = landed_eps(
+            f"{settings.dashboards_url}/api/stats/summary?site={SITE}",
+            n,
+            proc,
+            600,
+            ensure_cli_token(settings),
+        )
     finally:
         stop_process(proc)
         peak = memory.stop()

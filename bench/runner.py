@@ -23,9 +23,11 @@ from bench import (
     collector_bench,
     dashboard_bench,
     enrich_bench,
+    framed_bench,
     freshness_bench,
     pipeline_bench,
     product_bench,
+    stack_bench,
     tracker_bench,
 )
 from bench.harness import KEYS, percentile, results_table
@@ -39,13 +41,20 @@ class Plan:
 
     load_seconds: float
     pipeline_events: int
+    framed_events: int
     enrich_events: int
     freshness_seconds: float
     dashboard_sizes: tuple[int, ...]
 
 
-QUICK = Plan(5, 20_000, 20_000, 8, (1_000_000,))
-FULL = Plan(15, 100_000, 100_000, 30, (1_000_000, 10_000_000))
+QUICK = Plan(5, 20_000, 40_000, 20_000, 8, (1_000_000,))
+FULL = Plan(15, 100_000, 200_000, 100_000, 30, (1_000_000, 10_000_000))
+#: the throughput steps' private broker: its large-site mode (G1, both JIT compilers), since
+#: a site sending thousands of events/s raises MAYAK_KAFKA_HEAP_MB; the stack step starts the
+#: broker ``mayak up`` starts, with the default (small-site) heap
+BENCH_HEAP_MB = 1024
+#: what ``--only`` runs alone; the broker-backed ones share one private broker
+ONLY = ("product", "stack", "framed")
 
 
 def machine() -> str:
@@ -65,7 +74,7 @@ def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
         cache_dir=Settings().cache_dir,
         port=free_port(),
         controller_port=free_port(),
-        heap_mb=768,
+        heap_mb=BENCH_HEAP_MB,
         partitions=2,
     )
     steps = [
@@ -83,6 +92,12 @@ def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
                 broker.bootstrap, work, plan.pipeline_events, results, details
             ),
         ),
+        (
+            "framed",
+            lambda: framed_bench.run(broker.bootstrap, work, plan.framed_events, results, details),
+        ),
+        # its own broker, started as `mayak up` starts it (heap, flags)
+        ("stack", lambda: stack_bench.run(work, plan.load_seconds * 2, results, details)),
         (
             "freshness",
             lambda: freshness_bench.run(
@@ -160,4 +175,43 @@ def run_product(
     if json_path:
         per_call = {name: round(percentile(s, 95) * 1000, 1) for name, s in timings.items()}
         json_path.write_text(json.dumps({**results, "calls_p95_ms": per_call}, indent=2) + "\n")
+    return results
+
+
+def run_only(name: str, quick: bool, json_path: Path | None, console: Console) -> dict:
+    """``mayak bench --only stack|framed``: one broker-backed benchmark alone (``--quick``:
+    its short size), with the load average before and after (the machine may be shared)."""
+    plan = QUICK if quick else FULL
+    work = Path(tempfile.mkdtemp(prefix="mayak-bench-"))
+    results: dict = {}
+    details: dict[str, str] = {}
+    started = time.monotonic()
+    load = os.getloadavg()
+    with console.status(f"benchmark: {name}"):
+        if name == "stack":
+            stack_bench.run(work, plan.load_seconds * 2, results, details)
+            keys: tuple[str, ...] = ("cpu_us_per_event", "stack_idle_mb", "stack_peak_mb")
+        else:
+            broker = LocalBroker(
+                home=work / "kafka",
+                cache_dir=Settings().cache_dir,
+                port=free_port(),
+                controller_port=free_port(),
+                heap_mb=BENCH_HEAP_MB,
+                partitions=2,
+            )
+            broker.start(log=console.print)
+            try:
+                framed_bench.run(broker.bootstrap, work, plan.framed_events, results, details)
+            finally:
+                broker.stop()
+            keys = ("pipeline_framed_eps", "worker_peak_mb")
+    console.print(results_table(results, details, keys=keys))
+    console.print(
+        f"machine: {machine()}; load average {load[0]:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after; took {time.monotonic() - started:.0f} s; "
+        f"work files in {work}"
+    )
+    if json_path:
+        json_path.write_text(json.dumps({k: results.get(k) for k in keys}, indent=2) + "\n")
     return results

@@ -29,7 +29,6 @@ from anonymizer import scrub
 from anonymizer.keystore import KeyStoreLike, keystore_from_settings
 from dashboards import pages, product
 from dashboards import params as qp
-from dashboards import research as dp_research
 from dashboards.auth import Authenticator, Principal, TokensUnavailable
 from dashboards.calls import Answer, Call
 from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH, ROLES, either
@@ -224,6 +223,8 @@ def create_app(
         return Answer(done, 0, done)
 
     def research(call: Call) -> Answer:
+        from dashboards import research as dp_research  # OpenDP: loaded on first use
+
         if not spending.acquire(timeout=QUEUE_QUERIES * serial.wait_seconds):
             raise WarehouseBusy()
         try:
@@ -240,13 +241,19 @@ def create_app(
         )
 
     def research_own_budget(call: Call) -> Answer:
+        from dashboards import research as dp_research
+
         return Answer(dp_research.own_budget(client, settings, call.who.name, clock), 0, {})
 
     def research_budget(call: Call) -> Answer:
+        from dashboards import research as dp_research
+
         done = dp_research.set_budget(client, call.body, call.who.name, clock)
         return Answer(done, 0, done)
 
     def research_budgets(call: Call) -> Answer:
+        from dashboards import research as dp_research
+
         return Answer(dp_research.show_budgets(client, settings, clock), 0, {})
 
     def erase(call: Call) -> Answer:

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_controller_port: int = 9093  # local broker only (KRaft controller listener)
     kafka_version: str = "3.9.2"
-    kafka_heap_mb: int = 512
+    kafka_heap_mb: int = 256  # the local broker's JVM heap (a small site; raise for more)
     kafka_partitions: int = 2
     topic_raw: str = "mayak.raw"
     topic_events: str = "mayak.events"
@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     # chdb:///abs/path = embedded engine (one process per path); http(s)://... = server.
     clickhouse_dsn: str = ""
     clickhouse_database: str = "mayak"
+    # embedded chDB only: the engine's memory bound, its caches 1/16 of it (warehouse/client.py)
+    clickhouse_embedded_memory_mb: int = Field(1024, ge=64)
 
     # --- HTTP services ------------------------------------------------------------------
     collector_host: str = "127.0.0.1"

@@ -23,13 +23,19 @@ if TYPE_CHECKING:
     from mayak.settings import Settings
 
 
-def make_client(dsn: str, database: str, create_database: bool = True) -> Client:
-    """Return a client whose default database is ``database`` (created if asked and missing)."""
+def make_client(
+    dsn: str, database: str, create_database: bool = True, engine_mb: int | None = None
+) -> Client:
+    """Return a client whose default database is ``database`` (created if asked and missing).
+    ``engine_mb``: for embedded chDB, the engine's memory bound (``embedded_options``)."""
+    extra: dict[str, Any] = {}
+    if engine_mb is not None and dsn.startswith("chdb://"):
+        extra["chdb_options"] = embedded_options(engine_mb)
     try:
         if create_database:
-            bootstrap = clickhouse_connect.get_client(dsn=dsn)
+            bootstrap = clickhouse_connect.get_client(dsn=dsn, **extra)
             bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{_identifier(database)}`")
-        return clickhouse_connect.get_client(dsn=dsn, database=database)
+        return clickhouse_connect.get_client(dsn=dsn, database=database, **extra)
     except Exception as exc:  # driver errors vary by backend; give one actionable message
         hint = (
             "another Mayak process (a worker or `mayak up`) already holds this chDB path; "
@@ -41,7 +47,26 @@ def make_client(dsn: str, database: str, create_database: bool = True) -> Client
 
 
 def client_from_settings(settings: Settings) -> Client:
-    return make_client(settings.clickhouse_dsn, settings.clickhouse_database)
+    return make_client(
+        settings.clickhouse_dsn,
+        settings.clickhouse_database,
+        engine_mb=settings.clickhouse_embedded_memory_mb,
+    )
+
+
+def embedded_options(engine_mb: int) -> dict[str, int]:
+    """Start-up settings of the embedded engine, which otherwise sizes itself for a whole
+    server: 90% of the machine's memory as its bound and 5 GB for each of the mark, primary
+    index and skip-index mark caches. Here the bound is ``engine_mb`` and each cache 1/16 of
+    it (the marks of 10M events take a few MB). Queries above the bound fail with a memory
+    error instead of growing the worker without limit."""
+    cache = engine_mb * 2**20 // 16
+    return {
+        "max_server_memory_usage": engine_mb * 2**20,
+        "mark_cache_size": cache,
+        "primary_index_cache_size": cache,
+        "index_mark_cache_size": cache,
+    }
 
 
 def _identifier(name: str) -> str:

@@ -11,6 +11,7 @@ bound parameters; the SQL comes only from the templates here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -39,6 +40,13 @@ SELECT event_name FROM events
 WHERE {_RANGE} AND event_type = 'custom' AND event_name != ''
 GROUP BY event_name ORDER BY count() DESC, event_name LIMIT {DEFAULT_GOALS}
 """
+
+
+def web_visits(client: Client, where: str, params: dict) -> int:
+    """The web visits (distinct sessions with a web event) of the events ``where`` keeps:
+    the denominator of conversion rates and funnels, the costly part (every session id)."""
+    sql = f"SELECT uniqExact(session_id) FROM events WHERE {where} AND {WEB} AND session_id != ''"
+    return int(client.query(sql, parameters=params).result_rows[0][0])
 
 
 @dataclass(frozen=True)
@@ -99,21 +107,27 @@ def conversions(
     if not goals:
         names = client.query(_EVENT_NAMES.replace(_RANGE, where), parameters=params).result_rows
         goals = [Goal("event", name) for (name,) in names]
-    select = [f"uniqExactIf(session_id, {WEB}) AS visits"]
+    visits = web_visits(client, where, params)
+    select, conditions = [], []
     for i, goal in enumerate(goals):
         params[f"g{i}"] = goal.value()
         condition = _KINDS[goal.kind].format(i=i)
+        conditions.append(f"({condition})")
         select += [
             f"uniqExactIf(session_id, {condition})",
             f"uniqExactIf(visitor_id, {condition})",
             f"countIf({condition})",
         ]
-    sql = f"SELECT {', '.join(select)} FROM events WHERE {where} AND session_id != ''"
-    row = client.query(sql, parameters=params).result_rows[0]
-    visits = row[0]
+    row: Sequence = ()
+    if goals:  # only the events that reach a goal: the figures count nothing else
+        sql = (
+            f"SELECT {', '.join(select)} FROM events WHERE {where} AND session_id != '' "
+            f"AND ({' OR '.join(conditions)})"
+        )
+        row = client.query(sql, parameters=params).result_rows[0]
     rows = []
     for i, goal in enumerate(goals):
-        converted, visitors, completions = row[1 + 3 * i : 4 + 3 * i]
+        converted, visitors, completions = row[3 * i : 3 + 3 * i]
         rows.append(
             {
                 "goal": str(goal),

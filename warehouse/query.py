@@ -19,7 +19,7 @@ family, ``agg_dim_hourly``):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -218,6 +218,10 @@ def choose_source(query: Query) -> str:
         return details.SECTION_ROLLUP if answers else "events"
     if any(METRICS[m].rollup is None for m in query.metrics):
         return "events"
+    if "path" in filtered and len(plain) < len(query.dimensions):
+        # a page's series: the projection p_path (0015) reads that page's events only, while
+        # agg_dim_hourly (ordered by hour, then value) reads every page's hours of the range
+        return "events"
     if not plain and not filtered:
         return "agg_site_hourly"
     if len(plain | filtered) == 1:
@@ -343,10 +347,87 @@ def _dimension_union(
 
 
 def run(client: Client, query: Query, source: str | None = None) -> Result:
+    zone = ZoneInfo(query.tz)
+    rolled = None if source else _rolled_part(query)
+    if rolled is not None:
+        return _run_split(client, query, rolled, zone)
     sql = build(query, source)
     rows = client.query(sql.text, parameters=sql.parameters).result_rows
-    zone = ZoneInfo(query.tz)
     return Result(sql.columns, [[_plain(v, zone) for v in row] for row in rows], sql.source)
+
+
+def _rolled_part(query: Query) -> Query | None:
+    """The part of a question asking for ``scroll_depth`` beside other metrics (the pages
+    panel) that ranks its rows (so the first metric is not scroll depth): that part, from a
+    rollup when one answers it, picks the rows, and scroll depth is read for them only (the
+    costly per-(visit, page) maximum then covers N pages, not every page)."""
+    raw = [m for m in query.metrics if METRICS[m].rollup is None]
+    if raw != ["scroll_depth"] or query.metrics[0] in raw or query.reads_details:
+        return None
+    return replace(query, metrics=tuple(m for m in query.metrics if m not in raw))
+
+
+def _run_split(client: Client, query: Query, rolled: Query, zone: ZoneInfo) -> Result:
+    """``rolled`` from its cheapest source (rows, order and limit: the rollup metrics equal
+    the raw ones), then scroll depth from raw events for those rows' values only, by row."""
+    first = build(rolled)
+    rows = client.query(first.text, parameters=first.parameters).result_rows
+    rows = [[_plain(v, zone) for v in row] for row in rows]
+    columns = [*query.dimensions, *query.metrics]
+    if not rows:
+        return Result(columns, [], f"{first.source}+events")
+    width = len(query.dimensions)
+    scroll = _deepest_scroll(query, sorted({r[i] for r in rows for i in _plain_slots(query)}))
+    found = client.query(scroll.text, parameters=scroll.parameters).result_rows
+    depth = {tuple(_plain(v, zone) for v in r[:width]): r[width] for r in found}
+    out = []
+    for row in rows:
+        by_name = dict(zip(first.columns, row))
+        by_name["scroll_depth"] = depth.get(tuple(row[:width]))
+        out.append([by_name[c] for c in columns])
+    return Result(columns, out, f"{first.source}+events")
+
+
+# the same (visit, page) key as the one-pass metric (metrics._SCROLL)
+PAGE_VISIT = "concat(session_id, ' ', path) AS page_visit"
+
+
+def _plain_slots(query: Query) -> list[int]:
+    return [i for i, d in enumerate(query.dimensions) if d not in TIME_BUCKETS]
+
+
+def _deepest_scroll(query: Query, values: list[str]) -> Sql:
+    """Scroll depth (metrics.py: the average over (visit, page) of the deepest engagement
+    point) per row of ``query``'s dimensions, over raw events whose plain dimension takes one
+    of ``values``: the deepest point per (row, visit, page) first, then their average per row.
+    Rows with no engagement are absent (their depth is NULL, as in the one-pass metric)."""
+    start, end = utc_bounds(query)
+    params: dict = {"site": query.site, "start": start, "end": end, "tz": query.tz}
+    keep = [
+        "site_id = {site:String}",
+        "ts >= {start:DateTime('UTC')}",
+        "ts < {end:DateTime('UTC')}",
+        "event_type = 'engagement'",
+        *filter_sql(query, params),
+    ]
+    select = []
+    for name in query.dimensions:
+        expr = TIME_BUCKETS[name].format(t="ts") if name in TIME_BUCKETS else DIMENSIONS[name]
+        select.append(f"{expr} AS {name}")
+        if name not in TIME_BUCKETS:
+            params["values"] = values
+            keep.append(f"{expr} IN {{values:Array(String)}}")
+    names = list(query.dimensions)
+    inner = (
+        f"SELECT {', '.join([*select, PAGE_VISIT])}, "
+        f"max(toUInt16(scroll_pct)) AS deepest FROM events WHERE {' AND '.join(keep)} "
+        f"GROUP BY {', '.join([*names, 'page_visit'])}"
+    )
+    text = (
+        f"SELECT {', '.join([*names, 'if(count() = 0, NULL, round(avg(deepest), 1))'])} "
+        f"FROM ({inner})" + (f" GROUP BY {', '.join(names)}" if names else "")
+    )
+    return Sql(text, params, [*names, "scroll_depth"], "events")
 
 
 def _plain(value: object, zone: ZoneInfo) -> object:

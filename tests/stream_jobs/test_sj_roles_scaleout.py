@@ -16,7 +16,6 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -45,12 +44,9 @@ N_VISITORS, N_CUSTOMERS = 800, 200
 SLICES = 20
 
 
-def shared_key_store(home: Path, tag: str) -> dict[str, str]:
-    """How every enrich worker reaches the one key store: the shared Kafka key store, with a
-    keys topic of this test's own (the session broker is shared by the tests). The same
-    workers on one host can share one SQLite file instead; to test that, return:
-        {"MAYAK_KEYSTORE_PATH": str(home / "shared-keys" / "anonymizer.db")}
-    """
+def shared_key_store(tag: str) -> dict[str, str]:
+    """How every enrich worker reaches the one key store: the Kafka key store, on a keys
+    topic of this test's own (the session broker is shared by the tests)."""
     return {"MAYAK_KEY_STORE": "kafka", "MAYAK_TOPIC_KEYS": f"s{tag}.keys"}
 
 
@@ -231,7 +227,7 @@ def test_two_enrich_workers_and_a_sink_one_killed_land_once_with_one_pseudonym_e
         "MAYAK_WORKER_SESSION_TIMEOUT_S": "6",  # the broker's minimum: fast takeover
         "MAYAK_SINK_FLUSH_SECONDS": "0.3",
         "MAYAK_SINK_BATCH_SIZE": "2000",
-        **shared_key_store(stack.home, tag),
+        **shared_key_store(tag),
     }
     settings = settings_for(env)
     ensure_topics(settings)

@@ -53,7 +53,11 @@ def test_user_values_are_bound_never_formatted() -> None:
         ({}, "agg_site_hourly"),
         ({"dimensions": ("hour_of_day",)}, "agg_site_hourly"),
         ({"dimensions": ("country",)}, "agg_dim_hourly"),
-        ({"dimensions": ("day", "path"), "filters": (("path", "/faq"),)}, "agg_dim_hourly"),
+        ({"dimensions": ("path",), "filters": (("path", "/faq"),)}, "agg_dim_hourly"),
+        # a page's series reads the page's events by path (projection p_path, 0015)
+        ({"dimensions": ("day", "path"), "filters": (("path", "/faq"),)}, "events"),
+        ({"dimensions": ("hour_of_day",), "filters": (("path", "/faq"),)}, "events"),
+        ({"dimensions": ("day",), "filters": (("country", "AZ"),)}, "agg_dim_hourly"),
         ({"dimensions": ("country", "device_type")}, "events"),
         ({"dimensions": ("country",), "filters": (("device_type", "mobile"),)}, "events"),
     ],
@@ -69,6 +73,7 @@ def test_reads_rollups_when_they_answer(kw, source) -> None:
         {"metrics": ("pageviews", "visitors", "sessions", "events", "engaged_seconds")},
         {"metrics": ("pageviews", "visitors"), "dimensions": ("country",)},
         {"metrics": ("events", "sessions"), "dimensions": ("day", "path"), "limit": 1000},
+        {"metrics": ("visitors", "pageviews"), "filters": (("path", "/"),)},
         {"metrics": ("visitors", "pageviews"), "dimensions": ("hour_of_day",), "limit": 24},
         {"metrics": ("email_opens", "openers"), "dimensions": ("campaign_id",)},
         {

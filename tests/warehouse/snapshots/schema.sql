@@ -350,13 +350,21 @@ CREATE TABLE events
     `open_class` LowCardinality(String),
     INDEX idx_customer_pid customer_pid TYPE bloom_filter(0.01) GRANULARITY 4,
     INDEX idx_visitor_id visitor_id TYPE bloom_filter(0.01) GRANULARITY 4,
-    INDEX idx_session_id session_id TYPE bloom_filter(0.01) GRANULARITY 4
+    INDEX idx_session_id session_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    PROJECTION p_path
+    (
+        SELECT *
+        ORDER BY
+            site_id,
+            path,
+            ts
+    )
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
 ORDER BY (site_id, toDate(ts), event_type, ts)
 TTL toDateTime(ts) + toIntervalDay(90) WHERE event_type = 'email_open', toDateTime(ts) + toIntervalYear(3) WHERE event_type = 'service_request', toDateTime(ts) + toIntervalMonth(13) WHERE (NOT (event_type = 'email_open')) AND (NOT (event_type = 'service_request'))
-SETTINGS index_granularity = 8192;
+SETTINGS index_granularity = 8192, lightweight_mutation_projection_mode = 'drop';
 
 CREATE TABLE failed_events
 (
