@@ -2,8 +2,10 @@
 collector frames it under load (``contract.raw_frames``: several raw events of one partition
 in one message, each partition's events in arrival order), landed in ClickHouse.
 
-The worker is the one ``mayak up`` runs (``mayak worker --dashboards``: enrich, sessions,
-sink and dashboards in one process), so the figure includes landing; the frames carry
+The worker is one enrich worker (``mayak worker --role enrich``: validate, enrich,
+pseudonymize, sessionize, publish to ``mayak.events``), timed by the events it publishes
+there; ``role="all"`` times the single worker ``mayak up`` runs (enrich and sink: landed in
+ClickHouse) instead. The frames carry
 ``FRAME_EVENTS`` events, a pass of the collector's sender thread at a few thousand
 requests/s (it frames up to ``raw_frames.MAX_EVENTS``).
 """
@@ -11,9 +13,11 @@ requests/s (it frames up to ``raw_frames.MAX_EVENTS``).
 from __future__ import annotations
 
 import math
+import subprocess
+import time
 from pathlib import Path
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.harness import PeakMemory
 from bench.pipeline_bench import landed_eps, worker_env
@@ -23,6 +27,7 @@ from dashboards.auth import ensure_cli_token
 from mayak.errors import MayakError
 from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
 from producers.collector.outbox import MemoPartitioner
+from stream_jobs.batching import event_count
 from stream_jobs.topics import ensure_topics
 
 FRAME_EVENTS = 50
@@ -64,25 +69,65 @@ def fill(bootstrap: str, topic: str, messages: list[tuple[int, bytes | None, byt
     producer.close()
 
 
-def run(bootstrap: str, work: Path, n: int, results: dict, details: dict) -> None:
+def published_eps(
+    bootstrap: str, topic: str, n: int, proc: subprocess.Popen, timeout: float
+) -> float:
+    """Rate of the events published to ``topic`` (counted by each message's event count),
+    between the first message and the ``n``-th event."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    deadline = time.monotonic() + timeout
+    try:
+        partitions = None
+        while not partitions and time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic)
+            time.sleep(0.2)
+        consumer.assign([TopicPartition(topic, p) for p in partitions or ()])
+        consumer.seek_to_beginning()
+        first_n, first_t, count = 0, 0.0, 0
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise MayakError("the worker exited during the framed benchmark")
+            batch = consumer.poll(timeout_ms=100)
+            now = time.perf_counter()
+            count += sum(event_count(m.headers) for msgs in batch.values() for m in msgs)
+            if count and not first_n:
+                first_n, first_t = count, now
+            if count >= n:
+                if count > n:
+                    raise MayakError(f"{count} events published for {n} raw events: duplicates")
+                return (n - first_n) / max(now - first_t, 1e-9) if n > first_n else math.nan
+    finally:
+        consumer.close()
+    raise MayakError(f"only {count} of {n} events were published in {timeout:.0f}s")
+
+
+def run(
+    bootstrap: str, work: Path, n: int, results: dict, details: dict, role: str = "enrich"
+) -> None:
     env = worker_env(bootstrap, work, "framed")
+    # the one enrich worker's key store (an enrich worker refuses a per-data-dir one)
+    env["MAYAK_KEYSTORE_PATH"] = str(work / "framed-keys.sqlite")
     settings = settings_for(env)
     ensure_topics(settings)
     messages = frames(raw_records(n, work / "framed"), settings.kafka_partitions)
     fill(bootstrap, settings.topic_raw, messages)
-    proc = spawn_mayak(["worker", "--dashboards"], work / "framed-worker.log", env)
+    args = ["--role", "enrich"] if role == "enrich" else ["--dashboards"]
+    proc = spawn_mayak(["worker", *args], work / "framed-worker.log", env)
     memory = PeakMemory(proc.pid)
     try:
-        wait_http_ok(
-            {"dashboards": f"{settings.dashboards_url}/healthz"}, {"worker": proc}, logs=work
-        )
-        eps = landed_eps(
-            f"{settings.dashboards_url}/api/stats/summary?site={SITE}",
-            n,
-            proc,
-            600,
-            ensure_cli_token(settings),
-        )
+        if role == "enrich":
+            eps = published_eps(bootstrap, settings.topic_events, n, proc, 600)
+        else:
+            wait_http_ok(
+                {"dashboards": f"{settings.dashboards_url}/healthz"}, {"worker": proc}, logs=work
+            )
+            eps = landed_eps(
+                f"{settings.dashboards_url}/api/stats/summary?site={SITE}",
+                n,
+                proc,
+                600,
+                ensure_cli_token(settings),
+            )
     finally:
         stop_process(proc)
         peak = memory.stop()
@@ -91,6 +136,10 @@ def run(bootstrap: str, work: Path, n: int, results: dict, details: dict) -> Non
     results["pipeline_framed_eps"] = round(eps)
     results["worker_peak_mb"] = max(results.get("worker_peak_mb", 0), peak)
     details["pipeline_framed_eps"] = (
-        f"{n:,} events in {len(messages):,} frames of <= {FRAME_EVENTS}, 1 worker "
-        "(enrich + sink), landed in ClickHouse"
+        f"{n:,} events in {len(messages):,} frames of <= {FRAME_EVENTS}, "
+        + (
+            "1 enrich worker, published to mayak.events"
+            if role == "enrich"
+            else "1 worker (enrich + sink), landed in ClickHouse"
+        )
     )

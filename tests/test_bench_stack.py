@@ -101,3 +101,4 @@ def test_framed_step_lands_every_event_once(tmp_path: Path, kafka_bootstrap: str
     assert results["pipeline_framed_eps"] > 0
     assert results["worker_peak_mb"] > 0
     assert "15,000 events in" in details["pipeline_framed_eps"]
+    assert "1 enrich worker, published to mayak.events" in details["pipeline_framed_eps"]
