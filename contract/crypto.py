@@ -21,7 +21,6 @@ import threading
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from anonymizer.master import derive
-from anonymizer.master import load_master_secret as load_master_secret  # callers' old home
 from anonymizer.pseudonym import keyed_hash
 
 _AAD = b"mayak.ip.v1"

@@ -12,8 +12,9 @@ from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from anonymizer.keystore import keystore_from_settings
+from anonymizer.master import load_master_secret
 from anonymizer.scrub import RouteTemplates, configure
-from contract.crypto import decrypt_ip, ip_cipher_key, load_master_secret
+from contract.crypto import decrypt_ip, ip_cipher_key
 from mayak.clock import SYSTEM_CLOCK, Clock
 from stream_jobs.channels import channel_step
 from stream_jobs.email_opens import SCANNER_ASNS, OpenClassifier, email_open_step

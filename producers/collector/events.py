@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from anonymizer.master import load_master_secret
 from contract import crypto
 from contract.schema import SCHEMA_VERSION, ClientEvent, RawEvent
 from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
@@ -56,7 +57,7 @@ class EventFactory:
     """Builds the Kafka messages; holds the keys (derived once from the master secret)."""
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
-        master = crypto.load_master_secret(settings.ip_key, settings.data_dir)
+        master = load_master_secret(settings.ip_key, settings.data_dir)
         self._ip_key = crypto.ip_cipher_key(master)
         self._part_key = crypto.partition_secret(master)
         self._allow = frozenset(settings.collector_query_allowlist)

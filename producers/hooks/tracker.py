@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from contract.crypto import load_master_secret, partition_key, partition_secret
+from anonymizer.master import load_master_secret
+from contract.crypto import partition_key, partition_secret
 from contract.schema import RawEvent
 from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 

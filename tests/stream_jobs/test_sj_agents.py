@@ -45,7 +45,8 @@ def app(tmp_path: Path, keys, clock, geo_dbs):
 
 
 async def test_enrich_agent_routes_events_and_rejections(app, sent) -> None:
-    from contract.crypto import encrypt_ip, ip_cipher_key, load_master_secret
+    from anonymizer.master import load_master_secret
+    from contract.crypto import encrypt_ip, ip_cipher_key
 
     key = ip_cipher_key(load_master_secret("", app.test_data_dir))  # the worker's own key file
     agent = agents_of(app).enrich

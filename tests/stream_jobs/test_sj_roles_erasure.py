@@ -19,7 +19,8 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 
-from contract.crypto import load_master_secret, partition_secret
+from anonymizer.master import load_master_secret
+from contract.crypto import partition_secret
 from mayak.kafka_local import LocalBroker, free_port
 from mayak.procs import settings_for, spawn_mayak
 from producers.hooks.tracker import Tracker

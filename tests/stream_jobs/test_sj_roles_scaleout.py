@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from anonymizer.master import load_master_secret
 from contract import raw_frames
-from contract.crypto import load_master_secret, partition_secret
+from contract.crypto import partition_secret
 from contract.schema import ClientEvent
 from mayak.kafka_local import free_port
 from mayak.procs import mayak_sql, settings_for, spawn_mayak
