@@ -20,12 +20,11 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.harness import PeakMemory
-from bench.pipeline_bench import landed_eps, worker_env
-from bench.traffic import SITE, raw_records
+from bench.pipeline_bench import worker_env, worker_landed_eps
+from bench.traffic import raw_records
 from contract import raw_frames
-from dashboards.auth import ensure_cli_token
 from mayak.errors import MayakError
-from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
+from mayak.procs import settings_for, spawn_mayak, stop_process
 from producers.collector.outbox import MemoPartitioner
 from stream_jobs.batching import event_count
 from stream_jobs.topics import ensure_topics
@@ -118,16 +117,7 @@ def run(
         if role == "enrich":
             eps = published_eps(bootstrap, settings.topic_events, n, proc, 600)
         else:
-            wait_http_ok(
-                {"dashboards": f"{settings.dashboards_url}/healthz"}, {"worker": proc}, logs=work
-            )
-            eps = landed_eps(
-                f"{settings.dashboards_url}/api/stats/summary?site={SITE}",
-                n,
-                proc,
-                600,
-                ensure_cli_token(settings),
-            )
+            eps = worker_landed_eps(settings, proc, n, work)
     finally:
         stop_process(proc)
         peak = memory.stop()

@@ -18,6 +18,7 @@ from dashboards.auth import ensure_cli_token
 from mayak.errors import MayakError
 from mayak.kafka_local import free_port
 from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
+from mayak.settings import Settings
 from stream_jobs.topics import ensure_topics
 
 
@@ -96,6 +97,19 @@ def landed_eps(url: str, n: int, proc: subprocess.Popen, timeout: float, token: 
     raise MayakError(f"only {count} of {n} events landed in {timeout:.0f}s")
 
 
+def worker_landed_eps(settings: Settings, proc: subprocess.Popen, n: int, work: Path) -> float:
+    """Events/s at which the worker ``proc`` (serving its dashboards) lands ``n`` events, read
+    through the dashboards API with the CLI's token."""
+    wait_http_ok({"dashboards": f"{settings.dashboards_url}/healthz"}, {"worker": proc}, logs=work)
+    return landed_eps(
+        f"{settings.dashboards_url}/api/stats/summary?site={SITE}",
+        n,
+        proc,
+        600,
+        ensure_cli_token(settings),
+    )
+
+
 def run(bootstrap: str, work: Path, n: int, results: dict, details: dict) -> None:
     env = worker_env(bootstrap, work, "pipeline")
     settings = settings_for(env)
@@ -105,16 +119,7 @@ def run(bootstrap: str, work: Path, n: int, results: dict, details: dict) -> Non
     proc = spawn_mayak(["worker", "--dashboards"], work / "pipeline-worker.log", env)
     memory = PeakMemory(proc.pid)
     try:
-        wait_http_ok(
-            {"dashboards": f"{settings.dashboards_url}/healthz"}, {"worker": proc}, logs=work
-        )
-        eps = landed_eps(
-            f"{settings.dashboards_url}/api/stats/summary?site={SITE}",
-            n,
-            proc,
-            600,
-            ensure_cli_token(settings),
-        )
+        eps = worker_landed_eps(settings, proc, n, work)
     finally:
         stop_process(proc)
         peak = memory.stop()

@@ -64,12 +64,9 @@ def machine() -> str:
     )
 
 
-def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
-    plan = QUICK if quick else FULL
-    results: dict = {}
-    details: dict[str, str] = {}
-    work = Path(tempfile.mkdtemp(prefix="mayak-bench-"))
-    broker = LocalBroker(
+def bench_broker(work: Path) -> LocalBroker:
+    """The throughput steps' private broker, in its large-site mode (``BENCH_HEAP_MB``)."""
+    return LocalBroker(
         home=work / "kafka",
         cache_dir=Settings().cache_dir,
         port=free_port(),
@@ -77,6 +74,14 @@ def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
         heap_mb=BENCH_HEAP_MB,
         partitions=2,
     )
+
+
+def run_bench(quick: bool, json_path: Path | None, console: Console) -> dict:
+    plan = QUICK if quick else FULL
+    results: dict = {}
+    details: dict[str, str] = {}
+    work = Path(tempfile.mkdtemp(prefix="mayak-bench-"))
+    broker = bench_broker(work)
     steps = [
         ("tracker", lambda: tracker_bench.run(results, details)),
         ("enrich", lambda: enrich_bench.run(work, plan.enrich_events, results, details)),
@@ -192,14 +197,7 @@ def run_only(name: str, quick: bool, json_path: Path | None, console: Console) -
             stack_bench.run(work, plan.load_seconds * 2, results, details)
             keys: tuple[str, ...] = ("cpu_us_per_event", "stack_idle_mb", "stack_peak_mb")
         else:
-            broker = LocalBroker(
-                home=work / "kafka",
-                cache_dir=Settings().cache_dir,
-                port=free_port(),
-                controller_port=free_port(),
-                heap_mb=BENCH_HEAP_MB,
-                partitions=2,
-            )
+            broker = bench_broker(work)
             broker.start(log=console.print)
             try:
                 framed_bench.run(broker.bootstrap, work, plan.framed_events, results, details)
