@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
             help=(
                 "one benchmark alone: product (the product page's calls, p95 of each), "
                 "stack (CPU per event and memory of broker + worker + collector), "
-                "framed (one worker on the collector's frames); --quick: short sizes"
+                "framed (one worker on the collector's frames), "
+                "collector (beacons/s and p99 against a bare kafka-python loop); "
+                "--quick: short sizes"
             ),
         ),
         events: int = typer.Option(

@@ -54,7 +54,7 @@ FULL = Plan(15, 100_000, 200_000, 100_000, 30, (1_000_000, 10_000_000))
 #: broker ``mayak up`` starts, with the default (small-site) heap
 BENCH_HEAP_MB = 1024
 #: what ``--only`` runs alone; the broker-backed ones share one private broker
-ONLY = ("product", "stack", "framed")
+ONLY = ("product", "stack", "framed", "collector")
 
 
 def machine() -> str:
@@ -184,8 +184,9 @@ def run_product(
 
 
 def run_only(name: str, quick: bool, json_path: Path | None, console: Console) -> dict:
-    """``mayak bench --only stack|framed``: one broker-backed benchmark alone (``--quick``:
-    its short size), with the load average before and after (the machine may be shared)."""
+    """``mayak bench --only stack|framed|collector``: one broker-backed benchmark alone
+    (``--quick``: its short size), with the load average before and after (the machine may
+    be shared)."""
     plan = QUICK if quick else FULL
     work = Path(tempfile.mkdtemp(prefix="mayak-bench-"))
     results: dict = {}
@@ -200,10 +201,19 @@ def run_only(name: str, quick: bool, json_path: Path | None, console: Console) -
             broker = bench_broker(work)
             broker.start(log=console.print)
             try:
-                framed_bench.run(broker.bootstrap, work, plan.framed_events, results, details)
+                if name == "collector":
+                    collector_bench.run(broker.bootstrap, work, plan.load_seconds, results, details)
+                    keys = (
+                        "collector_eps",
+                        "collector_ratio",
+                        "collector_p99_ms",
+                        "collector_peak_mb",
+                    )
+                else:
+                    framed_bench.run(broker.bootstrap, work, plan.framed_events, results, details)
+                    keys = ("pipeline_framed_eps", "worker_peak_mb")
             finally:
                 broker.stop()
-            keys = ("pipeline_framed_eps", "worker_peak_mb")
     console.print(results_table(results, details, keys=keys))
     console.print(
         f"machine: {machine()}; load average {load[0]:.2f} before, "

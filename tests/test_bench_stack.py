@@ -50,7 +50,7 @@ def test_an_unknown_only_step_is_refused() -> None:
         timeout=120,
     )
     assert done.returncode != 0
-    assert "product, stack, framed" in done.stdout + done.stderr
+    assert "product, stack, framed, collector" in done.stdout + done.stderr
 
 
 @pytest.mark.kafka
