@@ -412,3 +412,108 @@ def test_collector_protocol_serves_keep_alive_and_streamed_responses() -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_partition_keys_keep_the_gil_no_one_shot_hmac(monkeypatch) -> None:
+    """The Kafka key comes from a copied HMAC state, not ``hmac.digest``: the one-shot call
+    set up the key on every event and released the GIL mid-request (a tenth of the event
+    loop's time under load, issue 17's collector regression). Same bytes as before."""
+    import hmac
+
+    secret = bytes(range(32))
+    expected = keyed_hash(secret, "elegal", "85.132.10.20", "Mozilla/5.0").encode()
+
+    def one_shot(*args: object) -> bytes:
+        raise AssertionError("partition_key used the one-shot hmac.digest")
+
+    monkeypatch.setattr(hmac, "digest", one_shot)
+    assert crypto.partition_key(secret, "elegal", "85.132.10.20", "Mozilla/5.0") == expected
+    assert crypto.partition_key(bytes(32), "a") != crypto.partition_key(secret, "a")
+
+
+class _TimerCount:
+    """An event loop stand-in that counts the read-deadline timers a protocol creates."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, counts: list[int]) -> None:
+        self._loop = loop
+        self._counts = counts
+
+    def _count(self, callback: object) -> None:
+        if getattr(callback, "__name__", "") in ("_check_deadline", "_read_timed_out"):
+            self._counts[0] += 1
+
+    def call_later(self, delay: float, callback, *args):
+        self._count(callback)
+        return self._loop.call_later(delay, callback, *args)
+
+    def call_at(self, when: float, callback, *args):
+        self._count(callback)
+        return self._loop.call_at(when, callback, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._loop, name)
+
+
+def test_read_deadlines_cost_no_timer_per_request_and_still_cut_a_slow_body() -> None:
+    """100 requests on one kept-alive connection create at most a couple of deadline timers
+    (it was two uvloop timers created and cancelled per request, a tenth of the loop under
+    load); a body deadline shorter than the pending head timer still cuts a slow body on time."""
+    import socket
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from mayak.kafka_local import free_port
+    from producers.collector.server import CoalescingHttpToolsProtocol
+
+    counts = [0]
+
+    class Counting(CoalescingHttpToolsProtocol):
+        head_timeout_s = 30.0
+        body_timeout_s = 0.5
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.loop = _TimerCount(self.loop, counts)  # type: ignore[assignment]
+
+    async def echo(request):
+        return PlainTextResponse(str(len(await request.body())))
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Route("/e", echo, methods=["POST"])]),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            http=Counting,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        request = b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            for _ in range(100):
+                sock.sendall(request)
+                answer = b""
+                while not answer.endswith(b"\r\n\r\n2"):
+                    answer += sock.recv(4096)
+            assert counts[0] <= 2, counts[0]
+            # then a body that never completes: cut after the body deadline, not the head's 30 s
+            sock.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+            started = time.monotonic()
+            rest = b""
+            while chunk := sock.recv(4096):
+                rest += chunk
+            assert rest == b""  # closed without an answer: the request never completed
+            assert 0.3 < time.monotonic() - started < 5
+    finally:
+        server.should_exit = True
+        thread.join(10)
