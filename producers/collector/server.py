@@ -82,6 +82,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True  # reading a request line and headers (or waiting for one)
         self._head_bytes = 0
         self._head_fields = 0
+        self._head_size = 0  # bytes of the header fields so far (counted as they are parsed)
         # The read deadline (loop time; None: not reading) and one lazy timer per connection.
         # A request moves the deadline only; the timer, when it fires early, re-arms for what
         # is left. Creating and cancelling a uvloop timer twice per request (head, then body)
@@ -163,6 +164,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_fields = 0
+        self._head_size = 0
         if self._deadline is None:
             self._arm(self.head_timeout_s)
 
@@ -173,13 +175,13 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_fields += 1
+        self._head_size += len(name) + len(value) + 4
         if self._head_fields > self.max_headers:
             raise _HeadTooLarge(f"more than {self.max_headers} header fields")
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
-        if size > self.max_head_bytes:
+        if len(self.url) + self._head_size > self.max_head_bytes:
             raise _HeadTooLarge("request head too large")
         self._in_head = False
         self._arm(self.body_timeout_s)
