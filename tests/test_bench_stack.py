@@ -102,3 +102,33 @@ def test_framed_step_lands_every_event_once(tmp_path: Path, kafka_bootstrap: str
     assert results["worker_peak_mb"] > 0
     assert "15,000 events in" in details["pipeline_framed_eps"]
     assert "1 enrich worker, published to mayak.events" in details["pipeline_framed_eps"]
+
+
+@pytest.mark.kafka
+def test_only_collector_prints_and_writes_the_collector_figures(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """``mayak bench --only collector``: the collector step alone on its own broker (2 s of load
+    here), its four figures in the table and the JSON, the bare loop it is divided by, and the
+    load average (not timed against the targets)."""
+    import io
+    import json
+
+    from rich.console import Console
+
+    from bench import runner
+
+    monkeypatch.setattr(runner, "QUICK", runner.Plan(2, 1, 1, 1, 1, (1,)))
+    out = io.StringIO()
+    json_path = tmp_path / "collector.json"
+    results = runner.run_only("collector", True, json_path, Console(file=out, width=200))
+    keys = ("collector_eps", "collector_ratio", "collector_p99_ms", "collector_peak_mb")
+    assert all(results[k] > 0 for k in keys), results
+    written = json.loads(json_path.read_text())
+    assert written == {k: results[k] for k in keys}
+    text = out.getvalue()
+    found = re.search(r"bare kafka-python loop: ([\d,]+) msg/s", text)
+    assert found, text
+    bare = int(found.group(1).replace(",", ""))
+    assert results["collector_ratio"] == pytest.approx(results["collector_eps"] / bare, rel=0.01)
+    assert "load average" in text and "collector_p99_ms" in text
