@@ -300,6 +300,7 @@ def keystore_from_settings(settings: Settings, mint: bool = True) -> KeyStoreLik
             load_master_secret(settings.ip_key, settings.data_dir),
             segment_s=settings.key_store_segment_s,
             heartbeat_s=settings.key_store_heartbeat_s,
+            timeout_s=settings.key_store_timeout_s,
             mint=mint,
         )
     return KeyStore(keystore_path(settings), mint=mint)
