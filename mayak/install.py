@@ -202,7 +202,7 @@ class KeyStoreWatch:
         self._fired = threading.Event()
         self._thread = threading.Thread(target=self._run, name="keystore-watch", daemon=True)
         if not local:  # the shared store reports a lost topic or another master secret itself
-            from anonymizer.keystore_kafka import on_store_failure
+            from anonymizer.keylog import on_store_failure
 
             on_store_failure(self._store_failed)
 

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from kafka.errors import KafkaTimeoutError
 
-from anonymizer import keystore_kafka, pseudonym
+from anonymizer import keylog, pseudonym
 from anonymizer.keyrecords import KeyStoreUnavailable
 from anonymizer.keystore_kafka import KafkaKeyStore
 from tests.anonymizer.test_an_keystore_kafka_fake import FakeConsumer, FakeProducer, Log
@@ -92,7 +92,7 @@ def _customer_events(n: int, prefix: str = "cust") -> list[dict]:
 def test_a_batch_of_new_customers_costs_one_round_trip(
     make_pipeline, keys, kafka_keys, clock
 ) -> None:
-    store, producer = keys, keys._producer
+    store, producer = keys, keys._log.producer
     store.salt_for(clock.now().date(), clock.now())  # today's salt exists: customers only
     intake, pipeline, *_ = _intake(lambda sessions: make_pipeline(sessions=sessions), batch=1000)
     events = _customer_events(CUSTOMERS)
@@ -153,10 +153,10 @@ def test_an_opted_out_customer_gets_no_key(make_pipeline, keys) -> None:
 def test_no_broker_during_key_creation_stops_the_worker_and_commits_nothing(
     make_pipeline, keys, clock
 ) -> None:
-    store, producer = keys, keys._producer
+    store, producer = keys, keys._log.producer
     store.salt_for(clock.now().date(), clock.now())
     stopped: list[str] = []  # what mayak.install.KeyStoreWatch hands to stop_worker
-    keystore_kafka.on_store_failure(stopped.append)
+    keylog.on_store_failure(stopped.append)
     try:
         intake, pipeline, _table, _events, failed = _intake(
             lambda sessions: make_pipeline(sessions=sessions), batch=1000
@@ -177,14 +177,14 @@ def test_no_broker_during_key_creation_stops_the_worker_and_commits_nothing(
             asyncio.run(intake.flush())
         assert intake.publisher.count == 0
     finally:
-        keystore_kafka._failure_listeners.remove(stopped.append)
+        keylog._failure_listeners.remove(stopped.append)
 
 
 def test_a_salt_that_cannot_be_made_is_no_dead_letter(make_pipeline, keys) -> None:
     """The pipeline's catch-all would turn the failure into a dead letter of the event:
     the event is fine, so it must wait (raise), not leave as rejected."""
     pipeline = make_pipeline()
-    keys._producer.down = True
+    keys._log.producer.down = True
     with pytest.raises(KeyStoreUnavailable):
         pipeline.run(raw_event())  # cookieless: needs today's salt, not made yet
     assert pipeline.counters == {}
