@@ -14,11 +14,11 @@ is the first buffer the commit coordinator flushes), so nothing acked is committ
 ran.
 
 The batch's new customers get their keys first, all at once (``Pipeline.prepare``: one
-round trip to the shared key store, not one per customer). If the key store cannot create a
-key in time (``KeyStoreUnavailable``: the broker away) the intake fails for good: this flush
-and every later one raise, so no commit passes the batch's messages, and the key store's
-failure stops the worker (``mayak.install.KeyStoreWatch``); started again, it reads them
-again from the last commit.
+round trip to the shared key store, not one per customer). If that, or the batch, raises
+(``KeyStoreUnavailable``: the key store cannot create a key in time, the broker away; or the
+key store failed for good) the intake fails for good: this flush and every later one raise,
+so no commit passes the batch's messages, and the key store's failure stops the worker
+(``mayak.install.KeyStoreWatch``); started again, it reads them again from the last commit.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Any
 
 import orjson
 
-from anonymizer.keyrecords import KeyStoreUnavailable
 from contract.raw_frames import events_of
 from stream_jobs.batching import Publisher
 from stream_jobs.dead_letters import DeadLetter
@@ -53,7 +52,7 @@ class Intake:
         self.batch = batch
         self.pending: list[tuple[int, Any, bytes]] = []  # (raw partition, key, value)
         self.lock = asyncio.Lock()
-        self.failure: KeyStoreUnavailable | None = None
+        self.failure: Exception | None = None
 
     def add(self, partition: int, key: Any, value: bytes) -> bool:
         """Hold a raw message; True when a batch is waiting (flush now)."""
@@ -74,7 +73,7 @@ class Intake:
             pending, self.pending = self.pending, []
             try:
                 results, rejected = self._run(pending)
-            except KeyStoreUnavailable as exc:
+            except Exception as exc:  # KeyStoreUnavailable, or the key store failed for good
                 # part of the batch may have run: acked, never to be committed (read again
                 # after the restart; the sink drops what lands twice)
                 self.failure = exc

@@ -188,3 +188,19 @@ def test_a_salt_that_cannot_be_made_is_no_dead_letter(make_pipeline, keys) -> No
     with pytest.raises(KeyStoreUnavailable):
         pipeline.run(raw_event())  # cookieless: needs today's salt, not made yet
     assert pipeline.counters == {}
+
+
+def test_a_key_store_failed_for_good_lets_no_commit_pass(make_pipeline, keys) -> None:
+    """The topic lost under the store (or another master secret): the batch's customers
+    cannot be looked up, and the messages taken from the intake must not be committed."""
+    from mayak.errors import MayakError
+
+    intake, pipeline, _table, _events, failed = _intake(
+        lambda sessions: make_pipeline(sessions=sessions), batch=1000
+    )
+    intake.add(0, None, orjson.dumps(raw_event(type="service_request", uid="c-1")))
+    keys._log.fail(MayakError("the key topic lost its records"))
+    for _ in range(2):  # this flush, and a commit's flush after it
+        with pytest.raises(MayakError, match="lost its records"):
+            asyncio.run(intake.flush())
+    assert intake.publisher.count == 0 and failed.sent == [] and pipeline.counters == {}
