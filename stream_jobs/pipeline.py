@@ -98,7 +98,7 @@ class Pipeline:
         prepare: Callable[[list[Any]], None] | None = None,
     ) -> None:
         """``prepare``: called with a batch's raw events before they run (the key store
-        creates their new customers' keys at once: ``steps.key_preparer``)."""
+        creates their new customers' keys at once: ``processors.key_preparer``)."""
         self.parse = parse
         self.steps = list(steps)
         self.clock = clock
@@ -111,7 +111,8 @@ class Pipeline:
             self._prepare(raws)
 
     def run(self, raw: Any) -> dict[str, Any] | DeadLetter:
-        """Enriched event (contract field names) or its ``DeadLetter``; never raises."""
+        """Enriched event (contract field names) or its ``DeadLetter``; raises only
+        ``KeyStoreUnavailable``."""
         step_name, source = "validate", raw
         try:
             result = self.parse(raw)
