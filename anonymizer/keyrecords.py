@@ -51,6 +51,12 @@ class WrongMasterKey(MayakError):
     """A record (or backup) does not decrypt: it was written under another master secret."""
 
 
+class KeyStoreUnavailable(MayakError):
+    """The shared key store could not write a new secret (or read it back) within its bound:
+    the events that need it must not be enriched without it, nor be dropped. The worker stops
+    without committing them and enriches them again when it is started."""
+
+
 class RecordCipher:
     """Encrypts and decrypts record values, bound to their record keys."""
 

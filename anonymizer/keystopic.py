@@ -9,11 +9,14 @@ ratio, and ``file.delete.delay.ms`` deletes the replaced files a second later. T
 
 from __future__ import annotations
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from mayak.errors import MayakError
+from mayak.kafka_admin import kafka_admin, unreachable
+
+WHO = "the shared key store"
 
 
 def topic_configs(segment_s: float) -> dict[str, str]:
@@ -35,42 +38,33 @@ def topic_configs(segment_s: float) -> dict[str, str]:
 def ensure_keys_topic(bootstrap: str, topic: str, segment_s: float) -> bool:
     """Create the keys topic (1 partition, compacted) if missing, else set its configs.
     True if it was created."""
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=10_000, bootstrap_timeout_ms=5_000
-        )
-    except KafkaError as exc:
-        raise MayakError(no_broker(bootstrap, exc)) from exc
     configs = topic_configs(segment_s)
-    try:
-        if topic not in set(admin.list_topics()):
-            try:
-                admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
-                return True
-            except TopicAlreadyExistsError:
-                pass
-        # incremental (SET of these keys only); kafka-python's check of "unknown" keys
-        # compares with the topic's overrides, which a fresh topic may not list yet
-        admin.alter_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)],
-            raise_on_unknown=False,
-        )
-        return False
-    except KafkaError as exc:  # e.g. not authorized to create topics or alter their configs
-        settings = ", ".join(f"{key}={value}" for key, value in configs.items())
-        raise MayakError(
-            f"the shared key store could not create or configure the topic {topic} ({exc}) "
-            f"-> allow this client to, or create it yourself: 1 partition, {settings}"
-        ) from exc
-    finally:
-        admin.close()
+    with kafka_admin(bootstrap, who=WHO) as admin:
+        try:
+            if topic not in set(admin.list_topics()):
+                try:
+                    admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
+                    return True
+                except TopicAlreadyExistsError:
+                    pass
+            # incremental (SET of these keys only); kafka-python's check of "unknown" keys
+            # compares with the topic's overrides, which a fresh topic may not list yet
+            admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)],
+                raise_on_unknown=False,
+            )
+            return False
+        except KafkaError as exc:  # e.g. not authorized to create topics or alter their configs
+            settings = ", ".join(f"{key}={value}" for key, value in configs.items())
+            raise MayakError(
+                f"the shared key store could not create or configure the topic {topic} ({exc}) "
+                f"-> allow this client to, or create it yourself: 1 partition, {settings}"
+            ) from exc
 
 
 def no_broker(bootstrap: str, exc: BaseException) -> str:
-    return (
-        f"the shared key store cannot reach Kafka at {bootstrap} ({exc}) -> start the broker "
-        "(`mayak kafka start`), check MAYAK_KAFKA_BOOTSTRAP, and run the command again"
-    )
+    """The shared key store's producer or consumer found no broker: what to do next."""
+    return unreachable(bootstrap, exc, who=WHO)
 
 
 def topic_has_records(bootstrap: str, topic: str) -> bool:

@@ -32,7 +32,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from anonymizer.keyrecords import SALT_LIFETIME, KeyState, SaltExpired, day_start
+from anonymizer.keyrecords import SALT_LIFETIME, SaltExpired, day_start
+from anonymizer.keystore_records import SqliteRecords, key_id
 from anonymizer.master import load_master_secret
 
 if TYPE_CHECKING:
@@ -67,8 +68,9 @@ class KeyStoreLike(Protocol):
     def close(self) -> None: ...
 
 
-class KeyStore:
-    """Secrets of the anonymizer in one SQLite file; thread-safe, multi-process safe."""
+class KeyStore(SqliteRecords):
+    """Secrets of the anonymizer in one SQLite file; thread-safe, multi-process safe. Its
+    rows as the shared store's records (backup, restore): ``anonymizer.keystore_records``."""
 
     def __init__(self, path: Path | str, *, mint: bool = True) -> None:
         """``mint=False`` (restoring a backup): create no store-wide secret on opening."""
@@ -210,73 +212,6 @@ class KeyStore:
                 is not None
             )
 
-    # --- backup and restore (anonymizer.keybackup), in the shared store's record names ---
-    def snapshot(self) -> KeyState:
-        """Every secret, destroyed-secret record and opt-out, as ``KeyState`` records."""
-        state, offset = KeyState(), 0
-        with self._lock:
-            rows = [
-                *((f"secret/{n}", v) for n, v in self._db.execute("SELECT * FROM secrets")),
-                *((f"salt/{d}", v) for d, v in self._db.execute("SELECT * FROM salts")),
-                *(
-                    (f"cust/{bytes(m).hex()}", v)
-                    for m, v in self._db.execute("SELECT * FROM customer_keys")
-                ),
-            ]
-            gone = [f"salt/{d}" for (d,) in self._db.execute("SELECT * FROM destroyed_salts")]
-            gone += [f"cust/{bytes(m).hex()}/{k}" for m, k in self._db.execute(_ERASED)]
-            outs = [bytes(m).hex() for (m,) in self._db.execute("SELECT * FROM opt_outs")]
-        for slot, value in rows:
-            offset += 1
-            state.apply(offset, f"{slot}/{key_id(bytes(value))}", bytes(value))
-        for record_key in gone:
-            state.apply(offset := offset + 1, f"gone/{record_key}", b"")
-        for mac in outs:
-            state.apply(offset := offset + 1, f"optout/{mac}", b"")
-        return state
-
-    def write(self, record_key: str, plain: bytes | None) -> None:
-        """Store one record of ``snapshot``'s form (restore); existing rows are kept. ``None``
-        deletes the candidate's row (a secret the backup says was destroyed)."""
-        kind, name, *rest = record_key.split("/")
-        if plain is None and kind in ("salt", "cust"):
-            column = "day" if kind == "salt" else "uid_mac"
-            table = "salts" if kind == "salt" else "customer_keys"
-            with self._lock:
-                self._db.execute(
-                    f"DELETE FROM {table} WHERE {column} = ?",
-                    (name if kind == "salt" else bytes.fromhex(name),),
-                )
-            return
-        sql = {
-            "secret": "INSERT OR IGNORE INTO secrets VALUES (?, ?)",
-            "salt": "INSERT OR IGNORE INTO salts VALUES (?, ?)",
-            "optout": "INSERT OR IGNORE INTO opt_outs VALUES (?)",
-        }
-        with self._lock:
-            if kind == "cust":
-                self._db.execute(
-                    "INSERT OR IGNORE INTO customer_keys VALUES (?, ?)",
-                    (bytes.fromhex(name), plain),
-                )
-            elif kind == "optout":
-                self._db.execute(sql[kind], (bytes.fromhex(name),))
-            elif kind in sql:
-                self._db.execute(sql[kind], (name, plain))
-            elif kind == "gone" and name == "salt":
-                self._db.execute("INSERT OR IGNORE INTO destroyed_salts VALUES (?)", (rest[0],))
-            elif kind == "gone" and name == "cust":
-                self._db.execute(_ERASE_ID, (bytes.fromhex(rest[0]), rest[1]))
-
-
-_ERASED = "SELECT uid_mac, key_id FROM erased_keys"
-_ERASE_ID = "INSERT OR IGNORE INTO erased_keys VALUES (?, ?)"
-
-
-def key_id(secret: bytes) -> str:
-    """A short public id of a secret (a hash: it reveals nothing of the secret)."""
-    return hashlib.sha256(b"mayak.key-id|" + secret).hexdigest()[:16]
-
 
 def keystore_path(settings: Settings) -> Path:
     """``settings.keystore_path``, else ``data_dir/keys/anonymizer.db``."""
@@ -300,6 +235,7 @@ def keystore_from_settings(settings: Settings, mint: bool = True) -> KeyStoreLik
             load_master_secret(settings.ip_key, settings.data_dir),
             segment_s=settings.key_store_segment_s,
             heartbeat_s=settings.key_store_heartbeat_s,
+            timeout_s=settings.key_store_timeout_s,
             mint=mint,
         )
     return KeyStore(keystore_path(settings), mint=mint)

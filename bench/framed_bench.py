@@ -30,6 +30,8 @@ from stream_jobs.batching import event_count
 from stream_jobs.topics import ensure_topics
 
 FRAME_EVENTS = 50
+KEYS_TOPIC = "bench.framed.keys"
+KEY_STORE_ENV = {"MAYAK_KEY_STORE": "kafka", "MAYAK_TOPIC_KEYS": KEYS_TOPIC}
 
 
 def frames(
@@ -103,9 +105,9 @@ def published_eps(
 def run(
     bootstrap: str, work: Path, n: int, results: dict, details: dict, role: str = "enrich"
 ) -> None:
-    env = worker_env(bootstrap, work, "framed")
-    # the one enrich worker's key store (an enrich worker refuses a per-data-dir one)
-    env["MAYAK_KEYSTORE_PATH"] = str(work / "framed-keys.sqlite")
+    # the key store every enrich worker shares, as production runs it (docker-compose.yml):
+    # the Kafka key store, on a keys topic of the step's own
+    env = {**worker_env(bootstrap, work, "framed"), **KEY_STORE_ENV}
     settings = settings_for(env)
     ensure_topics(settings)
     messages = frames(raw_records(n, work / "framed"), settings.kafka_partitions)
@@ -128,7 +130,7 @@ def run(
     details["pipeline_framed_eps"] = (
         f"{n:,} events in {len(messages):,} frames of <= {FRAME_EVENTS}, "
         + (
-            "1 enrich worker, published to mayak.events"
+            "1 enrich worker on the shared Kafka key store, published to mayak.events"
             if role == "enrich"
             else "1 worker (enrich + sink), landed in ClickHouse"
         )

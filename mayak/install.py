@@ -36,6 +36,7 @@ from anonymizer.keystore import (
 )
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
+from mayak.kafka_admin import BrokerUnreachable, kafka_admin
 from mayak.settings import Settings
 
 if TYPE_CHECKING:
@@ -146,33 +147,25 @@ def worker_offsets_evidence(
     Raises ``MayakError`` when the broker cannot answer (down, or its group coordinator still
     unavailable after ``wait_seconds``): without the answer new keys could be minted beside
     an earlier install's data."""
-    from kafka import KafkaAdminClient
     from kafka.errors import GroupIdNotFoundError, KafkaError
 
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap,
-            request_timeout_ms=10_000,
-            bootstrap_timeout_ms=5_000,
-        )
-    except KafkaError as exc:
-        raise MayakError(_no_broker(settings, exc)) from exc
     deadline = clock.monotonic() + wait_seconds
     try:
-        while True:
-            try:
-                offsets = admin.list_group_offsets({settings.worker_id: None}).get(
-                    settings.worker_id, {}
-                )
-                break
-            except GroupIdNotFoundError:  # never consumed anything
-                return []
-            except KafkaError as exc:  # e.g. the coordinator of a fresh broker is loading
-                if not exc.retriable or clock.monotonic() > deadline:
-                    raise MayakError(_no_broker(settings, exc)) from exc
-                clock.sleep_blocking(0.5)
-    finally:
-        admin.close()
+        with kafka_admin(settings.kafka_bootstrap) as admin:
+            while True:
+                try:
+                    offsets = admin.list_group_offsets({settings.worker_id: None}).get(
+                        settings.worker_id, {}
+                    )
+                    break
+                except GroupIdNotFoundError:  # never consumed anything
+                    return []
+                except KafkaError as exc:  # e.g. the coordinator of a fresh broker is loading
+                    if not exc.retriable or clock.monotonic() > deadline:
+                        raise MayakError(_no_broker(settings, exc)) from exc
+                    clock.sleep_blocking(0.5)
+    except BrokerUnreachable as exc:
+        raise MayakError(_no_broker(settings, exc.cause)) from exc
     mine = {settings.topic_raw, settings.topic_events}
     if any(tp.topic in mine and meta.offset >= 0 for tp, meta in offsets.items()):
         return [f"committed Kafka offsets of consumer group {settings.worker_id!r}"]
@@ -209,7 +202,7 @@ class KeyStoreWatch:
         self._fired = threading.Event()
         self._thread = threading.Thread(target=self._run, name="keystore-watch", daemon=True)
         if not local:  # the shared store reports a lost topic or another master secret itself
-            from anonymizer.keystore_kafka import on_store_failure
+            from anonymizer.keylog import on_store_failure
 
             on_store_failure(self._store_failed)
 

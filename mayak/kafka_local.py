@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mayak.errors import MayakError
+from mayak.kafka_admin import kafka_admin
 
 if TYPE_CHECKING:
     from mayak.settings import Settings
@@ -271,19 +272,12 @@ class LocalBroker:
         )
 
     def _serves_metadata(self) -> bool:
-        from kafka import KafkaAdminClient  # imported late: only needed while starting
-
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
-        except Exception:
-            return False
-        try:
-            admin.list_topics()
+            with kafka_admin(self.bootstrap, request_timeout_ms=3000) as admin:
+                admin.list_topics()
             return True
-        except Exception:
+        except Exception:  # not ready yet, whatever the reason: asked again shortly
             return False
-        finally:
-            admin.close()
 
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM the broker, SIGKILL it after ``timeout``; True if one was running."""

@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     # log.cleaner.backoff.ms + file.delete.delay (README "Shared key store")
     key_store_segment_s: float = Field(600.0, ge=1.0)
     key_store_heartbeat_s: float = Field(30.0, gt=0)
+    # kafka key store: how long a write (a new key) and its read-back may take; past that the
+    # worker stops without committing the events that needed it (started again, it redoes them)
+    key_store_timeout_s: float = Field(30.0, gt=0)
     # extra regexes matched against the user agent to count a hit as a bot (headless built in)
     bot_patterns: list[str] = []
     # a service request (server hook: no JS evidence) from a hosting network (needs

@@ -12,6 +12,13 @@ The messages are acked once the agent asks for the next one; like the publisher'
 are flushed before every commit and dropped on a rebalance (``stream_jobs.commit``: the intake
 is the first buffer the commit coordinator flushes), so nothing acked is committed before it
 ran.
+
+The batch's new customers get their keys first, all at once (``Pipeline.prepare``: one
+round trip to the shared key store, not one per customer). If that, or the batch, raises
+(``KeyStoreUnavailable``: the key store cannot create a key in time, the broker away; or the
+key store failed for good) the intake fails for good: this flush and every later one raise,
+so no commit passes the batch's messages, and the key store's failure stops the worker
+(``mayak.install.KeyStoreWatch``); started again, it reads them again from the last commit.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ class Intake:
         self.batch = batch
         self.pending: list[tuple[int, Any, bytes]] = []  # (raw partition, key, value)
         self.lock = asyncio.Lock()
+        self.failure: Exception | None = None
 
     def add(self, partition: int, key: Any, value: bytes) -> bool:
         """Hold a raw message; True when a batch is waiting (flush now)."""
@@ -60,8 +68,16 @@ class Intake:
         """Run what waits, in order: events go to the publisher, rejections to
         ``mayak.failed``. Returns every result (the agent yields them to test sinks)."""
         async with self.lock:
+            if self.failure is not None:  # every later flush, a commit's too, stops here
+                raise self.failure
             pending, self.pending = self.pending, []
-            results, rejected = self._run(pending)
+            try:
+                results, rejected = self._run(pending)
+            except Exception as exc:  # KeyStoreUnavailable, or the key store failed for good
+                # part of the batch may have run: acked, never to be committed (read again
+                # after the restart; the sink drops what lands twice)
+                self.failure = exc
+                raise
             for key, record in rejected:  # one message each, as before batching
                 await self.send_failed(key=key, value=record)
             return results
@@ -71,9 +87,11 @@ class Intake:
         write_back = self.publisher.write_back
         results: list[dict[str, Any] | DeadLetter] = []
         rejected: list[tuple[Any, bytes]] = []
-        for partition, key, value in pending:
+        batch = [(partition, key, events_of(value)) for partition, key, value in pending]
+        self.pipeline.prepare([raw for _, _, raws in batch for raw in raws])
+        for partition, key, raws in batch:
             write_back.partition = partition  # the visitor's changelog record goes there
-            for raw in events_of(value):  # a collector's frame holds several
+            for raw in raws:  # a collector's frame holds several
                 result = run(raw)
                 if isinstance(result, DeadLetter):
                     rejected.append((key, orjson.dumps(result.to_record())))

@@ -3,7 +3,9 @@
 
 ``Pipeline.run(raw)`` is the one place where an exception becomes a dead letter: any step that
 raises yields ``DeadLetter(reason="enrichment", step=<name>)`` with the exception's type only
-(messages can quote event data). One counter per reason. No Kafka or ClickHouse here.
+(messages can quote event data). One counter per reason. No Kafka or ClickHouse here. The one
+exception that passes: ``KeyStoreUnavailable`` (the shared key store cannot create a key in
+time), which is no fault of the event: the worker stops and enriches it again later.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from uuid import UUID
 
 import orjson
 
+from anonymizer.keyrecords import KeyStoreUnavailable
 from anonymizer.scrub import CUSTOMER, UA, scrub_url, scrub_value, without_secrets
 from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from stream_jobs.dead_letters import DeadLetter
@@ -92,14 +95,24 @@ class Pipeline:
         parse: Callable[[Any], Hit | DeadLetter],
         steps: Sequence[tuple[str, Step]],
         clock: Clock = SYSTEM_CLOCK,
+        prepare: Callable[[list[Any]], None] | None = None,
     ) -> None:
+        """``prepare``: called with a batch's raw events before they run (the key store
+        creates their new customers' keys at once: ``processors.key_preparer``)."""
         self.parse = parse
         self.steps = list(steps)
         self.clock = clock
+        self._prepare = prepare
         self.counters: Counter[str] = Counter()
 
+    def prepare(self, raws: list[Any]) -> None:
+        """Make ready what ``raws`` will need (may raise ``KeyStoreUnavailable``)."""
+        if self._prepare is not None and raws:
+            self._prepare(raws)
+
     def run(self, raw: Any) -> dict[str, Any] | DeadLetter:
-        """Enriched event (contract field names) or its ``DeadLetter``; never raises."""
+        """Enriched event (contract field names) or its ``DeadLetter``; raises only
+        ``KeyStoreUnavailable``."""
         step_name, source = "validate", raw
         try:
             result = self.parse(raw)
@@ -113,6 +126,8 @@ class Pipeline:
                 hit = outcome
             self.counters["ok"] += 1
             return hit.out
+        except KeyStoreUnavailable:  # not the event's fault: it must wait, not be dropped
+            raise
         except Exception as exc:  # the single dead-letter point
             log.warning(
                 "step %s failed with %s; event sent to failed", step_name, type(exc).__name__

@@ -8,8 +8,10 @@ is the production wiring: key store, GeoIP readers and the IP key from ``Setting
 from __future__ import annotations
 
 import functools
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from anonymizer.keystore import keystore_from_settings
 from anonymizer.master import load_master_secret
@@ -63,7 +65,39 @@ def build_pipeline(
         ("sessionize", sessionize_step(sessions, session_timeout_ms)),
         ("channel", channel_step(sessions)),
     ]
-    return Pipeline(Validator(decrypt_ip, allow_clear_ip), steps, clock)
+    return Pipeline(Validator(decrypt_ip, allow_clear_ip), steps, clock, key_preparer(keys))
+
+
+def key_preparer(keys: Keys) -> Callable[[list[Any]], None] | None:
+    """For a key store that creates keys in a shared store (the Kafka key store:
+    ``create_customer_keys``): a function that creates, with one round trip, the keys of the
+    customers a batch of raw events names that have none yet, before the batch runs, instead
+    of one round trip per new customer in the pseudonymize step. Opted-out customers get
+    none (their events leave at the consent step); an event rejected later (a bot, invalid)
+    may leave a key made for nothing, which erasure destroys like any other. None for a
+    store without it (the local SQLite store: a key is one local insert)."""
+    create = getattr(keys, "create_customer_keys", None)
+    if create is None:
+        return None
+
+    def prepare(raws: list[Any]) -> None:
+        uids = {uid for raw in raws if (uid := _uid_of(raw)) and not keys.is_opted_out(uid)}
+        if uids:
+            create(uids)
+
+    return prepare
+
+
+def _uid_of(raw: Any) -> str | None:
+    if isinstance(raw, (bytes, bytearray)):  # a message holding one event: parsed later
+        if b'"uid"' not in raw:
+            return None
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+    uid = raw.get("uid") if isinstance(raw, dict) else None
+    return uid if isinstance(uid, str) and uid else None
 
 
 def ip_decrypter(settings: Settings) -> Decrypt:

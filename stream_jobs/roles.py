@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
+from mayak.kafka_admin import BrokerUnreachable, kafka_admin
 from mayak.settings import Settings
 
 T = TypeVar("T")
@@ -95,17 +96,13 @@ def adopt_offsets_of_all(
     ``mayak.events`` / ``mayak.failed`` to the sink's group, if the sink's group has none.
     Returns what was copied (topic partition -> offset); {} when nothing was to copy or the
     broker refused (the sink then reads from the start and skips what is landed)."""
-    from kafka import KafkaAdminClient
     from kafka.errors import GroupIdNotFoundError, KafkaError, NoError
     from kafka.structs import OffsetAndMetadata
 
     sink, legacy = group_id(settings, Role.SINK), group_id(settings, Role.ALL)
     topics = {settings.topic_events, settings.topic_failed}
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000
-        )
-        try:
+        with kafka_admin(settings.kafka_bootstrap) as admin:
 
             def committed(group: str) -> dict[Any, int]:
                 try:
@@ -122,9 +119,7 @@ def adopt_offsets_of_all(
                 return {}
             moved = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in adopted.items()}
             errors = retrying(lambda: admin.alter_group_offsets(sink, moved))
-        finally:
-            admin.close()
-    except KafkaError as exc:
+    except (KafkaError, BrokerUnreachable) as exc:
         log(
             f"could not give the sink's group {sink!r} the offsets of {legacy!r} "
             f"({exc!r}): {_FALLBACK}"
@@ -155,41 +150,34 @@ def refuse_a_second_embedded_sink(
     refusing. A broker that cannot answer is not a reason to refuse: Faust will tell."""
     if not settings.embedded_clickhouse:
         return  # several sinks against one ClickHouse server share it
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     group = group_id(settings, Role.SINK)
     wait = settings.worker_session_timeout_s + 5 if wait_seconds is None else wait_seconds
     deadline = clock.monotonic() + wait
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000
-        )
-    except KafkaError as exc:
-        log(f"could not check that this is the only sink of {group!r} ({exc!r})")
-        return
-    try:
-        while True:
-            try:
-                described = retrying(lambda: admin.describe_groups([group]), clock=clock)
-            except KafkaError as exc:
-                log(f"could not check that this is the only sink of {group!r} ({exc!r})")
-                return
-            members = described.get(group, {}).get("members") or []
-            if not members:
-                return
-            if clock.monotonic() > deadline:
-                hosts = sorted({str(m.get("client_host", "?")) for m in members})
-                raise MayakError(
-                    f"another sink is running in consumer group {group!r} (from {hosts}): "
-                    "with embedded ClickHouse one sink lands every event into its own chDB "
-                    "files, and a second would take part of mayak.events into a warehouse "
-                    "of its own -> stop the other sink, or point every sink at one "
-                    "ClickHouse server (MAYAK_CLICKHOUSE_DSN=http://...)"
-                )
-            clock.sleep_blocking(1.0)
-    finally:
-        admin.close()
+        with kafka_admin(settings.kafka_bootstrap) as admin:
+            while True:
+                try:
+                    described = retrying(lambda: admin.describe_groups([group]), clock=clock)
+                except KafkaError as exc:
+                    log(f"could not check that this is the only sink of {group!r} ({exc!r})")
+                    return
+                members = described.get(group, {}).get("members") or []
+                if not members:
+                    return
+                if clock.monotonic() > deadline:
+                    hosts = sorted({str(m.get("client_host", "?")) for m in members})
+                    raise MayakError(
+                        f"another sink is running in consumer group {group!r} (from {hosts}): "
+                        "with embedded ClickHouse one sink lands every event into its own chDB "
+                        "files, and a second would take part of mayak.events into a warehouse "
+                        "of its own -> stop the other sink, or point every sink at one "
+                        "ClickHouse server (MAYAK_CLICKHOUSE_DSN=http://...)"
+                    )
+                clock.sleep_blocking(1.0)
+    except BrokerUnreachable as exc:
+        log(f"could not check that this is the only sink of {group!r} ({exc.cause!r})")
 
 
 def retrying(call: Callable[[], T], seconds: float = 20.0, clock: Clock = SYSTEM_CLOCK) -> T:

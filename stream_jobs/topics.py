@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import faust
-from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from anonymizer.keystopic import ensure_keys_topic
+from mayak.kafka_admin import kafka_admin
 
 _HOUR_MS = 3_600_000
 # raw hits carry encrypted IPs: keep them briefly; events and failures long enough to replay
@@ -58,8 +58,7 @@ def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str
     """Create raw/events/failed topics if missing (and the shared key store's compacted topic
     with ``MAYAK_KEY_STORE=kafka``); return the names that were created."""
     parts = partitions or settings.kafka_partitions
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
-    try:
+    with kafka_admin(settings.kafka_bootstrap) as admin:
         existing = set(admin.list_topics())
         new = [
             NewTopic(name, parts, 1, topic_configs={"retention.ms": str(RETENTION_MS[kind])})
@@ -71,11 +70,9 @@ def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str
                 admin.create_topics(new)
             except TopicAlreadyExistsError:
                 pass
-        created = [t.name for t in new]
-        if settings.key_store == "kafka" and ensure_keys_topic(
-            settings.kafka_bootstrap, settings.topic_keys, settings.key_store_segment_s
-        ):
-            created.append(settings.topic_keys)
-        return created
-    finally:
-        admin.close()
+    created = [t.name for t in new]
+    if settings.key_store == "kafka" and ensure_keys_topic(
+        settings.kafka_bootstrap, settings.topic_keys, settings.key_store_segment_s
+    ):
+        created.append(settings.topic_keys)
+    return created

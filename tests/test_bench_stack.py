@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from anonymizer.keystopic import topic_has_records
 from bench import framed_bench, stack_bench
 from bench.harness import KEYS, TARGETS, results_table
 
@@ -101,7 +102,13 @@ def test_framed_step_lands_every_event_once(tmp_path: Path, kafka_bootstrap: str
     assert results["pipeline_framed_eps"] > 0
     assert results["worker_peak_mb"] > 0
     assert "15,000 events in" in details["pipeline_framed_eps"]
-    assert "1 enrich worker, published to mayak.events" in details["pipeline_framed_eps"]
+    assert (
+        "1 enrich worker on the shared Kafka key store, published to mayak.events"
+        in (details["pipeline_framed_eps"])
+    )
+    # the worker's keys live where production keeps them: the Kafka key store, no file
+    assert topic_has_records(kafka_bootstrap, framed_bench.KEYS_TOPIC)
+    assert not list(tmp_path.rglob("anonymizer.db")) and not list(tmp_path.rglob("*.sqlite"))
 
 
 @pytest.mark.kafka
