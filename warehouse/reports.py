@@ -35,13 +35,25 @@ SUMMARY_METRICS = (
 # sigma).
 SESSION_SAMPLE = 100_000
 
+# Per-visit figures of the unfiltered view (entry/exit pages, the visits of goals and
+# funnels, the funnel's steps) group every visit of the range: 0.6-0.9 s for 1.6M visits on a
+# quiet 2-core machine. Above 2 x SAMPLE_VISITS visits (session rows of the range's days) they
+# are estimated from a sample of whole visits, the visits whose session hash falls below a cut
+# (`sampled_visits`): the same rule on `sessions` (ordered by that hash within a day, so only
+# the sampled granules are read) and on `events`, so a sampled visit has all its rows in both.
+# Counts are divided by the share and the answer names the share (`"sampled": 0.1`); with at
+# least SAMPLE_VISITS visits in the sample a count's relative error is below ~0.6% (2 sigma).
+SAMPLE_VISITS = 100_000
+SAMPLE_SHARES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+SAMPLED = "cityHash64(session_id) < {cut:UInt64}"
+
 # one row per session that started in the range (a session crossing midnight UTC has a row
 # per day; the UTC days of a local range hold sessions of the hours around it too)
 _PER_SESSION = """
     SELECT session_id, sum(pageviews) AS pageviews, sum(web_events) AS web_events,
            sum(interactions) AS interactions, sum(engaged_ms) AS engaged_ms EXTRA
     FROM sessions SAMPLE_CLAUSE
-    WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date}
+    WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date} AND_SAMPLED
     GROUP BY session_id
     HAVING min(started) >= {start:DateTime64(3, 'UTC')}
        AND min(started) < {end:DateTime64(3, 'UTC')}
@@ -51,7 +63,24 @@ _VISITS = f"""
 SELECT countIf({VISIT}) AS visits,
        countIf({BOUNCE}) AS bounces,
        avgIf(engaged_ms / 1000, {VISIT}) AS avg_seconds
-FROM ({_PER_SESSION.replace("EXTRA", "").replace("SAMPLE_CLAUSE", f"SAMPLE {SESSION_SAMPLE}")})
+FROM ({
+    _PER_SESSION.replace("EXTRA", "")
+    .replace("SAMPLE_CLAUSE", f"SAMPLE {SESSION_SAMPLE}")
+    .replace("AND_SAMPLED", "")
+})
+"""
+
+# the web visits that started in the range, of the sampled ones (`sampled_visits`)
+_SAMPLED_VISITS = f"""
+SELECT countIf({VISIT}) FROM ({
+    _PER_SESSION.replace("EXTRA", "")
+    .replace("SAMPLE_CLAUSE", "")
+    .replace("AND_SAMPLED", f"AND {SAMPLED}")
+})
+"""
+_SESSION_ROWS = """
+SELECT count() FROM sessions
+WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date}
 """
 
 # entry and exit pages: the first and the last pageview of each visit, both kinds from one
@@ -142,27 +171,58 @@ def entry_exit(
     limit: int = 10,
 ) -> Report:
     """Top entry pages (first pageview of a visit, with the visits' bounce rate) and exit
-    pages (last pageview), counted exactly over the web visits of the range."""
+    pages (last pageview) of the web visits that started in the range: exact, or estimated
+    from a sample of whole visits on a busy range (``sampled`` names its share)."""
     query = Query(
         site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz, limit=limit
     )
+    params = _session_days(query)
     data: dict = {
         "site": site,
         "from": str(date_from),
         "to": str(date_to),
-        **pages(client, _PAGES, {**_session_days(query), "limit": limit}),
+        **pages(client, _PAGES, {**params, "limit": limit}, sampled_visits(client, params)),
     }
     return Report(data, 3 * (len(data["entry_pages"]) + len(data["exit_pages"])))
 
 
-def pages(client: Client, sql: str, params: dict) -> dict[str, list[dict]]:
-    """Run a ``_PAGES`` query: entry and exit pages, each with visits and bounce rate."""
-    found: dict[str, list[dict]] = {kind: [] for kind in PAGE_KINDS}
+def pages(client: Client, sql: str, params: dict, share: float = 1.0) -> dict:
+    """Run a ``_PAGES`` query: entry and exit pages, each with visits and bounce rate. With a
+    ``share`` below 1 (``sampled_visits``), of the sampled visits only, visits scaled up."""
+    found: dict = {kind: [] for kind in PAGE_KINDS}
+    if share < 1:
+        sql, params = sql.replace("AND_SAMPLED", f"AND {SAMPLED}"), {**params, "cut": cut(share)}
+    sql = sql.replace("AND_SAMPLED", "")
     for kind, page, visits, bounced in client.query(sql, parameters=params).result_rows:
         found[kind].append(
-            {"path": page, "visits": visits, "bounce_rate": round(bounced / visits, 4)}
+            {
+                "path": page,
+                "visits": round(visits / share),
+                "bounce_rate": round(bounced / visits, 4),
+            }
         )
-    return found
+    return {**found, "sampled": share if share < 1 else None}
+
+
+def sampled_visits(client: Client, params: dict) -> float:
+    """The share of visits to read for per-visit figures without a filter: 1 (every visit)
+    when the range's days hold fewer than 2 x ``SAMPLE_VISITS`` session rows, else the
+    smallest of ``SAMPLE_SHARES`` that keeps at least ``SAMPLE_VISITS`` of them.
+    ``params``: those of ``_session_days``."""
+    ((rows,),) = client.query(_SESSION_ROWS, parameters=params).result_rows
+    return next((s for s in SAMPLE_SHARES if rows * s >= SAMPLE_VISITS), 1.0)
+
+
+def cut(share: float) -> int:
+    """The session-hash bound of a sample: visits with ``cityHash64(session_id)`` below it."""
+    return min(int(share * 2**64), 2**64 - 1)
+
+
+def visits_of_sample(client: Client, params: dict, share: float) -> int:
+    """The web visits that started in the range, estimated from the sample of ``share``."""
+    sql = _SAMPLED_VISITS
+    ((visits,),) = client.query(sql, parameters={**params, "cut": cut(share)}).result_rows
+    return round(visits / share)
 
 
 def _session_days(query: Query) -> dict:
