@@ -205,7 +205,7 @@ def funnel(client: Client, query: Query, steps: list[Goal]) -> dict:
     days = reports._session_days(query)
     share = 1.0 if query.filters else reports.sampled_visits(client, days)
     if share < 1:
-        levels = _sampled_levels(client, params, conditions, share)
+        levels = _sampled_levels(client, params, steps, conditions, share)
         visits = reports.visits_of_sample(client, days, share)
     else:
         levels = _levels(client, query, params, conditions)
@@ -252,16 +252,26 @@ def _levels(client: Client, query: Query, params: dict, conditions: list[str]) -
     }
 
 
-def _sampled_levels(client: Client, params: dict, conditions: list[str], share: float) -> dict:
+def _sampled_levels(
+    client: Client, params: dict, steps: list[Goal], conditions: list[str], share: float
+) -> dict:
     """Visits per funnel level >= 1, estimated from the sampled visits (session hash below the
     cut of ``share``, as in ``reports.sampled_visits``), scaled up. Only the step events are
-    read (windowFunnel skips the events that match no step, so a visit's level is the same);
-    the hash is tested first (PREWHERE), so the paths and names of the sample only are read."""
+    read (windowFunnel skips the events that match no step, so a visit's level is the same):
+    the page steps' pageviews and the event steps' custom events apart, so that the pages are
+    read through the projection by path (migration 0015) when their patterns have a prefix."""
+    parts = []
+    for kind in ("page", "event"):
+        chosen = [f"({c})" for step, c in zip(steps, conditions) if step.kind == kind]
+        if chosen:
+            parts.append(
+                f"SELECT session_id, ts, event_type, path, event_name FROM events "
+                f"WHERE {_RANGE} AND {reports.SAMPLED} AND session_id != '' "
+                f"AND ({' OR '.join(chosen)})"
+            )
     sql = (
         f"SELECT level, count() FROM (SELECT session_id, windowFunnel(86400)(toDateTime(ts), "
-        f"{', '.join(conditions)}) AS level FROM events "
-        f"PREWHERE {_RANGE} AND event_type IN ('pageview', 'custom') AND {reports.SAMPLED} "
-        f"WHERE session_id != '' AND ({' OR '.join(f'({c})' for c in conditions)}) "
+        f"{', '.join(conditions)}) AS level FROM ({' UNION ALL '.join(parts)}) "
         f"GROUP BY session_id) GROUP BY level"
     )
     rows = client.query(sql, parameters={**params, "cut": reports.cut(share)}).result_rows

@@ -136,3 +136,19 @@ def test_the_http_answers_name_the_sample(seeded, tmp_path, monkeypatch) -> None
     monkeypatch.setattr(reports, "SAMPLE_VISITS", LOW)
     shares = [a["sampled"] for a in answers()]
     assert shares[0] in (0.1, 0.2) and shares == [shares[0]] * 3
+
+
+def test_the_sampled_funnel_reads_the_levels_of_the_exact_one(seeded) -> None:
+    """The sampled read (step events only, pages and events apart) with every visit in the
+    sample gives the exact read's levels (>= 1) for the same steps, filtered or not."""
+    for steps in (STEPS, STEPS[::-1], [Goal.parse("event:signup"), Goal.parse("page:/")]):
+        params: dict = {}
+        for i, step in enumerate(steps):
+            params[f"g{i}"] = step.value()
+        conditions = [goals._KINDS[s.kind].format(i=i) for i, s in enumerate(steps)]
+        start, end = product.utc_bounds(QUERY)
+        params.update({"site": QUERY.site, "start": start, "end": end})
+        exact = product._levels(seeded, QUERY, dict(params), conditions)
+        every = product._sampled_levels(seeded, params, steps, conditions, 1.0)
+        reached = {k: v for k, v in every.items() if k}  # level 0: no first step, not counted
+        assert {k: v for k, v in exact.items() if k} == reached and sum(reached.values()) > 50
