@@ -11,6 +11,8 @@ exact and says ``sampled: null``.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import replace
 from datetime import timedelta
@@ -132,10 +134,24 @@ def test_the_http_answers_name_the_sample(seeded, tmp_path, monkeypatch) -> None
             out.append(got.json())
         return out
 
+    def csv_shares() -> set[str]:
+        """The ``sampled`` column of every CSV answer's rows."""
+        out: set[str] = set()
+        for endpoint, extra in (("entry-exit", []), ("goals", []), ("funnel", steps)):
+            got = client.get(
+                f"/api/stats/{endpoint}", params=[*params.items(), *extra, ("format", "csv")]
+            )
+            rows = list(csv.DictReader(io.StringIO(got.text)))
+            assert rows, endpoint
+            out |= {r["sampled"] for r in rows}
+        return out
+
     assert [a["sampled"] for a in answers()] == [None, None, None]
+    assert csv_shares() == {""}
     monkeypatch.setattr(reports, "SAMPLE_VISITS", LOW)
     shares = [a["sampled"] for a in answers()]
     assert shares[0] in (0.1, 0.2) and shares == [shares[0]] * 3
+    assert csv_shares() == {str(shares[0])}  # a saved CSV file says it holds estimates
 
 
 def test_the_sampled_funnel_reads_the_levels_of_the_exact_one(seeded) -> None:
