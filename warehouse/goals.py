@@ -7,7 +7,7 @@ matching event, *visitors* = distinct visitors among them, *completions* = match
 *conversion_rate* = conversions / web visits of the range. Goal counts are exact
 (``uniqExact`` over the goal events): a conversion rate is a figure people act on. The web
 visits of a busy range without filters (every visit of the range, the costly part) are
-estimated from a sample of whole visits (``reports.sampled_visits``; ``sampled`` names the
+estimated from a sample of whole visits (``visit_sample.sampled_visits``; ``sampled`` names the
 share, None when exact). Names and patterns travel as bound parameters; the SQL comes only
 from the templates here.
 """
@@ -20,7 +20,7 @@ from datetime import date
 from clickhouse_connect.driver.client import Client
 
 from mayak.settings import REPORT_TIMEZONE
-from warehouse import reports
+from warehouse import reports, visit_sample
 from warehouse.metrics import WEB
 from warehouse.query import Query, QueryError, filter_sql, utc_bounds
 
@@ -45,7 +45,7 @@ def _figures(share: float) -> tuple[str, str, str]:
     as a ``uniqCombined`` estimate (a visitor's visits may be in and out of the sample)."""
     if share < 1:
         return (
-            f"uniqExactIf(session_id, COND AND {reports.SAMPLED})",
+            f"uniqExactIf(session_id, COND AND {visit_sample.SAMPLED})",
             "uniqCombinedIf(visitor_id, COND)",
             "countIf(COND)",
         )
@@ -145,10 +145,10 @@ def conversions(
     params: dict = {"site": site, "start": start, "end": end}
     where = " AND ".join([_RANGE, *filter_sql(query, params)])
     days = reports._session_days(query)
-    share = 1.0 if filters else reports.sampled_visits(client, days)
+    share = 1.0 if filters else visit_sample.sampled_visits(client, days)
     if share < 1:
         visits = reports.visits_of_sample(client, days, share)
-        params["cut"] = reports.cut(share)
+        params["cut"] = visit_sample.cut(share)
     else:
         visits = web_visits(client, where, params)
     figures = _figures(share)

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
-from warehouse import reports
+from warehouse import reports, visit_sample
 from warehouse.goals import _KINDS, Goal
 from warehouse.metrics import INTERACTION, WEB
 from warehouse.query import Query, QueryError, filter_sql, run, utc_bounds
@@ -203,7 +203,7 @@ def funnel(client: Client, query: Query, steps: list[Goal]) -> dict:
         params[f"g{i}"] = step.value()
         conditions.append(_KINDS[step.kind].format(i=i))
     days = reports._session_days(query)
-    share = 1.0 if query.filters else reports.sampled_visits(client, days)
+    share = 1.0 if query.filters else visit_sample.sampled_visits(client, days)
     if share < 1:
         levels = _sampled_levels(client, params, steps, conditions, share)
         visits = reports.visits_of_sample(client, days, share)
@@ -256,7 +256,7 @@ def _sampled_levels(
     client: Client, params: dict, steps: list[Goal], conditions: list[str], share: float
 ) -> dict:
     """Visits per funnel level >= 1, estimated from the sampled visits (session hash below the
-    cut of ``share``, as in ``reports.sampled_visits``), scaled up. Only the step events are
+    cut of ``share``, as in ``visit_sample.sampled_visits``), scaled up. Only the step events are
     read (windowFunnel skips the events that match no step, so a visit's level is the same):
     the page steps' pageviews and the event steps' custom events apart, so that the pages are
     read through the projection by path (migration 0015) when their patterns have a prefix."""
@@ -266,7 +266,7 @@ def _sampled_levels(
         if chosen:
             parts.append(
                 f"SELECT session_id, ts, event_type, path, event_name FROM events "
-                f"WHERE {_RANGE} AND {reports.SAMPLED} AND session_id != '' "
+                f"WHERE {_RANGE} AND {visit_sample.SAMPLED} AND session_id != '' "
                 f"AND ({' OR '.join(chosen)})"
             )
     sql = (
@@ -274,5 +274,5 @@ def _sampled_levels(
         f"{', '.join(conditions)}) AS level FROM ({' UNION ALL '.join(parts)}) "
         f"GROUP BY session_id) GROUP BY level"
     )
-    rows = client.query(sql, parameters={**params, "cut": reports.cut(share)}).result_rows
+    rows = client.query(sql, parameters={**params, "cut": visit_sample.cut(share)}).result_rows
     return {level: round(n / share) for level, n in rows}

@@ -35,7 +35,7 @@ from tests.warehouse.samples import (
     insert_rows,
     synthetic_events,
 )
-from warehouse import reports
+from warehouse import visit_sample
 
 pytestmark = [
     pytest.mark.clickhouse,
@@ -246,7 +246,7 @@ def test_product_page_in_chromium(served, browser, wh, monkeypatch) -> None:
     _screenshot(browser, "product-30d")
 
     # a busy period (here: a threshold of one visit) is estimated from a sample, and says so
-    monkeypatch.setattr(reports, "SAMPLE_VISITS", 1)
+    monkeypatch.setattr(visit_sample, "SAMPLE_VISITS", 1)
     _act(browser, "#funnel button")
     share = api.get(
         "/api/stats/funnel", params=[*view, ("step", "page:/services/*"), ("step", "event:signup")]

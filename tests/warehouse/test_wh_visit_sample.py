@@ -1,7 +1,7 @@
 """Per-visit figures of a busy range without filters are estimated from a sample of whole
 visits, and say so.
 
-On the seeded visits of test_wh_entry_exit, with the threshold (``reports.SAMPLE_VISITS``)
+On the seeded visits of test_wh_entry_exit, with the threshold (``visit_sample.SAMPLE_VISITS``)
 lowered so that a few thousand visits count as busy: the sample holds whole visits (the same
 session ids on ``events`` and ``sessions``), entry/exit pages, goals' visits and conversions
 and funnel steps are within 4 standard deviations of the exact answer, a sampled answer names
@@ -26,7 +26,7 @@ from mayak.settings import Settings
 from tests.clock import FakeClock
 from tests.warehouse.samples import START
 from tests.warehouse.test_wh_entry_exit import _insert, seeded_visits
-from warehouse import goals, product, reports
+from warehouse import goals, product, reports, visit_sample
 from warehouse.goals import Goal
 from warehouse.query import Query
 
@@ -54,7 +54,7 @@ def seeded(wh):
 
 
 def test_below_the_threshold_every_answer_is_exact(seeded) -> None:
-    assert reports.sampled_visits(seeded, reports._session_days(QUERY)) == 1.0
+    assert visit_sample.sampled_visits(seeded, reports._session_days(QUERY)) == 1.0
     assert product.entry_exit(seeded, QUERY)["sampled"] is None
     assert goals.conversions(seeded, "a", QUERY.date_from, QUERY.date_to, [])["sampled"] is None
     assert product.funnel(seeded, QUERY, STEPS)["sampled"] is None
@@ -66,14 +66,14 @@ def test_estimates_are_within_their_error_of_the_exact_answer(seeded, monkeypatc
     named = [Goal.parse("page:/services/*"), Goal.parse("event:signup")]
     exact_named = goals.conversions(seeded, "a", QUERY.date_from, QUERY.date_to, named)
     exact_funnel = product.funnel(seeded, QUERY, STEPS)
-    monkeypatch.setattr(reports, "SAMPLE_VISITS", LOW)
-    share = reports.sampled_visits(seeded, reports._session_days(QUERY))
+    monkeypatch.setattr(visit_sample, "SAMPLE_VISITS", LOW)
+    share = visit_sample.sampled_visits(seeded, reports._session_days(QUERY))
     assert share in (0.1, 0.2)
 
     # whole visits: the events side and the sessions side keep the same session ids
-    cut = {"cut": reports.cut(share)}
+    cut = {"cut": visit_sample.cut(share)}
     on_events, on_sessions = (
-        {r[0] for r in seeded.query(f"{sql} {reports.SAMPLED}", parameters=cut).result_rows}
+        {r[0] for r in seeded.query(f"{sql} {visit_sample.SAMPLED}", parameters=cut).result_rows}
         for sql in (
             "SELECT DISTINCT session_id FROM events WHERE session_id != '' AND",
             "SELECT DISTINCT session_id FROM sessions WHERE",
@@ -148,7 +148,7 @@ def test_the_http_answers_name_the_sample(seeded, tmp_path, monkeypatch) -> None
 
     assert [a["sampled"] for a in answers()] == [None, None, None]
     assert csv_shares() == {""}
-    monkeypatch.setattr(reports, "SAMPLE_VISITS", LOW)
+    monkeypatch.setattr(visit_sample, "SAMPLE_VISITS", LOW)
     shares = [a["sampled"] for a in answers()]
     assert shares[0] in (0.1, 0.2) and shares == [shares[0]] * 3
     assert csv_shares() == {str(shares[0])}  # a saved CSV file says it holds estimates
