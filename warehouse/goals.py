@@ -4,12 +4,12 @@ A goal is written ``event:<name>`` (a custom event, ``mayak('event', name, props
 ``page:<pattern>`` (a pageview whose path matches; ``*`` matches any run of characters,
 e.g. ``page:/services/*``). For each goal: *conversions* = web visits with at least one
 matching event, *visitors* = distinct visitors among them, *completions* = matching events,
-*conversion_rate* = conversions / web visits of the range. Goal counts are exact
-(``uniqExact`` over the goal events): a conversion rate is a figure people act on. The web
-visits of a busy range without filters (every visit of the range, the costly part) are
-estimated from a sample of whole visits (``visit_sample.sampled_visits``; ``sampled`` names the
-share, None when exact). Names and patterns travel as bound parameters; the SQL comes only
-from the templates here.
+*conversion_rate* = conversions / web visits of the range. Counts are exact (``uniqExact``
+over raw events): a conversion rate is a figure people act on. Except on a busy range without
+filters, where grouping every visit of the range is the cost: there the visits and the
+conversions are estimated from a sample of whole visits (``visit_sample``), visitors by
+``uniqCombined``, completions stay exact, and ``sampled`` names the share (None when exact).
+Names and patterns travel as bound parameters; the SQL comes only from the templates here.
 """
 
 from __future__ import annotations
