@@ -162,10 +162,22 @@ PATHS: dict[str, dict[str, dict]] = {
         )
     },
     "/api/stats/goals": {
-        "get": _op("Conversions per goal (exact)", PRODUCT, STATS + ["goal", *CSV], answer=TABLE)
+        "get": _op(
+            "Conversions per goal; without filters on a busy period the visits and conversions "
+            "are estimated from a sample of visits (`sampled`: its share, null when exact)",
+            PRODUCT,
+            STATS + ["goal", *CSV],
+            answer=TABLE,
+        )
     },
     "/api/stats/entry-exit": {
-        "get": _op("Top entry and exit pages", PRODUCT, STATS + ["limit", *CSV], answer=TABLE)
+        "get": _op(
+            "Top entry and exit pages; without filters on a busy period estimated from a sample "
+            "of visits (`sampled`: its share, null when exact)",
+            PRODUCT,
+            STATS + ["limit", *CSV],
+            answer=TABLE,
+        )
     },
     "/api/stats/sections": {
         "get": _op(
@@ -181,7 +193,9 @@ PATHS: dict[str, dict[str, dict]] = {
     },
     "/api/stats/funnel": {
         "get": _op(
-            "Visits reaching each ordered step within a visit (exact, windowFunnel)",
+            "Visits reaching each ordered step within a visit (windowFunnel); without filters "
+            "on a busy period estimated from a sample of visits (`sampled`: its share, null "
+            "when exact)",
             PRODUCT,
             STATS + ["step", *CSV],
             answer=TABLE,

@@ -46,6 +46,13 @@ PANELS = [
     ("services", "service_type", "service_requests"),
 ]
 _NOT_FIGURES = ("site", "from", "to")
+GOAL_COLUMNS = ["goal", "conversions", "visitors", "completions", "conversion_rate"]
+
+
+def _sampled(data: dict, key: str) -> list[dict]:
+    """The rows of ``data[key]`` with the answer's sample share (empty when exact), so that a
+    CSV file says it holds estimates."""
+    return [{**row, "sampled": data["sampled"]} for row in data[key]]
 
 
 def _compare(call: Call) -> bool:
@@ -142,12 +149,14 @@ def handlers(reader: Client, tz: str, clock: Clock) -> dict[str, Callable]:
         )
         if fmt == "csv":
             rows = [
-                {"kind": kind.split("_")[0], **r}
+                {"kind": kind.split("_")[0], **r, "sampled": data["sampled"]}
                 for kind in ("entry_pages", "exit_pages")
                 for r in data[kind]
             ]
             answer.response = export.csv_response(
-                ["kind", "path", "visits", "bounce_rate"], rows, _name(query, "entry-exit")
+                ["kind", "path", "visits", "bounce_rate", "sampled"],
+                rows,
+                _name(query, "entry-exit"),
             )
         return answer
 
@@ -165,9 +174,7 @@ def handlers(reader: Client, tz: str, clock: Clock) -> dict[str, Callable]:
         )
         if fmt == "csv":
             answer.response = export.csv_response(
-                ["goal", "conversions", "visitors", "completions", "conversion_rate"],
-                data["goals"],
-                _name(query, "goals"),
+                [*GOAL_COLUMNS, "sampled"], _sampled(data, "goals"), _name(query, "goals")
             )
         return answer
 
@@ -188,8 +195,8 @@ def handlers(reader: Client, tz: str, clock: Clock) -> dict[str, Callable]:
         )
         if fmt == "csv":
             answer.response = export.csv_response(
-                ["step", "goal", "visits", "of_visits", "from_first", "from_previous"],
-                data["steps"],
+                ["step", "goal", "visits", "of_visits", "from_first", "from_previous", "sampled"],
+                _sampled(data, "steps"),
                 _name(query, "funnel"),
             )
         return answer
@@ -210,14 +217,14 @@ def handlers(reader: Client, tz: str, clock: Clock) -> dict[str, Callable]:
         files["series"] = export.to_csv(days.columns, days.records())
         pages = product.entry_exit(reader, replace(query, limit=100))
         for kind in ("entry_pages", "exit_pages"):
-            files[kind] = export.to_csv(["path", "visits", "bounce_rate"], pages[kind])
+            files[kind] = export.to_csv(
+                ["path", "visits", "bounce_rate", "sampled"], _sampled(pages, kind)
+            )
         reached = goals.conversions(
             reader, query.site, query.date_from, query.date_to, [], tz, query.filters
-        )["goals"]
-        files["goals"] = export.to_csv(
-            ["goal", "conversions", "visitors", "completions", "conversion_rate"], reached
         )
-        cells = len(top) + days.cells + 4 * len(reached)
+        files["goals"] = export.to_csv([*GOAL_COLUMNS, "sampled"], _sampled(reached, "goals"))
+        cells = len(top) + days.cells + 4 * len(reached["goals"])
         for panel, dimension, metrics in PANELS:
             if dimension not in DIMENSIONS and not details.is_dimension(dimension):
                 continue  # a dimension this version does not have (channel, source)

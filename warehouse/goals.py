@@ -5,19 +5,22 @@ A goal is written ``event:<name>`` (a custom event, ``mayak('event', name, props
 e.g. ``page:/services/*``). For each goal: *conversions* = web visits with at least one
 matching event, *visitors* = distinct visitors among them, *completions* = matching events,
 *conversion_rate* = conversions / web visits of the range. Counts are exact (``uniqExact``
-over raw events): a conversion rate is a figure people act on. Names and patterns travel as
-bound parameters; the SQL comes only from the templates here.
+over raw events): a conversion rate is a figure people act on. Except on a busy range without
+filters, where grouping every visit of the range is the cost: there the visits and the
+conversions are estimated from a sample of whole visits (``visit_sample``), visitors by
+``uniqCombined``, completions stay exact, and ``sampled`` names the share (None when exact).
+Names and patterns travel as bound parameters; the SQL comes only from the templates here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
 from clickhouse_connect.driver.client import Client
 
 from mayak.settings import REPORT_TIMEZONE
+from warehouse import reports, visit_sample
 from warehouse.metrics import WEB
 from warehouse.query import Query, QueryError, filter_sql, utc_bounds
 
@@ -35,11 +38,48 @@ _RANGE = (
     "AND ts < {end:DateTime64(3, 'UTC')}"
 )
 
-_EVENT_NAMES = f"""
-SELECT event_name FROM events
-WHERE {_RANGE} AND event_type = 'custom' AND event_name != ''
-GROUP BY event_name ORDER BY count() DESC, event_name LIMIT {DEFAULT_GOALS}
-"""
+
+def _figures(share: float) -> tuple[str, str, str]:
+    """Conversions, visitors, completions of the events a condition keeps (``COND``). On a
+    sample (``share`` < 1): conversions of the sampled visits (to be scaled up) and visitors
+    as a ``uniqCombined`` estimate (a visitor's visits may be in and out of the sample)."""
+    if share < 1:
+        return (
+            f"uniqExactIf(session_id, COND AND {visit_sample.SAMPLED})",
+            "uniqCombinedIf(visitor_id, COND)",
+            "countIf(COND)",
+        )
+    return "uniqExactIf(session_id, COND)", "uniqExactIf(visitor_id, COND)", "countIf(COND)"
+
+
+def _named(client: Client, where: str, params: dict, goals: list[Goal], figures: tuple) -> list:
+    """The figures of the named goals, in their order: one pass over the events that reach
+    one of them (the figures count nothing else)."""
+    select, conditions = [], []
+    for i, goal in enumerate(goals):
+        params[f"g{i}"] = goal.value()
+        condition = _KINDS[goal.kind].format(i=i)
+        conditions.append(f"({condition})")
+        select += [f.replace("COND", f"({condition})") for f in figures]
+    sql = (
+        f"SELECT {', '.join(select)} FROM events WHERE {where} AND session_id != '' "
+        f"AND ({' OR '.join(conditions)})"
+    )
+    row = client.query(sql, parameters=params).result_rows[0]
+    return [tuple(row[3 * i : 3 + 3 * i]) for i in range(len(goals))]
+
+
+def _most_completed(client: Client, where: str, params: dict, figures: tuple) -> dict:
+    """The ``DEFAULT_GOALS`` most completed custom events of the range (ranked by every such
+    event, named ones only) with their figures, keyed by name, in rank order: one pass."""
+    visit = "session_id != ''"
+    sql = (
+        f"SELECT event_name, {', '.join(f.replace('COND', visit) for f in figures)} FROM events "
+        f"WHERE {where} AND event_type = 'custom' AND event_name != '' "
+        f"GROUP BY event_name ORDER BY count() DESC, event_name LIMIT {DEFAULT_GOALS}"
+    )
+    rows = client.query(sql, parameters=params).result_rows
+    return {name: (c, v, n) for name, c, v, n in rows}
 
 
 def web_visits(client: Client, where: str, params: dict) -> int:
@@ -104,30 +144,24 @@ def conversions(
     start, end = utc_bounds(query)
     params: dict = {"site": site, "start": start, "end": end}
     where = " AND ".join([_RANGE, *filter_sql(query, params)])
-    if not goals:
-        names = client.query(_EVENT_NAMES.replace(_RANGE, where), parameters=params).result_rows
-        goals = [Goal("event", name) for (name,) in names]
-    visits = web_visits(client, where, params)
-    select, conditions = [], []
-    for i, goal in enumerate(goals):
-        params[f"g{i}"] = goal.value()
-        condition = _KINDS[goal.kind].format(i=i)
-        conditions.append(f"({condition})")
-        select += [
-            f"uniqExactIf(session_id, {condition})",
-            f"uniqExactIf(visitor_id, {condition})",
-            f"countIf({condition})",
-        ]
-    row: Sequence = ()
-    if goals:  # only the events that reach a goal: the figures count nothing else
-        sql = (
-            f"SELECT {', '.join(select)} FROM events WHERE {where} AND session_id != '' "
-            f"AND ({' OR '.join(conditions)})"
-        )
-        row = client.query(sql, parameters=params).result_rows[0]
+    days = reports._session_days(query)
+    share = 1.0 if filters else visit_sample.sampled_visits(client, days)
+    if share < 1:
+        visits = reports.visits_of_sample(client, days, share)
+        params["cut"] = visit_sample.cut(share)
+    else:
+        visits = web_visits(client, where, params)
+    figures = _figures(share)
+    if goals:
+        row = _named(client, where, params, goals, figures)
+    else:
+        found = _most_completed(client, where, params, figures)
+        goals, row = [Goal("event", name) for name in found], list(found.values())
+    if share < 1:
+        row = [(round(c / share), v, n) for c, v, n in row]
     rows = []
     for i, goal in enumerate(goals):
-        converted, visitors, completions = row[3 * i : 3 + 3 * i]
+        converted, visitors, completions = row[i]
         rows.append(
             {
                 "goal": str(goal),
@@ -142,5 +176,6 @@ def conversions(
         "from": str(date_from),
         "to": str(date_to),
         "visits": visits,
+        "sampled": share if share < 1 else None,
         "goals": rows,
     }

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
-from warehouse import reports
+from warehouse import reports, visit_sample
 from warehouse.goals import _KINDS, Goal
 from warehouse.metrics import INTERACTION, WEB
 from warehouse.query import Query, QueryError, filter_sql, run, utc_bounds
@@ -191,29 +191,25 @@ def parse_steps(texts: list[str]) -> list[Goal]:
 
 def funnel(client: Client, query: Query, steps: list[Goal]) -> dict:
     """Per step, the web visits that reached it after every earlier step, in order, within the
-    visit (ClickHouse ``windowFunnel``, exact), and the conversion from the first step and from
-    the step before. ``visits``: every web visit of the range. With filters, the visits as
-    seen through them (their matching events only)."""
+    visit (ClickHouse ``windowFunnel``), and the conversion from the first step and from the
+    step before. ``visits``: every web visit of the range. With filters, the visits as seen
+    through them (their matching events only). Exact, except on a busy range without filters:
+    then estimated from a sample of whole visits (``sampled`` names its share, see
+    ``_sampled_levels``)."""
     start, end = utc_bounds(query)
     params: dict = {"site": query.site, "start": start, "end": end}
     conditions = []
     for i, step in enumerate(steps):
         params[f"g{i}"] = step.value()
         conditions.append(_KINDS[step.kind].format(i=i))
-    # a visit lasts at most a day here: sessions end after 30 idle minutes
-    where = " AND ".join([_RANGE, WEB, "session_id != ''", *filter_sql(query, params)])
-    per_visit = (
-        f"SELECT session_id, windowFunnel(86400)(toDateTime(ts), "
-        f"{', '.join(conditions)}) AS level FROM events WHERE {where} "
-        f"GROUP BY session_id"
-    )
-    levels = {
-        row[0]: row[1]
-        for row in client.query(
-            f"SELECT level, count() FROM ({per_visit}) GROUP BY level", parameters=params
-        ).result_rows
-    }
-    visits = sum(levels.values())
+    days = reports._session_days(query)
+    share = 1.0 if query.filters else visit_sample.sampled_visits(client, days)
+    if share < 1:
+        levels = _sampled_levels(client, params, steps, conditions, share)
+        visits = reports.visits_of_sample(client, days, share)
+    else:
+        levels = _levels(client, query, params, conditions)
+        visits = sum(levels.values())
     rows, first, before = [], None, None
     for i, step in enumerate(steps, start=1):
         reached = sum(n for level, n in levels.items() if level >= i)
@@ -234,5 +230,49 @@ def funnel(client: Client, query: Query, steps: list[Goal]) -> dict:
         "from": str(query.date_from),
         "to": str(query.date_to),
         "visits": visits,
+        "sampled": share if share < 1 else None,
         "steps": rows,
     }
+
+
+def _levels(client: Client, query: Query, params: dict, conditions: list[str]) -> dict:
+    """Visits per funnel level (0: no step), every web visit of the range through the filters."""
+    # a visit lasts at most a day here: sessions end after 30 idle minutes
+    where = " AND ".join([_RANGE, WEB, "session_id != ''", *filter_sql(query, params)])
+    per_visit = (
+        f"SELECT session_id, windowFunnel(86400)(toDateTime(ts), "
+        f"{', '.join(conditions)}) AS level FROM events WHERE {where} "
+        f"GROUP BY session_id"
+    )
+    return {
+        row[0]: row[1]
+        for row in client.query(
+            f"SELECT level, count() FROM ({per_visit}) GROUP BY level", parameters=params
+        ).result_rows
+    }
+
+
+def _sampled_levels(
+    client: Client, params: dict, steps: list[Goal], conditions: list[str], share: float
+) -> dict:
+    """Visits per funnel level >= 1, estimated from the sampled visits (session hash below the
+    cut of ``share``, as in ``visit_sample.sampled_visits``), scaled up. Only the step events are
+    read (windowFunnel skips the events that match no step, so a visit's level is the same):
+    the page steps' pageviews and the event steps' custom events apart, so that the pages are
+    read through the projection by path (migration 0015) when their patterns have a prefix."""
+    parts = []
+    for kind in ("page", "event"):
+        chosen = [f"({c})" for step, c in zip(steps, conditions) if step.kind == kind]
+        if chosen:
+            parts.append(
+                f"SELECT session_id, ts, event_type, path, event_name FROM events "
+                f"WHERE {_RANGE} AND {visit_sample.SAMPLED} AND session_id != '' "
+                f"AND ({' OR '.join(chosen)})"
+            )
+    sql = (
+        f"SELECT level, count() FROM (SELECT session_id, windowFunnel(86400)(toDateTime(ts), "
+        f"{', '.join(conditions)}) AS level FROM ({' UNION ALL '.join(parts)}) "
+        f"GROUP BY session_id) GROUP BY level"
+    )
+    rows = client.query(sql, parameters={**params, "cut": visit_sample.cut(share)}).result_rows
+    return {level: round(n / share) for level, n in rows}

@@ -13,6 +13,7 @@ from clickhouse_connect.driver.client import Client
 from mayak.settings import REPORT_TIMEZONE
 from warehouse.metrics import BOUNCE, VISIT
 from warehouse.query import Query, run, utc_bounds
+from warehouse.visit_sample import SAMPLED, cut, sampled_visits
 
 SUMMARY_METRICS = (
     "pageviews",
@@ -35,13 +36,14 @@ SUMMARY_METRICS = (
 # sigma).
 SESSION_SAMPLE = 100_000
 
+
 # one row per session that started in the range (a session crossing midnight UTC has a row
 # per day; the UTC days of a local range hold sessions of the hours around it too)
 _PER_SESSION = """
     SELECT session_id, sum(pageviews) AS pageviews, sum(web_events) AS web_events,
            sum(interactions) AS interactions, sum(engaged_ms) AS engaged_ms EXTRA
     FROM sessions SAMPLE_CLAUSE
-    WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date}
+    WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date} AND_SAMPLED
     GROUP BY session_id
     HAVING min(started) >= {start:DateTime64(3, 'UTC')}
        AND min(started) < {end:DateTime64(3, 'UTC')}
@@ -51,7 +53,20 @@ _VISITS = f"""
 SELECT countIf({VISIT}) AS visits,
        countIf({BOUNCE}) AS bounces,
        avgIf(engaged_ms / 1000, {VISIT}) AS avg_seconds
-FROM ({_PER_SESSION.replace("EXTRA", "").replace("SAMPLE_CLAUSE", f"SAMPLE {SESSION_SAMPLE}")})
+FROM ({
+    _PER_SESSION.replace("EXTRA", "")
+    .replace("SAMPLE_CLAUSE", f"SAMPLE {SESSION_SAMPLE}")
+    .replace("AND_SAMPLED", "")
+})
+"""
+
+# the web visits that started in the range, of the sampled ones (`visit_sample`)
+_SAMPLED_VISITS = f"""
+SELECT countIf({VISIT}) FROM ({
+    _PER_SESSION.replace("EXTRA", "")
+    .replace("SAMPLE_CLAUSE", "")
+    .replace("AND_SAMPLED", f"AND {SAMPLED}")
+})
 """
 
 # entry and exit pages: the first and the last pageview of each visit, both kinds from one
@@ -142,27 +157,44 @@ def entry_exit(
     limit: int = 10,
 ) -> Report:
     """Top entry pages (first pageview of a visit, with the visits' bounce rate) and exit
-    pages (last pageview), counted exactly over the web visits of the range."""
+    pages (last pageview) of the web visits that started in the range: exact, or estimated
+    from a sample of whole visits on a busy range (``sampled`` names its share)."""
     query = Query(
         site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz, limit=limit
     )
+    params = _session_days(query)
     data: dict = {
         "site": site,
         "from": str(date_from),
         "to": str(date_to),
-        **pages(client, _PAGES, {**_session_days(query), "limit": limit}),
+        **pages(client, _PAGES, {**params, "limit": limit}, sampled_visits(client, params)),
     }
     return Report(data, 3 * (len(data["entry_pages"]) + len(data["exit_pages"])))
 
 
-def pages(client: Client, sql: str, params: dict) -> dict[str, list[dict]]:
-    """Run a ``_PAGES`` query: entry and exit pages, each with visits and bounce rate."""
-    found: dict[str, list[dict]] = {kind: [] for kind in PAGE_KINDS}
+def pages(client: Client, sql: str, params: dict, share: float = 1.0) -> dict:
+    """Run a ``_PAGES`` query: entry and exit pages, each with visits and bounce rate. With a
+    ``share`` below 1 (``sampled_visits``), of the sampled visits only, visits scaled up."""
+    found: dict = {kind: [] for kind in PAGE_KINDS}
+    if share < 1:
+        sql, params = sql.replace("AND_SAMPLED", f"AND {SAMPLED}"), {**params, "cut": cut(share)}
+    sql = sql.replace("AND_SAMPLED", "")
     for kind, page, visits, bounced in client.query(sql, parameters=params).result_rows:
         found[kind].append(
-            {"path": page, "visits": visits, "bounce_rate": round(bounced / visits, 4)}
+            {
+                "path": page,
+                "visits": round(visits / share),
+                "bounce_rate": round(bounced / visits, 4),
+            }
         )
-    return found
+    return {**found, "sampled": share if share < 1 else None}
+
+
+def visits_of_sample(client: Client, params: dict, share: float) -> int:
+    """The web visits that started in the range, estimated from the sample of ``share``."""
+    sql = _SAMPLED_VISITS
+    ((visits,),) = client.query(sql, parameters={**params, "cut": cut(share)}).result_rows
+    return round(visits / share)
 
 
 def _session_days(query: Query) -> dict:

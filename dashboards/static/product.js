@@ -178,6 +178,11 @@
       return row;
     }));
   }
+  // a per-visit answer of a busy period is estimated from a sample of visits: say so
+  function sampleNote(box, data) {
+    if (!data.sampled) return;
+    box.append(el("div", {className: "sampled", textContent: t("sampled").replace("{share}", I18N.percent(data.sampled))}));
+  }
   async function loadPanel(panel) {
     const key = S.tab[panel.id] || panel.tabs[0].key, tab = panel.tabs.find((x) => x.key === key) || panel.tabs[0];
     const box = $(`#${panel.id} .rows`);
@@ -186,9 +191,11 @@
       if (tab.goals) {
         const data = await api("stats/goals", query());
         rows(box, data.goals, "goal", ["conversions", "conversion_rate"]);
+        sampleNote(box, data);
       } else if (tab.pages) {
         const data = await api("stats/entry-exit", query([["limit", "10"]]));
         rows(box, data[tab.pages], "path", tab.pages === "entry_pages" ? ["visits", "bounce_rate"] : ["visits"]);
+        sampleNote(box, data);
       } else {
         const data = await api("stats/breakdown", query([["dimensions", tab.dim], ["metrics", tab.metrics], ["limit", "10"]]));
         rows(box, data.rows, tab.dim, tab.metrics.split(","));
@@ -233,6 +240,7 @@
     box.replaceChildren(...data.steps.map((s) => el("div", {className: "step", dataset: {step: s.step}},
       el("span", {textContent: `${s.step}. ${s.goal}`}), el("span", {className: "num", textContent: I18N.number(s.visits)}),
       el("span", {className: "num", textContent: `${I18N.percent(s.from_first)} ${t("from_first")}`}))));
+    sampleNote(box, data);
   }
   function setFilter(dim, value) {
     if (dim === "prop_key") { S.prop = value; writeURL(); load(); return; }  // show its values

@@ -35,6 +35,7 @@ from tests.warehouse.samples import (
     insert_rows,
     synthetic_events,
 )
+from warehouse import visit_sample
 
 pytestmark = [
     pytest.mark.clickhouse,
@@ -170,7 +171,7 @@ def _en(n: int) -> str:
     return f"{n:,}"
 
 
-def test_product_page_in_chromium(served, browser, wh) -> None:
+def test_product_page_in_chromium(served, browser, wh, monkeypatch) -> None:
     server, token, api = served
     base = f"http://127.0.0.1:{server.port}"
     browser.navigate(f"{base}/?site=demo&period=30d&lang=en")
@@ -241,7 +242,20 @@ def test_product_page_in_chromium(served, browser, wh) -> None:
         "[...document.querySelectorAll('#funnel .step .num:nth-child(2)')].map(e => e.textContent)"
     ) == [_en(s["visits"]) for s in funnel["steps"]]
     assert "step=event%3Asignup" in browser.eval("location.search")
+    assert not browser.eval("!!document.querySelector('#funnel .sampled')")  # exact
     _screenshot(browser, "product-30d")
+
+    # a busy period (here: a threshold of one visit) is estimated from a sample, and says so
+    monkeypatch.setattr(visit_sample, "SAMPLE_VISITS", 1)
+    _act(browser, "#funnel button")
+    share = api.get(
+        "/api/stats/funnel", params=[*view, ("step", "page:/services/*"), ("step", "event:signup")]
+    ).json()["sampled"]
+    note = browser.eval("document.querySelector('#funnel .sampled').textContent")
+    assert share and f"{share * 100:g}% sample" in note, note
+    monkeypatch.undo()
+    _act(browser, "#funnel button")
+    assert not browser.eval("!!document.querySelector('#funnel .sampled')")
 
     # a row click filters every panel, and the URL
     _act(browser, '#places .row[data-value="TR"]')

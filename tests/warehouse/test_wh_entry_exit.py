@@ -49,7 +49,8 @@ def reference(client, site: str, date_from: date, date_to: date, tz: str, limit:
         site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz, limit=limit
     )
     params = {**reports._session_days(query), "limit": limit}
-    data: dict = {"site": site, "from": str(date_from), "to": str(date_to)}
+    # below the sample threshold every visit is read: the answer says it is not sampled
+    data: dict = {"site": site, "from": str(date_from), "to": str(date_to), "sampled": None}
     for key, state in _REF_STATES.items():
         rows = client.query(_REF_PAGES.replace("EXTRA", state), parameters=params).result_rows
         data[key] = [{"path": p, "visits": v, "bounce_rate": round(b / v, 4)} for p, v, b in rows]
@@ -127,7 +128,12 @@ def _reference_filtered(client, query: Query) -> dict:
     for i, (name, value) in enumerate(query.filters):
         params[f"sf{i}"] = value
         where.append(f"{name} = {{sf{i}:String}}")
-    data: dict = {"site": query.site, "from": str(query.date_from), "to": str(query.date_to)}
+    data: dict = {
+        "site": query.site,
+        "from": str(query.date_from),
+        "to": str(query.date_to),
+        "sampled": None,
+    }
     for key, state in _REF_STATES.items():
         sql = _REF_PAGES.replace("EXTRA", state).replace(
             "WHERE site_id = {site:String}", " AND ".join(where)
@@ -192,7 +198,12 @@ def test_filtered_entry_exit_by_visit_constants_equals_the_first_definition(wh) 
 def _reference_raw(client, query: Query) -> dict:
     """The first ``product.entry_exit`` with other filters: each visit's matching events."""
     per_visit, params = product._visits_sql(query)
-    data: dict = {"site": query.site, "from": str(query.date_from), "to": str(query.date_to)}
+    data: dict = {
+        "site": query.site,
+        "from": str(query.date_from),
+        "to": str(query.date_to),
+        "sampled": None,
+    }
     for key, column in (("entry_pages", "entry"), ("exit_pages", "exit")):
         rows = client.query(
             f"SELECT {column} AS page, count() AS visits, "
