@@ -366,6 +366,7 @@ CREATE TABLE events
             site_id,
             country,
             device_type,
+            event_type,
             ts
     )
 )
