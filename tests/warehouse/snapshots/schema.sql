@@ -358,6 +358,16 @@ CREATE TABLE events
             site_id,
             path,
             ts
+    ),
+    PROJECTION p_visit
+    (
+        SELECT *
+        ORDER BY
+            site_id,
+            country,
+            device_type,
+            event_type,
+            ts
     )
 )
 ENGINE = MergeTree
@@ -456,14 +466,24 @@ CREATE TABLE sessions
     `entry_path` AggregateFunction(argMin, String, DateTime64(3, 'UTC')),
     `exit_path` AggregateFunction(argMax, String, DateTime64(3, 'UTC')),
     `country` SimpleAggregateFunction(any, LowCardinality(String)),
-    `device_type` SimpleAggregateFunction(any, LowCardinality(String))
+    `device_type` SimpleAggregateFunction(any, LowCardinality(String)),
+    PROJECTION p_visit
+    (
+        SELECT *
+        ORDER BY
+            site_id,
+            country,
+            device_type,
+            day,
+            session_id
+    )
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (site_id, day, cityHash64(session_id), session_id)
 SAMPLE BY cityHash64(session_id)
 TTL day + toIntervalMonth(13)
-SETTINGS index_granularity = 8192;
+SETTINGS index_granularity = 8192, deduplicate_merge_projection_mode = 'rebuild', lightweight_mutation_projection_mode = 'drop';
 
 CREATE MATERIALIZED VIEW sessions_mv TO sessions
 (
