@@ -43,7 +43,7 @@ _PER_SESSION = """
     SELECT session_id, sum(pageviews) AS pageviews, sum(web_events) AS web_events,
            sum(interactions) AS interactions, sum(engaged_ms) AS engaged_ms EXTRA
     FROM sessions SAMPLE_CLAUSE
-    WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date} AND_SAMPLED
+    WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date}
     GROUP BY session_id
     HAVING min(started) >= {start:DateTime64(3, 'UTC')}
        AND min(started) < {end:DateTime64(3, 'UTC')}
@@ -53,19 +53,17 @@ _VISITS = f"""
 SELECT countIf({VISIT}) AS visits,
        countIf({BOUNCE}) AS bounces,
        avgIf(engaged_ms / 1000, {VISIT}) AS avg_seconds
-FROM ({
-    _PER_SESSION.replace("EXTRA", "")
-    .replace("SAMPLE_CLAUSE", f"SAMPLE {SESSION_SAMPLE}")
-    .replace("AND_SAMPLED", "")
-})
+FROM ({_PER_SESSION.replace("EXTRA", "").replace("SAMPLE_CLAUSE", f"SAMPLE {SESSION_SAMPLE}")})
 """
+# a sampled read (`visit_sample`) adds its predicate to the range of days
+_LAST_DAY = "AND day <= {to:Date}"
 
 # the web visits that started in the range, of the sampled ones (`visit_sample`)
 _SAMPLED_VISITS = f"""
 SELECT countIf({VISIT}) FROM ({
     _PER_SESSION.replace("EXTRA", "")
     .replace("SAMPLE_CLAUSE", "")
-    .replace("AND_SAMPLED", f"AND {SAMPLED}")
+    .replace(_LAST_DAY, f"{_LAST_DAY} AND {SAMPLED}")
 })
 """
 
@@ -177,8 +175,8 @@ def pages(client: Client, sql: str, params: dict, share: float = 1.0) -> dict:
     ``share`` below 1 (``sampled_visits``), of the sampled visits only, visits scaled up."""
     found: dict = {kind: [] for kind in PAGE_KINDS}
     if share < 1:
-        sql, params = sql.replace("AND_SAMPLED", f"AND {SAMPLED}"), {**params, "cut": cut(share)}
-    sql = sql.replace("AND_SAMPLED", "")
+        sql = sql.replace(_LAST_DAY, f"{_LAST_DAY} AND {SAMPLED}")
+        params = {**params, "cut": cut(share)}
     for kind, page, visits, bounced in client.query(sql, parameters=params).result_rows:
         found[kind].append(
             {
