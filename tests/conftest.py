@@ -22,6 +22,7 @@ from mayak.kafka_local import LocalBroker, free_port
 from mayak.procs import mayak_sql, settings_for, spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
 from stream_jobs.topics import ensure_topics
+from tests.brokers import private_broker
 from tests.tiers import (  # noqa: F401 - the test tiers' hooks and guard, active for every test
     pytest_collection_modifyitems,
     pytest_runtest_setup,
@@ -34,18 +35,8 @@ from warehouse.migrate import migrate
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A real single-node Kafka broker on free ports for the whole session, always stopped."""
-    broker = LocalBroker(
-        home=tmp_path_factory.mktemp("kafka"),
-        cache_dir=Settings().cache_dir,
-        port=free_port(),
-        controller_port=free_port(),
-        heap_mb=512,
-    )
-    broker.start(timeout=120)
-    try:
+    with private_broker(tmp_path_factory.mktemp("kafka"), heap_mb=512, timeout=120) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from mayak.kafka_local import LocalBroker, free_port
 from mayak.procs import settings_for, spawn_mayak, stop_process, wait_http_ok
 from mayak.settings import Settings
 from stream_jobs.topics import ensure_topics
+from tests.brokers import private_broker
 from tests.producers.test_kafka_delivery import _read_all
 
 pytestmark = pytest.mark.kafka
@@ -35,18 +36,10 @@ RECOVERY_S = 5.0
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A broker only this module uses, so stopping it disturbs no other test."""
-    broker = LocalBroker(
-        home=tmp_path_factory.mktemp("outage-kafka"),
-        cache_dir=Settings().cache_dir,
-        port=free_port(),
-        controller_port=free_port(),
-        heap_mb=384,
-    )
-    broker.start(timeout=180)
-    try:
+    with private_broker(
+        tmp_path_factory.mktemp("outage-kafka"), heap_mb=384, timeout=180
+    ) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 class Collector:

@@ -25,6 +25,7 @@ from mayak.procs import mayak_sql, settings_for, spawn_mayak, stop_process
 from mayak.settings import Settings
 from producers.hooks.tracker import Tracker
 from stream_jobs.topics import ensure_topics
+from tests.brokers import private_broker
 from tests.stream_jobs.test_sj_exactly_once import _lag
 from tests.stream_jobs.test_sj_faults import UAS
 
@@ -39,18 +40,10 @@ KEY_STORE_ERRORS = ("key store could not write", "key store did not read back")
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A broker only this module uses, so stopping it disturbs no other test."""
-    broker = LocalBroker(
-        home=tmp_path_factory.mktemp("keys-outage-kafka"),
-        cache_dir=Settings().cache_dir,
-        port=free_port(),
-        controller_port=free_port(),
-        heap_mb=384,
-    )
-    broker.start(timeout=180)
-    try:
+    with private_broker(
+        tmp_path_factory.mktemp("keys-outage-kafka"), heap_mb=384, timeout=180
+    ) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 def _events(settings: Settings) -> tuple[list[tuple[bytes, bytes]], dict[str, str]]:
