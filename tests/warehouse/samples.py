@@ -104,6 +104,17 @@ def insert_events(client: Client, rows: list[dict]) -> None:
     insert_rows(client, [{c: r.get(c, 0 if c in _NUMBERS else "") for c in COLUMNS} for r in rows])
 
 
+class WithSettings:
+    """A client whose every read carries the given query settings (for example projections
+    forced or turned off), so one test can compare the same answers read two ways."""
+
+    def __init__(self, client: Client, settings: dict) -> None:
+        self.client, self.settings = client, settings
+
+    def query(self, sql: str, parameters: dict | None = None) -> Any:
+        return self.client.query(sql, parameters=parameters, settings=self.settings)
+
+
 def fixed_visits(site: str = "m", day_offset: int = 1) -> tuple[list[dict], list[dict]]:
     """A small, fixed event set whose metrics tests compute by hand: (web, non_web) events.
 

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import pytest
 
-from tests.warehouse.samples import START
+from tests.warehouse.samples import START, WithSettings
 from tests.warehouse.test_wh_entry_exit import _insert, seeded_visits
 from warehouse import goals, product
 from warehouse.query import Query, run
@@ -33,16 +33,6 @@ def _page_view(path: str, limit: int = 1000) -> Query:
         filters=(("path", path),),
         limit=limit,
     )
-
-
-class _With:
-    """The client with query settings added to every read (projection forced or off)."""
-
-    def __init__(self, client, settings: dict) -> None:
-        self.client, self.settings = client, settings
-
-    def query(self, sql: str, parameters: dict | None = None):
-        return self.client.query(sql, parameters=parameters, settings=self.settings)
 
 
 def _answers(client, query: Query) -> list:
@@ -66,11 +56,11 @@ def test_a_page_view_reads_the_projection_and_answers_the_same(wh) -> None:
     )
     for path in ("/faq", "/services/notary", "/nowhere"):
         query = _page_view(path)
-        assert _answers(wh, query) == _answers(_With(wh, SKIP), query)
+        assert _answers(wh, query) == _answers(WithSettings(wh, SKIP), query)
         if path == "/nowhere":
             continue  # nothing to read, by either order
         # the raw reads of a page's view go through the projection
-        forced = _With(wh, USE)
+        forced = WithSettings(wh, USE)
         run(cast(Any, forced), Query(**{**query.__dict__, "dimensions": ("country",)}), "events")
         per_visit, params = product._visits_sql(query)
         forced.query(f"SELECT count() FROM ({per_visit})", parameters=params)

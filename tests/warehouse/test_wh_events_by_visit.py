@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.warehouse.samples import START
+from tests.warehouse.samples import START, WithSettings
 from tests.warehouse.test_wh_entry_exit import _insert, seeded_visits
 from warehouse import goals, product, reports
 from warehouse.goals import Goal
@@ -40,16 +40,6 @@ def _view(filters: tuple, limit: int = 1000) -> Query:
         filters=filters,
         limit=limit,
     )
-
-
-class _With:
-    """The client with query settings added to every read (projections forced or off)."""
-
-    def __init__(self, client, settings: dict) -> None:
-        self.client, self.settings = client, settings
-
-    def query(self, sql: str, parameters: dict | None = None):
-        return self.client.query(sql, parameters=parameters, settings=self.settings)
 
 
 def _answers(client, query: Query) -> list:
@@ -90,7 +80,7 @@ def test_a_country_device_view_reads_the_projections_and_answers_the_same(wh) ->
     _fill(wh, seed=31)
     for filters in VIEWS:
         query = _view(filters)
-        assert _answers(wh, query) == _answers(_With(wh, SKIP), query)
+        assert _answers(wh, query) == _answers(WithSettings(wh, SKIP), query)
     query = _view(VIEWS[0])
     assert _answers(wh, query)[0], "the view has rows: something was compared"
     # the raw events read and the sessions read of the view go through p_visit
@@ -104,7 +94,7 @@ def test_a_country_device_view_reads_the_projections_and_answers_the_same(wh) ->
     )
     assert "p_visit" in _read_table(wh, pages, params)
     per_visit, params = product._visits_sql(query)
-    _With(wh, USE).query(f"SELECT count() FROM ({per_visit})", parameters=params)
+    WithSettings(wh, USE).query(f"SELECT count() FROM ({per_visit})", parameters=params)
 
 
 def test_merged_sessions_keep_answering_through_the_projection(wh) -> None:
@@ -113,7 +103,7 @@ def test_merged_sessions_keep_answering_through_the_projection(wh) -> None:
     wh.command("OPTIMIZE TABLE sessions FINAL")
     for filters, answer in before.items():
         assert _answers(wh, _view(filters))[2:4] == answer
-        assert _answers(_With(wh, SKIP), _view(filters))[2:4] == answer
+        assert _answers(WithSettings(wh, SKIP), _view(filters))[2:4] == answer
     ((parts,),) = wh.query(
         "SELECT count() FROM system.projection_parts "
         "WHERE database = currentDatabase() AND table = 'sessions' AND name = 'p_visit' "
