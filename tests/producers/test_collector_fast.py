@@ -11,6 +11,8 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import orjson
 import pytest
@@ -361,15 +363,36 @@ async def test_one_system_write_per_response_and_close_sends_what_was_written() 
     assert transport.get_extra_info("peername") == "info:peername"  # the rest is the transport's
 
 
+@contextmanager
+def _serving(app: object, http: object) -> Iterator[int]:
+    """``app`` served by uvicorn with the HTTP protocol ``http`` in a thread on a free port
+    (yielded once it accepts connections), stopped at the end."""
+    import uvicorn
+
+    from mayak.kafka_local import free_port
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=http)  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def test_collector_protocol_serves_keep_alive_and_streamed_responses() -> None:
     import socket
 
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse, StreamingResponse
     from starlette.routing import Route
-
-    from mayak.kafka_local import free_port
 
     async def stream():
         for part in (b"a", b"b", b"c"):
@@ -381,23 +404,7 @@ def test_collector_protocol_serves_keep_alive_and_streamed_responses() -> None:
             Route("/s", lambda r: StreamingResponse(stream())),
         ]
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            http="producers.collector.server:CoalescingHttpToolsProtocol",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+    with _serving(app, "producers.collector.server:CoalescingHttpToolsProtocol") as port:
         with socket.create_connection(("127.0.0.1", port)) as sock:  # one connection, 3 requests
             sock.sendall(
                 b"GET /t HTTP/1.1\r\nHost: x\r\n\r\n" * 2
@@ -409,9 +416,6 @@ def test_collector_protocol_serves_keep_alive_and_streamed_responses() -> None:
         assert received.count(b"HTTP/1.1 200 OK") == 3
         assert received.count(b"\r\n\r\nok") == 2
         assert received.endswith(b"1\r\na\r\n1\r\nb\r\n1\r\nc\r\n0\r\n\r\n")  # chunked, complete
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_partition_keys_keep_the_gil_no_one_shot_hmac(monkeypatch) -> None:
@@ -460,12 +464,10 @@ def test_read_deadlines_cost_no_timer_per_request_and_still_cut_a_slow_body() ->
     load); a body deadline shorter than the pending head timer still cuts a slow body on time."""
     import socket
 
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from mayak.kafka_local import free_port
     from producers.collector.server import CoalescingHttpToolsProtocol
 
     counts = [0]
@@ -481,23 +483,7 @@ def test_read_deadlines_cost_no_timer_per_request_and_still_cut_a_slow_body() ->
     async def echo(request):
         return PlainTextResponse(str(len(await request.body())))
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            Starlette(routes=[Route("/e", echo, methods=["POST"])]),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            http=Counting,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+    with _serving(Starlette(routes=[Route("/e", echo, methods=["POST"])]), Counting) as port:
         request = b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             for _ in range(100):
@@ -514,6 +500,3 @@ def test_read_deadlines_cost_no_timer_per_request_and_still_cut_a_slow_body() ->
                 rest += chunk
             assert rest == b""  # closed without an answer: the request never completed
             assert 0.3 < time.monotonic() - started < 5
-    finally:
-        server.should_exit = True
-        thread.join(10)
