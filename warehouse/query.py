@@ -9,8 +9,10 @@ row per visitor: every query groups.
 
 Two read-path optimisations for the one-dimension rollup (``source`` still names the rollup
 family, ``agg_dim_hourly``):
-- a range without a time bucket reads its whole UTC days from ``agg_dim_daily`` and only the
-  partial days at both ends (which depend on the report time zone) from ``agg_dim_hourly``;
+- a range without a time bucket reads its whole Monday-Sunday UTC weeks from
+  ``agg_dim_weekly``, its other whole UTC days from ``agg_dim_daily`` and only the partial
+  days at both ends (which depend on the report time zone) from ``agg_dim_hourly``
+  (``warehouse.rollup_ranges``);
 - a top-N ordered by an additive metric first ranks the values by that sum (cheap columns),
   then merges the visitor/session sketches of the N winners only. The ranking uses the same
   ORDER BY and LIMIT as the answer, so the answer is exactly the one a single pass would give.
@@ -28,6 +30,7 @@ from clickhouse_connect.driver.client import Client
 from mayak.settings import REPORT_TIMEZONE
 from warehouse import details
 from warehouse.metrics import METRICS, WEB
+from warehouse.rollup_ranges import split_days
 
 # Metric definitions (what each number counts, web-only or not) live in warehouse/metrics.py;
 # event details (issue 12: section dwell) in warehouse/details.py
@@ -307,8 +310,9 @@ def build(query: Query, source: str | None = None) -> Sql:
 def _dimension_rows(
     query: Query, keep: list[str], params: dict, start: datetime, end: datetime
 ) -> str:
-    """The one-dimension rollup rows of [start, end) as a subquery: whole UTC days from
-    agg_dim_daily, partial days from agg_dim_hourly; for an additive top-N only the N winners."""
+    """The one-dimension rollup rows of [start, end) as a subquery: whole UTC weeks from
+    agg_dim_weekly, the other whole UTC days from agg_dim_daily, partial days from
+    agg_dim_hourly; for an additive top-N only the N winners."""
     columns = ", ".join(["value"] + sorted({c for m in query.metrics for c in METRICS[m].columns}))
     rows = _dimension_union(columns, keep, params, start, end)
     first = query.metrics[0]
@@ -333,17 +337,29 @@ def _dimension_union(
     where = " AND ".join(keep)
     if first_day >= last_day:
         return f"(SELECT {columns} FROM agg_dim_hourly WHERE {where} AND {hourly_range})"
+    split = split_days(first_day, last_day)
     params.update(day_from=first_day, day_to=last_day)
-    daily = (
-        f"SELECT {columns} FROM agg_dim_daily WHERE {where} "
-        "AND day >= {day_from:Date} AND day < {day_to:Date}"
-    )
+    parts = []
+    if split.has_weeks:
+        params.update(week_from=split.week_from, week_to=split.week_to)
+        parts.append(
+            f"SELECT {columns} FROM agg_dim_weekly WHERE {where} "
+            "AND week >= {week_from:Date} AND week < {week_to:Date}"
+        )
+        days = (
+            "((day >= {day_from:Date} AND day < {week_from:Date}) "
+            "OR (day >= {week_to:Date} AND day < {day_to:Date}))"
+        )
+    else:
+        days = "day >= {day_from:Date} AND day < {day_to:Date}"
+    if split.days():
+        parts.append(f"SELECT {columns} FROM agg_dim_daily WHERE {where} AND {days}")
     edges = (
         "((hour >= {start:DateTime('UTC')} AND hour < toDateTime({day_from:Date}, 'UTC')) "
         "OR (hour >= toDateTime({day_to:Date}, 'UTC') AND hour < {end:DateTime('UTC')}))"
     )
-    hourly = f"SELECT {columns} FROM agg_dim_hourly WHERE {where} AND {edges}"
-    return f"({daily} UNION ALL {hourly})"
+    parts.append(f"SELECT {columns} FROM agg_dim_hourly WHERE {where} AND {edges}")
+    return f"({' UNION ALL '.join(parts)})"
 
 
 def run(client: Client, query: Query, source: str | None = None) -> Result:
