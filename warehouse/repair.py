@@ -13,7 +13,11 @@ materialized view whose source is the landed table is a root; a view fed by a ro
 (``agg_dim_daily`` from ``agg_dim_hourly``) is its child. A recount is the view's own SELECT
 (``as_select``) over the source restricted to the days; a child's recount is its SELECT over
 its parent's recount. A new migration's rollup is covered without a line here, if its time
-column (its first Date/DateTime key column) buckets by at most a day.
+column (its first Date/DateTime key column) buckets by at most a day, or is the ``toMonday``
+of its parent's day (``agg_dim_weekly``, 0018). Such a weekly child holds whole weeks, which
+a recount of some days cannot rebuild: it is compared with its SELECT over its parent's
+stored rows of the weeks touched, and a repair rewrites those whole weeks from the parent
+(after the parent's days were rewritten).
 
 Detection compares, per day, a fingerprint of the grouped rows: the number of keys and a sum
 of hashes of each key with its exact values (sum/min/max columns, count/sum states; merged
@@ -65,6 +69,7 @@ class Rollup:
     values: dict[str, str]  # column -> expression folding it per key (for the fingerprint)
     columns: list[str]
     children: list[Rollup] = field(default_factory=list)
+    weekly: bool = False  # the time column is toMonday(parent's day): rewritten by whole weeks
 
     def tables(self) -> list[str]:
         return [self.table] + [t for child in self.children for t in child.tables()]
@@ -151,13 +156,25 @@ def _describe(
     # uniqCombined & co. are not quite independent of the order states merge in (129 vs 128
     # distinct seen near the switch to HyperLogLog): compared only in a rollup with no exact
     # column
+    weekly = re.search(rf"\btoMonday\([^()]*\)\s+AS\s+`?{time_columns[0]}`?", select)
     return Rollup(
-        table, select, source, time_columns[0], keys, exact or sketches, [n for n, _, _ in cols]
+        table,
+        select,
+        source,
+        time_columns[0],
+        keys,
+        exact or sketches,
+        [n for n, _, _ in cols],
+        weekly=weekly is not None,
     )
 
 
-def _days_sql(days: list[date]) -> str:
-    return "[" + ",".join(f"toDate('{d.isoformat()}')" for d in days) + "]"
+def _days_sql(days: Iterable[date]) -> str:
+    return "[" + ",".join(f"toDate('{d.isoformat()}')" for d in sorted(days)) + "]"
+
+
+def _mondays(days: Iterable[date]) -> list[date]:
+    return sorted({d - timedelta(days=d.weekday()) for d in days})
 
 
 def _recount(rollup: Rollup, db: str, source_sql: str) -> str:
@@ -204,7 +221,10 @@ def repair_days(
         bad = sorted(_check(client, root, db, source_sql, days))
         if not bad:
             continue
+        weekly = _weekly(root)
         for table in root.tables():
+            if table in {child.table for child, _ in weekly}:
+                continue  # rewritten by whole weeks below
             rollup_time = _time_column_of(root, table)
             client.command(
                 f"DELETE FROM `{table}` WHERE toDate(`{rollup_time}`) IN {_days_sql(bad)}"
@@ -217,6 +237,14 @@ def repair_days(
             f"INSERT INTO `{root.table}` ({cols}) SELECT {cols} FROM "
             f"({_recount(root, db, only_bad)})"
         )
+        for child, parent in weekly:  # parents first: a parent's weeks are whole again
+            weeks = _days_sql(_mondays(bad))
+            client.command(f"DELETE FROM `{child.table}` WHERE `{child.time_column}` IN {weeks}")
+            cols = ", ".join(f"`{c}`" for c in child.columns)
+            client.command(
+                f"INSERT INTO `{child.table}` ({cols}) SELECT {cols} FROM "
+                f"({_recount(child, db, _parent_weeks(parent, db, bad))})"
+            )
         repaired[root.table] = bad
         log.warning(
             "rewrote %s (and the rollups fed by it) for %s: they differed from a "
@@ -234,8 +262,44 @@ def _check(client: Client, rollup: Rollup, db: str, source_sql: str, days: list[
     have = _fingerprint(client, rollup, _stored(rollup, days))
     bad = {d for d in days if want.get(d) != have.get(d)}
     for child in rollup.children:
-        bad |= _check(client, child, db, recount, days)
+        if child.weekly:
+            bad |= _check_weeks(client, child, rollup, db, days)
+        else:
+            bad |= _check(client, child, db, recount, days)
     return bad
+
+
+def _check_weeks(
+    client: Client, rollup: Rollup, parent: Rollup, db: str, days: list[date]
+) -> set[date]:
+    """The days whose week in ``rollup`` differs from its SELECT over the parent's stored
+    rows of the whole week (the parent itself is checked against its recount)."""
+    weeks = _mondays(days)
+    want = _fingerprint(client, rollup, _recount(rollup, db, _parent_weeks(parent, db, days)))
+    have = _fingerprint(
+        client,
+        rollup,
+        f"SELECT * FROM `{rollup.table}` WHERE `{rollup.time_column}` IN {_days_sql(weeks)}",
+    )
+    bad = {w for w in weeks if want.get(w) != have.get(w)}
+    return {d for d in days if _mondays([d])[0] in bad}
+
+
+def _parent_weeks(parent: Rollup, db: str, days: Iterable[date]) -> str:
+    return (
+        f"SELECT * FROM `{db}`.`{parent.table}` "
+        f"WHERE toMonday(toDate(`{parent.time_column}`)) IN {_days_sql(_mondays(days))}"
+    )
+
+
+def _weekly(rollup: Rollup) -> list[tuple[Rollup, Rollup]]:
+    """(weekly child, its parent) pairs under ``rollup``, parents before children."""
+    found = []
+    for child in rollup.children:
+        if child.weekly:
+            found.append((child, rollup))
+        found += _weekly(child)
+    return found
 
 
 def _time_column_of(root: Rollup, table: str) -> str:

@@ -12,12 +12,14 @@ from tests.clock import FakeClock
 from tests.rollup_recount import differences
 from tests.warehouse.samples import insert_events, insert_rows, synthetic_events
 from warehouse.repair import InflightJournal, days_of_ms, repair_days, rollups_of
+from warehouse.rollup_ranges import monday
 
 pytestmark = pytest.mark.clickhouse
 
 ROLLUPS = {
     "agg_dim_daily",
     "agg_dim_hourly",
+    "agg_dim_weekly",
     "agg_section_hourly",
     "agg_site_hourly",
     "bot_hits",
@@ -42,6 +44,8 @@ def test_every_rollup_is_found_from_the_views(wh) -> None:
     roots = {r.table: r for r in rollups_of(wh, "events")}
     assert set(roots) == {"agg_dim_hourly", "agg_section_hourly", "agg_site_hourly", "sessions"}
     assert [c.table for c in roots["agg_dim_hourly"].children] == ["agg_dim_daily"]
+    (weekly,) = roots["agg_dim_hourly"].children[0].children
+    assert (weekly.table, weekly.time_column, weekly.weekly) == ("agg_dim_weekly", "week", True)
     assert roots["sessions"].time_column == "day" and roots["agg_dim_hourly"].time_column == "hour"
     assert [r.table for r in rollups_of(wh, "failed_events")] == ["bot_hits"]
 
@@ -82,6 +86,24 @@ def test_views_parts_of_an_insert_whose_events_never_landed_are_removed(wh) -> N
         <= {"agg_dim_hourly", "agg_site_hourly", "sessions", "agg_section_hourly"}
     )
     assert differences(wh) == dict.fromkeys(ROLLUPS, 0)
+
+
+def test_a_weekly_rollup_is_checked_and_rewritten_by_whole_weeks(wh) -> None:
+    # agg_dim_weekly (0018) holds whole weeks: a repaired day's week is rebuilt from
+    # agg_dim_daily, keeping the other days of that week (a day's delete would lose them)
+    rows = synthetic_events(3000)
+    last = _days(rows)[-1]
+    insert_events(wh, [r for r in rows if r["ts"].date() != last])
+    _without_view(wh, "agg_dim_weekly_mv", [r for r in rows if r["ts"].date() == last])
+    assert differences(wh)["agg_dim_weekly"] > 0 and differences(wh)["agg_dim_daily"] == 0
+    # a week's row cannot tell which of its days is short: every day named of that week is
+    # rewritten, and the week rebuilt from agg_dim_daily (which holds them all)
+    same_week = [d for d in _days(rows) if monday(d) == monday(last)]
+    assert repair_days(wh, "events", "ts", _days(rows)) == {"agg_dim_hourly": same_week}
+    assert differences(wh) == dict.fromkeys(ROLLUPS, 0)
+    n = wh.query("SELECT count() FROM events").result_rows[0][0]
+    assert wh.query("SELECT sum(events) FROM agg_dim_weekly").result_rows[0][0] == 20 * n
+    assert repair_days(wh, "events", "ts", _days(rows)) == {}
 
 
 def test_a_rollup_added_by_a_later_migration_is_covered_without_code(wh) -> None:
