@@ -15,13 +15,22 @@ CREATE TABLE agg_dim_daily
     `web_visitors` AggregateFunction(uniqCombined(12), String),
     `web_sessions` AggregateFunction(uniqCombined(12), String),
     `custom_events` SimpleAggregateFunction(sum, UInt64),
-    `outbound_clicks` SimpleAggregateFunction(sum, UInt64)
+    `outbound_clicks` SimpleAggregateFunction(sum, UInt64),
+    PROJECTION p_day
+    (
+        SELECT *
+        ORDER BY
+            site_id,
+            dimension,
+            day,
+            value
+    )
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (site_id, dimension, value, day)
 TTL day + toIntervalYear(5)
-SETTINGS index_granularity = 256;
+SETTINGS index_granularity = 256, deduplicate_merge_projection_mode = 'rebuild', lightweight_mutation_projection_mode = 'drop';
 
 CREATE MATERIALIZED VIEW agg_dim_daily_mv TO agg_dim_daily
 (
@@ -126,6 +135,68 @@ GROUP BY
     dimension,
     value,
     hour;
+
+CREATE TABLE agg_dim_weekly
+(
+    `site_id` LowCardinality(String),
+    `dimension` LowCardinality(String),
+    `value` String,
+    `week` Date,
+    `events` SimpleAggregateFunction(sum, UInt64),
+    `pageviews` SimpleAggregateFunction(sum, UInt64),
+    `email_opens` SimpleAggregateFunction(sum, UInt64),
+    `service_requests` SimpleAggregateFunction(sum, UInt64),
+    `custom_events` SimpleAggregateFunction(sum, UInt64),
+    `outbound_clicks` SimpleAggregateFunction(sum, UInt64),
+    `engaged_ms` SimpleAggregateFunction(sum, UInt64),
+    `openers` AggregateFunction(uniqCombined(12), String),
+    `web_visitors` AggregateFunction(uniqCombined(12), String),
+    `web_sessions` AggregateFunction(uniqCombined(12), String)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(week)
+ORDER BY (site_id, dimension, value, week)
+TTL week + toIntervalYear(5)
+SETTINGS index_granularity = 256;
+
+CREATE MATERIALIZED VIEW agg_dim_weekly_mv TO agg_dim_weekly
+(
+    `site_id` LowCardinality(String),
+    `dimension` LowCardinality(String),
+    `value` String,
+    `week` Date,
+    `events` UInt64,
+    `pageviews` UInt64,
+    `email_opens` UInt64,
+    `service_requests` UInt64,
+    `custom_events` UInt64,
+    `outbound_clicks` UInt64,
+    `engaged_ms` UInt64,
+    `openers` AggregateFunction(uniqCombined(12), String),
+    `web_visitors` AggregateFunction(uniqCombined(12), String),
+    `web_sessions` AggregateFunction(uniqCombined(12), String)
+)
+AS SELECT
+    site_id,
+    dimension,
+    value,
+    toMonday(day) AS week,
+    sum(events) AS events,
+    sum(pageviews) AS pageviews,
+    sum(email_opens) AS email_opens,
+    sum(service_requests) AS service_requests,
+    sum(custom_events) AS custom_events,
+    sum(outbound_clicks) AS outbound_clicks,
+    sum(engaged_ms) AS engaged_ms,
+    uniqCombinedMergeState(12)(openers) AS openers,
+    uniqCombinedMergeState(12)(web_visitors) AS web_visitors,
+    uniqCombinedMergeState(12)(web_sessions) AS web_sessions
+FROM agg_dim_daily
+GROUP BY
+    site_id,
+    dimension,
+    value,
+    week;
 
 CREATE TABLE agg_section_hourly
 (
