@@ -9,8 +9,11 @@
 -- uniqCombined can end one off near its switch to HyperLogLog (0005; about 128 values).
 -- The columns are the ones agg_dim_daily's view fills since 0010; not its legacy all-event
 -- `visitors`/`sessions` sketches, which nothing reads and which hold empty states since then.
--- ORDER BY and granularity as agg_dim_daily (0005: value before the time column, so the N
--- winners of a top-N are N contiguous key ranges; rows carry 2.5 KB sketches).
+-- ORDER BY (site_id, dimension, week, value), unlike agg_dim_daily's value-before-day: a
+-- range reads its 3-4 weeks of one dimension as one key range instead of every week of the
+-- month (reading a state costs about as much as merging it); a top-N's N winners are still
+-- skipped to by value within each week (few rows per week). index_granularity = 256 as
+-- agg_dim_daily (rows carry 2.5 KB sketches).
 -- Fed by a view on agg_dim_daily's inserts (not on events): the 17-dimension fan-out runs
 -- once, and the daily block of an insert is already grouped, so this view folds a few rows
 -- per (dimension, value) into their Monday. Cost: one more part per insert, of the daily
@@ -57,7 +60,7 @@ CREATE TABLE IF NOT EXISTS {{table:agg_dim_weekly}} {{on_cluster}}
 )
 ENGINE = {{engine:AggregatingMergeTree}}
 PARTITION BY toYYYYMM(week)
-ORDER BY (site_id, dimension, value, week)
+ORDER BY (site_id, dimension, week, value)
 TTL {{ttl:agg_dim_weekly}}
 SETTINGS index_granularity = 256;
 

@@ -155,7 +155,7 @@ CREATE TABLE agg_dim_weekly
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(week)
-ORDER BY (site_id, dimension, value, week)
+ORDER BY (site_id, dimension, week, value)
 TTL week + toIntervalYear(5)
 SETTINGS index_granularity = 256;
 
