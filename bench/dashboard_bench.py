@@ -148,7 +148,13 @@ def query_set(client: Client) -> list[float]:
 
 def optimize(client: Client) -> None:
     """Merge the rollups' parts, as background merges would."""
-    for rollup in ("agg_dim_hourly", "agg_dim_daily", "agg_site_hourly", "agg_section_hourly"):
+    for rollup in (
+        "agg_dim_hourly",
+        "agg_dim_daily",
+        "agg_dim_weekly",
+        "agg_site_hourly",
+        "agg_section_hourly",
+    ):
         client.command(f"OPTIMIZE TABLE {rollup} FINAL")
 
 
