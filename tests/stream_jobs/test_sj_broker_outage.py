@@ -17,8 +17,8 @@ from mayak.procs import mayak_sql, settings_for, spawn_mayak, stop_process
 from stream_jobs.topics import ensure_topics
 from tests.brokers import private_broker
 from tests.stream_jobs.test_sj_exactly_once import _lag
-from tests.stream_jobs.test_sj_key_outage import _send
 from tests.stream_jobs.test_sj_key_outage import _events as _service_requests
+from tests.stream_jobs.test_sj_key_outage import _send
 
 pytestmark = [pytest.mark.long_outage, pytest.mark.kafka, pytest.mark.clickhouse]
 
