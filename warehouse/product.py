@@ -272,14 +272,19 @@ def _sampled_levels(
     for kind in ("page", "event"):
         chosen = [f"({c})" for step, c in zip(steps, conditions) if step.kind == kind]
         if chosen:
+            # each step's condition evaluated here, where its columns are read (0: other kind)
+            flags = [
+                f"({c}) AS s{i}" if step.kind == kind else f"0 AS s{i}"
+                for i, (step, c) in enumerate(zip(steps, conditions))
+            ]
             parts.append(
-                f"SELECT session_hash, ts, event_type, path, event_name FROM events "
+                f"SELECT session_hash, toDateTime(ts) AS t, {', '.join(flags)} FROM events "
                 f"WHERE {_RANGE} AND {_SAMPLED_HASH} AND ({' OR '.join(chosen)})"
             )
     sql = (
-        f"SELECT level, count() FROM (SELECT windowFunnel(86400)(toDateTime(ts), "
-        f"{', '.join(conditions)}) AS level FROM ({' UNION ALL '.join(parts)}) "
-        f"GROUP BY session_hash) GROUP BY level"
+        f"SELECT level, count() FROM (SELECT windowFunnel(86400)(t, "
+        f"{', '.join(f's{i}' for i in range(len(steps)))}) AS level "
+        f"FROM ({' UNION ALL '.join(parts)}) GROUP BY session_hash) GROUP BY level"
     )
     rows = client.query(sql, parameters={**params, "cut": visit_sample.cut(share)}).result_rows
     return {level: round(n / share) for level, n in rows}
