@@ -419,17 +419,10 @@ CREATE TABLE events
     `channel` LowCardinality(String),
     `source` LowCardinality(String),
     `open_class` LowCardinality(String),
+    `session_hash` UInt64 MATERIALIZED cityHash64(session_id),
     INDEX idx_customer_pid customer_pid TYPE bloom_filter(0.01) GRANULARITY 4,
     INDEX idx_visitor_id visitor_id TYPE bloom_filter(0.01) GRANULARITY 4,
     INDEX idx_session_id session_id TYPE bloom_filter(0.01) GRANULARITY 4,
-    PROJECTION p_path
-    (
-        SELECT *
-        ORDER BY
-            site_id,
-            path,
-            ts
-    ),
     PROJECTION p_visit
     (
         SELECT *
@@ -438,6 +431,16 @@ CREATE TABLE events
             country,
             device_type,
             event_type,
+            ts
+    ),
+    PROJECTION p_path
+    (
+        SELECT
+            *,
+            session_hash
+        ORDER BY
+            site_id,
+            path,
             ts
     )
 )
