@@ -40,7 +40,6 @@ SUMMARY_METRICS = (
 
 # the web visits that started in the range, of the sampled ones (`visit_sample`)
 _SAMPLED_VISITS = f"SELECT countIf({VISIT}) FROM ({per_session(sample=SAMPLED)})"
-_PAGES = pages_sql()
 PAGE_KINDS = ("entry_pages", "exit_pages")
 
 _SENDS = """
