@@ -2,9 +2,11 @@
 
 Broker (own session, stopped last so the worker can commit), worker (Faust + embedded
 ClickHouse + dashboards in one process, since one process owns a chDB path), collector.
-Ctrl-C / SIGTERM stop every child; a child that dies takes the stack down with a message
-rather than leaving half of it running. A SIGKILLed ``mayak up`` cannot stop anything: its
-children stop themselves and the next run cleans up (``mayak.supervise``).
+Ctrl-C / SIGTERM stop every child. A child that stops is started again (a worker stops on
+purpose, committing nothing, when it cannot finish a batch safely: ``mayak.restarts``); one
+that keeps stopping takes the stack down with a message rather than leaving half of it
+running. A SIGKILLed ``mayak up`` cannot stop anything: its children stop themselves and the
+next run cleans up (``mayak.supervise``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import time
 from rich.console import Console
 
 from dashboards.auth import add_token, tokens_path
+from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.demo import SITE, start_demo
 from mayak.demo_geo import write_demo_geoip
 from mayak.errors import MayakError
 from mayak.install import marker_path, refuse_lost_keys, secure_data_dir
 from mayak.kafka_local import broker_from_settings
 from mayak.procs import spawn_mayak, stop_process, wait_http_ok
+from mayak.restarts import RestartPolicy, describe
 from mayak.settings import Settings
 from mayak.supervise import SUPERVISOR_ENV, forget, record, take_over
 from stream_jobs.topics import ensure_topics
@@ -51,14 +55,16 @@ def run_stack(settings: Settings, demo: bool, console: Console, reset_keys: bool
         worker_env, collector_env = _demo_env(settings) if demo else ({}, {})
         reset = ["--reset-keys"] if reset_keys else []
         ours = {SUPERVISOR_ENV: str(os.getpid())}  # children die with this process
-        children["worker"] = spawn_mayak(
-            ["worker", *dashboards, *reset], logs / "worker.log", {**worker_env, **ours}
-        )
-        children["collector"] = spawn_mayak(
-            ["collector"], logs / "collector.log", {**collector_env, **ours}
-        )
+        starts = {
+            "worker": (["worker", *dashboards], {**worker_env, **ours}),
+            "collector": (["collector"], {**collector_env, **ours}),
+        }
         if not settings.embedded_clickhouse:
-            children["dashboards"] = spawn_mayak(["dashboards"], logs / "dashboards.log", ours)
+            starts["dashboards"] = (["dashboards"], ours)
+        for name, (args, env) in starts.items():
+            # --reset-keys for the first start only: a restart must not reset them again
+            first = [*args, *reset] if name == "worker" else args
+            children[name] = spawn_mayak(first, logs / f"{name}.log", env)
         record(settings.data_dir, children, owns_broker)
         with console.status("starting worker, collector and dashboards ..."):
             wait_http_ok(
@@ -74,7 +80,7 @@ def run_stack(settings: Settings, demo: bool, console: Console, reset_keys: bool
         _print_urls(settings, console)
         if demo:
             start_demo(settings, stopping, console)
-        _watch(children, settings)
+        _watch(children, settings, starts, owns_broker, console)
     except KeyboardInterrupt:
         console.print("stopping ...")
     finally:
@@ -114,14 +120,35 @@ def _first_token(settings: Settings, console: Console) -> None:
     )
 
 
-def _watch(children: dict[str, subprocess.Popen], settings: Settings) -> None:
+def _watch(
+    children: dict[str, subprocess.Popen],
+    settings: Settings,
+    starts: dict[str, tuple[list[str], dict[str, str]]],
+    owns_broker: bool,
+    console: Console,
+    clock: Clock = SYSTEM_CLOCK,
+) -> None:
+    """Poll the children; start a stopped one again (``RestartPolicy``), or raise when one
+    keeps stopping."""
+    policies = {name: RestartPolicy(clock=clock) for name in children}
     while True:
-        for name, proc in children.items():
-            if proc.poll() is not None:
+        for name, proc in list(children.items()):
+            if proc.poll() is None:
+                continue
+            log = settings.data_dir / (name + ".log")
+            wait = policies[name].next_wait()
+            if wait is None:
                 raise MayakError(
-                    f"the {name} exited with code {proc.returncode}; "
-                    f"see {settings.data_dir / (name + '.log')}"
+                    f"the {name} exited with code {proc.returncode}, "
+                    f"{policies[name].limit + 1} times in {policies[name].window_s / 60:g} min; "
+                    f"see {log}"
                 )
+            clock.sleep_blocking(wait)
+            args, env = starts[name]
+            children[name] = spawn_mayak(args, log, env)
+            record(settings.data_dir, children, owns_broker)
+            count = policies[name].restarted()
+            console.print(describe(name, proc.returncode, count, policies[name]) + f"; see {log}")
         time.sleep(0.5)  # real time, not injected: polling child processes
 
 

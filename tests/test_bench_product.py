@@ -7,12 +7,14 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+import uuid
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
 from bench import product_bench
+from tests.warehouse.samples import insert_rows
 
 pytestmark = pytest.mark.clickhouse
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,3 +80,20 @@ def test_every_product_call_is_timed_and_the_data_is_reused(tmp_path: Path) -> N
         timeout=120,
     )
     assert count.stdout.strip() == "20000", count.stderr[-2000:]
+
+
+def test_the_views_end_on_the_datas_last_local_day_not_on_today(wh) -> None:
+    # a database filled on an earlier day is read in full: its window does not slide past it
+    assert product_bench.last_day(wh) == date.today()  # nothing yet
+    insert_rows(
+        wh,
+        [
+            {"event_id": uuid.uuid4(), "site_id": site, "ts": ts, "event_type": "pageview"}
+            for site, ts in (
+                (product_bench.SITE, datetime(2026, 3, 1, 8, 0, tzinfo=UTC)),
+                (product_bench.SITE, datetime(2026, 3, 10, 21, 30, tzinfo=UTC)),  # Baku: 11th
+                ("another-site", datetime(2026, 4, 1, 8, 0, tzinfo=UTC)),
+            )
+        ],
+    )
+    assert product_bench.last_day(wh) == date(2026, 3, 11)

@@ -74,3 +74,14 @@ def test_compose_splits_the_stream_work_by_role() -> None:
     # enrich and sink derive their groups from one worker id (mayak-worker, mayak-worker-sink)
     ids = {services[n]["environment"]["MAYAK_WORKER_ID"] for n in ("enrich", "sink")}
     assert len(ids) == 1
+
+
+def test_every_long_running_service_restarts_and_the_one_shots_do_not() -> None:
+    # a worker that stops on purpose (nothing committed) must come back by itself
+    services = _compose()["services"]
+    long_running = {"kafka", "clickhouse", "collector", "enrich", "sink", "dashboards"}
+    assert long_running | {"init", "migrate"} == set(services)
+    for name in long_running:
+        assert services[name].get("restart") == "unless-stopped", name
+    for name in ("init", "migrate"):  # depended on as "completed successfully"
+        assert "restart" not in services[name], name

@@ -181,3 +181,71 @@ def test_mayak_up_sigkilled_twice_and_restarted_loses_nothing_and_leaves_nothing
     )
     differences = orjson.loads(out.stdout.splitlines()[-1])
     assert differences and differences == dict.fromkeys(differences, 0)
+
+
+def _workers(up: subprocess.Popen) -> list[psutil.Process]:
+    """The running worker processes of ``up`` (a killed one is a zombie until reaped)."""
+    found = []
+    for proc in _descendants(up):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and " worker" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_worker_killed_under_mayak_up_is_started_again_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    env = {
+        **_env(data_dir),
+        "MAYAK_COLLECTOR_RATE_PER_S": "10000",
+        "MAYAK_COLLECTOR_RATE_BURST": "10000",
+        "MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]',
+        "MAYAK_WORKER_SESSION_TIMEOUT_S": "6",
+    }
+    log = tmp_path / "up.log"
+    beacons = Beacons(env["MAYAK_COLLECTOR_PORT"])
+    up = _up(env, log)
+    try:
+        _wait_up(env, up, log)
+        beacons.thread.start()
+        time.sleep(5)
+        (worker,) = _workers(up)
+        worker.send_signal(signal.SIGKILL)  # mid-stream: between batches, inserts, commits
+        deadline = time.monotonic() + 60
+        while True:
+            again = _workers(up)
+            if again and again[0].pid != worker.pid:
+                break
+            assert up.poll() is None, log.read_text()[-3000:]  # the stack stays up
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        _wait_up(env, up, log)
+        recorded = orjson.loads((data_dir / "up.json").read_bytes())["children"]["worker"]
+        assert recorded["pid"] == again[0].pid  # a killed `mayak up` would stop this one
+        time.sleep(4)
+        beacons.stop.set()
+        beacons.thread.join()
+        topics = ["mayak.raw", "mayak.events", "mayak.failed"]
+        deadline = time.monotonic() + 120
+        while True:
+            committed, end = _lag(env["MAYAK_KAFKA_BOOTSTRAP"], env["MAYAK_WORKER_ID"], topics)
+            if committed == end and end > 0:
+                break
+            assert time.monotonic() < deadline, (committed, end)
+            time.sleep(0.5)
+    finally:
+        beacons.stop.set()
+        up.send_signal(signal.SIGINT)
+        code = up.wait(90)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "the worker exited with code -9; started it again (restart 1 of at most 5" in text
+    ids = [r["id"] for r in mayak_sql("SELECT toString(event_id) AS id FROM events", env)]
+    print(f"accepted {len(beacons.accepted)}, landed {len(ids)}")
+    assert len(beacons.accepted) > 500
+    assert len(ids) == len(set(ids)), "an event landed twice"
+    assert beacons.accepted <= set(ids) <= beacons.sent

@@ -500,3 +500,47 @@ def test_read_deadlines_cost_no_timer_per_request_and_still_cut_a_slow_body() ->
                 rest += chunk
             assert rest == b""  # closed without an answer: the request never completed
             assert 0.3 < time.monotonic() - started < 5
+
+
+def test_connections_reset_mid_body_leave_no_timer_and_the_server_serves_on(caplog) -> None:
+    """Hostile clients: 30 connections send a head and part of a body, then reset (RST, not
+    FIN). Each protocol's read-deadline timer is cancelled when its connection is lost (a
+    leftover timer would fire on a dead transport), nothing is logged as an error, and the next
+    honest request on a fresh connection is answered."""
+    import socket
+    import struct
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from producers.collector.server import CoalescingHttpToolsProtocol
+
+    protocols: list[CoalescingHttpToolsProtocol] = []
+
+    class Tracked(CoalescingHttpToolsProtocol):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            protocols.append(self)
+
+    async def echo(request):
+        return PlainTextResponse(str(len(await request.body())))
+
+    with _serving(Starlette(routes=[Route("/e", echo, methods=["POST"])]), Tracked) as port:
+        for i in range(30):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n" + b"{" * i)
+            time.sleep(0.01)  # the server has read the head: its body deadline is armed
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # linger 0: a reset
+        deadline = time.monotonic() + 5
+        while any(p._timer is not None for p in protocols) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(protocols) == 30
+        assert [p for p in protocols if p._timer is not None] == []
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+            answer = b""
+            while not answer.endswith(b"\r\n\r\n2"):
+                answer += sock.recv(4096)
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
