@@ -138,7 +138,9 @@ PATHS: dict[str, dict[str, dict]] = {
     "/api/stats/summary": {
         "get": _op(
             "Top line: web visitors, visits, pageviews, views per visit, bounce rate, visit "
-            "duration, custom events, outbound clicks; e-mail opens and service requests apart",
+            "duration, custom events, outbound clicks; e-mail opens and service requests apart. "
+            "Without filters on a busy period bounce rate and visit duration are estimated from "
+            "a sample of visits (`sampled`: its share, null when exact)",
             either(PRODUCT, MARKETING),
             STATS + ["compare", *CSV],
             answer=TABLE,

@@ -25,13 +25,14 @@ from warehouse.metrics import INTERACTION, WEB
 from warehouse.query import Query, QueryError, filter_sql, run, utc_bounds
 
 # filters the session aggregates answer (constant within a visit, kept per session there):
-# bounce rate, visit duration and entry/exit pages read the sampled `sessions` table for them
+# bounce rate, visit duration and entry/exit pages read the `sessions` rows of the view for them
 SESSION_FILTERS = frozenset({"country", "device_type"})
-_SESSIONS_WHERE = "WHERE site_id = {site:String}"
 MAX_STEPS = 8
 REALTIME_MINUTES = 5
 # change is relative ((now - before) / before) except for rates, whose change is in points
 POINT_CHANGES = frozenset({"bounce_rate"})
+# what a period's answer says about itself, not a figure that changes
+_NOT_CHANGING = ("site", "from", "to", "sampled")
 _RANGE = (
     "site_id = {site:String} AND ts >= {start:DateTime64(3, 'UTC')} "
     "AND ts < {end:DateTime64(3, 'UTC')}"
@@ -84,10 +85,11 @@ def _visits_sql(query: Query) -> tuple[str, dict]:
 
 
 def _session_filters(query: Query, params: dict) -> str | None:
-    """The sessions-table WHERE for the query's filters, or None when it cannot answer."""
+    """The conditions on a sessions row for the query's site and filters (``per_session``'s
+    ``where``), or None when the sessions table cannot answer them."""
     if any(name not in SESSION_FILTERS for name, _ in query.filters):
         return None
-    keep = [_SESSIONS_WHERE]
+    keep = [visit_sample.SITE]
     for i, (name, value) in enumerate(query.filters):
         params[f"sf{i}"] = value
         keep.append(f"{name} = {{sf{i}:String}}")
@@ -95,32 +97,40 @@ def _session_filters(query: Query, params: dict) -> str | None:
 
 
 def summary(client: Client, query: Query) -> dict:
-    """The top line of ``reports.summary``, for the query's site, range and filters."""
+    """The top line of ``reports.summary``, for the query's site, range and filters (a
+    filtered view's bounce rate and visit duration are exact: it reads its own visits only)."""
     if not query.filters:
         return reports.summary(client, query.site, query.date_from, query.date_to, query.tz).data
     totals = run(client, replace(query, metrics=reports.SUMMARY_METRICS, dimensions=()))
     data = totals.records()[0] if totals.rows else dict.fromkeys(reports.SUMMARY_METRICS, 0)
-    params = reports._session_days(query)
-    where = _session_filters(query, params)
-    if where:
-        sql = reports._VISITS.replace(_SESSIONS_WHERE, where)
-    else:
-        per_visit, params = _visits_sql(query)
-        sql = (
-            f"SELECT count(), countIf(pageviews = 1 AND interactions = 0), "
-            f"avg(engaged_ms / 1000) FROM ({per_visit})"
-        )
-    count, bounces, avg = client.query(sql, parameters=params).result_rows[0]
     data.update(
         {
             "site": query.site,
             "from": str(query.date_from),
             "to": str(query.date_to),
-            "bounce_rate": round(bounces / count, 4) if count else None,
-            "visit_duration": round(avg, 1) if count else None,
+            **_filtered_visit_figures(client, query),
         }
     )
     return data
+
+
+def _filtered_visit_figures(client: Client, query: Query) -> dict:
+    """Bounce rate and visit duration of the visits as seen through the query's filters."""
+    params = reports._session_days(query)
+    where = _session_filters(query, params)
+    if where:
+        return reports.visit_figures(client, params, 1.0, where)
+    per_visit, params = _visits_sql(query)
+    sql = (
+        f"SELECT count(), countIf(pageviews = 1 AND interactions = 0), "
+        f"avg(engaged_ms / 1000) FROM ({per_visit})"
+    )
+    count, bounces, avg = client.query(sql, parameters=params).result_rows[0]
+    return {
+        "bounce_rate": round(bounces / count, 4) if count else None,
+        "visit_duration": round(avg, 1) if count else None,
+        "sampled": None,
+    }
 
 
 def compared_summary(client: Client, query: Query) -> dict:
@@ -130,9 +140,7 @@ def compared_summary(client: Client, query: Query) -> dict:
         **now,
         "previous": before,
         "change": {
-            k: change(v, before.get(k), k)
-            for k, v in now.items()
-            if k not in ("site", "from", "to")
+            k: change(v, before.get(k), k) for k, v in now.items() if k not in _NOT_CHANGING
         },
     }
 
@@ -149,7 +157,7 @@ def entry_exit(client: Client, query: Query) -> dict:
     if where:
         return {
             **data,
-            **reports.pages(client, reports._PAGES.replace(_SESSIONS_WHERE, where), params),
+            **reports.pages(client, visit_sample.pages_sql(None, where), params),
         }
     per_visit, params = _visits_sql(query)
     sql = (

@@ -11,9 +11,18 @@ from datetime import date
 from clickhouse_connect.driver.client import Client
 
 from mayak.settings import REPORT_TIMEZONE
-from warehouse.metrics import BOUNCE, VISIT
+from warehouse.metrics import VISIT
 from warehouse.query import Query, run, utc_bounds
-from warehouse.visit_sample import SAMPLED, cut, sampled_visits
+from warehouse.visit_sample import (
+    SAMPLED,
+    SITE,
+    cut,
+    pages_sql,
+    per_session,
+    sample_of,
+    sampled_visits,
+    visits_sql,
+)
 
 SUMMARY_METRICS = (
     "pageviews",
@@ -29,57 +38,8 @@ SUMMARY_METRICS = (
     "openers",
 )
 
-# Bounce rate and visit length are ratios over visits: estimated from a sample of about
-# SESSION_SAMPLE whole sessions (SAMPLE BY the session hash, migration 0004), exact whenever
-# the range holds fewer. Grouping every session of a busy range is the slowest dashboard read
-# (about 1 s for 7 million sessions); a 100k sample puts the bounce rate within ~0.3 points (2
-# sigma).
-SESSION_SAMPLE = 100_000
-
-
-# one row per session that started in the range (a session crossing midnight UTC has a row
-# per day; the UTC days of a local range hold sessions of the hours around it too)
-_PER_SESSION = """
-    SELECT session_id, sum(pageviews) AS pageviews, sum(web_events) AS web_events,
-           sum(interactions) AS interactions, sum(engaged_ms) AS engaged_ms EXTRA
-    FROM sessions SAMPLE_CLAUSE
-    WHERE site_id = {site:String} AND day >= {from:Date} AND day <= {to:Date}
-    GROUP BY session_id
-    HAVING min(started) >= {start:DateTime64(3, 'UTC')}
-       AND min(started) < {end:DateTime64(3, 'UTC')}
-"""
-
-_VISITS = f"""
-SELECT countIf({VISIT}) AS visits,
-       countIf({BOUNCE}) AS bounces,
-       avgIf(engaged_ms / 1000, {VISIT}) AS avg_seconds
-FROM ({_PER_SESSION.replace("EXTRA", "").replace("SAMPLE_CLAUSE", f"SAMPLE {SESSION_SAMPLE}")})
-"""
-# a sampled read (`visit_sample`) adds its predicate to the range of days
-_LAST_DAY = "AND day <= {to:Date}"
-
 # the web visits that started in the range, of the sampled ones (`visit_sample`)
-_SAMPLED_VISITS = f"""
-SELECT countIf({VISIT}) FROM ({
-    _PER_SESSION.replace("EXTRA", "")
-    .replace("SAMPLE_CLAUSE", "")
-    .replace(_LAST_DAY, f"{_LAST_DAY} AND {SAMPLED}")
-})
-"""
-
-# entry and exit pages: the first and the last pageview of each visit, both kinds from one
-# pass over the sessions of the range (grouping them per session is most of the work)
-_PAGES = f"""
-SELECT kind, page, count() AS visits, countIf({BOUNCE}) AS bounces
-FROM ({
-    _PER_SESSION.replace("SAMPLE_CLAUSE", "").replace(
-        "EXTRA", ", argMinMerge(entry_path) AS entry, argMaxMerge(exit_path) AS exit"
-    )
-})
-ARRAY JOIN ['entry_pages', 'exit_pages'] AS kind, [entry, exit] AS page
-WHERE {VISIT} AND page != ''
-GROUP BY kind, page ORDER BY kind, visits DESC, page LIMIT {{limit:UInt32}} BY kind
-"""
+_SAMPLED_VISITS = f"SELECT countIf({VISIT}) FROM ({per_session(sample=SAMPLED)})"
 PAGE_KINDS = ("entry_pages", "exit_pages")
 
 _SENDS = """
@@ -127,23 +87,36 @@ def summary(
     client: Client, site: str, date_from: date, date_to: date, tz: str = REPORT_TIMEZONE
 ) -> Report:
     """Totals for one site plus bounce rate and visit duration (web visits only, from the
-    session aggregates); definitions in ``warehouse.metrics``."""
+    session aggregates); definitions in ``warehouse.metrics``. On a busy range those two are
+    estimated from a sample of whole visits (``visit_sample``; ``sampled`` names its share)."""
     query = Query(site=site, metrics=SUMMARY_METRICS, date_from=date_from, date_to=date_to, tz=tz)
     totals = run(client, query).records()
     data = totals[0] if totals else dict.fromkeys(SUMMARY_METRICS, 0)
-    count, bounces, avg_seconds = client.query(
-        _VISITS, parameters=_session_days(query)
-    ).result_rows[0]
+    params = _session_days(query)
     data.update(
         {
             "site": site,
             "from": str(date_from),
             "to": str(date_to),
-            "bounce_rate": round(bounces / count, 4) if count else None,
-            "visit_duration": round(avg_seconds, 1) if count else None,
+            **visit_figures(client, params, sampled_visits(client, params)),
         }
     )
     return Report(data, len(data))
+
+
+def visit_figures(client: Client, params: dict, share: float = 1.0, where: str = SITE) -> dict:
+    """Bounce rate and visit duration of the web visits that started in the range
+    (``_session_days`` params, ``where``: the session rows' conditions); with a ``share``
+    below 1 (``sampled_visits``) estimated from the sampled visits, and ``sampled`` says so."""
+    if share < 1:
+        params = {**params, "cut": cut(share)}
+    sql = visits_sql(sample_of(share), where)
+    count, bounces, avg_seconds = client.query(sql, parameters=params).result_rows[0]
+    return {
+        "bounce_rate": round(bounces / count, 4) if count else None,
+        "visit_duration": round(avg_seconds, 1) if count else None,
+        "sampled": share if share < 1 else None,
+    }
 
 
 def entry_exit(
@@ -161,21 +134,22 @@ def entry_exit(
         site=site, metrics=("visits",), date_from=date_from, date_to=date_to, tz=tz, limit=limit
     )
     params = _session_days(query)
+    share = sampled_visits(client, params)
     data: dict = {
         "site": site,
         "from": str(date_from),
         "to": str(date_to),
-        **pages(client, _PAGES, {**params, "limit": limit}, sampled_visits(client, params)),
+        **pages(client, pages_sql(sample_of(share)), {**params, "limit": limit}, share),
     }
     return Report(data, 3 * (len(data["entry_pages"]) + len(data["exit_pages"])))
 
 
 def pages(client: Client, sql: str, params: dict, share: float = 1.0) -> dict:
-    """Run a ``_PAGES`` query: entry and exit pages, each with visits and bounce rate. With a
-    ``share`` below 1 (``sampled_visits``), of the sampled visits only, visits scaled up."""
+    """Run a ``pages_sql`` query: entry and exit pages, each with visits and bounce rate. With
+    a ``share`` below 1 (``sampled_visits``; ``sql`` built with its ``sample_of``), of the
+    sampled visits only, visits scaled up."""
     found: dict = {kind: [] for kind in PAGE_KINDS}
     if share < 1:
-        sql = sql.replace(_LAST_DAY, f"{_LAST_DAY} AND {SAMPLED}")
         params = {**params, "cut": cut(share)}
     for kind, page, visits, bounced in client.query(sql, parameters=params).result_rows:
         found[kind].append(

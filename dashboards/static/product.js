@@ -118,6 +118,8 @@
         el("span", {className: `change ${cls}`, textContent: text,
           title: S.compare ? `${t("previous")}: ${fmt(data.previous[name])}` : ""}));
     }));
+    // bounce rate and visit duration of a busy period (either period compared) are estimates
+    sampleNote(box, {sampled: data.sampled || (S.compare && data.previous.sampled)});
     if (!data.pageviews && !data.visitors && !data.events) message(t("empty"));
   }
   const midnight = (day) => Date.parse(`${day}T00:00:00${I18N.offset(day)}`) / 1000;

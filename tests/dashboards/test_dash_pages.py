@@ -243,6 +243,7 @@ def test_product_page_in_chromium(served, browser, wh, monkeypatch) -> None:
     ) == [_en(s["visits"]) for s in funnel["steps"]]
     assert "step=event%3Asignup" in browser.eval("location.search")
     assert not browser.eval("!!document.querySelector('#funnel .sampled')")  # exact
+    assert not browser.eval("!!document.querySelector('#kpis .sampled')")
     _screenshot(browser, "product-30d")
 
     # a busy period (here: a threshold of one visit) is estimated from a sample, and says so
@@ -253,7 +254,21 @@ def test_product_page_in_chromium(served, browser, wh, monkeypatch) -> None:
     ).json()["sampled"]
     note = browser.eval("document.querySelector('#funnel .sampled').textContent")
     assert share and f"{share * 100:g}% sample" in note, note
+    # ... the top line's bounce rate and visit duration too (a fresh load of the same view)
+    url = browser.eval("location.href")
+    browser.navigate(url)
+    _wait_ready(browser)
+    top = api.get("/api/stats/summary", params=view).json()
+    assert top["sampled"] == share
+    # the page shows the sampled answer (formatted by the page's own I18N.percent)
+    shown = browser.eval(f"I18N.percent({json.dumps(top['bounce_rate'])})")
+    assert _kpi(browser, "bounce_rate") == shown
+    note = browser.eval("document.querySelector('#kpis .sampled').textContent")
+    assert f"{share * 100:g}% sample" in note, note
     monkeypatch.undo()
+    browser.navigate(url)
+    _wait_ready(browser)
+    assert not browser.eval("!!document.querySelector('#kpis .sampled')")
     _act(browser, "#funnel button")
     assert not browser.eval("!!document.querySelector('#funnel .sampled')")
 

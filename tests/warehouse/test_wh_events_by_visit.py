@@ -14,7 +14,7 @@ import pytest
 
 from tests.warehouse.samples import START, WithSettings
 from tests.warehouse.test_wh_entry_exit import _insert, seeded_visits
-from warehouse import goals, product, reports
+from warehouse import goals, product, reports, visit_sample
 from warehouse.goals import Goal
 from warehouse.query import Query, build, run
 
@@ -89,9 +89,7 @@ def test_a_country_device_view_reads_the_projections_and_answers_the_same(wh) ->
     assert "p_visit" in _read_table(wh, crossed.text, crossed.parameters)
     params = {**reports._session_days(query), "limit": 10}
     # the exact (unsampled) entry/exit read of product.entry_exit with these filters
-    pages = reports._PAGES.replace(
-        product._SESSIONS_WHERE, product._session_filters(query, params) or ""
-    )
+    pages = visit_sample.pages_sql(None, product._session_filters(query, params))
     assert "p_visit" in _read_table(wh, pages, params)
     per_visit, params = product._visits_sql(query)
     WithSettings(wh, USE).query(f"SELECT count() FROM ({per_visit})", parameters=params)

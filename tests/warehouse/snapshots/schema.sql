@@ -550,6 +550,15 @@ CREATE TABLE sessions
             device_type,
             day,
             session_id
+    ),
+    PROJECTION p_sample
+    (
+        SELECT *
+        ORDER BY
+            site_id,
+            cityHash64(session_id),
+            session_id,
+            day
     )
 )
 ENGINE = AggregatingMergeTree
