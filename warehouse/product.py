@@ -38,10 +38,7 @@ _RANGE = (
     "AND ts < {end:DateTime64(3, 'UTC')}"
 )
 # the sampling rule on the hash events keep (0019); empty session ids (no visit) left out
-_SAMPLED_HASH = (
-    visit_sample.SAMPLED.replace("cityHash64(session_id)", "session_hash")
-    + " AND session_hash != cityHash64('')"
-)
+_SAMPLED_HASH = visit_sample.sampled_by("session_hash") + " AND session_hash != cityHash64('')"
 
 
 def previous_range(date_from: date, date_to: date) -> tuple[date, date]:

@@ -25,7 +25,16 @@ from warehouse.metrics import BOUNCE, VISIT
 # sigma). A filtered view reads only its own visits and is never sampled.
 SAMPLE_VISITS = 100_000
 SAMPLE_SHARES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
-SAMPLED = "cityHash64(session_id) < {cut:UInt64}"
+#: the hash a visit is sampled by; `events` also stores it (session_hash, migration 0019)
+SESSION_HASH = "cityHash64(session_id)"
+
+
+def sampled_by(hash_column: str) -> str:
+    """The sampling predicate over ``hash_column``, a column holding ``SESSION_HASH``."""
+    return f"{hash_column} < {{cut:UInt64}}"
+
+
+SAMPLED = sampled_by(SESSION_HASH)
 
 _SESSION_ROWS = """
 SELECT count() FROM sessions
