@@ -106,6 +106,18 @@ class Beacons:
                 time.sleep(0.05)
 
 
+def _beacon_env(data_dir: Path) -> dict[str, str]:
+    """``mayak up``'s settings for these tests: beacons from 127.0.0.1 as a trusted proxy, no
+    rate limit in the way, sessions that close quickly."""
+    return {
+        **_env(data_dir),
+        "MAYAK_COLLECTOR_RATE_PER_S": "10000",
+        "MAYAK_COLLECTOR_RATE_BURST": "10000",
+        "MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]',
+        "MAYAK_WORKER_SESSION_TIMEOUT_S": "6",
+    }
+
+
 def _gone(procs: list[psutil.Process], timeout: float) -> list[str]:
     _, alive = psutil.wait_procs(procs, timeout=timeout)
     return [" ".join(p.cmdline()[:4]) for p in alive if p.status() != psutil.STATUS_ZOMBIE]
@@ -115,13 +127,7 @@ def test_mayak_up_sigkilled_twice_and_restarted_loses_nothing_and_leaves_nothing
     tmp_path: Path,
 ) -> None:
     data_dir = tmp_path / "data"
-    env = {
-        **_env(data_dir),
-        "MAYAK_COLLECTOR_RATE_PER_S": "10000",
-        "MAYAK_COLLECTOR_RATE_BURST": "10000",
-        "MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]',
-        "MAYAK_WORKER_SESSION_TIMEOUT_S": "6",
-    }
+    env = _beacon_env(data_dir)
     log = tmp_path / "up.log"
     beacons = Beacons(env["MAYAK_COLLECTOR_PORT"])
     seen: list[psutil.Process] = []
@@ -199,13 +205,7 @@ def test_a_worker_killed_under_mayak_up_is_started_again_and_loses_nothing(
     tmp_path: Path,
 ) -> None:
     data_dir = tmp_path / "data"
-    env = {
-        **_env(data_dir),
-        "MAYAK_COLLECTOR_RATE_PER_S": "10000",
-        "MAYAK_COLLECTOR_RATE_BURST": "10000",
-        "MAYAK_COLLECTOR_TRUSTED_PROXIES": '["127.0.0.1"]',
-        "MAYAK_WORKER_SESSION_TIMEOUT_S": "6",
-    }
+    env = _beacon_env(data_dir)
     log = tmp_path / "up.log"
     beacons = Beacons(env["MAYAK_COLLECTOR_PORT"])
     up = _up(env, log)
