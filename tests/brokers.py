@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,3 +28,24 @@ def private_broker(home: Path, heap_mb: int, timeout: float) -> Iterator[LocalBr
         yield broker
     finally:
         broker.stop()
+
+
+def worker_env(data_dir: Path, bootstrap: str, prefix: str) -> dict[str, str]:
+    """Settings of a worker of its own on ``bootstrap``: topics (raw, events, failed, keys on
+    the Kafka key store) and consumer group named ``<prefix><random tag>``, free ports,
+    sessions that close after 6 s and a sink that flushes every 0.3 s."""
+    tag = f"{prefix}{uuid.uuid4().hex[:8]}"
+    return {
+        "MAYAK_DATA_DIR": str(data_dir),
+        "MAYAK_KAFKA_BOOTSTRAP": bootstrap,
+        "MAYAK_TOPIC_RAW": f"{tag}.raw",
+        "MAYAK_TOPIC_EVENTS": f"{tag}.events",
+        "MAYAK_TOPIC_FAILED": f"{tag}.failed",
+        "MAYAK_WORKER_ID": f"worker-{tag}",
+        "MAYAK_WORKER_WEB_PORT": str(free_port()),
+        "MAYAK_DASHBOARDS_PORT": str(free_port()),
+        "MAYAK_KEY_STORE": "kafka",
+        "MAYAK_TOPIC_KEYS": f"{tag}.keys",
+        "MAYAK_WORKER_SESSION_TIMEOUT_S": "6",
+        "MAYAK_SINK_FLUSH_SECONDS": "0.3",
+    }

@@ -7,15 +7,14 @@ The worker either rides it out or stops without committing (a supervisor starts 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from mayak.kafka_local import LocalBroker, free_port
+from mayak.kafka_local import LocalBroker
 from mayak.procs import mayak_sql, settings_for, spawn_mayak, stop_process
 from stream_jobs.topics import ensure_topics
-from tests.brokers import private_broker
+from tests.brokers import private_broker, worker_env
 from tests.stream_jobs.test_sj_exactly_once import _lag
 from tests.stream_jobs.test_sj_key_outage import _events as _service_requests
 from tests.stream_jobs.test_sj_key_outage import _send
@@ -37,21 +36,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
 def test_two_minutes_without_a_broker_lose_nothing_and_leave_no_stuck_worker(
     broker: LocalBroker, tmp_path
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
-    env = {
-        "MAYAK_DATA_DIR": str(tmp_path / "data"),
-        "MAYAK_KAFKA_BOOTSTRAP": broker.bootstrap,
-        "MAYAK_TOPIC_RAW": f"o{tag}.raw",
-        "MAYAK_TOPIC_EVENTS": f"o{tag}.events",
-        "MAYAK_TOPIC_FAILED": f"o{tag}.failed",
-        "MAYAK_WORKER_ID": f"worker-{tag}",
-        "MAYAK_WORKER_WEB_PORT": str(free_port()),
-        "MAYAK_DASHBOARDS_PORT": str(free_port()),
-        "MAYAK_KEY_STORE": "kafka",
-        "MAYAK_TOPIC_KEYS": f"o{tag}.keys",
-        "MAYAK_WORKER_SESSION_TIMEOUT_S": "6",
-        "MAYAK_SINK_FLUSH_SECONDS": "0.3",
-    }
+    env = worker_env(tmp_path / "data", broker.bootstrap, "o")
     settings = settings_for(env)
     ensure_topics(settings)
     messages, _ = _service_requests(settings)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import secrets
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -20,12 +19,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from anonymizer.master import load_master_secret
 from contract.crypto import partition_secret
-from mayak.kafka_local import LocalBroker, free_port
+from mayak.kafka_local import LocalBroker
 from mayak.procs import mayak_sql, settings_for, spawn_mayak, stop_process
 from mayak.settings import Settings
 from producers.hooks.tracker import Tracker
 from stream_jobs.topics import ensure_topics
-from tests.brokers import private_broker
+from tests.brokers import private_broker, worker_env
 from tests.stream_jobs.test_sj_exactly_once import _lag
 from tests.stream_jobs.test_sj_faults import UAS
 
@@ -89,22 +88,10 @@ def _keys_written(bootstrap: str, topic: str) -> int:
 def test_no_broker_while_keys_are_created_loses_nothing_and_splits_no_customer(
     broker: LocalBroker, tmp_path
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
     env = {
-        "MAYAK_DATA_DIR": str(tmp_path / "data"),
-        "MAYAK_KAFKA_BOOTSTRAP": broker.bootstrap,
-        "MAYAK_TOPIC_RAW": f"k{tag}.raw",
-        "MAYAK_TOPIC_EVENTS": f"k{tag}.events",
-        "MAYAK_TOPIC_FAILED": f"k{tag}.failed",
-        "MAYAK_WORKER_ID": f"worker-{tag}",
-        "MAYAK_WORKER_WEB_PORT": str(free_port()),
-        "MAYAK_DASHBOARDS_PORT": str(free_port()),
-        "MAYAK_KEY_STORE": "kafka",
-        "MAYAK_TOPIC_KEYS": f"k{tag}.keys",
+        **worker_env(tmp_path / "data", broker.bootstrap, "k"),
         "MAYAK_KEY_STORE_TIMEOUT_S": str(TIMEOUT_S),
         "MAYAK_IP_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "MAYAK_WORKER_SESSION_TIMEOUT_S": "6",
-        "MAYAK_SINK_FLUSH_SECONDS": "0.3",
     }
     settings = settings_for(env)
     ensure_topics(settings)
