@@ -98,6 +98,10 @@ class Trees:
     def rss_bytes(self) -> float:
         return self._each(lambda p: p.memory_info().rss)
 
+    def rss_mb_each(self) -> dict[str, float]:
+        """RSS of each tree by name, in MB."""
+        return {n: self._each(lambda p: p.memory_info().rss, n) / 2**20 for n in self.roots}
+
     def anon_bytes(self) -> float:
         """Anonymous resident memory (``RssAnon``): what the processes allocated, without the
         pages of program files (chDB's library text alone is some 200 MB of the worker's
@@ -245,7 +249,7 @@ def run(
         for _ in range(5):
             idle.append(trees.rss_bytes())
             time.sleep(1.0)
-        idle_each = {n: trees._each(lambda p: p.memory_info().rss, n) / 2**20 for n in trees.roots}
+        idle_each = trees.rss_mb_each()
         idle_uss, idle_anon = trees.uss_bytes(), trees.anon_bytes()
         idle_s = time.monotonic() - idle_t0
         idle_each_cpu = {n: (t - idle_cpu0[n]) / idle_s for n, t in trees.cpu_seconds().items()}
@@ -262,6 +266,10 @@ def run(
         cpu = sum(per_tree.values())
         peak_uss = trees.uss_bytes()
         trees.stop()
+        # the same figure once the load is over: what the start-up pages given back at start
+        # (warehouse/engine_pages.py) and the load's buffers leave resident for good
+        time.sleep(settle / 2)
+        after_each = trees.rss_mb_each()
     finally:
         for proc in procs.values():
             stop_process(proc)
@@ -284,7 +292,10 @@ def run(
         stack_idle_mb=(
             "RSS sum: "
             + ", ".join(f"{name} {mb:.0f}" for name, mb in idle_each.items())
-            + f" MB; anonymous {idle_anon / 2**20:.0f} MB, USS {idle_uss / 2**20:.0f} MB"
+            + f" MB; anonymous {idle_anon / 2**20:.0f} MB, USS {idle_uss / 2**20:.0f} MB; "
+            + f"idle again after the load {sum(after_each.values()):.0f} MB ("
+            + ", ".join(f"{name} {mb:.0f}" for name, mb in after_each.items())
+            + ")"
         ),
         stack_peak_mb=f"RSS sum under load; USS at the end {peak_uss / 2**20:.0f} MB",
     )

@@ -43,6 +43,7 @@ from stream_jobs.roles import (
 )
 from stream_jobs.sink import journals
 from warehouse.client import client_from_settings
+from warehouse.engine_pages import release_startup_pages
 from warehouse.migrate import migrate
 from warehouse.repair import recount_bot_hits
 
@@ -95,6 +96,8 @@ def run_worker(
         check_install(settings, reset_keys, evidence)
     if client is not None:
         client = _prepare_sink(settings, client)
+    # after the migrations and repairs: the pages only they and the imports touched go too
+    print(f"gave back {release_startup_pages() // 1024} MB of start-up pages")
     if client is not None and dashboards is not None:
         serve_dashboards_in_thread(settings, client, dashboards)
     app = create_app(settings, client, role=role)

@@ -1,0 +1,101 @@
+"""The worker's start-up pages (warehouse/engine_pages.py): which mappings are paged out, and
+that paging them out gives the process's own clean pages back while the engine still answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from warehouse.engine_pages import readonly_file_mappings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MAPS = """\
+55d0a0000000-55d0a0001000 r--p 00000000 08:01 1 /usr/bin/python3.11
+55d0a0001000-55d0a0003000 r-xp 00001000 08:01 1 /usr/bin/python3.11
+55d0a0003000-55d0a0004000 rw-p 00003000 08:01 1 /usr/bin/python3.11
+55d0a1000000-55d0a2000000 rw-p 00000000 00:00 0                          [heap]
+7f0000000000-7f0000100000 rw-p 00000000 00:00 0
+7f1000000000-7f1010000000 r-xp 00100000 08:01 2 /venv/site-packages/chdb/_chdb.abi3.so
+7f1010000000-7f1011000000 rw-p 10100000 08:01 2 /venv/site-packages/chdb/_chdb.abi3.so
+7f2000000000-7f2000001000 r--s 00000000 08:01 3 /tmp/shared file (deleted)
+7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0                          [vdso]
+"""
+
+
+def test_only_readonly_file_mappings_are_paged_out() -> None:
+    assert readonly_file_mappings(MAPS) == [
+        (0x55D0A0000000, 0x1000),  # the program's read-only data
+        (0x55D0A0001000, 0x2000),  # its code
+        (0x7F1000000000, 0x10000000),  # chDB's code; not its written data below
+        (0x7F2000000000, 0x1000),  # a read-only shared file; not heap, anonymous or [vdso]
+    ]
+
+
+CHILD = """
+import json, re
+from pathlib import Path
+from warehouse.client import make_client
+from warehouse.engine_pages import release_startup_pages
+
+def own_clean_kb():  # clean pages of read-only file mappings that only this process maps
+    total, counting = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = re.match(r"^[0-9a-f]+-[0-9a-f]+ (\\S{4}) \\S+ \\S+ \\S+\\s+(.*)$", line)
+        if head:
+            counting = head.group(2).startswith("/") and "w" not in head.group(1)
+        elif counting and line.startswith("Private_Clean:"):
+            total += int(line.split()[1])
+    return total
+
+def lib_rss_kb():
+    total, counting = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = re.match(r"^[0-9a-f]+-[0-9a-f]+ \\S+ \\S+ \\S+ \\S+\\s+(.*)$", line)
+        if head:
+            counting = "_chdb" in head.group(1)
+        elif counting and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+client = make_client("chdb://@PATH@", "pages")
+client.command("CREATE TABLE n (x UInt64) ENGINE = MergeTree ORDER BY x")
+client.command("INSERT INTO n SELECT number FROM numbers(100000)")
+before = {"own": own_clean_kb(), "lib": lib_rss_kb()}
+released = release_startup_pages()
+after = {"own": own_clean_kb(), "lib": lib_rss_kb()}
+answer = client.query("SELECT sum(x), uniqExact(x % 997) FROM n").result_rows[0]
+client.command("INSERT INTO n SELECT number FROM numbers(10)")
+count = client.query("SELECT count() FROM n").result_rows[0][0]
+print(json.dumps(dict(before=before, after=after, released=released, answer=list(answer),
+                      count=count)))
+"""
+
+
+@pytest.mark.clickhouse
+def test_paging_out_gives_back_the_startup_pages_and_the_engine_still_answers(
+    tmp_path: Path,
+) -> None:
+    """chDB's start-up touches far more of its library than it keeps using; after the call,
+    the read-only pages only this process maps are gone (pages another process of this test run
+    maps too are left by the kernel, so the figure is the process's own pages), and queries and
+    inserts answer as before."""
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD.replace("@PATH@", str(tmp_path / "ch"))],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["before"]["lib"] > 100 * 1024, seen  # start-up touched >100 MB of the library
+    assert seen["after"]["own"] <= seen["before"]["own"] // 10 + 1024, seen
+    assert seen["after"]["lib"] < seen["before"]["lib"], seen
+    assert seen["released"] >= 0
+    assert seen["answer"] == [sum(range(100000)), 997]
+    assert seen["count"] == 100010
