@@ -21,6 +21,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -221,6 +222,10 @@ def run(
     settle: float = 10.0,
     rate: float = RATE,
 ) -> None:
+    # see bench/runner.py: pages this process shares with the worker stay in the worker's RSS
+    shared = (
+        "; this process maps chDB too (its pages stay resident)" if "chdb" in sys.modules else ""
+    )
     env = stack_env(work)
     settings = settings_for(env)
     broker = broker_from_settings(settings)
@@ -296,6 +301,7 @@ def run(
             + f"idle again after the load {sum(after_each.values()):.0f} MB ("
             + ", ".join(f"{name} {mb:.0f}" for name, mb in after_each.items())
             + ")"
+            + shared
         ),
         stack_peak_mb=f"RSS sum under load; USS at the end {peak_uss / 2**20:.0f} MB",
     )

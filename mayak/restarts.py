@@ -52,9 +52,11 @@ class RestartPolicy:
 
 
 def describe(name: str, code: int | None, count: int, policy: RestartPolicy) -> str:
-    """The line ``mayak up`` prints when it starts ``name`` again."""
+    """The line ``mayak up`` prints when it starts ``name`` again (``code`` None: a process
+    that is not its child, whose exit code it cannot know)."""
     minutes = policy.window_s / 60
+    how = "stopped" if code is None else f"exited with code {code}"
     return (
-        f"the {name} exited with code {code}; started it again "
+        f"the {name} {how}; started it again "
         f"(restart {count} of at most {policy.limit} in {minutes:g} min)"
     )

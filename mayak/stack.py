@@ -3,10 +3,12 @@
 Broker (own session, stopped last so the worker can commit), worker (Faust + embedded
 ClickHouse + dashboards in one process, since one process owns a chDB path), collector.
 Ctrl-C / SIGTERM stop every child. A child that stops is started again (a worker stops on
-purpose, committing nothing, when it cannot finish a batch safely: ``mayak.restarts``); one
-that keeps stopping takes the stack down with a message rather than leaving half of it
-running. A SIGKILLed ``mayak up`` cannot stop anything: its children stop themselves and the
-next run cleans up (``mayak.supervise``).
+purpose, committing nothing, when it cannot finish a batch safely: ``mayak.restarts``), and so
+is the broker ``mayak up`` started (a JVM that died, of memory or a signal: the collector
+answers 503 and the worker waits until it is back, as in any broker outage); one that keeps
+stopping takes the stack down with a message rather than leaving half of it running. A
+SIGKILLed ``mayak up`` cannot stop anything: its children stop themselves and the next run
+cleans up (``mayak.supervise``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from mayak.demo import SITE, start_demo
 from mayak.demo_geo import write_demo_geoip
 from mayak.errors import MayakError
 from mayak.install import marker_path, refuse_lost_keys, secure_data_dir
-from mayak.kafka_local import broker_from_settings
+from mayak.kafka_local import LocalBroker, broker_from_settings
 from mayak.procs import spawn_mayak, stop_process, wait_http_ok
 from mayak.restarts import RestartPolicy, describe
 from mayak.settings import Settings
@@ -80,7 +82,7 @@ def run_stack(settings: Settings, demo: bool, console: Console, reset_keys: bool
         _print_urls(settings, console)
         if demo:
             start_demo(settings, stopping, console)
-        _watch(children, settings, starts, owns_broker, console)
+        _watch(children, settings, starts, broker if owns_broker else None, console)
     except KeyboardInterrupt:
         console.print("stopping ...")
     finally:
@@ -124,14 +126,28 @@ def _watch(
     children: dict[str, subprocess.Popen],
     settings: Settings,
     starts: dict[str, tuple[list[str], dict[str, str]]],
-    owns_broker: bool,
+    broker: LocalBroker | None,
     console: Console,
     clock: Clock = SYSTEM_CLOCK,
 ) -> None:
-    """Poll the children; start a stopped one again (``RestartPolicy``), or raise when one
-    keeps stopping."""
-    policies = {name: RestartPolicy(clock=clock) for name in children}
+    """Poll the children and the broker ``mayak up`` started (None: one it does not own);
+    start a stopped one again (``RestartPolicy``), or raise when one keeps stopping."""
+    owns_broker = broker is not None
+    policies = {name: RestartPolicy(clock=clock) for name in [*children, "broker"]}
     while True:
+        if broker is not None and broker.pid() is None:
+            wait = policies["broker"].next_wait()
+            if wait is None:
+                raise MayakError(
+                    f"the Kafka broker stopped {policies['broker'].limit + 1} times in "
+                    f"{policies['broker'].window_s / 60:g} min; see {broker.log_file}"
+                )
+            clock.sleep_blocking(wait)
+            broker.start(log=console.print)  # the same data dir: its topics and messages
+            record(settings.data_dir, children, owns_broker)
+            count = policies["broker"].restarted()
+            line = describe("Kafka broker", None, count, policies["broker"])
+            console.print(f"{line}; see {broker.log_file}")
         for name, proc in list(children.items()):
             if proc.poll() is None:
                 continue

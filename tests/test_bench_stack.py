@@ -70,6 +70,7 @@ def test_stack_step_measures_cpu_per_landed_event_and_memory(tmp_path: Path) -> 
     assert cpu == pytest.approx(seconds / landed * 1e6, rel=0.06)
     for name in ("broker", "worker", "collector"):
         assert name in details["cpu_us_per_event"] and name in details["stack_idle_mb"]
+    assert "idle again after the load" in details["stack_idle_mb"]
     # the table prints each with its target and a met column
     table = results_table(results, details, keys=("cpu_us_per_event", "stack_idle_mb"))
     assert [c.header for c in table.columns][:4] == ["figure", "value", "target", "met"]

@@ -52,9 +52,41 @@ def test_the_stack_starts_a_stopped_child_again_then_gives_up_on_one_that_keeps_
     console = Console(record=True, width=200)
     settings = Settings(data_dir=tmp_path)
     with pytest.raises(MayakError, match=r"the worker exited with code 3, 6 times in 10 min"):
-        stack._watch(children, settings, starts, False, console, clock=clock)
+        stack._watch(children, settings, starts, None, console, clock=clock)
     assert spawned == [["worker", "--dashboards"]] * 5
     assert clock.slept == [1, 2, 4, 8, 16]  # backing off, not spinning
     out = console.export_text()
     assert "the worker exited with code 3; started it again (restart 1 of at most 5" in out
     assert "restart 5 of at most 5 in 10 min" in out
+
+
+class _DyingBroker:
+    """A broker ``mayak up`` started that is found stopped every time it is looked at."""
+
+    def __init__(self, log_file: Path) -> None:
+        self.log_file = log_file
+        self.starts = 0
+
+    def pid(self) -> int | None:
+        return None
+
+    def start(self, log: object = print) -> None:
+        self.starts += 1
+
+
+def test_the_stack_starts_its_stopped_broker_again_then_gives_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stack, "record", lambda *a: None)
+    clock = FakeClock()
+    broker = _DyingBroker(tmp_path / "broker.log")
+    console = Console(record=True, width=200)
+    settings = Settings(data_dir=tmp_path)
+    with pytest.raises(
+        MayakError, match=r"the Kafka broker stopped 6 times in 10 min; see .*broker.log"
+    ):
+        stack._watch({}, settings, {}, broker, console, clock=clock)  # type: ignore[arg-type]
+    assert broker.starts == 5
+    assert clock.slept == [1, 2, 4, 8, 16]
+    out = console.export_text()
+    assert "the Kafka broker stopped; started it again (restart 1 of at most 5 in 10 min)" in out

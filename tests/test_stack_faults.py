@@ -249,3 +249,67 @@ def test_a_worker_killed_under_mayak_up_is_started_again_and_loses_nothing(
     assert len(beacons.accepted) > 500
     assert len(ids) == len(set(ids)), "an event landed twice"
     assert beacons.accepted <= set(ids) <= beacons.sent
+
+
+def _broker(data_dir: Path) -> psutil.Process | None:
+    """The running (not zombie) broker JVM of ``data_dir``."""
+    for proc in _java_of(data_dir):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                return proc
+        except psutil.Error:
+            continue
+    return None
+
+
+def test_a_broker_killed_under_mayak_up_is_started_again_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """The JVM dies (SIGKILL: no clean shutdown) with beacons flowing: the collector refuses
+    while it is gone, ``mayak up`` starts it again on the same data, and every beacon accepted
+    before, during and after lands once."""
+    data_dir = tmp_path / "data"
+    env = _beacon_env(data_dir)
+    log = tmp_path / "up.log"
+    beacons = Beacons(env["MAYAK_COLLECTOR_PORT"])
+    up = _up(env, log)
+    try:
+        _wait_up(env, up, log)
+        beacons.thread.start()
+        time.sleep(5)
+        broker = _broker(data_dir)
+        assert broker is not None
+        before = len(beacons.accepted)
+        broker.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while (again := _broker(data_dir)) is None or again.pid == broker.pid:
+            assert up.poll() is None, log.read_text()[-3000:]  # the stack stays up
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        deadline = time.monotonic() + 120
+        while len(beacons.accepted) < before + 1000:  # accepted again: the broker serves
+            assert up.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, (before, len(beacons.accepted), beacons.refused)
+            time.sleep(0.5)
+        beacons.stop.set()
+        beacons.thread.join()
+        topics = ["mayak.raw", "mayak.events", "mayak.failed"]
+        deadline = time.monotonic() + 180
+        while True:
+            committed, end = _lag(env["MAYAK_KAFKA_BOOTSTRAP"], env["MAYAK_WORKER_ID"], topics)
+            if committed == end and end > 0:
+                break
+            assert time.monotonic() < deadline, (committed, end, log.read_text()[-3000:])
+            time.sleep(0.5)
+    finally:
+        beacons.stop.set()
+        up.send_signal(signal.SIGINT)
+        code = up.wait(90)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "the Kafka broker stopped; started it again (restart 1 of at most 5" in text
+    ids = [r["id"] for r in mayak_sql("SELECT toString(event_id) AS id FROM events", env)]
+    print(f"accepted {len(beacons.accepted)}, refused {beacons.refused}, landed {len(ids)}")
+    assert beacons.refused > 0  # the outage was seen by the collector's clients
+    assert len(ids) == len(set(ids)), "an event landed twice"
+    assert beacons.accepted <= set(ids) <= beacons.sent
