@@ -189,12 +189,13 @@ def test_mayak_up_sigkilled_twice_and_restarted_loses_nothing_and_leaves_nothing
     assert differences and differences == dict.fromkeys(differences, 0)
 
 
-def _workers(up: subprocess.Popen) -> list[psutil.Process]:
-    """The running worker processes of ``up`` (a killed one is a zombie until reaped)."""
+def _running(up: subprocess.Popen, command: str = "worker") -> list[psutil.Process]:
+    """The running ``mayak COMMAND`` processes of ``up`` (a killed one is a zombie until
+    reaped)."""
     found = []
     for proc in _descendants(up):
         try:
-            if proc.status() != psutil.STATUS_ZOMBIE and " worker" in " ".join(proc.cmdline()):
+            if proc.status() != psutil.STATUS_ZOMBIE and f" {command}" in " ".join(proc.cmdline()):
                 found.append(proc)
         except psutil.Error:
             continue
@@ -213,11 +214,11 @@ def test_a_worker_killed_under_mayak_up_is_started_again_and_loses_nothing(
         _wait_up(env, up, log)
         beacons.thread.start()
         time.sleep(5)
-        (worker,) = _workers(up)
+        (worker,) = _running(up)
         worker.send_signal(signal.SIGKILL)  # mid-stream: between batches, inserts, commits
         deadline = time.monotonic() + 60
         while True:
-            again = _workers(up)
+            again = _running(up)
             if again and again[0].pid != worker.pid:
                 break
             assert up.poll() is None, log.read_text()[-3000:]  # the stack stays up
@@ -311,5 +312,56 @@ def test_a_broker_killed_under_mayak_up_is_started_again_and_loses_nothing(
     ids = [r["id"] for r in mayak_sql("SELECT toString(event_id) AS id FROM events", env)]
     print(f"accepted {len(beacons.accepted)}, refused {beacons.refused}, landed {len(ids)}")
     assert beacons.refused > 0  # the outage was seen by the collector's clients
+    assert len(ids) == len(set(ids)), "an event landed twice"
+    assert beacons.accepted <= set(ids) <= beacons.sent
+
+
+def test_a_collector_killed_under_mayak_up_is_started_again_and_what_it_accepted_lands(
+    tmp_path: Path,
+) -> None:
+    """The collector dies mid-request (SIGKILL) with beacons flowing: requests in flight get
+    no answer (a browser's beacon retries those), `mayak up` starts it again on its port, and
+    every beacon it answered 202, before and after, lands once."""
+    data_dir = tmp_path / "data"
+    env = _beacon_env(data_dir)
+    log = tmp_path / "up.log"
+    beacons = Beacons(env["MAYAK_COLLECTOR_PORT"])
+    up = _up(env, log)
+    try:
+        _wait_up(env, up, log)
+        beacons.thread.start()
+        time.sleep(5)
+        (collector,) = _running(up, "collector")
+        before = len(beacons.accepted)
+        collector.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while not (again := _running(up, "collector")) or again[0].pid == collector.pid:
+            assert up.poll() is None, log.read_text()[-3000:]  # the stack stays up
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        deadline = time.monotonic() + 60
+        while len(beacons.accepted) < before + 1000:  # the new collector serves
+            assert time.monotonic() < deadline, (before, len(beacons.accepted), beacons.refused)
+            time.sleep(0.5)
+        beacons.stop.set()
+        beacons.thread.join()
+        topics = ["mayak.raw", "mayak.events", "mayak.failed"]
+        deadline = time.monotonic() + 120
+        while True:
+            committed, end = _lag(env["MAYAK_KAFKA_BOOTSTRAP"], env["MAYAK_WORKER_ID"], topics)
+            if committed == end and end > 0:
+                break
+            assert time.monotonic() < deadline, (committed, end)
+            time.sleep(0.5)
+    finally:
+        beacons.stop.set()
+        up.send_signal(signal.SIGINT)
+        code = up.wait(90)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "the collector exited with code -9; started it again (restart 1 of at most 5" in text
+    ids = [r["id"] for r in mayak_sql("SELECT toString(event_id) AS id FROM events", env)]
+    print(f"accepted {len(beacons.accepted)}, refused {beacons.refused}, landed {len(ids)}")
+    assert beacons.refused > 0  # the kill was seen by the clients
     assert len(ids) == len(set(ids)), "an event landed twice"
     assert beacons.accepted <= set(ids) <= beacons.sent
