@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -202,9 +203,17 @@ def _running(up: subprocess.Popen, command: str = "worker") -> list[psutil.Proce
     return found
 
 
-def test_a_worker_killed_under_mayak_up_is_started_again_and_loses_nothing(
+def _kill_under_up(
     tmp_path: Path,
-) -> None:
+    find: Callable[[subprocess.Popen, Path], psutil.Process | None],
+    said: str,
+    while_up: Callable[[Path, int], None] = lambda data_dir, pid: None,
+) -> Beacons:
+    """Run ``mayak up`` with beacons flowing, SIGKILL the process ``find`` names (mid-stream:
+    between batches, inserts, commits), and wait until ``mayak up`` runs a new one and the
+    collector accepted 1,000 more beacons; ``while_up(data_dir, new pid)`` checks the running
+    stack. Then stop the beacons, wait until the worker committed everything and stop the stack:
+    it exits cleanly, its log says ``said``, and every beacon accepted landed once."""
     data_dir = tmp_path / "data"
     env = _beacon_env(data_dir)
     log = tmp_path / "up.log"
@@ -214,84 +223,21 @@ def test_a_worker_killed_under_mayak_up_is_started_again_and_loses_nothing(
         _wait_up(env, up, log)
         beacons.thread.start()
         time.sleep(5)
-        (worker,) = _running(up)
-        worker.send_signal(signal.SIGKILL)  # mid-stream: between batches, inserts, commits
-        deadline = time.monotonic() + 60
-        while True:
-            again = _running(up)
-            if again and again[0].pid != worker.pid:
-                break
-            assert up.poll() is None, log.read_text()[-3000:]  # the stack stays up
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
-        _wait_up(env, up, log)
-        recorded = orjson.loads((data_dir / "up.json").read_bytes())["children"]["worker"]
-        assert recorded["pid"] == again[0].pid  # a killed `mayak up` would stop this one
-        time.sleep(4)
-        beacons.stop.set()
-        beacons.thread.join()
-        topics = ["mayak.raw", "mayak.events", "mayak.failed"]
-        deadline = time.monotonic() + 120
-        while True:
-            committed, end = _lag(env["MAYAK_KAFKA_BOOTSTRAP"], env["MAYAK_WORKER_ID"], topics)
-            if committed == end and end > 0:
-                break
-            assert time.monotonic() < deadline, (committed, end)
-            time.sleep(0.5)
-    finally:
-        beacons.stop.set()
-        up.send_signal(signal.SIGINT)
-        code = up.wait(90)
-    text = log.read_text()
-    assert code == 0, text[-3000:]
-    assert "the worker exited with code -9; started it again (restart 1 of at most 5" in text
-    ids = [r["id"] for r in mayak_sql("SELECT toString(event_id) AS id FROM events", env)]
-    print(f"accepted {len(beacons.accepted)}, landed {len(ids)}")
-    assert len(beacons.accepted) > 500
-    assert len(ids) == len(set(ids)), "an event landed twice"
-    assert beacons.accepted <= set(ids) <= beacons.sent
-
-
-def _broker(data_dir: Path) -> psutil.Process | None:
-    """The running (not zombie) broker JVM of ``data_dir``."""
-    for proc in _java_of(data_dir):
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                return proc
-        except psutil.Error:
-            continue
-    return None
-
-
-def test_a_broker_killed_under_mayak_up_is_started_again_and_loses_nothing(
-    tmp_path: Path,
-) -> None:
-    """The JVM dies (SIGKILL: no clean shutdown) with beacons flowing: the collector refuses
-    while it is gone, ``mayak up`` starts it again on the same data, and every beacon accepted
-    before, during and after lands once."""
-    data_dir = tmp_path / "data"
-    env = _beacon_env(data_dir)
-    log = tmp_path / "up.log"
-    beacons = Beacons(env["MAYAK_COLLECTOR_PORT"])
-    up = _up(env, log)
-    try:
-        _wait_up(env, up, log)
-        beacons.thread.start()
-        time.sleep(5)
-        broker = _broker(data_dir)
-        assert broker is not None
+        killed = find(up, data_dir)
+        assert killed is not None
         before = len(beacons.accepted)
-        broker.send_signal(signal.SIGKILL)
+        killed.send_signal(signal.SIGKILL)
         deadline = time.monotonic() + 120
-        while (again := _broker(data_dir)) is None or again.pid == broker.pid:
+        while (again := find(up, data_dir)) is None or again.pid == killed.pid:
             assert up.poll() is None, log.read_text()[-3000:]  # the stack stays up
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
         deadline = time.monotonic() + 120
-        while len(beacons.accepted) < before + 1000:  # accepted again: the broker serves
+        while len(beacons.accepted) < before + 1000:  # accepted again: the stack serves
             assert up.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, (before, len(beacons.accepted), beacons.refused)
             time.sleep(0.5)
+        while_up(data_dir, again.pid)
         beacons.stop.set()
         beacons.thread.join()
         topics = ["mayak.raw", "mayak.events", "mayak.failed"]
@@ -308,60 +254,58 @@ def test_a_broker_killed_under_mayak_up_is_started_again_and_loses_nothing(
         code = up.wait(90)
     text = log.read_text()
     assert code == 0, text[-3000:]
-    assert "the Kafka broker stopped; started it again (restart 1 of at most 5" in text
+    assert said in text, text[-3000:]
     ids = [r["id"] for r in mayak_sql("SELECT toString(event_id) AS id FROM events", env)]
     print(f"accepted {len(beacons.accepted)}, refused {beacons.refused}, landed {len(ids)}")
-    assert beacons.refused > 0  # the outage was seen by the collector's clients
     assert len(ids) == len(set(ids)), "an event landed twice"
     assert beacons.accepted <= set(ids) <= beacons.sent
+    return beacons
+
+
+def _child(command: str) -> Callable[[subprocess.Popen, Path], psutil.Process | None]:
+    return lambda up, data_dir: next(iter(_running(up, command)), None)
+
+
+def _broker(up: subprocess.Popen, data_dir: Path) -> psutil.Process | None:
+    """The running (not zombie) broker JVM of ``data_dir``."""
+    for proc in _java_of(data_dir):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                return proc
+        except psutil.Error:
+            continue
+    return None
+
+
+def test_a_worker_killed_under_mayak_up_is_started_again_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    def recorded(data_dir: Path, pid: int) -> None:  # a killed `mayak up` would stop this one
+        state = orjson.loads((data_dir / "up.json").read_bytes())
+        assert state["children"]["worker"]["pid"] == pid
+
+    said = "the worker exited with code -9; started it again (restart 1 of at most 5"
+    beacons = _kill_under_up(tmp_path, _child("worker"), said, recorded)
+    assert len(beacons.accepted) > 1500
+
+
+def test_a_broker_killed_under_mayak_up_is_started_again_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """The JVM dies (SIGKILL: no clean shutdown): the collector refuses while it is gone,
+    ``mayak up`` starts it again on the same data, and every beacon accepted before, during
+    and after lands once."""
+    said = "the Kafka broker stopped; started it again (restart 1 of at most 5"
+    beacons = _kill_under_up(tmp_path, _broker, said)
+    assert beacons.refused > 0  # the outage was seen by the collector's clients
 
 
 def test_a_collector_killed_under_mayak_up_is_started_again_and_what_it_accepted_lands(
     tmp_path: Path,
 ) -> None:
-    """The collector dies mid-request (SIGKILL) with beacons flowing: requests in flight get
-    no answer (a browser's beacon retries those), `mayak up` starts it again on its port, and
-    every beacon it answered 202, before and after, lands once."""
-    data_dir = tmp_path / "data"
-    env = _beacon_env(data_dir)
-    log = tmp_path / "up.log"
-    beacons = Beacons(env["MAYAK_COLLECTOR_PORT"])
-    up = _up(env, log)
-    try:
-        _wait_up(env, up, log)
-        beacons.thread.start()
-        time.sleep(5)
-        (collector,) = _running(up, "collector")
-        before = len(beacons.accepted)
-        collector.send_signal(signal.SIGKILL)
-        deadline = time.monotonic() + 60
-        while not (again := _running(up, "collector")) or again[0].pid == collector.pid:
-            assert up.poll() is None, log.read_text()[-3000:]  # the stack stays up
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
-        deadline = time.monotonic() + 60
-        while len(beacons.accepted) < before + 1000:  # the new collector serves
-            assert time.monotonic() < deadline, (before, len(beacons.accepted), beacons.refused)
-            time.sleep(0.5)
-        beacons.stop.set()
-        beacons.thread.join()
-        topics = ["mayak.raw", "mayak.events", "mayak.failed"]
-        deadline = time.monotonic() + 120
-        while True:
-            committed, end = _lag(env["MAYAK_KAFKA_BOOTSTRAP"], env["MAYAK_WORKER_ID"], topics)
-            if committed == end and end > 0:
-                break
-            assert time.monotonic() < deadline, (committed, end)
-            time.sleep(0.5)
-    finally:
-        beacons.stop.set()
-        up.send_signal(signal.SIGINT)
-        code = up.wait(90)
-    text = log.read_text()
-    assert code == 0, text[-3000:]
-    assert "the collector exited with code -9; started it again (restart 1 of at most 5" in text
-    ids = [r["id"] for r in mayak_sql("SELECT toString(event_id) AS id FROM events", env)]
-    print(f"accepted {len(beacons.accepted)}, refused {beacons.refused}, landed {len(ids)}")
+    """The collector dies mid-request: requests in flight get no answer (a browser's beacon
+    retries those), `mayak up` starts it again on its port, and every beacon it answered 202,
+    before and after, lands once."""
+    said = "the collector exited with code -9; started it again (restart 1 of at most 5"
+    beacons = _kill_under_up(tmp_path, _child("collector"), said)
     assert beacons.refused > 0  # the kill was seen by the clients
-    assert len(ids) == len(set(ids)), "an event landed twice"
-    assert beacons.accepted <= set(ids) <= beacons.sent
