@@ -103,7 +103,8 @@ def fill(client: Client, total: int, already: int, chunk: int = 1_000_000) -> No
 
 def query_set(client: Client) -> list[float]:
     """Run the standard set once; return each query's seconds."""
-    from warehouse.query import Query, run
+    from warehouse.query import run
+    from warehouse.question import Query
     from warehouse.reports import summary
 
     date_to = date.today()

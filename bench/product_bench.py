@@ -65,7 +65,8 @@ def calls(date_from: date, date_to: date, filters: tuple) -> list[Call]:
     """The product page's API calls for one view, named by endpoint (as ``product.js`` asks)."""
     from warehouse import goals, product
     from warehouse.goals import Goal
-    from warehouse.query import Query, run
+    from warehouse.query import run
+    from warehouse.question import Query
 
     def view(metrics: str, **kw: Any) -> Query:
         return Query(

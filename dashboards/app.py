@@ -49,7 +49,7 @@ from warehouse.client import (
     read_limits,
 )
 from warehouse.ddl import Layout
-from warehouse.query import QueryError, utc_bounds
+from warehouse.question import QueryError, utc_bounds
 from warehouse.sites import SiteCheck, UnknownSite
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Turns HTTP query parameters and JSON bodies into checked values (names only; values stay values).
 
-Every value a caller sends is checked here or in ``warehouse.query.Query`` before it reaches
+Every value a caller sends is checked here or in ``warehouse.question.Query`` before it reaches
 ClickHouse, so bad input is a 400 naming the field, never a 500 or a silently wrapped date.
 """
 
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from starlette.datastructures import QueryParams
 
 from mayak.clock import SYSTEM_CLOCK, Clock
-from warehouse.query import DATE_MAX, DATE_MIN, MAX_DAYS, Query, QueryError
+from warehouse.question import DATE_MAX, DATE_MIN, MAX_DAYS, Query, QueryError
 
 DEFAULT_DAYS = 30
 AUDIT_MAX_LIMIT = 1000

@@ -18,7 +18,8 @@ from dashboards import params as qp
 from dashboards.calls import Answer, Call
 from mayak.clock import Clock
 from warehouse import details, goals, product
-from warehouse.query import DIMENSIONS, TIME_BUCKETS, Query, QueryError, run
+from warehouse.query import run
+from warehouse.question import DIMENSIONS, TIME_BUCKETS, Query, QueryError
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client

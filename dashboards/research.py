@@ -26,7 +26,7 @@ from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
 from mayak.settings import Settings
 from warehouse import bounded, ledger
-from warehouse.query import Query, QueryError
+from warehouse.question import Query, QueryError
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from clickhouse_connect.driver.client import Client
 
 from warehouse.metrics import WEB
-from warehouse.query import DIMENSIONS, TIME_BUCKETS, Query, QueryError, utc_bounds
+from warehouse.question import DIMENSIONS, TIME_BUCKETS, Query, QueryError, utc_bounds
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from clickhouse_connect.driver.client import Client
 from mayak.settings import REPORT_TIMEZONE
 from warehouse import reports, visit_sample
 from warehouse.metrics import WEB
-from warehouse.query import Query, QueryError, filter_sql, utc_bounds
+from warehouse.query import filter_sql
+from warehouse.question import Query, QueryError, utc_bounds
 
 MAX_GOALS = 10
 MAX_LENGTH = 200

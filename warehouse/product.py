@@ -22,7 +22,8 @@ from clickhouse_connect.driver.client import Client
 from warehouse import reports, visit_sample
 from warehouse.goals import _KINDS, Goal
 from warehouse.metrics import INTERACTION, WEB
-from warehouse.query import Query, QueryError, filter_sql, run, utc_bounds
+from warehouse.query import filter_sql, run
+from warehouse.question import Query, QueryError, utc_bounds
 
 # filters the session aggregates answer (constant within a visit, kept per session there):
 # bounce rate, visit duration and entry/exit pages read the `sessions` rows of the view for them

@@ -12,7 +12,8 @@ from clickhouse_connect.driver.client import Client
 
 from mayak.settings import REPORT_TIMEZONE
 from warehouse.metrics import VISIT
-from warehouse.query import Query, run, utc_bounds
+from warehouse.query import run
+from warehouse.question import Query, utc_bounds
 from warehouse.visit_sample import (
     SAMPLED,
     SITE,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from warehouse.query import QueryError
+from warehouse.question import QueryError
 
 MAX_LISTED = 50
 

@@ -15,7 +15,7 @@ from dashboards.app import create_app
 from dashboards.auth import add_token, cli_token_path, tokens_path
 from mayak.settings import Settings
 from tests.warehouse.samples import START, insert_events, synthetic_events
-from warehouse.query import DIMENSIONS, METRICS, TIME_BUCKETS
+from warehouse.question import DIMENSIONS, METRICS, TIME_BUCKETS
 
 pytestmark = pytest.mark.clickhouse
 

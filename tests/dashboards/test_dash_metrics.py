@@ -78,7 +78,7 @@ def test_hour_series_in_report_time_zone(api) -> None:
 
 def test_research_counts_web_visitors_of_a_path(tmp_path, wh) -> None:
     from warehouse.bounded import bounded_cells
-    from warehouse.query import Query
+    from warehouse.question import Query
 
     web, non_web = fixed_visits()
     insert_events(wh, web + non_web)

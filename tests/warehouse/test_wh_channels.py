@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 
 from tests.warehouse.samples import START, insert_rows
-from warehouse.query import Query, run
+from warehouse.query import run
+from warehouse.question import Query
 
 pytestmark = pytest.mark.clickhouse
 D1 = START.date()

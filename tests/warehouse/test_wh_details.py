@@ -9,7 +9,8 @@ import pytest
 
 from tests.warehouse.samples import START, insert_rows
 from warehouse.details import sections_report
-from warehouse.query import Query, QueryError, build, choose_source, run, utc_bounds
+from warehouse.query import build, choose_source, run
+from warehouse.question import Query, QueryError, utc_bounds
 
 D1 = START.date()
 

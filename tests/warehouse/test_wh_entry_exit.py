@@ -19,7 +19,7 @@ import pytest
 from tests.warehouse.samples import COLUMNS, START
 from warehouse import product, reports
 from warehouse.metrics import BOUNCE, VISIT
-from warehouse.query import Query
+from warehouse.question import Query
 
 pytestmark = pytest.mark.clickhouse
 

@@ -16,7 +16,8 @@ from tests.warehouse.samples import START, WithSettings
 from tests.warehouse.test_wh_entry_exit import _insert, seeded_visits
 from warehouse import goals, product, reports, visit_sample
 from warehouse.goals import Goal
-from warehouse.query import Query, build, run
+from warehouse.query import build, run
+from warehouse.question import Query
 
 pytestmark = pytest.mark.clickhouse
 

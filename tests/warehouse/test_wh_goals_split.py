@@ -18,7 +18,8 @@ from tests.warehouse.test_wh_entry_exit import _insert, seeded_visits
 from warehouse import goals, product
 from warehouse.goals import _KINDS, _RANGE, Goal
 from warehouse.metrics import WEB
-from warehouse.query import Query, filter_sql, utc_bounds
+from warehouse.query import filter_sql
+from warehouse.question import Query, utc_bounds
 
 pytestmark = pytest.mark.clickhouse
 

@@ -10,7 +10,8 @@ import pytest
 
 from tests.warehouse.samples import START, fixed_visits, insert_events
 from warehouse import goals, reports
-from warehouse.query import Query, run
+from warehouse.query import run
+from warehouse.question import Query
 
 pytestmark = pytest.mark.clickhouse
 DAY = START.date() + timedelta(days=1)  # fixed_visits' day; 10:xx UTC is 14:xx in Baku

@@ -11,7 +11,8 @@ import pytest
 from tests.warehouse.samples import START, insert_events, synthetic_events
 from warehouse import reports
 from warehouse.campaigns import register_send
-from warehouse.query import Query, QueryError, build, choose_source, run
+from warehouse.query import build, choose_source, run
+from warehouse.question import Query, QueryError
 
 D1 = START.date()
 D3 = D1 + timedelta(days=2)

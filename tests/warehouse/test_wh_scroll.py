@@ -16,7 +16,8 @@ import pytest
 
 from tests.warehouse.samples import START
 from tests.warehouse.test_wh_entry_exit import _insert, seeded_visits
-from warehouse.query import Query, run
+from warehouse.query import run
+from warehouse.question import Query
 
 pytestmark = pytest.mark.clickhouse
 

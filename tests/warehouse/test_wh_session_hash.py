@@ -19,7 +19,7 @@ from warehouse import product, visit_sample
 from warehouse.ddl import Layout
 from warehouse.goals import _KINDS, Goal
 from warehouse.migrate import discover, migrate
-from warehouse.query import Query
+from warehouse.question import Query
 
 pytestmark = pytest.mark.clickhouse
 

@@ -28,7 +28,7 @@ from tests.warehouse.samples import START
 from tests.warehouse.test_wh_entry_exit import _insert, seeded_visits
 from warehouse import goals, product, reports, visit_sample
 from warehouse.goals import Goal
-from warehouse.query import Query
+from warehouse.question import Query
 
 pytestmark = pytest.mark.clickhouse
 

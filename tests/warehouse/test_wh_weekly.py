@@ -14,7 +14,8 @@ from tests.warehouse.samples import insert_events
 from warehouse import query as query_module
 from warehouse.ddl import Layout
 from warehouse.migrate import discover, migrate
-from warehouse.query import Query, run
+from warehouse.query import run
+from warehouse.question import Query
 from warehouse.rollup_ranges import DaySplit, split_days
 
 pytestmark = pytest.mark.clickhouse
