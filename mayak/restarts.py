@@ -52,8 +52,8 @@ class RestartPolicy:
 
 
 def describe(name: str, code: int | None, count: int, policy: RestartPolicy) -> str:
-    """The line ``mayak up`` prints when it starts ``name`` again (``code`` None: a process
-    that is not its child, whose exit code it cannot know)."""
+    """The line ``mayak up`` prints when it starts ``name`` again (``code`` None: the
+    broker, whose exit code ``LocalBroker`` does not keep)."""
     minutes = policy.window_s / 60
     how = "stopped" if code is None else f"exited with code {code}"
     return (
