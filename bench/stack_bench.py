@@ -106,7 +106,8 @@ class Trees:
     def anon_bytes(self) -> float:
         """Anonymous resident memory (``RssAnon``): what the processes allocated, without the
         pages of program files (chDB's library put 285 MB in the worker's RSS at start-up,
-        12-22 MB once the worker gave its start-up pages back), which the kernel shares between processes and can drop and re-read."""
+        12-22 MB once the worker gave its start-up pages back), which the kernel shares
+        between processes and can drop and re-read."""
         return self._each(_rss_anon)
 
     def uss_bytes(self) -> float:
