@@ -23,6 +23,8 @@ import ctypes.util
 import re
 from pathlib import Path
 
+import psutil
+
 #: <linux/mman.h>: reclaim the range now (clean file pages are dropped, not written anywhere)
 MADV_PAGEOUT = 21
 _MAPPING = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s+(.*)$")
@@ -40,16 +42,6 @@ def readonly_file_mappings(maps: str) -> list[tuple[int, int]]:
     return found
 
 
-def resident_kb() -> int:
-    """This process's resident set (VmRSS), in kB; 0 where /proc does not tell."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return 0
-    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-    return int(match.group(1)) if match else 0
-
-
 def release_startup_pages() -> int:
     """Page out this process's read-only file mappings; return the resident kB it gave back
     (0 where the kernel or the platform cannot: nothing else changes then)."""
@@ -58,8 +50,8 @@ def release_startup_pages() -> int:
     except OSError:  # not Linux: nothing to give back this way
         return 0
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    before = resident_kb()
+    before = psutil.Process().memory_info().rss
     for start, length in readonly_file_mappings(maps):
         # EINVAL on kernels before 5.4: the pages then stay, as they did before this call
         libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), MADV_PAGEOUT)
-    return max(0, before - resident_kb())
+    return max(0, before - psutil.Process().memory_info().rss) // 1024

@@ -42,25 +42,21 @@ from pathlib import Path
 from warehouse.client import make_client
 from warehouse.engine_pages import release_startup_pages
 
-def own_clean_kb():  # clean pages of read-only file mappings that only this process maps
+def smaps_kb(field, counted):  # ``field`` summed over the mappings ``counted`` accepts
     total, counting = 0, False
     for line in Path("/proc/self/smaps").read_text().splitlines():
         head = re.match(r"^[0-9a-f]+-[0-9a-f]+ (\\S{4}) \\S+ \\S+ \\S+\\s+(.*)$", line)
         if head:
-            counting = head.group(2).startswith("/") and "w" not in head.group(1)
-        elif counting and line.startswith("Private_Clean:"):
+            counting = counted(head.group(1), head.group(2))
+        elif counting and line.startswith(field + ":"):
             total += int(line.split()[1])
     return total
 
+def own_clean_kb():  # clean pages of read-only file mappings that only this process maps
+    return smaps_kb("Private_Clean", lambda perms, name: name.startswith("/") and "w" not in perms)
+
 def lib_rss_kb():
-    total, counting = 0, False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = re.match(r"^[0-9a-f]+-[0-9a-f]+ \\S+ \\S+ \\S+ \\S+\\s+(.*)$", line)
-        if head:
-            counting = "_chdb" in head.group(1)
-        elif counting and line.startswith("Rss:"):
-            total += int(line.split()[1])
-    return total
+    return smaps_kb("Rss", lambda perms, name: "_chdb" in name)
 
 client = make_client("chdb://@PATH@", "pages")
 client.command("CREATE TABLE n (x UInt64) ENGINE = MergeTree ORDER BY x")
