@@ -13,11 +13,14 @@ cleans up (``mayak.supervise``).
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 
@@ -133,39 +136,50 @@ def _watch(
     """Poll the children and the broker ``mayak up`` started (None: one it does not own);
     start a stopped one again (``RestartPolicy``), or raise when one keeps stopping."""
     owns_broker = broker is not None
-    policies = {name: RestartPolicy(clock=clock) for name in [*children, "broker"]}
+    policies = {name: RestartPolicy(clock=clock) for name in [*children, "Kafka broker"]}
+
+    def start_child(name: str) -> None:
+        args, env = starts[name]
+        children[name] = spawn_mayak(args, settings.data_dir / f"{name}.log", env)
+
     while True:
         if broker is not None and broker.pid() is None:
-            wait = policies["broker"].next_wait()
-            if wait is None:
-                raise MayakError(
-                    f"the Kafka broker stopped {policies['broker'].limit + 1} times in "
-                    f"{policies['broker'].window_s / 60:g} min; see {broker.log_file}"
-                )
-            clock.sleep_blocking(wait)
-            broker.start(log=console.print)  # the same data dir: its topics and messages
+            # the same data dir: its topics and messages
+            restart = functools.partial(broker.start, log=console.print)
+            policy = policies["Kafka broker"]
+            _start_again("Kafka broker", None, policy, restart, broker.log_file, console, clock)
             record(settings.data_dir, children, owns_broker)
-            count = policies["broker"].restarted()
-            line = describe("Kafka broker", None, count, policies["broker"])
-            console.print(f"{line}; see {broker.log_file}")
         for name, proc in list(children.items()):
             if proc.poll() is None:
                 continue
             log = settings.data_dir / (name + ".log")
-            wait = policies[name].next_wait()
-            if wait is None:
-                raise MayakError(
-                    f"the {name} exited with code {proc.returncode}, "
-                    f"{policies[name].limit + 1} times in {policies[name].window_s / 60:g} min; "
-                    f"see {log}"
-                )
-            clock.sleep_blocking(wait)
-            args, env = starts[name]
-            children[name] = spawn_mayak(args, log, env)
+            start = functools.partial(start_child, name)
+            _start_again(name, proc.returncode, policies[name], start, log, console, clock)
             record(settings.data_dir, children, owns_broker)
-            count = policies[name].restarted()
-            console.print(describe(name, proc.returncode, count, policies[name]) + f"; see {log}")
         time.sleep(0.5)  # real time, not injected: polling child processes
+
+
+def _start_again(
+    name: str,
+    code: int | None,
+    policy: RestartPolicy,
+    start: Callable[[], object],
+    log: Path,
+    console: Console,
+    clock: Clock,
+) -> None:
+    """Start ``name`` again after its policy's wait, or raise when it keeps stopping
+    (``code`` None: the broker, whose exit code ``LocalBroker`` does not keep)."""
+    wait = policy.next_wait()
+    if wait is None:
+        how = "stopped" if code is None else f"exited with code {code},"
+        raise MayakError(
+            f"the {name} {how} {policy.limit + 1} times in {policy.window_s / 60:g} min; see {log}"
+        )
+    clock.sleep_blocking(wait)
+    start()
+    count = policy.restarted()
+    console.print(describe(name, code, count, policy) + f"; see {log}")
 
 
 def _raise_interrupt(*_: object) -> None:
