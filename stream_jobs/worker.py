@@ -97,7 +97,7 @@ def run_worker(
     if client is not None:
         client = _prepare_sink(settings, client)
     # after the migrations and repairs: the pages only they and the imports touched go too
-    print(f"gave back {release_startup_pages() // 1024} MB of start-up pages")
+    print(f"gave back {release_startup_pages() // 1024} MB of start-up pages", flush=True)
     if client is not None and dashboards is not None:
         serve_dashboards_in_thread(settings, client, dashboards)
     app = create_app(settings, client, role=role)
