@@ -19,6 +19,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from contract.crypto import encrypt_ip, ip_cipher_key, partition_key, partition_secret
 from mayak.procs import spawn_mayak
+from tests.leaks import found_in
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -358,12 +359,8 @@ def test_exactly_once_through_a_sigkill_and_nothing_personal_anywhere(stack) -> 
     dims = {r["value"] for r in stack.sql("SELECT DISTINCT value FROM agg_dim_daily")}
     assert "/kabinet/[customer]/services/{service}/apply" in dims and "[phone]" in dims
     assert not any(v.startswith("/POST") for v in dims)
-    leaks = [
-        s
-        for kind in ("ips", "emails", "phones", "uids", "cids", "addrs", "campaigns")
-        for s in known[kind]
-        if s in text
-    ]
+    kinds = ("ips", "emails", "phones", "uids", "cids", "addrs", "campaigns")
+    leaks = found_in(text, (s for kind in kinds for s in known[kind]))
     leaks += [ua for ua in UAS + [BOT_UA] if ua in text or ua.split(") ")[0] in text]
     leaks += ["MayakScan"] if "MayakScan" in text else []
     assert leaks == []
