@@ -3,6 +3,8 @@ that paging them out gives the process's own clean pages back while the engine s
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import subprocess
 import sys
@@ -10,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.engine_pages import readonly_file_mappings
+from warehouse import engine_pages
+from warehouse.engine_pages import readonly_file_mappings, release_startup_pages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +37,54 @@ def test_only_readonly_file_mappings_are_paged_out() -> None:
         (0x7F1000000000, 0x10000000),  # chDB's code; not its written data below
         (0x7F2000000000, 0x1000),  # a read-only shared file; not heap, anonymous or [vdso]
     ]
+
+
+class OldKernelLibc:
+    """libc of a kernel before 5.4: ``madvise(MADV_PAGEOUT)`` fails with EINVAL."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, int]] = []
+
+    def madvise(self, start: ctypes.c_void_p, length: ctypes.c_size_t, advice: int) -> int:
+        self.calls.append((start.value or 0, length.value, advice))
+        return -1
+
+
+class FixedMaps:
+    """``Path("/proc/self/maps")`` of a process mapping ``MAPS``."""
+
+    def __init__(self, path: str) -> None:
+        assert path == "/proc/self/maps"
+
+    def read_text(self) -> str:
+        return MAPS
+
+
+@pytest.mark.unit
+def test_a_kernel_without_pageout_changes_nothing_and_raises_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    libc = OldKernelLibc()
+    monkeypatch.setattr(engine_pages, "Path", FixedMaps)
+    monkeypatch.setattr(engine_pages.ctypes, "CDLL", lambda *args, **kwargs: libc)
+    monkeypatch.setattr(engine_pages.ctypes, "get_errno", lambda: errno.EINVAL)
+    given_back = release_startup_pages()
+    assert isinstance(given_back, int) and given_back >= 0
+    # each read-only file mapping was asked for once, in order, and the failures stopped nothing
+    assert [(start, length) for start, length, _ in libc.calls] == readonly_file_mappings(MAPS)
+    assert {advice for *_, advice in libc.calls} == {engine_pages.MADV_PAGEOUT}
+
+
+@pytest.mark.unit
+def test_without_proc_maps_nothing_is_given_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_proc(self: Path) -> str:
+        raise FileNotFoundError(self)
+
+    monkeypatch.setattr(engine_pages.Path, "read_text", no_proc)
+    monkeypatch.setattr(
+        engine_pages.ctypes, "CDLL", lambda *a, **k: pytest.fail("no maps: libc not needed")
+    )
+    assert release_startup_pages() == 0
 
 
 CHILD = """
