@@ -137,6 +137,7 @@ def _watch(
     start a stopped one again (``RestartPolicy``), or raise when one keeps stopping."""
     owns_broker = broker is not None
     policies = {name: RestartPolicy(clock=clock) for name in [*children, "Kafka broker"]}
+    failures: dict[str, str] = {}  # the last failed start of each, for the final message
 
     def start_child(name: str) -> None:
         args, env = starts[name]
@@ -147,14 +148,18 @@ def _watch(
             # the same data dir: its topics and messages
             restart = functools.partial(broker.start, log=console.print)
             policy = policies["Kafka broker"]
-            _start_again("Kafka broker", None, policy, restart, broker.log_file, console, clock)
+            _start_again(
+                "Kafka broker", None, policy, restart, broker.log_file, console, clock, failures
+            )
             record(settings.data_dir, children, owns_broker)
         for name, proc in list(children.items()):
             if proc.poll() is None:
                 continue
             log = settings.data_dir / (name + ".log")
             start = functools.partial(start_child, name)
-            _start_again(name, proc.returncode, policies[name], start, log, console, clock)
+            _start_again(
+                name, proc.returncode, policies[name], start, log, console, clock, failures
+            )
             record(settings.data_dir, children, owns_broker)
         time.sleep(0.5)  # real time, not injected: polling child processes
 
@@ -167,17 +172,36 @@ def _start_again(
     log: Path,
     console: Console,
     clock: Clock,
+    failures: dict[str, str] | None = None,
 ) -> None:
     """Start ``name`` again after its policy's wait, or raise when it keeps stopping
-    (``code`` None: the broker, whose exit code ``LocalBroker`` does not keep)."""
+    (``code`` None: the broker, whose exit code ``LocalBroker`` does not keep).
+
+    A start that fails (the broker's port taken by another program, a broker not ready in
+    time) counts as one of the policy's restarts and is tried again after the next wait:
+    what holds the port may let it go (a JVM still exiting). ``failures`` keeps the last
+    reason of each name, so that giving up says why."""
+    failures = {} if failures is None else failures
     wait = policy.next_wait()
     if wait is None:
         how = "stopped" if code is None else f"exited with code {code},"
+        why = f"; the last start failed: {failures[name]}" if name in failures else ""
         raise MayakError(
-            f"the {name} {how} {policy.limit + 1} times in {policy.window_s / 60:g} min; see {log}"
+            f"the {name} {how} {policy.limit + 1} times in {policy.window_s / 60:g} min"
+            f"{why}; see {log}"
         )
     clock.sleep_blocking(wait)
-    start()
+    try:
+        start()
+    except (MayakError, OSError) as exc:
+        failures[name] = str(exc)
+        count = policy.restarted()
+        console.print(
+            f"could not start the {name} again ({exc}); trying again "
+            f"(attempt {count} of at most {policy.limit} in {policy.window_s / 60:g} min)"
+        )
+        return
+    failures.pop(name, None)
     count = policy.restarted()
     console.print(describe(name, code, count, policy) + f"; see {log}")
 
