@@ -11,9 +11,10 @@ row, and say what the answer cost and what is left. The guarantee is documented 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -26,10 +27,13 @@ from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
 from mayak.settings import Settings
 from warehouse import bounded, ledger
+from warehouse.client import WarehouseBusy
 from warehouse.question import Query, QueryError
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+log = logging.getLogger("mayak.research")
 
 FORMATS = ("json", "csv", "parquet")
 MIN_EPSILON, MAX_EPSILON = 0.01, 10.0
@@ -37,6 +41,18 @@ MIN_EPSILON, MAX_EPSILON = 0.01, 10.0
 
 class BudgetSpent(MayakError):
     """The researcher's privacy budget does not cover the question (nothing was spent)."""
+
+
+class QuestionFailed(MayakError):
+    """The question was charged but could not be answered (a limit, an engine error)."""
+
+
+#: what a failed question says, whatever failed: the reason could tell about the data
+FAILED = (
+    "this question could not be answered (the warehouse stopped it: too long, too large or "
+    "an error); its cost epsilon={epsilon:g} was charged all the same, because whether a "
+    "question fails can depend on the data -> narrow the date range or drop a dimension"
+)
 
 
 @lru_cache(maxsize=256)
@@ -133,19 +149,69 @@ def answer(
                 f"{end.date()}) -> ask for a smaller epsilon=, repeat an earlier question "
                 f"(free), or ask an admin: mayak research budget set {researcher} ..."
             )
+        _check_data_days(client, researcher, question, cost, budget)
         ordered = replace(query, dimensions=tuple(sorted(query.dimensions)))
-        cells = bounded.bounded_cells(
-            client,
-            ordered,
-            ("visitors", *metrics),
-            settings.research_max_cells,
-            mechanism.plan.clip,
-        )
-        released = _rows(query, mechanism, mechanism.release(cells))
+        try:
+            cells = bounded.bounded_cells(
+                client,
+                ordered,
+                ("visitors", *metrics),
+                settings.research_max_cells,
+                mechanism.plan.clip,
+                bounded.research_limits(settings.query_max_memory_mb * 2**20),
+            )
+            released = _rows(query, mechanism, mechanism.release(cells))
+        except WarehouseBusy:
+            raise  # the slot was taken by others' queries: nothing ran, nothing is charged
+        except Exception as exc:  # whatever stopped it, the answer to "did it fail" is paid
+            log.warning("research question of %s failed: %s", researcher, str(exc)[:300])
+            failed = {"failed": True}
+            ledger.record(client, researcher, question, cost[0], cost[1], failed, clock=clock)
+            raise QuestionFailed(FAILED.format(epsilon=cost[0])) from exc
         ledger.record(client, researcher, question, cost[0], cost[1], released, clock=clock)
         past = past + [cost]
     payload = _payload(query, metrics, released, cost, budget, Accountant.total(past), end)
     return payload, question, fmt
+
+
+def _check_data_days(
+    client: Client,
+    researcher: str,
+    question: dict,
+    cost: tuple[float, float],
+    budget: ledger.Budget,
+) -> None:
+    """Refuse a question that would take any day of data it reads past the budget.
+
+    The period budget starts again each month, but a day's visitors stay in the warehouse
+    for 13 months: asked about the same days every month, the same visitor-day would be paid
+    for 13 times (red team, 2026-12-02). So every day of data also has the budget once, for
+    good: what all of a researcher's questions that read it cost, whenever they were asked.
+    """
+    days = ledger.data_days(question["from"], question["to"], question["tz"])
+    by_day = ledger.spent_by_data_day(client, researcher, days)
+    totals: dict[tuple, tuple[float, float]] = {}  # days paid by the same questions: once
+    worst: tuple[float, date] | None = None
+    for day, costs in by_day.items():
+        key = tuple(costs)
+        if key not in totals:
+            totals[key] = Accountant.total([*costs, cost])
+        total = totals[key]
+        over = total[0] > budget.epsilon + 1e-9 or total[1] > budget.delta
+        if over and (worst is None or total[0] > worst[0]):
+            worst = (total[0], day)
+    if worst is None:
+        return
+    spent_days = [day for day, costs in by_day.items() if costs]
+    raise BudgetSpent(
+        f"privacy budget spent on these days of data: this question reads {days[0]} to "
+        f"{days[-1]} (UTC, with the day after, whose ids late events carry), and on "
+        f"{worst[1]} it would make epsilon={worst[0]:g}; every day of data may cost "
+        f"{researcher} at most epsilon={budget.epsilon:g} (delta={budget.delta:.3g}) in "
+        f"all, whichever {budget.period} it is asked in (its visitors are kept 13 months) "
+        f"-> ask about days after {max(spent_days)}, ask for a smaller epsilon=, or "
+        "repeat an earlier question (free)"
+    )
 
 
 def _rows(query: Query, mechanism: Mechanism, released: dict) -> dict:

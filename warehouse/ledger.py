@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import orjson
 from clickhouse_connect.driver.client import Client
@@ -113,11 +114,47 @@ def spent(
     return [(float(e), float(d)) for e, d in rows]
 
 
+def data_days(date_from: str, date_to: str, tz: str) -> list[date]:
+    """The days of data a question over the local dates ``date_from``..``date_to`` in ``tz``
+    reads, as the visitor ids see them: a cookieless id is the keyed hash of the salt of the
+    UTC day its event was *processed* on, so the UTC days its time range touches, and one
+    more, the day after the last (an event processed after midnight, late or after a worker
+    outage, carries the next day's id)."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(date.fromisoformat(date_from), time(), zone).astimezone(UTC)
+    after = datetime.combine(date.fromisoformat(date_to) + timedelta(days=1), time(), zone)
+    last = (after.astimezone(UTC) - timedelta(microseconds=1)).date() + timedelta(days=1)
+    first = start.date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def spent_by_data_day(
+    client: Client, researcher: str, days: list[date]
+) -> dict[date, list[tuple[float, float]]]:
+    """The (epsilon, delta) of every paid question (and charged failure) of the researcher
+    that read each of ``days`` of data, whenever it was asked."""
+    wanted = set(days)
+    rows = client.query(
+        "SELECT question, epsilon, delta FROM research_ledger WHERE researcher = {r:String} "
+        "AND repeat = 0 AND epsilon > 0 ORDER BY ts",
+        parameters={"r": researcher},
+    ).result_rows
+    out: dict[date, list[tuple[float, float]]] = {day: [] for day in days}
+    for text, epsilon, delta in rows:
+        asked = orjson.loads(text)
+        for day in data_days(asked["from"], asked["to"], asked["tz"]):
+            if day in wanted:
+                out[day].append((float(epsilon), float(delta)))
+    return out
+
+
 def stored_answer(client: Client, researcher: str, digest: str) -> dict | None:
-    """The answer first given to this researcher for this exact question, if any."""
+    """The answer first given to this researcher for this exact question, if any (a question
+    that failed was charged but has no answer: asked again, it is run and charged again)."""
     rows = client.query(
         "SELECT answer FROM research_ledger WHERE researcher = {r:String} "
-        "AND question_hash = {h:String} AND repeat = 0 ORDER BY ts LIMIT 1",
+        "AND question_hash = {h:String} AND repeat = 0 AND NOT JSONHas(answer, 'failed') "
+        "ORDER BY ts LIMIT 1",
         parameters={"r": researcher, "h": digest},
     ).result_rows
     return orjson.loads(rows[0][0]) if rows else None

@@ -148,10 +148,21 @@ def test_heavy_queries_are_stopped_with_a_clear_error(tmp_path, wh) -> None:
         research = api.get(
             "/api/research/query",
             headers=auth,
-            params={**RANGE, "dimensions": "path,isp", "metrics": "pageviews"},
+            params={**RANGE, "dimensions": "path,isp", "metrics": "pageviews", "epsilon": "0.1"},
         )
-        assert research.status_code == 422
-    assert _audit(wh)[-1][3] == 422
+        # research has no group cap (tripping it told of one visitor: test_dash_research_red_team)
+        # and spills rather than fails on memory; what still stops it is charged, and says so
+        # without saying which limit
+        # (the time limit may stop the ledger's own reads first: a free 422 that tells of no
+        # visitor, the ledger holding only the researcher's questions)
+        if what == "rows":
+            assert research.status_code == 200, research.text[:200]
+        else:
+            assert research.status_code in (200, 400, 422), (what, research.text[:200])
+        if research.status_code == 400:
+            assert "could not be answered" in research.json()["error"]
+            assert "epsilon=0.1 was charged" in research.json()["error"]
+    assert [row[3] for row in _audit(wh)].count(422) >= 3  # the product series, each limit
     roomy = TestClient(create_app(_settings(tmp_path), wh))
     assert roomy.get("/api/stats/series", params=wide, headers=auth).status_code == 200
 

@@ -92,7 +92,7 @@ def test_research_counts_web_visitors_of_a_path(tmp_path, wh) -> None:
     # the exact, bounded sums the private release starts from
     cells = bounded_cells(wh, query, ("visitors", "pageviews"), 2, {"pageviews": 5})
     # "/" was viewed by A, B and E; the three e-mail opens that land on "/" are not visitors
-    assert cells["/"] == {"visitors": 3, "pageviews": 3}
+    assert cells['["/"]'] == {"visitors": 3, "pageviews": 3}
     settings = Settings(data_dir=tmp_path, dashboards_host="127.0.0.1")
     token = add_token(tokens_path(settings), "rza", "researcher")
     api = TestClient(create_app(settings, wh))
