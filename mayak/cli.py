@@ -178,6 +178,9 @@ def collector(
         http="producers.collector.server:CoalescingHttpToolsProtocol",
         server_header=False,
         timeout_keep_alive=keep_alive,
+        # no websockets: with uvicorn's default, a POST asking to upgrade went to a websocket
+        # handshake that never answered it, past every read deadline (a connection held for ever)
+        ws="none",
     )
 
 

@@ -132,7 +132,8 @@ class Collector:
 
     def _ip(self, request: Request) -> str:
         peer = request.client.host if request.client else None
-        return door.client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted)
+        forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
+        return door.client_ip(peer, forwarded, self.trusted)
 
     def _cors(self, origin: str | None) -> dict[str, str]:
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
@@ -148,8 +149,12 @@ class Collector:
     async def _collect(self, scope: Scope, receive: Receive) -> RawResponse:
         h: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
-            if name in _WANTED and name not in h:  # the first one wins, as in Starlette
+            if name not in _WANTED:
+                continue
+            if name not in h:  # the first one wins, as in Starlette
                 h[name] = value
+            elif name == b"x-forwarded-for":  # except the proxies' chain: every line, in order
+                h[name] += b", " + value
         headers = {k.decode(): v.decode("latin-1") for k, v in h.items()}
         client = scope.get("client")
         ip = door.client_ip(

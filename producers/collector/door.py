@@ -65,22 +65,44 @@ def _in(ip: str, nets: tuple[Network, ...]) -> bool:
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str:
     """The client address: the peer, unless the peer is a trusted proxy; then the right-most
-    X-Forwarded-For hop that is not itself a trusted proxy (left-most hops are forgeable)."""
+    X-Forwarded-For hop that is not itself a trusted proxy (left-most hops are forgeable).
+    ``forwarded_for``: every X-Forwarded-For line of the request, joined in order with ", "
+    (a proxy that adds its own line after the client's must not let the client's win). A hop
+    may carry a port (``203.0.113.7:41234``, ``[2001:db8::1]:443``, as some load balancers
+    write it) or an IPv6 zone; both are dropped."""
     ip = peer or ""
     if forwarded_for and _in(ip, trusted):
         for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-            ip = hop
-            if not _in(hop, trusted):
+            ip = _hop_address(hop)
+            if not _in(ip, trusted):
                 break
     return _canonical_ip(ip)
+
+
+_V4_WITH_PORT = re.compile(r"(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}")
+_V6_BRACKETED = re.compile(r"\[([0-9A-Fa-f:.]+)(?:%[^\]]*)?\](?::\d{1,5})?")
+
+
+def _hop_address(hop: str) -> str:
+    """One X-Forwarded-For hop as a bare address: port, brackets and zone id dropped
+    (anything else is returned as is, and ``_canonical_ip`` refuses what is not an address)."""
+    v4 = _V4_WITH_PORT.fullmatch(hop)
+    if v4:
+        return v4.group(1)
+    v6 = _V6_BRACKETED.fullmatch(hop)
+    if v6:
+        return v6.group(1)
+    return hop.split("%", 1)[0] if ":" in hop else hop
 
 
 @functools.lru_cache(maxsize=4096)
 def _canonical_ip(ip: str) -> str:
     try:
-        return str(ipaddress.ip_address(ip))
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
     except ValueError:
         return ""
+    mapped = getattr(addr, "ipv4_mapped", None)  # ::ffff:1.2.3.4 is the IPv4 client 1.2.3.4
+    return str(mapped or addr)
 
 
 class OriginPattern(NamedTuple):

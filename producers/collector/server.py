@@ -7,7 +7,9 @@ arrive within ``head_timeout_s`` of the connection (or of the request's first by
 kept-alive one), and the body within ``body_timeout_s`` after them (else 408 / closed). So a
 slow or never-finishing client holds a connection for seconds, not for ever, and an endless
 header costs at most a few tens of KB. Idle kept-alive connections are closed by uvicorn
-(``timeout_keep_alive``). ``configure`` sets the limits of this process from the settings.
+(``timeout_keep_alive``) until a byte arrives; from that byte on the head's deadline runs,
+even for bytes no request starts with (blank lines between requests). ``configure`` sets the
+limits of this process from the settings.
 
 uvicorn writes a response's status line and headers, then its body, with two
 ``transport.write`` calls, and uvloop sends each at once: two system calls per beacon. On the
@@ -145,6 +147,11 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         if self._in_head:
             self._head_bytes += len(data)
+            # any byte ends the keep-alive wait (uvicorn cancels its idle timer above), even
+            # one the parser skips: the blank lines allowed between requests start no message,
+            # so without this a newline every few seconds held a connection for ever
+            if self._deadline is None:
+                self._arm(self.head_timeout_s)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:  # as uvicorn's

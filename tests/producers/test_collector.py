@@ -188,6 +188,33 @@ def test_x_forwarded_for_only_from_trusted_proxies(tmp_path) -> None:
     assert crypto.decrypt_ip(ip_key, box.events()[0]["ip_enc"]) == "1.2.3.4"
 
 
+def test_x_forwarded_for_of_every_line_ports_and_zones(tmp_path) -> None:
+    """A trusted proxy that adds its own X-Forwarded-For line after the client's forged one
+    (HAProxy's ``option forwardfor``) must not let the forged one win (red team,
+    2026-12-02: the first line won); hops with ports or IPv6 zones are addresses, not junk
+    (every such client became "" and shared one rate-limit bucket)."""
+    ip_key = crypto.ip_cipher_key(base64.b64decode(KEY))
+    client, box = make(tmp_path, collector_trusted_proxies=["203.0.113.0/24"])
+    two_lines = [("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "198.51.100.7")]
+    assert client.post("/e", json=ev(), headers=two_lines).status_code == 202
+    pixel = client.get("/o/spring-2026/Rk9PYmFyMTIzNDU2.gif", headers=two_lines)
+    assert pixel.status_code == 200
+    forms = {
+        "198.51.100.8:41234": "198.51.100.8",
+        "[2001:db8::7]:443": "2001:db8::7",
+        "[2001:db8::8]": "2001:db8::8",
+        "fe80::9%eth0": "fe80::9",
+        "::ffff:198.51.100.10": "198.51.100.10",
+        "198.51.100.11:99999999": None,  # not an address: no IP at all, as before
+    }
+    for hop in forms:
+        assert client.post("/e", json=ev(), headers={"X-Forwarded-For": hop}).status_code == 202
+    ips = [
+        crypto.decrypt_ip(ip_key, e["ip_enc"]) if e.get("ip_enc") else None for e in box.events()
+    ]
+    assert ips == ["198.51.100.7", "198.51.100.7", *forms.values()]
+
+
 def test_dnt_and_gpc_anonymous_by_default_dropped_by_site_setting(tmp_path) -> None:
     client, box = make(tmp_path)
     consented = ev(consent="analytics", vid="0123456789abcdef")

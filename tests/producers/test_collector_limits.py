@@ -196,6 +196,47 @@ def test_slow_body_is_cut_after_the_body_timeout(collector) -> None:
         assert BODY_TIMEOUT - 0.5 < time.monotonic() - started < BODY_TIMEOUT + 2
 
 
+def test_blank_lines_between_requests_do_not_hold_a_connection(collector) -> None:
+    """A kept-alive connection fed one newline every second: the parser skips blank lines
+    between requests without starting one, and each byte ended uvicorn's keep-alive wait,
+    so the connection stayed open for ever (red team, 2026-12-02: 50 of 50 after 60 s)."""
+    with collector.connect() as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _status(sock.recv(4096)) == 200
+        started = time.monotonic()
+        try:
+            for _ in range(int(HEAD_TIMEOUT * 3)):
+                sock.sendall(b"\n")
+                time.sleep(min(1.0, KEEP_ALIVE * 0.8))
+        except OSError:
+            pass  # closed under us: what should happen
+        answer = _answer(sock)
+        took = time.monotonic() - started
+    assert _status(answer) == 408
+    assert took < HEAD_TIMEOUT + 2
+
+
+@pytest.mark.parametrize("method", [b"POST /e", b"GET /e"])
+def test_an_upgrade_request_is_answered_not_held(collector, method) -> None:
+    """The collector serves no websockets: a POST asking to upgrade went to uvicorn's
+    websocket handshake, which never answered it, and the read deadlines no longer ran
+    (red team, 2026-12-02: held 400 s and counting)."""
+    body = b'{"id":"0"}'
+    head = (
+        method + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    with collector.connect() as sock:
+        started = time.monotonic()
+        sock.sendall(head + body)
+        answer = _answer(sock)
+        took = time.monotonic() - started
+    assert 400 <= _status(answer) < 500, answer[:200]  # refused or cut, never switched
+    assert b"101 Switching" not in answer
+    assert took < max(HEAD_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE) + 2
+
+
 def test_idle_and_kept_alive_connections_are_closed(collector) -> None:
     idle = [
         collector.connect() for _ in range(IDLE_CONNECTIONS)
