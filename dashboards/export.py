@@ -25,12 +25,28 @@ def wanted(params: Mapping[str, str]) -> str:
     return fmt
 
 
+#: what a spreadsheet takes for the start of a formula (OWASP "CSV injection")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell a spreadsheet will show, not run: visitors write paths, event names,
+    campaign and property values, and ``=HYPERLINK(...)`` opened in Excel or LibreOffice by
+    the one downloading the CSV is a formula. Such text gets a leading ``'`` (numbers, even
+    negative ones, are left as they are)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def to_csv(columns: list[str], rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+        writer.writerow(
+            ["" if row.get(c) is None else spreadsheet_safe(row.get(c)) for c in columns]
+        )
     return out.getvalue()
 
 

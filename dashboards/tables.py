@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import orjson
 from starlette.responses import JSONResponse, Response
 
+from dashboards.export import spreadsheet_safe
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -53,7 +55,10 @@ def to_parquet(payload: dict) -> bytes:
 
 def respond(payload: dict, fmt: str) -> Response:
     if fmt == "csv":
-        text = frame(payload).to_csv(index=False)
+        table = frame(payload)
+        for column in payload["dimensions"]:  # visitors' text: shown, never run as a formula
+            table[column] = table[column].map(spreadsheet_safe)
+        text = table.to_csv(index=False)
         return Response(
             text, media_type="text/csv", headers={HEADER: orjson.dumps(metadata(payload)).decode()}
         )

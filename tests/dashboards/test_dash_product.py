@@ -252,3 +252,33 @@ def test_prop_keys_and_prop_filters(tmp_path, wh) -> None:
         api, "breakdown", dimensions="event_name", metrics="events,visitors", filter="prop:plan:pro"
     ).json()["rows"]
     assert pro == [{"event_name": "signup", "events": 1, "visitors": 1}]
+
+
+def test_visitor_text_in_a_csv_is_shown_not_run_as_a_formula(api, wh) -> None:
+    """A visitor chooses the page path (and event names, campaign and property values); a
+    product manager opens the CSV in a spreadsheet. Text a spreadsheet would run as a
+    formula gets a leading ' (OWASP CSV injection); the JSON answer is unchanged."""
+    at = START + timedelta(days=1, hours=10, minutes=5)
+    hostile = ['=HYPERLINK("https://evil.example","x")', "@SUM(1+1)", "+1", "-2+3"]
+    insert_events(
+        wh,
+        [
+            {
+                "event_id": uuid.uuid4(),
+                "event_type": "pageview",
+                "site_id": "m",
+                "ts": at,
+                "visitor_id": f"evil{i}",
+                "session_id": f"evil{i}-1",
+                "path": path,
+            }
+            for i, path in enumerate(hostile)
+        ],
+    )
+    rows = _csv(_get(api, "breakdown", dimensions="path", metrics="visitors", format="csv"))
+    shown = {r["path"] for r in rows}
+    assert {"'" + path for path in hostile} <= shown
+    assert not any(p.startswith(("=", "+", "-", "@")) for p in shown)
+    assert "/services/notary" in shown  # ordinary paths as they are
+    as_json = _get(api, "breakdown", dimensions="path", metrics="visitors").json()
+    assert set(hostile) <= {r["path"] for r in as_json["rows"]}

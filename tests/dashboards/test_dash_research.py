@@ -131,6 +131,13 @@ def test_csv_and_parquet_round_trip_with_types_and_metadata() -> None:
     assert read.attrs["cost"]["epsilon"] == 1.0
 
 
+def test_research_csv_shows_a_formula_like_label_as_text_and_keeps_negative_numbers() -> None:
+    hostile = {**PAYLOAD, "rows": [{**PAYLOAD["rows"][0], "country": "=CMD()"}]}
+    text = respond(hostile, "csv").body.decode()
+    assert "'=CMD()" in text and "\n'=CMD()," in text  # shown as text by a spreadsheet
+    assert text.rstrip().endswith(",212,-3")  # a noisy negative count stays a number
+
+
 def test_budget_periods_are_calendar_periods_in_utc() -> None:
     now = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
     utc = lambda *a: datetime(*a, tzinfo=UTC)  # noqa: E731
