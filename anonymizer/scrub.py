@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from anonymizer.personal import (
     CUSTOMER,
@@ -113,9 +113,20 @@ def _segment(segment: str) -> str:
     return ID if _UUID_RE.match(segment) or _HEX_ID_RE.match(segment) else segment
 
 
+#: control characters (C0, DEL, C1) and bidirectional overrides: decoded from a URL's %-escapes
+#: they would reach terminals, logs and tables as they are (a stored path with %1B or %E2%80%AE
+#: decoded); they are kept %-encoded instead
+_INVISIBLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(text: str) -> str:
+    return _INVISIBLE_RE.sub(lambda m: quote(m.group(), safe=""), text)
+
+
 def scrub_path(path: str, routes: RouteTemplates | None = None) -> str:
-    """A URL path with ids templated and personal data redacted (no query, no fragment)."""
-    path = unquote(path or "/")
+    """A URL path with ids templated and personal data redacted (no query, no fragment);
+    control and bidi characters stay %-encoded."""
+    path = _visible(unquote(path or "/"))
     segments = path.strip("/").split("/") if path.strip("/") else []
     if routes:
         templated = routes.match(segments)
@@ -158,7 +169,7 @@ def utm_of_query(query: str) -> dict[str, str]:
             key = unquote(key.replace("+", " "))
         key = key.lower()
         if key in UTM_FIELDS and key not in found:
-            found[key] = scrub_text(unquote(value.replace("+", " ")))[:128]
+            found[key] = scrub_text(_visible(unquote(value.replace("+", " "))))[:128]
     return found
 
 

@@ -32,12 +32,22 @@ MAX_MS = 86_400_000  # one day: no single page view is engaged for longer
 MIN_TS, MAX_TS = 1_577_836_800_000, 4_102_444_800_000
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+#: Free text a page sends (names, property values, URLs) holds no control characters (C0,
+#: DEL, C1) and no bidirectional overrides: a browser never sends them (it percent-encodes
+#: URLs, and a page's data-* attributes are the site's own), and NUL, ESC, CR/LF or U+202E in
+#: a stored name reach terminals, logs and the dashboards' tables (red team, 2026-12-02).
+_NO_CONTROLS = r"^[^\x00-\x1F\x7F-\x9F\u200E\u200F\u202A-\u202E\u2066-\u2069]*$"
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=_NO_CONTROLS),
+]
 # Opaque identifiers (cookie id, e-mail recipient token): no '@', so an e-mail address never fits
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,128}$")]
-Url = Annotated[str, StringConstraints(max_length=2048)]
+Url = Annotated[str, StringConstraints(max_length=2048, pattern=_NO_CONTROLS)]
 PropKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")]
-PropValue = Annotated[str, StringConstraints(max_length=200)] | int | float | bool
+PropValue = (
+    Annotated[str, StringConstraints(max_length=200, pattern=_NO_CONTROLS)] | int | float | bool
+)
 EventType = Literal["pageview", "engagement", "custom", "outbound", "email_open", "service_request"]
 Ms = Annotated[int, Field(ge=0, le=MAX_MS)]
 

@@ -103,3 +103,16 @@ def test_pseudonyms_are_keyed_and_separated() -> None:
     assert (
         pseudonym.session_id("v", 1) == pseudonym.session_id("v", 1) != pseudonym.session_id("v", 2)
     )
+
+
+def test_control_and_bidi_characters_decoded_from_a_url_stay_percent_encoded() -> None:
+    """The collector refuses raw control characters, but a URL may carry them %-encoded, and
+    the path is decoded here: %1F (once the research cell separator), %00, %1B and U+202E
+    must not come out as the characters themselves (red team, 2026-12-02)."""
+    assert scrub_path("/x%1Fgoogle") == "/x%1Fgoogle"
+    assert scrub_path("/a%00b/%1B[31m") == "/a%00b/%1B[31m"
+    assert scrub_path("/files/%E2%80%AEfdp.exe") == "/files/%E2%80%AEfdp.exe"
+    assert scrub_path("/az%C9%99rbaycan/xidm%C9%99t") == "/azərbaycan/xidmət"  # text decodes
+    assert utm_params("https://e-legal.az/?utm_source=news%0D%0Aletter") == {
+        "utm_source": "news%0D%0Aletter"
+    }

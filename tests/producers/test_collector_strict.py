@@ -52,6 +52,32 @@ def test_a_wrong_json_type_is_400_naming_the_field_never_coerced(c, field, value
     assert box.records == []
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("name", "sign\x00up"),
+        ("name", "\x1b[31mred"),
+        ("name", "invoice\u202efdp.exe"),
+        ("section", "faq\r\nX-Injected: 1"),
+        ("props", {"plan": "gold\x07"}),
+        ("sections", {"faq\x00": 900}),
+        ("url", "https://e-legal.az/a\x00b"),
+        ("ref", "https://www.google.com/\x9b"),
+    ],
+)
+def test_control_and_bidi_characters_in_text_are_400_naming_the_field(c, field, value) -> None:
+    """NUL, ESC, CR/LF, BEL, C1 and U+202E in names, property values and URLs: a browser
+    sends none of them (red team, 2026-12-02: accepted and stored as sent)."""
+    client, box = c
+    r = client.post("/e", json=ev(type="custom", **{field: value}))
+    assert r.status_code == 400, r.text
+    assert r.json()["field"].split(".")[0] == field
+    assert box.records == []
+    # Unicode text that is not a control passes: names and paths in Azerbaijani
+    ok = ev(type="custom", name="Azərbaycan dili", url="https://e-legal.az/xidmətlər")
+    assert client.post("/e", json=ok).status_code == 202
+
+
 def test_right_types_still_pass_and_beacon_hex_ids_too(c) -> None:
     client, box = c
     e = ev(
