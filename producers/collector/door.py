@@ -33,6 +33,8 @@ def _trim(url: str, allow: frozenset[str]) -> str | None:
     try:
         parts = urlsplit(url)
         netloc = parts.hostname or ""
+        if ":" in netloc:  # an IPv6 literal keeps its brackets: http://[2001:db8::1]:8080/
+            netloc = f"[{netloc}]"
         if parts.port:
             netloc += f":{parts.port}"
     except ValueError:

@@ -322,3 +322,20 @@ def test_fuzzed_requests_never_get_a_5xx_but_503_when_kafka_is_down(
         and method != "HEAD"
     ):  # a refusal says why
         assert r.json()["kafka" if path == "/readyz" else "reason"]
+
+
+@pytest.mark.parametrize(
+    "url, kept",
+    [
+        (
+            "http://[2001:db8::1]:8080/x?utm_source=a&q=1#f",
+            "http://[2001:db8::1]:8080/x?utm_source=a",
+        ),
+        ("https://[2001:db8::1]/", "https://[2001:db8::1]/"),
+        ("https://user:pw@e-legal.az:8443/a?b=1", "https://e-legal.az:8443/a"),
+        ("javascript:alert(1)", None),
+    ],
+)
+def test_urls_are_trimmed_and_ipv6_hosts_keep_their_brackets(url, kept) -> None:
+    # an IPv6 host lost its brackets (red team, 2026-12-02): http://2001:db8::1:8080/x
+    assert door.trim_url(url, frozenset()) == kept
