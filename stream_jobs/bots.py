@@ -92,7 +92,16 @@ OWN_AGENTS: tuple[tuple[str, str, str], ...] = (
     ("LinkedInBot", "LinkedIn Preview", "preview"),
     ("Twitterbot", "Twitter Preview", "preview"),
     ("SkypeUriPreview", "Skype Preview", "preview"),
+    # mail security gateways and mail servers that fetch a message's images and links
+    # (public bot-UA lists for e-mail opens, e.g. the GMass one; red team review 2026-12-02)
+    ("Barracuda Sentinel", "Barracuda Sentinel", "scanner"),
+    ("Microsoft Office Existence Discovery", "MS Office Existence Discovery", "scanner"),
+    ("Microsoft Exchange/", "Microsoft Exchange", "scanner"),
+    ("Office 365 Connectors", "Office 365 Connectors", "scanner"),
+    ("dataaccessd/", "Apple dataaccessd", "scanner"),
+    ("SCMGUARD", "SCMGUARD", "scanner"),
     # HTTP libraries and command-line clients
+    ("lua-resty-http", "lua-resty-http", "library"),
     ("python-requests", "python-requests", "library"),
     ("aiohttp", "aiohttp", "library"),
     ("Python-urllib", "Python-urllib", "library"),

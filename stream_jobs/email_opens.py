@@ -4,12 +4,13 @@ Classes (``open_class`` of an ``email_open`` event), first rule that applies win
 
 - ``image_proxy``: a mail provider's image proxy fetching for a reader who opened the message
   (Gmail ``GoogleImageProxy``, ``YahooMailProxy``, Yandex ``YandexImageResizer``; or any
-  fetch from Google's, Yahoo's or Yandex's own network). A real open, but the device, browser
-  and country are the proxy's, so they are left empty.
+  fetch from Google's, Yahoo's or Yandex's own network by an agent that is not a known bot).
+  A real open, but the device, browser and country are the proxy's, so they are left empty.
 - ``privacy_proxy``: Apple Mail Privacy Protection prefetches every message's images on
-  delivery, opened or not: fetches from Apple's networks (AS714, AS6185) or with MPP's bare
-  ``Mozilla/5.0`` user agent.
-- ``scanner``: security gateways and link checkers: a HEAD request, a prefetch header, an
+  delivery, opened or not: fetches from Apple's networks (AS714, AS6185) or iCloud Private
+  Relay's egress (Akamai AS36183), or with MPP's bare ``Mozilla/5.0`` user agent.
+- ``scanner``: Gmail's prefetch on delivery (its fixed ``... Edge/12.246 Mozilla/5.0`` agent,
+  checked first), security gateways and link checkers: a HEAD request, a prefetch header, an
   open within ``early_s`` seconds of the send time the pixel URL carries, a security vendor's
   network (``scanner_asns``), a hosting network (MaxMind Anonymous-IP), a UA that is a known
   bot or HTTP library, or the ``burst_opens``-th open of one campaign from one IP address
@@ -51,7 +52,12 @@ PROXY_ASNS = {
     13238: "Yandex Mail",
     208722: "Yandex Mail",
 }
-APPLE_ASNS = frozenset({714, 6185})
+#: Apple's networks, and Akamai's iCloud Private Relay egress (AS36183), on which Mail Privacy
+#: Protection fetches run (Word to the Wise, "Apple MPP reporting and geolocation", 2021-09)
+APPLE_ASNS = frozenset({714, 6185, 36183})
+#: the user agent of Gmail's prefetch, which fetches a message's images from Google's network
+#: when it arrives, before anyone opens it (SparkPost, "Gmail prefetching images")
+GMAIL_PREFETCH_AGENT = "Edge/12.246 Mozilla/5.0"
 MPP_AGENT = "Mozilla/5.0"
 #: security gateways' networks: Microsoft (Defender / EOP), Proofpoint, Mimecast, Barracuda,
 #: Cisco (IronPort), Broadcom (Symantec.cloud), Trend Micro, Sophos
@@ -95,10 +101,17 @@ class OpenClassifier:
     def classify(self, hit: Hit, asn: int) -> tuple[str, str]:
         """(open class, provider or machine name) of one open."""
         ua, raw = hit.ua or "", hit.raw
+        if GMAIL_PREFETCH_AGENT in ua:
+            return "scanner", "Gmail prefetch"
         for marker, provider in PROXY_AGENTS:
             if marker in ua:
                 return "image_proxy", provider
         if asn in PROXY_ASNS:
+            # a bot on the provider's network (Apps Script, a script's HTTP library) is no
+            # reader's proxy: only an agent that is not a known bot counts as the proxy
+            bot = self.classifier.classify(ua).bot if ua else "no user agent"
+            if bot:
+                return "scanner", bot[:48]
             return "image_proxy", PROXY_ASNS[asn]
         if asn in APPLE_ASNS or ua.strip() == MPP_AGENT:
             return "privacy_proxy", "Apple Mail Privacy Protection"

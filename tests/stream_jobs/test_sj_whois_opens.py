@@ -139,3 +139,82 @@ def test_maxmind_anonymous_ip_test_database() -> None:
     geo = GeoLookup(anonymous=SHARED_ANON)
     assert geo.network_kind("6.1.0.2").hosting and not geo.network_kind("1.2.3.4").hosting
     assert geo.network_kind("1.2.3.4").anonymous and not geo.network_kind("8.8.8.8").anonymous
+
+
+_NOW = 1_800_000_000_000
+_REAL_OPENS = [
+    # (user agent, ASN, expected class, expected name): published agents of mail services
+    (
+        "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+        15169,
+        "image_proxy",
+        "Gmail",
+    ),
+    # Gmail's prefetch on delivery, from Google's network, before anyone opens the message
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/42.0.2311.135 Safari/537.36 Edge/12.246 Mozilla/5.0",
+        15169,
+        "scanner",
+        "Gmail prefetch",
+    ),
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/42.0.2311.135 Safari/537.36 Edge/12.246 Mozilla/5.0",
+        0,
+        "scanner",
+        "Gmail prefetch",
+    ),
+    # a script on Google's network is no reader's proxy
+    ("python-requests/2.31.0", 15169, "scanner", "Python Requests"),
+    (
+        "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html",
+        36646,
+        "image_proxy",
+        "Yahoo Mail",
+    ),
+    ("Mozilla/5.0", 12345, "privacy_proxy", "Apple Mail Privacy Protection"),
+    # MPP on iCloud Private Relay's egress (Akamai), with a browser-like agent
+    (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
+        36183,
+        "privacy_proxy",
+        "Apple Mail Privacy Protection",
+    ),
+    # the same Mail app with MPP off, from a consumer network: a reader
+    (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
+        29049,
+        "human",
+        "",
+    ),
+    (
+        "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
+        29049,
+        "human",
+        "",
+    ),
+    ("Barracuda Sentinel (EE)", 29049, "scanner", "Barracuda Sentinel"),
+    ("Microsoft Office Existence Discovery", 29049, "scanner", "MS Office Existence Discovery"),
+    (
+        "Microsoft Exchange/15.20 (Windows NT 10.0; Win64; x64)",
+        29049,
+        "scanner",
+        "Microsoft Exchange",
+    ),
+    ("Office 365 Connectors", 29049, "scanner", "Office 365 Connectors"),
+    ("iOS/16.5.1 (20F75) dataaccessd/1.0", 29049, "scanner", "Apple dataaccessd"),
+    ("SCMGUARD", 29049, "scanner", "SCMGUARD"),
+    ("lua-resty-http/0.10 (Lua) ngx_lua/10019", 29049, "scanner", "lua-resty-http"),
+]
+
+
+@pytest.mark.parametrize("ua, asn, expected, name", _REAL_OPENS)
+def test_real_mail_services_and_scanners(ua: str, asn: int, expected: str, name: str) -> None:
+    from stream_jobs.email_opens import OpenClassifier
+    from stream_jobs.pipeline import Hit
+    from stream_jobs.useragent import UAClassifier
+
+    opens = OpenClassifier(UAClassifier(), GeoLookup())
+    raw = {"type": "email_open", "campaign": "spring", "ts": _NOW, "received": _NOW}
+    assert opens.classify(Hit(raw=raw, ip="85.132.10.20", ua=ua), asn) == (expected, name)
