@@ -29,3 +29,12 @@ class RateLimiter:
         if len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)
         return ok
+
+    def charge(self, client: str, tokens: float) -> None:
+        """Take ``tokens`` more from a client ``allow`` let in (the other events of a batch):
+        the bucket may go below zero, down to ``-burst``, and the client's next requests wait
+        until it has refilled, so a batch of 50 costs what 50 requests of one event cost."""
+        if tokens <= 0:
+            return
+        left, last = self._buckets.get(client, (self.burst, self.clock.monotonic()))
+        self._buckets[client] = (max(-self.burst, left - tokens), last)

@@ -180,6 +180,8 @@ class Collector:
             return self.refuse_raw(
                 400, "invalid", f"an event object or an array of 1..{MAX_BATCH}", "body"
             )
+        # the rate is per event: the request's token was taken above, the batch's others now
+        self.limiter.charge(ip, len(items) - 1)
         events: list[ClientEvent] = []
         for i, item in enumerate(items):
             try:

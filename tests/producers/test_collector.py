@@ -178,6 +178,17 @@ def test_rate_limit_is_429_per_client(tmp_path) -> None:
     assert 'reason="rate_limited"} 2' in client.get("/metrics").text
 
 
+def test_a_batch_is_rate_limited_per_event(tmp_path) -> None:
+    client, box = make(tmp_path, collector_rate_per_s=0.001, collector_rate_burst=60)
+    batch = [ev() for _ in range(50)]
+    codes = [client.post("/e", json=batch).status_code for _ in range(3)]
+    assert codes == [202, 202, 429]  # 60 - 50 = 10 left, let in, then 40 in debt
+    assert len(box.records) == 100
+    assert client.post("/e", json=ev()).status_code == 429  # one event waits out the debt too
+    other = TestClient(client.app, client=("198.51.100.1", 1))
+    assert other.post("/e", json=batch).status_code == 202
+
+
 def test_x_forwarded_for_only_from_trusted_proxies(tmp_path) -> None:
     ip_key = crypto.ip_cipher_key(base64.b64decode(KEY))
     client, box = make(tmp_path)
