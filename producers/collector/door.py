@@ -205,9 +205,14 @@ def privacy_signals(headers: Mapping[str, str]) -> tuple[bool, bool]:
     return headers.get("dnt", "").strip() == "1", headers.get("sec-gpc", "").strip() == "1"
 
 
+#: a BCP 47 language tag as browsers send it: letters, then subtags of letters and digits
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8}){0,3}")
+
+
 def language(accept_language: str | None) -> str | None:
-    """The first language tag of Accept-Language (e.g. ``az-AZ``), or None."""
+    """The first language tag of Accept-Language (e.g. ``az-AZ``), or None for anything that
+    is not one (a header is the client's to write: ``john@x.az`` is no language)."""
     if not accept_language:
         return None
     tag = accept_language.split(",")[0].split(";")[0].strip()
-    return tag[:35] if tag and tag != "*" else None
+    return tag if _LANGUAGE_TAG.fullmatch(tag) else None

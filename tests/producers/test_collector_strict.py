@@ -339,3 +339,20 @@ def test_fuzzed_requests_never_get_a_5xx_but_503_when_kafka_is_down(
 def test_urls_are_trimmed_and_ipv6_hosts_keep_their_brackets(url, kept) -> None:
     # an IPv6 host lost its brackets (red team, 2026-12-02): http://2001:db8::1:8080/x
     assert door.trim_url(url, frozenset()) == kept
+
+
+@pytest.mark.parametrize(
+    "header, lang",
+    [
+        ("az-AZ,az;q=0.9,en;q=0.8", "az-AZ"),
+        ("en", "en"),
+        ("zh-Hant-TW", "zh-Hant-TW"),
+        ("*", None),
+        ("john@x.az", None),  # accepted as a language before (red team, 2026-12-02)
+        ("+994501234567", None),
+        ("a" * 40, None),
+        ("", None),
+    ],
+)
+def test_only_a_language_tag_is_kept_from_accept_language(header, lang) -> None:
+    assert door.language(header) == lang
