@@ -106,7 +106,9 @@ class RawEvent(_Base):
 
     uid: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     campaign: Slug | None = None  # e-mail campaign id (email_open)
-    recipient: Token | None = None  # opaque recipient token, pseudonymized downstream
+    # opaque recipient token, pseudonymized downstream; not a bare number (a phone number or a
+    # customer id would sit in clear on mayak.raw: red team, 2026-12-02, ``994501234567``)
+    recipient: Token | None = None
     service_type: Name | None = None  # service_request: which portal service
     route: Annotated[str, StringConstraints(max_length=256)] | None = None  # route template
     method: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3,7}$")] | None = None
@@ -121,6 +123,13 @@ class RawEvent(_Base):
     # email_open only (issue 13): a prefetch header was sent; the send time from the pixel URL
     purpose: Literal["prefetch"] | None = None
     sent_at: Annotated[int, Field(ge=MIN_TS, le=MAX_TS)] | None = None
+
+    @field_validator("recipient")
+    @classmethod
+    def _recipient_is_no_number(cls, recipient: str | None) -> str | None:
+        if recipient is not None and recipient.isdigit():
+            raise ValueError("must be an opaque token, not a number (a phone or customer id)")
+        return recipient
 
     def to_json(self) -> bytes:
         """Compact JSON without null fields (the wire format of ``mayak.raw``)."""

@@ -226,6 +226,18 @@ def test_x_forwarded_for_of_every_line_ports_and_zones(tmp_path) -> None:
     assert ips == ["198.51.100.7", "198.51.100.7", *forms.values()]
 
 
+def test_a_pixel_recipient_that_is_a_number_is_refused(c) -> None:
+    """A phone number or customer id as the "opaque" recipient would sit in clear on
+    mayak.raw (red team, 2026-12-02: ``994501234567`` was accepted)."""
+    client, box = c
+    for number in ("994501234567", "12345678"):
+        r = client.get(f"/o/spring-2026/{number}.gif")
+        assert r.status_code == 400 and r.json()["field"] == "recipient", r.text
+    assert box.records == []
+    assert client.get("/o/spring-2026/r00000042.gif").status_code == 200  # a token with digits
+    assert len(box.records) == 1
+
+
 def test_dnt_and_gpc_anonymous_by_default_dropped_by_site_setting(tmp_path) -> None:
     client, box = make(tmp_path)
     consented = ev(consent="analytics", vid="0123456789abcdef")
