@@ -142,6 +142,14 @@ def test_maxmind_anonymous_ip_test_database() -> None:
 
 
 _NOW = 1_800_000_000_000
+#: Gmail's prefetch on delivery (SparkPost, "Gmail prefetching images")
+GMAIL_PREFETCH = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/42.0.2311.135 Safari/537.36 Edge/12.246 Mozilla/5.0"
+)
+APPLE_MAIL = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+)
 _REAL_OPENS = [
     # (user agent, ASN, expected class, expected name): published agents of mail services
     (
@@ -151,20 +159,8 @@ _REAL_OPENS = [
         "Gmail",
     ),
     # Gmail's prefetch on delivery, from Google's network, before anyone opens the message
-    (
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/42.0.2311.135 Safari/537.36 Edge/12.246 Mozilla/5.0",
-        15169,
-        "scanner",
-        "Gmail prefetch",
-    ),
-    (
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/42.0.2311.135 Safari/537.36 Edge/12.246 Mozilla/5.0",
-        0,
-        "scanner",
-        "Gmail prefetch",
-    ),
+    (GMAIL_PREFETCH, 15169, "scanner", "Gmail prefetch"),
+    (GMAIL_PREFETCH, 0, "scanner", "Gmail prefetch"),
     # a script on Google's network is no reader's proxy
     ("python-requests/2.31.0", 15169, "scanner", "Python Requests"),
     (
@@ -175,19 +171,9 @@ _REAL_OPENS = [
     ),
     ("Mozilla/5.0", 12345, "privacy_proxy", "Apple Mail Privacy Protection"),
     # MPP on iCloud Private Relay's egress (Akamai), with a browser-like agent
-    (
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
-        36183,
-        "privacy_proxy",
-        "Apple Mail Privacy Protection",
-    ),
+    (APPLE_MAIL, 36183, "privacy_proxy", "Apple Mail Privacy Protection"),
     # the same Mail app with MPP off, from a consumer network: a reader
-    (
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
-        29049,
-        "human",
-        "",
-    ),
+    (APPLE_MAIL, 29049, "human", ""),
     (
         "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
         29049,
