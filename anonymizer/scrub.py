@@ -116,7 +116,9 @@ def _segment(segment: str) -> str:
 #: control characters (C0, DEL, C1) and bidirectional overrides: decoded from a URL's %-escapes
 #: they would reach terminals, logs and tables as they are (a stored path with %1B or %E2%80%AE
 #: decoded); they are kept %-encoded instead
-_INVISIBLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: (a regex character class, also the event contract's rule: ``contract.schema``)
+INVISIBLE_CLASS = r"\x00-\x1F\x7F-\x9F\u200E\u200F\u202A-\u202E\u2066-\u2069"
+_INVISIBLE_RE = re.compile(f"[{INVISIBLE_CLASS}]")
 
 
 def _visible(text: str) -> str:

@@ -21,6 +21,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from anonymizer.scrub import INVISIBLE_CLASS
+
 SCHEMA_VERSION: Final = 1
 
 #: Event types a browser may send; the others (``EventType``) are made by the collector or the
@@ -36,7 +38,7 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 #: DEL, C1) and no bidirectional overrides: a browser never sends them (it percent-encodes
 #: URLs, and a page's data-* attributes are the site's own), and NUL, ESC, CR/LF or U+202E in
 #: a stored name reach terminals, logs and the dashboards' tables (red team, 2026-12-02).
-_NO_CONTROLS = r"^[^\x00-\x1F\x7F-\x9F\u200E\u200F\u202A-\u202E\u2066-\u2069]*$"
+_NO_CONTROLS = rf"^[^{INVISIBLE_CLASS}]*$"
 Name = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=_NO_CONTROLS),
