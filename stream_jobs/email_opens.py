@@ -109,10 +109,8 @@ class OpenClassifier:
         if asn in PROXY_ASNS:
             # a bot on the provider's network (Apps Script, a script's HTTP library) is no
             # reader's proxy: only an agent that is not a known bot counts as the proxy
-            bot = self.classifier.classify(ua).bot if ua else "no user agent"
-            if bot:
-                return "scanner", bot[:48]
-            return "image_proxy", PROXY_ASNS[asn]
+            bot = self._bot(ua)
+            return ("scanner", bot) if bot else ("image_proxy", PROXY_ASNS[asn])
         if asn in APPLE_ASNS or ua.strip() == MPP_AGENT:
             return "privacy_proxy", "Apple Mail Privacy Protection"
         if raw.get("method") == "HEAD" or raw.get("purpose") == "prefetch":
@@ -122,14 +120,18 @@ class OpenClassifier:
             return "scanner", "early"
         if asn in self.scanner_asns:
             return "scanner", f"AS{asn}"
-        bot = self.classifier.classify(ua).bot if ua else "no user agent"
+        bot = self._bot(ua)
         if bot:
-            return "scanner", bot[:48]
+            return "scanner", bot
         if self.geo.network_kind(hit.ip).hosting:
             return "scanner", "hosting network"
         if self._burst(raw.get("campaign", ""), hit.ip or "", int(raw["ts"])):
             return "scanner", "burst"
         return "human", ""
+
+    def _bot(self, ua: str) -> str:
+        """The bot's name (at most 48 characters) when ``ua`` is a known bot or missing."""
+        return (self.classifier.classify(ua).bot if ua else "no user agent")[:48]
 
     def _burst(self, campaign: str, ip: str, ts: int) -> bool:
         key = hash((campaign, ip))  # in memory only: the IP never leaves the process

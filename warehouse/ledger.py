@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import orjson
 from clickhouse_connect.driver.client import Client
 
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
+from warehouse.question import local_days_in_utc
 
 PERIODS = ("day", "week", "month")
 
@@ -120,11 +120,8 @@ def data_days(date_from: str, date_to: str, tz: str) -> list[date]:
     UTC day its event was *processed* on, so the UTC days its time range touches, and one
     more, the day after the last (an event processed after midnight, late or after a worker
     outage, carries the next day's id)."""
-    zone = ZoneInfo(tz)
-    start = datetime.combine(date.fromisoformat(date_from), time(), zone).astimezone(UTC)
-    after = datetime.combine(date.fromisoformat(date_to) + timedelta(days=1), time(), zone)
-    last = (after.astimezone(UTC) - timedelta(microseconds=1)).date() + timedelta(days=1)
-    first = start.date()
+    start, end = local_days_in_utc(date.fromisoformat(date_from), date.fromisoformat(date_to), tz)
+    first, last = start.date(), (end - timedelta(microseconds=1)).date() + timedelta(days=1)
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 

@@ -162,7 +162,12 @@ class Result:
 
 def utc_bounds(query: Query) -> tuple[datetime, datetime]:
     """[start, end) in UTC for the query's local dates."""
-    zone = ZoneInfo(query.tz)
-    start = datetime.combine(query.date_from, time(), zone).astimezone(UTC)
-    end = datetime.combine(query.date_to + timedelta(days=1), time(), zone).astimezone(UTC)
+    return local_days_in_utc(query.date_from, query.date_to, query.tz)
+
+
+def local_days_in_utc(date_from: date, date_to: date, tz: str) -> tuple[datetime, datetime]:
+    """[start, end) in UTC (naive datetimes) of the local dates ``date_from``..``date_to``."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(date_from, time(), zone).astimezone(UTC)
+    end = datetime.combine(date_to + timedelta(days=1), time(), zone).astimezone(UTC)
     return start.replace(tzinfo=None), end.replace(tzinfo=None)
