@@ -1,6 +1,7 @@
 """pipeline_framed: events/s of one stream worker on ``mayak.raw`` traffic framed as the
 collector frames it under load (``contract.raw_frames``: several raw events of one partition
-in one message, each partition's events in arrival order), landed in ClickHouse.
+in one message, each partition's events in arrival order, sealed as the collector seals them:
+``contract.raw_seal``), landed in ClickHouse.
 
 The worker is one enrich worker (``mayak worker --role enrich``: validate, enrich,
 pseudonymize, sessionize, publish to ``mayak.events``), timed by the events it publishes
@@ -20,9 +21,9 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.harness import PeakMemory
-from bench.pipeline_bench import worker_env, worker_landed_eps
+from bench.pipeline_bench import producers_seal, worker_env, worker_landed_eps
 from bench.traffic import raw_records
-from contract import raw_frames
+from contract import raw_frames, raw_seal
 from mayak.errors import MayakError
 from mayak.procs import settings_for, spawn_mayak, stop_process
 from producers.collector.outbox import MemoPartitioner
@@ -60,12 +61,18 @@ def _frame(partition: int, records: list[tuple[bytes, bytes]]) -> tuple[int, byt
     return partition, key, raw_frames.frame([value for _, value in records])
 
 
-def fill(bootstrap: str, topic: str, messages: list[tuple[int, bytes | None, bytes]]) -> None:
+def fill(
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[int, bytes | None, bytes]],
+    seal: raw_seal.Opener = raw_seal.plain,
+) -> None:
+    """Produce ``messages``, each value sealed with ``seal`` (as the collector does)."""
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=20, compression_type="gzip"
     )
     for partition, key, value in messages:
-        producer.send(topic, key=key, value=value, partition=partition)
+        producer.send(topic, key=key, value=seal(value), partition=partition)
     producer.flush()
     producer.close()
 
@@ -111,7 +118,7 @@ def run(
     settings = settings_for(env)
     ensure_topics(settings)
     messages = frames(raw_records(n, work / "framed"), settings.kafka_partitions)
-    fill(bootstrap, settings.topic_raw, messages)
+    fill(bootstrap, settings.topic_raw, messages, producers_seal(settings))
     args = ["--role", "enrich"] if role == "enrich" else ["--dashboards"]
     proc = spawn_mayak(["worker", *args], work / "framed-worker.log", env)
     memory = PeakMemory(proc.pid)

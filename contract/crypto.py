@@ -72,9 +72,14 @@ class _Nonces:
 _nonces = _Nonces()
 
 
+def next_nonce() -> bytes:
+    """A fresh random 12-byte GCM nonce (from the pool above)."""
+    return _nonces.take()
+
+
 def encrypt_ip(key: bytes, ip: str) -> str:
     """AES-GCM encrypt an IP address; a fresh random nonce each time."""
-    nonce = _nonces.take()
+    nonce = next_nonce()
     return base64.b64encode(nonce + _aead(key).encrypt(nonce, ip.encode(), _AAD)).decode()
 
 

@@ -23,8 +23,8 @@ REASONS: dict[Reason, str] = {
     "consent": "the portal customer opted out (consent)",
     "bot": "a crawler, monitor, preview or hosting network (useragent, geo); the detail is "
     "category:family, which the bot_hits table counts",
-    "enrichment": "a step raised (the detail is the exception's type) or ip_enc cannot be "
-    "decrypted (validate)",
+    "enrichment": "a step raised (the detail is the exception's type), ip_enc cannot be "
+    "decrypted (validate) or a sealed mayak.raw message cannot be opened (unseal)",
     "undecodable": "a message on mayak.events or mayak.failed the sink cannot land (sink); "
     "the detail is topic/partition/offset and the error",
 }

@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from contract import raw_seal
 from contract.raw_frames import events_of
 from stream_jobs.batching import Publisher
 from stream_jobs.dead_letters import DeadLetter
@@ -45,8 +46,10 @@ class Intake:
         publisher: Publisher,
         send_failed: Callable[..., Awaitable[Any]],
         batch: int,
+        open_raw: raw_seal.Opener = raw_seal.plain,
     ) -> None:
         self.pipeline = pipeline
+        self.open_raw = open_raw  # sealed messages (contract.raw_seal) opened with the key
         self.publisher = publisher
         self.send_failed = send_failed
         self.batch = batch
@@ -87,15 +90,24 @@ class Intake:
         write_back = self.publisher.write_back
         results: list[dict[str, Any] | DeadLetter] = []
         rejected: list[tuple[Any, bytes]] = []
-        batch = [(partition, key, events_of(value)) for partition, key, value in pending]
+        batch = [(partition, key, self._events(value)) for partition, key, value in pending]
         self.pipeline.prepare([raw for _, _, raws in batch for raw in raws])
         for partition, key, raws in batch:
             write_back.partition = partition  # the visitor's changelog record goes there
             for raw in raws:  # a collector's frame holds several
-                result = run(raw)
+                result = run(raw) if not isinstance(raw, DeadLetter) else raw
                 if isinstance(result, DeadLetter):
                     rejected.append((key, orjson.dumps(result.to_record())))
                 else:
                     add(partition, result)
                 results.append(result)
         return results, rejected
+
+    def _events(self, value: bytes) -> list[Any]:
+        """The raw events of one message, or the dead letter of a seal that does not open
+        (another key: a producer configured with another master secret)."""
+        try:
+            return events_of(self.open_raw(value))
+        except raw_seal.SealBroken as exc:
+            letter = DeadLetter("enrichment", f"raw_seal:{exc}")
+            return [self.pipeline.dead_letter(letter, "unseal", None)]

@@ -117,12 +117,12 @@ class Pipeline:
         try:
             result = self.parse(raw)
             if isinstance(result, DeadLetter):
-                return self._dead_letter(result, step_name, raw)
+                return self.dead_letter(result, step_name, raw)
             hit, source = result, result.raw
             for step_name, step in self.steps:
                 outcome = step(hit)
                 if isinstance(outcome, DeadLetter):
-                    return self._dead_letter(outcome, step_name, hit.raw)
+                    return self.dead_letter(outcome, step_name, hit.raw)
                 hit = outcome
             self.counters["ok"] += 1
             return hit.out
@@ -132,11 +132,9 @@ class Pipeline:
             log.warning(
                 "step %s failed with %s; event sent to failed", step_name, type(exc).__name__
             )
-            return self._dead_letter(
-                DeadLetter("enrichment", type(exc).__name__), step_name, source
-            )
+            return self.dead_letter(DeadLetter("enrichment", type(exc).__name__), step_name, source)
 
-    def _dead_letter(self, letter: DeadLetter, step: str, raw: Any) -> DeadLetter:
+    def dead_letter(self, letter: DeadLetter, step: str, raw: Any) -> DeadLetter:
         """``letter`` stamped with the step, the scrubbed event and the time."""
         self.counters[letter.reason] += 1
         if isinstance(raw, (bytes, bytearray)):

@@ -42,7 +42,7 @@ from typing import Any
 from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
 
-from contract import raw_frames
+from contract import raw_frames, raw_seal
 from mayak.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("mayak.collector")
@@ -204,6 +204,7 @@ class Outbox:
         stall_s: float = 3.0,
         producer_factory: Any = None,
         clock: Clock = SYSTEM_CLOCK,
+        seal: raw_seal.Opener = raw_seal.plain,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
@@ -211,6 +212,7 @@ class Outbox:
         self.ack_timeout = ack_timeout
         self.stall_s = stall_s
         self._clock = clock
+        self._seal = seal  # each message value, frame or single event (contract.raw_seal)
         self.pending = 0
         self._last_ack = 0.0  # monotonic time of the last ack (written by the I/O thread)
         self._down: str | None = None  # why Kafka is unavailable; None: it is not
@@ -328,11 +330,10 @@ class Outbox:
         owners = frame.owners
         producer = self._producer
         try:
-            producer.send(
-                self.topic, key=key, value=raw_frames.frame(frame.values), partition=partition
-            ).add_callback(functools.partial(self._acked, owners)).add_errback(
-                functools.partial(self._send_failed, producer, owners)
-            )
+            value = self._seal(raw_frames.frame(frame.values))
+            producer.send(self.topic, key=key, value=value, partition=partition).add_callback(
+                functools.partial(self._acked, owners)
+            ).add_errback(functools.partial(self._send_failed, producer, owners))
         except Exception as exc:  # buffer full past max_block_ms
             self._send_failed(producer, owners, exc)
 

@@ -3,7 +3,8 @@
 A ``Tracker`` validates the event against ``contract.schema.RawEvent`` on the caller's thread
 (so a wrong field fails loudly in development), then queues it; one daemon thread produces the
 queue to ``mayak.raw`` with kafka-python (acks=all, idempotent), keyed by a keyed hash of the
-customer id. A full queue drops the event and counts it: analytics must never slow the portal.
+customer id, each value sealed (``contract.raw_seal``). A full queue drops the event and
+counts it: analytics must never slow the portal.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from anonymizer.master import load_master_secret
+from contract import raw_seal
 from contract.crypto import partition_key, partition_secret
 from contract.schema import RawEvent
 from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
@@ -62,16 +64,18 @@ class Tracker:
             max_block_ms=10_000,
         )
         topic = settings.topic_raw
+        master = load_master_secret(settings.ip_key, settings.data_dir)
+        seal = raw_seal.sealer(raw_seal.raw_seal_key(master))
 
         def sink(key: bytes, value: bytes) -> None:
-            producer.send(topic, key=key, value=value)
+            # the customer id and the User-Agent rest in Kafka as ciphertext only
+            producer.send(topic, key=key, value=seal(value))
 
         def close() -> None:
             producer.flush(10)
             producer.close(5)
 
-        secret = partition_secret(load_master_secret(settings.ip_key, settings.data_dir))
-        return cls(settings.hooks_site, sink, secret, on_close=close)
+        return cls(settings.hooks_site, sink, partition_secret(master), on_close=close)
 
     def track(self, event_type: str, **fields: Any) -> RawEvent:
         """Validate and enqueue one event; returns it. Raises ``ValueError`` if invalid."""

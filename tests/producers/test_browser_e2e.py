@@ -29,6 +29,8 @@ from starlette.routing import Route
 from contract.raw_frames import events_of
 from dashboards.auth import add_token, tokens_path
 from mayak.kafka_local import free_port
+from mayak.settings import Settings
+from stream_jobs.processors import raw_opener
 from tests.producers.chromium import Chromium, chromium_path
 
 pytestmark = [
@@ -98,10 +100,13 @@ class PageServer:
         self.thread.join(10)
 
 
-def _raw_events(bootstrap: str, topic: str, want: set[str], timeout: float = 30.0) -> list[dict]:
+def _raw_events(settings: Settings, want: set[str], timeout: float = 30.0) -> list[dict]:
+    """The raw events on ``settings.topic_raw`` (opened: the collector seals them), once the
+    types ``want`` and both page views are there."""
+    open_raw = raw_opener(settings)
     consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
+        settings.topic_raw,
+        bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="earliest",
         group_id=None,
         consumer_timeout_ms=500,
@@ -116,7 +121,7 @@ def _raw_events(bootstrap: str, topic: str, want: set[str], timeout: float = 30.
             got += [
                 json.loads(e) if isinstance(e, bytes) else e  # a frame's events are dicts
                 for m in consumer
-                for e in events_of(m.value)
+                for e in events_of(open_raw(m.value))
             ]
     finally:
         consumer.close()
@@ -203,11 +208,7 @@ def test_chromium_visit_lands_and_reads_back_through_the_api(stack) -> None:
     finally:
         browser.close()
 
-    raw = _raw_events(
-        settings.kafka_bootstrap,
-        settings.topic_raw,
-        {"pageview", "engagement", "custom", "outbound"},
-    )
+    raw = _raw_events(settings, {"pageview", "engagement", "custom", "outbound"})
     # the two partitions of mayak.raw are read in no particular order: find the article's
     pageview = next(e for e in raw if e["type"] == "pageview" and ARTICLE in e["url"])
     assert pageview["url"].endswith(ARTICLE)  # query value and fragment dropped

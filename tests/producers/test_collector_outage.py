@@ -201,7 +201,7 @@ def _outage(tmp_path, broker: LocalBroker, outage_s: float) -> None:
 
     # no acknowledged event lost or doubled
     acked = [i for *_, code, ids in answers if code == 202 for i in ids]
-    got = _read_all(settings.kafka_bootstrap, settings.topic_raw, len(acked), quiet_s=2)
+    got = _read_all(settings, len(acked), quiet_s=2)
     counts = Counter(e["id"] for e in got)
     missing = [i for i in acked if counts[i] == 0]
     doubled = [i for i in acked if counts[i] > 1]

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -16,11 +17,14 @@ import uvicorn
 from kafka import KafkaConsumer
 
 from contract.raw_frames import events_of
+from contract.raw_seal import is_sealed
 from mayak.kafka_local import free_port
 from mayak.settings import Settings
 from producers.collector.app import create_app
 from producers.hooks import Tracker
+from stream_jobs.processors import raw_opener
 from stream_jobs.topics import ensure_topics
+from tests.leaks import found_in
 
 pytestmark = pytest.mark.kafka
 
@@ -73,7 +77,11 @@ def _event_of(event) -> dict:
     return json.loads(event) if isinstance(event, bytes) else event
 
 
-def _read_all(bootstrap: str, topic: str, expect_at_least: int, quiet_s: float = 5.0) -> list[dict]:
+def _read_values(
+    bootstrap: str, topic: str, enough: Callable[[list[bytes]], bool], quiet_s: float
+) -> list[bytes]:
+    """Every message value of ``topic`` as a consumer sees it (Kafka's own compression
+    undone), once ``enough`` holds and nothing new came for ``quiet_s``."""
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -82,20 +90,36 @@ def _read_all(bootstrap: str, topic: str, expect_at_least: int, quiet_s: float =
         group_id=None,
         consumer_timeout_ms=1000,
     )
-    out: list[dict] = []
+    out: list[bytes] = []
     deadline = time.monotonic() + 90
     quiet_since = time.monotonic()
     try:
         while time.monotonic() < deadline:
             before = len(out)
-            out += [_event_of(e) for m in consumer for e in events_of(m.value)]
+            out += [m.value for m in consumer]
             if len(out) > before:
                 quiet_since = time.monotonic()
-            elif len(out) >= expect_at_least and time.monotonic() - quiet_since > quiet_s:
+            elif enough(out) and time.monotonic() - quiet_since > quiet_s:
                 break
     finally:
         consumer.close()
     return out
+
+
+def _read_all(settings: Settings, expect_at_least: int, quiet_s: float = 5.0) -> list[dict]:
+    """The raw events on ``settings.topic_raw``, opened with the producers' key."""
+    open_raw = raw_opener(settings)
+
+    def events(values: list[bytes]) -> list[dict]:
+        return [_event_of(e) for v in values for e in events_of(open_raw(v))]
+
+    values = _read_values(
+        settings.kafka_bootstrap,
+        settings.topic_raw,
+        lambda got: len(events(got)) >= expect_at_least,
+        quiet_s,
+    )
+    return events(values)
 
 
 def _event() -> dict:
@@ -148,7 +172,7 @@ def test_collector_survives_a_broker_restart_exactly_once(tmp_path, kafka_broker
     # none waits out the 90 s ack timeout: past the stall time, Kafka counts as unavailable
     assert max(t1 - t0 for t0, t1, _ in spans) < settings.collector_stall_s + 5
     assert any(code == 503 and t0 > broker_gone for t0, _, code in spans), answers
-    got = _read_all(settings.kafka_bootstrap, settings.topic_raw, len(acked))
+    got = _read_all(settings, len(acked))
     counts = Counter(e["id"] for e in got)
     missing = set(acked) - set(counts)
     assert not missing, f"{len(missing)} acknowledged events lost; answers {answers}"
@@ -162,7 +186,7 @@ def test_pixel_and_beacon_events_reach_kafka_with_keys(tmp_path, kafka_bootstrap
         e = _event()
         assert httpx.post(f"{settings.collector_url}/e", json=e).status_code == 202
         assert httpx.get(f"{settings.collector_url}/o/c1/tok_12345678.gif").status_code == 200
-    got = _read_all(settings.kafka_bootstrap, settings.topic_raw, 2, quiet_s=1)
+    got = _read_all(settings, 2, quiet_s=1)
     assert sorted(x["type"] for x in got) == ["email_open", "pageview"]
     assert next(x for x in got if x["type"] == "pageview")["id"] == e["id"]
 
@@ -180,7 +204,50 @@ def test_hooks_tracker_produces_to_raw(tmp_path, kafka_bootstrap) -> None:
         service_type="notary",
     )
     tracker.close()
-    got = _read_all(settings.kafka_bootstrap, settings.topic_raw, 1, quiet_s=1)
+    got = _read_all(settings, 1, quiet_s=1)
     assert [(x["id"], x["uid"], x["service_type"]) for x in got] == [
         (str(ev.id), "CUST-1", "notary")
     ]
+
+
+def test_mayak_raw_keeps_no_user_agent_customer_id_or_raw_url_in_clear(
+    tmp_path, kafka_broker
+) -> None:
+    """What the collector and the hooks put on ``mayak.raw`` is ciphertext, both as any
+    consumer reads it (Kafka's compression undone) and in the broker's log segment files; the
+    worker's key opens it (control: the secrets are there once opened)."""
+    settings = _settings(tmp_path, kafka_broker.bootstrap)
+    tag = uuid.uuid4().hex[:10]
+    secrets = {
+        "ua": f"Mozilla/5.0 (X11; Linux x86_64) SecretAgent/{tag}",
+        "uid": f"CUST-{tag}",
+        "email": f"aysel.{tag}@example.az",
+        "prop": f"free text {tag}",
+        "recipient": f"tok_{tag}",
+    }
+    with ServerThread(settings) as server:
+        beacon = _event() | {
+            "url": f"https://e-legal.az/users/{secrets['email']}/",
+            "props": {"note": secrets["prop"]},
+        }
+        answer = httpx.post(f"{server.url}/e", json=beacon, headers={"User-Agent": secrets["ua"]})
+        assert answer.status_code == 202, answer.text
+        pixel = httpx.get(
+            f"{server.url}/o/c1/{secrets['recipient']}.gif", headers={"User-Agent": secrets["ua"]}
+        )
+        assert pixel.status_code == 200
+    tracker = Tracker.from_settings(settings)
+    tracker.track("service_request", uid=secrets["uid"], service_type="notary")
+    tracker.close()
+
+    values = _read_values(kafka_broker.bootstrap, settings.topic_raw, lambda v: len(v) >= 3, 1)
+    assert len(values) == 3 and all(is_sealed(v) for v in values)
+    read = b"\n".join(values).decode("latin-1")
+    assert found_in(read, secrets.values()) == []
+    segments = list((kafka_broker.home / "data").glob(f"{settings.topic_raw}-*/*.log"))
+    assert segments, "no log segment of the raw topic on disk"
+    on_disk = b"".join(path.read_bytes() for path in segments)
+    assert tag.encode() not in on_disk
+    # control: opened with the producers' key, every secret is there
+    opened = b"\n".join(raw_opener(settings)(v) for v in values).decode()
+    assert found_in(opened, secrets.values()) == sorted(secrets.values())

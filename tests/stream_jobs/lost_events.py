@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from contract import raw_seal
 from contract.raw_frames import events_of
 from stream_jobs.batching import unframe
 
@@ -55,16 +56,17 @@ def explain_lost(
     lost: set[str],
     log: str = "",
     path: Path | None = None,
+    open_raw: raw_seal.Opener = raw_seal.plain,
 ) -> str:
     """A report on each id of ``lost`` (topics: raw, events, failed); also written to
-    ``path``."""
+    ``path``. ``open_raw`` opens sealed raw messages (``contract.raw_seal``)."""
     import orjson
 
     raw_topic, events_topic, failed_topic = topics
     committed = _committed(bootstrap, group)
     raw: dict[str, list[tuple[int, int]]] = {}
     for p, o, value in _records(bootstrap, raw_topic):
-        for item in events_of(value):
+        for item in events_of(open_raw(value)):
             try:
                 decoded = orjson.loads(item) if isinstance(item, bytes) else item
             except orjson.JSONDecodeError:

@@ -7,6 +7,7 @@ import asyncio
 import faust
 import orjson
 
+from contract import raw_seal
 from contract.raw_frames import frame
 from stream_jobs.batching import Publisher, SessionWriteBack, unframe
 from stream_jobs.commit import CommitCoordinator
@@ -108,3 +109,26 @@ def test_a_commit_runs_the_waiting_messages_and_sends_their_events_first(make_pi
     assert order == ["producer"] and len(events.sent) == 1
     ((_, _, sent),) = unframe(events.sent[0]["partition"], 0, events.sent[0]["value"])
     assert sent["event_id"] == ok["id"]
+
+
+def test_a_sealed_frame_opens_and_a_foreign_seal_is_a_dead_letter(make_pipeline) -> None:
+    key, other = b"k" * 32, b"o" * 32
+    table, events, failed = _Table(), _Topic(), _Topic()
+    write_back = SessionWriteBack(table, table.write)
+    pipeline = make_pipeline(sessions=write_back)
+    publisher = Publisher(events, write_back, per_message=500, partitions=2)
+    intake = Intake(pipeline, publisher, failed, 100, raw_seal.opener(key))
+    good = [raw_event() for _ in range(2)]
+    intake.add(0, None, raw_seal.seal(key, frame([orjson.dumps(e) for e in good])))
+    intake.add(1, b"k9", raw_seal.seal(other, orjson.dumps(raw_event())))
+    intake.add(1, None, orjson.dumps(good[0] | {"id": raw_event()["id"]}))  # plain: read too
+
+    results = asyncio.run(intake.flush())
+
+    assert [e["event_id"] for e in intake.publisher.pending[0]] == [e["id"] for e in good]
+    assert len(intake.publisher.pending[1]) == 1
+    broken = results[2]
+    assert (broken.reason, broken.step) == ("enrichment", "unseal")
+    assert broken.detail.startswith("raw_seal:") and broken.event == {"_unparsable": True}
+    assert [m["key"] for m in failed.sent] == [b"k9"]
+    assert orjson.loads(failed.sent[0]["value"])["step"] == "unseal"

@@ -21,7 +21,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from anonymizer.master import load_master_secret
-from contract import raw_frames
+from contract import raw_frames, raw_seal
 from contract.crypto import partition_secret
 from contract.schema import ClientEvent
 from mayak.kafka_local import free_port
@@ -58,6 +58,9 @@ class Traffic:
     def __init__(self, settings: Settings, seed: int) -> None:
         self.rng = random.Random(seed)
         self.factory = EventFactory(settings)
+        master = load_master_secret(settings.ip_key, settings.data_dir)
+        self.seal = raw_seal.sealer(raw_seal.raw_seal_key(master))  # as both producers seal
+        self.open_raw = raw_seal.opener(raw_seal.raw_seal_key(master))
         self.sent: list[tuple[bytes, bytes]] = []
         self.tracker = Tracker(
             settings.hooks_site,
@@ -108,7 +111,8 @@ class Traffic:
 
     def slice(self, browser: int, hooks: int) -> list[tuple[int, bytes | None, bytes]]:
         """(partition, key, value) messages: the browser events framed per partition as the
-        collector's outbox does (its partitioner, frames of a few), the hooks' one by one."""
+        collector's outbox does (its partitioner, frames of a few), the hooks' one by one;
+        every value sealed (``contract.raw_seal``)."""
         partitioner, parts = MemoPartitioner(), list(range(PARTITIONS))
         frames: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
         messages: list[tuple[int, bytes | None, bytes]] = []
@@ -120,7 +124,7 @@ class Traffic:
         messages += [_frame(p, items) for p, items in frames.items()]
         messages += [(partitioner.pick(k, parts), k, v) for k, v in self.hooks(hooks)]
         self.rng.shuffle(messages)
-        return messages
+        return [(p, k, self.seal(v)) for p, k, v in messages]
 
 
 def _frame(partition: int, items: list[tuple[bytes, bytes]]) -> tuple[int, bytes | None, bytes]:
@@ -347,6 +351,7 @@ def test_two_enrich_workers_and_a_sink_one_killed_land_once_with_one_pseudonym_e
                 lost,
                 workers.log(name, current=False),
                 stack.home / f"lost-{name}.txt",
+                traffic.open_raw,
             )
             for group, name in ((enrich_group, "enrich-a"), (sink_group, "sink"))
         )
