@@ -60,7 +60,7 @@ class Tracker:
             acks="all",
             enable_idempotence=True,
             linger_ms=20,
-            compression_type="gzip",
+            compression_type=None,  # each value is compressed inside its seal
             max_block_ms=10_000,
         )
         topic = settings.topic_raw
