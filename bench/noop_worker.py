@@ -14,6 +14,8 @@ from pathlib import Path
 import faust
 from faust import Worker
 
+from stream_jobs.app import CONSUMER_FETCH_BYTES
+
 
 def main() -> None:
     topic_name, expected, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
@@ -24,6 +26,7 @@ def main() -> None:
         datadir=str(out.parent / "noop-faust"),
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=CONSUMER_FETCH_BYTES,  # as the pipeline's worker fetches
     )
     topic = app.topic(topic_name, value_serializer="raw")
 
