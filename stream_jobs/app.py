@@ -28,13 +28,16 @@ from stream_jobs.topics import define_topics
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-#: Bytes one fetch may return per partition (Faust's default: 1 MB). ``mayak.raw``'s values are
-#: sealed (``contract.raw_seal``), so a batch of single-event messages no longer shrinks under
-#: the Kafka client's gzip: 1 MB held about 2,200 such events instead of 25,000, and the worker
-#: waited on fetches. Pipeline benchmark (one event per message, 20,000): 3,400-4,300 events/s
-#: at 1 MB, 8,200-9,300 at 4 MB (2026-12-03). Only a backlog fills it: 4 MB per partition at
-#: most, and nothing when the worker keeps up.
-CONSUMER_FETCH_BYTES = 4 * 1024 * 1024
+#: Bytes one fetch may return per partition: Faust's default, 1 MB, kept on purpose.
+#: ``mayak.raw``'s values are sealed (``contract.raw_seal``), so a batch of single-event
+#: messages no longer shrinks under the Kafka client's gzip and 1 MB holds about 2,200 such
+#: events instead of 25,000. The pipeline benchmark (one event per message, 20,000) ran
+#: 3,400-4,300 events/s at 1 MB, 4,200-4,500 at 2 MB and 6,600-9,300 at 4 MB; but at 4 MB the
+#: freshness benchmark (1,000 events/s through the collector) got slower: p95 2,099-3,590 ms
+#: against 1,617-2,000 at 1 MB, p50 +100-200 ms (2026-12-03, alternating runs). Freshness is
+#: what every dashboard reader sees; the collector frames its messages under load, so only the
+#: benchmark's worst case sends single events fast.
+CONSUMER_FETCH_BYTES = 1024 * 1024
 
 
 def create_app(
