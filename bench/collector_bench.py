@@ -58,8 +58,7 @@ def bare_send_loop(bootstrap: str, topic: str, seconds: float) -> float:
     (the sealed value: the seal itself is the collector's work, not the client's)."""
     from kafka import KafkaProducer
 
-    from anonymizer.master import load_master_secret
-    from contract.raw_seal import raw_seal_key, seal
+    from contract.raw_seal import key_of, seal
     from contract.schema import ClientEvent
     from mayak.settings import Settings
     from producers.collector.events import EventFactory
@@ -69,8 +68,7 @@ def bare_send_loop(bootstrap: str, topic: str, seconds: float) -> float:
     factory = EventFactory(settings)
     ctx = factory.context({"user-agent": UA}, "85.132.10.20", False, False)
     key, value = factory.from_client(ClientEvent.model_validate(orjson.loads(beacon_body())), ctx)
-    master = load_master_secret(settings.ip_key, settings.data_dir)
-    value = seal(raw_seal_key(master), value)  # as it goes out
+    value = seal(key_of(settings), value)  # as it goes out
     # the collector's own producer settings (acks, idempotence, linger, compression, partitioner)
     producer = KafkaProducer(bootstrap_servers=bootstrap, **producer_config())
     sent, start = 0, time.perf_counter()

@@ -21,7 +21,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.harness import PeakMemory
-from bench.pipeline_bench import producers_seal, worker_env, worker_landed_eps
+from bench.pipeline_bench import worker_env, worker_landed_eps
 from bench.traffic import raw_records
 from contract import raw_frames, raw_seal
 from mayak.errors import MayakError
@@ -65,7 +65,7 @@ def fill(
     bootstrap: str,
     topic: str,
     messages: list[tuple[int, bytes | None, bytes]],
-    seal: raw_seal.Opener = raw_seal.plain,
+    seal: raw_seal.Transform = raw_seal.plain,
 ) -> None:
     """Produce ``messages``, each value sealed with ``seal`` (as the collector does)."""
     producer = KafkaProducer(
@@ -118,7 +118,7 @@ def run(
     settings = settings_for(env)
     ensure_topics(settings)
     messages = frames(raw_records(n, work / "framed"), settings.kafka_partitions)
-    fill(bootstrap, settings.topic_raw, messages, producers_seal(settings))
+    fill(bootstrap, settings.topic_raw, messages, raw_seal.sealer(raw_seal.key_of(settings)))
     args = ["--role", "enrich"] if role == "enrich" else ["--dashboards"]
     proc = spawn_mayak(["worker", *args], work / "framed-worker.log", env)
     memory = PeakMemory(proc.pid)

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 from kafka import KafkaProducer
 
-from anonymizer.master import load_master_secret
 from bench.harness import PeakMemory
 from bench.traffic import SITE, raw_records
 from contract import raw_seal
@@ -45,7 +44,7 @@ def fill(
     bootstrap: str,
     topic: str,
     records: list[tuple[bytes, bytes]],
-    seal: raw_seal.Opener = raw_seal.plain,
+    seal: raw_seal.Transform = raw_seal.plain,
 ) -> None:
     """Produce ``records`` one message each, sealed with ``seal`` (as the collector under a
     light load and the hooks send them)."""
@@ -56,13 +55,6 @@ def fill(
         producer.send(topic, key=key, value=seal(value))
     producer.flush()
     producer.close()
-
-
-def producers_seal(settings: Settings) -> raw_seal.Opener:
-    """How the producers of ``settings`` seal raw messages (``raw_records`` made them with
-    the same master secret)."""
-    master = load_master_secret(settings.ip_key, settings.data_dir)
-    return raw_seal.sealer(raw_seal.raw_seal_key(master))
 
 
 def noop_eps(env: dict[str, str], topic: str, n: int, work: Path) -> float:
@@ -130,8 +122,9 @@ def run(bootstrap: str, work: Path, n: int, results: dict, details: dict) -> Non
     env = worker_env(bootstrap, work, "pipeline")
     settings = settings_for(env)
     ensure_topics(settings)
+    # sealed with the key of the master secret raw_records encrypted the IPs with
     records = raw_records(n, work / "pipeline")
-    fill(bootstrap, settings.topic_raw, records, producers_seal(settings))
+    fill(bootstrap, settings.topic_raw, records, raw_seal.sealer(raw_seal.key_of(settings)))
     baseline = noop_eps(env, settings.topic_raw, n, work)
     proc = spawn_mayak(["worker", "--dashboards"], work / "pipeline-worker.log", env)
     memory = PeakMemory(proc.pid)

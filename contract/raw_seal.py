@@ -21,12 +21,16 @@ from __future__ import annotations
 import functools
 import zlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from anonymizer.master import derive
+from anonymizer.master import derive, load_master_secret
 from contract.crypto import next_nonce
+
+if TYPE_CHECKING:
+    from mayak.settings import Settings
 
 MAGIC = b"\x00MR1"
 _AAD = b"mayak.raw.v1"
@@ -37,7 +41,8 @@ LEVEL = 1
 #: small value must not decompress into gigabytes
 MAX_OPENED = 4 * 1024 * 1024
 
-Opener = Callable[[bytes], bytes]
+#: a message value in, a message value out: a sealer or an opener bound to its key, or ``plain``
+Transform = Callable[[bytes], bytes]
 
 
 class SealBroken(ValueError):
@@ -47,6 +52,12 @@ class SealBroken(ValueError):
 def raw_seal_key(master: bytes) -> bytes:
     """AES-256 key of sealed ``mayak.raw`` values (producers seal, stream jobs open)."""
     return derive(master, b"raw-seal-aes-gcm")
+
+
+def key_of(settings: Settings) -> bytes:
+    """The seal key of the deployment ``settings`` describe (its producers' master secret:
+    ``MAYAK_IP_KEY``, else the key file under the data directory)."""
+    return raw_seal_key(load_master_secret(settings.ip_key, settings.data_dir))
 
 
 _aead = functools.lru_cache(maxsize=8)(AESGCM)
@@ -83,12 +94,12 @@ def unseal(key: bytes, value: bytes) -> bytes:
     return opened
 
 
-def sealer(key: bytes) -> Opener:
+def sealer(key: bytes) -> Transform:
     """``seal`` bound to ``key`` (what a producer calls per message)."""
     return functools.partial(seal, key)
 
 
-def opener(key: bytes) -> Opener:
+def opener(key: bytes) -> Transform:
     """``unseal`` bound to ``key`` (what a reader of ``mayak.raw`` calls per message)."""
     return functools.partial(unseal, key)
 

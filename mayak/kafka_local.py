@@ -159,6 +159,11 @@ class LocalBroker:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def log_dir(self) -> Path:
+        """Where the broker keeps its partitions' log segments (one directory each)."""
+        return self.home / "data"
+
+    @property
     def pid_file(self) -> Path:
         return self.home / "broker.pid"
 
@@ -188,7 +193,7 @@ class LocalBroker:
             .format(
                 port=self.port,
                 controller_port=self.controller_port,
-                log_dir=(self.home / "data").resolve(),
+                log_dir=self.log_dir.resolve(),
                 partitions=self.partitions,
                 dedupe_bytes=dedupe_buffer_mb(self.heap_mb) * 2**20,
             )
@@ -213,7 +218,7 @@ class LocalBroker:
         ]
 
     def _format(self, libs: Path, config: Path) -> None:
-        if (self.home / "data" / "meta.properties").exists():
+        if (self.log_dir / "meta.properties").exists():
             return  # already formatted: keep the topics and their messages
         cmd = self._java(
             libs,

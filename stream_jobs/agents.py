@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 import orjson
 
+from contract import raw_seal
 from mayak.clock import Clock
 from stream_jobs.batching import Publisher, SessionWriteBack, event_count, unframe
 from stream_jobs.changelog import BatchedChangelog
@@ -35,7 +36,6 @@ from stream_jobs.faust_adapter import agent_has_sinks
 from stream_jobs.intake import Intake
 from stream_jobs.pipeline import Pipeline
 from stream_jobs.poison import poison_record, valid_dead_letter, valid_event
-from stream_jobs.processors import raw_opener
 from stream_jobs.sink import Lander, LandingBuffer
 from stream_jobs.topics import Topics
 
@@ -213,7 +213,7 @@ def _enricher(
         publisher,
         deliveries.tracked(lambda **message: topics.failed.send(**message)),
         settings.enrich_batch_size,
-        raw_opener(settings),
+        raw_seal.opener(raw_seal.key_of(settings)),
     )
     return _Enricher(pipeline, intake, publisher)
 

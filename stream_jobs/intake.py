@@ -24,6 +24,7 @@ so no commit passes the batch's messages, and the key store's failure stops the 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,6 +37,8 @@ from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.pipeline import Pipeline
 from stream_jobs.uncancellable import completes
 
+log = logging.getLogger("mayak.stream_jobs")
+
 
 class Intake:
     """Raw messages waiting for the pipeline; a ``Buffer`` of the commit coordinator."""
@@ -46,7 +49,7 @@ class Intake:
         publisher: Publisher,
         send_failed: Callable[..., Awaitable[Any]],
         batch: int,
-        open_raw: raw_seal.Opener = raw_seal.plain,
+        open_raw: raw_seal.Transform = raw_seal.plain,
     ) -> None:
         self.pipeline = pipeline
         self.open_raw = open_raw  # sealed messages (contract.raw_seal) opened with the key
@@ -91,7 +94,8 @@ class Intake:
         results: list[dict[str, Any] | DeadLetter] = []
         rejected: list[tuple[Any, bytes]] = []
         batch = [(partition, key, self._events(value)) for partition, key, value in pending]
-        self.pipeline.prepare([raw for _, _, raws in batch for raw in raws])
+        opened = [raw for _, _, raws in batch for raw in raws if not isinstance(raw, DeadLetter)]
+        self.pipeline.prepare(opened)
         for partition, key, raws in batch:
             write_back.partition = partition  # the visitor's changelog record goes there
             for raw in raws:  # a collector's frame holds several
@@ -109,5 +113,7 @@ class Intake:
         try:
             return events_of(self.open_raw(value))
         except raw_seal.SealBroken as exc:
+            # every message at once: the producers and this worker hold different secrets
+            log.warning("a mayak.raw message does not open (%s); sent to failed", exc)
             letter = DeadLetter("enrichment", f"raw_seal:{exc}")
             return [self.pipeline.dead_letter(letter, "unseal", None)]

@@ -16,7 +16,6 @@ import orjson
 from anonymizer.keystore import keystore_from_settings
 from anonymizer.master import load_master_secret
 from anonymizer.scrub import RouteTemplates, configure
-from contract import raw_seal
 from contract.crypto import decrypt_ip, ip_cipher_key
 from mayak.clock import SYSTEM_CLOCK, Clock
 from stream_jobs.channels import channel_step
@@ -107,12 +106,6 @@ def ip_decrypter(settings: Settings) -> Decrypt:
     return functools.partial(
         decrypt_ip, ip_cipher_key(load_master_secret(settings.ip_key, settings.data_dir))
     )
-
-
-def raw_opener(settings: Settings) -> raw_seal.Opener:
-    """Opens the sealed ``mayak.raw`` messages of the producers (``contract.raw_seal``)."""
-    master = load_master_secret(settings.ip_key, settings.data_dir)
-    return raw_seal.opener(raw_seal.raw_seal_key(master))
 
 
 def pipeline_from_settings(

@@ -24,7 +24,6 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from anonymizer.master import load_master_secret
 from contract import raw_seal
 from contract.schema import ClientEvent, field_of
 from mayak.clock import SYSTEM_CLOCK, Clock
@@ -308,9 +307,7 @@ def create_app(
         ack_timeout=settings.collector_ack_timeout_s,
         stall_s=settings.collector_stall_s,
         clock=clock,
-        seal=raw_seal.sealer(
-            raw_seal.raw_seal_key(load_master_secret(settings.ip_key, settings.data_dir))
-        ),
+        seal=raw_seal.sealer(raw_seal.key_of(settings)),
     )
     collector = Collector(settings, box, clock)
 

@@ -204,7 +204,7 @@ class Outbox:
         stall_s: float = 3.0,
         producer_factory: Any = None,
         clock: Clock = SYSTEM_CLOCK,
-        seal: raw_seal.Opener = raw_seal.plain,
+        seal: raw_seal.Transform = raw_seal.plain,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic

@@ -168,7 +168,7 @@ def test_destroyed_secrets_leave_the_brokers_files_within_the_bound(
         v for k, v in raw.items() if k.startswith(b"cust/" + store.mac("cust-gone").encode())
     )
     salt_value = next(v for k, v in raw.items() if k.startswith(b"salt/"))
-    log_dir = kafka_broker.home / "data" / f"{topic}-0"
+    log_dir = kafka_broker.log_dir / f"{topic}-0"
     files = _log_bytes(log_dir)
     assert cust_value in files and salt_value in files  # the scan can see a value
     assert key not in files and salt not in files and kept not in files  # never in clear

@@ -26,11 +26,11 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from contract import raw_seal
 from contract.raw_frames import events_of
 from dashboards.auth import add_token, tokens_path
 from mayak.kafka_local import free_port
 from mayak.settings import Settings
-from stream_jobs.processors import raw_opener
 from tests.producers.chromium import Chromium, chromium_path
 
 pytestmark = [
@@ -103,7 +103,7 @@ class PageServer:
 def _raw_events(settings: Settings, want: set[str], timeout: float = 30.0) -> list[dict]:
     """The raw events on ``settings.topic_raw`` (opened: the collector seals them), once the
     types ``want`` and both page views are there."""
-    open_raw = raw_opener(settings)
+    open_raw = raw_seal.opener(raw_seal.key_of(settings))
     consumer = KafkaConsumer(
         settings.topic_raw,
         bootstrap_servers=settings.kafka_bootstrap,

@@ -16,13 +16,12 @@ import pytest
 import uvicorn
 from kafka import KafkaConsumer
 
+from contract import raw_seal
 from contract.raw_frames import events_of
-from contract.raw_seal import is_sealed
 from mayak.kafka_local import free_port
 from mayak.settings import Settings
 from producers.collector.app import create_app
 from producers.hooks import Tracker
-from stream_jobs.processors import raw_opener
 from stream_jobs.topics import ensure_topics
 from tests.leaks import found_in
 
@@ -108,7 +107,7 @@ def _read_values(
 
 def _read_all(settings: Settings, expect_at_least: int, quiet_s: float = 5.0) -> list[dict]:
     """The raw events on ``settings.topic_raw``, opened with the producers' key."""
-    open_raw = raw_opener(settings)
+    open_raw = raw_seal.opener(raw_seal.key_of(settings))
 
     def events(values: list[bytes]) -> list[dict]:
         return [_event_of(e) for v in values for e in events_of(open_raw(v))]
@@ -241,13 +240,13 @@ def test_mayak_raw_keeps_no_user_agent_customer_id_or_raw_url_in_clear(
     tracker.close()
 
     values = _read_values(kafka_broker.bootstrap, settings.topic_raw, lambda v: len(v) >= 3, 1)
-    assert len(values) == 3 and all(is_sealed(v) for v in values)
+    assert len(values) == 3 and all(raw_seal.is_sealed(v) for v in values)
     read = b"\n".join(values).decode("latin-1")
     assert found_in(read, secrets.values()) == []
-    segments = list((kafka_broker.home / "data").glob(f"{settings.topic_raw}-*/*.log"))
+    segments = list((kafka_broker.log_dir).glob(f"{settings.topic_raw}-*/*.log"))
     assert segments, "no log segment of the raw topic on disk"
     on_disk = b"".join(path.read_bytes() for path in segments)
     assert tag.encode() not in on_disk
     # control: opened with the producers' key, every secret is there
-    opened = b"\n".join(raw_opener(settings)(v) for v in values).decode()
+    opened = b"\n".join(raw_seal.opener(raw_seal.key_of(settings))(v) for v in values).decode()
     assert found_in(opened, secrets.values()) == sorted(secrets.values())

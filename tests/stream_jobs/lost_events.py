@@ -56,7 +56,7 @@ def explain_lost(
     lost: set[str],
     log: str = "",
     path: Path | None = None,
-    open_raw: raw_seal.Opener = raw_seal.plain,
+    open_raw: raw_seal.Transform = raw_seal.plain,
 ) -> str:
     """A report on each id of ``lost`` (topics: raw, events, failed); also written to
     ``path``. ``open_raw`` opens sealed raw messages (``contract.raw_seal``)."""

@@ -28,6 +28,7 @@ import uuid
 import orjson
 import pytest
 
+from contract import raw_seal
 from contract.crypto import encrypt_ip, ip_cipher_key, partition_key, partition_secret
 from tests.stream_jobs.lost_events import explain_lost
 from tests.stream_jobs.test_sj_exactly_once import _lag, _produce
@@ -269,6 +270,9 @@ def test_poison_messages_become_typed_dead_letters_and_the_rest_flows(stack) -> 
         (b"k3", b"[1, 2, 3]"),
         (b"k4", orjson.dumps(crashing)),
         (b"k5", b""),
+        # sealed by a producer holding another master secret, and a bomb sealed with the right one
+        (b"k6", raw_seal.seal(secrets.token_bytes(32), orjson.dumps(crashing))),
+        (b"k7", raw_seal.seal(raw_seal.raw_seal_key(traffic.master), bytes(64 * 2**20))),
     ]
     _produce(s.kafka_bootstrap, s.topic_raw, good[:150] + poison + good[150:])
     _start_worker(stack)
@@ -299,6 +303,14 @@ def test_poison_messages_become_typed_dead_letters_and_the_rest_flows(stack) -> 
         [("enrichment", "validate", "ip_enc:undecryptable")]  # the IP decryption raised
         + [("schema", "validate", "not_an_object")] * 3  # the frame [1, 2, 3]: three events
         + [("schema", "validate", "not_json")] * 3
+        + [
+            ("enrichment", "unseal", "raw_seal:sealed under another key, or altered"),
+            (
+                "enrichment",
+                "unseal",
+                f"raw_seal:opens to more than {raw_seal.MAX_OPENED} bytes, or is cut short",
+            ),
+        ]
     )
     _assert_landed_exactly_once(stack, traffic)
 

@@ -127,7 +127,7 @@ def test_an_erasure_reaches_both_enrich_workers(stack, kafka_broker: LocalBroker
     old_pid = before[0]
     kept_pid = set(_pids(sink_env, KEPT))
     held = _key_record(settings, ERASED)
-    log_dir = kafka_broker.home / "data" / f"{settings.topic_keys}-0"
+    log_dir = kafka_broker.log_dir / f"{settings.topic_keys}-0"
     assert held in _files(log_dir)  # the scan below can see the key's record
 
     done = json.loads(_mayak(sink_env, "erase", "--customer", ERASED).stdout)

@@ -81,7 +81,7 @@ def test_erase_a_customer_through_the_running_pipeline(
     )
 
     held = _key_record(stack.settings, "cust-erase-me") if key_store == "kafka" else b""
-    log_dir = kafka_broker.home / "data" / f"{settings.topic_keys}-0"
+    log_dir = kafka_broker.log_dir / f"{settings.topic_keys}-0"
     assert key_store == "local" or held in _files(log_dir)  # the scan below can see it
     exported = [
         json.loads(line)
