@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,15 +49,50 @@ def test_another_key_or_a_changed_byte_does_not_open() -> None:
         raw_seal.unseal(KEY, raw_seal.MAGIC + b"short")
 
 
-def test_a_sealed_bomb_does_not_inflate_past_the_limit() -> None:
-    # whoever holds the key could seal 64 MB of zeros into about 64 KB
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+def _sealed_v1(value: bytes, level: int = 1) -> bytes:
+    """``value`` as the first format sealed it: zlib with no dictionary, ``MAGIC_V1``."""
     nonce = b"\x01" * 12
-    bomb = zlib.compress(b"\x00" * (raw_seal.MAX_OPENED * 16), 9)
-    sealed = raw_seal.MAGIC + nonce + AESGCM(KEY).encrypt(nonce, bomb, b"mayak.raw.v1")
-    with pytest.raises(raw_seal.SealBroken, match="more than"):
-        raw_seal.unseal(KEY, sealed)
+    packed = zlib.compress(value, level)
+    return raw_seal.MAGIC_V1 + nonce + AESGCM(KEY).encrypt(nonce, packed, b"mayak.raw.v1")
+
+
+def _sealed_v2_raw(packed: bytes) -> bytes:
+    nonce = b"\x02" * 12
+    return raw_seal.MAGIC + nonce + AESGCM(KEY).encrypt(nonce, packed, b"mayak.raw.v1")
+
+
+def test_values_sealed_in_the_first_format_still_open() -> None:
+    value = frame([b'{"v":1,"id":"a","type":"pageview"}', b'{"v":1,"id":"b"}'])
+    assert (
+        raw_seal.is_sealed(_sealed_v1(value)) and raw_seal.unseal(KEY, _sealed_v1(value)) == value
+    )
+
+
+def test_one_raw_event_alone_seals_far_smaller_than_plain_zlib_did() -> None:
+    # a single event, as a lightly loaded collector and the hooks send it (the common words
+    # come from the dictionary, not from other events in the same message)
+    event = (
+        b'{"v":1,"id":"5f0c2a8e-0b7e-4d55-9a39-6f1e0e3c9b21","type":"pageview","site":"elegal",'
+        b'"ts":1796284795715,"url":"https://e-legal.az/services/notary","ref":"https://www.'
+        b'google.com/","section":"services","consent":"none","dnt":false,"gpc":false,"ua":'
+        b'"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, '
+        b'like Gecko) Version/18.1 Mobile/15E148 Safari/604.1","ip_enc":"QTI9RO29zZJh39l7tpvX'
+        b'Prn/h+vj0rdPjpLIRwdDWgYmhF8iu3i5","received":1796284797715}'
+    )
+    sealed, first_format = raw_seal.seal(KEY, event), _sealed_v1(event)
+    assert raw_seal.unseal(KEY, sealed) == event
+    assert len(sealed) < 0.6 * len(first_format) < 0.6 * len(event)
+
+
+def test_a_bomb_nothing_can_open_within_the_limit_is_refused() -> None:
+    # whoever holds the key could seal 64 MB of zeros into about 64 KB, in either format
+    zeros = b"\x00" * (raw_seal.MAX_OPENED * 16)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=raw_seal.DICTIONARY)
+    for sealed in (_sealed_v1(zeros, 9), _sealed_v2_raw(deflate.compress(zeros) + deflate.flush())):
+        with pytest.raises(raw_seal.SealBroken, match="more than"):
+            raw_seal.unseal(KEY, sealed)
+    with pytest.raises(raw_seal.SealBroken, match="not deflate"):
+        raw_seal.unseal(KEY, _sealed_v2_raw(b"\xff" * 64))
     ok = raw_seal.seal(KEY, b"\x00" * raw_seal.MAX_OPENED)
     assert len(raw_seal.unseal(KEY, ok)) == raw_seal.MAX_OPENED
 
