@@ -29,6 +29,7 @@ from mayak.settings import Settings
 from warehouse import bounded, ledger
 from warehouse.client import WarehouseBusy
 from warehouse.question import Query, QueryError
+from warehouse.retention import load_schedule
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -174,6 +175,12 @@ def answer(
     return payload, question, fmt
 
 
+@lru_cache(maxsize=1)
+def _product_keep() -> str:
+    """How long visitors' events are kept (the retention schedule's product purpose)."""
+    return str(load_schedule().purposes["product"]["keep"])
+
+
 def _check_data_days(
     client: Client,
     researcher: str,
@@ -208,7 +215,8 @@ def _check_data_days(
         f"{days[-1]} (UTC, with the day after, whose ids late events carry), and on "
         f"{worst[1]} it would make epsilon={worst[0]:g}; every day of data may cost "
         f"{researcher} at most epsilon={budget.epsilon:g} (delta={budget.delta:.3g}) in "
-        f"all, whichever {budget.period} it is asked in (its visitors are kept 13 months) "
+        f"all, whichever {budget.period} it is asked in (its visitors are kept "
+        f"{_product_keep().lower()}s) "
         f"-> ask about days after {max(spent_days)}, ask for a smaller epsilon=, or "
         "repeat an earlier question (free)"
     )

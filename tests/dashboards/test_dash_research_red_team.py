@@ -33,6 +33,7 @@ from tests.dashboards.test_dash_research_attacks import (
     _visit,
 )
 from tests.warehouse.samples import insert_events
+from warehouse.retention import load_schedule
 
 pytestmark = pytest.mark.clickhouse
 
@@ -122,6 +123,8 @@ def test_each_day_of_data_is_paid_for_once_whatever_the_month(tmp_path, wh) -> N
         assert "privacy budget spent on these days of data" in refused["error"], refused
         assert re.search(r"on \d{4}-\d\d-\d\d it would make epsilon=7\.4;", refused["error"])
         assert "at most epsilon=5 " in refused["error"]
+        keep = load_schedule().purposes["product"]["keep"]  # "13 MONTH": what the error says
+        assert f"visitors are kept {keep.lower()}s)" in refused["error"]
         # the new month's days have their budget: a question about them is answered
         today = str(clock.now().date())
         fresh = _ask(api, auth, epsilon="0.5", metrics="visitors", **{"from": today, "to": today})
