@@ -290,16 +290,33 @@ def _payload(
 def own_budget(
     client: Client, settings: Settings, researcher: str, clock: Clock = SYSTEM_CLOCK
 ) -> dict:
-    """What a researcher may still spend this period (GET research/budget; costs nothing)."""
+    """What a researcher may still spend this period, and on each day of data already
+    paid for (GET research/budget; costs nothing). A day of data has the budget once, for
+    good (``_check_data_days``): ``data_days`` lists what is left on every day some question
+    read, so a researcher sees which days are spent before asking, not from a refusal."""
     budget = ledger.budget_of(client, researcher, default_budget(settings))
     start, end = budget.window(clock.now())
     total = Accountant.total(ledger.spent(client, researcher, start, end))
+    days = []
+    for day, costs in ledger.spent_by_data_day(client, researcher).items():
+        on_day = Accountant.total(costs)
+        left = _left(budget, on_day)
+        days.append(
+            {
+                "day": day.isoformat(),
+                "spent_epsilon": on_day[0],
+                "spent_delta": on_day[1],
+                "left_epsilon": left["epsilon"],
+                "left_delta": left["delta"],
+            }
+        )
     return {
         **_budget_dict(budget),
         "until": end.isoformat(),
         "spent_epsilon": total[0],
         "spent_delta": total[1],
         **{f"left_{k}": v for k, v in _left(budget, total).items()},
+        "data_days": days,
         "default_question": {
             "epsilon": settings.research_epsilon,
             "delta": settings.research_delta,

@@ -66,7 +66,8 @@ class Client:
         return read_parquet(self._get("research/query", params).content)
 
     def budget(self) -> dict:
-        """What this researcher may still spend this period (asking costs nothing)."""
+        """What this researcher may still spend this period and on each day of data already
+        paid for (``data_days``); asking costs nothing."""
         return self._get("research/budget", []).json()
 
     def _get(self, path: str, params: Sequence[tuple[str, str]]) -> httpx.Response:

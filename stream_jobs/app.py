@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 #: Bytes one fetch may return per partition: Faust's default, 1 MB, kept on purpose.
 #: ``mayak.raw``'s values are sealed (``contract.raw_seal``), so a batch of single-event
-#: messages no longer shrinks under the Kafka client's gzip and 1 MB holds about 2,200 such
-#: events instead of 25,000. The pipeline benchmark (one event per message, 20,000) ran
+#: messages no longer shrinks under the Kafka client's gzip and 1 MB held about 2,200 such
+#: events instead of 25,000 (about 4,800 since the seal deflates with a preset dictionary).
+#: The pipeline benchmark (one event per message, 20,000, before the dictionary) ran
 #: 3,400-4,300 events/s at 1 MB, 4,200-4,500 at 2 MB and 6,600-9,300 at 4 MB; but at 4 MB the
 #: freshness benchmark (1,000 events/s through the collector) got slower: p95 2,099-3,590 ms
 #: against 1,617-2,000 at 1 MB, p50 +100-200 ms (2026-12-03, alternating runs). Freshness is

@@ -126,23 +126,24 @@ def data_days(date_from: str, date_to: str, tz: str) -> list[date]:
 
 
 def spent_by_data_day(
-    client: Client, researcher: str, days: list[date]
+    client: Client, researcher: str, days: list[date] | None = None
 ) -> dict[date, list[tuple[float, float]]]:
     """The (epsilon, delta) of every paid question (and charged failure) of the researcher
-    that read each of ``days`` of data, whenever it was asked."""
-    wanted = set(days)
+    that read each of ``days`` of data, whenever it was asked (``None``: every day of data
+    any of them read, in date order)."""
+    wanted = None if days is None else set(days)
     rows = client.query(
         "SELECT question, epsilon, delta FROM research_ledger WHERE researcher = {r:String} "
         "AND repeat = 0 AND epsilon > 0 ORDER BY ts",
         parameters={"r": researcher},
     ).result_rows
-    out: dict[date, list[tuple[float, float]]] = {day: [] for day in days}
+    out: dict[date, list[tuple[float, float]]] = {day: [] for day in days or []}
     for text, epsilon, delta in rows:
         asked = orjson.loads(text)
         for day in data_days(asked["from"], asked["to"], asked["tz"]):
-            if day in wanted:
-                out[day].append((float(epsilon), float(delta)))
-    return out
+            if wanted is None or day in wanted:
+                out.setdefault(day, []).append((float(epsilon), float(delta)))
+    return out if days is not None else dict(sorted(out.items()))
 
 
 def stored_answer(client: Client, researcher: str, digest: str) -> dict | None:

@@ -137,6 +137,16 @@ def test_each_day_of_data_is_paid_for_once_whatever_the_month(tmp_path, wh) -> N
         parameters={"d": TODAY},
     ).result_rows[0][0]
     assert spent_on_day == pytest.approx(5.0)
+    # and the researcher sees it before asking: GET research/budget lists each day of data
+    shown = api.get("/api/research/budget", headers=auth).json()
+    by_day = {d["day"]: d for d in shown["data_days"]}
+    assert list(by_day) == sorted(by_day)
+    assert by_day[TODAY]["spent_epsilon"] == pytest.approx(5.0)
+    assert by_day[TODAY]["left_epsilon"] == pytest.approx(0.0)
+    last_fresh = by_day[str(clock.now().date())]
+    assert last_fresh["spent_epsilon"] == pytest.approx(0.5)
+    assert last_fresh["left_epsilon"] == pytest.approx(4.5)
+    assert str((clock.now() + timedelta(days=5)).date()) not in by_day  # never read: not listed
 
 
 def test_a_path_holding_the_old_separator_keeps_its_labels(tmp_path, wh) -> None:
