@@ -298,8 +298,11 @@ def own_budget(
     start, end = budget.window(clock.now())
     total = Accountant.total(ledger.spent(client, researcher, start, end))
     days = []
+    totals: dict[tuple, tuple[float, float]] = {}  # days paid by the same questions: once
     for day, costs in ledger.spent_by_data_day(client, researcher).items():
-        on_day = Accountant.total(costs)
+        if tuple(costs) not in totals:
+            totals[tuple(costs)] = Accountant.total(costs)
+        on_day = totals[tuple(costs)]
         left = _left(budget, on_day)
         days.append(
             {
