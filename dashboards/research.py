@@ -177,8 +177,25 @@ def answer(
 
 @lru_cache(maxsize=1)
 def _product_keep() -> str:
-    """How long visitors' events are kept (the retention schedule's product purpose)."""
-    return str(load_schedule().purposes["product"]["keep"])
+    """How long visitors' events are kept, in words ("13 months": the retention schedule's
+    product purpose, "13 MONTH")."""
+    count, unit = str(load_schedule().purposes["product"]["keep"]).split()
+    return f"{count} {unit.lower()}{'' if count == '1' else 's'}"
+
+
+def _composed_by_day(
+    by_day: dict[date, list[tuple[float, float]]], *also: tuple[float, float]
+) -> dict[date, tuple[float, float]]:
+    """Each day's (epsilon, delta) paid, composed with ``also`` (a new question's cost);
+    days paid by the same questions are composed once (a range question pays many days)."""
+    totals: dict[tuple, tuple[float, float]] = {}
+    out = {}
+    for day, costs in by_day.items():
+        key = tuple(costs)
+        if key not in totals:
+            totals[key] = Accountant.total([*costs, *also])
+        out[day] = totals[key]
+    return out
 
 
 def _check_data_days(
@@ -197,13 +214,8 @@ def _check_data_days(
     """
     days = ledger.data_days(question["from"], question["to"], question["tz"])
     by_day = ledger.spent_by_data_day(client, researcher, days)
-    totals: dict[tuple, tuple[float, float]] = {}  # days paid by the same questions: once
     worst: tuple[float, date] | None = None
-    for day, costs in by_day.items():
-        key = tuple(costs)
-        if key not in totals:
-            totals[key] = Accountant.total([*costs, cost])
-        total = totals[key]
+    for day, total in _composed_by_day(by_day, cost).items():
         over = total[0] > budget.epsilon + 1e-9 or total[1] > budget.delta
         if over and (worst is None or total[0] > worst[0]):
             worst = (total[0], day)
@@ -216,7 +228,7 @@ def _check_data_days(
         f"{worst[1]} it would make epsilon={worst[0]:g}; every day of data may cost "
         f"{researcher} at most epsilon={budget.epsilon:g} (delta={budget.delta:.3g}) in "
         f"all, whichever {budget.period} it is asked in (its visitors are kept "
-        f"{_product_keep().lower()}s) "
+        f"{_product_keep()}) "
         f"-> ask about days after {max(spent_days)}, ask for a smaller epsilon=, or "
         "repeat an earlier question (free)"
     )
@@ -298,11 +310,7 @@ def own_budget(
     start, end = budget.window(clock.now())
     total = Accountant.total(ledger.spent(client, researcher, start, end))
     days = []
-    totals: dict[tuple, tuple[float, float]] = {}  # days paid by the same questions: once
-    for day, costs in ledger.spent_by_data_day(client, researcher).items():
-        if tuple(costs) not in totals:
-            totals[tuple(costs)] = Accountant.total(costs)
-        on_day = totals[tuple(costs)]
+    for day, on_day in _composed_by_day(ledger.spent_by_data_day(client, researcher)).items():
         left = _left(budget, on_day)
         days.append(
             {

@@ -95,6 +95,9 @@ class Intake:
         rejected: list[tuple[Any, bytes]] = []
         batch = [(partition, key, self._events(value)) for partition, key, value in pending]
         opened = [raw for _, _, raws in batch for raw in raws if not isinstance(raw, DeadLetter)]
+        unopened = sum(isinstance(raw, DeadLetter) for _, _, raws in batch for raw in raws)
+        if unopened:  # once per batch: another secret fails every message, thousands a second
+            log.warning("%d mayak.raw message(s) do not open; sent to failed", unopened)
         self.pipeline.prepare(opened)
         for partition, key, raws in batch:
             write_back.partition = partition  # the visitor's changelog record goes there
@@ -113,7 +116,5 @@ class Intake:
         try:
             return events_of(self.open_raw(value))
         except raw_seal.SealBroken as exc:
-            # every message at once: the producers and this worker hold different secrets
-            log.warning("a mayak.raw message does not open (%s); sent to failed", exc)
             letter = DeadLetter("enrichment", f"raw_seal:{exc}")
             return [self.pipeline.dead_letter(letter, "unseal", None)]
