@@ -103,3 +103,17 @@ def test_the_key_is_its_own() -> None:
     master = b"m" * 32
     key = raw_seal.raw_seal_key(master)
     assert len(key) == 32 and key not in {ip_cipher_key(master), partition_secret(master)}
+
+
+def test_a_value_sealed_by_this_release_still_opens() -> None:
+    # written once (2026-12-03) with MAGIC MR2 and this DICTIONARY: messages stay on mayak.raw
+    # for a day across an upgrade, so an edited DICTIONARY under the same MAGIC must fail here
+    sealed = bytes.fromhex(
+        "004d52320707070707070707070707078c93a48f82378afecda5ee3c7cc33039ebfc0cebbe25a0a82ab9"
+        "5e9c8f58dbb06103dfe513e94cb4b7a8e3"
+    )
+    assert raw_seal.unseal(KEY, sealed) == (
+        b'{"v":1,"type":"pageview","url":"https://e-legal.az/services/notary","ua":"Mozilla/5.0 '
+        b"(Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+        b'Safari/537.36"}'
+    )
