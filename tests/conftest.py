@@ -23,6 +23,7 @@ from mayak.procs import mayak_sql, settings_for, spawn_mayak, stop_process, wait
 from mayak.settings import Settings
 from stream_jobs.topics import ensure_topics
 from tests.brokers import private_broker
+from tests.lanes import pytest_xdist_make_scheduler  # noqa: F401 - the suite's two lanes under -n 2
 from tests.tiers import (  # noqa: F401 - the test tiers' hooks and guard, active for every test
     pytest_collection_modifyitems,
     pytest_runtest_setup,

@@ -18,6 +18,7 @@ import kafka.net.inet
 import pytest
 
 from mayak.kafka_local import LocalBroker
+from tests.lanes import check_lanes
 
 INTEGRATION = ("kafka", "clickhouse", "browser", "faults", "long_outage")
 # fixtures that bring up the real broker or chDB, and the marker each needs
@@ -51,6 +52,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not _integration(item):
             item.add_marker(pytest.mark.unit)
+    check_lanes(items)
 
 
 @pytest.hookimpl(tryfirst=True)
