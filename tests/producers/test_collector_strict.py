@@ -28,8 +28,9 @@ def c(tmp_path):
 @pytest.mark.parametrize(
     "field, value",
     [
-        ("ts", str(int(time.time() * 1000))),
-        ("ts", float(int(time.time() * 1000))),
+        # a fixed id: each xdist worker collects at its own time, and must collect the same ids
+        pytest.param("ts", str(int(time.time() * 1000)), id="ts-now-as-string"),
+        pytest.param("ts", float(int(time.time() * 1000)), id="ts-now-as-float"),
         ("engaged_ms", "5"),
         ("engaged_ms", 5.0),
         ("scroll_pct", "40"),
