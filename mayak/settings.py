@@ -110,7 +110,11 @@ class Settings(BaseSettings):
     worker_id: str = "mayak-worker"
     worker_web_port: int = 6066
     sink_batch_size: int = 5000
-    sink_flush_seconds: float = 0.5
+    sink_flush_seconds: float = Field(0.5, gt=0)
+    # under load the sink inserts less often (stream_jobs/flush_pace.py): once rows arrive at
+    # this rate or more, every sink_busy_flush_seconds; equal to sink_flush_seconds: never
+    sink_busy_flush_seconds: float = Field(2.0, gt=0)
+    sink_busy_events_per_second: float = Field(1500.0, gt=0)
     # enrich agent: enriched events wait at most this long to be sent as one message
     enrich_linger_seconds: float = Field(0.05, ge=0.005, le=5.0)
     # raw messages the enrich agent runs through the pipeline in one go (stream_jobs/intake.py)
@@ -207,6 +211,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
+        if self.sink_busy_flush_seconds < self.sink_flush_seconds:
+            raise ValueError(
+                f"sink_busy_flush_seconds ({self.sink_busy_flush_seconds}) must be at least "
+                f"sink_flush_seconds ({self.sink_flush_seconds}): set both, or raise the first"
+            )
         if not self.clickhouse_dsn:
             path = (self.data_dir / "clickhouse").resolve()
             object.__setattr__(self, "clickhouse_dsn", f"chdb://{path}")

@@ -9,7 +9,8 @@
   table is written back once per visitor per flush. Faust pays its per-message cost once per
   raw event, not twice.
 * ``sink_events`` / ``sink_failed``: records wait in a ``LandingBuffer`` -> ClickHouse, one
-  insert per ``sink_flush_seconds`` unless about ``sink_batch_size`` rows are waiting.
+  insert per ``sink_flush_seconds`` (``sink_busy_flush_seconds`` under load,
+  ``stream_jobs.flush_pace``) unless about ``sink_batch_size`` rows are waiting.
 
 This module only wires: what is flushed before a commit and in which order, what is dropped on
 a rebalance and which messages were handled before is the ``CommitCoordinator``'s
@@ -33,6 +34,7 @@ from stream_jobs.changelog import BatchedChangelog
 from stream_jobs.commit import CommitCoordinator, Deliveries
 from stream_jobs.commit_guard import CommitGuard
 from stream_jobs.faust_adapter import agent_has_sinks
+from stream_jobs.flush_pace import FlushPace
 from stream_jobs.intake import Intake
 from stream_jobs.pipeline import Pipeline
 from stream_jobs.poison import poison_record, valid_dead_letter, valid_event
@@ -91,6 +93,14 @@ def _landing_buffers(
 
         return send
 
+    def pace() -> FlushPace:
+        return FlushPace(
+            settings.sink_flush_seconds,
+            settings.sink_busy_flush_seconds,
+            settings.sink_busy_events_per_second,
+            clock.monotonic,
+        )
+
     return {
         "events": LandingBuffer(
             landers["events"],
@@ -98,6 +108,7 @@ def _landing_buffers(
             settings.sink_batch_size,
             valid_event,
             dead_letter(settings.topic_events),
+            pace(),
         ),
         "failed": LandingBuffer(
             landers["failed_events"],
@@ -105,6 +116,7 @@ def _landing_buffers(
             settings.sink_batch_size,
             valid_dead_letter,
             dead_letter(settings.topic_failed),
+            pace(),
         ),
     }
 
@@ -292,7 +304,7 @@ def _sink_agents(
     @app.timer(settings.sink_flush_seconds)
     async def land_waiting_rows() -> None:
         for buffer in (events, failed):
-            if buffer.pending:
+            if buffer.due():  # every tick, or every few under load (stream_jobs.flush_pace)
                 await buffer.flush()
 
     return sink_events, sink_failed

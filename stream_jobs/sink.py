@@ -33,6 +33,7 @@ import orjson
 
 from mayak.clock import SYSTEM_CLOCK, Clock
 from stream_jobs.batching import Record
+from stream_jobs.flush_pace import FlushPace
 from stream_jobs.poison import error_name
 from stream_jobs.uncancellable import completes
 from warehouse.repair import InflightJournal, days_of_ms
@@ -331,9 +332,11 @@ class LandingBuffer:
         most: int,
         valid: Callable[[Any], bool] = lambda value: True,
         on_poison: Callable[[int, int, str], Awaitable[Any]] | None = None,
+        pace: FlushPace | None = None,
     ) -> None:
         self.lander, self.decode, self.most = lander, decode, most
         self.valid, self.on_poison = valid, on_poison
+        self.pace = pace  # None: the timer lands what waits at every tick
         self.pending: list[tuple[int, int, bytes]] = []
         self.rows = 0  # rows the pending records hold
         self.lock = asyncio.Lock()
@@ -346,6 +349,10 @@ class LandingBuffer:
         self.rows += rows
         return self.rows >= self.most
 
+    def due(self) -> bool:
+        """Whether the timer should land what waits now (``stream_jobs.flush_pace``)."""
+        return bool(self.pending) and (self.pace is None or self.pace.due())
+
     def drop(self) -> None:
         """Forget what waits and what the lander expects (partitions revoked: another worker
         may land these partitions meanwhile, and whoever gets them reads them again)."""
@@ -355,9 +362,11 @@ class LandingBuffer:
     @completes
     async def flush(self) -> int:
         async with self.lock:
-            raw, self.pending, self.rows = self.pending, [], 0
+            raw, rows, self.pending, self.rows = self.pending, self.rows, [], 0
             if not raw:
                 return 0
+            if self.pace is not None:
+                self.pace.landed(rows)
             # decoding too happens off the event loop
             landed, poison = await asyncio.to_thread(self._decode_and_land, raw)
             for partition, offset, error in poison:
