@@ -330,8 +330,11 @@ def test_the_worker_broker_and_collector_killed_in_turn_under_mayak_up_are_start
     assert refused["broker"] > 0  # the outage was seen by the collector's clients
     assert refused["collector"] > 0  # so was the kill
     # each worker run gave its start-up pages back (warehouse/engine_pages.py); the line is
-    # flushed, so the first worker's survives its SIGKILL
+    # flushed, so the first worker's survives its SIGKILL. How many MB depends on what other
+    # processes of the test run map the same chDB library at that moment (the kernel keeps a
+    # page another process maps), down to 0: tests/warehouse/test_engine_pages.py measures
+    # the release itself, on a copy of the library no other process maps
     given = re.findall(
         r"gave back (\d+) MB of start-up pages", (tmp_path / "data" / "worker.log").read_text()
     )
-    assert len(given) == 2 and all(int(mb) > 0 for mb in given), (given, log[-3000:])
+    assert len(given) == 2, (given, log[-3000:])

@@ -4,12 +4,14 @@ that paging them out gives the process's own clean pages back while the engine s
 from __future__ import annotations
 
 import ctypes
+import shutil
 import errno
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import chdb
 import pytest
 
 from warehouse import engine_pages
@@ -88,7 +90,8 @@ def test_without_proc_maps_nothing_is_given_back(monkeypatch: pytest.MonkeyPatch
 
 
 CHILD = """
-import json, re
+import json, re, sys
+sys.path.insert(0, "@SITE@")  # a copy of chDB no other process maps (see the test)
 from pathlib import Path
 from warehouse.client import make_client
 from warehouse.engine_pages import release_startup_pages
@@ -109,6 +112,8 @@ def own_clean_kb():  # clean pages of read-only file mappings that only this pro
 def lib_rss_kb():
     return smaps_kb("Rss", lambda perms, name: "_chdb" in name)
 
+import chdb
+assert chdb.__file__.startswith("@SITE@"), chdb.__file__
 client = make_client("chdb://@PATH@", "pages")
 client.command("CREATE TABLE n (x UInt64) ENGINE = MergeTree ORDER BY x")
 client.command("INSERT INTO n SELECT number FROM numbers(100000)")
@@ -128,11 +133,16 @@ def test_paging_out_gives_back_the_startup_pages_and_the_engine_still_answers(
     tmp_path: Path,
 ) -> None:
     """chDB's start-up touches far more of its library than it keeps using; after the call,
-    the read-only pages only this process maps are gone (pages another process of this test run
-    maps too are left by the kernel, so the figure is the process's own pages), and queries and
-    inserts answer as before."""
+    the read-only pages only this process maps are gone, and queries and inserts answer as
+    before. The kernel leaves a page that another process maps too, and other processes of
+    this test run (the other pytest-xdist lane, workers they started) map the same chDB
+    library: the child loads a copy of it, so that every page of that library is its own."""
+    site = tmp_path / "site"
+    for package in ("chdb", "chdb_core.libs"):  # the library and the libraries it links
+        shutil.copytree(Path(chdb.__file__).parents[1] / package, site / package)
+    child = CHILD.replace("@PATH@", str(tmp_path / "ch")).replace("@SITE@", str(site))
     out = subprocess.run(
-        [sys.executable, "-c", CHILD.replace("@PATH@", str(tmp_path / "ch"))],
+        [sys.executable, "-c", child],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -142,7 +152,7 @@ def test_paging_out_gives_back_the_startup_pages_and_the_engine_still_answers(
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["before"]["lib"] > 100 * 1024, seen  # start-up touched >100 MB of the library
     assert seen["after"]["own"] <= seen["before"]["own"] // 10 + 1024, seen
-    assert seen["after"]["lib"] < seen["before"]["lib"], seen
+    assert seen["after"]["lib"] < seen["before"]["lib"] // 2, seen
     assert seen["released"] >= 0
     assert seen["answer"] == [sum(range(100000)), 997]
     assert seen["count"] == 100010
