@@ -4,9 +4,9 @@ that paging them out gives the process's own clean pages back while the engine s
 from __future__ import annotations
 
 import ctypes
-import shutil
 import errno
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
