@@ -16,7 +16,10 @@ delays landing by at most ``busy_s`` and never delays a commit.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+
+log = logging.getLogger("mayak.sink")
 
 
 class FlushPace:
@@ -44,10 +47,14 @@ class FlushPace:
     def landed(self, rows: int) -> None:
         """An insert of ``rows`` rows started now: set the wait before the next one."""
         now = self.monotonic()
-        # a flush right after another (a commit after the timer) says little about the rate
-        elapsed = max(now - self.last, self.quiet_s)
-        self.wait_s = self.busy_s if rows / elapsed >= self.busy_rate else self.quiet_s
-        self.last = now
+        elapsed, self.last = now - self.last, now
+        if elapsed < self.quiet_s / 2:
+            return  # right after another insert (a commit after a full buffer): says little
+        rate = rows / elapsed
+        wait_s = self.busy_s if rate >= self.busy_rate else self.quiet_s
+        if wait_s != self.wait_s:
+            log.info("%.0f rows/s: the next inserts every %.1f s", rate, wait_s)
+        self.wait_s = wait_s
 
     @property
     def busy(self) -> bool:

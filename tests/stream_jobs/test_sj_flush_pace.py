@@ -50,14 +50,23 @@ def test_a_trickle_lands_every_tick_a_flood_every_busy_wait_and_back_at_once() -
     assert not pace.busy
 
 
-def test_a_flush_right_after_another_is_not_read_as_a_flood() -> None:
+def test_a_flush_right_after_another_changes_no_pace() -> None:
     ticks = Ticks()
     pace = FlushPace(quiet_s=0.5, busy_s=2.0, busy_rate=1500, monotonic=ticks)
     ticks.now += 0.5
-    pace.landed(500)  # the timer
+    pace.landed(500)  # the timer, 1,000 rows/s
     ticks.now += 0.01
-    pace.landed(10)  # a commit 10 ms later, 1,000 rows/s all along
+    pace.landed(100)  # a commit 10 ms later: not 10,000 rows/s
     assert not pace.busy and pace.due() is False
+    ticks.now += 0.5
+    pace.landed(2000)  # 4,000 rows/s: busy
+    ticks.now += 0.1
+    pace.landed(10)  # a commit right after a full buffer: still busy
+    assert pace.busy
+    ticks.now += 1.0
+    assert not pace.due()  # the wait runs from the last insert
+    ticks.now += 1.0
+    assert pace.due()
 
 
 def test_busy_wait_below_the_quiet_one_is_refused_with_both_names() -> None:
