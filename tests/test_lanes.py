@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.lanes import OUTAGE_MODULES
+from tests.test_tiers import INI  # the markers a planted run knows
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTAGE_MODULE = sorted(OUTAGE_MODULES)[0]
@@ -28,17 +29,6 @@ def _record(name):
 CONFTEST = """
 from tests.lanes import pytest_xdist_make_scheduler
 from tests.tiers import pytest_collection_modifyitems
-"""
-
-INI = """
-[pytest]
-markers =
-    unit: u
-    kafka: k
-    clickhouse: c
-    browser: b
-    faults: f
-    long_outage: l
 """
 
 
