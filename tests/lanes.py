@@ -44,8 +44,10 @@ class LaneScheduling(LoadScopeScheduling):
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LaneScheduling:
-    return LaneScheduling(config, log)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LaneScheduling | None:
+    """The lanes for ``-n N`` (xdist's default ``--dist load``); any other ``--dist`` asked
+    for on the command line gets xdist's own scheduler (None: the next hook decides)."""
+    return LaneScheduling(config, log) if config.getvalue("dist") == "load" else None
 
 
 def check_lanes(items: list[pytest.Item]) -> None:

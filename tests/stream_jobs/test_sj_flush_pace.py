@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 
 import pytest
 
@@ -67,6 +68,21 @@ def test_a_flush_right_after_another_changes_no_pace() -> None:
     assert not pace.due()  # the wait runs from the last insert
     ticks.now += 1.0
     assert pace.due()
+
+
+def test_each_change_of_pace_is_logged_with_the_rate(caplog: pytest.LogCaptureFixture) -> None:
+    ticks = Ticks()
+    pace = FlushPace(quiet_s=0.5, busy_s=2.0, busy_rate=1500, monotonic=ticks)
+    with caplog.at_level(logging.INFO, logger="mayak.sink"):
+        _run(pace, ticks, rate=1000, seconds=2)  # quiet, as it started: nothing to say
+        _run(pace, ticks, rate=4000, seconds=4)
+        _run(pace, ticks, rate=200, seconds=4)
+    busy, quiet = (r.getMessage() for r in caplog.records)  # exactly two changes
+    assert busy == "4000 rows/s: the next inserts every 2.0 s"
+    # the rate the calm was judged by: rows of the first calm tick over the wait since the
+    # flood's last insert (this harness forgets the flood's rows left waiting at its end)
+    rate, rest = quiet.split(" ", 1)
+    assert int(rate) < 1500 and rest == "rows/s: the next inserts every 0.5 s", quiet
 
 
 def test_busy_wait_below_the_quiet_one_is_refused_with_both_names() -> None:

@@ -141,13 +141,16 @@ def test_paging_out_gives_back_the_startup_pages_and_the_engine_still_answers(
     for package in ("chdb", "chdb_core.libs"):  # the library and the libraries it links
         shutil.copytree(Path(chdb.__file__).parents[1] / package, site / package)
     child = CHILD.replace("@PATH@", str(tmp_path / "ch")).replace("@SITE@", str(site))
-    out = subprocess.run(
-        [sys.executable, "-c", child],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", child],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
+    finally:  # half a GB: not left in the kept temporary directories of the last runs
+        shutil.rmtree(site)
     assert out.returncode == 0, out.stderr[-3000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["before"]["lib"] > 100 * 1024, seen  # start-up touched >100 MB of the library
