@@ -10,8 +10,8 @@ What a reader sees: a value starting with ``[`` is a frame, anything else one ev
 server hooks, replays and a lightly loaded collector write single events, as before). A frame
 holds events of one partition only, so one visitor's events still arrive in order on the
 partition their key chooses (the frame's own key is that key when all its events share it,
-else none). Each event is a complete raw event; the stream worker validates it like a single
-one.
+else none). Each event is a complete raw event, read like a single one (validated in full
+when the message was not sealed, ``stream_jobs.validate``).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from stream_jobs.batching import Publisher
 from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.pipeline import Pipeline
 from stream_jobs.uncancellable import completes
+from stream_jobs.validate import vouch
 
 log = logging.getLogger("mayak.stream_jobs")
 
@@ -114,7 +115,9 @@ class Intake:
         """The raw events of one message, or the dead letter of a seal that does not open
         (another key: a producer configured with another master secret)."""
         try:
-            return events_of(self.open_raw(value))
+            events = events_of(self.open_raw(value))
         except raw_seal.SealBroken as exc:
             letter = DeadLetter("enrichment", f"raw_seal:{exc}")
             return [self.pipeline.dead_letter(letter, "unseal", None)]
+        # opened with the producers' key: a producer validated them (stream_jobs.validate)
+        return [vouch(event) for event in events] if raw_seal.is_sealed(value) else events

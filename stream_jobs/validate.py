@@ -3,6 +3,15 @@
 Dead letters: ``size`` (message too large), ``schema`` (not JSON, unknown ``v``, bad fields)
 and ``enrichment`` (``ip_enc`` not decryptable); see ``stream_jobs.dead_letters``. Details
 name the fields and error types, never their values.
+
+Events opened from a seal (``contract.raw_seal``) are ``Vouched``: a Mayak producer made them
+through the contract (the collector from a strictly validated ``ClientEvent``, within
+``RawEvent``'s limits by construction; the pixel and the server hooks through ``RawEvent``
+itself) and sealed them, and the seal's GCM tag proves they come from a holder of the
+producers' secret, unchanged. Validating them again cost 8 us of the worker's 40-50 per event
+(``RawEvent.model_validate`` and ``model_dump``), so only what a producer cannot vouch for is
+checked: the schema version, and the IP's own seal. Plain values (``mayak replay-failed``, a
+producer with no secret, anything else on the topic) are validated in full, as before.
 """
 
 from __future__ import annotations
@@ -25,6 +34,22 @@ SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
 Decrypt = Callable[[str], str]
 
 
+class Vouched(dict):
+    """A raw event opened from a seal: validated by the producer that sealed it."""
+
+
+def vouch(event: Any, max_bytes: int = MAX_RAW_BYTES) -> Any:
+    """``event`` (an element of an opened sealed frame, or a sealed single event's bytes) as
+    ``Vouched``; anything that is not a JSON object within ``max_bytes`` is left as it is, for
+    the full validation to reject with its reason."""
+    if isinstance(event, (bytes, bytearray)) and len(event) <= max_bytes:
+        try:
+            event = orjson.loads(event)
+        except orjson.JSONDecodeError:
+            return event
+    return Vouched(event) if isinstance(event, dict) else event
+
+
 class Validator:
     """Turns one raw message into a ``Hit`` with the IP and UA held in memory only.
 
@@ -43,6 +68,8 @@ class Validator:
         self.max_bytes = max_bytes
 
     def __call__(self, message: Any) -> Hit | DeadLetter:
+        if type(message) is Vouched:
+            return self._vouched(message)
         if isinstance(message, (bytes, bytearray, str)):
             if len(message) > self.max_bytes:
                 return DeadLetter("size", f"{len(message)} bytes > {self.max_bytes}")
@@ -65,11 +92,27 @@ class Validator:
             fields = sorted({f"{field_of(e)}:{e['type']}" for e in exc.errors()})
             return DeadLetter("schema", scrub_text(",".join(fields[:6])))
         if event.ip_enc and ip is None:
-            if self.decrypt_ip is None:
-                return DeadLetter("enrichment", "ip_enc:no_key")
-            try:
-                ip = self.decrypt_ip(event.ip_enc)
-            except Exception:  # wrong key, tampered or truncated: all mean "cannot trust it"
-                return DeadLetter("enrichment", "ip_enc:undecryptable")
+            ip = self._open_ip(event.ip_enc)
+            if isinstance(ip, DeadLetter):
+                return ip
         raw = event.model_dump(mode="json", exclude_none=True)
         return Hit(raw=raw, ip=ip, ua=event.ua)
+
+    def _vouched(self, event: Vouched) -> Hit | DeadLetter:
+        """What the sealing producer validated as a ``Hit``: the same fields, types and values
+        ``RawEvent`` validation and ``model_dump`` give for it."""
+        if event.get("v", SCHEMA_VERSION) not in SUPPORTED_VERSIONS:
+            return DeadLetter("schema", "unsupported_version")
+        raw = dict(event)
+        ip = self._open_ip(raw["ip_enc"]) if raw.get("ip_enc") else None
+        if isinstance(ip, DeadLetter):
+            return ip
+        return Hit(raw=raw, ip=ip, ua=raw.get("ua"))
+
+    def _open_ip(self, ip_enc: str) -> str | DeadLetter:
+        if self.decrypt_ip is None:
+            return DeadLetter("enrichment", "ip_enc:no_key")
+        try:
+            return self.decrypt_ip(ip_enc)
+        except Exception:  # wrong key, tampered or truncated: all mean "cannot trust it"
+            return DeadLetter("enrichment", "ip_enc:undecryptable")
