@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.harness import PeakMemory
@@ -77,11 +78,17 @@ def fill(
     producer.close()
 
 
+def _cpu_s(proc: subprocess.Popen) -> float:
+    times = psutil.Process(proc.pid).cpu_times()
+    return times.user + times.system
+
+
 def published_eps(
     bootstrap: str, topic: str, n: int, proc: subprocess.Popen, timeout: float
-) -> float:
+) -> tuple[float, float]:
     """Rate of the events published to ``topic`` (counted by each message's event count),
-    between the first message and the ``n``-th event."""
+    between the first message and the ``n``-th event; and the worker's CPU microseconds per
+    event meanwhile (which a busy shared machine distorts far less than the rate)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     deadline = time.monotonic() + timeout
     try:
@@ -91,7 +98,7 @@ def published_eps(
             time.sleep(0.2)
         consumer.assign([TopicPartition(topic, p) for p in partitions or ()])
         consumer.seek_to_beginning()
-        first_n, first_t, count = 0, 0.0, 0
+        first_n, first_t, first_cpu, count = 0, 0.0, 0.0, 0
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise MayakError("the worker exited during the framed benchmark")
@@ -99,11 +106,14 @@ def published_eps(
             now = time.perf_counter()
             count += sum(event_count(m.headers) for msgs in batch.values() for m in msgs)
             if count and not first_n:
-                first_n, first_t = count, now
+                first_n, first_t, first_cpu = count, now, _cpu_s(proc)
             if count >= n:
                 if count > n:
                     raise MayakError(f"{count} events published for {n} raw events: duplicates")
-                return (n - first_n) / max(now - first_t, 1e-9) if n > first_n else math.nan
+                if n <= first_n:
+                    return math.nan, math.nan
+                cpu_us = (_cpu_s(proc) - first_cpu) / (n - first_n) * 1e6
+                return (n - first_n) / max(now - first_t, 1e-9), cpu_us
     finally:
         consumer.close()
     raise MayakError(f"only {count} of {n} events were published in {timeout:.0f}s")
@@ -122,9 +132,10 @@ def run(
     args = ["--role", "enrich"] if role == "enrich" else ["--dashboards"]
     proc = spawn_mayak(["worker", *args], work / "framed-worker.log", env)
     memory = PeakMemory(proc.pid)
+    cpu_us = math.nan
     try:
         if role == "enrich":
-            eps = published_eps(bootstrap, settings.topic_events, n, proc, 600)
+            eps, cpu_us = published_eps(bootstrap, settings.topic_events, n, proc, 600)
         else:
             eps = worker_landed_eps(settings, proc, n, work)
     finally:
@@ -137,7 +148,8 @@ def run(
     details["pipeline_framed_eps"] = (
         f"{n:,} events in {len(messages):,} frames of <= {FRAME_EVENTS}, "
         + (
-            "1 enrich worker on the shared Kafka key store, published to mayak.events"
+            "1 enrich worker on the shared Kafka key store, published to mayak.events; "
+            f"its CPU {cpu_us:.1f} us per event"
             if role == "enrich"
             else "1 worker (enrich + sink), landed in ClickHouse"
         )
