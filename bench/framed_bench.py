@@ -128,7 +128,8 @@ def run(
     settings = settings_for(env)
     ensure_topics(settings)
     messages = frames(raw_records(n, work / "framed"), settings.kafka_partitions)
-    fill(bootstrap, settings.topic_raw, messages, raw_seal.sealer(raw_seal.key_of(settings)))
+    seal = raw_seal.sealer(raw_seal.key_of(settings), collector=True)  # as the collector does
+    fill(bootstrap, settings.topic_raw, messages, seal)
     args = ["--role", "enrich"] if role == "enrich" else ["--dashboards"]
     proc = spawn_mayak(["worker", *args], work / "framed-worker.log", env)
     memory = PeakMemory(proc.pid)

@@ -124,7 +124,8 @@ def run(bootstrap: str, work: Path, n: int, results: dict, details: dict) -> Non
     ensure_topics(settings)
     # sealed with the key of the master secret raw_records encrypted the IPs with
     records = raw_records(n, work / "pipeline")
-    fill(bootstrap, settings.topic_raw, records, raw_seal.sealer(raw_seal.key_of(settings)))
+    seal = raw_seal.sealer(raw_seal.key_of(settings), collector=True)  # as the collector does
+    fill(bootstrap, settings.topic_raw, records, seal)
     baseline = noop_eps(env, settings.topic_raw, n, work)
     proc = spawn_mayak(["worker", "--dashboards"], work / "pipeline-worker.log", env)
     memory = PeakMemory(proc.pid)

@@ -9,7 +9,8 @@ collector's frames, the hooks' events) seal each message value:
     MAGIC (4 bytes) || nonce (12) || AES-256-GCM(deflate(value, DICTIONARY)) with its 16-byte tag
 
 under ``raw_seal_key`` (derived from the producers' master secret, like the IP cipher key;
-associated data ``b"mayak.raw.v1"``). Compressing first keeps the topic small (ciphertext does
+associated data ``b"mayak.raw.v1"``; the collector labels its own values ``MAGIC_COLLECTOR``
+under other associated data, see there). Compressing first keeps the topic small (ciphertext does
 not compress, so the Kafka client's own compression no longer can). ``MAGIC`` starts with a
 NUL byte, which no JSON text starts with, so a reader tells sealed values from plain ones:
 plain values (``mayak replay-failed``, which has no secrets to seal, and producers of an older
@@ -44,6 +45,13 @@ if TYPE_CHECKING:
 MAGIC = b"\x00MR2"
 MAGIC_V1 = b"\x00MR1"  # zlib without a dictionary: opened, no longer written
 _AAD = b"mayak.raw.v1"
+#: ``MAGIC``'s format as the collector seals: its values are made from strictly validated
+#: browser events, and the stream worker does not validate them again (``stream_jobs.validate``),
+#: while it validates a server hook's (``MAGIC``) in full: an older hook, or a bug in one, is
+#: still caught by the worker. The label is bound into the GCM tag by its own associated data:
+#: relabelling a hook's value as the collector's (or back) makes it not open.
+MAGIC_COLLECTOR = b"\x00MC2"
+_AAD_COLLECTOR = b"mayak.raw.collector.v2"
 #: deflate level 1: the frames are repetitive JSON (about 6x smaller at level 1), and the
 #: collector pays this per message on its sender thread
 LEVEL = 1
@@ -100,16 +108,24 @@ def key_of(settings: Settings) -> bytes:
 _aead = functools.lru_cache(maxsize=8)(AESGCM)
 
 
-def seal(key: bytes, value: bytes) -> bytes:
-    """``value`` compressed and encrypted under ``key``, a fresh random nonce each time."""
+def seal(key: bytes, value: bytes, *, collector: bool = False) -> bytes:
+    """``value`` compressed and encrypted under ``key``, a fresh random nonce each time;
+    labelled as the collector's (``MAGIC_COLLECTOR``) when ``collector``."""
     nonce = next_nonce()
     deflate = zlib.compressobj(LEVEL, zlib.DEFLATED, _WBITS, zdict=DICTIONARY)
     packed = deflate.compress(value) + deflate.flush()
-    return MAGIC + nonce + _aead(key).encrypt(nonce, packed, _AAD)
+    magic, aad = (MAGIC_COLLECTOR, _AAD_COLLECTOR) if collector else (MAGIC, _AAD)
+    return magic + nonce + _aead(key).encrypt(nonce, packed, aad)
 
 
 def is_sealed(value: bytes) -> bool:
-    return value[:4] in (MAGIC, MAGIC_V1)
+    return value[:4] in (MAGIC, MAGIC_V1, MAGIC_COLLECTOR)
+
+
+def from_collector(value: bytes) -> bool:
+    """Whether ``value`` is labelled as sealed by the collector (whether it opens is
+    ``unseal``'s to say)."""
+    return value[:4] == MAGIC_COLLECTOR
 
 
 def unseal(key: bytes, value: bytes) -> bytes:
@@ -119,11 +135,13 @@ def unseal(key: bytes, value: bytes) -> bytes:
     if len(value) < len(MAGIC) + 12 + 16:
         raise SealBroken("cut short")
     nonce, box = bytes(value[4:16]), bytes(value[16:])
+    magic = value[:4]
+    aad = _AAD_COLLECTOR if magic == MAGIC_COLLECTOR else _AAD
     try:
-        packed = _aead(key).decrypt(nonce, box, _AAD)
+        packed = _aead(key).decrypt(nonce, box, aad)
     except InvalidTag:
         raise SealBroken("sealed under another key, or altered") from None
-    if value[:4] == MAGIC:
+    if magic in (MAGIC, MAGIC_COLLECTOR):
         inflate = zlib.decompressobj(_WBITS, zdict=DICTIONARY)
     else:
         inflate = zlib.decompressobj()
@@ -136,9 +154,10 @@ def unseal(key: bytes, value: bytes) -> bytes:
     return opened
 
 
-def sealer(key: bytes) -> Transform:
-    """``seal`` bound to ``key`` (what a producer calls per message)."""
-    return functools.partial(seal, key)
+def sealer(key: bytes, *, collector: bool = False) -> Transform:
+    """``seal`` bound to ``key`` (what a producer calls per message); ``collector``: only the
+    collector's own values."""
+    return functools.partial(seal, key, collector=collector)
 
 
 def opener(key: bytes) -> Transform:

@@ -55,7 +55,8 @@ Ms = Annotated[int, Field(ge=0, le=MAX_MS)]
 
 
 class _Base(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no inf or NaN: JSON has neither (the wire format would write null, which no field takes)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     v: Literal[1] = SCHEMA_VERSION
     id: UUID  # made by the sender so that a retry can never count twice
@@ -91,7 +92,7 @@ class ClientEvent(_Base):
     (``"ts": "1796..."``, ``"engaged_ms": "5"``, ``"dnt": "yes"`` are refused). Only ``id``
     is read from its JSON string form (a UUID, dashed or hex as the beacon sends it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     id: UUID = Field(strict=False)
 

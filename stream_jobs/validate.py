@@ -4,14 +4,15 @@ Dead letters: ``size`` (message too large), ``schema`` (not JSON, unknown ``v``,
 and ``enrichment`` (``ip_enc`` not decryptable); see ``stream_jobs.dead_letters``. Details
 name the fields and error types, never their values.
 
-Events opened from a seal (``contract.raw_seal``) are ``Vouched``: a Mayak producer made them
-through the contract (the collector from a strictly validated ``ClientEvent``, within
-``RawEvent``'s limits by construction; the pixel and the server hooks through ``RawEvent``
-itself) and sealed them, and the seal's GCM tag proves they come from a holder of the
-producers' secret, unchanged. Validating them again cost 8 us of the worker's 40-50 per event
-(``RawEvent.model_validate`` and ``model_dump``), so only what a producer cannot vouch for is
-checked: the schema version, and the IP's own seal. Plain values (``mayak replay-failed``, a
-producer with no secret, anything else on the topic) are validated in full, as before.
+Events that opened from the collector's seal (``contract.raw_seal.MAGIC_COLLECTOR``) are
+``Vouched``: the collector made them from strictly validated ``ClientEvent``s, within
+``RawEvent``'s limits by construction (its pixel through ``RawEvent`` itself), and the seal's
+GCM tag proves they come from a holder of the producers' secret, unchanged. Validating them
+again cost about 8 us of the worker's 40-50 per event (``RawEvent.model_validate`` and
+``model_dump``), so only what a producer cannot vouch for is checked: the schema version, and
+the IP's own seal. Everything else is validated in full, as before: the server hooks' sealed
+events (they run in the portal's processes, perhaps of an older Mayak), ``mayak
+replay-failed``'s plain values, anything else on the topic.
 """
 
 from __future__ import annotations

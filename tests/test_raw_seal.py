@@ -49,6 +49,22 @@ def test_another_key_or_a_changed_byte_does_not_open() -> None:
         raw_seal.unseal(KEY, raw_seal.MAGIC + b"short")
 
 
+def test_the_collectors_label_opens_and_cannot_be_moved_to_or_from_a_hooks_value() -> None:
+    value = frame([b'{"v":1,"id":"a"}', b'{"v":1,"id":"b"}'])
+    collectors = raw_seal.seal(KEY, value, collector=True)
+    hooks = raw_seal.seal(KEY, value)
+    assert raw_seal.from_collector(collectors) and not raw_seal.from_collector(hooks)
+    assert raw_seal.unseal(KEY, collectors) == raw_seal.unseal(KEY, hooks) == value
+    # the label is inside the tag: a hook's value relabelled as the collector's does not open,
+    # nor does the collector's relabelled as a hook's
+    for relabelled in (
+        raw_seal.MAGIC_COLLECTOR + hooks[4:],
+        raw_seal.MAGIC + collectors[4:],
+    ):
+        with pytest.raises(raw_seal.SealBroken, match="altered"):
+            raw_seal.unseal(KEY, relabelled)
+
+
 def _sealed_v1(value: bytes, level: int = 1) -> bytes:
     """``value`` as the first format sealed it: zlib with no dictionary, ``MAGIC_V1``."""
     nonce = b"\x01" * 12

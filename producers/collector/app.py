@@ -307,7 +307,7 @@ def create_app(
         ack_timeout=settings.collector_ack_timeout_s,
         stall_s=settings.collector_stall_s,
         clock=clock,
-        seal=raw_seal.sealer(raw_seal.key_of(settings)),
+        seal=raw_seal.sealer(raw_seal.key_of(settings), collector=True),
     )
     collector = Collector(settings, box, clock)
 

@@ -80,6 +80,14 @@ def test_track_validates_queues_and_keys_by_a_keyed_hash(sink_tracker) -> None:
         tracker.track("custom", not_a_field=1)
     with pytest.raises(ValueError):
         tracker.track("no_such_type")
+    # JSON has no inf or NaN (the value would say null, which no field takes): refused here,
+    # at the caller, not written for the stream worker to find
+    with pytest.raises(ValueError, match="duration_ms"):
+        tracker.track("service_request", service_type="notary", duration_ms=float("inf"))
+    with pytest.raises(ValueError, match="props"):
+        tracker.track("custom", name="x", props={"ratio": float("nan")})
+    tracker.flush()
+    assert len(sink.items) == 2
     assert again.site == "elegal"
 
 

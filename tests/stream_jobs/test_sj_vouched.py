@@ -1,9 +1,11 @@
-"""Events opened from a seal are not validated twice (``stream_jobs.validate.Vouched``).
+"""Events opened from the collector's seal are not validated twice
+(``stream_jobs.validate.Vouched``).
 
-What the producers write (the collector's fast path and its pixel, a server hook through
-``RawEvent``) must come out of the pipeline exactly as it does through the full validation;
-what a producer cannot vouch for (the schema version, the IP's own seal) is still checked; and
-only values that opened from a seal are vouched for."""
+What the collector writes (its fast path, its model path and its pixel; a server hook's event
+too) must come out of the pipeline exactly as it does through the full validation; what a
+producer cannot vouch for (the schema version, the IP's own seal) is still checked; and only
+values that opened under the collector's label are vouched for: a hook's sealed value, a plain
+one, or one that only looks sealed are validated in full."""
 
 from __future__ import annotations
 
@@ -154,11 +156,38 @@ def test_the_intake_vouches_only_for_what_opened_from_a_seal(make_pipeline) -> N
     def new() -> dict:
         return event | {"id": str(uuid.uuid4())}
 
-    intake.add(0, None, raw_seal.seal(key, frame([orjson.dumps(new()), orjson.dumps(new())])))
-    intake.add(0, None, raw_seal.seal(key, orjson.dumps(new())))  # a single sealed event
+    def collectors(value: bytes) -> bytes:
+        return raw_seal.seal(key, value, collector=True)
+
+    intake.add(0, None, collectors(frame([orjson.dumps(new()), orjson.dumps(new())])))
+    intake.add(0, None, collectors(orjson.dumps(new())))  # a single event
+    intake.add(1, None, raw_seal.seal(key, orjson.dumps(new())))  # a server hook's
     intake.add(1, None, orjson.dumps(new()))  # plain: a replay, a producer with no secret
     intake.add(1, None, frame([orjson.dumps(new()), orjson.dumps(new())]))  # a plain frame
     results = asyncio.run(intake.flush())
 
     assert all(isinstance(r, dict) for r in results), results
-    assert seen == [Vouched, Vouched, Vouched, bytes, dict, dict]
+    assert seen == [Vouched, Vouched, Vouched, bytes, bytes, dict, dict]
+
+
+def test_a_value_that_only_looks_like_the_collectors_is_not_vouched_for(make_pipeline) -> None:
+    """An intake that holds no key (``raw_seal.plain``) opens nothing, so vouches for nothing,
+    whatever a value's first bytes say."""
+    table, failed = _Table(), _Topic()
+    write_back = SessionWriteBack(table, table.write)
+    pipeline = make_pipeline(sessions=write_back)
+    seen: list[type] = []
+    parse = pipeline.parse
+    pipeline.parse = lambda raw: seen.append(type(raw)) or parse(raw)  # type: ignore[method-assign]
+    publisher = Publisher(_Topic(), write_back, per_message=500, partitions=1)
+    intake = Intake(pipeline, publisher, failed, 100)  # the default opener: raw_seal.plain
+    event = {"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": "elegal",
+             "ts": int(time.time() * 1000), "ua": CHROME}  # fmt: skip
+    sealed = raw_seal.seal(b"k" * 32, orjson.dumps(event), collector=True)
+    intake.add(0, None, sealed)
+    intake.add(0, None, raw_seal.MAGIC_COLLECTOR + orjson.dumps(event))
+
+    results = asyncio.run(intake.flush())
+
+    assert seen == [bytes, bytes]
+    assert [(r.reason, r.detail) for r in results] == [("schema", "not_json")] * 2
