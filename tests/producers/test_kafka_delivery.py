@@ -241,6 +241,9 @@ def test_mayak_raw_keeps_no_user_agent_customer_id_or_raw_url_in_clear(
 
     values = _read_values(kafka_broker.bootstrap, settings.topic_raw, lambda v: len(v) >= 3, 1)
     assert len(values) == 3 and all(raw_seal.is_sealed(v) for v in values)
+    # the collector's two under its own label (the worker does not validate them again), the
+    # hook's under the shared one (validated in full): stream_jobs/validate.py
+    assert sorted(raw_seal.from_collector(v) for v in values) == [False, True, True]
     read = b"\n".join(values).decode("latin-1")
     assert found_in(read, secrets.values()) == []
     segments = list((kafka_broker.log_dir).glob(f"{settings.topic_raw}-*/*.log"))
