@@ -18,11 +18,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import psutil
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.harness import PeakMemory
 from bench.pipeline_bench import worker_env, worker_landed_eps
+from bench.stack_bench import Trees
 from bench.traffic import raw_records
 from contract import raw_frames, raw_seal
 from mayak.errors import MayakError
@@ -78,17 +78,13 @@ def fill(
     producer.close()
 
 
-def _cpu_s(proc: subprocess.Popen) -> float:
-    times = psutil.Process(proc.pid).cpu_times()
-    return times.user + times.system
-
-
 def published_eps(
     bootstrap: str, topic: str, n: int, proc: subprocess.Popen, timeout: float
 ) -> tuple[float, float]:
     """Rate of the events published to ``topic`` (counted by each message's event count),
     between the first message and the ``n``-th event; and the worker's CPU microseconds per
     event meanwhile (which a busy shared machine distorts far less than the rate)."""
+    worker = Trees({"worker": proc.pid})
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     deadline = time.monotonic() + timeout
     try:
@@ -106,13 +102,13 @@ def published_eps(
             now = time.perf_counter()
             count += sum(event_count(m.headers) for msgs in batch.values() for m in msgs)
             if count and not first_n:
-                first_n, first_t, first_cpu = count, now, _cpu_s(proc)
+                first_n, first_t, first_cpu = count, now, worker.cpu_seconds()["worker"]
             if count >= n:
                 if count > n:
                     raise MayakError(f"{count} events published for {n} raw events: duplicates")
                 if n <= first_n:
                     return math.nan, math.nan
-                cpu_us = (_cpu_s(proc) - first_cpu) / (n - first_n) * 1e6
+                cpu_us = (worker.cpu_seconds()["worker"] - first_cpu) / (n - first_n) * 1e6
                 return (n - first_n) / max(now - first_t, 1e-9), cpu_us
     finally:
         consumer.close()

@@ -107,6 +107,9 @@ def test_framed_step_lands_every_event_once(tmp_path: Path, kafka_bootstrap: str
         "1 enrich worker on the shared Kafka key store, published to mayak.events"
         in (details["pipeline_framed_eps"])
     )
+    # the worker's own CPU per event, which the details print beside the rate
+    cpu = re.search(r"its CPU ([\d.]+) us per event", details["pipeline_framed_eps"])
+    assert cpu and 0 < float(cpu.group(1)) < 1e6, details["pipeline_framed_eps"]
     # the worker's keys live where production keeps them: the Kafka key store, no file
     assert topic_has_records(kafka_bootstrap, framed_bench.KEYS_TOPIC)
     assert not list(tmp_path.rglob("anonymizer.db")) and not list(tmp_path.rglob("*.sqlite"))
