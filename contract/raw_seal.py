@@ -128,6 +128,13 @@ def from_collector(value: bytes) -> bool:
     return value[:4] == MAGIC_COLLECTOR
 
 
+def opened_from_collector(value: bytes, opened: bytes) -> bool:
+    """Whether ``opened``, what an opener made of ``value``, is the collector's value opened
+    with the key: ``unseal`` gives a plain value back as it is and ``plain`` (an opener with
+    no key) every value, so only a new object was opened."""
+    return opened is not value and from_collector(value)
+
+
 def unseal(key: bytes, value: bytes) -> bytes:
     """The value ``seal`` sealed; a plain value unchanged. Raises ``SealBroken``."""
     if not is_sealed(value):

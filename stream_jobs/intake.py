@@ -120,7 +120,7 @@ class Intake:
             letter = DeadLetter("enrichment", f"raw_seal:{exc}")
             return [self.pipeline.dead_letter(letter, "unseal", None)]
         events = events_of(opened)
-        if opened is not value and raw_seal.from_collector(value):
+        if raw_seal.opened_from_collector(value, opened):
             # it opened under the collector's label: the collector validated its events
             # (stream_jobs.validate); a hook's, a replay's or anything plain is validated here
             return [vouch(event) for event in events]

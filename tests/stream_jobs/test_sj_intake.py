@@ -35,12 +35,13 @@ class _Topic:
         self.sent.append(message)
 
 
-def _intake(make_pipeline, batch: int):
+def _intake(make_pipeline, batch: int, open_raw: raw_seal.Transform = raw_seal.plain):
     table, events, failed = _Table(), _Topic(), _Topic()
     write_back = SessionWriteBack(table, table.write)
     pipeline = make_pipeline(sessions=write_back)
     publisher = Publisher(events, write_back, per_message=500, partitions=2)
-    return Intake(pipeline, publisher, failed, batch), pipeline, table, events, failed
+    intake = Intake(pipeline, publisher, failed, batch, open_raw)
+    return intake, pipeline, table, events, failed
 
 
 def test_messages_wait_for_a_batch_then_run_in_order(make_pipeline) -> None:

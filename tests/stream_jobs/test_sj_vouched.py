@@ -10,6 +10,7 @@ one, or one that only looks sealed are validated in full."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import time
 import uuid
@@ -19,27 +20,25 @@ import orjson
 import pytest
 
 from contract import raw_seal
-from contract.crypto import decrypt_ip, encrypt_ip
+from contract.crypto import decrypt_ip, encrypt_ip, ip_cipher_key
 from contract.raw_frames import frame
 from contract.schema import ClientEvent, RawEvent
 from mayak.settings import Settings
 from producers.collector.events import EventFactory
-from stream_jobs.batching import Publisher, SessionWriteBack
 from stream_jobs.dead_letters import DeadLetter
-from stream_jobs.intake import Intake
 from stream_jobs.validate import MAX_RAW_BYTES, Vouched, vouch
 from tests.stream_jobs.samples import AZ_IP, CHROME, IPHONE, TR_IP
-from tests.stream_jobs.test_sj_intake import _Table, _Topic
+from tests.stream_jobs.test_sj_intake import _intake
 
 pytestmark = pytest.mark.unit
 
-IP_KEY = secrets.token_bytes(32)
+MASTER = secrets.token_bytes(32)
+IP_KEY = ip_cipher_key(MASTER)  # what the worker opens the collector's IPs with
 
 
 def _producers_values(tmp_path: Path) -> list[bytes]:
     """raw event values as the collector (fast path, model path, pixel) and a hook write them."""
-    factory = EventFactory(Settings(data_dir=tmp_path))
-    factory._ip_key = IP_KEY  # the worker below opens the IPs with the same key
+    factory = EventFactory(Settings(data_dir=tmp_path, ip_key=base64.b64encode(MASTER).decode()))
     now = int(time.time() * 1000)
     client = [
         {"v": 1, "id": uuid.uuid4().hex, "type": "pageview", "site": "elegal", "ts": now,
@@ -140,30 +139,32 @@ def test_vouch_leaves_what_is_no_json_object_to_the_full_validation(make_pipelin
         ), value
 
 
-def test_the_intake_vouches_only_for_what_opened_from_a_seal(make_pipeline) -> None:
-    key = b"k" * 32
-    table, events, failed = _Table(), _Topic(), _Topic()
-    write_back = SessionWriteBack(table, table.write)
-    pipeline = make_pipeline(sessions=write_back)
+def _recording_intake(make_pipeline, open_raw: raw_seal.Transform = raw_seal.plain):
+    """An intake whose pipeline notes the type of every raw event it is handed."""
+    intake, pipeline, *_ = _intake(make_pipeline, batch=100, open_raw=open_raw)
     seen: list[type] = []
     parse = pipeline.parse
     pipeline.parse = lambda raw: seen.append(type(raw)) or parse(raw)  # type: ignore[method-assign]
-    publisher = Publisher(events, write_back, per_message=500, partitions=2)
-    intake = Intake(pipeline, publisher, failed, 100, raw_seal.opener(key))
-    now = int(time.time() * 1000)
-    event = {"v": 1, "type": "pageview", "site": "elegal", "ts": now, "ua": CHROME}
+    return intake, seen
 
-    def new() -> dict:
-        return event | {"id": str(uuid.uuid4())}
+
+def _event() -> dict:
+    return {"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": "elegal",
+            "ts": int(time.time() * 1000), "ua": CHROME}  # fmt: skip
+
+
+def test_the_intake_vouches_only_for_what_opened_from_a_seal(make_pipeline) -> None:
+    key = b"k" * 32
+    intake, seen = _recording_intake(make_pipeline, raw_seal.opener(key))
 
     def collectors(value: bytes) -> bytes:
         return raw_seal.seal(key, value, collector=True)
 
-    intake.add(0, None, collectors(frame([orjson.dumps(new()), orjson.dumps(new())])))
-    intake.add(0, None, collectors(orjson.dumps(new())))  # a single event
-    intake.add(1, None, raw_seal.seal(key, orjson.dumps(new())))  # a server hook's
-    intake.add(1, None, orjson.dumps(new()))  # plain: a replay, a producer with no secret
-    intake.add(1, None, frame([orjson.dumps(new()), orjson.dumps(new())]))  # a plain frame
+    intake.add(0, None, collectors(frame([orjson.dumps(_event()), orjson.dumps(_event())])))
+    intake.add(0, None, collectors(orjson.dumps(_event())))  # a single event
+    intake.add(1, None, raw_seal.seal(key, orjson.dumps(_event())))  # a server hook's
+    intake.add(1, None, orjson.dumps(_event()))  # plain: a replay, a producer with no secret
+    intake.add(1, None, frame([orjson.dumps(_event()), orjson.dumps(_event())]))  # plain frame
     results = asyncio.run(intake.flush())
 
     assert all(isinstance(r, dict) for r in results), results
@@ -173,18 +174,9 @@ def test_the_intake_vouches_only_for_what_opened_from_a_seal(make_pipeline) -> N
 def test_a_value_that_only_looks_like_the_collectors_is_not_vouched_for(make_pipeline) -> None:
     """An intake that holds no key (``raw_seal.plain``) opens nothing, so vouches for nothing,
     whatever a value's first bytes say."""
-    table, failed = _Table(), _Topic()
-    write_back = SessionWriteBack(table, table.write)
-    pipeline = make_pipeline(sessions=write_back)
-    seen: list[type] = []
-    parse = pipeline.parse
-    pipeline.parse = lambda raw: seen.append(type(raw)) or parse(raw)  # type: ignore[method-assign]
-    publisher = Publisher(_Topic(), write_back, per_message=500, partitions=1)
-    intake = Intake(pipeline, publisher, failed, 100)  # the default opener: raw_seal.plain
-    event = {"v": 1, "id": str(uuid.uuid4()), "type": "pageview", "site": "elegal",
-             "ts": int(time.time() * 1000), "ua": CHROME}  # fmt: skip
-    sealed = raw_seal.seal(b"k" * 32, orjson.dumps(event), collector=True)
-    intake.add(0, None, sealed)
+    intake, seen = _recording_intake(make_pipeline)  # the default opener: raw_seal.plain
+    event = _event()
+    intake.add(0, None, raw_seal.seal(b"k" * 32, orjson.dumps(event), collector=True))
     intake.add(0, None, raw_seal.MAGIC_COLLECTOR + orjson.dumps(event))
 
     results = asyncio.run(intake.flush())
