@@ -12,7 +12,8 @@ row, and say what the answer cost and what is left. The guarantee is documented 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from functools import lru_cache
@@ -128,10 +129,10 @@ def answer(
     digest = ledger.question_hash(question)
     budget = ledger.budget_of(client, researcher, default_budget(settings))
     start, end = budget.window(clock.now())
-    past = ledger.spent(client, researcher, start, end)
     stored = ledger.stored_answer(client, researcher, digest)
     if stored is not None:
         ledger.record(client, researcher, question, 0.0, 0.0, stored, repeat=True, clock=clock)
+        past = ledger.spent(client, researcher, start, end)
         cost = (0.0, 0.0)
         released = stored
     else:
@@ -140,39 +141,132 @@ def answer(
             metrics, epsilon, settings.research_delta, settings.research_max_cells, clips
         )
         cost = mechanism.cost
-        after = Accountant.total(past + [cost])
-        if after[0] > budget.epsilon + 1e-9 or after[1] > budget.delta:
-            left = _left(budget, Accountant.total(past))
-            raise BudgetSpent(
-                f"privacy budget spent: this question costs epsilon={cost[0]:g}, "
-                f"delta={cost[1]:.3g}; {researcher} has epsilon={left['epsilon']:g}, "
-                f"delta={left['delta']:.3g} left this {budget.period} (until "
-                f"{end.date()}) -> ask for a smaller epsilon=, repeat an earlier question "
-                f"(free), or ask an admin: mayak research budget set {researcher} ..."
-            )
-        _check_data_days(client, researcher, question, cost, budget)
-        ordered = replace(query, dimensions=tuple(sorted(query.dimensions)))
+        held, past = _hold(client, researcher, question, cost, budget, clock)
         try:
-            cells = bounded.bounded_cells(
-                client,
-                ordered,
-                ("visitors", *metrics),
-                settings.research_max_cells,
-                mechanism.plan.clip,
-                bounded.research_limits(settings.query_max_memory_mb * 2**20),
+            released = _release(
+                client, settings, researcher, query, metrics, mechanism, held, clock
             )
-            released = _rows(query, mechanism, mechanism.release(cells))
-        except WarehouseBusy:
-            raise  # the slot was taken by others' queries: nothing ran, nothing is charged
-        except Exception as exc:  # whatever stopped it, the answer to "did it fail" is paid
-            log.warning("research question of %s failed: %s", researcher, str(exc)[:300])
-            failed = {"failed": True}
-            ledger.record(client, researcher, question, cost[0], cost[1], failed, clock=clock)
-            raise QuestionFailed(FAILED.format(epsilon=cost[0])) from exc
-        ledger.record(client, researcher, question, cost[0], cost[1], released, clock=clock)
+        finally:
+            ledger.close(client, researcher, held, clock)
         past = past + [cost]
     payload = _payload(query, metrics, released, cost, budget, Accountant.total(past), end)
     return payload, question, fmt
+
+
+def _release(
+    client: Client,
+    settings: Settings,
+    researcher: str,
+    query: Query,
+    metrics: tuple[str, ...],
+    mechanism: Mechanism,
+    held: ledger.InFlight,
+    clock: Clock,
+) -> dict:
+    """Read the question's bounded cells, release them through the mechanism and write the
+    ledger row; a failure is charged all the same (``QuestionFailed``)."""
+    question, cost = held.question, mechanism.cost
+    ordered = replace(query, dimensions=tuple(sorted(query.dimensions)))
+    try:
+        cells = bounded.bounded_cells(
+            client,
+            ordered,
+            ("visitors", *metrics),
+            settings.research_max_cells,
+            mechanism.plan.clip,
+            bounded.research_limits(settings.query_max_memory_mb * 2**20),
+        )
+        released = _rows(query, mechanism, mechanism.release(cells))
+        if not ledger.may_release(held, clock.now()):  # others stopped counting its reservation
+            raise TimeoutError("the question took longer than its reservation")
+    except WarehouseBusy:
+        raise  # the slot was taken by others' queries: nothing ran, nothing is charged
+    except Exception as exc:  # whatever stopped it, the answer to "did it fail" is paid
+        log.warning("research question of %s failed: %s", researcher, str(exc)[:300])
+        failed = {"failed": True}
+        ledger.record(client, researcher, question, cost[0], cost[1], failed, clock=clock)
+        raise QuestionFailed(FAILED.format(epsilon=cost[0])) from exc
+    ledger.record(client, researcher, question, cost[0], cost[1], released, clock=clock)
+    return released
+
+
+#: how often a question whose budget is taken only by questions still in flight waits and
+#: tries again (they may be refused, or fail), and the longest wait before a try, in seconds
+HOLD_TRIES, HOLD_WAIT_S = 6, 0.4
+
+
+def _hold(
+    client: Client,
+    researcher: str,
+    question: dict,
+    cost: tuple[float, float],
+    budget: ledger.Budget,
+    clock: Clock,
+) -> tuple[ledger.InFlight, list[tuple[float, float]]]:
+    """Reserve the question's cost, then check the budget with what the ledger holds and
+    what the researcher's other questions in flight (in any dashboards process) reserved.
+    Returns the reservation and the ledger's spending this period; raises ``BudgetSpent``
+    (the reservation closed) when the ledger alone, or still after the last try the ledger
+    with the questions in flight, leaves too little."""
+    start, end = budget.window(clock.now())
+    for attempt in range(HOLD_TRIES):
+        held = ledger.reserve(client, researcher, question, cost, clock)
+        try:
+            others = [
+                flight
+                for flight in ledger.in_flight(client, researcher, clock.now())
+                if flight.reservation != held.reservation
+            ]
+            past = ledger.spent(client, researcher, start, end)
+            window = (start, end)
+            refusal = _refusal(client, researcher, question, cost, budget, window, past, ())
+            if refusal is None and (
+                not others
+                or _refusal(client, researcher, question, cost, budget, window, past, others)
+                is None
+            ):
+                return held, past
+        except BaseException:
+            ledger.close(client, researcher, held, clock)
+            raise
+        ledger.close(client, researcher, held, clock)
+        if refusal is not None:
+            raise refusal
+        # random waits: two questions that each saw the other try again at different times
+        clock.sleep_blocking(random.uniform(0.2, 1.0) * HOLD_WAIT_S * (attempt + 1))
+    raise BudgetSpent(
+        f"privacy budget taken by questions of {researcher} being answered right now: this "
+        f"question costs epsilon={cost[0]:g}, and with them it would exceed the budget "
+        "-> ask again once they are answered (an answered question may leave too little)"
+    )
+
+
+def _refusal(
+    client: Client,
+    researcher: str,
+    question: dict,
+    cost: tuple[float, float],
+    budget: ledger.Budget,
+    window: tuple[datetime, datetime],
+    past: list[tuple[float, float]],
+    others: Sequence[ledger.InFlight],
+) -> BudgetSpent | None:
+    """Why the budget cannot pay ``cost`` besides ``past`` (the ledger's spending in the
+    period ``window``) and the reservations ``others`` (per period and per day of data), or
+    None."""
+    start, end = window
+    paid = past + [o.cost for o in others if start <= o.ts < end]
+    after = Accountant.total(paid + [cost])
+    if after[0] > budget.epsilon + 1e-9 or after[1] > budget.delta:
+        left = _left(budget, Accountant.total(paid))
+        return BudgetSpent(
+            f"privacy budget spent: this question costs epsilon={cost[0]:g}, "
+            f"delta={cost[1]:.3g}; {researcher} has epsilon={left['epsilon']:g}, "
+            f"delta={left['delta']:.3g} left this {budget.period} (until "
+            f"{end.date()}) -> ask for a smaller epsilon=, repeat an earlier question "
+            f"(free), or ask an admin: mayak research budget set {researcher} ..."
+        )
+    return _data_days_refusal(client, researcher, question, cost, budget, others)
 
 
 @lru_cache(maxsize=1)
@@ -198,14 +292,16 @@ def _composed_by_day(
     return out
 
 
-def _check_data_days(
+def _data_days_refusal(
     client: Client,
     researcher: str,
     question: dict,
     cost: tuple[float, float],
     budget: ledger.Budget,
-) -> None:
-    """Refuse a question that would take any day of data it reads past the budget.
+    others: Sequence[ledger.InFlight] = (),
+) -> BudgetSpent | None:
+    """Why a question would take a day of data it reads past the budget (with what the
+    reservations ``others`` would take), or None.
 
     The period budget starts again each month, but a day's visitors stay in the warehouse
     for 13 months: asked about the same days every month, the same visitor-day would be paid
@@ -213,16 +309,16 @@ def _check_data_days(
     good: what all of a researcher's questions that read it cost, whenever they were asked.
     """
     days = ledger.data_days(question["from"], question["to"], question["tz"])
-    by_day = ledger.spent_by_data_day(client, researcher, days)
+    by_day = ledger.spent_by_data_day(client, researcher, days, also=others)
     worst: tuple[float, date] | None = None
     for day, total in _composed_by_day(by_day, cost).items():
         over = total[0] > budget.epsilon + 1e-9 or total[1] > budget.delta
         if over and (worst is None or total[0] > worst[0]):
             worst = (total[0], day)
     if worst is None:
-        return
+        return None
     spent_days = [day for day, costs in by_day.items() if costs]
-    raise BudgetSpent(
+    return BudgetSpent(
         f"privacy budget spent on these days of data: this question reads {days[0]} to "
         f"{days[-1]} (UTC, with the day after, whose ids late events carry), and on "
         f"{worst[1]} it would make epsilon={worst[0]:g}; every day of data may cost "

@@ -1,13 +1,26 @@
 """The research privacy ledger and budgets (``research_ledger``, ``research_budgets``).
 
-Responsible for what was spent, by whom, on which question, and what each researcher may
-spend per period. Composition of the spent amounts is the accountant's job
-(``dashboards.dp.Accountant``); this module only stores and reads rows.
+Responsible for what was spent, by whom, on which question, what each researcher may spend
+per period, and which questions are being answered right now (``research_in_flight``).
+Composition of the spent amounts is the accountant's job (``dashboards.dp.Accountant``); this
+module only stores and reads rows.
+
+Reservations: a question's cost is written to ``research_in_flight`` before its budget check
+reads anything, and closed once its ledger row is written (or it was refused). The checks
+count the open reservations of others besides the ledger. Of two questions checked at once in
+two dashboards processes, at least one sees the other's reservation (each writes before it
+reads, and a read sees every insert that returned before it began), so they cannot both spend
+the last of a budget: the one that sees both refuses or waits. A reservation left open by a
+process that died counts until ``RESERVATION_LIFETIME`` has passed; no process releases an
+answer after half of that (``may_release``), so ignoring it then is safe whatever clock skew
+below five minutes separates the hosts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -19,6 +32,8 @@ from mayak.errors import MayakError
 from warehouse.question import local_days_in_utc
 
 PERIODS = ("day", "week", "month")
+#: how long an open reservation counts against the budget (see the module's docstring)
+RESERVATION_LIFETIME = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -98,7 +113,10 @@ def budgets(client: Client) -> list[Budget]:
 
 
 def spent(
-    client: Client, researcher: str, start: datetime, end: datetime
+    client: Client,
+    researcher: str,
+    start: datetime,
+    end: datetime,
 ) -> list[tuple[float, float]]:
     """The (epsilon, delta) of every query the researcher paid for in [start, end)."""
     rows = client.query(
@@ -114,6 +132,79 @@ def spent(
     return [(float(e), float(d)) for e, d in rows]
 
 
+@dataclass(frozen=True)
+class InFlight:
+    """A question being answered: its reservation, when it was made, the question, its cost."""
+
+    reservation: str
+    ts: datetime
+    question: dict
+    cost: tuple[float, float]
+
+
+def reserve(
+    client: Client,
+    researcher: str,
+    question: dict,
+    cost: tuple[float, float],
+    clock: Clock = SYSTEM_CLOCK,
+) -> InFlight:
+    """Write the open reservation of ``question`` (before its budget is checked)."""
+    held = InFlight(str(uuid.uuid4()), clock.now(), question, cost)
+    _write_in_flight(client, researcher, held, 1, held.ts)
+    return held
+
+
+def close(client: Client, researcher: str, held: InFlight, clock: Clock = SYSTEM_CLOCK) -> None:
+    """Close a reservation: its question was refused, failed or is in the ledger now."""
+    _write_in_flight(client, researcher, held, 0, clock.now())
+
+
+def _write_in_flight(
+    client: Client, researcher: str, held: InFlight, is_open: int, ts: datetime
+) -> None:
+    client.insert(
+        "research_in_flight",
+        [
+            [
+                ts,
+                researcher,
+                uuid.UUID(held.reservation),
+                orjson.dumps(held.question, option=orjson.OPT_SORT_KEYS).decode(),
+                float(held.cost[0]),
+                float(held.cost[1]),
+                is_open,
+            ]
+        ],
+        column_names=["ts", "researcher", "reservation", "question", "epsilon", "delta", "open"],
+        # on a cluster the other processes' next budget check must see this row at once
+        settings={"distributed_foreground_insert": 1},
+    )
+
+
+def in_flight(client: Client, researcher: str, now: datetime) -> list[InFlight]:
+    """The researcher's open reservations made within ``RESERVATION_LIFETIME`` of ``now``."""
+    rows = client.query(
+        "SELECT toString(reservation), min(ts), any(question), any(epsilon), any(delta) "
+        "FROM research_in_flight WHERE researcher = {r:String} "
+        "AND ts >= {since:DateTime64(3, 'UTC')} GROUP BY reservation HAVING min(open) = 1",
+        parameters={
+            "r": researcher,
+            "since": (now - RESERVATION_LIFETIME).astimezone(UTC).replace(tzinfo=None),
+        },
+    ).result_rows
+    return [
+        InFlight(rid, ts.replace(tzinfo=UTC), orjson.loads(text), (float(e), float(d)))
+        for rid, ts, text, e, d in rows
+    ]
+
+
+def may_release(held: InFlight, now: datetime) -> bool:
+    """Whether the answer of ``held`` may still be released (others count it for twice as
+    long, so a reservation they stop counting belongs to no answer that is released)."""
+    return now - held.ts < RESERVATION_LIFETIME / 2
+
+
 def data_days(date_from: str, date_to: str, tz: str) -> list[date]:
     """The days of data a question over the local dates ``date_from``..``date_to`` in ``tz``
     reads, as the visitor ids see them: a cookieless id is the keyed hash of the salt of the
@@ -126,11 +217,14 @@ def data_days(date_from: str, date_to: str, tz: str) -> list[date]:
 
 
 def spent_by_data_day(
-    client: Client, researcher: str, days: list[date] | None = None
+    client: Client,
+    researcher: str,
+    days: list[date] | None = None,
+    also: Sequence[InFlight] = (),
 ) -> dict[date, list[tuple[float, float]]]:
     """The (epsilon, delta) of every paid question (and charged failure) of the researcher
-    that read each of ``days`` of data, whenever it was asked (``None``: every day of data
-    any of them read, in date order)."""
+    that read each of ``days`` of data, whenever it was asked, and of the reservations
+    ``also`` (``None``: every day of data any of them read, in date order)."""
     wanted = None if days is None else set(days)
     rows = client.query(
         "SELECT question, epsilon, delta FROM research_ledger WHERE researcher = {r:String} "
@@ -138,11 +232,11 @@ def spent_by_data_day(
         parameters={"r": researcher},
     ).result_rows
     out: dict[date, list[tuple[float, float]]] = {day: [] for day in days or []}
-    for text, epsilon, delta in rows:
-        asked = orjson.loads(text)
-        for day in data_days(asked["from"], asked["to"], asked["tz"]):
+    asked = [(orjson.loads(text), (float(e), float(d))) for text, e, d in rows]
+    for question, cost in asked + [(held.question, held.cost) for held in also]:
+        for day in data_days(question["from"], question["to"], question["tz"]):
             if wanted is None or day in wanted:
-                out.setdefault(day, []).append((float(epsilon), float(delta)))
+                out.setdefault(day, []).append(cost)
     return out if days is not None else dict(sorted(out.items()))
 
 

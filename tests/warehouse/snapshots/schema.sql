@@ -498,6 +498,21 @@ ORDER BY (researcher, set_at)
 TTL toDateTime(set_at) + toIntervalYear(3)
 SETTINGS index_granularity = 8192;
 
+CREATE TABLE research_in_flight
+(
+    `ts` DateTime64(3, 'UTC'),
+    `researcher` String,
+    `reservation` UUID,
+    `question` String,
+    `epsilon` Float64,
+    `delta` Float64,
+    `open` UInt8
+)
+ENGINE = MergeTree
+ORDER BY (researcher, ts)
+TTL toDateTime(ts) + toIntervalDay(1)
+SETTINGS index_granularity = 8192;
+
 CREATE TABLE research_ledger
 (
     `ts` DateTime64(3, 'UTC'),
