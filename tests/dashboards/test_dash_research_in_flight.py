@@ -162,9 +162,7 @@ class SlowEngine(RacingClient):
 
 
 @pytest.mark.parametrize("minutes", [1, 6])
-def test_an_answer_later_than_half_its_reservation_is_not_released(
-    data, settings, minutes
-) -> None:
+def test_an_answer_later_than_half_its_reservation_is_not_released(data, settings, minutes) -> None:
     clock = FakeClock(SYSTEM_CLOCK.now())
     slow = SlowEngine(data, clock, minutes)
     if minutes < 5:
