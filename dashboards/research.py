@@ -2,11 +2,13 @@
 
 Responsible for one research question end to end: parse it (``metrics``, ``dimensions``,
 ``filter``, dates, ``epsilon``), answer an identical question again from the ledger at no
-cost, otherwise check the researcher's budget with the accountant *before* touching the data
-(a refused question spends nothing), read the bounded per-cell sums
-(``warehouse.bounded``), release them through OpenDP (``dashboards.dp``), write the ledger
-row, and say what the answer cost and what is left. The guarantee is documented in README
-("Research answers"); the unit of privacy is one visitor id.
+cost, otherwise reserve its cost and check the researcher's budget with the accountant
+*before* touching the data, counting the researcher's other questions in flight in any
+dashboards process (``warehouse.ledger``, reservations; a refused question spends nothing),
+read the bounded per-cell sums (``warehouse.bounded``), release them through OpenDP
+(``dashboards.dp``), write the ledger row, and say what the answer cost and what is left.
+The guarantee is documented in README ("Research answers"); the unit of privacy is one
+visitor id.
 """
 
 from __future__ import annotations
@@ -141,13 +143,13 @@ def answer(
             metrics, epsilon, settings.research_delta, settings.research_max_cells, clips
         )
         cost = mechanism.cost
-        held, past = _hold(client, researcher, question, cost, budget, clock)
+        held, past = _hold(client, researcher, question, cost, budget, (start, end), clock)
         try:
             released = _release(
                 client, settings, researcher, query, metrics, mechanism, held, clock
             )
         finally:
-            ledger.close(client, researcher, held, clock)
+            _close(client, researcher, held, clock)
         past = past + [cost]
     payload = _payload(query, metrics, released, cost, budget, Accountant.total(past), end)
     return payload, question, fmt
@@ -165,7 +167,7 @@ def _release(
 ) -> dict:
     """Read the question's bounded cells, release them through the mechanism and write the
     ledger row; a failure is charged all the same (``QuestionFailed``)."""
-    question, cost = held.question, mechanism.cost
+    question, cost = held.question, held.cost
     ordered = replace(query, dimensions=tuple(sorted(query.dimensions)))
     try:
         cells = bounded.bounded_cells(
@@ -201,15 +203,16 @@ def _hold(
     question: dict,
     cost: tuple[float, float],
     budget: ledger.Budget,
+    window: tuple[datetime, datetime],
     clock: Clock,
 ) -> tuple[ledger.InFlight, list[tuple[float, float]]]:
     """Reserve the question's cost, then check the budget with what the ledger holds and
     what the researcher's other questions in flight (in any dashboards process) reserved.
-    Returns the reservation and the ledger's spending this period; raises ``BudgetSpent``
-    (the reservation closed) when the ledger alone, or still after the last try the ledger
-    with the questions in flight, leaves too little."""
-    start, end = budget.window(clock.now())
-    for attempt in range(HOLD_TRIES):
+    Returns the reservation and the ledger's spending in the period ``window``; raises
+    ``BudgetSpent`` (the reservation closed) when the ledger alone, or still after the last
+    try the ledger with the questions in flight, leaves too little."""
+    days = ledger.data_days(question["from"], question["to"], question["tz"])
+    for attempt in range(1, HOLD_TRIES + 1):
         held = ledger.reserve(client, researcher, question, cost, clock)
         try:
             others = [
@@ -217,23 +220,22 @@ def _hold(
                 for flight in ledger.in_flight(client, researcher, clock.now())
                 if flight.reservation != held.reservation
             ]
-            past = ledger.spent(client, researcher, start, end)
-            window = (start, end)
-            refusal = _refusal(client, researcher, question, cost, budget, window, past, ())
-            if refusal is None and (
-                not others
-                or _refusal(client, researcher, question, cost, budget, window, past, others)
-                is None
-            ):
-                return held, past
+            past = ledger.spent(client, researcher, *window)
+            by_day = ledger.spent_by_data_day(client, researcher, days)
         except BaseException:
-            ledger.close(client, researcher, held, clock)
+            _close(client, researcher, held, clock)
             raise
-        ledger.close(client, researcher, held, clock)
+        refusal = _refusal(researcher, cost, budget, window, past, by_day, ())
+        crowded = refusal is None and bool(others)
+        if crowded:  # fits the ledger: does it fit with the others' reservations too?
+            crowded = _refusal(researcher, cost, budget, window, past, by_day, others) is not None
+        if refusal is None and not crowded:
+            return held, past
+        _close(client, researcher, held, clock)
         if refusal is not None:
             raise refusal
-        # random waits: two questions that each saw the other try again at different times
-        clock.sleep_blocking(random.uniform(0.2, 1.0) * HOLD_WAIT_S * (attempt + 1))
+        if attempt < HOLD_TRIES:  # random waits: two that saw each other try at different times
+            clock.sleep_blocking(random.uniform(0.2, 1.0) * HOLD_WAIT_S * attempt)
     raise BudgetSpent(
         f"privacy budget taken by questions of {researcher} being answered right now: this "
         f"question costs epsilon={cost[0]:g}, and with them it would exceed the budget "
@@ -241,19 +243,33 @@ def _hold(
     )
 
 
+def _close(client: Client, researcher: str, held: ledger.InFlight, clock: Clock) -> None:
+    """Close a reservation; if the warehouse cannot take that now, the reservation counts
+    until its lifetime ends (more budget taken for a while, never less) and what the
+    question came to (its answer, refusal or failure) is what the caller sees."""
+    try:
+        ledger.close(client, researcher, held, clock)
+    except Exception as exc:
+        log.warning(
+            "closing the reservation of a question of %s failed (%s); it counts for %s",
+            researcher,
+            str(exc)[:200],
+            ledger.RESERVATION_LIFETIME,
+        )
+
+
 def _refusal(
-    client: Client,
     researcher: str,
-    question: dict,
     cost: tuple[float, float],
     budget: ledger.Budget,
     window: tuple[datetime, datetime],
     past: list[tuple[float, float]],
+    by_day: dict[date, list[tuple[float, float]]],
     others: Sequence[ledger.InFlight],
 ) -> BudgetSpent | None:
-    """Why the budget cannot pay ``cost`` besides ``past`` (the ledger's spending in the
-    period ``window``) and the reservations ``others`` (per period and per day of data), or
-    None."""
+    """Why the budget cannot pay ``cost`` besides the ledger's spending (``past`` in the
+    period ``window``, ``by_day`` on each day of data the question reads) and the
+    reservations ``others``, or None."""
     start, end = window
     paid = past + [o.cost for o in others if start <= o.ts < end]
     after = Accountant.total(paid + [cost])
@@ -266,7 +282,10 @@ def _refusal(
             f"{end.date()}) -> ask for a smaller epsilon=, repeat an earlier question "
             f"(free), or ask an admin: mayak research budget set {researcher} ..."
         )
-    return _data_days_refusal(client, researcher, question, cost, budget, others)
+    if others:
+        reserved = ledger.by_data_day(((o.question, o.cost) for o in others), list(by_day))
+        by_day = {day: costs + reserved[day] for day, costs in by_day.items()}
+    return _data_days_refusal(researcher, cost, budget, by_day)
 
 
 @lru_cache(maxsize=1)
@@ -293,23 +312,20 @@ def _composed_by_day(
 
 
 def _data_days_refusal(
-    client: Client,
     researcher: str,
-    question: dict,
     cost: tuple[float, float],
     budget: ledger.Budget,
-    others: Sequence[ledger.InFlight] = (),
+    by_day: dict[date, list[tuple[float, float]]],
 ) -> BudgetSpent | None:
-    """Why a question would take a day of data it reads past the budget (with what the
-    reservations ``others`` would take), or None.
+    """Why a question would take a day of data it reads (the keys of ``by_day``, with what
+    was paid and reserved on each) past the budget, or None.
 
     The period budget starts again each month, but a day's visitors stay in the warehouse
     for 13 months: asked about the same days every month, the same visitor-day would be paid
     for 13 times (red team, 2026-12-02). So every day of data also has the budget once, for
     good: what all of a researcher's questions that read it cost, whenever they were asked.
     """
-    days = ledger.data_days(question["from"], question["to"], question["tz"])
-    by_day = ledger.spent_by_data_day(client, researcher, days, also=others)
+    days = list(by_day)
     worst: tuple[float, date] | None = None
     for day, total in _composed_by_day(by_day, cost).items():
         over = total[0] > budget.epsilon + 1e-9 or total[1] > budget.delta

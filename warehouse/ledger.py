@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -113,10 +113,7 @@ def budgets(client: Client) -> list[Budget]:
 
 
 def spent(
-    client: Client,
-    researcher: str,
-    start: datetime,
-    end: datetime,
+    client: Client, researcher: str, start: datetime, end: datetime
 ) -> list[tuple[float, float]]:
     """The (epsilon, delta) of every query the researcher paid for in [start, end)."""
     rows = client.query(
@@ -136,7 +133,7 @@ def spent(
 class InFlight:
     """A question being answered: its reservation, when it was made, the question, its cost."""
 
-    reservation: str
+    reservation: uuid.UUID
     ts: datetime
     question: dict
     cost: tuple[float, float]
@@ -150,7 +147,7 @@ def reserve(
     clock: Clock = SYSTEM_CLOCK,
 ) -> InFlight:
     """Write the open reservation of ``question`` (before its budget is checked)."""
-    held = InFlight(str(uuid.uuid4()), clock.now(), question, cost)
+    held = InFlight(uuid.uuid4(), clock.now(), question, cost)
     _write_in_flight(client, researcher, held, 1, held.ts)
     return held
 
@@ -169,7 +166,7 @@ def _write_in_flight(
             [
                 ts,
                 researcher,
-                uuid.UUID(held.reservation),
+                held.reservation,
                 orjson.dumps(held.question, option=orjson.OPT_SORT_KEYS).decode(),
                 float(held.cost[0]),
                 float(held.cost[1]),
@@ -185,7 +182,7 @@ def _write_in_flight(
 def in_flight(client: Client, researcher: str, now: datetime) -> list[InFlight]:
     """The researcher's open reservations made within ``RESERVATION_LIFETIME`` of ``now``."""
     rows = client.query(
-        "SELECT toString(reservation), min(ts), any(question), any(epsilon), any(delta) "
+        "SELECT reservation, min(ts), any(question), any(epsilon), any(delta) "
         "FROM research_in_flight WHERE researcher = {r:String} "
         "AND ts >= {since:DateTime64(3, 'UTC')} GROUP BY reservation HAVING min(open) = 1",
         parameters={
@@ -217,23 +214,27 @@ def data_days(date_from: str, date_to: str, tz: str) -> list[date]:
 
 
 def spent_by_data_day(
-    client: Client,
-    researcher: str,
-    days: list[date] | None = None,
-    also: Sequence[InFlight] = (),
+    client: Client, researcher: str, days: list[date] | None = None
 ) -> dict[date, list[tuple[float, float]]]:
     """The (epsilon, delta) of every paid question (and charged failure) of the researcher
-    that read each of ``days`` of data, whenever it was asked, and of the reservations
-    ``also`` (``None``: every day of data any of them read, in date order)."""
-    wanted = None if days is None else set(days)
+    that read each of ``days`` of data, whenever it was asked (``None``: every day of data
+    any of them read, in date order)."""
     rows = client.query(
         "SELECT question, epsilon, delta FROM research_ledger WHERE researcher = {r:String} "
         "AND repeat = 0 AND epsilon > 0 ORDER BY ts",
         parameters={"r": researcher},
     ).result_rows
+    return by_data_day([(orjson.loads(text), (float(e), float(d))) for text, e, d in rows], days)
+
+
+def by_data_day(
+    asked: Iterable[tuple[dict, tuple[float, float]]], days: list[date] | None = None
+) -> dict[date, list[tuple[float, float]]]:
+    """The costs of the (question, cost) pairs ``asked`` on each of ``days`` of data their
+    questions read (``None``: every day any of them read, in date order)."""
+    wanted = None if days is None else set(days)
     out: dict[date, list[tuple[float, float]]] = {day: [] for day in days or []}
-    asked = [(orjson.loads(text), (float(e), float(d))) for text, e, d in rows]
-    for question, cost in asked + [(held.question, held.cost) for held in also]:
+    for question, cost in asked:
         for day in data_days(question["from"], question["to"], question["tz"]):
             if wanted is None or day in wanted:
                 out.setdefault(day, []).append(cost)

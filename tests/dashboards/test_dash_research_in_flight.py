@@ -17,13 +17,22 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
 from starlette.datastructures import QueryParams
+from starlette.testclient import TestClient
 
 from dashboards import research
+from dashboards.app import create_app
 from mayak.clock import SYSTEM_CLOCK
 from mayak.settings import Settings
 from tests.clock import FakeClock
-from tests.dashboards.test_dash_research_attacks import DAY, TODAY, YESTERDAY, _visit
+from tests.dashboards.test_dash_research_attacks import (
+    DAY,
+    TODAY,
+    YESTERDAY,
+    _researchers,
+    _visit,
+)
 from tests.warehouse.samples import insert_events
 from warehouse import ledger
 
@@ -31,12 +40,21 @@ pytestmark = pytest.mark.clickhouse
 SPENT_READ = "SELECT epsilon, delta FROM research_ledger"
 
 
-class RacingClient:
-    """The warehouse client, with every thread's first read of the spent budget held at a
-    barrier of ``parties`` threads."""
+class Wrapped:
+    """The warehouse client; subclasses step in before some of its calls."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+class RacingClient(Wrapped):
+    """Every thread's first read of the spent budget held at a barrier of ``parties``."""
 
     def __init__(self, client: Any, parties: int) -> None:
-        self._client = client
+        super().__init__(client)
         self._barrier = threading.Barrier(parties, timeout=60)
         self._passed: set[int] = set()
 
@@ -46,9 +64,6 @@ class RacingClient:
             self._passed.add(me)
             self._barrier.wait()
         return self._client.query(sql, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
 
 @pytest.fixture
@@ -113,8 +128,7 @@ def test_two_questions_at_once_cannot_both_spend_the_last_of_a_budget(data, sett
 
 
 def test_four_questions_at_once_spend_at_most_the_budget(data, settings) -> None:
-    """Budget for two questions at epsilon 0.5 each, four asked at once about the same day
-    (the per-day-of-data budget is the binding one)."""
+    """Budget for two questions at epsilon 0.5 each, four asked at once about the same day."""
     ledger.set_budget(data, "race4", 1.0, 1e-5, "month", actor="admin")
     asked = [
         QueryParams({**dict(_question(TODAY, 0.5)), "dimensions": dims})
@@ -147,16 +161,15 @@ def test_a_reservation_counts_until_its_lifetime_ends(data, settings, monkeypatc
     assert payload["cost"]["epsilon"] == 1.0 and _paid(data, "dead") == pytest.approx(1.0)
 
 
-class SlowEngine(RacingClient):
-    """The warehouse client; the question's read of the events takes ``minutes`` (on
-    ``clock``)."""
+class SlowEngine(Wrapped):
+    """The question's read of the events takes ``minutes`` (on ``clock``)."""
 
     def __init__(self, client: Any, clock: FakeClock, minutes: float) -> None:
-        super().__init__(client, 1)
+        super().__init__(client)
         self._clock, self._minutes = clock, minutes
 
     def query(self, sql: str, *args: Any, **kwargs: Any) -> Any:
-        if "FROM events" in sql or "FROM mayak_events" in sql:
+        if "FROM events" in sql:
             self._clock.advance(minutes=self._minutes)
         return self._client.query(sql, *args, **kwargs)
 
@@ -173,3 +186,47 @@ def test_an_answer_later_than_half_its_reservation_is_not_released(data, setting
             research.answer(slow, settings, f"slow{minutes}", _question(TODAY, 1.0), clock)
     assert _paid(data, f"slow{minutes}") == pytest.approx(1.0)  # charged either way
     assert clock.now() - SYSTEM_CLOCK.now() >= timedelta(minutes=minutes - 1)  # it was slow
+
+
+class CannotClose(Wrapped):
+    """The warehouse takes a reservation but not its closing row (it went away meanwhile)."""
+
+    def insert(self, table: str, data: list, *args: Any, **kwargs: Any) -> Any:
+        if table == "research_in_flight" and data[0][-1] == 0:
+            raise DatabaseError("Code: 210. Connection refused (test)")
+        return self._client.insert(table, data, *args, **kwargs)
+
+
+def test_a_reservation_that_cannot_be_closed_neither_hides_the_answer_nor_frees_the_budget(
+    data, settings, monkeypatch
+) -> None:
+    monkeypatch.setattr(research, "HOLD_WAIT_S", 0.0)
+    ledger.set_budget(data, "unclosed", 2.0, 1e-5, "month", actor="admin")
+    payload = research.answer(CannotClose(data), settings, "unclosed", _question(TODAY, 1.0))[0]
+    assert payload["rows"] and payload["cost"]["epsilon"] == 1.0
+    assert _paid(data, "unclosed") == pytest.approx(1.0)
+    (still,) = ledger.in_flight(data, "unclosed", SYSTEM_CLOCK.now())
+    assert still.cost[0] == 1.0  # counted besides its ledger row until its lifetime ends
+    with pytest.raises(research.BudgetSpent, match="being answered right now"):
+        research.answer(data, settings, "unclosed", _question(YESTERDAY, 1.0))
+    assert _paid(data, "unclosed") == pytest.approx(1.0)
+
+
+def test_the_researcher_reads_why_through_the_api(data, settings, monkeypatch) -> None:
+    """What a researcher sees of a question held up by another one in flight: HTTP 400 and
+    the reason, nothing charged."""
+    monkeypatch.setattr(research, "HOLD_WAIT_S", 0.0)
+    (auth,) = _researchers(settings, 1, prefix="api")
+    ledger.set_budget(data, "api0", 1.0, 1e-5, "month", actor="admin")
+    question = research.question_of(
+        research.parse(_question(TODAY, 1.0), settings)[0], (), 1.0, 1e-7, 2
+    )
+    ledger.reserve(data, "api0", question, (1.0, 1e-7))  # another process, still answering
+    got = TestClient(create_app(settings, data)).get(
+        "/api/research/query",
+        headers=auth,
+        params={"site": "s", "from": YESTERDAY, "to": YESTERDAY, "dimensions": "path"},
+    )
+    assert got.status_code == 400, got.text
+    assert "being answered right now" in got.text
+    assert _paid(data, "api0") == 0.0
