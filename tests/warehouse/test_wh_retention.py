@@ -14,6 +14,9 @@ from warehouse import retention
 from warehouse.retention import load_schedule
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+# ages are read back against NOW, not now(): a run that crosses midnight after import would
+# otherwise count one day more (CI saw 31 for 30)
+NOW_SQL = f"toDateTime('{NOW:%Y-%m-%d %H:%M:%S}', 'UTC')"
 
 
 def test_schedule_defaults_per_purpose() -> None:
@@ -104,7 +107,9 @@ def test_ttl_removes_exactly_the_expired_rows(wh) -> None:
 
     kept = {
         tuple(r)
-        for r in wh.query("SELECT event_type, dateDiff('day', ts, now()) FROM events").result_rows
+        for r in wh.query(
+            f"SELECT event_type, intDiv(dateDiff('second', ts, {NOW_SQL}), 86400) FROM events"
+        ).result_rows
     }
     assert kept == {
         ("email_open", 30),
@@ -126,14 +131,16 @@ def test_ttl_removes_exactly_the_expired_rows(wh) -> None:
     session_ages = {
         r[0]
         for r in wh.query(
-            "SELECT dateDiff('day', day, today()) FROM sessions WHERE session_id LIKE 'pageview:%'"
+            f"SELECT dateDiff('day', day, toDate({NOW_SQL})) FROM sessions "
+            "WHERE session_id LIKE 'pageview:%'"
         ).result_rows
     }
     assert session_ages == {30, 89, 92, 380}
     hours = {
         r[0]
         for r in wh.query(
-            "SELECT dateDiff('day', hour, now()) FROM agg_site_hourly WHERE events > 0"
+            f"SELECT intDiv(dateDiff('second', hour, {NOW_SQL}), 86400) FROM agg_site_hourly "
+            "WHERE events > 0"
         ).result_rows
     }
     assert hours == set(ages) - {1850}
