@@ -74,10 +74,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Register how many e-mails a campaign sent (the base of its open rate)."""
         from dashboards.admin import backend
+        from dashboards.params import local_today
 
-        # the CLI is the composition root: the system clock, the machine's own date as before
-        sent_on = _parse_date(on) if on else SYSTEM_CLOCK.now().astimezone().date()
-        _print_json(backend(Settings()).register_send(site, campaign, sent, sent_on))
+        settings = Settings()
+        # today where the reports are read, as the API's default (the machine's own date, UTC
+        # on a server, was the day before between 20:00 and 24:00 UTC for Baku)
+        sent_on = _parse_date(on) if on else local_today(settings.report_timezone, SYSTEM_CLOCK)
+        _print_json(backend(settings).register_send(site, campaign, sent, sent_on))
 
     @token_app.command("add")
     def token_add(

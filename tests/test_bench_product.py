@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -85,15 +85,19 @@ def test_every_product_call_is_timed_and_the_data_is_reused(tmp_path: Path) -> N
 def test_the_views_end_on_the_datas_last_local_day_not_on_today(wh) -> None:
     # a database filled on an earlier day is read in full: its window does not slide past it
     assert product_bench.last_day(wh) == date.today()  # nothing yet
+    # days of the last month: fixed dates would fall out of retention (TTL drops on insert)
+    first = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) - timedelta(
+        days=30
+    )
     insert_rows(
         wh,
         [
             {"event_id": uuid.uuid4(), "site_id": site, "ts": ts, "event_type": "pageview"}
             for site, ts in (
-                (product_bench.SITE, datetime(2026, 3, 1, 8, 0, tzinfo=UTC)),
-                (product_bench.SITE, datetime(2026, 3, 10, 21, 30, tzinfo=UTC)),  # Baku: 11th
-                ("another-site", datetime(2026, 4, 1, 8, 0, tzinfo=UTC)),
+                (product_bench.SITE, first),
+                (product_bench.SITE, first + timedelta(days=9, hours=13, minutes=30)),  # Baku: +1
+                ("another-site", first + timedelta(days=20)),
             )
         ],
     )
-    assert product_bench.last_day(wh) == date(2026, 3, 11)
+    assert product_bench.last_day(wh) == first.date() + timedelta(days=10)

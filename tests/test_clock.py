@@ -8,11 +8,12 @@ import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
-from tests.clock import NOW, FakeClock
+from tests.clock import NOW, FakeClock, clear_of_midnight_utc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,3 +140,15 @@ def test_the_guard_sees_a_direct_read_and_accepts_an_explained_one(tmp_path) -> 
         "    return time.monotonic()\n\n\ndef g():\n    time.sleep(1)\n"
     )
     assert _unexplained_reads(explained) == [10]
+
+
+def test_clear_of_midnight_utc_waits_only_when_midnight_is_near() -> None:
+    slept: list[float] = []
+    noon = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    assert clear_of_midnight_utc(300, lambda: noon, slept.append) == 0.0
+    late = datetime(2026, 12, 4, 23, 58, 30, tzinfo=UTC)  # 90 s before midnight
+    assert clear_of_midnight_utc(60, lambda: late, slept.append) == 0.0
+    assert clear_of_midnight_utc(300, lambda: late, slept.append) == 91.0  # one second past
+    baku = datetime(2026, 12, 5, 3, 59, tzinfo=ZoneInfo("Asia/Baku"))  # 23:59 UTC
+    assert clear_of_midnight_utc(120, lambda: baku, slept.append) == 61.0
+    assert slept == [91.0, 61.0]

@@ -79,7 +79,7 @@ def _geo(folder) -> GeoLookup:
     return GeoLookup(paths["geoip_city"], None, paths["geoip_asn"], paths["geoip_anonymous"])
 
 
-def _plan(now: int) -> list[tuple[str, int, str, str, dict]]:
+def _plan() -> list[tuple[str, int, str, str, dict]]:
     """(expected class, recipient number, client IP, UA, extra request parts) of each fetch."""
     plan: list[tuple[str, int, str, str, dict]] = []
     plan += [("human", i, f"85.132.1.{i + 1}", IPHONE if i % 2 else CHROME, {}) for i in range(10)]
@@ -92,10 +92,16 @@ def _plan(now: int) -> list[tuple[str, int, str, str, dict]]:
     plan += [
         ("scanner", 500, "85.132.2.1", CHROME, {"method": "HEAD"}),
         ("scanner", 501, "85.132.2.2", CHROME, {"headers": {"Sec-Purpose": "prefetch"}}),
-        ("scanner", 502, "85.132.2.3", CHROME, {"query": f"?s={now - 2}"}),
+        ("scanner", 502, "85.132.2.3", CHROME, {"query": "?s={sent}"}),  # 2 s after the send
         ("scanner", 503, "198.51.100.7", CHROME, {}),
     ]
     return plan
+
+
+def _query(extra: dict) -> str:
+    """The pixel URL's query; ``{sent}``: a send time 2 s before this request (taken now, not
+    when the plan was made: the requests before it may take longer than the 10 s window)."""
+    return extra.get("query", "").replace("{sent}", str(int(time.time()) - 2))
 
 
 READERS = 10 + 20 + 5 + 15  # human + Gmail, Yahoo and Yandex proxies (each a real open)
@@ -117,10 +123,10 @@ def test_opens_are_classified_and_the_human_open_rate_is_right(tmp_path, wh) -> 
     box = FakeOutbox()
     pixel = TestClient(create_app(settings, outbox=box), client=(PROXY, 5000))
     now = int(time.time())
-    plan = _plan(now)
+    plan = _plan()
     for _, token, ip, ua, extra in plan:
         headers = {"User-Agent": ua, "X-Forwarded-For": ip, **extra.get("headers", {})}
-        url = f"/o/spring-2026/{_token(token)}.gif{extra.get('query', '')}"
+        url = f"/o/spring-2026/{_token(token)}.gif{_query(extra)}"
         answer = pixel.request(extra.get("method", "GET"), url, headers=headers)
         assert answer.status_code == 200 and answer.headers["content-type"] == "image/gif"
         assert extra.get("method") == "HEAD" or answer.content == GIF
@@ -222,14 +228,13 @@ def test_opens_through_kafka_the_worker_and_the_marketing_api(stack, tmp_path) -
     auth = {"Authorization": f"Bearer {add_token(tokens_path(settings), 'mia', 'marketing')}"}
     stack.start_worker()
     stack.start_collector()
-    now = int(time.time())
-    plan = _plan(now)
+    plan = _plan()
     with httpx.Client(base_url=settings.collector_url, timeout=10) as http:
         for _, token, ip, ua, extra in plan:
             headers = {"User-Agent": ua, "X-Forwarded-For": ip, **extra.get("headers", {})}
             answer = http.request(
                 extra.get("method", "GET"),
-                f"/o/spring-2026/{_token(token)}.gif{extra.get('query', '')}",
+                f"/o/spring-2026/{_token(token)}.gif{_query(extra)}",
                 headers=headers,
             )
             assert answer.status_code == 200 and answer.headers["content-type"] == "image/gif"

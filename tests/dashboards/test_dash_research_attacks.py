@@ -23,6 +23,7 @@ from dashboards.auth import add_token, tokens_path
 from dashboards.dp import Accountant
 from mayak.research import Client, ResearchError
 from mayak.settings import Settings
+from tests.clock import clear_of_midnight_utc
 from tests.warehouse.samples import START, insert_events
 
 pytestmark = pytest.mark.clickhouse
@@ -59,6 +60,7 @@ def settings(tmp_path) -> Settings:
 
 @pytest.fixture
 def api(settings, wh) -> TestClient:
+    clear_of_midnight_utc(60)  # budget months and weeks start at midnight UTC
     rows = []
     for i in range(200):
         rows += _visit(f"az{i}", "AZ", DAY + timedelta(hours=6, minutes=i % 50), 10)

@@ -8,6 +8,7 @@ import json
 import orjson
 import pytest
 
+from mayak.clock import SYSTEM_CLOCK
 from stream_jobs.dead_letters import DeadLetter
 from stream_jobs.sink import event_row, failed_row
 from tests.stream_jobs.samples import AZ_IP, CHROME, raw_event
@@ -188,11 +189,14 @@ def _every_table(wh) -> str:
 
 @pytest.mark.clickhouse
 def test_no_personal_value_in_any_table_or_rollup_key_and_erasure_leaves_nothing(
-    make_pipeline, keys, wh
+    make_pipeline, keys, wh, clock
 ) -> None:
     from warehouse.audit import record_query
     from warehouse.erasure import erase_customer
 
+    # today, not the fake clock's fixed day: the dead letter's failed_at comes from the clock,
+    # and failed_events' 30-day TTL would drop it on insert once that day is a month old
+    clock.set(SYSTEM_CLOCK.now())
     pipeline = make_pipeline()
     results = [pipeline.run(e) for e in _personal_events()]
     # and a dead letter carrying the same values
@@ -211,6 +215,7 @@ def test_no_personal_value_in_any_table_or_rollup_key_and_erasure_leaves_nothing
     assert len(events) == len(results) - 1 and len(failed) == 1
     _land(wh, events, "events")
     _land(wh, failed, "failed_events")
+    assert wh.query("SELECT count() FROM failed_events").result_rows == [(1,)]  # scanned below
     # a dashboard user filtering by a customer's URL: the audit keeps the question, scrubbed
     record_query(
         wh,

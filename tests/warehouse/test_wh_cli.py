@@ -6,18 +6,23 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
 pytestmark = pytest.mark.clickhouse
 
 
-def mayak(tmp_path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+def mayak(
+    tmp_path, *args: str, ok: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "MAYAK_DATA_DIR": str(tmp_path / "data"),
-        "MAYAK_DASHBOARDS_PORT": "9",
-    }  # nothing listens there: the CLI must go direct
+        "MAYAK_DASHBOARDS_PORT": "9",  # nothing listens there: the CLI must go direct
+        **(env or {}),
+    }
     done = subprocess.run(
         [sys.executable, "-m", "mayak", *args], env=env, capture_output=True, text=True, timeout=120
     )
@@ -63,3 +68,23 @@ def test_campaign_erase_export_retention_token(tmp_path) -> None:
         "unknown role"
         in mayak(tmp_path, "token", "add", "--name", "b", "--role", "boss", ok=False).stderr
     )
+
+
+def test_campaign_send_defaults_to_today_where_reports_are_read(tmp_path) -> None:
+    # UTC+14 and UTC-11 are never on the same date: the machine's own date fits one at most
+    days = {}
+    for tz in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):
+        before = datetime.now(ZoneInfo(tz)).date()
+        sent = mayak(
+            tmp_path,
+            "campaign",
+            "send",
+            tz.split("/")[1],
+            "--sent",
+            "10",
+            env={"MAYAK_REPORT_TIMEZONE": tz},
+        )
+        after = datetime.now(ZoneInfo(tz)).date()
+        days[tz] = json.loads(sent.stdout)["sent_on"]
+        assert days[tz] in {str(before), str(after)}
+    assert days["Pacific/Kiritimati"] > days["Pacific/Pago_Pago"]
