@@ -8,6 +8,7 @@ Both models forbid unknown fields, so a typo is a 400 naming the field, not sile
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Final, Literal
 from uuid import UUID
 
@@ -29,6 +30,8 @@ SCHEMA_VERSION: Final = 1
 #: hooks only.
 BROWSER_TYPES = frozenset({"pageview", "engagement", "custom", "outbound"})
 
+#: a recipient made of digits and separators only: a phone or customer number, not a token
+_NUMBER_LIKE = re.compile(r"[0-9_-]+")
 MAX_MS = 86_400_000  # one day: no single page view is engaged for longer
 # 2020-01-01 .. 2100-01-01 in epoch ms; rejects seconds-instead-of-ms and garbage clocks
 MIN_TS, MAX_TS = 1_577_836_800_000, 4_102_444_800_000
@@ -110,7 +113,8 @@ class RawEvent(_Base):
     uid: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     campaign: Slug | None = None  # e-mail campaign id (email_open)
     # opaque recipient token, pseudonymized downstream; not a bare number (a phone number or a
-    # customer id would sit in clear on mayak.raw: red team, 2026-12-02, ``994501234567``)
+    # customer id would sit in clear on mayak.raw: red team, 2026-12-02, ``994501234567``;
+    # with separators too, ``050-123-45-67``)
     recipient: Token | None = None
     service_type: Name | None = None  # service_request: which portal service
     route: Annotated[str, StringConstraints(max_length=256)] | None = None  # route template
@@ -130,7 +134,8 @@ class RawEvent(_Base):
     @field_validator("recipient")
     @classmethod
     def _recipient_is_no_number(cls, recipient: str | None) -> str | None:
-        if recipient is not None and recipient.isdigit():
+        # digits alone or with separators: 050-123-45-67 is a phone number in a token's place
+        if recipient is not None and _NUMBER_LIKE.fullmatch(recipient):
             raise ValueError("must be an opaque token, not a number (a phone or customer id)")
         return recipient
 

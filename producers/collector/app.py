@@ -45,6 +45,9 @@ GIF = bytes.fromhex(
     "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
 )  # 1x1 transparent GIF, 43 bytes
 #: the request headers the POST /e handler reads (ASGI servers send names in lower case)
+#: headers whose every line counts: the proxies' chain (in order), and the privacy signals
+#: (a "1" on any line is the browser's wish, whatever another line says)
+_EVERY_LINE = frozenset({b"x-forwarded-for", b"dnt", b"sec-gpc"})
 _WANTED = frozenset(
     {
         b"content-length",
@@ -154,14 +157,33 @@ class Collector:
                 continue
             if name not in h:  # the first one wins, as in Starlette
                 h[name] = value
-            elif name == b"x-forwarded-for":  # except the proxies' chain: every line, in order
+            elif name in _EVERY_LINE:
                 h[name] += b", " + value
         headers = {k.decode(): v.decode("latin-1") for k, v in h.items()}
+        status, raw, body = answer = await self._judge(scope, receive, headers)
+        origin = headers.get("origin")
+        # a refusal to one of our own sites' pages carries CORS headers: without them the
+        # browser sees a network error, and the beacon retries what will never pass
+        if (
+            status >= 400
+            and origin
+            and all(name != b"access-control-allow-origin" for name, _ in raw)
+            and door.origin_allowed(origin, self._all_globs)
+        ):
+            cors = [
+                (k.lower().encode(), v.encode("latin-1")) for k, v in self._cors(origin).items()
+            ]
+            return status, cors + raw, body
+        return answer
+
+    async def _judge(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> RawResponse:
+        """The answer to one POST /e, from its wanted headers (``_collect``)."""
         client = scope.get("client")
         ip = door.client_ip(
             client[0] if client else None, headers.get("x-forwarded-for"), self.trusted
         )
-        if not self.limiter.allow(ip):
+        bucket = door.rate_bucket(ip)
+        if not self.limiter.allow(bucket):
             return self.refuse_raw(
                 429, "rate_limited", "too many requests", headers={"Retry-After": "1"}
             )
@@ -182,7 +204,7 @@ class Collector:
                 400, "invalid", f"an event object or an array of 1..{MAX_BATCH}", "body"
             )
         # the rate is per event: the request's token was taken above, the batch's others now
-        self.limiter.charge(ip, len(items) - 1)
+        self.limiter.charge(bucket, len(items) - 1)
         events: list[ClientEvent] = []
         for i, item in enumerate(items):
             try:
@@ -245,7 +267,9 @@ class Collector:
         """GET (or HEAD) /o/{campaign}/{recipient}.gif: the e-mail open. Not rate-limited per
         IP (mail proxies fetch whole campaigns from one address): de-duplicated instead."""
         ip = self._ip(request)
-        dnt, gpc = door.privacy_signals(request.headers)
+        dnt, gpc = door.privacy_signals(
+            {name: ", ".join(request.headers.getlist(name)) for name in ("dnt", "sec-gpc")}
+        )
         ctx = self.factory.context(request.headers, ip, dnt, gpc)
         campaign, recipient = request.path_params["campaign"], request.path_params["recipient"]
         fetch = fetch_signals(request.method, request.headers, request.query_params)
@@ -269,7 +293,7 @@ class Collector:
     async def script(self, request: Request) -> Response:
         """GET /t.js: the beacon, gzipped when the client accepts it."""
         headers = {"Cache-Control": "public, max-age=3600", "Vary": "Accept-Encoding"}
-        if "gzip" in request.headers.get("accept-encoding", ""):
+        if door.accepts_gzip(request.headers.get("accept-encoding", "")):
             return Response(
                 self.beacon_gz,
                 media_type="application/javascript",

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from anonymizer.scrub import INVISIBLE_CLASS
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -62,7 +64,25 @@ def _in(ip: str, nets: tuple[Network, ...]) -> bool:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         return False
+    # a dual-stack listener reports an IPv4 peer as ::ffff:a.b.c.d: the same host
+    addr = getattr(addr, "ipv4_mapped", None) or addr
     return any(addr in net for net in nets)
+
+
+@functools.lru_cache(maxsize=65536)
+def rate_bucket(ip: str) -> str:
+    """Whose token bucket a client address draws from: an IPv6 client's /64 (one home line
+    or one VM gets a whole /64: one address each would let it send at 2^64 times the rate),
+    an IPv4 address itself."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:  # ::ffff:a.b.c.d is the IPv4 client a.b.c.d
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return ip
 
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str:
@@ -201,8 +221,47 @@ async def broker_reachable(bootstrap: str, timeout: float = 1.0) -> str:
 
 
 def privacy_signals(headers: Mapping[str, str]) -> tuple[bool, bool]:
-    """(DNT, GPC) as sent by the browser in the ``DNT`` and ``Sec-GPC`` headers."""
-    return headers.get("dnt", "").strip() == "1", headers.get("sec-gpc", "").strip() == "1"
+    """(DNT, GPC) as sent by the browser in the ``DNT`` and ``Sec-GPC`` headers (several lines
+    joined by commas). DNT is set by a value that starts with ``1`` (the Tracking Preference
+    Expression allows extensions after it, ``1xyz``), GPC by ``1``; on any line, since a
+    privacy-first collector honours the wish when lines disagree."""
+    dnt = [v.strip() for v in headers.get("dnt", "").split(",")]
+    gpc = [v.strip() for v in headers.get("sec-gpc", "").split(",")]
+    return any(v.startswith("1") for v in dnt), "1" in gpc
+
+
+_INVISIBLE = re.compile(f"[{INVISIBLE_CLASS}]")
+
+
+def user_agent(header: str | None) -> str | None:
+    """The User-Agent as text: header values arrive decoded as latin-1 (RFC 9110: other
+    bytes are opaque), so an app's UTF-8 UA (``Galaxy Ə``) is decoded again as UTF-8 where it
+    is valid; control and bidi characters are dropped (never stored, as in every text field).
+    Empty: None."""
+    if not header or (header.isascii() and header.isprintable()):
+        return header or None
+    try:
+        header = header.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass  # not UTF-8 bytes (or already text): keep the characters as they came
+    return _INVISIBLE.sub("", header).strip() or None
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether ``Accept-Encoding`` takes gzip: named (or ``*``) with a weight above 0
+    (RFC 9110, 12.5.3: ``gzip;q=0`` refuses it)."""
+    weights: dict[str, float] = {}
+    for item in accept_encoding.lower().split(","):
+        coding, _, params = item.partition(";")
+        q = 1.0
+        name, _, value = params.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                q = 0.0  # a weight that is no number: not an acceptance
+        weights.setdefault(coding.strip(), q)
+    return weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0))) > 0
 
 
 #: a BCP 47 language tag as browsers send it: letters, then subtags of letters and digits

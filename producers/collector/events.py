@@ -66,7 +66,7 @@ class EventFactory:
         self._clock = clock
 
     def context(self, headers: Mapping[str, str], ip: str, dnt: bool, gpc: bool) -> Context:
-        ua = headers.get("user-agent")
+        ua = door.user_agent(headers.get("user-agent"))
         return Context(
             ip=ip,
             ua=ua[:512] if ua else None,

@@ -13,7 +13,7 @@ class TooLarge(Exception):
 async def read_capped(receive: Receive, declared: str | None, limit: int) -> bytes | None:
     """The body from ASGI ``receive``, refused (``TooLarge``) early on Content-Length and again
     while streaming; None when the client disconnected."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLarge
     message = await receive()
     body = message.get("body", b"")

@@ -71,7 +71,8 @@ def fetch_signals(method: str, headers: Mapping[str, str], query: Mapping[str, s
     if any("prefetch" in (headers.get(h) or "").lower() for h in PREFETCH_HEADERS):
         out["purpose"] = "prefetch"
     sent = query.get("s")
-    if sent and sent.isdigit() and len(sent) <= 13:
+    # ASCII digits only: str.isdigit() also takes '²' (int() fails on it) and other scripts'
+    if sent and sent.isascii() and sent.isdigit() and len(sent) <= 13:
         ms = int(sent) * (1000 if len(sent) <= 10 else 1)
         if MIN_TS <= ms <= MAX_TS:
             out["sent_at"] = ms
