@@ -52,9 +52,7 @@ class MayakASGIMiddleware:
         send: Callable[[Message], Awaitable[None]],
     ) -> None:
         route = (
-            self.service.table.match(scope["method"], scope["path"])
-            if scope["type"] == "http"
-            else None
+            self.service.route(scope.get("method"), _route_path(scope)) if _http(scope) else None
         )
         if route is None:
             await self.app(scope, receive, send)
@@ -70,17 +68,41 @@ class MayakASGIMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except BaseException:
+            status = 500  # raised, even after its response started: the client got no whole answer
+            raise
         finally:
-            ua = next(
-                (v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"user-agent"),
-                None,
-            )
+            lines = _header_lines(scope, (b"user-agent", b"dnt", b"sec-gpc"))
             self.service.record(
                 route.template,
                 route.service_type,
                 scope["method"],
                 status,
                 started,
-                self.get_uid(scope),
-                ua,
+                lambda: self.get_uid(scope),
+                lines[b"user-agent"][0] if lines[b"user-agent"] else None,
+                ", ".join(lines[b"dnt"]),
+                ", ".join(lines[b"sec-gpc"]),
             )
+
+
+def _http(scope: Scope) -> bool:
+    return scope.get("type") == "http"
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the app routes on: without ``root_path`` (uvicorn >= 0.26 keeps the mount
+    prefix in ``path``, and Starlette strips it before routing, as here)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root) :] or "/"
+    return path
+
+
+def _header_lines(scope: Scope, names: tuple[bytes, ...]) -> dict[bytes, list[str]]:
+    """Every line of each wanted header (names lower-case, as ASGI sends them), as latin-1."""
+    lines: dict[bytes, list[str]] = {name: [] for name in names}
+    for name, value in scope.get("headers") or ():
+        if name in lines:
+            lines[name].append(bytes(value).decode("latin-1"))
+    return lines

@@ -36,7 +36,7 @@ class MayakDjangoMiddleware:
         self.service = ServiceRequests(routes, tracker)
 
     def __call__(self, request: Any) -> Any:
-        route = self.service.table.match(request.method, request.path_info)
+        route = self.service.route(request.method, request.path_info)
         if route is None:
             return self.get_response(request)
         started = self.service.clock.monotonic()
@@ -52,6 +52,8 @@ class MayakDjangoMiddleware:
                 request.method,
                 status,
                 started,
-                getattr(request, "mayak_uid", None),
+                lambda: getattr(request, "mayak_uid", None),
                 request.META.get("HTTP_USER_AGENT"),
+                request.META.get("HTTP_DNT", ""),
+                request.META.get("HTTP_SEC_GPC", ""),
             )

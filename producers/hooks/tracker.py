@@ -21,6 +21,7 @@ from contract import raw_seal
 from contract.crypto import partition_key, partition_secret
 from contract.schema import RawEvent
 from mayak.clock import SYSTEM_CLOCK, Clock, epoch_ms
+from producers.collector.door import trim_url
 
 log = logging.getLogger("mayak.hooks")
 Sink = Callable[[bytes, bytes], None]  # (key, value) -> None, may raise
@@ -55,25 +56,34 @@ class Tracker:
         """A tracker producing to ``settings.topic_raw`` on ``settings.kafka_bootstrap``."""
         from kafka import KafkaProducer
 
-        producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=20,
-            compression_type=None,  # each value is compressed inside its seal
-            max_block_ms=10_000,
-        )
+        # built on the tracker's thread at its first event, not here: kafka-python's
+        # constructor waits up to 30 s for an unreachable broker, and this runs in the
+        # portal's first tracked request (an event loop, under ASGI); a failed build is
+        # tried again at the next event
+        built: list[KafkaProducer] = []
         topic = settings.topic_raw
         master = load_master_secret(settings.ip_key, settings.data_dir)
         seal = raw_seal.sealer(raw_seal.raw_seal_key(master))
 
         def sink(key: bytes, value: bytes) -> None:
+            if not built:
+                built.append(
+                    KafkaProducer(
+                        bootstrap_servers=settings.kafka_bootstrap,
+                        acks="all",
+                        enable_idempotence=True,
+                        linger_ms=20,
+                        compression_type=None,  # each value is compressed inside its seal
+                        max_block_ms=10_000,
+                    )
+                )
             # the customer id and the User-Agent rest in Kafka as ciphertext only
-            producer.send(topic, key=key, value=seal(value))
+            built[0].send(topic, key=key, value=seal(value))
 
         def close() -> None:
-            producer.flush(10)
-            producer.close(5)
+            for producer in built:
+                producer.flush(10)
+                producer.close(5)
 
         return cls(settings.hooks_site, sink, partition_secret(master), on_close=close)
 
@@ -81,6 +91,11 @@ class Tracker:
         """Validate and enqueue one event; returns it. Raises ``ValueError`` if invalid."""
         now = epoch_ms(self._clock)
         fields.setdefault("ts", now)
+        for name in ("url", "ref"):  # trimmed as the collector trims them (no query values)
+            if fields.get(name):
+                fields[name] = trim_url(fields[name], frozenset())
+        if fields.get("uid") not in (None, ""):
+            fields["uid"] = str(fields["uid"])  # the portal's ids are often integers
         event = RawEvent(
             id=uuid.uuid4(),
             type=event_type,
