@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     collector_dnt_drop_sites: list[str] = []
     # peers (IPs or CIDRs) whose X-Forwarded-For header is believed
     collector_trusted_proxies: list[str] = []
+    # the header those proxies name the client in: x-forwarded-for, or forwarded (RFC 7239,
+    # its for= values); only that one is read
+    collector_proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     # query parameters kept in url/ref besides utm_* (all others are dropped at the door)
     collector_query_allowlist: list[str] = []
     # per-client token bucket: sustained requests per second and burst

@@ -47,11 +47,12 @@ GIF = bytes.fromhex(
 #: the request headers the POST /e handler reads (ASGI servers send names in lower case)
 #: headers whose every line counts: the proxies' chain (in order), and the privacy signals
 #: (a "1" on any line is the browser's wish, whatever another line says)
-_EVERY_LINE = frozenset({b"x-forwarded-for", b"dnt", b"sec-gpc"})
+_EVERY_LINE = frozenset({b"x-forwarded-for", b"forwarded", b"dnt", b"sec-gpc"})
 _WANTED = frozenset(
     {
         b"content-length",
         b"x-forwarded-for",
+        b"forwarded",
         b"origin",
         b"user-agent",
         b"accept-language",
@@ -97,6 +98,8 @@ class Collector:
             settings.collector_rate_per_s, settings.collector_rate_burst, clock=clock
         )
         self.trusted = door.parse_networks(settings.collector_trusted_proxies)
+        self.proxy_header = settings.collector_proxy_header
+        self.rfc7239 = self.proxy_header == "forwarded"
         for globs in settings.collector_sites.values():  # a bad pattern fails at start-up
             [door.parse_origin_glob(g) for g in globs]
         self._all_globs = tuple(g for globs in settings.collector_sites.values() for g in globs)
@@ -136,8 +139,8 @@ class Collector:
 
     def _ip(self, request: Request) -> str:
         peer = request.client.host if request.client else None
-        forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
-        return door.client_ip(peer, forwarded, self.trusted)
+        forwarded = ", ".join(request.headers.getlist(self.proxy_header)) or None
+        return door.client_ip(peer, forwarded, self.trusted, self.rfc7239)
 
     def _cors(self, origin: str | None) -> dict[str, str]:
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
@@ -180,7 +183,10 @@ class Collector:
         """The answer to one POST /e, from its wanted headers (``_collect``)."""
         client = scope.get("client")
         ip = door.client_ip(
-            client[0] if client else None, headers.get("x-forwarded-for"), self.trusted
+            client[0] if client else None,
+            headers.get(self.proxy_header),
+            self.trusted,
+            self.rfc7239,
         )
         bucket = door.rate_bucket(ip)
         if not self.limiter.allow(bucket):

@@ -85,20 +85,63 @@ def rate_bucket(ip: str) -> str:
     return ip
 
 
-def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str:
+#: the request headers a trusted proxy may name the client in (setting
+#: ``collector_proxy_header``); only the one the proxies write is read: a proxy that writes
+#: X-Forwarded-For passes a client's own ``Forwarded`` through untouched, so reading both
+#: would let a client name itself
+PROXY_HEADERS = ("x-forwarded-for", "forwarded")
+
+
+def client_ip(
+    peer: str | None,
+    forwarded_for: str | None,
+    trusted: tuple[Network, ...],
+    rfc7239: bool = False,
+) -> str:
     """The client address: the peer, unless the peer is a trusted proxy; then the right-most
     X-Forwarded-For hop that is not itself a trusted proxy (left-most hops are forgeable).
     ``forwarded_for``: every X-Forwarded-For line of the request, joined in order with ", "
     (a proxy that adds its own line after the client's must not let the client's win). A hop
     may carry a port (``203.0.113.7:41234``, ``[2001:db8::1]:443``, as some load balancers
-    write it) or an IPv6 zone; both are dropped."""
+    write it) or an IPv6 zone; both are dropped. ``rfc7239``: the lines are RFC 7239
+    ``Forwarded`` elements instead, and the hops their ``for=`` values (an element without one,
+    ``for=unknown`` or an obfuscated ``for=_name`` is a hop whose address nobody knows)."""
     ip = peer or ""
     if forwarded_for and _in(ip, trusted):
-        for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        hops = (
+            forwarded_hops(forwarded_for)
+            if rfc7239
+            else [h.strip() for h in forwarded_for.split(",") if h.strip()]
+        )
+        for hop in reversed(hops):
             ip = _hop_address(hop)
             if not _in(ip, trusted):
                 break
     return _canonical_ip(ip)
+
+
+#: one element of a Forwarded header: pairs and quoted strings up to the next comma that is not
+#: inside quotes (RFC 7239 section 4); a stray quote is skipped, not allowed to swallow the rest
+_FORWARDED_ELEMENT = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^,"])+')
+_FORWARDED_PAIR = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^;"])+')
+
+
+def forwarded_hops(header: str) -> list[str]:
+    """The ``for=`` value of each element of a Forwarded header, in order, unquoted
+    (``for="[2001:db8::1]:4711"`` gives ``[2001:db8::1]:4711``); "" for an element without one."""
+    hops = []
+    for element in _FORWARDED_ELEMENT.findall(header):
+        if not element.strip():
+            continue
+        value = ""
+        for pair in _FORWARDED_PAIR.findall(element):
+            name, eq, raw = pair.partition("=")
+            if eq and name.strip().lower() == "for":
+                value = raw.strip()
+                if len(value) >= 2 and value[0] == value[-1] == '"':
+                    value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        hops.append(value)
+    return hops
 
 
 _V4_WITH_PORT = re.compile(r"(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}")

@@ -77,6 +77,74 @@ def test_a_trusted_proxy_in_ipv4_mapped_form_is_still_trusted(tmp_path, peer, xf
     assert _ip(box.events()[0]) == "198.51.100.7"  # the client, not the proxy
 
 
+# RFC 7239 examples (section 7.4 and 6) and what a proxy in collector_trusted_proxies appends
+@pytest.mark.parametrize(
+    "lines, client_ip",
+    [
+        pytest.param(["for=198.51.100.17"], "198.51.100.17", id="plain"),
+        pytest.param(['For="[2001:db8:cafe::17]:4711"'], "2001:db8:cafe::17", id="v6-port"),
+        pytest.param(['for="198.51.100.17:47011";proto=https'], "198.51.100.17", id="v4-port"),
+        pytest.param(
+            ["for=192.0.2.43, for=198.51.100.17;by=203.0.113.60;proto=http;host=example.com"],
+            "198.51.100.17",
+            id="chain",
+        ),
+        # the client forged a whole chain; the proxy appended the peer it saw, on its own line
+        pytest.param(
+            ['for=192.0.2.1, for="6.6.6.6"', "for=198.51.100.7;proto=https"],
+            "198.51.100.7",
+            id="forged-line-first",
+        ),
+        # a forged quoted value hiding ", for=" inside quotes is one value, not two hops
+        pytest.param(
+            ['for="6.6.6.6, for=192.0.2.9", for=198.51.100.8'], "198.51.100.8", id="quoted-comma"
+        ),
+        pytest.param(["for=198.51.100.9, for=203.0.113.8"], "198.51.100.9", id="second-proxy"),
+        # the proxy itself does not know the client: no address, not the proxy's
+        pytest.param(["for=198.51.100.10, for=unknown"], None, id="unknown"),
+        pytest.param(["for=198.51.100.11, for=_hidden"], None, id="obfuscated"),
+        pytest.param(["for=198.51.100.12, proto=https"], None, id="element-without-for"),
+        pytest.param(['for=198.51.100.13, for="unterminated'], None, id="stray-quote"),
+    ],
+)
+def test_rfc_7239_forwarded_from_trusted_proxies(tmp_path, lines, client_ip) -> None:
+    """Proxies that write only ``Forwarded`` (RFC 7239; HAProxy's ``option forwarded``, Envoy,
+    nginx configured to): with collector_proxy_header=forwarded the client is the right-most
+    for= value that is not a trusted proxy, and X-Forwarded-For is then not read at all (the
+    proxy passes a client's own X-Forwarded-For through untouched)."""
+    client, box = _client(
+        tmp_path, collector_trusted_proxies=["203.0.113.0/24"], collector_proxy_header="forwarded"
+    )
+    headers = [("Forwarded", line) for line in lines] + [("X-Forwarded-For", "192.0.2.200")]
+    assert client.post("/e", json=ev(), headers=headers).status_code == 202
+    assert client.get("/o/spring-2026/tok_12345678.gif", headers=headers).status_code == 200
+    assert [_ip(r) for r in box.events()] == [client_ip, client_ip]
+
+
+def test_only_the_configured_proxy_header_is_read(tmp_path) -> None:
+    """The default proxies write X-Forwarded-For: a client's Forwarded is not believed even
+    through a trusted proxy, and the other way round."""
+    spoof = [("Forwarded", "for=192.0.2.66"), ("X-Forwarded-For", "198.51.100.7")]
+    client, box = _client(tmp_path, collector_trusted_proxies=["203.0.113.0/24"])
+    assert client.post("/e", json=ev(), headers=spoof).status_code == 202
+    rfc, rfc_box = _client(
+        tmp_path, collector_trusted_proxies=["203.0.113.0/24"], collector_proxy_header="forwarded"
+    )
+    spoof = [("X-Forwarded-For", "192.0.2.66"), ("Forwarded", "for=198.51.100.7")]
+    assert rfc.post("/e", json=ev(), headers=spoof).status_code == 202
+    assert [_ip(r) for r in box.events() + rfc_box.events()] == ["198.51.100.7"] * 2
+    with pytest.raises(ValueError, match="collector_proxy_header"):
+        Settings(data_dir=tmp_path, ip_key=KEY, collector_proxy_header="x-real-ip")
+
+
+def test_forwarded_hops_parse_quoted_values_and_escapes() -> None:
+    assert door.forwarded_hops('for="a\\"b";by=x, FOR = 1.2.3.4 ;proto=http,,for=') == [
+        'a"b',
+        "1.2.3.4",
+        "",
+    ]
+
+
 def test_one_client_in_many_spellings_is_one_rate_limit_bucket(tmp_path) -> None:
     forms = [
         "2001:db8::7",
