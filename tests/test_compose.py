@@ -85,3 +85,13 @@ def test_every_long_running_service_restarts_and_the_one_shots_do_not() -> None:
         assert services[name].get("restart") == "unless-stopped", name
     for name in ("init", "migrate"):  # depended on as "completed successfully"
         assert "restart" not in services[name], name
+
+
+def test_the_production_collector_takes_only_the_portals_origins(monkeypatch) -> None:
+    """The default sites include ``demo``, open to any Origin for ``mayak up --demo``: in
+    production anyone could fill the warehouse under it."""
+    env = _project_services(_compose())["collector"]["environment"]
+    monkeypatch.setenv("MAYAK_COLLECTOR_SITES", env["MAYAK_COLLECTOR_SITES"])
+    sites = Settings().collector_sites
+    assert list(sites) == ["elegal"]
+    assert all(glob.startswith("https://") and "e-legal.az" in glob for glob in sites["elegal"])
