@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from itertools import islice
 from typing import TYPE_CHECKING, cast
 
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -31,6 +32,7 @@ from dashboards import pages, product
 from dashboards import params as qp
 from dashboards.auth import Authenticator, Principal, TokensUnavailable
 from dashboards.calls import Answer, Call
+from dashboards.headers import SecurityHeaders
 from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH, ROLES, either
 from dashboards.tables import respond
 from mayak.clock import SYSTEM_CLOCK, Clock
@@ -57,6 +59,37 @@ if TYPE_CHECKING:
 
 QUEUE_QUERIES = 3  # how many query time limits a query may wait for the one query slot
 PARAM_CHARS = 200  # of each parameter of a refused question kept in the audit
+PARAMS_KEPT = 20  # parameters of a refused question kept (50,000 made a 640 KB audit row)
+MAX_BODY = 64 * 1024  # a POST body (the largest real one, an erasure, is under 200 bytes)
+
+
+class BodyRefused(Exception):
+    """A POST body refused before it is parsed: 413 (too large) or 415 (not JSON)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def json_body(request: Request) -> dict:
+    """The POST body as a JSON object, reading at most ``MAX_BODY`` bytes of it (a 20 MB body
+    was read and parsed whole). A body declared as another type (``text/plain``, a form) is
+    refused rather than read as JSON: what a body is must not depend on who reads it. No
+    Content-Type at all is read as JSON (``curl --data-binary``, scripts)."""
+    kind = request.headers.get("content-type")
+    if kind is not None:
+        media = kind.split(";", 1)[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            raise BodyRefused(415, "send the body as Content-Type: application/json")
+    declared = request.headers.get("content-length", "")
+    if declared.isdecimal() and int(declared) > MAX_BODY:
+        raise BodyRefused(413, f"the body may be at most {MAX_BODY} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:  # chunked, or a Content-Length that lied
+            raise BodyRefused(413, f"the body may be at most {MAX_BODY} bytes")
+    return qp.json_object(bytes(raw))
 
 
 def create_app(
@@ -115,8 +148,11 @@ def create_app(
             if error:
                 # a refused caller's parameters are not kept: only who, what and the status;
                 # a bad question's are, cut short
+                # (the first PARAMS_KEPT of them, names cut too: a token holder's 50,000
+                # made-up parameters were all kept)
+                kept = islice(call.params.items(), PARAMS_KEPT) if call else ()
                 asked = (
-                    {"params": {k: v[:PARAM_CHARS] for k, v in call.params.items()}}
+                    {"params": {k[:PARAM_CHARS]: v[:PARAM_CHARS] for k, v in kept}}
                     if call and status == 400
                     else {}
                 )
@@ -130,7 +166,9 @@ def create_app(
             return answer
 
         async def refuse(request: Request, call: Call | None, status: int, error: str):
-            if status in (401, 503) and not denied.allow(_client_ip(request)):
+            # every call without a valid token (401, 503, and a 400 for two Authorization
+            # lines) counts against the caller's address: none of them may fill the audit
+            if call is None and not denied.allow(_client_ip(request)):
                 return JSONResponse(
                     {"error": "too many calls without a valid token"},
                     429,
@@ -146,6 +184,11 @@ def create_app(
             return JSONResponse({"error": error}, status, headers=auth)
 
         async def handler(request: Request) -> JSONResponse:
+            if len(request.headers.getlist("authorization")) > 1:
+                # which line counts is a guess (this app read the first, a proxy or a log
+                # may read the last): a low-privilege token first and an admin's second
+                # would be two callers in one request (RFC 6750 section 3.1: invalid_request)
+                return await refuse(request, None, 400, "send one Authorization header")
             try:
                 who = auth.principal(request.headers.get("authorization"))
             except TokensUnavailable as exc:
@@ -156,11 +199,12 @@ def create_app(
             if who.role not in roles:
                 return await refuse(request, call, 403, f"role {who.role!r} may not call {name}")
             try:
+                qp.refuse_repeats(call.params)
                 if method == "POST":
-                    call.body = await request.json()
-                    if not isinstance(call.body, dict):
-                        raise QueryError("the body must be a JSON object")
+                    call.body = await json_body(request)
                 answer = await run_in_threadpool(guarded, call, 200, None)
+            except BodyRefused as exc:
+                return await refuse(request, call, exc.status, str(exc))
             except UnknownSite as exc:
                 return await refuse(request, call, 404, str(exc))
             except WarehouseBusy:
@@ -299,8 +343,8 @@ def create_app(
     async def healthz(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    return Starlette(
-        middleware=[Middleware(GZipMiddleware, minimum_size=1000)],
+    app = Starlette(
+        middleware=[Middleware(SecurityHeaders), Middleware(GZipMiddleware, minimum_size=1000)],
         routes=[
             *pages.routes(),
             Route("/healthz", healthz),
@@ -327,6 +371,11 @@ def create_app(
             endpoint("me", ROLES, me),
         ],
     )
+    # no "/api/x/" -> "/api/x" redirect: Starlette wrote it as an absolute URL from the
+    # client's Host header (Host: evil.example -> Location: http://evil.example/api/x), an
+    # open redirect for anyone who can poison a cache or a proxy's Host; a 404 says it plainly
+    app.router.redirect_slashes = False
+    return app
 
 
 def _client_ip(request: Request) -> str:

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass
@@ -53,8 +54,37 @@ def cli_token_path(settings: Settings) -> Path:
     return settings.data_dir / "keys" / "cli-admin.token"
 
 
+#: RFC 6750's b64token, at most 512 characters: Mayak's own tokens are "mk_" + URL-safe base64
+#: (about 50). Anything else (a NUL, a C1 control or NBSP, a look-alike letter, a comma of two
+#: merged header lines, a megabyte) is no token and is never hashed or looked up.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+MAX_TOKEN_CHARS = 512
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>``, or None. The scheme is matched without
+    regard to case (RFC 9110 section 11.1: ``bearer`` is ``Bearer``) and followed by one or
+    more spaces; a bare token or another scheme is None (RFC 6750 section 2.1). Only HTTP's own
+    whitespace is trimmed: ``str.strip`` also dropped U+001F, U+0085 and U+00A0, so a token
+    followed by any of them was accepted."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip(" \t")
+    if scheme.lower() != "bearer" or len(token) > MAX_TOKEN_CHARS:
+        return None
+    return token if _B64TOKEN.fullmatch(token) else None
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def valid_name(name: object) -> bool:
+    """A token name (and so a researcher's name): 1-128 letters, digits, '-', '_', '.'."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 128
+        and name.replace("-", "").replace("_", "").replace(".", "").isalnum()
+    )
 
 
 def add_token(path: Path, name: str, role: str) -> str:
@@ -62,7 +92,7 @@ def add_token(path: Path, name: str, role: str) -> str:
     once)."""
     if role not in ROLES:
         raise MayakError(f"unknown role {role!r} -> use one of {', '.join(ROLES)}")
-    if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+    if not valid_name(name):
         raise MayakError(f"token name {name!r}: letters, digits, '-', '_', '.' -> e.g. ana.product")
     token = "mk_" + secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,8 +147,11 @@ class Authenticator:
     def principal(self, authorization: str | None) -> Principal | None:
         """The caller, or None (no or unknown token). Raises ``TokensUnavailable`` for every
         caller but the CLI when the tokens file cannot be read."""
-        token = (authorization or "").removeprefix("Bearer ").strip()
+        token = bearer_token(authorization)
         if token and hmac.compare_digest(token.encode(), self.cli_token.encode()):
             return Principal("cli", "admin")
         self._load()
+        # a dict keyed by the SHA-256 of the token: lookup time depends on the digest of what
+        # was sent, never on how much of a real token it shares, so it leaks nothing that helps
+        # guess one (the CLI token, compared as itself, uses hmac.compare_digest above)
         return self._by_digest.get(_digest(token)) if token else None

@@ -366,6 +366,16 @@ COLLECTOR_PATHS: dict[str, dict[str, dict]] = {
 }
 
 
+# every POST of the dashboards reads a JSON body (dashboards.app.json_body)
+for _ops in PATHS.values():
+    if "post" in _ops:
+        _ops["post"]["responses"].update(
+            {
+                "413": _error("the body is larger than 64 KB"),
+                "415": _error("the body is declared as another type than application/json"),
+            }
+        )
+
 PATHS["/static/{asset}"]["get"]["responses"]["404"] = {
     "description": "no such asset",
     "content": {"text/plain": {}},

@@ -6,9 +6,11 @@ ClickHouse, so bad input is a 400 naming the field, never a 500 or a silently wr
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
+import orjson
 from starlette.datastructures import QueryParams
 
 from mayak.clock import SYSTEM_CLOCK, Clock
@@ -17,6 +19,42 @@ from warehouse.question import DATE_MAX, DATE_MIN, MAX_DAYS, Query, QueryError
 DEFAULT_DAYS = 30
 AUDIT_MAX_LIMIT = 1000
 MAX_SENT = 100_000_000
+#: the query parameters that may be given more than once (``dashboards.openapi`` says so too)
+REPEATABLE = frozenset({"filter", "step", "goal"})
+
+
+def refuse_repeats(params: QueryParams) -> None:
+    """A 400 for ``?site=a&site=b``: which one counts is a guess (Starlette takes the last, a
+    proxy or a log reader may take the first), so the audit and the question could disagree
+    (HTTP parameter pollution). Only ``REPEATABLE`` parameters may come more than once."""
+    seen: set[str] = set()
+    for name, _ in params.multi_items():
+        if name in seen and name not in REPEATABLE:
+            raise QueryError(f"query parameter {name[:40]!r} given more than once")
+        seen.add(name)
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        raise QueryError("the body repeats a key")
+    return body
+
+
+def json_object(raw: bytes) -> dict:
+    """A request body as a JSON object, read strictly (RFC 8259): UTF-8 without a BOM, no NaN
+    or Infinity, no number beyond a double, no lone surrogate (which ClickHouse's client
+    cannot encode), at most 1024 levels deep (``json`` alone hit RecursionError, a 500), and
+    no key twice (``{"customer": "a", "customer": "b"}``: ``json`` keeps the last, a proxy or
+    a log reader may see the first)."""
+    try:
+        orjson.loads(raw)  # the strict grammar; the text is read again for its duplicate keys
+        body = json.loads(raw, object_pairs_hook=_unique_keys)
+    except (orjson.JSONDecodeError, RecursionError) as exc:
+        raise QueryError(f"the body is not valid JSON: {str(exc)[:100]}") from exc
+    if not isinstance(body, dict):
+        raise QueryError("the body must be a JSON object")
+    return body
 
 
 def _csv(params: QueryParams, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from starlette.datastructures import QueryParams
 
 from dashboards import params as qp
+from dashboards.auth import valid_name
 from dashboards.dp import Accountant, Mechanism, Plan
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
@@ -454,9 +455,14 @@ def set_budget(client: Client, body: dict, actor: str, clock: Clock = SYSTEM_CLO
         delta = float(body.get("delta", 0.0))
     except (TypeError, ValueError) as exc:
         raise QueryError("epsilon and delta must be numbers") from exc
+    researcher = body.get("researcher", "")
+    # a budget belongs to a token name: anything else (a NUL, 100,000 characters, an object
+    # turned into "{'a': 1}") could never be spent and only filled the ledger
+    if not valid_name(researcher):
+        raise QueryError("researcher must be a token name: 1-128 letters, digits, '-', '_', '.'")
     done = ledger.set_budget(
         client,
-        str(body.get("researcher", "")),
+        researcher,
         epsilon,
         delta,
         str(body.get("period", "month")),

@@ -8,11 +8,8 @@ the hostile part neutralised; never a 5xx or a logged traceback."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -25,6 +22,7 @@ from producers.collector import door
 from producers.collector.app import create_app
 from producers.collector.limits import TooLarge, read_capped
 from tests.producers.test_collector import KEY, FakeOutbox, ev
+from tests.raw_http import exchange, serving
 
 IP_KEY = crypto.ip_cipher_key(base64.b64decode(KEY))
 PROXY = "203.0.113.9"  # the load balancer, in collector_trusted_proxies
@@ -293,28 +291,12 @@ def served(tmp_path_factory) -> Iterator[tuple[int, FakeOutbox]]:
         ws="none",
         lifespan="off",
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    yield port, box
-    server.should_exit = True
-    thread.join(10)
+    with serving(config):
+        yield port, box
 
 
 def _exchange(port: int, request: bytes) -> bytes:
-    out = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        with contextlib.suppress(OSError):  # it may answer and close before reading it all
-            sock.sendall(request)
-            sock.shutdown(socket.SHUT_WR)
-        with contextlib.suppress(OSError):
-            while chunk := sock.recv(65536):
-                out += chunk
-    return out
+    return exchange(port, request, half_close=True)
 
 
 _BODY = json.dumps(ev()).encode()
