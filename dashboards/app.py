@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
@@ -85,10 +85,13 @@ async def json_body(request: Request) -> dict:
     if declared.isdecimal() and int(declared) > MAX_BODY:
         raise BodyRefused(413, f"the body may be at most {MAX_BODY} bytes")
     raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:  # chunked, or a Content-Length that lied
-            raise BodyRefused(413, f"the body may be at most {MAX_BODY} bytes")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY:  # chunked, or a Content-Length that lied
+                raise BodyRefused(413, f"the body may be at most {MAX_BODY} bytes")
+    except ClientDisconnect:  # nobody reads the answer; the audit says what happened
+        raise BodyRefused(400, "the client went away before the body's end") from None
     return qp.json_object(bytes(raw))
 
 

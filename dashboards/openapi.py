@@ -115,6 +115,20 @@ def _op(
     return op
 
 
+def _post(
+    summary: str, roles: tuple[str, ...], body: dict | None = None, tag: str = "admin"
+) -> dict:
+    """``_op`` for a POST: every one reads a JSON body (``dashboards.app.json_body``)."""
+    op = _op(summary, roles, body=body, tag=tag)
+    op["responses"].update(
+        {
+            "413": _error("the body is larger than 64 KB"),
+            "415": _error("the body is declared as another type than application/json"),
+        }
+    )
+    return op
+
+
 def _param(key: str) -> dict:
     schema, text, repeatable = PARAMS[key]
     name = key.removeprefix("research_")
@@ -221,7 +235,7 @@ PATHS: dict[str, dict[str, dict]] = {
     },
     "/api/marketing/campaigns/{campaign_id}/sends": {
         "post": {
-            **_op(
+            **_post(
                 "Register a send of a campaign",
                 MARKETING,
                 body={"site": _S, "sent": _I, "sent_on": {**_S, "format": "date"}},
@@ -241,7 +255,7 @@ PATHS: dict[str, dict[str, dict]] = {
     },
     "/api/research/budget": {"get": _op("The caller's privacy budget", RESEARCH, tag="research")},
     "/api/admin/research/budget": {
-        "post": _op(
+        "post": _post(
             "Set a researcher's privacy budget",
             ADMIN,
             body={
@@ -255,7 +269,7 @@ PATHS: dict[str, dict[str, dict]] = {
     },
     "/api/admin/research/budgets": {"get": _op("Every researcher's budget", ADMIN, tag="admin")},
     "/api/admin/erase": {
-        "post": _op(
+        "post": _post(
             "Erase a portal customer's events (and opt out)",
             ADMIN,
             body={"customer": _S, "opt_out": {"type": "boolean"}},
@@ -263,10 +277,12 @@ PATHS: dict[str, dict[str, dict]] = {
         )
     },
     "/api/admin/export": {
-        "post": _op("Export a portal customer's events", ADMIN, body={"customer": _S}, tag="admin")
+        "post": _post(
+            "Export a portal customer's events", ADMIN, body={"customer": _S}, tag="admin"
+        )
     },
     "/api/admin/sweep": {
-        "post": _op("Delete late arrivals of erased customers", ADMIN, tag="admin")
+        "post": _post("Delete late arrivals of erased customers", ADMIN, tag="admin")
     },
     "/api/admin/audit": {
         "get": _op("Recent API calls (who, what, status)", ADMIN, ["limit"], tag="admin")
@@ -365,16 +381,6 @@ COLLECTOR_PATHS: dict[str, dict[str, dict]] = {
     },
 }
 
-
-# every POST of the dashboards reads a JSON body (dashboards.app.json_body)
-for _ops in PATHS.values():
-    if "post" in _ops:
-        _ops["post"]["responses"].update(
-            {
-                "413": _error("the body is larger than 64 KB"),
-                "415": _error("the body is declared as another type than application/json"),
-            }
-        )
 
 PATHS["/static/{asset}"]["get"]["responses"]["404"] = {
     "description": "no such asset",

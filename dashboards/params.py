@@ -13,14 +13,15 @@ from zoneinfo import ZoneInfo
 import orjson
 from starlette.datastructures import QueryParams
 
+from dashboards.openapi import PARAMS
 from mayak.clock import SYSTEM_CLOCK, Clock
 from warehouse.question import DATE_MAX, DATE_MIN, MAX_DAYS, Query, QueryError
 
 DEFAULT_DAYS = 30
 AUDIT_MAX_LIMIT = 1000
 MAX_SENT = 100_000_000
-#: the query parameters that may be given more than once (``dashboards.openapi`` says so too)
-REPEATABLE = frozenset({"filter", "step", "goal"})
+#: the query parameters that may be given more than once: those the API's description says so of
+REPEATABLE = frozenset(name for name, (_, _, repeats) in PARAMS.items() if repeats)
 
 
 def refuse_repeats(params: QueryParams) -> None:

@@ -98,6 +98,8 @@ class Collector:
             settings.collector_rate_per_s, settings.collector_rate_burst, clock=clock
         )
         self.trusted = door.parse_networks(settings.collector_trusted_proxies)
+        # only the header the proxies write is read: a proxy that writes X-Forwarded-For
+        # passes a client's own Forwarded through untouched, and the other way round
         self.proxy_header = settings.collector_proxy_header
         self.rfc7239 = self.proxy_header == "forwarded"
         for globs in settings.collector_sites.values():  # a bad pattern fails at start-up

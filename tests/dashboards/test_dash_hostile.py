@@ -86,10 +86,11 @@ def _asgi(
     query: bytes = b"",
     headers: Sequence[tuple[bytes, bytes]] = (),
     chunks: Sequence[bytes] = (b"",),
+    complete: bool = True,
 ) -> tuple[int, dict[bytes, bytes], bytes]:
     """One request straight into the ASGI app: raw header bytes, a path exactly as a server
     decoded it, a query string longer than an HTTP client will build, a body in chunks with no
-    Content-Length."""
+    Content-Length (``complete=False``: the client goes away before the body's end)."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -105,7 +106,7 @@ def _asgi(
         "server": ("127.0.0.1", 8401),
     }
     pending = [
-        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+        {"type": "http.request", "body": c, "more_body": not complete or i < len(chunks) - 1}
         for i, c in enumerate(chunks)
     ]
     answer: dict = {"status": None, "headers": {}, "body": b""}
@@ -581,6 +582,21 @@ def test_a_large_body_is_refused_without_being_read(env) -> None:
     chunks = [b'{"customer": "c1", "pad": "'] + [b"a" * 10_000] * 10 + [b'"}']
     status, _, _ = _asgi(env.app, "POST", "/api/admin/export", headers=admin, chunks=chunks)
     assert status == 413
+
+
+def test_a_client_gone_before_the_body_ends_is_no_server_error(env) -> None:
+    """The connection closed half-way through an erasure's body: nothing erased, no 500 and
+    no traceback (Starlette's ClientDisconnect went up to the server)."""
+    admin = [(b"authorization", f"Bearer {env.tokens['admin']}".encode())]
+    status, _, body = _asgi(
+        env.app,
+        "POST",
+        "/api/admin/erase",
+        headers=admin,
+        chunks=[b'{"customer": '],
+        complete=False,
+    )
+    assert status == 400 and b"went away" in body
 
 
 # --- the same on a real server (uvicorn as `mayak dashboards` runs it) ----------------------
