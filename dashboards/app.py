@@ -3,11 +3,12 @@
 Responsible for authentication (``dashboards.auth``, no anonymous access), role checks, and
 auditing every call (``query_audit``: who, role, endpoint, the question, cells returned,
 status; a refused call without its parameters). Calls without a valid token are rate-limited
-per client IP. Every number comes through the warehouse read path (``warehouse.query`` /
-``warehouse.reports``), never from SQL written here, and every question runs under the
-ClickHouse limits of ``warehouse.client.read_limits`` (beyond them: 422 "query too heavy").
-The ClickHouse client is injected: with embedded chDB the worker process owns the only client
-and serves this app from a thread.
+per client IP (behind a proxy, only ``dashboards_trusted_proxies`` may name it). Every number
+comes through the warehouse read path (``warehouse.query`` / ``warehouse.reports``), never
+from SQL written here, and every question runs under the ClickHouse limits of
+``warehouse.client.read_limits`` (beyond them: 422 "query too heavy"). The ClickHouse client
+is injected: with embedded chDB the worker process owns the only client and serves this app
+from a thread (``dashboards.serve``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dashboards.calls import Answer, Call
 from dashboards.headers import SecurityHeaders
 from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH, ROLES, either
 from dashboards.tables import respond
+from mayak.client_address import client_ip, parse_networks, rate_bucket
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
 from mayak.install import refuse_lost_keys
@@ -105,6 +107,7 @@ def create_app(
     ``clock``: today's date, realtime figures, budget periods, audit and erasure times."""
     auth = Authenticator(settings)
     scrub.configure(settings.customer_id_pattern)  # the audit scrubs what users ask
+    address_of = client_address(settings)
     denied = RateLimiter(
         settings.dashboards_unauth_rate_per_s, settings.dashboards_unauth_burst, clock=clock
     )
@@ -171,7 +174,7 @@ def create_app(
         async def refuse(request: Request, call: Call | None, status: int, error: str):
             # every call without a valid token (401, 503, and a 400 for two Authorization
             # lines) counts against the caller's address: none of them may fill the audit
-            if call is None and not denied.allow(_client_ip(request)):
+            if call is None and not denied.allow(address_of(request)):
                 return JSONResponse(
                     {"error": "too many calls without a valid token"},
                     429,
@@ -381,5 +384,17 @@ def create_app(
     return app
 
 
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+def client_address(settings: Settings) -> Callable[[Request], str]:
+    """The rate-limit bucket of a request's client: the socket peer, or what a trusted proxy
+    names in the configured header (``mayak.client_address``); an IPv6 client's /64."""
+    trusted = parse_networks(settings.dashboards_trusted_proxies)
+    header = settings.dashboards_proxy_header
+    rfc7239 = header == "forwarded"
+
+    def of(request: Request) -> str:
+        peer = request.client.host if request.client else ""
+        # every line, in order: a client's own line before the proxy's must not win
+        lines = ", ".join(request.headers.getlist(header)) or None
+        return rate_bucket(client_ip(peer, lines, trusted, rfc7239))
+
+    return of

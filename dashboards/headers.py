@@ -5,12 +5,14 @@
 * ``Cache-Control: no-store`` on every ``/api/`` answer, refusals included: figures, exports,
   the audit and an erasure's result must not stay in a browser's or a proxy's cache after the
   tab is closed (the pages themselves hold no figure and say ``no-cache``).
-* ``X-Frame-Options: DENY`` and ``Content-Security-Policy: frame-ancestors 'none'`` on
-  everything: no page is meant to be framed, and a framed admin page with a token in its
-  localStorage could be clickjacked into an erasure. (Plausible and Matomo send the same two,
-  as SAMEORIGIN, since they embed their own dashboards; Mayak embeds none.)
-
-A full Content-Security-Policy for scripts is not sent: four pages carry inline scripts.
+* ``X-Frame-Options: DENY`` and CSP ``frame-ancestors 'none'`` on everything: no page is
+  meant to be framed, and a framed admin page with a token in its localStorage could be
+  clickjacked into an erasure. (Plausible and Matomo send the same two, as SAMEORIGIN, since
+  they embed their own dashboards; Mayak embeds none.)
+* The rest of the ``Content-Security-Policy``: scripts, styles, images and API calls from this
+  origin only, no inline script and no ``eval``. The pages keep every script in /static, so a
+  value some API answer echoes that slipped past ``textContent`` into markup still runs
+  nothing, and a stolen-token script cannot be injected or sent elsewhere (``connect-src``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 EVERY_ANSWER = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Content-Security-Policy": "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    ),
 }
 
 

@@ -120,7 +120,7 @@ def worker(
     reset_keys: bool = typer.Option(False, help=RESET_HELP),
 ) -> None:
     """Run the stream worker (Faust): raw -> enriched -> ClickHouse."""
-    from dashboards.app import create_app as create_dashboards
+    from dashboards.serve import server_config as create_dashboards
     from stream_jobs.worker import run_worker
 
     settings = Settings()
@@ -191,6 +191,7 @@ def dashboards_cmd() -> None:
     import uvicorn
 
     from dashboards.app import create_app
+    from dashboards.serve import server_options
     from warehouse.client import client_from_settings
 
     settings = Settings()
@@ -199,12 +200,7 @@ def dashboards_cmd() -> None:
             "with embedded ClickHouse the worker serves the dashboards "
             "(`mayak worker --dashboards`); set MAYAK_CLICKHOUSE_DSN=http://... to run them alone"
         )
-    uvicorn.run(
-        create_app(settings, client_from_settings(settings)),
-        host=settings.dashboards_host,
-        port=settings.dashboards_port,
-        log_level="warning",
-    )
+    uvicorn.run(create_app(settings, client_from_settings(settings)), **server_options(settings))
 
 
 @app.command()

@@ -6,6 +6,7 @@ Each process builds ``Settings()`` at start-up and passes it down; nothing deepe
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -182,6 +183,11 @@ class Settings(BaseSettings):
     # calls without a valid token, per client IP: sustained per second and burst (then 429)
     dashboards_unauth_rate_per_s: float = Field(0.5, gt=0)
     dashboards_unauth_burst: int = Field(10, ge=1)
+    # peers (IPs or CIDRs) whose proxy header names the dashboards' client (for that rate
+    # limit), and which header: as the collector's two settings. Empty: the socket peer, and no
+    # header is believed (uvicorn's own default trusted X-Forwarded-For from 127.0.0.1)
+    dashboards_trusted_proxies: list[str] = []
+    dashboards_proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     # every dashboard/research query: ClickHouse time, memory and GROUP BY size limits
     # (beyond them the caller gets 422 "query too heavy"); one query runs at a time in
     # embedded mode, so the time limit also bounds how long a query waits behind another
@@ -200,6 +206,18 @@ class Settings(BaseSettings):
     research_budget_delta: float = Field(1e-5, ge=0, lt=1)
     # dates and hour-of-day/weekday of reports are in this zone
     report_timezone: str = REPORT_TIMEZONE
+
+    @field_validator("collector_trusted_proxies", "dashboards_trusted_proxies")
+    @classmethod
+    def _networks(cls, specs: list[str]) -> list[str]:
+        for spec in specs:
+            try:
+                ipaddress.ip_network(spec.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{spec!r} is not an IP address or network (e.g. 10.0.0.7, 10.0.0.0/8)"
+                ) from None
+        return specs
 
     @field_validator("customer_id_pattern")
     @classmethod

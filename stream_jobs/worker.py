@@ -48,8 +48,9 @@ from warehouse.engine_pages import release_startup_pages
 from warehouse.migrate import migrate
 from warehouse.repair import recount_bot_hits
 
-#: Builds the dashboards' ASGI app on the worker's client (``dashboards.app.create_app``).
-DashboardsFactory = Callable[[Settings, Any], Any]
+#: Builds the dashboards' server on the worker's client (``dashboards.serve.server_config``:
+#: a uvicorn.Config).
+DashboardsFactory = Callable[[Settings, Any], uvicorn.Config]
 
 if TYPE_CHECKING:
     import faust
@@ -59,14 +60,8 @@ if TYPE_CHECKING:
 def serve_dashboards_in_thread(
     settings: Settings, client: Client, create_dashboards: DashboardsFactory
 ) -> threading.Thread:
-    config = uvicorn.Config(
-        create_dashboards(settings, client),
-        host=settings.dashboards_host,
-        port=settings.dashboards_port,
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)  # off the main thread uvicorn installs no signal handlers
+    # off the main thread uvicorn installs no signal handlers
+    server = uvicorn.Server(create_dashboards(settings, client))
     thread = threading.Thread(target=server.run, name="dashboards", daemon=True)
     thread.start()
     return thread

@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from contract import raw_seal
 from contract.schema import ClientEvent, field_of
+from mayak.client_address import client_ip, parse_networks, rate_bucket
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.ratelimit import RateLimiter
 from mayak.settings import Settings
@@ -97,7 +98,7 @@ class Collector:
         self.limiter = RateLimiter(
             settings.collector_rate_per_s, settings.collector_rate_burst, clock=clock
         )
-        self.trusted = door.parse_networks(settings.collector_trusted_proxies)
+        self.trusted = parse_networks(settings.collector_trusted_proxies)
         # only the header the proxies write is read: a proxy that writes X-Forwarded-For
         # passes a client's own Forwarded through untouched, and the other way round
         self.proxy_header = settings.collector_proxy_header
@@ -142,7 +143,7 @@ class Collector:
     def _ip(self, request: Request) -> str:
         peer = request.client.host if request.client else None
         forwarded = ", ".join(request.headers.getlist(self.proxy_header)) or None
-        return door.client_ip(peer, forwarded, self.trusted, self.rfc7239)
+        return client_ip(peer, forwarded, self.trusted, self.rfc7239)
 
     def _cors(self, origin: str | None) -> dict[str, str]:
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
@@ -184,13 +185,13 @@ class Collector:
     async def _judge(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> RawResponse:
         """The answer to one POST /e, from its wanted headers (``_collect``)."""
         client = scope.get("client")
-        ip = door.client_ip(
+        ip = client_ip(
             client[0] if client else None,
             headers.get(self.proxy_header),
             self.trusted,
             self.rfc7239,
         )
-        bucket = door.rate_bucket(ip)
+        bucket = rate_bucket(ip)
         if not self.limiter.allow(bucket):
             return self.refuse_raw(
                 429, "rate_limited", "too many requests", headers={"Retry-After": "1"}

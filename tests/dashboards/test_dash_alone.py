@@ -37,6 +37,8 @@ def test_dashboards_alone_serve_from_a_clickhouse_server_dsn(
     assert result.exit_code == 0, result.output
     assert [s.clickhouse_dsn for s in opened] == ["http://mayak:secret@clickhouse:8123"]
     assert (served["host"], served["port"]) == ("0.0.0.0", 8401)
+    # the app reads the client's address itself (dashboards_trusted_proxies), not uvicorn
+    assert served["proxy_headers"] is False
     assert TestClient(served["app"]).get("/healthz").text == "ok"
     # no token file: the API fails closed (503), it does not answer anonymously
     refused = TestClient(served["app"]).get("/api/stats/summary?site=elegal")

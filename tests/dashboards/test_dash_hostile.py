@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,8 @@ from dashboards import openapi
 from dashboards import params as qp
 from dashboards.app import create_app
 from dashboards.auth import add_token, tokens_path
+from dashboards.serve import server_config
+from mayak.kafka_local import free_port
 from mayak.settings import Settings
 from tests.raw_http import exchange, serving
 from tests.warehouse.samples import (
@@ -365,7 +368,12 @@ def test_pages_refuse_to_be_framed(env, path) -> None:
     got = env.api.get(path)
     assert got.status_code == 200 and got.headers["content-type"].startswith("text/html")
     assert got.headers["x-frame-options"] == "DENY"
-    assert got.headers["content-security-policy"] == "frame-ancestors 'none'"
+    directives = got.headers["content-security-policy"].split(";")
+    policy = dict(d.strip().split(" ", 1) for d in directives)
+    assert policy["frame-ancestors"] == "'none'"
+    # and no inline script: every page's scripts are files (tests/dashboards/test_dash_roles.py
+    # runs each page under this policy in Chromium)
+    assert policy["script-src"] == "'self'" and policy["default-src"] == "'self'"
     assert got.headers["x-content-type-options"] == "nosniff"
 
 
@@ -604,11 +612,8 @@ def test_a_client_gone_before_the_body_ends_is_no_server_error(env) -> None:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[int, dict[str, str]]]:
-    """The dashboards on uvicorn with its defaults (httptools), logging to the root logger so
-    that ``caplog`` sees a traceback."""
-    import uvicorn
-
-    from mayak.kafka_local import free_port
+    """The dashboards on uvicorn as every Mayak process serves them (``dashboards.serve``),
+    logging to the root logger so that ``caplog`` sees a traceback."""
 
     wh = fresh_database()
     migrate(wh)
@@ -618,10 +623,7 @@ def served(tmp_path_factory) -> Iterator[tuple[int, dict[str, str]]]:
     tokens = {role: add_token(tokens_path(settings), f"t.{role}", role) for role in ROLES}
     keys = KeyStore(data / "keys.db")
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, wh, keys), host="127.0.0.1", port=port, log_config=None, lifespan="off"
-    )
-    with serving(config):
+    with serving(server_config(settings, wh, keys, port=port, log_config=None, lifespan="off")):
         yield port, tokens
     keys.close()
     drop(wh)
@@ -729,3 +731,92 @@ def test_a_body_announced_huge_is_refused_at_once(served) -> None:
     chunks = b"".join(b"4000\r\n" + b" " * 0x4000 + b"\r\n" for _ in range(7)) + b"0\r\n\r\n"
     answer = _exchange(port, head + b"Transfer-Encoding: chunked\r\n\r\n" + chunks)
     assert _status(answer) == 413
+
+
+# --- who the client is, as the rate limit of token-less calls counts it ------------------------
+
+
+@contextlib.contextmanager
+def _limited(tmp_path, wh, **over) -> Iterator[int]:
+    """A real server whose token-less calls get a burst of 3 and then 429 (no refill within
+    the test), with ``over`` settings; yields its port."""
+    settings = Settings(
+        data_dir=tmp_path,
+        dashboards_unauth_burst=3,
+        dashboards_unauth_rate_per_s=0.001,
+        **over,
+    )
+    add_token(tokens_path(settings), "t.admin", "admin")
+    port = free_port()
+    with serving(server_config(settings, wh, None, port=port, log_config=None, lifespan="off")):
+        yield port
+
+
+def _tokenless(port: int, *lines: bytes) -> int:
+    return _status(_exchange(port, _get(b"/api/me", *lines)))
+
+
+def test_a_client_cannot_name_its_own_address_without_a_trusted_proxy(tmp_path, wh) -> None:
+    """No proxy configured: X-Forwarded-For and Forwarded are not read, so a new forged address
+    per call does not get a new burst. Before, uvicorn's default believed X-Forwarded-For from
+    127.0.0.1 (any process on the host, or a proxy passing a client's header on): six calls,
+    six 401s, and the audit as full as the client liked."""
+    with _limited(tmp_path, wh) as port:
+        codes = [
+            _tokenless(port, f"X-Forwarded-For: 198.51.100.{i}".encode(), b"Forwarded: for=1.2.3.4")
+            for i in range(6)
+        ]
+    assert codes == [401] * 3 + [429] * 3
+
+
+def test_a_trusted_proxy_names_the_client(tmp_path, wh) -> None:
+    """With the proxy trusted, each client gets its own burst; the right-most address that is
+    not a trusted proxy is the client (a forged left-most hop changes nothing), and every
+    header line counts (a client's own line first does not win)."""
+    with _limited(tmp_path, wh, dashboards_trusted_proxies=["127.0.0.1"]) as port:
+        one = b"X-Forwarded-For: 198.51.100.7"
+        first = [_tokenless(port, one) for _ in range(3)]
+        forged = [
+            _tokenless(port, b"X-Forwarded-For: 6.6.6.6, 198.51.100.7"),
+            _tokenless(port, b"X-Forwarded-For: 6.6.6.7", one),
+        ]
+        other = _tokenless(port, b"X-Forwarded-For: 198.51.100.8")
+        # the proxy's own address on the left is skipped too: the client stays .7
+        behind_two = _tokenless(port, b"X-Forwarded-For: 198.51.100.7, 127.0.0.1")
+    assert first == [401] * 3
+    assert forged == [429, 429]
+    assert other == 401
+    assert behind_two == 429
+
+
+def test_rfc_7239_forwarded_behind_a_proxy_that_writes_it(tmp_path, wh) -> None:
+    """``dashboards_proxy_header=forwarded``: the for= values are read, X-Forwarded-For is not
+    (the proxy passes a client's own header of the other kind through untouched)."""
+    over = {"dashboards_trusted_proxies": ["127.0.0.1"], "dashboards_proxy_header": "forwarded"}
+    with _limited(tmp_path, wh, **over) as port:
+        named = [
+            _tokenless(port, b'Forwarded: for="198.51.100.9:4711";proto=https') for _ in range(4)
+        ]
+        forged = _tokenless(port, b"Forwarded: for=198.51.100.9", b"X-Forwarded-For: 203.0.113.1")
+        other = _tokenless(port, b"Forwarded: for=198.51.100.10")
+    assert named == [401] * 3 + [429]
+    assert forged == 429
+    assert other == 401
+
+
+def test_an_ipv6_client_draws_from_its_slash_64(tmp_path, wh) -> None:
+    """One home line or VM holds a whole /64: a new address from it is the same client."""
+    with _limited(tmp_path, wh, dashboards_trusted_proxies=["127.0.0.1"]) as port:
+        codes = [
+            _tokenless(port, f"X-Forwarded-For: 2001:db8:1:2::{i:x}".encode()) for i in range(1, 6)
+        ]
+        other_line = _tokenless(port, b"X-Forwarded-For: 2001:db8:1:3::1")
+    assert codes == [401] * 3 + [429] * 2
+    assert other_line == 401
+
+
+@pytest.mark.parametrize("spec", ["localhost", "10.0.0.0/33", "1.2.3.4.5", ""])
+def test_a_trusted_proxy_that_is_no_address_is_a_clear_settings_error(tmp_path, spec) -> None:
+    for name in ("dashboards_trusted_proxies", "collector_trusted_proxies"):
+        with pytest.raises(ValueError, match="is not an IP address or network"):
+            Settings(data_dir=tmp_path, **{name: ["10.0.0.1", spec]})

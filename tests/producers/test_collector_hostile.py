@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from contract import crypto
+from mayak.client_address import forwarded_hops
 from mayak.settings import Settings
 from producers.collector import door
 from producers.collector.app import create_app
@@ -150,7 +151,7 @@ def test_only_the_configured_proxy_header_is_read(tmp_path) -> None:
 
 
 def test_forwarded_hops_parse_quoted_values_and_escapes() -> None:
-    assert door.forwarded_hops('for="a\\"b";by=x, FOR = 1.2.3.4 ;proto=http,,for=') == [
+    assert forwarded_hops('for="a\\"b";by=x, FOR = 1.2.3.4 ;proto=http,,for=') == [
         'a"b',
         "1.2.3.4",
         "",
