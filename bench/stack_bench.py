@@ -99,6 +99,20 @@ class Trees:
     def rss_bytes(self) -> float:
         return self._each(lambda p: p.memory_info().rss)
 
+    def thread_cpu(self, only: str) -> dict[int, tuple[str, float]]:
+        """Each live thread of tree ``only``: its kind (``thread_kind``) and CPU seconds."""
+        out: dict[int, tuple[str, float]] = {}
+        for proc in self.processes(only):
+            for task in Path(f"/proc/{proc.pid}/task").glob("*"):
+                try:
+                    kind = thread_kind((task / "comm").read_text().strip())
+                    fields = (task / "stat").read_text().rpartition(")")[2].split()
+                except OSError:  # the thread ended meanwhile
+                    continue
+                # utime and stime, fields 14 and 15 of stat (11 and 12 after the comm)
+                out[int(task.name)] = (kind, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+        return out
+
     def rss_mb_each(self) -> dict[str, float]:
         """RSS of each tree by name, in MB."""
         return {n: self._each(lambda p: p.memory_info().rss, n) / 2**20 for n in self.roots}
@@ -127,6 +141,30 @@ class Trees:
         self._stop.set()
         if self._thread:
             self._thread.join()
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_kind(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds each kind of thread spent between two ``thread_cpu`` readings (threads
+    that ended in between are missing: their time counts in the process's total only)."""
+    out: dict[str, float] = {}
+    for tid, (kind, seconds) in after.items():
+        out[kind] = out.get(kind, 0.0) + seconds - before.get(tid, (kind, 0.0))[1]
+    return out
+
+
+def thread_kind(comm: str) -> str:
+    """Whose a worker thread is: Python's own threads keep the process's name (Faust's
+    consumer, enrichment, the sink's rows, and the part of each chDB query run on the calling
+    thread), chDB names its own (``MergeMutate`` its merges; ``ThreadPool`` and the others its
+    query, insert and background pools)."""
+    if comm.startswith(("python", "mayak")):
+        return "python"
+    return "merges" if comm.startswith("MergeMutate") else "engine"
 
 
 def _rss_anon(proc: psutil.Process) -> float:
@@ -265,10 +303,14 @@ def run(
         token, url = ensure_cli_token(settings), f"{settings.collector_url}/e"
         _, warm = wrk_load(url, WARM_UP_S, work, rate)
         warm = wait_landed(summary, token, warm, procs, 300)
-        cpu0 = trees.cpu_seconds()
+        cpu0, threads0 = trees.cpu_seconds(), trees.thread_cpu("worker")
         rps, accepted = wrk_load(url, seconds, work, rate)
         landed = wait_landed(summary, token, warm + accepted, procs, 300) - warm
         per_tree = {name: t - cpu0[name] for name, t in trees.cpu_seconds().items()}
+        by_kind = cpu_by_kind(threads0, trees.thread_cpu("worker"))
+        threads = "threads: " + ", ".join(
+            f"{k} {t / landed * 1e6:.0f}" for k, t in sorted(by_kind.items(), key=lambda kv: -kv[1])
+        )
         cpu = sum(per_tree.values())
         peak_uss = trees.uss_bytes()
         trees.stop()
@@ -290,7 +332,10 @@ def run(
         cpu_us_per_event=(
             f"{cpu:.1f} s CPU for {landed:,} events landed (wrk {rps:,.0f} req/s, "
             f"{f'{rate:g} offered' if rate else 'full rate'}, {seconds:.0f} s); "
-            + ", ".join(f"{name} {t / landed * 1e6:.0f}" for name, t in per_tree.items())
+            + ", ".join(
+                f"{name} {t / landed * 1e6:.0f}" + (f" ({threads})" if name == "worker" else "")
+                for name, t in per_tree.items()
+            )
             + f" us; idle stack {idle_rate * 100:.1f}% of a core ("
             + ", ".join(f"{n} {r * 100:.1f}" for n, r in idle_each_cpu.items())
             + f"); load avg {load:.2f}"

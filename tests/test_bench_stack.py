@@ -70,6 +70,14 @@ def test_stack_step_measures_cpu_per_landed_event_and_memory(tmp_path: Path) -> 
     assert cpu == pytest.approx(seconds / landed * 1e6, rel=0.06)
     for name in ("broker", "worker", "collector"):
         assert name in details["cpu_us_per_event"] and name in details["stack_idle_mb"]
+    # the worker's share split by thread: its Python threads and chDB's own (the threads that
+    # ended during the load count in the worker's total only)
+    worker = int(re.search(r"worker (\d+)", details["cpu_us_per_event"]).group(1))
+    split = re.search(r"worker \d+ \(threads: ([^)]*)\)", details["cpu_us_per_event"])
+    assert split, details["cpu_us_per_event"]
+    kinds = {k: int(v) for k, v in re.findall(r"(\w+) (\d+)", split.group(1))}
+    assert set(kinds) <= {"python", "engine", "merges"} and kinds["python"] > 0
+    assert sum(kinds.values()) <= worker * 1.05 + 2
     assert "idle again after the load" in details["stack_idle_mb"]
     # the table prints each with its target and a met column
     table = results_table(results, details, keys=("cpu_us_per_event", "stack_idle_mb"))
@@ -143,3 +151,19 @@ def test_only_collector_prints_and_writes_the_collector_figures(
     bare = int(found.group(1).replace(",", ""))
     assert results["collector_ratio"] == pytest.approx(results["collector_eps"] / bare, rel=0.01)
     assert "load average" in text and "collector_p99_ms" in text
+
+
+def test_worker_threads_are_split_by_kind_counting_only_their_growth() -> None:
+    """A thread's CPU before the load is not the load's; a thread born during it counts from
+    zero; one that ended is missing (its time stays in the process's total)."""
+    before = {1: ("python", 10.0), 2: ("engine", 5.0), 3: ("engine", 7.0)}
+    after = {1: ("python", 12.5), 2: ("engine", 6.0), 4: ("merges", 0.5), 5: ("engine", 1.0)}
+    assert stack_bench.cpu_by_kind(before, after) == {"python": 2.5, "engine": 2.0, "merges": 0.5}
+    assert [
+        stack_bench.thread_kind(c) for c in ("python3.11", "mayak", "MergeMutate", "BgSchPool")
+    ] == [
+        "python",
+        "python",
+        "merges",
+        "engine",
+    ]
