@@ -159,7 +159,19 @@ def collector(
     """Run the collector (HTTP -> Kafka)."""
     import uvicorn
 
+    from producers.collector.door import sites_open_to_any_origin
+
     settings = Settings()
+    open_sites = sites_open_to_any_origin(settings.collector_sites)
+    if open_sites and settings.collector_host not in ("127.0.0.1", "::1", "localhost"):
+        # the default has the demo site, open to every page; fine on a laptop, not on a network
+        typer.echo(
+            f"warning: the collector listens on {settings.collector_host} and takes events for "
+            f"{', '.join(open_sites)} from any Origin: any web page can fill the warehouse "
+            "under that site.\n-> set MAYAK_COLLECTOR_SITES to your pages' Origins, e.g. "
+            '\'{"elegal": ["https://e-legal.az", "https://*.e-legal.az"]}\' (docker-compose.yml)',
+            err=True,
+        )
     # uvloop + httptools (the C event loop and parser); no access log (never log the client);
     # no uvicorn proxy-header rewriting: the collector trusts X-Forwarded-For itself, only from
     # MAYAK_COLLECTOR_TRUSTED_PROXIES

@@ -112,6 +112,11 @@ def _matches(parts: tuple[str, str, str], pattern: OriginPattern) -> bool:
     return host == pattern.host
 
 
+def sites_open_to_any_origin(sites: Mapping[str, Iterable[str]]) -> list[str]:
+    """The sites whose Origin list is the glob ``*`` (any page may send their events)."""
+    return sorted(site for site, globs in sites.items() if any(g.strip() == "*" for g in globs))
+
+
 def origin_allowed(origin: str | None, globs: Iterable[str]) -> bool:
     """No Origin header (server-to-server, curl) is allowed; a present one must match one of
     the site's patterns exactly in scheme, host and port (see ``parse_origin_glob``)."""
