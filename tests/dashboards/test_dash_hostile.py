@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -820,3 +821,25 @@ def test_a_trusted_proxy_that_is_no_address_is_a_clear_settings_error(tmp_path, 
     for name in ("dashboards_trusted_proxies", "collector_trusted_proxies"):
         with pytest.raises(ValueError, match="is not an IP address or network"):
             Settings(data_dir=tmp_path, **{name: ["10.0.0.1", spec]})
+
+
+def test_an_endless_header_is_cut_off_not_buffered(served) -> None:
+    """One header line streamed for ever: the server answers 400 and closes once the head
+    passes 16 KB. uvicorn's httptools protocol buffered it whole (200 MB sent, the process
+    199 MB larger; with embedded ClickHouse that process is the worker)."""
+    port, _ = served
+    offered, sent, chunk = 8 << 20, 0, b"a" * (64 << 10)
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        try:
+            sock.sendall(b"GET /api/me HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
+            while sent < offered:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:  # closed by the server: what is wanted
+            pass
+        with contextlib.suppress(OSError):
+            while data := sock.recv(65536):
+                answer += data
+    assert sent < offered // 2, "the server kept reading the endless header"
+    assert answer == b"" or _status(answer) == 400
