@@ -36,7 +36,7 @@ from dashboards.calls import Answer, Call
 from dashboards.headers import SecurityHeaders
 from dashboards.roles import ADMIN, MARKETING, PRODUCT, RESEARCH, ROLES, either
 from dashboards.tables import respond
-from mayak.client_address import client_ip, parse_networks, rate_bucket
+from mayak.client_address import ClientAddress, rate_bucket
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.errors import MayakError
 from mayak.install import refuse_lost_keys
@@ -387,14 +387,10 @@ def create_app(
 def client_address(settings: Settings) -> Callable[[Request], str]:
     """The rate-limit bucket of a request's client: the socket peer, or what a trusted proxy
     names in the configured header (``mayak.client_address``); an IPv6 client's /64."""
-    trusted = parse_networks(settings.dashboards_trusted_proxies)
-    header = settings.dashboards_proxy_header
-    rfc7239 = header == "forwarded"
+    addresses = ClientAddress(settings.dashboards_trusted_proxies, settings.dashboards_proxy_header)
 
     def of(request: Request) -> str:
-        peer = request.client.host if request.client else ""
-        # every line, in order: a client's own line before the proxy's must not win
-        lines = ", ".join(request.headers.getlist(header)) or None
-        return rate_bucket(client_ip(peer, lines, trusted, rfc7239))
+        peer = request.client.host if request.client else None
+        return rate_bucket(addresses.of(peer, request.headers.getlist(addresses.header)))
 
     return of

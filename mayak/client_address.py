@@ -18,6 +18,23 @@ def parse_networks(specs: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(s.strip(), strict=False) for s in specs)
 
 
+class ClientAddress:
+    """One service's reading of who sent a request: its trusted proxies and the one header
+    they name the client in (``x-forwarded-for`` or ``forwarded``). Only that header is read:
+    a proxy that writes one kind passes a client's own header of the other kind through
+    untouched."""
+
+    def __init__(self, trusted: Iterable[str], header: str) -> None:
+        self.trusted = parse_networks(trusted)
+        self.header = header
+        self.rfc7239 = header == "forwarded"
+
+    def of(self, peer: str | None, lines: Iterable[str]) -> str:
+        """The client's address from the socket peer and every line of ``header``, in order
+        (a client's own line before the proxy's must not win)."""
+        return client_ip(peer, ", ".join(lines) or None, self.trusted, self.rfc7239)
+
+
 def _in(ip: str, nets: tuple[Network, ...]) -> bool:
     try:
         addr = ipaddress.ip_address(ip)

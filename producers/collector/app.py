@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from contract import raw_seal
 from contract.schema import ClientEvent, field_of
-from mayak.client_address import client_ip, parse_networks, rate_bucket
+from mayak.client_address import ClientAddress, rate_bucket
 from mayak.clock import SYSTEM_CLOCK, Clock
 from mayak.ratelimit import RateLimiter
 from mayak.settings import Settings
@@ -98,11 +98,9 @@ class Collector:
         self.limiter = RateLimiter(
             settings.collector_rate_per_s, settings.collector_rate_burst, clock=clock
         )
-        self.trusted = parse_networks(settings.collector_trusted_proxies)
-        # only the header the proxies write is read: a proxy that writes X-Forwarded-For
-        # passes a client's own Forwarded through untouched, and the other way round
-        self.proxy_header = settings.collector_proxy_header
-        self.rfc7239 = self.proxy_header == "forwarded"
+        self.addresses = ClientAddress(
+            settings.collector_trusted_proxies, settings.collector_proxy_header
+        )
         for globs in settings.collector_sites.values():  # a bad pattern fails at start-up
             [door.parse_origin_glob(g) for g in globs]
         self._all_globs = tuple(g for globs in settings.collector_sites.values() for g in globs)
@@ -142,8 +140,7 @@ class Collector:
 
     def _ip(self, request: Request) -> str:
         peer = request.client.host if request.client else None
-        forwarded = ", ".join(request.headers.getlist(self.proxy_header)) or None
-        return client_ip(peer, forwarded, self.trusted, self.rfc7239)
+        return self.addresses.of(peer, request.headers.getlist(self.addresses.header))
 
     def _cors(self, origin: str | None) -> dict[str, str]:
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
@@ -185,12 +182,8 @@ class Collector:
     async def _judge(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> RawResponse:
         """The answer to one POST /e, from its wanted headers (``_collect``)."""
         client = scope.get("client")
-        ip = client_ip(
-            client[0] if client else None,
-            headers.get(self.proxy_header),
-            self.trusted,
-            self.rfc7239,
-        )
+        forwarded = headers.get(self.addresses.header)  # its lines joined by _collect
+        ip = self.addresses.of(client[0] if client else None, (forwarded,) if forwarded else ())
         bucket = rate_bucket(ip)
         if not self.limiter.allow(bucket):
             return self.refuse_raw(

@@ -25,6 +25,7 @@ from starlette.testclient import TestClient
 
 from dashboards.app import create_app
 from dashboards.auth import add_token, tokens_path
+from dashboards.serve import server_options
 from mayak.kafka_local import free_port
 from mayak.settings import REPORT_TIMEZONE, Settings
 from tests.producers.chromium import Chromium, chromium_path
@@ -46,13 +47,13 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
 
 
 class Served:
-    """The dashboards app on a free local port (uvicorn in a thread of this process)."""
+    """The dashboards app on a free local port (uvicorn in a thread of this process), with the
+    server options every Mayak process serves them with (``dashboards.serve``)."""
 
     def __init__(self, app) -> None:
         self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
+        options = {**server_options(Settings()), "host": "127.0.0.1", "port": self.port}
+        self.server = uvicorn.Server(uvicorn.Config(app, **options))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         while not self.server.started:
